@@ -1,0 +1,147 @@
+//! The Cellar: versioned kegs at `PREFIX/Cellar/NAME/VERSION`, staged on the same filesystem
+//! and renamed into place whole, each with its receipt.
+
+pub mod receipt;
+pub mod unpack;
+
+use std::path::{Path, PathBuf};
+
+use semver::Version;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CellarError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CellarError + '_ {
+    move |source| CellarError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Cellar {
+    root: PathBuf,
+}
+
+impl Cellar {
+    pub fn new(prefix: &Path) -> Cellar {
+        Cellar {
+            root: prefix.join("Cellar"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn keg(&self, name: &str, version: &Version) -> PathBuf {
+        self.root.join(name).join(version.to_string())
+    }
+
+    /// A keg counts as installed only with its receipt (a keg appears whole, receipt included).
+    pub fn is_installed(&self, name: &str, version: &Version) -> bool {
+        receipt::path(&self.keg(name, version)).is_file()
+    }
+
+    /// Installed versions of `name`, oldest first.
+    pub fn installed_versions(&self, name: &str) -> Vec<Version> {
+        let Ok(entries) = std::fs::read_dir(self.root.join(name)) else {
+            return Vec::new();
+        };
+        let mut versions: Vec<Version> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|n| Version::parse(&n).ok())
+            .filter(|v| self.is_installed(name, v))
+            .collect();
+        versions.sort();
+        versions
+    }
+
+    /// A fresh staging directory inside the Cellar (same filesystem as the kegs, so publishing
+    /// is a rename). Dot-named, so it never looks like a package; removed on drop.
+    pub fn stage(&self) -> Result<tempfile::TempDir, CellarError> {
+        let dir = self.root.join(".staging");
+        fs_err::create_dir_all(&dir).map_err(io_err(&dir))?;
+        tempfile::Builder::new()
+            .prefix("keg-")
+            .tempdir_in(&dir)
+            .map_err(io_err(&dir))
+    }
+
+    /// Moves a verified staging directory into place as `Cellar/NAME/VERSION`. A previous keg
+    /// at that path (a reinstall) is moved aside first and removed after the switch.
+    pub fn publish(
+        &self,
+        staging: tempfile::TempDir,
+        name: &str,
+        version: &Version,
+    ) -> Result<PathBuf, CellarError> {
+        let keg = self.keg(name, version);
+        let parent = self.root.join(name);
+        fs_err::create_dir_all(&parent).map_err(io_err(&parent))?;
+        let staged = staging.keep();
+        sync_dir(&staged);
+        let old = if keg.exists() {
+            let aside = self.root.join(".staging").join(format!(
+                "old-{name}-{version}-{}",
+                std::process::id()
+            ));
+            fs_err::rename(&keg, &aside).map_err(io_err(&keg))?;
+            Some(aside)
+        } else {
+            None
+        };
+        if let Err(e) = fs_err::rename(&staged, &keg) {
+            if let Some(old) = &old {
+                let _ = std::fs::rename(old, &keg);
+            }
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(io_err(&keg)(e));
+        }
+        sync_dir(&parent);
+        if let Some(old) = old {
+            let _ = std::fs::remove_dir_all(old);
+        }
+        Ok(keg)
+    }
+}
+
+/// Flushes a directory's entries to disk before it is published (one sync, not one per file).
+fn sync_dir(dir: &Path) {
+    if let Ok(f) = std::fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+/// Keg-relative paths of everything under `root` except pkg's own metadata, sorted.
+pub fn list_files(root: &Path) -> Result<Vec<String>, CellarError> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        for entry in fs_err::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let rel_child = rel.join(entry.file_name());
+            if rel_child == Path::new(receipt::META_DIR) {
+                continue;
+            }
+            let is_dir = entry
+                .file_type()
+                .map_err(io_err(&entry.path()))?
+                .is_dir();
+            out.push(rel_child.to_string_lossy().into_owned());
+            if is_dir {
+                stack.push(rel_child);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

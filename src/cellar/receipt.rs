@@ -1,0 +1,100 @@
+//! The install receipt each keg carries at `.pkg/receipt.json`: what was installed, from where, and why.
+
+use std::path::{Path, PathBuf};
+
+use crate::digest::Digest;
+
+/// Bump when the meaning of a field changes; readers migrate older schemas.
+pub const SCHEMA: u32 = 1;
+
+/// Keg-relative directory of pkg's own metadata.
+pub const META_DIR: &str = ".pkg";
+pub const FILE: &str = "receipt.json";
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Receipt {
+    pub schema: u32,
+    pub name: String,
+    pub version: String,
+    pub repository: String,
+    pub tag: String,
+    /// Digest of what the tag resolved to (an index or a manifest).
+    pub manifest_digest: Digest,
+    /// Digest of the platform manifest chosen from an index, when the tag is an index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_manifest_digest: Option<Digest>,
+    pub layers: Vec<Digest>,
+    /// Keg-relative paths of the files, links and directories the layers created.
+    pub files: Vec<String>,
+    /// Keg-relative paths linked into `PREFIX/bin`.
+    pub bin: Vec<String>,
+    pub installed_on_request: bool,
+    /// Dependencies as resolved at install time (name → version).
+    #[serde(default)]
+    pub dependencies: std::collections::BTreeMap<String, String>,
+    /// Seconds since the Unix epoch.
+    pub time: u64,
+    pub pkg_version: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiptError {
+    #[error("reading receipt {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("receipt {path} is not valid: {source}")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("receipt {path} has schema {schema}, newer than this pkg understands ({SCHEMA}); upgrade pkg")]
+    TooNew { path: PathBuf, schema: u32 },
+}
+
+pub fn path(keg: &Path) -> PathBuf {
+    keg.join(META_DIR).join(FILE)
+}
+
+impl Receipt {
+    pub fn write(&self, keg: &Path) -> Result<(), ReceiptError> {
+        let p = path(keg);
+        let io = |source| ReceiptError::Io {
+            path: p.clone(),
+            source,
+        };
+        fs_err::create_dir_all(keg.join(META_DIR)).map_err(io)?;
+        let mut text = serde_json::to_vec_pretty(self).map_err(|source| ReceiptError::Invalid {
+            path: p.clone(),
+            source,
+        })?;
+        text.push(b'\n');
+        fs_err::write(&p, text).map_err(io)
+    }
+
+    pub fn read(keg: &Path) -> Result<Receipt, ReceiptError> {
+        let p = path(keg);
+        let bytes = fs_err::read(&p).map_err(|source| ReceiptError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        #[derive(serde::Deserialize)]
+        struct Probe {
+            schema: u32,
+        }
+        let probe: Probe = serde_json::from_slice(&bytes).map_err(|source| ReceiptError::Invalid {
+            path: p.clone(),
+            source,
+        })?;
+        if probe.schema > SCHEMA {
+            return Err(ReceiptError::TooNew {
+                path: p,
+                schema: probe.schema,
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|source| ReceiptError::Invalid { path: p, source })
+    }
+}

@@ -1,0 +1,387 @@
+//! Formulae: TOML files that map a package's versions to registry repositories and tags.
+//! Lookup order: the directories in `PKG_FORMULAE`, then the formulae embedded in pkg.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use semver::{Version, VersionReq};
+
+use crate::digest::Digest;
+use crate::registry::Repository;
+use crate::registry::reference::valid_tag;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_formulae.rs"));
+}
+
+/// Where a formula was read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Embedded,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Embedded => write!(f, "(built into pkg)"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Formula {
+    pub name: String,
+    pub desc: String,
+    pub homepage: String,
+    pub license: Option<String>,
+    /// Keg-relative files to link into `PREFIX/bin`; `None` means the executables in `bin/`.
+    pub bin: Option<Vec<String>>,
+    /// Platforms (`os[/arch[/variant]]`) the package installs on; `None` means any.
+    pub platforms: Option<Vec<String>>,
+    pub versions: BTreeMap<Version, VersionSpec>,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionSpec {
+    pub repository: Repository,
+    pub tag: Tag,
+    /// Pin of the manifest digest; when present the fetched manifest must hash to it.
+    #[serde(default)]
+    pub digest: Option<Digest>,
+    #[serde(default)]
+    pub depends_on: BTreeMap<String, VersionReq>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tag(pub String);
+
+impl<'de> serde::Deserialize<'de> for Tag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if valid_tag(&s) {
+            Ok(Tag(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid tag `{s}`: a tag is 1 to 128 of A-Z a-z 0-9 _ . - and does not start with . or -"
+            )))
+        }
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A version key of `[versions."X"]`: must be a full semver version.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct VersionKey(Version);
+
+impl<'de> serde::Deserialize<'de> for VersionKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Version::parse(&s).map(VersionKey).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid version `{s}`: {e} (versions are full semver, like `1.2.3`)"
+            ))
+        })
+    }
+}
+
+/// A keg-relative path to link: relative, no `..`, no empty components.
+struct KegPath(String);
+
+impl<'de> serde::Deserialize<'de> for KegPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = !s.is_empty()
+            && !s.starts_with('/')
+            && s.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+            && !s.contains('\0');
+        if ok {
+            Ok(KegPath(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid bin entry `{s}`: it must be a path inside the keg, like `bin/tool`"
+            )))
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFormula {
+    name: String,
+    desc: String,
+    homepage: String,
+    #[serde(default)]
+    license: Option<String>,
+    #[serde(default)]
+    bin: Option<Vec<KegPath>>,
+    #[serde(default)]
+    platforms: Option<Vec<String>>,
+    versions: BTreeMap<VersionKey, VersionSpec>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FormulaError {
+    #[error("no formula named `{name}`{}", suggest(.suggestions))]
+    NotFound {
+        name: String,
+        suggestions: Vec<String>,
+    },
+    #[error("invalid package name `{0}`: names use lowercase letters, digits and `-_.+@`")]
+    BadName(String),
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error("reading formula {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn suggest(suggestions: &[String]) -> String {
+    match suggestions {
+        [] => ". `pkg search` lists the known formulae; add directories with PKG_FORMULAE".into(),
+        [one] => format!("; did you mean `{one}`?"),
+        many => format!("; did you mean one of: {}?", many.join(", ")),
+    }
+}
+
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|&c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_' | b'.' | b'+' | b'@')
+        })
+}
+
+impl Formula {
+    /// Parses a formula; errors name the file and, for TOML and value errors, the line and column.
+    pub fn parse(text: &str, origin: Origin, expected_name: Option<&str>) -> Result<Formula, FormulaError> {
+        let file = origin.to_string();
+        let raw: RawFormula = toml::from_str(text).map_err(|e| FormulaError::Parse {
+            file: file.clone(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let invalid = |message: String| FormulaError::Invalid {
+            file: file.clone(),
+            message,
+        };
+        if !valid_name(&raw.name) {
+            return Err(invalid(format!(
+                "invalid name `{}`: names use lowercase letters, digits and `-_.+@`",
+                raw.name
+            )));
+        }
+        if let Some(expected) = expected_name
+            && raw.name != expected
+        {
+            return Err(invalid(format!(
+                "the formula is named `{}` but its file is `{expected}.toml`; they must agree",
+                raw.name
+            )));
+        }
+        if raw.versions.is_empty() {
+            return Err(invalid("the formula lists no versions; add a [versions.\"X.Y.Z\"] table".into()));
+        }
+        for (version, spec) in &raw.versions {
+            for dep in spec.depends_on.keys() {
+                if !valid_name(dep) {
+                    return Err(invalid(format!(
+                        "version {}: invalid dependency name `{dep}`",
+                        version.0
+                    )));
+                }
+                if dep == &raw.name {
+                    return Err(invalid(format!("version {}: the package depends on itself", version.0)));
+                }
+            }
+        }
+        Ok(Formula {
+            name: raw.name,
+            desc: raw.desc,
+            homepage: raw.homepage,
+            license: raw.license,
+            bin: raw.bin.map(|b| b.into_iter().map(|p| p.0).collect()),
+            platforms: raw.platforms,
+            versions: raw.versions.into_iter().map(|(k, v)| (k.0, v)).collect(),
+            origin,
+        })
+    }
+
+    pub fn newest(&self) -> Option<&Version> {
+        self.versions.keys().next_back()
+    }
+}
+
+/// Finds formulae by name: user directories first, then the embedded ones.
+#[derive(Clone, Debug, Default)]
+pub struct Formulary {
+    dirs: Vec<PathBuf>,
+}
+
+impl Formulary {
+    pub fn new(dirs: Vec<PathBuf>) -> Formulary {
+        Formulary { dirs }
+    }
+
+    pub fn load(&self, name: &str) -> Result<Formula, FormulaError> {
+        if !valid_name(name) {
+            return Err(FormulaError::BadName(name.chars().take(128).collect()));
+        }
+        for dir in &self.dirs {
+            let path = dir.join(format!("{name}.toml"));
+            match std::fs::read_to_string(&path) {
+                Ok(text) => return Formula::parse(&text, Origin::File(path), Some(name)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(FormulaError::Io { path, source }),
+            }
+        }
+        if let Some((_, text)) = embedded::EMBEDDED.iter().find(|(n, _)| *n == name) {
+            return Formula::parse(text, Origin::Embedded, Some(name));
+        }
+        Err(FormulaError::NotFound {
+            name: name.to_owned(),
+            suggestions: self.similar(name),
+        })
+    }
+
+    /// Every formula name known, sorted and deduplicated.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = embedded::EMBEDDED.iter().map(|(n, _)| (*n).to_owned()).collect();
+        for dir in &self.dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            names.extend(entries.filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                Some(name.strip_suffix(".toml")?.to_owned())
+            }));
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    fn similar(&self, name: &str) -> Vec<String> {
+        let mut scored: Vec<(f64, String)> = self
+            .names()
+            .into_iter()
+            .map(|n| (strsim::jaro_winkler(name, &n), n))
+            .filter(|(score, n)| *score > 0.8 || n.contains(name) || name.contains(n.as_str()))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored.into_iter().take(3).map(|(_, n)| n).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "hello"
+desc = "Says hello"
+homepage = "https://example.com"
+bin = ["bin/hello"]
+
+[versions."1.0.0"]
+repository = "ghcr.io/acme/hello"
+tag = "1.0.0"
+
+[versions."1.2.0"]
+repository = "ghcr.io/acme/hello"
+tag = "1.2.0"
+digest = "sha256:aa986f18e5556f9ce7ce265242ec6457ea2802030d92e5dc4c3c807a495db1e4"
+depends_on = { libfoo = "^2" }
+"#;
+
+    fn parse(text: &str) -> Result<Formula, FormulaError> {
+        Formula::parse(text, Origin::File("hello.toml".into()), Some("hello"))
+    }
+
+    #[test]
+    fn parses_a_formula() {
+        let f = parse(GOOD).unwrap();
+        assert_eq!(f.newest().unwrap().to_string(), "1.2.0");
+        let spec = &f.versions[&Version::new(1, 2, 0)];
+        assert_eq!(spec.repository.name, "acme/hello");
+        assert!(spec.digest.is_some());
+        assert!(spec.depends_on["libfoo"].matches(&Version::new(2, 5, 0)));
+    }
+
+    fn error_of(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_key_is_reported_with_file_line_and_column() {
+        let text = GOOD.replace("bin = [", "colour = \"red\"\nbin = [");
+        let err = error_of(&text);
+        assert!(err.contains("hello.toml"), "{err}");
+        assert!(err.contains("line 5"), "{err}");
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn bad_version_is_reported_with_its_line() {
+        let err = error_of(&GOOD.replace("[versions.\"1.0.0\"]", "[versions.\"1.0\"]"));
+        assert!(err.contains("line 7") && err.contains("invalid version `1.0`"), "{err}");
+    }
+
+    #[test]
+    fn bad_digest_is_reported_with_its_line() {
+        let err = error_of(&GOOD.replace("sha256:aa98", "sha256:zz98"));
+        assert!(err.contains("line 14") && err.contains("invalid digest"), "{err}");
+    }
+
+    #[test]
+    fn bad_repository_and_bin_are_reported() {
+        let err = error_of(&GOOD.replace("ghcr.io/acme/hello\"\ntag = \"1.0.0\"", "acme\"\ntag = \"1.0.0\""));
+        assert!(err.contains("line 8") && err.contains("invalid repository"), "{err}");
+        let err = error_of(&GOOD.replace("bin/hello", "../evil"));
+        assert!(err.contains("line 5") && err.contains("invalid bin entry"), "{err}");
+    }
+
+    #[test]
+    fn name_must_match_file() {
+        let err = Formula::parse(GOOD, Origin::File("x.toml".into()), Some("other")).unwrap_err();
+        assert!(err.to_string().contains("must agree"), "{err}");
+    }
+
+    #[test]
+    fn embedded_anakin_parses_and_is_pinned() {
+        let f = Formulary::default().load("anakin").unwrap();
+        let spec = &f.versions[&Version::new(1, 0, 0)];
+        assert_eq!(spec.repository.to_string(), "ghcr.io/cortinico/space-unlimited-space/anakin");
+        assert_eq!(
+            spec.digest.as_ref().unwrap().to_string(),
+            "sha256:aa986f18e5556f9ce7ce265242ec6457ea2802030d92e5dc4c3c807a495db1e4"
+        );
+    }
+
+    #[test]
+    fn user_directories_come_first_and_unknown_names_get_suggestions() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hello.toml"), GOOD).unwrap();
+        let formulary = Formulary::new(vec![dir.path().to_path_buf()]);
+        assert_eq!(formulary.load("hello").unwrap().name, "hello");
+        let err = formulary.load("helo").unwrap_err().to_string();
+        assert!(err.contains("did you mean `hello`"), "{err}");
+        let err = formulary.load("anakn").unwrap_err().to_string();
+        assert!(err.contains("anakin"), "{err}");
+    }
+}

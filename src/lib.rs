@@ -1,0 +1,18 @@
+//! pkg: a Homebrew-style package manager for artifacts stored in OCI registries.
+//!
+//! The modules follow the data flow of an install: formula → resolve → registry (auth, manifest,
+//! blob) → store (cache) → cellar (unpack, receipt) → link. See docs/architecture.md.
+
+pub mod cellar;
+pub mod cli;
+pub mod commands;
+pub mod digest;
+pub mod formula;
+pub mod link;
+pub mod lock;
+pub mod platform;
+pub mod registry;
+pub mod report;
+pub mod resolve;
+pub mod settings;
+pub mod store;

@@ -1,0 +1,330 @@
+//! Links into the prefix: `PREFIX/bin/*` and `PREFIX/opt/NAME`, relative symlinks swapped in by
+//! temp name + rename, never over a file pkg does not own, rolled back as a whole on failure.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the formula lists `{entry}` in `bin`, but the package has no such file")]
+    MissingBin { entry: String },
+    #[error("{} file(s) in the way, not linked:\n{}\nTo replace them, run again with --overwrite.", .0.len(), list(.0))]
+    Conflicts(Vec<Conflict>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Conflict {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+fn list(conflicts: &[Conflict]) -> String {
+    conflicts
+        .iter()
+        .map(|c| format!("  {} ({})", c.path.display(), c.reason))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LinkError + '_ {
+    move |source| LinkError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The keg-relative files to link into `bin`: the formula's list, checked to exist, or by
+/// default every executable file (or link to one) directly in the keg's `bin/`.
+pub fn bins_for(keg: &Path, listed: Option<&[String]>) -> Result<Vec<String>, LinkError> {
+    if let Some(listed) = listed {
+        for entry in listed {
+            if std::fs::symlink_metadata(keg.join(entry)).is_err() {
+                return Err(LinkError::MissingBin {
+                    entry: entry.clone(),
+                });
+            }
+        }
+        return Ok(listed.to_vec());
+    }
+    let dir = keg.join("bin");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut bins = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err(&dir))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        // Follows a link inside the keg; a dangling one is not linked.
+        let Ok(meta) = std::fs::metadata(entry.path()) else {
+            continue;
+        };
+        if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+            bins.push(format!("bin/{name}"));
+        }
+    }
+    bins.sort();
+    Ok(bins)
+}
+
+/// One link to put in place: `dest` → `target` (relative to `dest`'s directory).
+struct Planned {
+    dest: PathBuf,
+    target: PathBuf,
+}
+
+/// What a link replaced, to undo it.
+enum Undo {
+    Remove(PathBuf),
+    Restore { dest: PathBuf, backup: PathBuf },
+}
+
+/// Links the keg `Cellar/NAME/VERSION` into the prefix: each of `bins` as `bin/<file name>`,
+/// and `opt/NAME`. Conflicts are all found before anything changes; a failure midway undoes
+/// every change made. Links owned by pkg (pointing into the Cellar) for the same package are
+/// replaced; anything else needs `overwrite`.
+pub fn link(
+    prefix: &Path,
+    name: &str,
+    version: &str,
+    bins: &[String],
+    overwrite: bool,
+) -> Result<Vec<PathBuf>, LinkError> {
+    let keg_rel = Path::new("Cellar").join(name).join(version);
+    let mut plan = Vec::new();
+    for entry in bins {
+        let file_name = Path::new(entry)
+            .file_name()
+            .map(ToOwned::to_owned)
+            .ok_or_else(|| LinkError::MissingBin {
+                entry: entry.clone(),
+            })?;
+        plan.push(Planned {
+            dest: prefix.join("bin").join(file_name),
+            target: Path::new("..").join(&keg_rel).join(entry),
+        });
+    }
+    plan.push(Planned {
+        dest: prefix.join("opt").join(name),
+        target: Path::new("..").join(&keg_rel),
+    });
+
+    let conflicts: Vec<Conflict> = plan
+        .iter()
+        .filter_map(|p| conflict(prefix, name, &p.dest, overwrite))
+        .collect();
+    if !conflicts.is_empty() {
+        return Err(LinkError::Conflicts(conflicts));
+    }
+
+    let mut done: Vec<Undo> = Vec::new();
+    for p in &plan {
+        if let Err(e) = put(p, &mut done) {
+            rollback(done);
+            return Err(e);
+        }
+    }
+    // Commit: drop the backups of overwritten files.
+    for undo in done {
+        if let Undo::Restore { backup, .. } = undo {
+            let _ = std::fs::remove_file(backup);
+        }
+    }
+    Ok(plan.into_iter().map(|p| p.dest).collect())
+}
+
+/// Why `dest` may not be replaced, if it may not.
+fn conflict(prefix: &Path, name: &str, dest: &Path, overwrite: bool) -> Option<Conflict> {
+    let meta = std::fs::symlink_metadata(dest).ok()?;
+    let c = |reason: String| {
+        Some(Conflict {
+            path: dest.to_owned(),
+            reason,
+        })
+    };
+    if meta.is_dir() {
+        return c("a directory; pkg never replaces directories".into());
+    }
+    if overwrite {
+        return None;
+    }
+    if meta.file_type().is_symlink()
+        && let Ok(target) = std::fs::read_link(dest)
+    {
+        match owner(prefix, dest, &target) {
+            Some(owner) if owner == name => return None,
+            Some(owner) => return c(format!("belongs to the installed package `{owner}`")),
+            None => return c(format!("a link to {} that pkg did not make", target.display())),
+        }
+    }
+    c("a file that pkg did not install".into())
+}
+
+/// The package a link points into (`…/Cellar/NAME/…`), if it points into this prefix's Cellar.
+pub fn owner(prefix: &Path, link: &Path, target: &Path) -> Option<String> {
+    let dir = link.parent()?;
+    let resolved = normalize(&dir.join(target));
+    let cellar = normalize(&prefix.join("Cellar"));
+    let rest = resolved.strip_prefix(&cellar).ok()?;
+    rest.components()
+        .next()
+        .and_then(|c| c.as_os_str().to_str())
+        .map(str::to_owned)
+}
+
+/// Lexical normalization (no filesystem access): resolves `.` and `..`.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn temp_name(dest: &Path, what: &str) -> PathBuf {
+    let file = dest.file_name().map(|f| f.to_string_lossy()).unwrap_or_default();
+    dest.with_file_name(format!(".{file}.pkg-{what}-{}", std::process::id()))
+}
+
+/// Creates one link: new link under a temp name, the old file (if not a link) moved to a
+/// backup, then an atomic rename over `dest`.
+fn put(p: &Planned, done: &mut Vec<Undo>) -> Result<(), LinkError> {
+    let dir = p.dest.parent().unwrap_or(Path::new("."));
+    fs_err::create_dir_all(dir).map_err(io_err(dir))?;
+    let tmp = temp_name(&p.dest, "new");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&p.target, &tmp).map_err(io_err(&tmp))?;
+    let undo = match std::fs::symlink_metadata(&p.dest) {
+        Ok(_) => {
+            // Keep what was there (file or link) so a failure later can put it back.
+            let backup = temp_name(&p.dest, "old");
+            if let Err(e) = std::fs::rename(&p.dest, &backup) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(io_err(&p.dest)(e));
+            }
+            Undo::Restore {
+                dest: p.dest.clone(),
+                backup,
+            }
+        }
+        Err(_) => Undo::Remove(p.dest.clone()),
+    };
+    if let Err(e) = std::fs::rename(&tmp, &p.dest) {
+        let _ = std::fs::remove_file(&tmp);
+        rollback(vec![undo]);
+        return Err(io_err(&p.dest)(e));
+    }
+    done.push(undo);
+    Ok(())
+}
+
+fn rollback(done: Vec<Undo>) {
+    for undo in done.into_iter().rev() {
+        match undo {
+            Undo::Remove(dest) => {
+                let _ = std::fs::remove_file(dest);
+            }
+            Undo::Restore { dest, backup } => {
+                let _ = std::fs::rename(backup, dest);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keg(prefix: &Path, name: &str, version: &str, bins: &[&str]) {
+        let k = prefix.join("Cellar").join(name).join(version).join("bin");
+        std::fs::create_dir_all(&k).unwrap();
+        for b in bins {
+            std::fs::write(k.join(b), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(k.join(b), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::write(k.join("README"), "not executable").unwrap();
+    }
+
+    #[test]
+    fn links_are_relative_and_default_to_executables() {
+        let d = tempfile::tempdir().unwrap();
+        keg(d.path(), "hello", "1.0.0", &["hello"]);
+        let bins = bins_for(&d.path().join("Cellar/hello/1.0.0"), None).unwrap();
+        assert_eq!(bins, ["bin/hello"]);
+        link(d.path(), "hello", "1.0.0", &bins, false).unwrap();
+        assert_eq!(
+            std::fs::read_link(d.path().join("bin/hello")).unwrap(),
+            Path::new("../Cellar/hello/1.0.0/bin/hello")
+        );
+        assert_eq!(
+            std::fs::read_link(d.path().join("opt/hello")).unwrap(),
+            Path::new("../Cellar/hello/1.0.0")
+        );
+        // A newer version of the same package takes the links over.
+        keg(d.path(), "hello", "2.0.0", &["hello"]);
+        link(d.path(), "hello", "2.0.0", &bins, false).unwrap();
+        assert_eq!(
+            std::fs::read_link(d.path().join("bin/hello")).unwrap(),
+            Path::new("../Cellar/hello/2.0.0/bin/hello")
+        );
+    }
+
+    #[test]
+    fn unowned_files_and_other_packages_links_are_conflicts_and_nothing_changes() {
+        let d = tempfile::tempdir().unwrap();
+        keg(d.path(), "hello", "1.0.0", &["hello", "greet"]);
+        keg(d.path(), "other", "1.0.0", &["greet"]);
+        link(d.path(), "other", "1.0.0", &["bin/greet".into()], false).unwrap();
+        std::fs::write(d.path().join("bin/hello"), "mine").unwrap();
+        let bins = vec!["bin/greet".to_string(), "bin/hello".to_string()];
+        let err = link(d.path(), "hello", "1.0.0", &bins, false).unwrap_err().to_string();
+        assert!(err.contains("2 file(s) in the way") && err.contains("`other`") && err.contains("--overwrite"), "{err}");
+        assert_eq!(std::fs::read_to_string(d.path().join("bin/hello")).unwrap(), "mine");
+        assert!(!d.path().join("opt/hello").exists());
+        link(d.path(), "hello", "1.0.0", &bins, true).unwrap();
+        assert!(std::fs::read_link(d.path().join("bin/hello")).is_ok());
+        let leftovers: Vec<_> = std::fs::read_dir(d.path().join("bin")).unwrap().filter_map(|e| {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            n.starts_with('.').then_some(n)
+        }).collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn failure_midway_restores_previous_links() {
+        let d = tempfile::tempdir().unwrap();
+        keg(d.path(), "hello", "1.0.0", &["a", "b"]);
+        link(d.path(), "hello", "1.0.0", &["bin/a".into()], false).unwrap();
+        // opt/hello cannot be created: opt is a file.
+        std::fs::remove_dir_all(d.path().join("opt")).unwrap();
+        std::fs::write(d.path().join("opt"), "x").unwrap();
+        keg(d.path(), "hello", "2.0.0", &["a", "b"]);
+        assert!(link(d.path(), "hello", "2.0.0", &["bin/a".into(), "bin/b".into()], false).is_err());
+        assert_eq!(
+            std::fs::read_link(d.path().join("bin/a")).unwrap(),
+            Path::new("../Cellar/hello/1.0.0/bin/a")
+        );
+        assert!(std::fs::symlink_metadata(d.path().join("bin/b")).is_err());
+    }
+
+    #[test]
+    fn listed_bin_must_exist() {
+        let d = tempfile::tempdir().unwrap();
+        keg(d.path(), "hello", "1.0.0", &["hello"]);
+        let err = bins_for(&d.path().join("Cellar/hello/1.0.0"), Some(&["bin/nope".into()])).unwrap_err();
+        assert!(err.to_string().contains("bin/nope"));
+    }
+}

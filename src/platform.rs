@@ -1,0 +1,100 @@
+//! The host platform in OCI terms (`os/architecture[/variant]`), used to pick an entry of an image index.
+
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// The platform pkg runs on, named the way OCI indexes name it.
+    pub fn host() -> Platform {
+        let os = match std::env::consts::OS {
+            "macos" => "darwin",
+            other => other,
+        };
+        let (architecture, variant) = match std::env::consts::ARCH {
+            "x86_64" => ("amd64", None),
+            "aarch64" => ("arm64", Some("v8")),
+            "x86" => ("386", None),
+            "arm" => ("arm", Some("v7")),
+            "powerpc64" => ("ppc64le", None),
+            other => (other, None),
+        };
+        Platform {
+            os: os.to_owned(),
+            architecture: architecture.to_owned(),
+            variant: variant.map(str::to_owned),
+        }
+    }
+
+    /// Does an index entry's platform fit this (host) platform? The variant only has to match
+    /// when both sides name one; `arm64` without a variant means `arm64/v8`.
+    pub fn accepts(&self, other: &Platform) -> bool {
+        if self.os != other.os || self.architecture != other.architecture {
+            return false;
+        }
+        let norm = |p: &Platform| match (p.architecture.as_str(), p.variant.as_deref()) {
+            ("arm64", None) => Some("v8".to_owned()),
+            (_, v) => v.map(str::to_owned),
+        };
+        match (norm(self), norm(other)) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+    }
+
+    /// Does a formula's platform pattern (`linux`, `linux/amd64`, `darwin/arm64/v8`) cover this platform?
+    pub fn matches_pattern(&self, pattern: &str) -> bool {
+        let mut parts = pattern.split('/');
+        let os = parts.next().unwrap_or_default();
+        let arch = parts.next();
+        let variant = parts.next();
+        os == self.os
+            && arch.is_none_or(|a| a == self.architecture)
+            && variant.is_none_or(|v| self.variant.as_deref() == Some(v))
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(os: &str, arch: &str, variant: Option<&str>) -> Platform {
+        Platform {
+            os: os.into(),
+            architecture: arch.into(),
+            variant: variant.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn arm64_without_variant_is_v8() {
+        assert!(p("linux", "arm64", Some("v8")).accepts(&p("linux", "arm64", None)));
+        assert!(!p("linux", "arm", Some("v7")).accepts(&p("linux", "arm", Some("v6"))));
+        assert!(!p("linux", "amd64", None).accepts(&p("darwin", "amd64", None)));
+    }
+
+    #[test]
+    fn patterns() {
+        let host = p("linux", "amd64", None);
+        assert!(host.matches_pattern("linux"));
+        assert!(host.matches_pattern("linux/amd64"));
+        assert!(!host.matches_pattern("linux/arm64"));
+        assert!(!host.matches_pattern("darwin"));
+    }
+}

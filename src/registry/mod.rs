@@ -1,0 +1,652 @@
+//! The registry client: endpoints and mirrors, authenticated requests with redirects handled by
+//! hand (so credentials never leave their origin), manifests and blob streams.
+
+pub mod auth;
+pub mod blob;
+pub mod manifest;
+pub mod reference;
+
+use std::time::{Duration, Instant};
+
+use ureq::http::{self, Response};
+use url::Url;
+
+use crate::digest::Digest;
+use auth::{Challenge, CredentialSource, TokenCache};
+pub use reference::Repository;
+
+/// Maps a registry host to another endpoint (`PKG_REGISTRY_MIRRORS`).
+#[derive(Clone, Debug, Default)]
+pub struct Mirrors {
+    entries: Vec<(String, Url)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid PKG_REGISTRY_MIRRORS entry `{entry}`: {reason}; expected `HOST=URL[,HOST=URL…]`, e.g. `ghcr.io=http://127.0.0.1:5000`")]
+pub struct MirrorError {
+    entry: String,
+    reason: String,
+}
+
+impl Mirrors {
+    /// Parses `ghcr.io=http://127.0.0.1:5000,other.io=https://mirror.example`.
+    pub fn parse(spec: &str) -> Result<Mirrors, MirrorError> {
+        let mut entries = Vec::new();
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let err = |reason: &str| MirrorError {
+                entry: entry.to_owned(),
+                reason: reason.to_owned(),
+            };
+            let (host, target) = entry
+                .split_once('=')
+                .ok_or_else(|| err("missing `=`"))?;
+            let url = Url::parse(target.trim()).map_err(|e| err(&e.to_string()))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(err("the endpoint must be an http:// or https:// URL with a host"));
+            }
+            if url.path() != "/" || url.query().is_some() {
+                return Err(err("the endpoint must be a bare origin, without a path or query"));
+            }
+            entries.push((host.trim().to_owned(), url));
+        }
+        Ok(Mirrors { entries })
+    }
+
+    /// The base URL (scheme://host[:port]) requests for `registry` go to.
+    pub fn endpoint(&self, registry: &str) -> Result<Url, RegistryError> {
+        if let Some((_, url)) = self.entries.iter().find(|(h, _)| h == registry) {
+            return Ok(url.clone());
+        }
+        let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+        let scheme = if host == "localhost" || host == "[::1]" || host.starts_with("127.") {
+            "http"
+        } else {
+            "https"
+        };
+        Url::parse(&format!("{scheme}://{registry}/")).map_err(|e| RegistryError::BadUrl {
+            url: registry.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("could not reach {url}: {source}")]
+    Transport {
+        url: String,
+        #[source]
+        source: ureq::Error,
+    },
+    #[error("{url}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("{repository}: authentication failed ({detail}). {hint}")]
+    Unauthorized {
+        repository: String,
+        detail: String,
+        hint: &'static str,
+    },
+    #[error("{repository}: access denied ({detail}). {hint}")]
+    Denied {
+        repository: String,
+        detail: String,
+        hint: &'static str,
+    },
+    #[error("{repository}: {what} not found in the registry{detail}")]
+    NotFound {
+        repository: String,
+        what: String,
+        detail: String,
+    },
+    #[error("{url}: the registry answered {status}{detail}")]
+    Status {
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("{url}: the response is larger than the {limit}-byte limit")]
+    TooLarge { url: String, limit: u64 },
+    #[error("{url}: {reason}")]
+    Redirect { url: String, reason: String },
+    #[error("token service {realm}: {reason}")]
+    Realm { realm: String, reason: String },
+    #[error("{what} digest mismatch\n  Expected: {expected}\n  Actual:   {actual}\n  From:     {url}")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+        url: String,
+    },
+    #[error("{url}: the registry sends {actual} bytes for {digest}, but its descriptor says {expected}")]
+    SizeMismatch {
+        url: String,
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("{url}: {source}")]
+    Manifest {
+        url: String,
+        #[source]
+        source: manifest::ManifestError,
+    },
+    #[error("reading from {url}: {source}")]
+    Read {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
+const MAX_ERROR_BYTES: u64 = 64 * 1024;
+const MAX_REDIRECTS: usize = 10;
+
+/// A synchronous registry client; one per run, shared by reference between threads.
+pub struct Client {
+    agent: ureq::Agent,
+    mirrors: Mirrors,
+    credentials: CredentialSource,
+    tokens: TokenCache,
+}
+
+/// A manifest as received: its exact bytes, their digest and the parsed document.
+pub struct FetchedManifest {
+    pub bytes: Vec<u8>,
+    pub digest: Digest,
+    pub document: manifest::Document,
+    pub url: String,
+}
+
+impl Client {
+    pub fn new(mirrors: Mirrors, credentials: CredentialSource) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(90)))
+            .timeout_per_read(Some(Duration::from_secs(90)))
+            .user_agent(concat!("pkg/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Client {
+            agent,
+            mirrors,
+            credentials,
+            tokens: TokenCache::default(),
+        }
+    }
+
+    /// GET a manifest by tag or digest, hash exactly the bytes received, and check them against
+    /// `Docker-Content-Digest` and against the digest asked for.
+    pub fn fetch_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let (url, resp) = self.get(repo, &format!("manifests/{reference}"), manifest::ACCEPT)?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(self.status_error(repo, &url, resp, || format!("manifest `{reference}`")));
+        }
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header("content-type");
+        let docker_digest = header("docker-content-digest");
+        let bytes = read_limited(resp, &url, manifest::MAX_MANIFEST_BYTES)?;
+        let digest = Digest::of_bytes(&bytes);
+        if let Some(claimed) = docker_digest.filter(|d| d.starts_with("sha256:"))
+            && claimed != digest.to_string()
+        {
+            return Err(RegistryError::DigestMismatch {
+                what: "manifest (Docker-Content-Digest)".into(),
+                expected: claimed,
+                actual: digest.to_string(),
+                url,
+            });
+        }
+        if reference.contains(':') && reference != digest.to_string() {
+            return Err(RegistryError::DigestMismatch {
+                what: "manifest".into(),
+                expected: reference.to_owned(),
+                actual: digest.to_string(),
+                url,
+            });
+        }
+        let document = manifest::parse(&bytes, content_type.as_deref()).map_err(|source| {
+            RegistryError::Manifest {
+                url: url.clone(),
+                source,
+            }
+        })?;
+        Ok(FetchedManifest {
+            bytes,
+            digest,
+            document,
+            url,
+        })
+    }
+
+    /// An authenticated GET of `/v2/<repo>/<path>` with pull scope, following redirects.
+    fn get(
+        &self,
+        repo: &Repository,
+        path: &str,
+        accept: &str,
+    ) -> Result<(String, Response<ureq::Body>), RegistryError> {
+        let base = self.mirrors.endpoint(&repo.registry)?;
+        let url = format!("{}v2/{}/{}", base, repo.name, path);
+        let scope = auth::scope(&repo.name, "pull");
+        let key = origin_key(&base);
+        let mut authorization = self.cached_authorization(&base, &key, repo, &scope)?;
+        for attempt in 0..2 {
+            let resp = self.send_following(&url, accept, authorization.as_deref())?;
+            if resp.status() == 401 && attempt == 0 {
+                let challenges = parse_www_authenticate(&resp);
+                self.tokens.forget_token(&key, &scope);
+                authorization = Some(self.authenticate(&base, &key, repo, &scope, &challenges)?);
+                continue;
+            }
+            if resp.status() == 401 {
+                return Err(RegistryError::Unauthorized {
+                    repository: repo.to_string(),
+                    detail: error_detail(resp),
+                    hint: CREDENTIAL_HINT,
+                });
+            }
+            return Ok((url, resp));
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    /// Authorization for a request we are about to make: a cached token, or a new one when the
+    /// registry's token service is already known (saves a 401 round trip per repository).
+    fn cached_authorization(
+        &self,
+        base: &Url,
+        key: &str,
+        repo: &Repository,
+        scope: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        if let Some(t) = self.tokens.token(key, scope) {
+            return Ok(Some(format!("Bearer {}", t.value)));
+        }
+        if self.tokens.uses_basic(key) {
+            return Ok(self
+                .credentials
+                .lookup(&host_port(base))
+                .map(|c| c.basic_header()));
+        }
+        if let Some(realm) = self.tokens.realm(key) {
+            return self
+                .fetch_token(base, key, repo, scope, &realm.realm, realm.service.as_deref())
+                .map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Answers a 401: Bearer → token service with our own scope; Basic → credentials.
+    fn authenticate(
+        &self,
+        base: &Url,
+        key: &str,
+        repo: &Repository,
+        scope: &str,
+        challenges: &[Challenge],
+    ) -> Result<String, RegistryError> {
+        if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
+            let realm = bearer.param("realm").ok_or_else(|| RegistryError::Unauthorized {
+                repository: repo.to_string(),
+                detail: "the registry's Bearer challenge names no realm".into(),
+                hint: "",
+            })?;
+            let realm = base
+                .join(realm)
+                .map_err(|e| RegistryError::Realm {
+                    realm: realm.to_owned(),
+                    reason: e.to_string(),
+                })?;
+            check_realm(base, &realm)?;
+            let service = bearer.param("service").map(str::to_owned);
+            self.tokens.store_realm(
+                key,
+                auth::BearerRealm {
+                    realm: realm.to_string(),
+                    service: service.clone(),
+                },
+            );
+            return self.fetch_token(base, key, repo, scope, realm.as_str(), service.as_deref());
+        }
+        if challenges.iter().any(|c| c.scheme == "basic") {
+            self.tokens.store_basic(key);
+            return self
+                .credentials
+                .lookup(&host_port(base))
+                .map(|c| c.basic_header())
+                .ok_or_else(|| RegistryError::Unauthorized {
+                    repository: repo.to_string(),
+                    detail: "the registry wants a username and password".into(),
+                    hint: CREDENTIAL_HINT,
+                });
+        }
+        Err(RegistryError::Unauthorized {
+            repository: repo.to_string(),
+            detail: "the registry answered 401 without a usable WWW-Authenticate challenge".into(),
+            hint: CREDENTIAL_HINT,
+        })
+    }
+
+    fn fetch_token(
+        &self,
+        base: &Url,
+        key: &str,
+        repo: &Repository,
+        scope: &str,
+        realm: &str,
+        service: Option<&str>,
+    ) -> Result<String, RegistryError> {
+        let url = auth::token_url(realm, service, scope);
+        let mut req = self.agent.get(&url);
+        if let Some(c) = self.credentials.lookup(&host_port(base)) {
+            req = req.header("Authorization", c.basic_header());
+        }
+        let resp = req.call().map_err(|source| RegistryError::Transport {
+            url: realm.to_owned(),
+            source,
+        })?;
+        match resp.status().as_u16() {
+            200 => {}
+            401 => {
+                return Err(RegistryError::Unauthorized {
+                    repository: repo.to_string(),
+                    detail: format!("token service {realm}: {}", error_detail(resp)),
+                    hint: CREDENTIAL_HINT,
+                });
+            }
+            403 => {
+                return Err(RegistryError::Denied {
+                    repository: repo.to_string(),
+                    detail: format!("token service {realm}: {}", error_detail(resp)),
+                    hint: CREDENTIAL_HINT,
+                });
+            }
+            status => {
+                return Err(RegistryError::Status {
+                    url: realm.to_owned(),
+                    status,
+                    detail: format!(": {}", error_detail(resp)),
+                });
+            }
+        }
+        let body = read_limited(resp, realm, MAX_TOKEN_BYTES)?;
+        let token = serde_json::from_slice::<auth::TokenResponse>(&body)
+            .ok()
+            .and_then(|t| t.into_token(Instant::now()))
+            .ok_or_else(|| RegistryError::Realm {
+                realm: realm.to_owned(),
+                reason: "the answer holds no `token` or `access_token`".into(),
+            })?;
+        let header = format!("Bearer {}", token.value);
+        self.tokens.store_token(key, scope, token);
+        Ok(header)
+    }
+
+    /// Sends a GET, following up to 10 redirects by hand: never from https to http, and the
+    /// Authorization header only goes to the origin it was issued for.
+    fn send_following(
+        &self,
+        url: &str,
+        accept: &str,
+        authorization: Option<&str>,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        let first = Url::parse(url).map_err(|e| RegistryError::BadUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let mut current = first.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let mut req = http::Request::get(current.as_str()).header("Accept", accept);
+            if let Some(a) = authorization.filter(|_| same_origin(&first, &current)) {
+                req = req.header("Authorization", a);
+            }
+            let req = req.body(()).map_err(|e| RegistryError::BadUrl {
+                url: redact(&current),
+                reason: e.to_string(),
+            })?;
+            let resp = self
+                .agent
+                .run(req)
+                .map_err(|source| RegistryError::Transport {
+                    url: redact(&current),
+                    source,
+                })?;
+            if !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+                return Ok(resp);
+            }
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .ok_or_else(|| RegistryError::Redirect {
+                    url: redact(&current),
+                    reason: "a redirect without a Location header".into(),
+                })?;
+            let next = current
+                .join(location)
+                .map_err(|e| RegistryError::Redirect {
+                    url: redact(&current),
+                    reason: format!("bad Location: {e}"),
+                })?;
+            if current.scheme() == "https" && next.scheme() != "https" {
+                return Err(RegistryError::Redirect {
+                    url: redact(&current),
+                    reason: format!("refusing to follow a redirect from https to {}", next.scheme()),
+                });
+            }
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(RegistryError::Redirect {
+                    url: redact(&current),
+                    reason: format!("refusing to follow a redirect to a {} URL", next.scheme()),
+                });
+            }
+            current = next;
+        }
+        Err(RegistryError::Redirect {
+            url: redact(&first),
+            reason: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+
+    fn status_error(
+        &self,
+        repo: &Repository,
+        url: &str,
+        resp: Response<ureq::Body>,
+        what: impl FnOnce() -> String,
+    ) -> RegistryError {
+        let status = resp.status().as_u16();
+        let detail = error_detail(resp);
+        match status {
+            404 => RegistryError::NotFound {
+                repository: repo.to_string(),
+                what: what(),
+                detail: format!(" ({detail})"),
+            },
+            403 => RegistryError::Denied {
+                repository: repo.to_string(),
+                detail,
+                hint: CREDENTIAL_HINT,
+            },
+            _ => RegistryError::Status {
+                url: url.to_owned(),
+                status,
+                detail: format!(": {detail}"),
+            },
+        }
+    }
+}
+
+const CREDENTIAL_HINT: &str = "If the package is private, set PKG_REGISTRY_USERNAME and PKG_REGISTRY_PASSWORD (for GHCR: a personal access token with read:packages), or log in with `docker login`";
+
+fn parse_www_authenticate(resp: &Response<ureq::Body>) -> Vec<Challenge> {
+    auth::parse_challenges(
+        resp.headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
+}
+
+/// A realm must be an http(s) URL, and never plain http when the registry itself is https.
+fn check_realm(base: &Url, realm: &Url) -> Result<(), RegistryError> {
+    if !matches!(realm.scheme(), "http" | "https") {
+        return Err(RegistryError::Realm {
+            realm: redact(realm),
+            reason: "the token service must be an http(s) URL".into(),
+        });
+    }
+    if base.scheme() == "https" && realm.scheme() != "https" {
+        return Err(RegistryError::Realm {
+            realm: redact(realm),
+            reason: "refusing a plain-http token service for an https registry".into(),
+        });
+    }
+    Ok(())
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+}
+
+fn origin_key(base: &Url) -> String {
+    base.origin().ascii_serialization()
+}
+
+fn host_port(base: &Url) -> String {
+    match (base.host_str(), base.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// A URL for messages: no userinfo, no query (pre-signed CDN URLs carry credentials there).
+pub fn redact(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    if u.query().is_some() {
+        u.set_query(Some("…"));
+    }
+    u.to_string()
+}
+
+fn read_limited(resp: Response<ureq::Body>, url: &str, limit: u64) -> Result<Vec<u8>, RegistryError> {
+    resp.into_body()
+        .into_with_config()
+        .limit(limit)
+        .read_to_vec()
+        .map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => RegistryError::TooLarge {
+                url: url.to_owned(),
+                limit,
+            },
+            source => RegistryError::Transport {
+                url: url.to_owned(),
+                source,
+            },
+        })
+}
+
+/// The `errors[].code: message` of a registry error body, or its first line when not JSON.
+fn error_detail(resp: Response<ureq::Body>) -> String {
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .into_with_config()
+        .limit(MAX_ERROR_BYTES)
+        .read_to_vec()
+        .unwrap_or_default();
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorEntry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorEntry {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    if let Ok(e) = serde_json::from_slice::<Errors>(&body)
+        && !e.errors.is_empty()
+    {
+        return e
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.code, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    let text = String::from_utf8_lossy(&body);
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.is_empty() || line.starts_with('<') {
+        format!("HTTP {status}")
+    } else {
+        line.chars().take(200).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_default_to_https_except_loopback() {
+        let m = Mirrors::default();
+        assert_eq!(m.endpoint("ghcr.io").unwrap().as_str(), "https://ghcr.io/");
+        assert_eq!(
+            m.endpoint("127.0.0.1:5000").unwrap().as_str(),
+            "http://127.0.0.1:5000/"
+        );
+        assert_eq!(
+            m.endpoint("localhost:5000").unwrap().as_str(),
+            "http://localhost:5000/"
+        );
+        assert_eq!(
+            m.endpoint("registry.local:5000").unwrap().as_str(),
+            "https://registry.local:5000/"
+        );
+    }
+
+    #[test]
+    fn mirrors_map_hosts_to_endpoints() {
+        let m = Mirrors::parse("ghcr.io=http://127.0.0.1:5000, other.io=https://mirror.example")
+            .unwrap();
+        assert_eq!(m.endpoint("ghcr.io").unwrap().as_str(), "http://127.0.0.1:5000/");
+        assert_eq!(m.endpoint("other.io").unwrap().as_str(), "https://mirror.example/");
+        for bad in ["ghcr.io", "ghcr.io=ftp://x", "ghcr.io=http://x/path", "ghcr.io=nonsense"] {
+            assert!(Mirrors::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn realm_downgrade_is_refused() {
+        let base = Url::parse("https://ghcr.io/").unwrap();
+        assert!(check_realm(&base, &Url::parse("http://ghcr.io/token").unwrap()).is_err());
+        assert!(check_realm(&base, &Url::parse("https://ghcr.io/token").unwrap()).is_ok());
+        let local = Url::parse("http://127.0.0.1:5000/").unwrap();
+        assert!(check_realm(&local, &Url::parse("http://127.0.0.1:5001/token").unwrap()).is_ok());
+    }
+
+    #[test]
+    fn redaction_hides_userinfo_and_query() {
+        let u = Url::parse("https://user:pw@cdn.example/blob?sig=secret").unwrap();
+        let r = redact(&u);
+        assert!(!r.contains("pw") && !r.contains("secret"), "{r}");
+    }
+}

@@ -1,0 +1,379 @@
+//! Version selection and dependency order: turns `NAME[@REQ]` requests into a plan of
+//! (formula, version) steps, dependencies first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use semver::{Version, VersionReq};
+
+use crate::formula::{Formula, FormulaError, Formulary};
+use crate::platform::Platform;
+
+/// One `NAME[@REQ]` from the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub name: String,
+    pub req: VersionReq,
+    /// What the user typed after `@`, for messages.
+    pub spelled: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("invalid version requirement `{spec}` in `{arg}`: {reason}")]
+    BadRequirement {
+        arg: String,
+        spec: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Formula(#[from] FormulaError),
+    #[error("no version of `{name}` matches `{req}` (required by {by}); available: {available}")]
+    NoMatch {
+        name: String,
+        req: String,
+        by: String,
+        available: String,
+    },
+    #[error("conflicting requirements on `{name}`: {requirements}; available: {available}")]
+    Conflict {
+        name: String,
+        requirements: String,
+        available: String,
+    },
+    #[error("dependency cycle: {0}")]
+    Cycle(String),
+    #[error("`{name}` does not install on {host}; its formula allows only: {allowed}")]
+    Platform {
+        name: String,
+        host: Platform,
+        allowed: String,
+    },
+    #[error("the dependency requirements of the requested packages do not settle; involved: {0}")]
+    NoFixpoint(String),
+}
+
+impl Request {
+    /// `NAME` (newest), `NAME@1.2.3` (exactly that version, as `cargo install` reads it) or
+    /// `NAME@REQ` for a semver range (`^1.2`, `~1.2`, `1`, `>=1, <2`).
+    pub fn parse(arg: &str) -> Result<Request, ResolveError> {
+        let Some((name, spec)) = arg.split_once('@') else {
+            return Ok(Request {
+                name: arg.to_owned(),
+                req: VersionReq::STAR,
+                spelled: None,
+            });
+        };
+        let bad = |reason: String| ResolveError::BadRequirement {
+            arg: arg.to_owned(),
+            spec: spec.to_owned(),
+            reason,
+        };
+        let spec_trim = spec.trim();
+        let req = if let Ok(v) = Version::parse(spec_trim) {
+            VersionReq::parse(&format!("={v}")).map_err(|e| bad(e.to_string()))?
+        } else {
+            VersionReq::parse(spec_trim).map_err(|e| bad(e.to_string()))?
+        };
+        Ok(Request {
+            name: name.to_owned(),
+            req,
+            spelled: Some(spec_trim.to_owned()),
+        })
+    }
+}
+
+/// One package to put in place.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub formula: Formula,
+    pub version: Version,
+    pub on_request: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Dependencies before their dependents.
+    pub steps: Vec<Step>,
+}
+
+#[derive(Clone)]
+struct Constraint {
+    by: String,
+    req: VersionReq,
+}
+
+/// Installed versions of a package, used to keep an already-installed dependency when it still fits.
+pub trait Installed {
+    fn versions(&self, name: &str) -> Vec<Version>;
+}
+
+pub fn resolve(
+    requests: &[Request],
+    formulary: &Formulary,
+    installed: &dyn Installed,
+    host: &Platform,
+) -> Result<Plan, ResolveError> {
+    let mut formulae: BTreeMap<String, Formula> = BTreeMap::new();
+    let requested: BTreeSet<&str> = requests.iter().map(|r| r.name.as_str()).collect();
+    let mut selected: BTreeMap<String, Version> = BTreeMap::new();
+
+    for _round in 0..64 {
+        // Constraints from the command line and from the currently selected versions.
+        let mut constraints: BTreeMap<String, Vec<Constraint>> = BTreeMap::new();
+        for r in requests {
+            constraints.entry(r.name.clone()).or_default().push(Constraint {
+                by: "the command line".into(),
+                req: r.req.clone(),
+            });
+        }
+        for (name, version) in &selected {
+            let spec = &formulae[name].versions[version];
+            for (dep, req) in &spec.depends_on {
+                constraints.entry(dep.clone()).or_default().push(Constraint {
+                    by: format!("{name} {version}"),
+                    req: req.clone(),
+                });
+            }
+        }
+        let mut next = BTreeMap::new();
+        for (name, cs) in &constraints {
+            if !formulae.contains_key(name) {
+                formulae.insert(name.clone(), formulary.load(name)?);
+            }
+            let formula = &formulae[name];
+            let fits = |v: &Version| cs.iter().all(|c| c.req.matches(v));
+            // A dependency already installed at a fitting version stays as it is.
+            let keep = (!requested.contains(name.as_str()))
+                .then(|| installed.versions(name).into_iter().filter(|v| fits(v) && formula.versions.contains_key(v)).max())
+                .flatten();
+            let pick = keep.or_else(|| formula.versions.keys().rev().find(|v| fits(v)).cloned());
+            let Some(pick) = pick else {
+                return Err(no_version(name, formula, cs));
+            };
+            next.insert(name.clone(), pick);
+        }
+        if next == selected {
+            return order(requests, &formulae, &selected, host);
+        }
+        selected = next;
+    }
+    Err(ResolveError::NoFixpoint(
+        selected.keys().cloned().collect::<Vec<_>>().join(", "),
+    ))
+}
+
+fn available(formula: &Formula) -> String {
+    let v: Vec<String> = formula.versions.keys().map(ToString::to_string).collect();
+    v.join(", ")
+}
+
+fn no_version(name: &str, formula: &Formula, cs: &[Constraint]) -> ResolveError {
+    // A single requirement that nothing satisfies is a plain miss; several that
+    // are each satisfiable but not together are a conflict.
+    let unsatisfiable = cs
+        .iter()
+        .find(|c| !formula.versions.keys().any(|v| c.req.matches(v)));
+    match (cs, unsatisfiable) {
+        ([c], _) | (_, Some(c)) => ResolveError::NoMatch {
+            name: name.to_owned(),
+            req: c.req.to_string(),
+            by: c.by.clone(),
+            available: available(formula),
+        },
+        _ => ResolveError::Conflict {
+            name: name.to_owned(),
+            requirements: cs
+                .iter()
+                .map(|c| format!("{} requires {}", c.by, c.req))
+                .collect::<Vec<_>>()
+                .join(", "),
+            available: available(formula),
+        },
+    }
+}
+
+/// Depth-first, dependencies first; a back edge is a cycle.
+fn order(
+    requests: &[Request],
+    formulae: &BTreeMap<String, Formula>,
+    selected: &BTreeMap<String, Version>,
+    host: &Platform,
+) -> Result<Plan, ResolveError> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    struct Walk<'a> {
+        formulae: &'a BTreeMap<String, Formula>,
+        selected: &'a BTreeMap<String, Version>,
+        marks: BTreeMap<String, Mark>,
+        stack: Vec<String>,
+        steps: Vec<Step>,
+        requested: BTreeSet<String>,
+    }
+    impl Walk<'_> {
+        fn visit(&mut self, name: &str) -> Result<(), ResolveError> {
+            match self.marks.get(name) {
+                Some(Mark::Done) => return Ok(()),
+                Some(Mark::Visiting) => {
+                    let start = self.stack.iter().position(|n| n == name).unwrap_or(0);
+                    let mut cycle = self.stack[start..].to_vec();
+                    cycle.push(name.to_owned());
+                    return Err(ResolveError::Cycle(cycle.join(" -> ")));
+                }
+                None => {}
+            }
+            self.marks.insert(name.to_owned(), Mark::Visiting);
+            self.stack.push(name.to_owned());
+            let formula = &self.formulae[name];
+            let version = &self.selected[name];
+            for dep in formula.versions[version].depends_on.keys() {
+                self.visit(dep)?;
+            }
+            self.stack.pop();
+            self.marks.insert(name.to_owned(), Mark::Done);
+            self.steps.push(Step {
+                formula: formula.clone(),
+                version: version.clone(),
+                on_request: self.requested.contains(name),
+            });
+            Ok(())
+        }
+    }
+    let mut walk = Walk {
+        formulae,
+        selected,
+        marks: BTreeMap::new(),
+        stack: Vec::new(),
+        steps: Vec::new(),
+        requested: requests.iter().map(|r| r.name.clone()).collect(),
+    };
+    for r in requests {
+        walk.visit(&r.name)?;
+    }
+    for step in &walk.steps {
+        if let Some(allowed) = &step.formula.platforms
+            && !allowed.iter().any(|p| host.matches_pattern(p))
+        {
+            return Err(ResolveError::Platform {
+                name: step.formula.name.clone(),
+                host: host.clone(),
+                allowed: allowed.join(", "),
+            });
+        }
+    }
+    Ok(Plan { steps: walk.steps })
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.steps {
+            writeln!(f, "{} {}", s.formula.name, s.version)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoneInstalled;
+    impl Installed for NoneInstalled {
+        fn versions(&self, _: &str) -> Vec<Version> {
+            Vec::new()
+        }
+    }
+    struct Have(&'static str, Version);
+    impl Installed for Have {
+        fn versions(&self, name: &str) -> Vec<Version> {
+            if name == self.0 { vec![self.1.clone()] } else { Vec::new() }
+        }
+    }
+
+    fn formula(dir: &std::path::Path, name: &str, versions: &[(&str, &str)]) {
+        let mut text = format!("name = \"{name}\"\ndesc = \"d\"\nhomepage = \"https://x.example\"\n");
+        for (v, deps) in versions {
+            text.push_str(&format!(
+                "[versions.\"{v}\"]\nrepository = \"ghcr.io/acme/{name}\"\ntag = \"{v}\"\ndepends_on = {{ {deps} }}\n"
+            ));
+        }
+        std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
+    }
+
+    fn host() -> Platform {
+        Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+        }
+    }
+
+    fn plan(dir: &std::path::Path, args: &[&str], installed: &dyn Installed) -> Result<Vec<String>, ResolveError> {
+        let reqs: Vec<Request> = args.iter().map(|a| Request::parse(a).unwrap()).collect();
+        let p = resolve(&reqs, &Formulary::new(vec![dir.to_path_buf()]), installed, &host())?;
+        Ok(p.steps.iter().map(|s| format!("{}@{}{}", s.formula.name, s.version, if s.on_request { "" } else { "(dep)" })).collect())
+    }
+
+    #[test]
+    fn full_version_is_exact_and_ranges_pick_highest() {
+        let d = tempfile::tempdir().unwrap();
+        formula(d.path(), "hello", &[("1.0.0", ""), ("1.2.0", ""), ("1.2.5", ""), ("2.0.0", "")]);
+        assert_eq!(plan(d.path(), &["hello"], &NoneInstalled).unwrap(), ["hello@2.0.0"]);
+        assert_eq!(plan(d.path(), &["hello@1.2.0"], &NoneInstalled).unwrap(), ["hello@1.2.0"]);
+        assert_eq!(plan(d.path(), &["hello@^1.0"], &NoneInstalled).unwrap(), ["hello@1.2.5"]);
+        assert_eq!(plan(d.path(), &["hello@~1.2"], &NoneInstalled).unwrap(), ["hello@1.2.5"]);
+        assert_eq!(plan(d.path(), &["hello@1"], &NoneInstalled).unwrap(), ["hello@1.2.5"]);
+        assert_eq!(plan(d.path(), &["hello@>=1, <1.2"], &NoneInstalled).unwrap(), ["hello@1.0.0"]);
+        let err = plan(d.path(), &["hello@3"], &NoneInstalled).unwrap_err().to_string();
+        assert!(err.contains("1.0.0, 1.2.0, 1.2.5, 2.0.0"), "{err}");
+        assert!(Request::parse("hello@not a version").is_err());
+    }
+
+    #[test]
+    fn dependencies_come_first() {
+        let d = tempfile::tempdir().unwrap();
+        formula(d.path(), "app", &[("1.0.0", "lib = \"^2\", tool = \"*\"")]);
+        formula(d.path(), "lib", &[("1.9.0", ""), ("2.1.0", "base = \"1\"")]);
+        formula(d.path(), "tool", &[("0.1.0", "base = \"^1\"")]);
+        formula(d.path(), "base", &[("1.0.0", ""), ("1.5.0", "")]);
+        assert_eq!(
+            plan(d.path(), &["app"], &NoneInstalled).unwrap(),
+            ["base@1.5.0(dep)", "lib@2.1.0(dep)", "tool@0.1.0(dep)", "app@1.0.0"]
+        );
+        // An installed dependency that still fits is kept.
+        assert_eq!(
+            plan(d.path(), &["app"], &Have("base", Version::new(1, 0, 0))).unwrap(),
+            ["base@1.0.0(dep)", "lib@2.1.0(dep)", "tool@0.1.0(dep)", "app@1.0.0"]
+        );
+    }
+
+    #[test]
+    fn conflicts_and_cycles_name_the_packages() {
+        let d = tempfile::tempdir().unwrap();
+        formula(d.path(), "a", &[("1.0.0", "c = \"^1\"")]);
+        formula(d.path(), "b", &[("1.0.0", "c = \"^2\"")]);
+        formula(d.path(), "c", &[("1.0.0", ""), ("2.0.0", "")]);
+        let err = plan(d.path(), &["a", "b"], &NoneInstalled).unwrap_err().to_string();
+        assert!(err.contains("conflicting requirements on `c`") && err.contains("a 1.0.0") && err.contains("b 1.0.0"), "{err}");
+
+        formula(d.path(), "x", &[("1.0.0", "y = \"*\"")]);
+        formula(d.path(), "y", &[("1.0.0", "x = \"*\"")]);
+        let err = plan(d.path(), &["x"], &NoneInstalled).unwrap_err().to_string();
+        assert!(err.contains("x -> y -> x"), "{err}");
+    }
+
+    #[test]
+    fn platform_restriction_is_enforced() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("mac.toml"),
+            "name = \"mac\"\ndesc = \"d\"\nhomepage = \"h\"\nplatforms = [\"darwin\"]\n[versions.\"1.0.0\"]\nrepository = \"ghcr.io/a/mac\"\ntag = \"1\"\n",
+        )
+        .unwrap();
+        let err = plan(d.path(), &["mac"], &NoneInstalled).unwrap_err().to_string();
+        assert!(err.contains("does not install on linux/amd64"), "{err}");
+    }
+}

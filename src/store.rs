@@ -1,0 +1,264 @@
+//! The content-addressed cache shared by every prefix: verified blobs and manifests by digest,
+//! tag → digest records for offline use, and in-flight downloads that become visible only once verified.
+//!
+//! Layout (versioned, so a future change can migrate instead of break):
+//! ```text
+//! CACHE/CACHEDIR.TAG
+//! CACHE/v1/blobs/sha256/<hex>            verified content (layers, manifests)
+//! CACHE/v1/refs/<registry>/<repo>/<tag>  digest a tag pointed to when last fetched
+//! CACHE/v1/tmp/                          downloads in progress
+//! ```
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, HashingReader};
+use crate::registry::blob::BlobStream;
+use crate::registry::{RegistryError, Repository};
+
+const LAYOUT: &str = "v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cache {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("SHA-256 mismatch for {digest}\n  Expected: {digest}\n  Actual:   {actual}\n  From:     {from}\nNothing was installed. If this repeats, the registry serves corrupted or tampered content.")]
+    Mismatch {
+        digest: Digest,
+        actual: Digest,
+        from: String,
+    },
+    #[error("size mismatch for {digest} from {from}: the descriptor says {expected} bytes, {actual} arrived")]
+    Size {
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+        from: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens (and creates when missing) the cache at `root`.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        let base = root.join(LAYOUT);
+        for dir in [base.join("blobs/sha256"), base.join("tmp"), base.join("refs")] {
+            fs_err::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        let tag = root.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            let _ = std::fs::write(
+                &tag,
+                "Signature: 8a477f597d28d172789f06886806bc55\n# This is pkg's download cache; see https://bford.info/cachedir/\n",
+            );
+        }
+        Ok(Store { root: base })
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs").join(digest.algorithm()).join(digest.hex())
+    }
+
+    /// The cached blob, if present.
+    pub fn cached(&self, digest: &Digest) -> Option<PathBuf> {
+        let p = self.blob_path(digest);
+        p.is_file().then_some(p)
+    }
+
+    /// Stores bytes already verified by the caller (a manifest whose digest was just computed).
+    pub fn put_verified(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
+        let dest = self.blob_path(digest);
+        if dest.exists() {
+            return Ok(());
+        }
+        let tmp_dir = self.root.join("tmp");
+        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
+        tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
+    /// Reads a cached blob, checking it still hashes to its name.
+    pub fn read_verified(&self, digest: &Digest) -> Option<Vec<u8>> {
+        let bytes = std::fs::read(self.cached(digest)?).ok()?;
+        (Digest::of_bytes(&bytes) == *digest).then_some(bytes)
+    }
+
+    fn ref_path(&self, repo: &Repository, tag: &str) -> PathBuf {
+        // Registry, repository and tag are validated names: safe as path components.
+        self.root
+            .join("refs")
+            .join(&repo.registry)
+            .join(&repo.name)
+            .join(format!("{tag}.digest"))
+    }
+
+    /// Remembers which digest a tag pointed to, for installs with the registry out of reach.
+    pub fn put_ref(&self, repo: &Repository, tag: &str, digest: &Digest) -> Result<(), StoreError> {
+        let path = self.ref_path(repo, tag);
+        let dir = path.parent().unwrap_or(&self.root).to_owned();
+        fs_err::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(&dir))?;
+        tmp.write_all(digest.to_string().as_bytes())
+            .map_err(io_err(&path))?;
+        tmp.persist(&path).map_err(|e| StoreError::Io {
+            path: path.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
+    pub fn get_ref(&self, repo: &Repository, tag: &str) -> Option<Digest> {
+        std::fs::read_to_string(self.ref_path(repo, tag))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// A reader over a blob's bytes that verifies them as they flow: from the cache when present,
+    /// else from `open` (the network), teeing the bytes into a temporary file that joins the
+    /// cache only when [`BlobReader::finish`] has checked size and digest.
+    pub fn reader(
+        &self,
+        digest: &Digest,
+        size: u64,
+        open: impl FnOnce() -> Result<BlobStream, RegistryError>,
+    ) -> Result<BlobReader, StoreError> {
+        if let Some(path) = self.cached(digest) {
+            let file = File::open(&path).map_err(io_err(&path))?;
+            return Ok(BlobReader {
+                inner: HashingReader::new(Tee { inner: Box::new(file), copy: None }, size),
+                digest: digest.clone(),
+                size,
+                from: path.display().to_string(),
+                cached: Some(path),
+                dest: self.blob_path(digest),
+            });
+        }
+        let tmp_dir = self.root.join("tmp");
+        let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
+        let stream = open()?;
+        Ok(BlobReader {
+            inner: HashingReader::new(
+                Tee {
+                    inner: stream.reader,
+                    copy: Some(io::BufWriter::with_capacity(256 * 1024, tmp)),
+                },
+                size,
+            ),
+            digest: digest.clone(),
+            size,
+            from: stream.url,
+            cached: None,
+            dest: self.blob_path(digest),
+        })
+    }
+}
+
+/// Copies everything read into a file.
+struct Tee {
+    inner: Box<dyn Read + Send>,
+    copy: Option<io::BufWriter<tempfile::NamedTempFile>>,
+}
+
+impl Read for Tee {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(copy) = self.copy.as_mut() {
+            copy.write_all(&buf[..n])?;
+        }
+        Ok(n)
+    }
+}
+
+/// See [`Store::reader`].
+pub struct BlobReader {
+    inner: HashingReader<Tee>,
+    digest: Digest,
+    size: u64,
+    from: String,
+    cached: Option<PathBuf>,
+    dest: PathBuf,
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl BlobReader {
+    /// Drains what is left, checks size and digest, and publishes a downloaded blob into the cache.
+    /// A cached blob that no longer verifies is removed, so the next run downloads it again.
+    pub fn finish(self) -> Result<(), StoreError> {
+        let BlobReader {
+            inner,
+            digest,
+            size,
+            from,
+            cached,
+            dest,
+        } = self;
+        let mut inner = inner;
+        let (actual, count) = inner.finish().map_err(|source| StoreError::Io {
+            path: PathBuf::from(&from),
+            source,
+        })?;
+        let tee = inner.into_inner();
+        let bad = if count != size {
+            Some(StoreError::Size {
+                digest: digest.clone(),
+                expected: size,
+                actual: count,
+                from: from.clone(),
+            })
+        } else if actual != digest {
+            Some(StoreError::Mismatch {
+                digest: digest.clone(),
+                actual,
+                from: from.clone(),
+            })
+        } else {
+            None
+        };
+        if let Some(err) = bad {
+            if let Some(path) = cached {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(err);
+        }
+        if let Some(copy) = tee.copy {
+            let file = copy.into_inner().map_err(|e| StoreError::Io {
+                path: dest.clone(),
+                source: e.into_error(),
+            })?;
+            file.persist(&dest).map_err(|e| StoreError::Io {
+                path: dest.clone(),
+                source: e.error,
+            })?;
+        }
+        Ok(())
+    }
+}

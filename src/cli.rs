@@ -20,7 +20,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Install packages and their dependencies.
-    #[command(after_help = "Examples:\n  pkg install anakin\n  pkg install hello@1.2.0      exactly 1.2.0\n  pkg install 'hello@^1.2'     the newest 1.x from 1.2 on")]
+    #[command(
+        after_help = "Examples:\n  pkg install anakin\n  pkg install hello@1.2.0      exactly 1.2.0\n  pkg install 'hello@^1.2'     the newest 1.x from 1.2 on"
+    )]
     Install(InstallArgs),
 }
 

@@ -55,7 +55,9 @@ impl FromStr for Digest {
             return Err(invalid("a sha256 digest has exactly 64 hex digits"));
         }
         if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(invalid("a sha256 digest uses only the lowercase hex digits 0-9 and a-f"));
+            return Err(invalid(
+                "a sha256 digest uses only the lowercase hex digits 0-9 and a-f",
+            ));
         }
         Ok(Digest {
             hex: hex.to_owned(),

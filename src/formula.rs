@@ -164,13 +164,19 @@ pub fn valid_name(name: &str) -> bool {
         && b.len() <= 128
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
         && b.iter().all(|&c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_' | b'.' | b'+' | b'@')
+            c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || matches!(c, b'-' | b'_' | b'.' | b'+' | b'@')
         })
 }
 
 impl Formula {
     /// Parses a formula; errors name the file and, for TOML and value errors, the line and column.
-    pub fn parse(text: &str, origin: Origin, expected_name: Option<&str>) -> Result<Formula, FormulaError> {
+    pub fn parse(
+        text: &str,
+        origin: Origin,
+        expected_name: Option<&str>,
+    ) -> Result<Formula, FormulaError> {
         let file = origin.to_string();
         let raw: RawFormula = toml::from_str(text).map_err(|e| FormulaError::Parse {
             file: file.clone(),
@@ -195,7 +201,9 @@ impl Formula {
             )));
         }
         if raw.versions.is_empty() {
-            return Err(invalid("the formula lists no versions; add a [versions.\"X.Y.Z\"] table".into()));
+            return Err(invalid(
+                "the formula lists no versions; add a [versions.\"X.Y.Z\"] table".into(),
+            ));
         }
         for (version, spec) in &raw.versions {
             for dep in spec.depends_on.keys() {
@@ -206,7 +214,10 @@ impl Formula {
                     )));
                 }
                 if dep == &raw.name {
-                    return Err(invalid(format!("version {}: the package depends on itself", version.0)));
+                    return Err(invalid(format!(
+                        "version {}: the package depends on itself",
+                        version.0
+                    )));
                 }
             }
         }
@@ -261,7 +272,10 @@ impl Formulary {
 
     /// Every formula name known, sorted and deduplicated.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = embedded::EMBEDDED.iter().map(|(n, _)| (*n).to_owned()).collect();
+        let mut names: Vec<String> = embedded::EMBEDDED
+            .iter()
+            .map(|(n, _)| (*n).to_owned())
+            .collect();
         for dir in &self.dirs {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
@@ -339,21 +353,36 @@ depends_on = { libfoo = "^2" }
     #[test]
     fn bad_version_is_reported_with_its_line() {
         let err = error_of(&GOOD.replace("[versions.\"1.0.0\"]", "[versions.\"1.0\"]"));
-        assert!(err.contains("line 7") && err.contains("invalid version `1.0`"), "{err}");
+        assert!(
+            err.contains("line 7") && err.contains("invalid version `1.0`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_digest_is_reported_with_its_line() {
         let err = error_of(&GOOD.replace("sha256:aa98", "sha256:zz98"));
-        assert!(err.contains("line 14") && err.contains("invalid digest"), "{err}");
+        assert!(
+            err.contains("line 14") && err.contains("invalid digest"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_repository_and_bin_are_reported() {
-        let err = error_of(&GOOD.replace("ghcr.io/acme/hello\"\ntag = \"1.0.0\"", "acme\"\ntag = \"1.0.0\""));
-        assert!(err.contains("line 8") && err.contains("invalid repository"), "{err}");
+        let err = error_of(&GOOD.replace(
+            "ghcr.io/acme/hello\"\ntag = \"1.0.0\"",
+            "acme\"\ntag = \"1.0.0\"",
+        ));
+        assert!(
+            err.contains("line 8") && err.contains("invalid repository"),
+            "{err}"
+        );
         let err = error_of(&GOOD.replace("bin/hello", "../evil"));
-        assert!(err.contains("line 5") && err.contains("invalid bin entry"), "{err}");
+        assert!(
+            err.contains("line 5") && err.contains("invalid bin entry"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -366,7 +395,10 @@ depends_on = { libfoo = "^2" }
     fn embedded_anakin_parses_and_is_pinned() {
         let f = Formulary::default().load("anakin").unwrap();
         let spec = &f.versions[&Version::new(1, 0, 0)];
-        assert_eq!(spec.repository.to_string(), "ghcr.io/cortinico/space-unlimited-space/anakin");
+        assert_eq!(
+            spec.repository.to_string(),
+            "ghcr.io/cortinico/space-unlimited-space/anakin"
+        );
         assert_eq!(
             spec.digest.as_ref().unwrap().to_string(),
             "sha256:aa986f18e5556f9ce7ce265242ec6457ea2802030d92e5dc4c3c807a495db1e4"

@@ -161,7 +161,12 @@ fn conflict(prefix: &Path, name: &str, dest: &Path, overwrite: bool) -> Option<C
         match owner(prefix, dest, &target) {
             Some(owner) if owner == name => return None,
             Some(owner) => return c(format!("belongs to the installed package `{owner}`")),
-            None => return c(format!("a link to {} that pkg did not make", target.display())),
+            None => {
+                return c(format!(
+                    "a link to {} that pkg did not make",
+                    target.display()
+                ));
+            }
         }
     }
     c("a file that pkg did not install".into())
@@ -195,7 +200,10 @@ fn normalize(path: &Path) -> PathBuf {
 }
 
 fn temp_name(dest: &Path, what: &str) -> PathBuf {
-    let file = dest.file_name().map(|f| f.to_string_lossy()).unwrap_or_default();
+    let file = dest
+        .file_name()
+        .map(|f| f.to_string_lossy())
+        .unwrap_or_default();
     dest.with_file_name(format!(".{file}.pkg-{what}-{}", std::process::id()))
 }
 
@@ -290,16 +298,29 @@ mod tests {
         link(d.path(), "other", "1.0.0", &["bin/greet".into()], false).unwrap();
         std::fs::write(d.path().join("bin/hello"), "mine").unwrap();
         let bins = vec!["bin/greet".to_string(), "bin/hello".to_string()];
-        let err = link(d.path(), "hello", "1.0.0", &bins, false).unwrap_err().to_string();
-        assert!(err.contains("2 file(s) in the way") && err.contains("`other`") && err.contains("--overwrite"), "{err}");
-        assert_eq!(std::fs::read_to_string(d.path().join("bin/hello")).unwrap(), "mine");
+        let err = link(d.path(), "hello", "1.0.0", &bins, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("2 file(s) in the way")
+                && err.contains("`other`")
+                && err.contains("--overwrite"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("bin/hello")).unwrap(),
+            "mine"
+        );
         assert!(!d.path().join("opt/hello").exists());
         link(d.path(), "hello", "1.0.0", &bins, true).unwrap();
         assert!(std::fs::read_link(d.path().join("bin/hello")).is_ok());
-        let leftovers: Vec<_> = std::fs::read_dir(d.path().join("bin")).unwrap().filter_map(|e| {
-            let n = e.unwrap().file_name().into_string().unwrap();
-            n.starts_with('.').then_some(n)
-        }).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(d.path().join("bin"))
+            .unwrap()
+            .filter_map(|e| {
+                let n = e.unwrap().file_name().into_string().unwrap();
+                n.starts_with('.').then_some(n)
+            })
+            .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
@@ -312,7 +333,16 @@ mod tests {
         std::fs::remove_dir_all(d.path().join("opt")).unwrap();
         std::fs::write(d.path().join("opt"), "x").unwrap();
         keg(d.path(), "hello", "2.0.0", &["a", "b"]);
-        assert!(link(d.path(), "hello", "2.0.0", &["bin/a".into(), "bin/b".into()], false).is_err());
+        assert!(
+            link(
+                d.path(),
+                "hello",
+                "2.0.0",
+                &["bin/a".into(), "bin/b".into()],
+                false
+            )
+            .is_err()
+        );
         assert_eq!(
             std::fs::read_link(d.path().join("bin/a")).unwrap(),
             Path::new("../Cellar/hello/1.0.0/bin/a")
@@ -324,7 +354,11 @@ mod tests {
     fn listed_bin_must_exist() {
         let d = tempfile::tempdir().unwrap();
         keg(d.path(), "hello", "1.0.0", &["hello"]);
-        let err = bins_for(&d.path().join("Cellar/hello/1.0.0"), Some(&["bin/nope".into()])).unwrap_err();
+        let err = bins_for(
+            &d.path().join("Cellar/hello/1.0.0"),
+            Some(&["bin/nope".into()]),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("bin/nope"));
     }
 }

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-
 /// Exit codes, in one place: 0 success, 1 failure, 2 usage error (clap's own).
 const FAILURE: u8 = 1;
 

@@ -122,18 +122,24 @@ pub fn resolve(
         // Constraints from the command line and from the currently selected versions.
         let mut constraints: BTreeMap<String, Vec<Constraint>> = BTreeMap::new();
         for r in requests {
-            constraints.entry(r.name.clone()).or_default().push(Constraint {
-                by: "the command line".into(),
-                req: r.req.clone(),
-            });
+            constraints
+                .entry(r.name.clone())
+                .or_default()
+                .push(Constraint {
+                    by: "the command line".into(),
+                    req: r.req.clone(),
+                });
         }
         for (name, version) in &selected {
             let spec = &formulae[name].versions[version];
             for (dep, req) in &spec.depends_on {
-                constraints.entry(dep.clone()).or_default().push(Constraint {
-                    by: format!("{name} {version}"),
-                    req: req.clone(),
-                });
+                constraints
+                    .entry(dep.clone())
+                    .or_default()
+                    .push(Constraint {
+                        by: format!("{name} {version}"),
+                        req: req.clone(),
+                    });
             }
         }
         let mut next = BTreeMap::new();
@@ -145,7 +151,13 @@ pub fn resolve(
             let fits = |v: &Version| cs.iter().all(|c| c.req.matches(v));
             // A dependency already installed at a fitting version stays as it is.
             let keep = (!requested.contains(name.as_str()))
-                .then(|| installed.versions(name).into_iter().filter(|v| fits(v) && formula.versions.contains_key(v)).max())
+                .then(|| {
+                    installed
+                        .versions(name)
+                        .into_iter()
+                        .filter(|v| fits(v) && formula.versions.contains_key(v))
+                        .max()
+                })
                 .flatten();
             let pick = keep.or_else(|| formula.versions.keys().rev().find(|v| fits(v)).cloned());
             let Some(pick) = pick else {
@@ -289,12 +301,17 @@ mod tests {
     struct Have(&'static str, Version);
     impl Installed for Have {
         fn versions(&self, name: &str) -> Vec<Version> {
-            if name == self.0 { vec![self.1.clone()] } else { Vec::new() }
+            if name == self.0 {
+                vec![self.1.clone()]
+            } else {
+                Vec::new()
+            }
         }
     }
 
     fn formula(dir: &std::path::Path, name: &str, versions: &[(&str, &str)]) {
-        let mut text = format!("name = \"{name}\"\ndesc = \"d\"\nhomepage = \"https://x.example\"\n");
+        let mut text =
+            format!("name = \"{name}\"\ndesc = \"d\"\nhomepage = \"https://x.example\"\n");
         for (v, deps) in versions {
             text.push_str(&format!(
                 "[versions.\"{v}\"]\nrepository = \"ghcr.io/acme/{name}\"\ntag = \"{v}\"\ndepends_on = {{ {deps} }}\n"
@@ -311,23 +328,66 @@ mod tests {
         }
     }
 
-    fn plan(dir: &std::path::Path, args: &[&str], installed: &dyn Installed) -> Result<Vec<String>, ResolveError> {
+    fn plan(
+        dir: &std::path::Path,
+        args: &[&str],
+        installed: &dyn Installed,
+    ) -> Result<Vec<String>, ResolveError> {
         let reqs: Vec<Request> = args.iter().map(|a| Request::parse(a).unwrap()).collect();
-        let p = resolve(&reqs, &Formulary::new(vec![dir.to_path_buf()]), installed, &host())?;
-        Ok(p.steps.iter().map(|s| format!("{}@{}{}", s.formula.name, s.version, if s.on_request { "" } else { "(dep)" })).collect())
+        let p = resolve(
+            &reqs,
+            &Formulary::new(vec![dir.to_path_buf()]),
+            installed,
+            &host(),
+        )?;
+        Ok(p.steps
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}@{}{}",
+                    s.formula.name,
+                    s.version,
+                    if s.on_request { "" } else { "(dep)" }
+                )
+            })
+            .collect())
     }
 
     #[test]
     fn full_version_is_exact_and_ranges_pick_highest() {
         let d = tempfile::tempdir().unwrap();
-        formula(d.path(), "hello", &[("1.0.0", ""), ("1.2.0", ""), ("1.2.5", ""), ("2.0.0", "")]);
-        assert_eq!(plan(d.path(), &["hello"], &NoneInstalled).unwrap(), ["hello@2.0.0"]);
-        assert_eq!(plan(d.path(), &["hello@1.2.0"], &NoneInstalled).unwrap(), ["hello@1.2.0"]);
-        assert_eq!(plan(d.path(), &["hello@^1.0"], &NoneInstalled).unwrap(), ["hello@1.2.5"]);
-        assert_eq!(plan(d.path(), &["hello@~1.2"], &NoneInstalled).unwrap(), ["hello@1.2.5"]);
-        assert_eq!(plan(d.path(), &["hello@1"], &NoneInstalled).unwrap(), ["hello@1.2.5"]);
-        assert_eq!(plan(d.path(), &["hello@>=1, <1.2"], &NoneInstalled).unwrap(), ["hello@1.0.0"]);
-        let err = plan(d.path(), &["hello@3"], &NoneInstalled).unwrap_err().to_string();
+        formula(
+            d.path(),
+            "hello",
+            &[("1.0.0", ""), ("1.2.0", ""), ("1.2.5", ""), ("2.0.0", "")],
+        );
+        assert_eq!(
+            plan(d.path(), &["hello"], &NoneInstalled).unwrap(),
+            ["hello@2.0.0"]
+        );
+        assert_eq!(
+            plan(d.path(), &["hello@1.2.0"], &NoneInstalled).unwrap(),
+            ["hello@1.2.0"]
+        );
+        assert_eq!(
+            plan(d.path(), &["hello@^1.0"], &NoneInstalled).unwrap(),
+            ["hello@1.2.5"]
+        );
+        assert_eq!(
+            plan(d.path(), &["hello@~1.2"], &NoneInstalled).unwrap(),
+            ["hello@1.2.5"]
+        );
+        assert_eq!(
+            plan(d.path(), &["hello@1"], &NoneInstalled).unwrap(),
+            ["hello@1.2.5"]
+        );
+        assert_eq!(
+            plan(d.path(), &["hello@>=1, <1.2"], &NoneInstalled).unwrap(),
+            ["hello@1.0.0"]
+        );
+        let err = plan(d.path(), &["hello@3"], &NoneInstalled)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("1.0.0, 1.2.0, 1.2.5, 2.0.0"), "{err}");
         assert!(Request::parse("hello@not a version").is_err());
     }
@@ -341,12 +401,22 @@ mod tests {
         formula(d.path(), "base", &[("1.0.0", ""), ("1.5.0", "")]);
         assert_eq!(
             plan(d.path(), &["app"], &NoneInstalled).unwrap(),
-            ["base@1.5.0(dep)", "lib@2.1.0(dep)", "tool@0.1.0(dep)", "app@1.0.0"]
+            [
+                "base@1.5.0(dep)",
+                "lib@2.1.0(dep)",
+                "tool@0.1.0(dep)",
+                "app@1.0.0"
+            ]
         );
         // An installed dependency that still fits is kept.
         assert_eq!(
             plan(d.path(), &["app"], &Have("base", Version::new(1, 0, 0))).unwrap(),
-            ["base@1.0.0(dep)", "lib@2.1.0(dep)", "tool@0.1.0(dep)", "app@1.0.0"]
+            [
+                "base@1.0.0(dep)",
+                "lib@2.1.0(dep)",
+                "tool@0.1.0(dep)",
+                "app@1.0.0"
+            ]
         );
     }
 
@@ -356,12 +426,21 @@ mod tests {
         formula(d.path(), "a", &[("1.0.0", "c = \"^1\"")]);
         formula(d.path(), "b", &[("1.0.0", "c = \"^2\"")]);
         formula(d.path(), "c", &[("1.0.0", ""), ("2.0.0", "")]);
-        let err = plan(d.path(), &["a", "b"], &NoneInstalled).unwrap_err().to_string();
-        assert!(err.contains("conflicting requirements on `c`") && err.contains("a 1.0.0") && err.contains("b 1.0.0"), "{err}");
+        let err = plan(d.path(), &["a", "b"], &NoneInstalled)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("conflicting requirements on `c`")
+                && err.contains("a 1.0.0")
+                && err.contains("b 1.0.0"),
+            "{err}"
+        );
 
         formula(d.path(), "x", &[("1.0.0", "y = \"*\"")]);
         formula(d.path(), "y", &[("1.0.0", "x = \"*\"")]);
-        let err = plan(d.path(), &["x"], &NoneInstalled).unwrap_err().to_string();
+        let err = plan(d.path(), &["x"], &NoneInstalled)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("x -> y -> x"), "{err}");
     }
 
@@ -373,7 +452,9 @@ mod tests {
             "name = \"mac\"\ndesc = \"d\"\nhomepage = \"h\"\nplatforms = [\"darwin\"]\n[versions.\"1.0.0\"]\nrepository = \"ghcr.io/a/mac\"\ntag = \"1\"\n",
         )
         .unwrap();
-        let err = plan(d.path(), &["mac"], &NoneInstalled).unwrap_err().to_string();
+        let err = plan(d.path(), &["mac"], &NoneInstalled)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("does not install on linux/amd64"), "{err}");
     }
 }

@@ -23,7 +23,10 @@ pub enum SettingsError {
     #[error(transparent)]
     Mirrors(#[from] crate::registry::MirrorError),
     #[error("cannot find a home directory for the default {what}; set {var}")]
-    NoHome { what: &'static str, var: &'static str },
+    NoHome {
+        what: &'static str,
+        var: &'static str,
+    },
     #[error("{set} is set but {unset} is not; set both or neither")]
     HalfCredentials {
         set: &'static str,
@@ -80,8 +83,12 @@ impl Settings {
             })
             .unwrap_or_default();
         let mirrors = Mirrors::parse(&std::env::var("PKG_REGISTRY_MIRRORS").unwrap_or_default())?;
-        let user = std::env::var("PKG_REGISTRY_USERNAME").ok().filter(|v| !v.is_empty());
-        let pass = std::env::var("PKG_REGISTRY_PASSWORD").ok().filter(|v| !v.is_empty());
+        let user = std::env::var("PKG_REGISTRY_USERNAME")
+            .ok()
+            .filter(|v| !v.is_empty());
+        let pass = std::env::var("PKG_REGISTRY_PASSWORD")
+            .ok()
+            .filter(|v| !v.is_empty());
         let env = match (user, pass) {
             (Some(username), Some(password)) => Some(Credentials { username, password }),
             (None, None) => None,

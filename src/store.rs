@@ -29,13 +29,17 @@ pub enum StoreError {
     },
     #[error(transparent)]
     Registry(#[from] RegistryError),
-    #[error("SHA-256 mismatch for {digest}\n  Expected: {digest}\n  Actual:   {actual}\n  From:     {from}\nNothing was installed. If this repeats, the registry serves corrupted or tampered content.")]
+    #[error(
+        "SHA-256 mismatch for {digest}\n  Expected: {digest}\n  Actual:   {actual}\n  From:     {from}\nNothing was installed. If this repeats, the registry serves corrupted or tampered content."
+    )]
     Mismatch {
         digest: Digest,
         actual: Digest,
         from: String,
     },
-    #[error("size mismatch for {digest} from {from}: the descriptor says {expected} bytes, {actual} arrived")]
+    #[error(
+        "size mismatch for {digest} from {from}: the descriptor says {expected} bytes, {actual} arrived"
+    )]
     Size {
         digest: Digest,
         expected: u64,
@@ -60,7 +64,11 @@ impl Store {
     /// Opens (and creates when missing) the cache at `root`.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         let base = root.join(LAYOUT);
-        for dir in [base.join("blobs/sha256"), base.join("tmp"), base.join("refs")] {
+        for dir in [
+            base.join("blobs/sha256"),
+            base.join("tmp"),
+            base.join("refs"),
+        ] {
             fs_err::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
         let tag = root.join("CACHEDIR.TAG");
@@ -74,7 +82,10 @@ impl Store {
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root.join("blobs").join(digest.algorithm()).join(digest.hex())
+        self.root
+            .join("blobs")
+            .join(digest.algorithm())
+            .join(digest.hex())
     }
 
     /// The cached blob, if present.
@@ -149,7 +160,13 @@ impl Store {
         if let Some(path) = self.cached(digest) {
             let file = File::open(&path).map_err(io_err(&path))?;
             return Ok(BlobReader {
-                inner: HashingReader::new(Tee { inner: Box::new(file), copy: None }, size),
+                inner: HashingReader::new(
+                    Tee {
+                        inner: Box::new(file),
+                        copy: None,
+                    },
+                    size,
+                ),
                 digest: digest.clone(),
                 size,
                 from: path.display().to_string(),

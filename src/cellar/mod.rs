@@ -89,10 +89,10 @@ impl Cellar {
         let staged = staging.keep();
         sync_dir(&staged);
         let old = if keg.exists() {
-            let aside = self.root.join(".staging").join(format!(
-                "old-{name}-{version}-{}",
-                std::process::id()
-            ));
+            let aside = self
+                .root
+                .join(".staging")
+                .join(format!("old-{name}-{version}-{}", std::process::id()));
             fs_err::rename(&keg, &aside).map_err(io_err(&keg))?;
             Some(aside)
         } else {
@@ -132,10 +132,7 @@ pub fn list_files(root: &Path) -> Result<Vec<String>, CellarError> {
             if rel_child == Path::new(receipt::META_DIR) {
                 continue;
             }
-            let is_dir = entry
-                .file_type()
-                .map_err(io_err(&entry.path()))?
-                .is_dir();
+            let is_dir = entry.file_type().map_err(io_err(&entry.path()))?.is_dir();
             out.push(rel_child.to_string_lossy().into_owned());
             if is_dir {
                 stack.push(rel_child);

@@ -51,7 +51,9 @@ pub enum ReceiptError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("receipt {path} has schema {schema}, newer than this pkg understands ({SCHEMA}); upgrade pkg")]
+    #[error(
+        "receipt {path} has schema {schema}, newer than this pkg understands ({SCHEMA}); upgrade pkg"
+    )]
     TooNew { path: PathBuf, schema: u32 },
 }
 
@@ -85,10 +87,11 @@ impl Receipt {
         struct Probe {
             schema: u32,
         }
-        let probe: Probe = serde_json::from_slice(&bytes).map_err(|source| ReceiptError::Invalid {
-            path: p.clone(),
-            source,
-        })?;
+        let probe: Probe =
+            serde_json::from_slice(&bytes).map_err(|source| ReceiptError::Invalid {
+                path: p.clone(),
+                source,
+            })?;
         if probe.schema > SCHEMA {
             return Err(ReceiptError::TooNew {
                 path: p,

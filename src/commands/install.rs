@@ -90,19 +90,25 @@ struct Ctx<'a> {
 
 #[derive(Debug, thiserror::Error)]
 enum InstallError {
-    #[error("{repository}:{tag} resolves to manifest\n  {actual}\nbut the formula pins\n  {pinned}\nThe tag was moved or the formula is wrong.")]
+    #[error(
+        "{repository}:{tag} resolves to manifest\n  {actual}\nbut the formula pins\n  {pinned}\nThe tag was moved or the formula is wrong."
+    )]
     PinMismatch {
         repository: Repository,
         tag: String,
         pinned: Digest,
         actual: Digest,
     },
-    #[error("{repository}@{digest} is an image index inside an image index; pkg installs manifests only")]
+    #[error(
+        "{repository}@{digest} is an image index inside an image index; pkg installs manifests only"
+    )]
     NestedIndex {
         repository: Repository,
         digest: Digest,
     },
-    #[error("layer {digest} of {repository} has media type `{media_type}`, which pkg cannot unpack (tar and tar+gzip are supported)")]
+    #[error(
+        "layer {digest} of {repository} has media type `{media_type}`, which pkg cannot unpack (tar and tar+gzip are supported)"
+    )]
     LayerType {
         repository: Repository,
         digest: Digest,
@@ -112,7 +118,7 @@ enum InstallError {
     Platform {
         repository: Repository,
         #[source]
-        source: manifest::ManifestError,
+        source: Box<manifest::ManifestError>,
     },
 }
 
@@ -146,10 +152,12 @@ fn install_one(
     let (image, platform_digest) = match &top.document {
         Document::Manifest(m) => (m.clone(), None),
         Document::Index(index) => {
-            let entry = index.pick(&ctx.host).map_err(|source| InstallError::Platform {
-                repository: repo.clone(),
-                source,
-            })?;
+            let entry = index
+                .pick(&ctx.host)
+                .map_err(|source| InstallError::Platform {
+                    repository: repo.clone(),
+                    source: Box::new(source),
+                })?;
             let child = fetch_digest(ctx, repo, &entry.digest)?;
             match child.document {
                 Document::Manifest(m) => (m, Some(entry.digest.clone())),
@@ -166,11 +174,9 @@ fn install_one(
     let limits = Limits::default();
     let mut stats = Stats::default();
     for (layer, format) in image.layers.iter().zip(formats) {
-        let mut reader = ctx
-            .store
-            .reader(&layer.digest, layer.size, || {
-                ctx.client.open_blob(repo, &layer.digest, layer.size)
-            })?;
+        let mut reader = ctx.store.reader(&layer.digest, layer.size, || {
+            ctx.client.open_blob(repo, &layer.digest, layer.size)
+        })?;
         let unpacked = match format {
             LayerFormat::TarGzip => unpack::unpack_tar(
                 flate2::read::MultiGzDecoder::new(&mut reader),
@@ -178,7 +184,9 @@ fn install_one(
                 &limits,
                 &mut stats,
             ),
-            LayerFormat::Tar => unpack::unpack_tar(&mut reader, staging.path(), &limits, &mut stats),
+            LayerFormat::Tar => {
+                unpack::unpack_tar(&mut reader, staging.path(), &limits, &mut stats)
+            }
         };
         // A tampered or truncated blob often breaks gzip or tar first: the digest check is
         // the real verdict, so it is reported in preference to the unpack error.
@@ -214,7 +222,13 @@ fn install_one(
     receipt.write(staging.path())?;
 
     let keg = cellar.publish(staging, name, version)?;
-    if let Err(e) = link::link(&settings.prefix, name, &version.to_string(), &bins, overwrite) {
+    if let Err(e) = link::link(
+        &settings.prefix,
+        name,
+        &version.to_string(),
+        &bins,
+        overwrite,
+    ) {
         // All or nothing: a keg that cannot be linked is taken back out.
         let _ = std::fs::remove_dir_all(&keg);
         let _ = std::fs::remove_dir(keg.parent().unwrap_or(&keg));
@@ -232,7 +246,10 @@ fn install_one(
     Ok(())
 }
 
-fn layer_formats(repo: &Repository, image: &ImageManifest) -> Result<Vec<LayerFormat>, InstallError> {
+fn layer_formats(
+    repo: &Repository,
+    image: &ImageManifest,
+) -> Result<Vec<LayerFormat>, InstallError> {
     image
         .layers
         .iter()

@@ -358,7 +358,14 @@ mod tests {
 
     #[test]
     fn malformed_headers_do_not_panic() {
-        for h in ["", "=", "\"", "Bearer realm=\"unterminated", ",,,", "Bearer ==="] {
+        for h in [
+            "",
+            "=",
+            "\"",
+            "Bearer realm=\"unterminated",
+            ",,,",
+            "Bearer ===",
+        ] {
             let _ = parse_challenges([h]);
         }
     }
@@ -366,7 +373,11 @@ mod tests {
     #[test]
     fn token_url_encodes_scope_and_service() {
         assert_eq!(
-            token_url("https://ghcr.io/token", Some("ghcr.io"), "repository:a/b:pull"),
+            token_url(
+                "https://ghcr.io/token",
+                Some("ghcr.io"),
+                "repository:a/b:pull"
+            ),
             "https://ghcr.io/token?service=ghcr.io&scope=repository%3Aa%2Fb%3Apull"
         );
         assert_eq!(

@@ -105,7 +105,9 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Document, Manif
     let declared = probe.media_type.or(header);
     let (kind, media_type) = match declared.as_deref() {
         Some(OCI_INDEX | DOCKER_LIST) => (Kind::Index, declared.clone().unwrap_or_default()),
-        Some(OCI_MANIFEST | DOCKER_MANIFEST) => (Kind::Manifest, declared.clone().unwrap_or_default()),
+        Some(OCI_MANIFEST | DOCKER_MANIFEST) => {
+            (Kind::Manifest, declared.clone().unwrap_or_default())
+        }
         Some(other) => return Err(ManifestError::UnsupportedMediaType(other.to_owned())),
         None if probe.manifests.is_some() => (Kind::Index, OCI_INDEX.to_owned()),
         None if probe.layers.is_some() => (Kind::Manifest, OCI_MANIFEST.to_owned()),
@@ -225,13 +227,18 @@ mod tests {
     fn body_media_type_must_agree_with_content_type() {
         let body = format!(r#"{{"mediaType":"{OCI_INDEX}","manifests":[]}}"#);
         let err = parse(body.as_bytes(), Some(OCI_MANIFEST)).unwrap_err();
-        assert!(matches!(err, ManifestError::MediaTypeMismatch { .. }), "{err}");
+        assert!(
+            matches!(err, ManifestError::MediaTypeMismatch { .. }),
+            "{err}"
+        );
     }
 
     fn desc(platform: Option<(&str, &str)>, hex: char) -> Descriptor {
         Descriptor {
             media_type: OCI_MANIFEST.into(),
-            digest: format!("sha256:{}", hex.to_string().repeat(64)).parse().unwrap(),
+            digest: format!("sha256:{}", hex.to_string().repeat(64))
+                .parse()
+                .unwrap(),
             size: 1,
             platform: platform.map(|(os, arch)| Platform {
                 os: os.into(),
@@ -251,7 +258,10 @@ mod tests {
         };
         let index = ImageIndex {
             media_type: None,
-            manifests: vec![desc(Some(("darwin", "arm64")), 'a'), desc(Some(("linux", "amd64")), 'b')],
+            manifests: vec![
+                desc(Some(("darwin", "arm64")), 'a'),
+                desc(Some(("linux", "amd64")), 'b'),
+            ],
         };
         assert_eq!(index.pick(&host).unwrap().digest.hex(), "b".repeat(64));
         let index = ImageIndex {
@@ -261,7 +271,10 @@ mod tests {
         assert_eq!(index.pick(&host).unwrap().digest.hex(), "c".repeat(64));
         let index = ImageIndex {
             media_type: None,
-            manifests: vec![desc(Some(("darwin", "arm64")), 'a'), desc(Some(("windows", "amd64")), 'd')],
+            manifests: vec![
+                desc(Some(("darwin", "arm64")), 'a'),
+                desc(Some(("windows", "amd64")), 'd'),
+            ],
         };
         let err = index.pick(&host).unwrap_err().to_string();
         assert!(err.contains("darwin/arm64, windows/amd64"), "{err}");

@@ -22,7 +22,9 @@ pub struct Mirrors {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid PKG_REGISTRY_MIRRORS entry `{entry}`: {reason}; expected `HOST=URL[,HOST=URL…]`, e.g. `ghcr.io=http://127.0.0.1:5000`")]
+#[error(
+    "invalid PKG_REGISTRY_MIRRORS entry `{entry}`: {reason}; expected `HOST=URL[,HOST=URL…]`, e.g. `ghcr.io=http://127.0.0.1:5000`"
+)]
 pub struct MirrorError {
     entry: String,
     reason: String,
@@ -37,15 +39,17 @@ impl Mirrors {
                 entry: entry.to_owned(),
                 reason: reason.to_owned(),
             };
-            let (host, target) = entry
-                .split_once('=')
-                .ok_or_else(|| err("missing `=`"))?;
+            let (host, target) = entry.split_once('=').ok_or_else(|| err("missing `=`"))?;
             let url = Url::parse(target.trim()).map_err(|e| err(&e.to_string()))?;
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                return Err(err("the endpoint must be an http:// or https:// URL with a host"));
+                return Err(err(
+                    "the endpoint must be an http:// or https:// URL with a host",
+                ));
             }
             if url.path() != "/" || url.query().is_some() {
-                return Err(err("the endpoint must be a bare origin, without a path or query"));
+                return Err(err(
+                    "the endpoint must be a bare origin, without a path or query",
+                ));
             }
             entries.push((host.trim().to_owned(), url));
         }
@@ -110,14 +114,18 @@ pub enum RegistryError {
     Redirect { url: String, reason: String },
     #[error("token service {realm}: {reason}")]
     Realm { realm: String, reason: String },
-    #[error("{what} digest mismatch\n  Expected: {expected}\n  Actual:   {actual}\n  From:     {url}")]
+    #[error(
+        "{what} digest mismatch\n  Expected: {expected}\n  Actual:   {actual}\n  From:     {url}"
+    )]
     DigestMismatch {
         what: String,
         expected: String,
         actual: String,
         url: String,
     },
-    #[error("{url}: the registry sends {actual} bytes for {digest}, but its descriptor says {expected}")]
+    #[error(
+        "{url}: the registry sends {actual} bytes for {digest}, but its descriptor says {expected}"
+    )]
     SizeMismatch {
         url: String,
         digest: Digest,
@@ -283,7 +291,14 @@ impl Client {
         }
         if let Some(realm) = self.tokens.realm(key) {
             return self
-                .fetch_token(base, key, repo, scope, &realm.realm, realm.service.as_deref())
+                .fetch_token(
+                    base,
+                    key,
+                    repo,
+                    scope,
+                    &realm.realm,
+                    realm.service.as_deref(),
+                )
                 .map(Some);
         }
         Ok(None)
@@ -299,17 +314,17 @@ impl Client {
         challenges: &[Challenge],
     ) -> Result<String, RegistryError> {
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
-            let realm = bearer.param("realm").ok_or_else(|| RegistryError::Unauthorized {
-                repository: repo.to_string(),
-                detail: "the registry's Bearer challenge names no realm".into(),
-                hint: "",
-            })?;
-            let realm = base
-                .join(realm)
-                .map_err(|e| RegistryError::Realm {
-                    realm: realm.to_owned(),
-                    reason: e.to_string(),
+            let realm = bearer
+                .param("realm")
+                .ok_or_else(|| RegistryError::Unauthorized {
+                    repository: repo.to_string(),
+                    detail: "the registry's Bearer challenge names no realm".into(),
+                    hint: "",
                 })?;
+            let realm = base.join(realm).map_err(|e| RegistryError::Realm {
+                realm: realm.to_owned(),
+                reason: e.to_string(),
+            })?;
             check_realm(base, &realm)?;
             let service = bearer.param("service").map(str::to_owned);
             self.tokens.store_realm(
@@ -444,7 +459,10 @@ impl Client {
             if current.scheme() == "https" && next.scheme() != "https" {
                 return Err(RegistryError::Redirect {
                     url: redact(&current),
-                    reason: format!("refusing to follow a redirect from https to {}", next.scheme()),
+                    reason: format!(
+                        "refusing to follow a redirect from https to {}",
+                        next.scheme()
+                    ),
                 });
             }
             if !matches!(next.scheme(), "http" | "https") {
@@ -519,7 +537,9 @@ fn check_realm(base: &Url, realm: &Url) -> Result<(), RegistryError> {
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 fn origin_key(base: &Url) -> String {
@@ -545,7 +565,11 @@ pub fn redact(url: &Url) -> String {
     u.to_string()
 }
 
-fn read_limited(resp: Response<ureq::Body>, url: &str, limit: u64) -> Result<Vec<u8>, RegistryError> {
+fn read_limited(
+    resp: Response<ureq::Body>,
+    url: &str,
+    limit: u64,
+) -> Result<Vec<u8>, RegistryError> {
     resp.into_body()
         .into_with_config()
         .limit(limit)
@@ -627,9 +651,20 @@ mod tests {
     fn mirrors_map_hosts_to_endpoints() {
         let m = Mirrors::parse("ghcr.io=http://127.0.0.1:5000, other.io=https://mirror.example")
             .unwrap();
-        assert_eq!(m.endpoint("ghcr.io").unwrap().as_str(), "http://127.0.0.1:5000/");
-        assert_eq!(m.endpoint("other.io").unwrap().as_str(), "https://mirror.example/");
-        for bad in ["ghcr.io", "ghcr.io=ftp://x", "ghcr.io=http://x/path", "ghcr.io=nonsense"] {
+        assert_eq!(
+            m.endpoint("ghcr.io").unwrap().as_str(),
+            "http://127.0.0.1:5000/"
+        );
+        assert_eq!(
+            m.endpoint("other.io").unwrap().as_str(),
+            "https://mirror.example/"
+        );
+        for bad in [
+            "ghcr.io",
+            "ghcr.io=ftp://x",
+            "ghcr.io=http://x/path",
+            "ghcr.io=nonsense",
+        ] {
             assert!(Mirrors::parse(bad).is_err(), "{bad} accepted");
         }
     }

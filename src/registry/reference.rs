@@ -27,16 +27,18 @@ impl FromStr for Repository {
             value: value.chars().take(200).collect(),
             reason: reason.to_owned(),
         };
-        let (registry, name) = value.split_once('/').ok_or_else(|| {
-            err("expected `REGISTRY/PATH`, for example `ghcr.io/owner/name`")
-        })?;
+        let (registry, name) = value
+            .split_once('/')
+            .ok_or_else(|| err("expected `REGISTRY/PATH`, for example `ghcr.io/owner/name`"))?;
         if !(registry.contains('.') || registry.contains(':') || registry == "localhost") {
             return Err(err(
                 "the first part must be a registry host such as `ghcr.io` or `127.0.0.1:5000`",
             ));
         }
         if !valid_host(registry) {
-            return Err(err("the registry host may only use letters, digits, `.`, `-` and one `:port`"));
+            return Err(err(
+                "the registry host may only use letters, digits, `.`, `-` and one `:port`",
+            ));
         }
         if name.is_empty() || name.len() > 255 {
             return Err(err("the repository path must have 1 to 255 characters"));
@@ -64,7 +66,8 @@ fn valid_host(host: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-        && port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+        && port
+            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
@@ -130,7 +133,9 @@ mod tests {
 
     #[test]
     fn parses_ghcr_and_local_names() {
-        let r: Repository = "ghcr.io/cortinico/space-unlimited-space/anakin".parse().unwrap();
+        let r: Repository = "ghcr.io/cortinico/space-unlimited-space/anakin"
+            .parse()
+            .unwrap();
         assert_eq!(r.registry, "ghcr.io");
         assert_eq!(r.name, "cortinico/space-unlimited-space/anakin");
         let r: Repository = "127.0.0.1:5000/acme/hello".parse().unwrap();

@@ -11,6 +11,7 @@ pub mod formula;
 pub mod link;
 pub mod lock;
 pub mod platform;
+pub mod pour;
 pub mod registry;
 pub mod report;
 pub mod resolve;

@@ -61,6 +61,14 @@ pub fn path(keg: &Path) -> PathBuf {
     keg.join(META_DIR).join(FILE)
 }
 
+/// Seconds since the Unix epoch, for receipts.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 impl Receipt {
     pub fn write(&self, keg: &Path) -> Result<(), ReceiptError> {
         let p = path(keg);

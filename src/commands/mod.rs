@@ -4,9 +4,16 @@ mod install;
 
 use std::io::Write as _;
 
+use crate::cellar::Cellar;
+use crate::cellar::unpack::Limits;
 use crate::cli::{Cli, Command};
+use crate::platform::Platform;
+use crate::pour::Pourer;
+use crate::registry::Client;
 use crate::report::Reporter;
+use crate::resolve::Installed;
 use crate::settings::Settings;
+use crate::store::Store;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
@@ -29,5 +36,40 @@ impl Reporter for Stderr {
     }
     fn warn(&self, message: &str) {
         let _ = writeln!(std::io::stderr().lock(), "warning: {message}");
+    }
+}
+
+/// The installed versions the resolver may keep.
+struct CellarVersions<'a>(&'a Cellar);
+
+impl Installed for CellarVersions<'_> {
+    fn versions(&self, name: &str) -> Vec<semver::Version> {
+        self.0.installed_versions(name)
+    }
+}
+
+/// The network side of an install, created only when something must be fetched.
+fn pourer<'a>(settings: &Settings, reporter: &'a dyn Reporter) -> anyhow::Result<Pourer<'a>> {
+    Ok(Pourer {
+        store: Store::open(&settings.cache)?,
+        client: Client::new(settings.mirrors.clone(), settings.credentials.clone()),
+        host: Platform::host(),
+        reporter,
+        limits: Limits::default(),
+    })
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }

@@ -1,0 +1,310 @@
+//! Pouring a keg: tag → manifest (pinned, cached or fetched) → layers streamed through the verified
+//! cache → safe unpack into a staging dir → receipt → renamed into the Cellar. Linking is separate.
+
+use std::collections::BTreeMap;
+
+use semver::Version;
+
+use crate::cellar::receipt::{self, Receipt, ReceiptError};
+use crate::cellar::unpack::{self, Limits, Stats, UnpackError};
+use crate::cellar::{self, Cellar, CellarError};
+use crate::digest::Digest;
+use crate::formula::{Formula, VersionSpec};
+use crate::link::{self, LinkError};
+use crate::platform::Platform;
+use crate::registry::manifest::{self, Document, ImageManifest, LayerFormat, ManifestError};
+use crate::registry::{Client, FetchedManifest, RegistryError, Repository};
+use crate::report::Reporter;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PourError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cellar(#[from] CellarError),
+    #[error(transparent)]
+    Receipt(#[from] ReceiptError),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("unpacking layer {digest} of {repository}: {source}")]
+    Unpack {
+        repository: Repository,
+        digest: Digest,
+        #[source]
+        source: UnpackError,
+    },
+    #[error(
+        "{repository}:{tag} resolves to manifest\n  {actual}\nbut the formula pins\n  {pinned}\nThe tag was moved or the formula is wrong."
+    )]
+    PinMismatch {
+        repository: Repository,
+        tag: String,
+        pinned: Digest,
+        actual: Digest,
+    },
+    #[error(
+        "{repository}@{digest} is an image index inside an image index; pkg installs manifests only"
+    )]
+    NestedIndex {
+        repository: Repository,
+        digest: Digest,
+    },
+    #[error(
+        "layer {digest} of {repository} has media type `{media_type}`, which pkg cannot unpack (tar and tar+gzip are supported)"
+    )]
+    LayerType {
+        repository: Repository,
+        digest: Digest,
+        media_type: String,
+    },
+    #[error("{repository}: {source}")]
+    Manifest {
+        repository: Repository,
+        #[source]
+        source: Box<ManifestError>,
+    },
+}
+
+/// The image a formula version resolves to on this host.
+pub struct Image {
+    /// What the tag points to (an index or a manifest).
+    pub digest: Digest,
+    /// The manifest picked from an index, if the tag is an index.
+    pub platform_digest: Option<Digest>,
+    pub manifest: ImageManifest,
+    pub formats: Vec<LayerFormat>,
+}
+
+/// A keg put in place (not yet linked).
+pub struct Poured {
+    pub keg: std::path::PathBuf,
+    pub bins: Vec<String>,
+    pub stats: Stats,
+}
+
+pub struct Pourer<'a> {
+    pub store: Store,
+    pub client: Client,
+    pub host: Platform,
+    pub reporter: &'a dyn Reporter,
+    pub limits: Limits,
+}
+
+impl Pourer<'_> {
+    /// Resolves a formula version to the manifest for this host, checking the pin.
+    pub fn image(&self, spec: &VersionSpec) -> Result<Image, PourError> {
+        let repo = &spec.repository;
+        let tag = &spec.tag.0;
+        let top = self.fetch_tag(repo, tag, spec.digest.as_ref())?;
+        if let Some(pinned) = &spec.digest
+            && *pinned != top.digest
+        {
+            return Err(PourError::PinMismatch {
+                repository: repo.clone(),
+                tag: tag.clone(),
+                pinned: pinned.clone(),
+                actual: top.digest,
+            });
+        }
+        let (manifest, platform_digest) = match top.document {
+            Document::Manifest(m) => (m, None),
+            Document::Index(index) => {
+                let entry = index
+                    .pick(&self.host)
+                    .map_err(|source| PourError::Manifest {
+                        repository: repo.clone(),
+                        source: Box::new(source),
+                    })?;
+                let child = self.fetch_digest(repo, &entry.digest)?;
+                match child.document {
+                    Document::Manifest(m) => (m, Some(entry.digest.clone())),
+                    Document::Index(_) => {
+                        return Err(PourError::NestedIndex {
+                            repository: repo.clone(),
+                            digest: entry.digest.clone(),
+                        });
+                    }
+                }
+            }
+        };
+        let formats = manifest
+            .layers
+            .iter()
+            .map(|l| {
+                LayerFormat::of(&l.media_type).ok_or_else(|| PourError::LayerType {
+                    repository: repo.clone(),
+                    digest: l.digest.clone(),
+                    media_type: l.media_type.clone(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Image {
+            digest: top.digest,
+            platform_digest,
+            manifest,
+            formats,
+        })
+    }
+
+    /// Downloads and verifies every layer into the cache without unpacking. Returns the bytes
+    /// downloaded (0 when everything was cached).
+    pub fn fetch(&self, spec: &VersionSpec) -> Result<u64, PourError> {
+        let image = self.image(spec)?;
+        let mut downloaded = 0;
+        for layer in &image.manifest.layers {
+            if self.store.cached(&layer.digest).is_some() {
+                continue;
+            }
+            let mut reader = self.store.reader(&layer.digest, layer.size, || {
+                self.client
+                    .open_blob(&spec.repository, &layer.digest, layer.size)
+            })?;
+            let copied = std::io::copy(&mut reader, &mut std::io::sink());
+            reader.finish()?;
+            copied.map_err(|source| StoreError::Io {
+                path: self.store.blob_path(&layer.digest),
+                source,
+            })?;
+            downloaded += layer.size;
+        }
+        Ok(downloaded)
+    }
+
+    /// Pours `formula` at `version` into the Cellar: nothing appears there unless every layer
+    /// verified and unpacked. The keg is not linked.
+    pub fn pour(
+        &self,
+        cellar: &Cellar,
+        formula: &Formula,
+        version: &Version,
+        on_request: bool,
+        dependencies: BTreeMap<String, String>,
+    ) -> Result<Poured, PourError> {
+        let spec = &formula.versions[version];
+        let repo = &spec.repository;
+        let image = self.image(spec)?;
+        let staging = cellar.stage()?;
+        let mut stats = Stats::default();
+        for (layer, format) in image.manifest.layers.iter().zip(&image.formats) {
+            let mut reader = self.store.reader(&layer.digest, layer.size, || {
+                self.client.open_blob(repo, &layer.digest, layer.size)
+            })?;
+            let unpacked = match format {
+                LayerFormat::TarGzip => unpack::unpack_tar(
+                    flate2::read::MultiGzDecoder::new(&mut reader),
+                    staging.path(),
+                    &self.limits,
+                    &mut stats,
+                ),
+                LayerFormat::Tar => {
+                    unpack::unpack_tar(&mut reader, staging.path(), &self.limits, &mut stats)
+                }
+            };
+            // A tampered or truncated blob often breaks gzip or tar first: the digest check is
+            // the real verdict, so it is reported in preference to the unpack error.
+            reader.finish()?;
+            unpacked.map_err(|source| PourError::Unpack {
+                repository: repo.clone(),
+                digest: layer.digest.clone(),
+                source,
+            })?;
+        }
+
+        let bins = link::bins_for(staging.path(), formula.bin.as_deref())?;
+        let receipt = Receipt {
+            schema: receipt::SCHEMA,
+            name: formula.name.clone(),
+            version: version.to_string(),
+            repository: repo.to_string(),
+            tag: spec.tag.0.clone(),
+            manifest_digest: image.digest,
+            platform_manifest_digest: image.platform_digest,
+            layers: image
+                .manifest
+                .layers
+                .iter()
+                .map(|l| l.digest.clone())
+                .collect(),
+            files: cellar::list_files(staging.path())?,
+            bin: bins.clone(),
+            installed_on_request: on_request,
+            dependencies,
+            time: receipt::now(),
+            pkg_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        receipt.write(staging.path())?;
+        let keg = cellar.publish(staging, &formula.name, version)?;
+        Ok(Poured { keg, bins, stats })
+    }
+
+    /// The manifest a tag points to. A pinned digest already in the cache needs no network; when
+    /// the registry cannot be reached, the digest the tag had last time is used from the cache.
+    fn fetch_tag(
+        &self,
+        repo: &Repository,
+        tag: &str,
+        pin: Option<&Digest>,
+    ) -> Result<FetchedManifest, PourError> {
+        if let Some(pin) = pin
+            && let Some(cached) = self.cached_manifest(repo, pin)?
+        {
+            return Ok(cached);
+        }
+        match self.client.fetch_manifest(repo, tag) {
+            Ok(m) => {
+                self.store.put_verified(&m.digest, &m.bytes)?;
+                self.store.put_ref(repo, tag, &m.digest)?;
+                Ok(m)
+            }
+            Err(err @ RegistryError::Transport { .. }) => {
+                if let Some(digest) = self.store.get_ref(repo, tag)
+                    && let Some(cached) = self.cached_manifest(repo, &digest)?
+                {
+                    self.reporter.warn(&format!(
+                        "{err}; using the cached manifest {digest} that {repo}:{tag} had when last fetched"
+                    ));
+                    return Ok(cached);
+                }
+                Err(err.into())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// A manifest by digest: from the cache when there, else from the registry (verified, then cached).
+    fn fetch_digest(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+    ) -> Result<FetchedManifest, PourError> {
+        if let Some(cached) = self.cached_manifest(repo, digest)? {
+            return Ok(cached);
+        }
+        let m = self.client.fetch_manifest(repo, &digest.to_string())?;
+        self.store.put_verified(&m.digest, &m.bytes)?;
+        Ok(m)
+    }
+
+    fn cached_manifest(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+    ) -> Result<Option<FetchedManifest>, PourError> {
+        let Some(bytes) = self.store.read_verified(digest) else {
+            return Ok(None);
+        };
+        let document = manifest::parse(&bytes, None).map_err(|source| PourError::Manifest {
+            repository: repo.clone(),
+            source: Box::new(source),
+        })?;
+        Ok(Some(FetchedManifest {
+            digest: digest.clone(),
+            bytes,
+            document,
+            url: self.store.blob_path(digest).display().to_string(),
+        }))
+    }
+}

@@ -12,6 +12,7 @@ pub mod link;
 pub mod lock;
 pub mod platform;
 pub mod pour;
+pub mod prefix;
 pub mod registry;
 pub mod report;
 pub mod resolve;

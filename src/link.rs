@@ -75,9 +75,10 @@ pub fn bins_for(keg: &Path, listed: Option<&[String]>) -> Result<Vec<String>, Li
 }
 
 /// One link to put in place: `dest` → `target` (relative to `dest`'s directory).
-struct Planned {
-    dest: PathBuf,
-    target: PathBuf,
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub dest: PathBuf,
+    pub target: PathBuf,
 }
 
 /// What a link replaced, to undo it.
@@ -86,17 +87,15 @@ enum Undo {
     Restore { dest: PathBuf, backup: PathBuf },
 }
 
-/// Links the keg `Cellar/NAME/VERSION` into the prefix: each of `bins` as `bin/<file name>`,
-/// and `opt/NAME`. Conflicts are all found before anything changes; a failure midway undoes
-/// every change made. Links owned by pkg (pointing into the Cellar) for the same package are
-/// replaced; anything else needs `overwrite`.
-pub fn link(
+/// The links for keg `Cellar/NAME/VERSION`: each of `bins` as `bin/<file name>`, and `opt/NAME`;
+/// with every conflict found. Changes nothing (this is `pkg link --dry-run`).
+pub fn plan(
     prefix: &Path,
     name: &str,
     version: &str,
     bins: &[String],
     overwrite: bool,
-) -> Result<Vec<PathBuf>, LinkError> {
+) -> Result<(Vec<Planned>, Vec<Conflict>), LinkError> {
     let keg_rel = Path::new("Cellar").join(name).join(version);
     let mut plan = Vec::new();
     for entry in bins {
@@ -115,15 +114,28 @@ pub fn link(
         dest: prefix.join("opt").join(name),
         target: Path::new("..").join(&keg_rel),
     });
-
-    let conflicts: Vec<Conflict> = plan
+    let conflicts = plan
         .iter()
         .filter_map(|p| conflict(prefix, name, &p.dest, overwrite))
         .collect();
+    Ok((plan, conflicts))
+}
+
+/// Links the keg `Cellar/NAME/VERSION` into the prefix (see [`plan`]). Conflicts are all found
+/// before anything changes; a failure midway undoes every change made. Links owned by pkg for
+/// the same package are replaced, and its links to other versions that the new keg does not
+/// provide are removed; anything else needs `overwrite`.
+pub fn link(
+    prefix: &Path,
+    name: &str,
+    version: &str,
+    bins: &[String],
+    overwrite: bool,
+) -> Result<Vec<PathBuf>, LinkError> {
+    let (plan, conflicts) = plan(prefix, name, version, bins, overwrite)?;
     if !conflicts.is_empty() {
         return Err(LinkError::Conflicts(conflicts));
     }
-
     let mut done: Vec<Undo> = Vec::new();
     for p in &plan {
         if let Err(e) = put(p, &mut done) {
@@ -137,7 +149,57 @@ pub fn link(
             let _ = std::fs::remove_file(backup);
         }
     }
-    Ok(plan.into_iter().map(|p| p.dest).collect())
+    let dests: Vec<PathBuf> = plan.into_iter().map(|p| p.dest).collect();
+    for stale in links_of(prefix, name) {
+        if !dests.contains(&stale) {
+            let _ = std::fs::remove_file(stale);
+        }
+    }
+    Ok(dests)
+}
+
+/// Every link in `bin/` that points into a keg of `name`, and `opt/NAME` if it is a link.
+pub fn links_of(prefix: &Path, name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let bin = prefix.join("bin");
+    if let Ok(entries) = std::fs::read_dir(&bin) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if let Ok(target) = std::fs::read_link(&path)
+                && owner(prefix, &path, &target).as_deref() == Some(name)
+            {
+                out.push(path);
+            }
+        }
+    }
+    let opt = prefix.join("opt").join(name);
+    if std::fs::read_link(&opt).is_ok() {
+        out.push(opt);
+    }
+    out.sort();
+    out
+}
+
+/// Removes every link of `name` (see [`links_of`]); returns what was removed.
+pub fn unlink(prefix: &Path, name: &str) -> Result<Vec<PathBuf>, LinkError> {
+    let links = links_of(prefix, name);
+    for l in &links {
+        fs_err::remove_file(l).map_err(io_err(l))?;
+    }
+    Ok(links)
+}
+
+/// The version `opt/NAME` points to, if it is linked.
+pub fn linked_version(prefix: &Path, name: &str) -> Option<String> {
+    let opt = prefix.join("opt").join(name);
+    let target = std::fs::read_link(&opt).ok()?;
+    let resolved = normalize(&opt.parent()?.join(target));
+    let rest = resolved
+        .strip_prefix(normalize(&prefix.join("Cellar").join(name)))
+        .ok()?;
+    let mut comps = rest.components();
+    let version = comps.next()?.as_os_str().to_str()?.to_owned();
+    comps.next().is_none().then_some(version)
 }
 
 /// Why `dest` may not be replaced, if it may not.
@@ -288,6 +350,28 @@ mod tests {
             std::fs::read_link(d.path().join("bin/hello")).unwrap(),
             Path::new("../Cellar/hello/2.0.0/bin/hello")
         );
+        assert_eq!(linked_version(d.path(), "hello").as_deref(), Some("2.0.0"));
+        assert_eq!(links_of(d.path(), "hello").len(), 2);
+        assert_eq!(unlink(d.path(), "hello").unwrap().len(), 2);
+        assert!(links_of(d.path(), "hello").is_empty());
+        assert_eq!(linked_version(d.path(), "hello"), None);
+    }
+
+    #[test]
+    fn links_the_new_keg_does_not_provide_are_removed() {
+        let d = tempfile::tempdir().unwrap();
+        keg(d.path(), "hello", "1.0.0", &["hello", "old-tool"]);
+        keg(d.path(), "hello", "2.0.0", &["hello"]);
+        link(
+            d.path(),
+            "hello",
+            "1.0.0",
+            &["bin/hello".into(), "bin/old-tool".into()],
+            false,
+        )
+        .unwrap();
+        link(d.path(), "hello", "2.0.0", &["bin/hello".into()], false).unwrap();
+        assert!(std::fs::symlink_metadata(d.path().join("bin/old-tool")).is_err());
     }
 
     #[test]

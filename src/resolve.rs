@@ -103,9 +103,14 @@ struct Constraint {
     req: VersionReq,
 }
 
-/// Installed versions of a package, used to keep an already-installed dependency when it still fits.
+/// What is installed: versions to keep when they still fit, and the requirements installed
+/// packages (outside the plan) place on their dependencies, so a plan never breaks them.
 pub trait Installed {
     fn versions(&self, name: &str) -> Vec<Version>;
+    /// `(dependency, requirement, "who requires it")`.
+    fn requirements(&self) -> Vec<(String, VersionReq, String)> {
+        Vec::new()
+    }
 }
 
 pub fn resolve(
@@ -117,6 +122,7 @@ pub fn resolve(
     let mut formulae: BTreeMap<String, Formula> = BTreeMap::new();
     let requested: BTreeSet<&str> = requests.iter().map(|r| r.name.as_str()).collect();
     let mut selected: BTreeMap<String, Version> = BTreeMap::new();
+    let held = installed.requirements();
 
     for _round in 0..64 {
         // Constraints from the command line and from the currently selected versions.
@@ -140,6 +146,16 @@ pub fn resolve(
                         by: format!("{name} {version}"),
                         req: req.clone(),
                     });
+            }
+        }
+        for (dep, req, by) in &held {
+            if let Some(cs) = constraints.get_mut(dep)
+                && !selected.contains_key(by.split(' ').next().unwrap_or(by))
+            {
+                cs.push(Constraint {
+                    by: format!("{by} (installed)"),
+                    req: req.clone(),
+                });
             }
         }
         let mut next = BTreeMap::new();
@@ -442,6 +458,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("x -> y -> x"), "{err}");
+    }
+
+    struct Holds(&'static str, &'static str, &'static str);
+    impl Installed for Holds {
+        fn versions(&self, _: &str) -> Vec<Version> {
+            Vec::new()
+        }
+        fn requirements(&self) -> Vec<(String, VersionReq, String)> {
+            vec![(
+                self.0.into(),
+                VersionReq::parse(self.1).unwrap(),
+                self.2.into(),
+            )]
+        }
+    }
+
+    #[test]
+    fn installed_packages_outside_the_plan_constrain_shared_dependencies() {
+        let d = tempfile::tempdir().unwrap();
+        formula(d.path(), "app", &[("1.0.0", "lib = \"*\"")]);
+        formula(d.path(), "lib", &[("1.0.0", ""), ("2.0.0", "")]);
+        assert_eq!(
+            plan(d.path(), &["app"], &Holds("lib", "^1", "other 1.0.0")).unwrap(),
+            ["lib@1.0.0(dep)", "app@1.0.0"]
+        );
+        // A requirement from a package that is itself in the plan does not count.
+        assert_eq!(
+            plan(d.path(), &["app"], &Holds("lib", "^1", "app 0.9.0")).unwrap(),
+            ["lib@2.0.0(dep)", "app@1.0.0"]
+        );
+        // Unrelated names are not pulled in.
+        assert_eq!(
+            plan(d.path(), &["lib"], &Holds("zzz", "^1", "x 1.0.0")).unwrap(),
+            ["lib@2.0.0"]
+        );
     }
 
     #[test]

@@ -25,6 +25,15 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CellarError + '_ {
     }
 }
 
+/// An installed keg.
+#[derive(Clone, Debug)]
+pub struct Keg {
+    pub name: String,
+    pub version: Version,
+    pub path: PathBuf,
+    pub receipt: receipt::Receipt,
+}
+
 #[derive(Clone, Debug)]
 pub struct Cellar {
     root: PathBuf,
@@ -62,6 +71,55 @@ impl Cellar {
             .collect();
         versions.sort();
         versions
+    }
+
+    /// Names of the packages with at least one keg directory, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Every installed keg with its receipt, by name then version.
+    pub fn kegs(&self) -> Vec<Keg> {
+        let mut out = Vec::new();
+        for name in self.names() {
+            for version in self.installed_versions(&name) {
+                let path = self.keg(&name, &version);
+                if let Ok(receipt) = receipt::Receipt::read(&path) {
+                    out.push(Keg {
+                        name: name.clone(),
+                        version,
+                        path,
+                        receipt,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Takes a keg out of the Cellar: renamed away first (so it vanishes at once), then deleted.
+    pub fn remove(&self, name: &str, version: &Version) -> Result<(), CellarError> {
+        let keg = self.keg(name, version);
+        let trash_dir = self.root.join(".staging");
+        fs_err::create_dir_all(&trash_dir).map_err(io_err(&trash_dir))?;
+        let trash = tempfile::Builder::new()
+            .prefix("removed-")
+            .tempdir_in(&trash_dir)
+            .map_err(io_err(&trash_dir))?;
+        let aside = trash.path().join("keg");
+        fs_err::rename(&keg, &aside).map_err(io_err(&keg))?;
+        // Best effort: an empty Cellar/NAME goes too.
+        let _ = std::fs::remove_dir(self.root.join(name));
+        drop(trash);
+        Ok(())
     }
 
     /// A fresh staging directory inside the Cellar (same filesystem as the kegs, so publishing

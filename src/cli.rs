@@ -7,12 +7,15 @@ use clap::{Args, Parser, Subcommand};
     name = "pkg",
     version,
     about = "Install packages stored in OCI registries (GitHub Container Registry and others)",
-    after_help = "Environment:\n  PKG_PREFIX             where kegs and links go (default: ~/.local/share/pkg)\n  PKG_CACHE              download cache (default: ~/.cache/pkg)\n  PKG_FORMULAE           extra formula directories, colon-separated, searched first\n  PKG_REGISTRY_MIRRORS   HOST=URL,… e.g. ghcr.io=http://127.0.0.1:5000\n  PKG_REGISTRY_USERNAME / PKG_REGISTRY_PASSWORD   registry credentials"
+    after_help = "Environment:\n  PKG_PREFIX             where kegs and links go (default: ~/.local/share/pkg)\n  PKG_CACHE              download cache (default: ~/.cache/pkg)\n  PKG_FORMULAE           extra formula directories, colon-separated, searched first\n  PKG_REGISTRY_MIRRORS   HOST=URL,… e.g. ghcr.io=http://127.0.0.1:5000\n  PKG_REGISTRY_USERNAME / PKG_REGISTRY_PASSWORD   registry credentials\n\nExit codes: 0 success, 1 failure (or outdated, for `pkg outdated`), 2 usage error."
 )]
 pub struct Cli {
     /// Print only errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Fail at once instead of waiting when another pkg is changing the prefix.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -21,9 +24,68 @@ pub struct Cli {
 pub enum Command {
     /// Install packages and their dependencies.
     #[command(
-        after_help = "Examples:\n  pkg install anakin\n  pkg install hello@1.2.0      exactly 1.2.0\n  pkg install 'hello@^1.2'     the newest 1.x from 1.2 on"
+        after_help = "Examples:\n  pkg install anakin\n  pkg install hello@1.2.0      exactly 1.2.0\n  pkg install 'hello@^1.2'     the newest 1.x from 1.2 on\n  pkg install --upgrade hello  install, or upgrade if an older version is installed"
     )]
     Install(InstallArgs),
+    /// Upgrade installed packages to the newest versions their formulae allow.
+    #[command(
+        after_help = "Examples:\n  pkg upgrade                  everything that is not pinned\n  pkg upgrade hello --dry-run  show the plan only"
+    )]
+    Upgrade(UpgradeArgs),
+    /// List installed packages that have a newer version.
+    #[command(
+        after_help = "Examples:\n  pkg outdated\n  pkg outdated hello && echo current\n  pkg outdated --json"
+    )]
+    Outdated(OutdatedArgs),
+    /// Remove installed packages and their links.
+    #[command(
+        visible_alias = "remove",
+        after_help = "Examples:\n  pkg uninstall hello\n  pkg uninstall hello@1.0.0    one version only"
+    )]
+    Uninstall(UninstallArgs),
+    /// List installed packages.
+    #[command(
+        visible_alias = "ls",
+        after_help = "Examples:\n  pkg list\n  pkg list --versions\n  pkg list --json"
+    )]
+    List(ListArgs),
+    /// Show a formula and what is installed of it.
+    #[command(after_help = "Examples:\n  pkg info anakin\n  pkg info anakin --json")]
+    Info(InfoArgs),
+    /// Search formula names and descriptions.
+    #[command(after_help = "Examples:\n  pkg search hello")]
+    Search(SearchArgs),
+    /// Keep a package at its installed version during upgrades.
+    #[command(after_help = "Examples:\n  pkg pin hello")]
+    Pin(NameArgs),
+    /// Let upgrades move a pinned package again.
+    #[command(after_help = "Examples:\n  pkg unpin hello")]
+    Unpin(NameArgs),
+    /// Link an installed package's binaries into PREFIX/bin (and PREFIX/opt/NAME).
+    #[command(
+        after_help = "Examples:\n  pkg link hello\n  pkg link hello --dry-run\n  pkg link hello --overwrite"
+    )]
+    Link(LinkArgs),
+    /// Remove a package's links; it stays installed and upgrades leave it unlinked.
+    #[command(after_help = "Examples:\n  pkg unlink hello")]
+    Unlink(NameArgs),
+    /// Download and verify packages into the cache without installing them.
+    #[command(after_help = "Examples:\n  pkg fetch hello anakin")]
+    Fetch(FetchArgs),
+    /// Remove old kegs, unneeded dependencies, unreferenced cache blobs and stale downloads.
+    #[command(
+        after_help = "Examples:\n  pkg cleanup --dry-run\n  pkg cleanup --prune 30        also drop cached blobs unused for 30 days"
+    )]
+    Cleanup(CleanupArgs),
+    /// Uninstall dependencies that no installed package needs any more.
+    #[command(after_help = "Examples:\n  pkg autoremove --dry-run")]
+    Autoremove(DryRunArgs),
+    /// Show a package's dependencies.
+    #[command(after_help = "Examples:\n  pkg deps app\n  pkg deps app --tree")]
+    Deps(DepsArgs),
+    /// Show installed packages that depend on a package.
+    #[command(after_help = "Examples:\n  pkg uses libfoo")]
+    Uses(NameArgs),
 }
 
 #[derive(Debug, Args)]
@@ -37,4 +99,123 @@ pub struct InstallArgs {
     /// Print what would be installed and change nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+    /// Upgrade packages that are installed at an older version (otherwise pkg says so and leaves them).
+    #[arg(long, short = 'U')]
+    pub upgrade: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Packages to upgrade (default: every installed package).
+    #[arg(value_name = "NAME")]
+    pub packages: Vec<String>,
+    /// Print the plan and change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Keep the old kegs after switching to the new ones.
+    #[arg(long)]
+    pub keep_old: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OutdatedArgs {
+    /// Packages to check (default: every installed package). Exit 1 if any of them is outdated.
+    #[arg(value_name = "NAME")]
+    pub packages: Vec<String>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// Packages to remove: `NAME` (every installed version) or `NAME@VERSION`.
+    #[arg(required = true, value_name = "NAME[@VERSION]")]
+    pub packages: Vec<String>,
+    /// Also remove kegs whose receipt is missing or unreadable.
+    #[arg(long, short)]
+    pub force: bool,
+    /// Remove even when other installed packages depend on it.
+    #[arg(long)]
+    pub ignore_dependencies: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Show the installed versions too.
+    #[arg(long)]
+    pub versions: bool,
+    /// Only pinned packages.
+    #[arg(long)]
+    pub pinned: bool,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    pub name: String,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Text to look for (case-insensitive) in names and descriptions; empty lists everything.
+    #[arg(default_value = "")]
+    pub text: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    pub name: String,
+    /// Replace files in PREFIX/bin that pkg did not install.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// List the links that would be made, and any conflicts; change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    #[arg(required = true, value_name = "NAME[@VERSION]")]
+    pub packages: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Show what would be removed and change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Also remove cached blobs that installed kegs still reference if unused for DAYS days
+    /// (they are only needed for offline reinstalls); 0 means all of them.
+    #[arg(long, value_name = "DAYS")]
+    pub prune: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DryRunArgs {
+    /// Show what would be removed and change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DepsArgs {
+    /// Package, `NAME` (installed version, else newest) or `NAME@VERSION`.
+    pub name: String,
+    /// Show the dependencies as a tree.
+    #[arg(long)]
+    pub tree: bool,
 }

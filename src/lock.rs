@@ -6,11 +6,17 @@ use std::path::{Path, PathBuf};
 use crate::report::Reporter;
 
 #[derive(Debug, thiserror::Error)]
-#[error("locking {path}: {source}")]
-pub struct LockError {
-    path: PathBuf,
-    #[source]
-    source: std::io::Error,
+pub enum LockError {
+    #[error("locking {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "another pkg is changing {prefix}; try again when it has finished, or leave out --no-wait to wait for it"
+    )]
+    Busy { prefix: PathBuf },
 }
 
 /// Held for as long as the prefix is being changed; released on drop (or when the process dies).
@@ -18,10 +24,15 @@ pub struct PrefixLock {
     _file: File,
 }
 
-pub fn acquire(prefix: &Path, reporter: &dyn Reporter) -> Result<PrefixLock, LockError> {
+/// Takes the lock, waiting (and saying so) while another pkg holds it, unless `wait` is false.
+pub fn acquire(
+    prefix: &Path,
+    wait: bool,
+    reporter: &dyn Reporter,
+) -> Result<PrefixLock, LockError> {
     let dir = prefix.join("var/pkg");
     let path = dir.join("lock");
-    let err = |source| LockError {
+    let err = |source| LockError::Io {
         path: path.clone(),
         source,
     };
@@ -34,6 +45,11 @@ pub fn acquire(prefix: &Path, reporter: &dyn Reporter) -> Result<PrefixLock, Loc
         .map_err(err)?;
     match file.try_lock() {
         Ok(()) => {}
+        Err(TryLockError::WouldBlock) if !wait => {
+            return Err(LockError::Busy {
+                prefix: prefix.to_owned(),
+            });
+        }
         Err(TryLockError::WouldBlock) => {
             reporter.status(
                 "Waiting",

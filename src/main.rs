@@ -12,6 +12,9 @@ fn main() -> ExitCode {
     match pkg::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            if let Some(pkg::commands::SilentExit(code)) = err.downcast_ref() {
+                return ExitCode::from(*code);
+            }
             if err
                 .downcast_ref::<std::io::Error>()
                 .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)

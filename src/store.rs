@@ -81,6 +81,35 @@ impl Store {
         Ok(Store { root: base })
     }
 
+    /// Every file in the blob directory whose name is a valid digest, with its metadata.
+    pub fn blobs(&self) -> Vec<(Digest, PathBuf, std::fs::Metadata)> {
+        let dir = self.root.join("blobs/sha256");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let name = e.file_name().into_string().ok()?;
+                let digest: Digest = format!("sha256:{name}").parse().ok()?;
+                Some((digest, e.path(), e.metadata().ok()?))
+            })
+            .collect()
+    }
+
+    /// Downloads in progress or left behind by a run that died.
+    pub fn temporary_files(&self) -> Vec<(PathBuf, std::fs::Metadata)> {
+        let Ok(entries) = std::fs::read_dir(self.root.join("tmp")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| {
+                let e = e.ok()?;
+                Some((e.path(), e.metadata().ok()?))
+            })
+            .collect()
+    }
+
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root
             .join("blobs")

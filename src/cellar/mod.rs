@@ -10,6 +10,8 @@ use semver::Version;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CellarError {
+    #[error(transparent)]
+    Receipt(Box<receipt::ReceiptError>),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -73,6 +75,18 @@ impl Cellar {
         versions
     }
 
+    /// Records that a keg was asked for by name (it may have come in as a dependency).
+    pub fn mark_on_request(&self, name: &str, version: &Version) -> Result<(), CellarError> {
+        let keg = self.keg(name, version);
+        let mut r = receipt::Receipt::read(&keg).map_err(|e| CellarError::Receipt(Box::new(e)))?;
+        if !r.installed_on_request {
+            r.installed_on_request = true;
+            r.write(&keg)
+                .map_err(|e| CellarError::Receipt(Box::new(e)))?;
+        }
+        Ok(())
+    }
+
     /// Names of the packages with at least one keg directory, sorted.
     pub fn names(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
@@ -119,6 +133,26 @@ impl Cellar {
         // Best effort: an empty Cellar/NAME goes too.
         let _ = std::fs::remove_dir(self.root.join(name));
         drop(trash);
+        Ok(())
+    }
+
+    pub fn keg_dir_exists(&self, name: &str) -> bool {
+        self.root.join(name).is_dir()
+    }
+
+    /// Removes `Cellar/NAME` entirely, kegs without receipts included (`uninstall --force`).
+    pub fn remove_all(&self, name: &str) -> Result<(), CellarError> {
+        let dir = self.root.join(name);
+        if !dir.exists() {
+            return Ok(());
+        }
+        let trash_dir = self.root.join(".staging");
+        fs_err::create_dir_all(&trash_dir).map_err(io_err(&trash_dir))?;
+        let trash = tempfile::Builder::new()
+            .prefix("removed-")
+            .tempdir_in(&trash_dir)
+            .map_err(io_err(&trash_dir))?;
+        fs_err::rename(&dir, trash.path().join("pkg")).map_err(io_err(&dir))?;
         Ok(())
     }
 

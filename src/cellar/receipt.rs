@@ -82,7 +82,18 @@ impl Receipt {
             source,
         })?;
         text.push(b'\n');
-        fs_err::write(&p, text).map_err(io)
+        // Written whole or not at all: temp file in the same directory, then rename.
+        let dir = keg.join(META_DIR);
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+        std::io::Write::write_all(&mut tmp, &text).map_err(|source| ReceiptError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        tmp.persist(&p).map_err(|e| ReceiptError::Io {
+            path: p.clone(),
+            source: e.error,
+        })?;
+        Ok(())
     }
 
     pub fn read(keg: &Path) -> Result<Receipt, ReceiptError> {

@@ -4,100 +4,137 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 
-use crate::cellar::Cellar;
 use crate::cli::InstallArgs;
-use crate::formula::Formulary;
 use crate::link;
-use crate::lock;
 use crate::platform::Platform;
 use crate::pour::Pourer;
-use crate::report::Reporter;
-use crate::resolve::{self, Request};
-use crate::settings::Settings;
+use crate::prefix::Mark;
+use crate::resolve::{self, Request, Step};
 
-use super::{CellarVersions, human_bytes, pourer};
+use super::{Ctx, InstalledState, human_bytes, upgrade};
 
-pub fn run(settings: &Settings, args: &InstallArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
-    let requests = args
-        .packages
-        .iter()
-        .map(|a| Request::parse(a))
-        .collect::<Result<Vec<_>, _>>()?;
-    let formulary = Formulary::new(settings.formula_dirs.clone());
-    let cellar = Cellar::new(&settings.prefix);
-    let host = Platform::host();
-    let plan = resolve::resolve(&requests, &formulary, &CellarVersions(&cellar), &host)?;
+pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
+    let mut requests = Vec::new();
+    let mut to_upgrade = Vec::new();
+    for arg in &args.packages {
+        let request = Request::parse(arg)?;
+        // `pkg install NAME` of an outdated package says so; it upgrades only with --upgrade.
+        if request.spelled.is_none()
+            && let Some(current) = ctx.current(&request.name)
+        {
+            let formula = super::load(ctx, &request.name)?;
+            if let Some(newest) = formula.newest().filter(|n| **n > current) {
+                if args.upgrade {
+                    to_upgrade.push(request.name.clone());
+                } else {
+                    ctx.reporter.warn(&format!(
+                        "{} {current} is installed and {newest} is available; run `pkg upgrade {0}` or `pkg install --upgrade {0}`",
+                        request.name
+                    ));
+                }
+                continue;
+            }
+        }
+        requests.push(request);
+    }
 
+    let plan = resolve::resolve(
+        &requests,
+        &ctx.formulary,
+        &InstalledState { ctx },
+        &Platform::host(),
+    )?;
     if args.dry_run {
         for step in &plan.steps {
-            let state = if cellar.is_installed(&step.formula.name, &step.version) {
+            let state = if ctx.cellar.is_installed(&step.formula.name, &step.version) {
                 "installed"
             } else {
                 "install"
             };
             println!("{state} {} {}", step.formula.name, step.version);
         }
+        for name in &to_upgrade {
+            println!("upgrade {name}");
+        }
         return Ok(());
     }
 
-    let _lock = lock::acquire(&settings.prefix, reporter)?;
+    let _lock = ctx.lock()?;
     let resolved: BTreeMap<String, String> = plan
         .steps
         .iter()
         .map(|s| (s.formula.name.clone(), s.version.to_string()))
         .collect();
-    let mut pour: Option<Pourer> = None;
+    let mut pourer: Option<Pourer> = None;
     for step in &plan.steps {
-        let (formula, version) = (&step.formula, &step.version);
-        let name = &formula.name;
-        if cellar.is_installed(name, version) {
+        let (name, version) = (&step.formula.name, &step.version);
+        if ctx.cellar.is_installed(name, version) {
             if step.on_request {
-                reporter.status("Skipping", &format!("{name} {version}: already installed"));
+                ctx.cellar.mark_on_request(name, version)?;
+                ctx.reporter
+                    .status("Skipping", &format!("{name} {version}: already installed"));
             }
             continue;
         }
-        let pourer = match &pour {
+        let pourer = match &pourer {
             Some(p) => p,
-            None => pour.insert(pourer(settings, reporter)?),
+            None => pourer.insert(ctx.pourer()?),
         };
-        let spec = &formula.versions[version];
-        reporter.status(
-            "Fetching",
-            &format!("{name} {version} ({}:{})", spec.repository, spec.tag),
-        );
-        let dependencies = spec
-            .depends_on
-            .keys()
-            .filter_map(|d| Some((d.clone(), resolved.get(d)?.clone())))
-            .collect();
-        let poured = pourer
-            .pour(&cellar, formula, version, step.on_request, dependencies)
+        install_step(ctx, pourer, step, &resolved, args.overwrite)
             .with_context(|| format!("installing {name} {version} failed; nothing was changed"))?;
-        if let Err(e) = link::link(
-            &settings.prefix,
+    }
+    if !to_upgrade.is_empty() {
+        drop(_lock);
+        upgrade::upgrade(ctx, &to_upgrade, false, false, false)?;
+    }
+    Ok(())
+}
+
+/// Pours one step and links it (an explicit install links even a package the user had unlinked;
+/// a dependency the user unlinked stays unlinked). A keg that cannot be linked is taken back out.
+fn install_step(
+    ctx: &Ctx,
+    pourer: &Pourer,
+    step: &Step,
+    resolved: &BTreeMap<String, String>,
+    overwrite: bool,
+) -> anyhow::Result<()> {
+    let (formula, version) = (&step.formula, &step.version);
+    let name = &formula.name;
+    let spec = &formula.versions[version];
+    ctx.reporter.status(
+        "Fetching",
+        &format!("{name} {version} ({}:{})", spec.repository, spec.tag),
+    );
+    let dependencies = spec
+        .depends_on
+        .keys()
+        .filter_map(|d| Some((d.clone(), resolved.get(d)?.clone())))
+        .collect();
+    let poured = pourer.pour(&ctx.cellar, formula, version, step.on_request, dependencies)?;
+    let keep_unlinked = !step.on_request && ctx.records.has(Mark::Unlinked, name);
+    if !keep_unlinked {
+        let linked = link::link(
+            &ctx.settings.prefix,
             name,
             &version.to_string(),
             &poured.bins,
-            args.overwrite,
-        ) {
-            // All or nothing: a keg that cannot be linked is taken back out.
-            let _ = std::fs::remove_dir_all(&poured.keg);
-            if let Some(parent) = poured.keg.parent() {
-                let _ = std::fs::remove_dir(parent);
-            }
-            return Err(anyhow::Error::new(e).context(format!(
-                "installing {name} {version} failed; nothing was changed"
-            )));
-        }
-        reporter.status(
-            "Installed",
-            &format!(
-                "{name} {version} ({} files, {}) in {}",
-                poured.stats.entries,
-                human_bytes(poured.stats.bytes),
-                poured.keg.display()
-            ),
+            overwrite,
         );
+        if let Err(e) = linked {
+            let _ = ctx.cellar.remove(name, version);
+            return Err(e.into());
+        }
+        ctx.records.set(Mark::Unlinked, name, false)?;
     }
+    ctx.reporter.status(
+        "Installed",
+        &format!(
+            "{name} {version} ({} files, {}) in {}",
+            poured.stats.entries,
+            human_bytes(poured.stats.bytes),
+            poured.keg.display()
+        ),
+    );
     Ok(())
 }

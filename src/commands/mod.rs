@@ -1,26 +1,177 @@
 //! Commands: orchestration of the library modules, one file per verb, plus the stderr reporter.
 
+mod cleanup;
+mod deps;
+mod fetch;
+mod info;
 mod install;
+mod link;
+mod list;
+mod pin;
+mod uninstall;
+mod upgrade;
 
 use std::io::Write as _;
+
+use anyhow::bail;
+use semver::{Version, VersionReq};
 
 use crate::cellar::Cellar;
 use crate::cellar::unpack::Limits;
 use crate::cli::{Cli, Command};
+use crate::formula::{Formula, Formulary};
+use crate::lock::{self, PrefixLock};
 use crate::platform::Platform;
 use crate::pour::Pourer;
+use crate::prefix::Records;
 use crate::registry::Client;
 use crate::report::Reporter;
 use crate::resolve::Installed;
 use crate::settings::Settings;
 use crate::store::Store;
 
+/// Ends a command with an exit code and no further message (e.g. `pkg outdated NAME` → 1).
+#[derive(Debug, thiserror::Error)]
+#[error("exit status {0}")]
+pub struct SilentExit(pub u8);
+
+/// Version of every `--json` document; bump when a field changes meaning.
+pub const JSON_SCHEMA: u32 = 1;
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let reporter = Stderr { quiet: cli.quiet };
+    let ctx = Ctx {
+        cellar: Cellar::new(&settings.prefix),
+        formulary: Formulary::new(settings.formula_dirs.clone()),
+        records: Records::new(&settings.prefix),
+        settings: &settings,
+        reporter: &reporter,
+        wait: !cli.no_wait,
+    };
     match cli.command {
-        Command::Install(args) => install::run(&settings, &args, &reporter),
+        Command::Install(args) => install::run(&ctx, &args),
+        Command::Upgrade(args) => upgrade::run(&ctx, &args),
+        Command::Outdated(args) => upgrade::outdated(&ctx, &args),
+        Command::Uninstall(args) => uninstall::run(&ctx, &args),
+        Command::List(args) => list::list(&ctx, &args),
+        Command::Info(args) => info::run(&ctx, &args),
+        Command::Search(args) => list::search(&ctx, &args),
+        Command::Pin(args) => pin::pin(&ctx, &args.name, true),
+        Command::Unpin(args) => pin::pin(&ctx, &args.name, false),
+        Command::Link(args) => link::link(&ctx, &args),
+        Command::Unlink(args) => link::unlink(&ctx, &args.name),
+        Command::Fetch(args) => fetch::run(&ctx, &args),
+        Command::Cleanup(args) => cleanup::cleanup(&ctx, &args),
+        Command::Autoremove(args) => cleanup::autoremove(&ctx, args.dry_run),
+        Command::Deps(args) => deps::deps(&ctx, &args),
+        Command::Uses(args) => deps::uses(&ctx, &args.name),
     }
+}
+
+/// What every command works with.
+pub struct Ctx<'a> {
+    pub settings: &'a Settings,
+    pub reporter: &'a dyn Reporter,
+    pub cellar: Cellar,
+    pub formulary: Formulary,
+    pub records: Records,
+    pub wait: bool,
+}
+
+impl Ctx<'_> {
+    /// The prefix lock, for commands that change the prefix.
+    fn lock(&self) -> anyhow::Result<PrefixLock> {
+        Ok(lock::acquire(
+            &self.settings.prefix,
+            self.wait,
+            self.reporter,
+        )?)
+    }
+
+    /// The network side, created only when something must be fetched.
+    fn pourer(&self) -> anyhow::Result<Pourer<'_>> {
+        Ok(Pourer {
+            store: Store::open(&self.settings.cache)?,
+            client: Client::new(
+                self.settings.mirrors.clone(),
+                self.settings.credentials.clone(),
+            ),
+            host: Platform::host(),
+            reporter: self.reporter,
+            limits: Limits::default(),
+        })
+    }
+
+    /// The version in use: the linked one, else the newest installed.
+    fn current(&self, name: &str) -> Option<Version> {
+        crate::link::linked_version(&self.settings.prefix, name)
+            .and_then(|v| Version::parse(&v).ok())
+            .filter(|v| self.cellar.is_installed(name, v))
+            .or_else(|| self.cellar.installed_versions(name).pop())
+    }
+
+    /// The current version, or an error saying the package is not installed.
+    fn require_installed(&self, name: &str) -> anyhow::Result<Version> {
+        match self.current(name) {
+            Some(v) => Ok(v),
+            None => bail!("`{name}` is not installed; `pkg list` shows what is"),
+        }
+    }
+}
+
+/// The Cellar as the resolver sees it: installed versions, and the requirements that installed
+/// packages place on their dependencies.
+struct InstalledState<'a> {
+    ctx: &'a Ctx<'a>,
+}
+
+impl Installed for InstalledState<'_> {
+    fn versions(&self, name: &str) -> Vec<Version> {
+        self.ctx.cellar.installed_versions(name)
+    }
+
+    fn requirements(&self) -> Vec<(String, VersionReq, String)> {
+        let mut out = Vec::new();
+        for keg in self.ctx.cellar.kegs() {
+            let Ok(formula) = self.ctx.formulary.load(&keg.name) else {
+                continue;
+            };
+            if let Some(spec) = formula.versions.get(&keg.version) {
+                for (dep, req) in &spec.depends_on {
+                    out.push((
+                        dep.clone(),
+                        req.clone(),
+                        format!("{} {}", keg.name, keg.version),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Splits `NAME@VERSION` for commands that name one installed version.
+fn name_and_version(arg: &str) -> anyhow::Result<(String, Option<Version>)> {
+    match arg.split_once('@') {
+        None => Ok((arg.to_owned(), None)),
+        Some((name, v)) => match Version::parse(v) {
+            Ok(v) => Ok((name.to_owned(), Some(v))),
+            Err(e) => bail!("invalid version in `{arg}`: {e}; expected NAME@X.Y.Z"),
+        },
+    }
+}
+
+fn load(ctx: &Ctx, name: &str) -> anyhow::Result<Formula> {
+    Ok(ctx.formulary.load(name)?)
+}
+
+/// Writes a JSON document to stdout.
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
 }
 
 /// Messages and progress on stderr (stdout is for data).
@@ -37,26 +188,6 @@ impl Reporter for Stderr {
     fn warn(&self, message: &str) {
         let _ = writeln!(std::io::stderr().lock(), "warning: {message}");
     }
-}
-
-/// The installed versions the resolver may keep.
-struct CellarVersions<'a>(&'a Cellar);
-
-impl Installed for CellarVersions<'_> {
-    fn versions(&self, name: &str) -> Vec<semver::Version> {
-        self.0.installed_versions(name)
-    }
-}
-
-/// The network side of an install, created only when something must be fetched.
-fn pourer<'a>(settings: &Settings, reporter: &'a dyn Reporter) -> anyhow::Result<Pourer<'a>> {
-    Ok(Pourer {
-        store: Store::open(&settings.cache)?,
-        client: Client::new(settings.mirrors.clone(), settings.credentials.clone()),
-        host: Platform::host(),
-        reporter,
-        limits: Limits::default(),
-    })
 }
 
 fn human_bytes(n: u64) -> String {

@@ -1,0 +1,210 @@
+//! `pkg cleanup` and `pkg autoremove`: old kegs, dependencies nothing needs, cache blobs no keg
+//! references, and downloads a dead run left behind.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use semver::Version;
+
+use crate::cellar::Keg;
+use crate::cli::CleanupArgs;
+use crate::digest::Digest;
+use crate::link;
+use crate::prefix::Mark;
+use crate::store::Store;
+
+use super::{Ctx, human_bytes};
+
+/// A download untouched this long belongs to no live run.
+const STALE_DOWNLOAD: Duration = Duration::from_secs(60 * 60);
+
+pub fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> anyhow::Result<()> {
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(ctx.lock()?)
+    };
+    let mut freed = 0u64;
+    let mut removed: BTreeSet<(String, Version)> = BTreeSet::new();
+
+    // 1. Kegs other than the current one of each package.
+    for name in ctx.cellar.names() {
+        let versions = ctx.cellar.installed_versions(&name);
+        if versions.len() < 2 {
+            continue;
+        }
+        let Some(keep) = ctx.current(&name) else {
+            continue;
+        };
+        for v in versions.into_iter().filter(|v| *v != keep) {
+            freed += remove_keg(ctx, &name, &v, args.dry_run)?;
+            removed.insert((name.clone(), v));
+        }
+    }
+
+    // 2. Dependencies nothing installed on request needs.
+    for (name, v) in unneeded(ctx, &removed) {
+        freed += remove_keg(ctx, &name, &v, args.dry_run)?;
+        removed.insert((name, v));
+    }
+
+    // 3. Cache blobs no remaining keg references (and, with --prune, old referenced ones).
+    let store = Store::open(&ctx.settings.cache)?;
+    let referenced: HashSet<Digest> = ctx
+        .cellar
+        .kegs()
+        .into_iter()
+        .filter(|k| !removed.contains(&(k.name.clone(), k.version.clone())))
+        .flat_map(|k| {
+            let r = k.receipt;
+            r.layers
+                .into_iter()
+                .chain(std::iter::once(r.manifest_digest))
+                .chain(r.platform_manifest_digest)
+        })
+        .collect();
+    let now = SystemTime::now();
+    let older_than = |meta: &std::fs::Metadata, age: Duration| {
+        meta.modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|a| a >= age)
+    };
+    let mut blobs = 0;
+    for (digest, path, meta) in store.blobs() {
+        let prune = args
+            .prune
+            .is_some_and(|days| older_than(&meta, Duration::from_secs(days * 86_400)));
+        if referenced.contains(&digest) && !prune {
+            continue;
+        }
+        freed += meta.len();
+        blobs += 1;
+        remove_file(ctx, &path, meta.len(), args.dry_run)?;
+    }
+
+    // 4. Downloads left behind by runs that died.
+    for (path, meta) in store.temporary_files() {
+        if older_than(&meta, STALE_DOWNLOAD) {
+            freed += meta.len();
+            remove_file(ctx, &path, meta.len(), args.dry_run)?;
+        }
+    }
+
+    let verb = if args.dry_run { "Would free" } else { "Freed" };
+    ctx.reporter.status(
+        verb,
+        &format!(
+            "{} ({} kegs, {blobs} cached blobs)",
+            human_bytes(freed),
+            removed.len()
+        ),
+    );
+    Ok(())
+}
+
+pub fn autoremove(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
+    let _lock = if dry_run { None } else { Some(ctx.lock()?) };
+    let mut freed = 0;
+    let unneeded = unneeded(ctx, &BTreeSet::new());
+    for (name, v) in &unneeded {
+        freed += remove_keg(ctx, name, v, dry_run)?;
+    }
+    let verb = if dry_run { "Would free" } else { "Freed" };
+    ctx.reporter.status(
+        verb,
+        &format!(
+            "{} ({} dependencies no longer needed)",
+            human_bytes(freed),
+            unneeded.len()
+        ),
+    );
+    Ok(())
+}
+
+/// Kegs installed as dependencies that no package installed on request needs, directly or not.
+fn unneeded(ctx: &Ctx, already_removed: &BTreeSet<(String, Version)>) -> Vec<(String, Version)> {
+    let kegs: Vec<Keg> = ctx
+        .cellar
+        .kegs()
+        .into_iter()
+        .filter(|k| !already_removed.contains(&(k.name.clone(), k.version.clone())))
+        .collect();
+    let mut needed: HashSet<String> = HashSet::new();
+    let mut queue: Vec<String> = kegs
+        .iter()
+        .filter(|k| k.receipt.installed_on_request || ctx.records.has(Mark::Pinned, &k.name))
+        .map(|k| k.name.clone())
+        .collect();
+    while let Some(name) = queue.pop() {
+        if !needed.insert(name.clone()) {
+            continue;
+        }
+        for k in kegs.iter().filter(|k| k.name == name) {
+            queue.extend(k.receipt.dependencies.keys().cloned());
+        }
+    }
+    kegs.into_iter()
+        .filter(|k| !needed.contains(&k.name))
+        .map(|k| (k.name, k.version))
+        .collect()
+}
+
+fn remove_keg(ctx: &Ctx, name: &str, version: &Version, dry_run: bool) -> anyhow::Result<u64> {
+    let path = ctx.cellar.keg(name, version);
+    let size = dir_size(&path);
+    if dry_run {
+        println!("would remove {} ({})", path.display(), human_bytes(size));
+        return Ok(size);
+    }
+    let prefix = &ctx.settings.prefix;
+    if link::linked_version(prefix, name).as_deref() == Some(version.to_string().as_str()) {
+        link::unlink(prefix, name)?;
+    }
+    ctx.cellar.remove(name, version)?;
+    if ctx.cellar.installed_versions(name).is_empty() {
+        ctx.records.set(Mark::Pinned, name, false)?;
+        ctx.records.set(Mark::Unlinked, name, false)?;
+    }
+    ctx.reporter.status(
+        "Removed",
+        &format!("{name} {version} ({})", human_bytes(size)),
+    );
+    Ok(size)
+}
+
+fn remove_file(ctx: &Ctx, path: &Path, size: u64, dry_run: bool) -> anyhow::Result<()> {
+    if dry_run {
+        println!("would remove {} ({})", path.display(), human_bytes(size));
+        return Ok(());
+    }
+    fs_err::remove_file(path)?;
+    ctx.reporter.status(
+        "Removed",
+        &format!("{} ({})", path.display(), human_bytes(size)),
+    );
+    Ok(())
+}
+
+/// Bytes of the files under `dir` (links counted as themselves, never followed).
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}

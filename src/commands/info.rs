@@ -1,0 +1,138 @@
+//! `pkg info`: a formula and what is installed of it. Read-only: no lock.
+
+use std::io::Write as _;
+
+use anyhow::bail;
+use serde_json::json;
+
+use crate::cli::InfoArgs;
+use crate::link;
+use crate::prefix::Mark;
+
+use super::{Ctx, JSON_SCHEMA, print_json};
+
+pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
+    let name = &args.name;
+    let formula = ctx.formulary.load(name);
+    let kegs: Vec<_> = ctx
+        .cellar
+        .kegs()
+        .into_iter()
+        .filter(|k| &k.name == name)
+        .collect();
+    let formula = match formula {
+        Ok(f) => Some(f),
+        Err(e) if kegs.is_empty() => return Err(e.into()),
+        Err(e) => {
+            ctx.reporter.warn(&e.to_string());
+            None
+        }
+    };
+    let prefix = &ctx.settings.prefix;
+    let linked = link::linked_version(prefix, name);
+    let pinned = ctx.records.has(Mark::Pinned, name);
+    let unlinked = ctx.records.has(Mark::Unlinked, name);
+
+    if args.json {
+        let installed: Vec<_> = kegs
+            .iter()
+            .map(|k| {
+                json!({
+                    "version": k.version.to_string(),
+                    "path": k.path,
+                    "linked": linked.as_deref() == Some(k.version.to_string().as_str()),
+                    "receipt": k.receipt,
+                })
+            })
+            .collect();
+        let formula_json = formula.as_ref().map(|f| {
+            json!({
+                "desc": f.desc,
+                "homepage": f.homepage,
+                "license": f.license,
+                "bin": f.bin,
+                "source": f.origin.to_string(),
+                "newest": f.newest().map(ToString::to_string),
+                "versions": f.versions.iter().map(|(v, spec)| json!({
+                    "version": v.to_string(),
+                    "repository": spec.repository.to_string(),
+                    "tag": spec.tag.to_string(),
+                    "digest": spec.digest,
+                    "depends_on": spec.depends_on.iter().map(|(d, r)| (d.clone(), r.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
+                })).collect::<Vec<_>>(),
+            })
+        });
+        return print_json(&json!({
+            "schema": JSON_SCHEMA,
+            "name": name,
+            "formula": formula_json,
+            "installed": installed,
+            "linked": linked,
+            "pinned": pinned,
+            "unlinked": unlinked,
+        }));
+    }
+
+    let mut out = std::io::stdout().lock();
+    match &formula {
+        Some(f) => {
+            let newest = f.newest().map(ToString::to_string).unwrap_or_default();
+            writeln!(
+                out,
+                "{name}: {newest}{}",
+                if pinned { " [pinned]" } else { "" }
+            )?;
+            writeln!(out, "{}", f.desc)?;
+            writeln!(out, "{}", f.homepage)?;
+            if let Some(l) = &f.license {
+                writeln!(out, "License: {l}")?;
+            }
+            writeln!(out, "Formula: {}", f.origin)?;
+            let versions: Vec<String> = f.versions.keys().map(ToString::to_string).collect();
+            writeln!(out, "Versions: {}", versions.join(", "))?;
+            if let Some(newest) = f.newest() {
+                let deps = &f.versions[newest].depends_on;
+                if !deps.is_empty() {
+                    let d: Vec<String> = deps.iter().map(|(n, r)| format!("{n} {r}")).collect();
+                    writeln!(out, "Dependencies: {}", d.join(", "))?;
+                }
+            }
+        }
+        None => writeln!(out, "{name} (no formula found)")?,
+    }
+    if kegs.is_empty() {
+        writeln!(out, "Not installed")?;
+    } else {
+        writeln!(out, "Installed:")?;
+        for k in &kegs {
+            let is_linked = linked.as_deref() == Some(k.version.to_string().as_str());
+            let mut notes = Vec::new();
+            if is_linked {
+                notes.push("linked");
+            }
+            notes.push(if k.receipt.installed_on_request {
+                "on request"
+            } else {
+                "as a dependency"
+            });
+            writeln!(
+                out,
+                "  {} ({}) {}, {} files, from {}:{} {}",
+                k.version,
+                notes.join(", "),
+                k.path.display(),
+                k.receipt.files.len(),
+                k.receipt.repository,
+                k.receipt.tag,
+                k.receipt.manifest_digest,
+            )?;
+        }
+        if unlinked {
+            writeln!(out, "Unlinked on purpose; `pkg link {name}` links it again")?;
+        }
+    }
+    if formula.is_none() && kegs.is_empty() {
+        bail!("`{name}` is neither a formula nor installed");
+    }
+    Ok(())
+}

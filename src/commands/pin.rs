@@ -1,0 +1,21 @@
+//! `pkg pin` / `pkg unpin`: keep a package at its installed version during upgrades.
+
+use crate::prefix::Mark;
+
+use super::Ctx;
+
+pub fn pin(ctx: &Ctx, name: &str, on: bool) -> anyhow::Result<()> {
+    let _lock = ctx.lock()?;
+    let version = ctx.require_installed(name)?;
+    let changed = ctx.records.set(Mark::Pinned, name, on)?;
+    let what = match (on, changed) {
+        (_, true) => "",
+        (true, false) => " (already pinned)",
+        (false, false) => " (was not pinned)",
+    };
+    ctx.reporter.status(
+        if on { "Pinned" } else { "Unpinned" },
+        &format!("{name} {version}{what}"),
+    );
+    Ok(())
+}

@@ -246,29 +246,52 @@ impl Client {
         path: &str,
         accept: &str,
     ) -> Result<(String, Response<ureq::Body>), RegistryError> {
+        let url = self.url(repo, path)?;
+        let resp = self.request(repo, "pull", &Call::get(&url).header("Accept", accept))?;
+        Ok((url.to_string(), resp))
+    }
+
+    /// `BASE/v2/<repo>/<path>` for a repository, on its (possibly mirrored) endpoint.
+    pub fn url(&self, repo: &Repository, path: &str) -> Result<Url, RegistryError> {
         let base = self.mirrors.endpoint(&repo.registry)?;
         let url = format!("{}v2/{}/{}", base, repo.name, path);
-        let scope = auth::scope(&repo.name, "pull");
+        Url::parse(&url).map_err(|e| RegistryError::BadUrl {
+            url,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Sends `call` with a token for `repository:NAME:<actions>` (`pull` or `pull,push`), answering
+    /// one 401 by (re)authenticating. GET and HEAD follow redirects; other methods return them.
+    /// The body is a byte slice, so it can be sent again after a 401.
+    pub fn request(
+        &self,
+        repo: &Repository,
+        actions: &str,
+        call: &Call<'_>,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        let base = self.mirrors.endpoint(&repo.registry)?;
+        let scope = auth::scope(&repo.name, actions);
         let key = origin_key(&base);
         let mut authorization = self.cached_authorization(&base, &key, repo, &scope)?;
-        for attempt in 0..2 {
-            let resp = self.send_following(&url, accept, authorization.as_deref())?;
-            if resp.status() == 401 && attempt == 0 {
-                let challenges = parse_www_authenticate(&resp);
-                self.tokens.forget_token(&key, &scope);
-                authorization = Some(self.authenticate(&base, &key, repo, &scope, &challenges)?);
-                continue;
+        let mut retried = false;
+        loop {
+            let resp = self.send_following(&base, call, authorization.as_deref())?;
+            if resp.status() != 401 {
+                return Ok(resp);
             }
-            if resp.status() == 401 {
+            if retried {
                 return Err(RegistryError::Unauthorized {
                     repository: repo.to_string(),
                     detail: error_detail(resp),
                     hint: CREDENTIAL_HINT,
                 });
             }
-            return Ok((url, resp));
+            retried = true;
+            let challenges = parse_www_authenticate(&resp);
+            self.tokens.forget_token(&key, &scope);
+            authorization = Some(self.authenticate(&base, &key, repo, &scope, &challenges)?);
         }
-        unreachable!("the loop returns on its second pass")
     }
 
     /// Authorization for a request we are about to make: a cached token, or a new one when the
@@ -410,36 +433,40 @@ impl Client {
         Ok(header)
     }
 
-    /// Sends a GET, following up to 10 redirects by hand: never from https to http, and the
-    /// Authorization header only goes to the origin it was issued for.
+    /// Sends a call, following up to 10 redirects by hand for GET and HEAD: never from https to
+    /// http, and the Authorization header only ever goes to the registry's own origin.
     fn send_following(
         &self,
-        url: &str,
-        accept: &str,
+        base: &Url,
+        call: &Call<'_>,
         authorization: Option<&str>,
     ) -> Result<Response<ureq::Body>, RegistryError> {
-        let first = Url::parse(url).map_err(|e| RegistryError::BadUrl {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
-        let mut current = first.clone();
+        let follows = matches!(call.method, http::Method::GET | http::Method::HEAD);
+        let mut current = call.url.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let mut req = http::Request::get(current.as_str()).header("Accept", accept);
-            if let Some(a) = authorization.filter(|_| same_origin(&first, &current)) {
+            let mut req = http::Request::builder()
+                .method(call.method.clone())
+                .uri(current.as_str());
+            for (name, value) in &call.headers {
+                req = req.header(*name, value.as_str());
+            }
+            if let Some(a) = authorization.filter(|_| same_origin(base, &current)) {
                 req = req.header("Authorization", a);
             }
-            let req = req.body(()).map_err(|e| RegistryError::BadUrl {
+            let bad = |e: http::Error| RegistryError::BadUrl {
                 url: redact(&current),
                 reason: e.to_string(),
-            })?;
-            let resp = self
-                .agent
-                .run(req)
-                .map_err(|source| RegistryError::Transport {
-                    url: redact(&current),
-                    source,
-                })?;
-            if !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+            };
+            let transport = |source| RegistryError::Transport {
+                url: redact(&current),
+                source,
+            };
+            let resp = match call.body {
+                Some(body) => self.agent.run(req.body(body).map_err(bad)?),
+                None => self.agent.run(req.body(()).map_err(bad)?),
+            }
+            .map_err(transport)?;
+            if !follows || !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
                 return Ok(resp);
             }
             let location = resp
@@ -474,12 +501,12 @@ impl Client {
             current = next;
         }
         Err(RegistryError::Redirect {
-            url: redact(&first),
+            url: redact(&call.url),
             reason: format!("more than {MAX_REDIRECTS} redirects"),
         })
     }
 
-    fn status_error(
+    pub fn status_error(
         &self,
         repo: &Repository,
         url: &str,
@@ -505,6 +532,36 @@ impl Client {
                 detail: format!(": {detail}"),
             },
         }
+    }
+}
+
+/// One HTTP call to a registry: method, URL, headers and an optional replayable body.
+pub struct Call<'a> {
+    pub method: http::Method,
+    pub url: Url,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Option<&'a [u8]>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(method: http::Method, url: &Url) -> Call<'a> {
+        Call {
+            method,
+            url: url.clone(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+    pub fn get(url: &Url) -> Call<'a> {
+        Call::new(http::Method::GET, url)
+    }
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Call<'a> {
+        self.headers.push((name, value.into()));
+        self
+    }
+    pub fn body(mut self, body: &'a [u8]) -> Call<'a> {
+        self.body = Some(body);
+        self
     }
 }
 
@@ -587,7 +644,7 @@ fn read_limited(
 }
 
 /// The `errors[].code: message` of a registry error body, or its first line when not JSON.
-fn error_detail(resp: Response<ureq::Body>) -> String {
+pub fn error_detail(resp: Response<ureq::Body>) -> String {
     let status = resp.status();
     let body = resp
         .into_body()

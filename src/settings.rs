@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use crate::registry::Mirrors;
 use crate::registry::auth::{CredentialSource, Credentials};
+use crate::registry::retry::NetworkOptions;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -16,6 +19,8 @@ pub struct Settings {
     /// `PKG_REGISTRY_MIRRORS`.
     pub mirrors: Mirrors,
     pub credentials: CredentialSource,
+    /// `PKG_CONNECT_TIMEOUT`, `PKG_READ_TIMEOUT` (seconds), `PKG_RETRIES` (tries per request).
+    pub network: NetworkOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +36,12 @@ pub enum SettingsError {
     HalfCredentials {
         set: &'static str,
         unset: &'static str,
+    },
+    #[error("{var} must be a whole number{unit}, got `{value}`")]
+    Number {
+        var: &'static str,
+        unit: &'static str,
+        value: String,
     },
     #[error("{var} must be an absolute path, got `{value}`")]
     Relative { var: &'static str, value: String },
@@ -51,6 +62,36 @@ fn env_path(var: &'static str) -> Result<Option<PathBuf>, SettingsError> {
             }
         }
     }
+}
+
+fn env_number(var: &'static str, unit: &'static str) -> Result<Option<u64>, SettingsError> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| SettingsError::Number {
+                    var,
+                    unit,
+                    value: v,
+                })
+        }
+        _ => Ok(None),
+    }
+}
+
+fn network_from_env() -> Result<NetworkOptions, SettingsError> {
+    let mut net = NetworkOptions::default();
+    if let Some(s) = env_number("PKG_CONNECT_TIMEOUT", " of seconds")? {
+        net.connect_timeout = Duration::from_secs(s.max(1));
+    }
+    if let Some(s) = env_number("PKG_READ_TIMEOUT", " of seconds")? {
+        net.read_timeout = Duration::from_secs(s.max(1));
+    }
+    if let Some(n) = env_number("PKG_RETRIES", "")? {
+        net.tries = u32::try_from(n.clamp(1, 100)).unwrap_or(5);
+    }
+    Ok(net)
 }
 
 impl Settings {
@@ -114,6 +155,7 @@ impl Settings {
                 env,
                 auth_files: auth_files(base.as_ref()),
             },
+            network: network_from_env()?,
         })
     }
 }

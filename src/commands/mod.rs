@@ -96,6 +96,7 @@ impl Ctx<'_> {
             client: Client::new(
                 self.settings.mirrors.clone(),
                 self.settings.credentials.clone(),
+                self.settings.network.clone(),
             ),
             host: Platform::host(),
             reporter: self.reporter,

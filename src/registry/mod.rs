@@ -5,8 +5,10 @@ pub mod auth;
 pub mod blob;
 pub mod manifest;
 pub mod reference;
+pub mod retry;
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use ureq::http::{self, Response};
 use url::Url;
@@ -151,11 +153,14 @@ const MAX_ERROR_BYTES: u64 = 64 * 1024;
 const MAX_REDIRECTS: usize = 10;
 
 /// A synchronous registry client; one per run, shared by reference between threads.
+/// Cheap to clone: clones share the connection pool and the token cache.
+#[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
-    mirrors: Mirrors,
-    credentials: CredentialSource,
-    tokens: TokenCache,
+    mirrors: Arc<Mirrors>,
+    credentials: Arc<CredentialSource>,
+    tokens: Arc<TokenCache>,
+    net: Arc<retry::NetworkOptions>,
 }
 
 /// A manifest as received: its exact bytes, their digest and the parsed document.
@@ -167,21 +172,60 @@ pub struct FetchedManifest {
 }
 
 impl Client {
-    pub fn new(mirrors: Mirrors, credentials: CredentialSource) -> Client {
+    pub fn new(
+        mirrors: Mirrors,
+        credentials: CredentialSource,
+        net: retry::NetworkOptions,
+    ) -> Client {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(90)))
-            .timeout_per_read(Some(Duration::from_secs(90)))
+            .timeout_connect(Some(net.connect_timeout))
+            .timeout_recv_response(Some(net.read_timeout))
+            .timeout_per_read(Some(net.read_timeout))
             .user_agent(concat!("pkg/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
         Client {
             agent,
-            mirrors,
-            credentials,
-            tokens: TokenCache::default(),
+            mirrors: Arc::new(mirrors),
+            credentials: Arc::new(credentials),
+            tokens: Arc::new(TokenCache::default()),
+            net: Arc::new(net),
+        }
+    }
+
+    pub fn network(&self) -> &retry::NetworkOptions {
+        &self.net
+    }
+
+    /// Runs `send` until it gives a response that is not worth retrying: connection errors and
+    /// 408/429/5xx are tried again (up to the configured tries) after a backoff or `Retry-After`.
+    fn with_retries(
+        &self,
+        idempotent: bool,
+        mut send: impl FnMut() -> Result<Response<ureq::Body>, RegistryError>,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        let tries = if idempotent { self.net.tries.max(1) } else { 1 };
+        let mut attempt = 0;
+        loop {
+            let last = attempt + 1 >= tries;
+            match send() {
+                Ok(resp) if !last && retry::retryable_status(resp.status().as_u16()) => {
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| retry::parse_retry_after(v, std::time::SystemTime::now()));
+                    drop(resp);
+                    std::thread::sleep(retry::delay(&self.net, attempt, retry_after));
+                }
+                Err(RegistryError::Transport { .. }) if !last => {
+                    std::thread::sleep(retry::delay(&self.net, attempt, None));
+                }
+                other => return other,
+            }
+            attempt += 1;
         }
     }
 
@@ -275,8 +319,11 @@ impl Client {
         let key = origin_key(&base);
         let mut authorization = self.cached_authorization(&base, &key, repo, &scope)?;
         let mut retried = false;
+        let idempotent = call.method != http::Method::PATCH && call.method != http::Method::POST;
         loop {
-            let resp = self.send_following(&base, call, authorization.as_deref())?;
+            let resp = self.with_retries(idempotent, || {
+                self.send_following(&base, call, authorization.as_deref())
+            })?;
             if resp.status() != 401 {
                 return Ok(resp);
             }
@@ -388,13 +435,16 @@ impl Client {
         service: Option<&str>,
     ) -> Result<String, RegistryError> {
         let url = auth::token_url(realm, service, scope);
-        let mut req = self.agent.get(&url);
-        if let Some(c) = self.credentials.lookup(&host_port(base)) {
-            req = req.header("Authorization", c.basic_header());
-        }
-        let resp = req.call().map_err(|source| RegistryError::Transport {
-            url: realm.to_owned(),
-            source,
+        let credentials = self.credentials.lookup(&host_port(base));
+        let resp = self.with_retries(true, || {
+            let mut req = self.agent.get(&url);
+            if let Some(c) = &credentials {
+                req = req.header("Authorization", c.basic_header());
+            }
+            req.call().map_err(|source| RegistryError::Transport {
+                url: realm.to_owned(),
+                source,
+            })
         })?;
         match resp.status().as_u16() {
             200 => {}

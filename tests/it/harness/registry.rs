@@ -1,0 +1,274 @@
+//! A real CNCF distribution 2.8 registry (`/usr/bin/docker-registry`) on 127.0.0.1 with token auth
+//! pointing at an in-process [`TokenIssuer`], filesystem storage in a temp dir, and fixtures pushed
+//! with skopeo.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::layout::{Built, Fixture, OciLayout, sha256_digest};
+use super::token::{ISSUER, PASSWORD, SERVICE, TokenIssuer, USERNAME};
+
+pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+
+/// Ports for registries come from one counter per test process, in a range below Linux's
+/// ephemeral ports (32768–60999), so a stopped registry's port is never handed to another test's
+/// registry (a test that stops its registry must see connection refused, not a stranger).
+fn next_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 15_000;
+    const SPAN: u32 = 17_000;
+    // A per-process start so concurrent test runs on one machine rarely meet.
+    let base = std::process::id().wrapping_mul(7919) % SPAN;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(n < SPAN, "ran out of registry ports");
+        let port = (LOW + (base + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A minimal HTTP client for the harness itself (never used by pkg).
+pub fn http_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .max_redirects(0)
+        .build()
+        .new_agent()
+}
+
+pub struct Registry {
+    root: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+    issuer: TokenIssuer,
+}
+
+impl Registry {
+    /// Starts a token issuer and a registry trusting it; returns once `GET /v2/` answers 401.
+    pub fn start() -> Registry {
+        assert!(
+            Path::new(REGISTRY_BIN).exists(),
+            "{REGISTRY_BIN} is missing: install Debian's `docker-registry` package (scripts/test does)"
+        );
+        let root = tempfile::Builder::new()
+            .prefix("pkg-it-registry-")
+            .tempdir()
+            .expect("registry temp dir");
+        let cert = root.path().join("issuer-cert.pem");
+        let issuer = TokenIssuer::start(&cert);
+        std::fs::create_dir_all(root.path().join("storage")).unwrap();
+        let mut registry = Registry {
+            root,
+            port: 0,
+            child: None,
+            issuer,
+        };
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            let port = next_port();
+            match registry.spawn(port) {
+                Ok(()) => return registry,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("docker-registry did not start; its log:\n{last_log}");
+    }
+
+    fn config(&self, port: u16) -> String {
+        let root = self.root.path();
+        let mut secret = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret).unwrap();
+        format!(
+            "version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: '{storage}'
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:{port}
+  secret: {secret}
+auth:
+  token:
+    realm: '{realm}'
+    service: {SERVICE}
+    issuer: {ISSUER}
+    rootcertbundle: '{cert}'
+",
+            storage = root.join("storage").display(),
+            secret = hex::encode(secret),
+            realm = self.issuer.realm(),
+            cert = root.join("issuer-cert.pem").display(),
+        )
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.root.path().join("registry.log")
+    }
+
+    /// The registry's own log (warnings and errors only).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn spawn(&mut self, port: u16) -> Result<(), String> {
+        let config_path = self.root.path().join("config.yml");
+        std::fs::write(&config_path, self.config(port)).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut child = Command::new(REGISTRY_BIN)
+            .arg("serve")
+            .arg(&config_path)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {REGISTRY_BIN}: {e}"));
+        let agent = http_agent();
+        let url = format!("http://127.0.0.1:{port}/v2/");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Err(format!("(exited with {status})\n{}", self.log()));
+            }
+            if let Ok(resp) = agent.get(&url).call() {
+                if resp.status() == 401 {
+                    self.port = port;
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "GET {url} answered {} instead of 401 (another server on the port?)",
+                    resp.status()
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "docker-registry did not answer on {url} within 20 s; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// `127.0.0.1:PORT`, the registry part of a repository reference.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn issuer(&self) -> &TokenIssuer {
+        &self.issuer
+    }
+
+    pub fn storage(&self) -> PathBuf {
+        self.root.path().join("storage")
+    }
+
+    /// Kills the registry; its port stays unused for the rest of the test run.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Where distribution keeps a blob's bytes.
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .unwrap_or_else(|| panic!("not a sha256 digest: {digest}"));
+        self.storage()
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    /// Flips one byte in the middle of a stored blob (same size, other content) and returns the
+    /// digest of the bytes the registry now serves under the old digest.
+    pub fn tamper_blob(&self, digest: &str) -> String {
+        let path = self.blob_path(digest);
+        let mut bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("cannot read blob {}: {e}", path.display()));
+        assert_eq!(sha256_digest(&bytes), digest, "blob file is not {digest}");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        sha256_digest(&bytes)
+    }
+
+    /// Builds `fixture` as an OCI layout and pushes it as `REPO:TAG` with skopeo (as the test user).
+    pub fn push(&self, repo: &str, tag: &str, fixture: &Fixture) -> Built {
+        let layout_dir = tempfile::Builder::new()
+            .prefix("layout-")
+            .tempdir_in(self.root.path())
+            .unwrap();
+        let mut layout = OciLayout::create(layout_dir.path());
+        let built = layout.add(tag, fixture);
+        skopeo_push(layout.dir(), tag, &format!("{}/{repo}:{tag}", self.host()));
+        built
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `skopeo copy --all oci:DIR:TAG docker://DEST` with the test user's credentials; panics with
+/// skopeo's output when it fails.
+pub fn skopeo_push(layout: &Path, tag: &str, dest: &str) {
+    let home = tempfile::tempdir().unwrap();
+    let output = Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--all", "--preserve-digests"])
+        .arg("--dest-creds")
+        .arg(format!("{USERNAME}:{PASSWORD}"))
+        .arg("--dest-tls-verify=false")
+        .arg(format!("oci:{}:{tag}", layout.display()))
+        .arg(format!("docker://{dest}"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("XDG_RUNTIME_DIR", home.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run skopeo ({e}): install Debian's `skopeo` package (scripts/test does)")
+        });
+    assert!(
+        output.status.success(),
+        "skopeo copy to {dest} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

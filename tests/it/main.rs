@@ -1,0 +1,6 @@
+//! Integration tests: a real distribution registry with token auth, fixtures pushed by skopeo, and
+//! the real `pkg` binary.
+
+mod harness;
+mod harness_selftest;
+mod install;

@@ -213,6 +213,23 @@ impl Pourer<'_> {
             })?;
         }
 
+        // `.pkg/` is pkg's own: whatever a layer put there is replaced by the real receipt.
+        let meta = staging.path().join(receipt::META_DIR);
+        if let Ok(m) = std::fs::symlink_metadata(&meta) {
+            self.reporter.warn(&format!(
+                "{repo}: the package ships its own `{}`; pkg replaces it with its receipt",
+                receipt::META_DIR
+            ));
+            let removed = if m.is_dir() {
+                std::fs::remove_dir_all(&meta)
+            } else {
+                std::fs::remove_file(&meta)
+            };
+            removed.map_err(|source| CellarError::Io {
+                path: meta.clone(),
+                source,
+            })?;
+        }
         let bins = link::bins_for(staging.path(), formula.bin.as_deref())?;
         let receipt = Receipt {
             schema: receipt::SCHEMA,

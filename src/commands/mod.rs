@@ -100,7 +100,7 @@ impl Ctx<'_> {
             ),
             host: Platform::host(),
             reporter: self.reporter,
-            limits: Limits::default(),
+            limits: Limits::from_env()?,
         })
     }
 

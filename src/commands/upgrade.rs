@@ -46,7 +46,7 @@ pub fn upgrade(
     let mut pinned = Vec::new();
     let mut failed = Vec::new();
     for name in names {
-        match upgrade_one(ctx, &mut pourer, name, dry_run, keep_old) {
+        match upgrade_one(ctx, &mut pourer, name, dry_run && !json, dry_run, keep_old) {
             Ok(Outcome::UpToDate(v)) => {
                 up_to_date.push(json!({"name": name, "version": v.to_string()}))
             }
@@ -94,6 +94,7 @@ fn upgrade_one<'a>(
     ctx: &'a Ctx,
     pourer: &mut Option<Pourer<'a>>,
     name: &str,
+    print_plan: bool,
     dry_run: bool,
     keep_old: bool,
 ) -> anyhow::Result<Outcome> {
@@ -118,7 +119,7 @@ fn upgrade_one<'a>(
         .filter(|s| !ctx.cellar.is_installed(&s.formula.name, &s.version))
         .collect();
     if dry_run {
-        for step in &todo {
+        for step in todo.iter().filter(|_| print_plan) {
             let from = ctx
                 .current(&step.formula.name)
                 .map_or("not installed".to_owned(), |v| v.to_string());

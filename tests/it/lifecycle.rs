@@ -1,0 +1,435 @@
+//! The everyday verbs after install: upgrade, outdated, pin, link/unlink, uninstall, cleanup,
+//! autoremove, fetch, list/info/search, deps/uses — against the real registry.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::{Fixture, Formula, ImageSpec, Registry, TestContext};
+
+/// A `hello` image whose binary prints its version.
+fn hello_image(name: &str, version: &str) -> Fixture {
+    Fixture::Image(ImageSpec::new("linux", "amd64").file(
+        &format!("bin/{name}"),
+        format!("#!/bin/sh\necho {name} {version}\n"),
+        0o755,
+    ))
+}
+
+/// Pushes `name` at each version and writes a formula listing `versions` (a subset, to let a
+/// test "release" a version later by rewriting the formula).
+fn publish(registry: &Registry, name: &str, versions: &[&str]) {
+    for v in versions {
+        registry.push(&format!("acme/{name}"), v, &hello_image(name, v));
+    }
+}
+
+fn formula(ctx: &TestContext, registry: &Registry, name: &str, versions: &[&str]) {
+    let repo = format!("{}/acme/{name}", registry.host());
+    let mut f = Formula::new(name);
+    for v in versions {
+        f = f.version(v, &repo, v);
+    }
+    ctx.write_formula(name, &f.to_toml());
+}
+
+/// Runs the linked binary `PREFIX/bin/NAME` and returns its output.
+fn run_bin(ctx: &TestContext, name: &str) -> String {
+    let out = Command::new(ctx.prefix.join("bin").join(name))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run bin/{name}: {e}\n{}", ctx.prefix_listing()));
+    assert!(out.status.success(), "bin/{name} failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn json(run: &crate::harness::Run) -> Value {
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", run.stdout))
+}
+
+#[test]
+fn upgrade_across_three_versions_with_a_pin_in_the_middle() {
+    let registry = Registry::start();
+    publish(&registry, "hello", &["1.0.0", "2.0.0", "3.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "hello", &["1.0.0"]);
+    ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(run_bin(&ctx, "hello"), "hello 1.0.0");
+
+    formula(&ctx, &registry, "hello", &["1.0.0", "2.0.0"]);
+    ctx.pkg(&["outdated", "hello"]).failure();
+    ctx.pkg(&["upgrade"]).success().says("hello 1.0.0 -> 2.0.0");
+    assert_eq!(run_bin(&ctx, "hello"), "hello 2.0.0");
+    assert_eq!(
+        ctx.cellar_versions("hello"),
+        ["2.0.0"],
+        "the old keg is removed"
+    );
+    ctx.pkg(&["outdated", "hello"]).success();
+
+    ctx.pkg(&["pin", "hello"]).success();
+    formula(&ctx, &registry, "hello", &["1.0.0", "2.0.0", "3.0.0"]);
+    let run = ctx.pkg(&["outdated", "--json"]).success();
+    assert_eq!(json(&run)["outdated"][0]["pinned"], true);
+    ctx.pkg(&["upgrade"]).success().says("pinned");
+    assert_eq!(
+        run_bin(&ctx, "hello"),
+        "hello 2.0.0",
+        "a pinned package stays"
+    );
+
+    ctx.pkg(&["unpin", "hello"]).success();
+    ctx.pkg(&["upgrade", "hello"]).success();
+    assert_eq!(run_bin(&ctx, "hello"), "hello 3.0.0");
+    assert_eq!(ctx.cellar_versions("hello"), ["3.0.0"]);
+    assert_eq!(ctx.receipt("hello", "3.0.0")["installed_on_request"], true);
+}
+
+#[test]
+fn failed_upgrade_leaves_the_old_version_linked_and_runnable_and_others_still_upgrade() {
+    let mut registry = Registry::start();
+    publish(&registry, "hello", &["1.0.0"]);
+    publish(&registry, "other", &["1.0.0", "2.0.0"]);
+    let broken = registry.push("acme/hello", "2.0.0", &hello_image("hello", "2.0.0"));
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "hello", &["1.0.0"]);
+    formula(&ctx, &registry, "other", &["1.0.0"]);
+    ctx.pkg(&["install", "hello", "other"]).success();
+
+    // 2.0.0's layer vanishes from the registry (and was never cached).
+    let blob = registry.blob_path(broken.layer_digest());
+    std::fs::remove_file(&blob).unwrap_or_else(|e| panic!("remove {}: {e}", blob.display()));
+    formula(&ctx, &registry, "hello", &["1.0.0", "2.0.0"]);
+    formula(&ctx, &registry, "other", &["1.0.0", "2.0.0"]);
+    let before = ctx.prefix_listing();
+    let run = ctx.pkg(&["upgrade"]).failure();
+    run.says("hello").says("failed to upgrade");
+    assert_eq!(run_bin(&ctx, "hello"), "hello 1.0.0");
+    assert_eq!(
+        ctx.cellar_versions("hello"),
+        ["1.0.0"],
+        "no half keg:\n{}",
+        ctx.prefix_listing()
+    );
+    assert_eq!(
+        run_bin(&ctx, "other"),
+        "other 2.0.0",
+        "one failure does not stop the others"
+    );
+    assert!(before.contains("bin/hello -> ../Cellar/hello/1.0.0/bin/hello"));
+    assert!(
+        ctx.prefix_listing()
+            .contains("bin/hello -> ../Cellar/hello/1.0.0/bin/hello")
+    );
+    assert!(
+        !ctx.prefix.join("Cellar/.staging").exists()
+            || std::fs::read_dir(ctx.prefix.join("Cellar/.staging"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+    registry.stop();
+}
+
+#[test]
+fn unlink_survives_upgrade_until_link() {
+    let registry = Registry::start();
+    publish(&registry, "hello", &["1.0.0", "2.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "hello", &["1.0.0"]);
+    ctx.pkg(&["install", "hello"]).success();
+    ctx.pkg(&["unlink", "hello"]).success();
+    assert!(std::fs::symlink_metadata(ctx.prefix.join("bin/hello")).is_err());
+
+    formula(&ctx, &registry, "hello", &["1.0.0", "2.0.0"]);
+    ctx.pkg(&["upgrade"]).success();
+    assert_eq!(ctx.cellar_versions("hello"), ["2.0.0"]);
+    assert!(
+        std::fs::symlink_metadata(ctx.prefix.join("bin/hello")).is_err(),
+        "upgrade relinked what the user unlinked:\n{}",
+        ctx.prefix_listing()
+    );
+    assert!(std::fs::symlink_metadata(ctx.prefix.join("opt/hello")).is_err());
+
+    let dry = ctx.pkg(&["link", "--dry-run", "hello"]).success();
+    assert!(
+        dry.stdout.contains("../Cellar/hello/2.0.0/bin/hello"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        std::fs::symlink_metadata(ctx.prefix.join("bin/hello")).is_err(),
+        "dry run linked"
+    );
+    ctx.pkg(&["link", "hello"]).success();
+    assert_eq!(run_bin(&ctx, "hello"), "hello 2.0.0");
+}
+
+#[test]
+fn link_refuses_a_foreign_file_without_overwrite() {
+    let registry = Registry::start();
+    publish(&registry, "hello", &["1.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "hello", &["1.0.0"]);
+    ctx.pkg(&["install", "hello"]).success();
+    ctx.pkg(&["unlink", "hello"]).success();
+    std::fs::write(ctx.prefix.join("bin/hello"), "mine").unwrap();
+    ctx.pkg(&["link", "--dry-run", "hello"])
+        .failure()
+        .says("--overwrite");
+    ctx.pkg(&["link", "hello"])
+        .failure()
+        .says("did not install");
+    assert_eq!(
+        std::fs::read_to_string(ctx.prefix.join("bin/hello")).unwrap(),
+        "mine"
+    );
+    ctx.pkg(&["link", "--overwrite", "hello"]).success();
+    assert_eq!(run_bin(&ctx, "hello"), "hello 1.0.0");
+}
+
+fn app_and_lib(ctx: &TestContext, registry: &Registry) {
+    publish(registry, "lib", &["1.0.0"]);
+    publish(registry, "app", &["1.0.0"]);
+    let host = registry.host();
+    formula(ctx, registry, "lib", &["1.0.0"]);
+    ctx.write_formula(
+        "app",
+        &Formula::new("app")
+            .version_with(
+                "1.0.0",
+                &format!("{host}/acme/app"),
+                "1.0.0",
+                None,
+                &[("lib", "^1")],
+            )
+            .to_toml(),
+    );
+}
+
+#[test]
+fn uninstall_is_refused_while_a_dependent_is_installed() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    app_and_lib(&ctx, &registry);
+    ctx.pkg(&["install", "app"]).success();
+    let uses = ctx.pkg(&["uses", "lib"]).success();
+    assert_eq!(uses.stdout.trim(), "app 1.0.0");
+    let deps = ctx.pkg(&["deps", "app", "--tree"]).success();
+    assert_eq!(deps.stdout, "app 1.0.0\n  lib 1.0.0\n");
+
+    ctx.pkg(&["uninstall", "lib"])
+        .failure()
+        .says("required by app 1.0.0");
+    assert_eq!(ctx.cellar_versions("lib"), ["1.0.0"]);
+    assert!(ctx.prefix.join("bin/lib").exists());
+
+    ctx.pkg(&["uninstall", "app"]).success();
+    assert!(ctx.cellar_versions("app").is_empty());
+    assert!(std::fs::symlink_metadata(ctx.prefix.join("bin/app")).is_err());
+    assert!(std::fs::symlink_metadata(ctx.prefix.join("opt/app")).is_err());
+    ctx.pkg(&["uninstall", "lib"]).success();
+    assert!(ctx.cellar_versions("lib").is_empty());
+    ctx.pkg(&["uninstall", "lib"])
+        .failure()
+        .says("not installed");
+}
+
+#[test]
+fn uninstall_ignore_dependencies_and_autoremove() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    app_and_lib(&ctx, &registry);
+    ctx.pkg(&["install", "app"]).success();
+    // app goes, lib (a dependency nothing needs any more) is left for autoremove.
+    ctx.pkg(&["uninstall", "app"]).success();
+    assert_eq!(ctx.cellar_versions("lib"), ["1.0.0"]);
+    ctx.pkg(&["autoremove", "--dry-run"]).success();
+    assert_eq!(
+        ctx.cellar_versions("lib"),
+        ["1.0.0"],
+        "dry run removed something"
+    );
+    ctx.pkg(&["autoremove"]).success();
+    assert!(ctx.cellar_versions("lib").is_empty());
+
+    ctx.pkg(&["install", "app"]).success();
+    ctx.pkg(&["uninstall", "--ignore-dependencies", "lib"])
+        .success();
+    assert!(ctx.cellar_versions("lib").is_empty());
+    assert_eq!(ctx.cellar_versions("app"), ["1.0.0"]);
+}
+
+fn cache_blobs(cache: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(cache.join("v1/blobs/sha256"))
+        .map(|rd| {
+            rd.map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn cleanup_frees_exactly_the_unreferenced_blobs() {
+    let registry = Registry::start();
+    publish(&registry, "hello", &["1.0.0", "2.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "hello", &["1.0.0"]);
+    ctx.pkg(&["install", "hello"]).success();
+    let old = ctx.receipt("hello", "1.0.0");
+    formula(&ctx, &registry, "hello", &["1.0.0", "2.0.0"]);
+    ctx.pkg(&["upgrade", "--keep-old"]).success();
+    assert_eq!(ctx.cellar_versions("hello"), ["1.0.0", "2.0.0"]);
+    let new = ctx.receipt("hello", "2.0.0");
+    let digests = |r: &Value| -> Vec<String> {
+        let mut d: Vec<String> = r["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_owned())
+            .collect();
+        d.push(r["manifest_digest"].as_str().unwrap().to_owned());
+        d
+    };
+    let mut everything = digests(&old);
+    everything.extend(digests(&new));
+    everything.sort();
+    assert_eq!(cache_blobs(&ctx.cache), everything);
+
+    // A stale download (two hours old) and a fresh one (another run's, in progress).
+    let tmp = ctx.cache.join("v1/tmp");
+    std::fs::write(tmp.join("stale.partial"), vec![0u8; 1000]).unwrap();
+    std::fs::write(tmp.join("fresh.partial"), vec![0u8; 1000]).unwrap();
+    let status = Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(tmp.join("stale.partial"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let dry = ctx.pkg(&["cleanup", "--dry-run"]).success();
+    assert!(dry.stdout.contains("Cellar/hello/1.0.0"), "{}", dry.stdout);
+    assert_eq!(cache_blobs(&ctx.cache), everything, "dry run removed blobs");
+    assert_eq!(ctx.cellar_versions("hello"), ["1.0.0", "2.0.0"]);
+
+    ctx.pkg(&["cleanup"]).success().says("Freed");
+    assert_eq!(ctx.cellar_versions("hello"), ["2.0.0"]);
+    let mut kept = digests(&new);
+    kept.sort();
+    assert_eq!(
+        cache_blobs(&ctx.cache),
+        kept,
+        "exactly the unreferenced blobs go"
+    );
+    assert!(!tmp.join("stale.partial").exists());
+    assert!(tmp.join("fresh.partial").exists());
+    assert_eq!(run_bin(&ctx, "hello"), "hello 2.0.0");
+
+    ctx.pkg(&["cleanup", "--prune", "0"]).success();
+    assert!(cache_blobs(&ctx.cache).is_empty());
+    assert_eq!(run_bin(&ctx, "hello"), "hello 2.0.0");
+}
+
+#[test]
+fn install_of_an_outdated_package_says_so_and_upgrades_only_when_asked() {
+    let registry = Registry::start();
+    publish(&registry, "hello", &["1.0.0", "2.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "hello", &["1.0.0"]);
+    ctx.pkg(&["install", "hello"]).success();
+    formula(&ctx, &registry, "hello", &["1.0.0", "2.0.0"]);
+    ctx.pkg(&["install", "hello"])
+        .success()
+        .says("2.0.0 is available");
+    assert_eq!(ctx.cellar_versions("hello"), ["1.0.0"]);
+    ctx.pkg(&["install", "--upgrade", "hello"]).success();
+    assert_eq!(ctx.cellar_versions("hello"), ["2.0.0"]);
+    assert_eq!(run_bin(&ctx, "hello"), "hello 2.0.0");
+}
+
+#[test]
+fn fetch_fills_the_cache_without_installing() {
+    let registry = Registry::start();
+    publish(&registry, "hello", &["1.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "hello", &["1.0.0"]);
+    ctx.pkg(&["fetch", "hello"]).success();
+    assert!(!ctx.prefix.join("Cellar/hello").exists());
+    assert_eq!(cache_blobs(&ctx.cache).len(), 2, "manifest and layer");
+    ctx.pkg(&["fetch", "hello"])
+        .success()
+        .says("already in the cache");
+}
+
+#[test]
+fn json_outputs_parse_and_match_the_documented_schema() {
+    let registry = Registry::start();
+    publish(&registry, "hello", &["1.0.0", "2.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "hello", &["1.0.0", "2.0.0"]);
+    ctx.pkg(&["install", "hello@1.0.0"]).success();
+
+    let list = json(&ctx.pkg(&["list", "--json"]).success());
+    assert_eq!(list["schema"], 1);
+    let p = &list["packages"][0];
+    assert_eq!(p["name"], "hello");
+    assert_eq!(p["versions"], serde_json::json!(["1.0.0"]));
+    assert_eq!(p["linked"], "1.0.0");
+    assert_eq!(p["pinned"], false);
+    assert_eq!(p["installed_on_request"], true);
+
+    let info = json(&ctx.pkg(&["info", "hello", "--json"]).success());
+    assert_eq!(info["schema"], 1);
+    assert_eq!(info["formula"]["newest"], "2.0.0");
+    assert_eq!(info["installed"][0]["version"], "1.0.0");
+    assert_eq!(info["installed"][0]["linked"], true);
+    assert_eq!(info["installed"][0]["receipt"]["schema"], 1);
+    assert_eq!(info["linked"], "1.0.0");
+
+    let out = ctx.pkg(&["outdated", "--json"]).success();
+    let out = json(&out);
+    assert_eq!(out["schema"], 1);
+    assert_eq!(out["outdated"][0]["installed"], "1.0.0");
+    assert_eq!(out["outdated"][0]["latest"], "2.0.0");
+
+    let up = json(&ctx.pkg(&["upgrade", "--dry-run", "--json"]).success());
+    assert_eq!(up["schema"], 1);
+    assert_eq!(up["dry_run"], true);
+    assert_eq!(up["upgraded"][0]["to"], "2.0.0");
+    assert_eq!(ctx.cellar_versions("hello"), ["1.0.0"], "dry run upgraded");
+
+    let up = json(&ctx.pkg(&["upgrade", "--json"]).success());
+    assert_eq!(up["upgraded"][0]["from"], "1.0.0");
+    assert!(up["failed"].as_array().unwrap().is_empty());
+
+    let list = ctx.pkg(&["list", "--versions"]).success();
+    assert_eq!(list.stdout, "hello 2.0.0\n");
+    ctx.pkg(&["search", "hel"])
+        .success()
+        .says("hello: The hello test package");
+    ctx.pkg(&["search", "zzz"]).failure();
+}
+
+#[test]
+fn a_held_prefix_lock_makes_no_wait_fail_fast() {
+    let registry = Registry::start();
+    publish(&registry, "hello", &["1.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "hello", &["1.0.0"]);
+    ctx.pkg(&["install", "hello"]).success();
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(ctx.prefix.join("var/pkg/lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    ctx.pkg(&["--no-wait", "pin", "hello"])
+        .failure()
+        .says("another pkg is changing");
+    // Read-only commands need no lock.
+    ctx.pkg(&["list"]).success();
+    drop(lock);
+    ctx.pkg(&["--no-wait", "pin", "hello"]).success();
+}

@@ -150,6 +150,19 @@ fn registry_accepts_issuer_tokens_and_serves_skopeo_pushes_byte_exact() {
         Some(&*built.digest)
     );
 
+    let config = get(
+        &format!(
+            "{}/v2/acme/hello/blobs/{}",
+            registry.url(),
+            built.image().config_digest
+        ),
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(config.status, 200);
+    let config: serde_json::Value = serde_json::from_slice(&config.body).unwrap();
+    assert_eq!(config["os"], "linux");
+    assert_eq!(config["architecture"], "amd64");
+
     let layer = built.layer_digest().to_owned();
     let blob_url = format!("{}/v2/acme/hello/blobs/{layer}", registry.url());
     let blob = get(&blob_url, &[("Authorization", &bearer)]);

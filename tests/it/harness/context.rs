@@ -12,13 +12,14 @@ const PKG: &str = env!("CARGO_BIN_EXE_pkg");
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct TestContext {
-    root: tempfile::TempDir,
+    /// Holds every directory below; removed on drop.
+    _root: tempfile::TempDir,
     pub prefix: PathBuf,
     pub cache: PathBuf,
     pub home: PathBuf,
     pub formulae: PathBuf,
     mirrors: Option<String>,
-    credentials: bool,
+    credentials: Option<(String, String)>,
 }
 
 /// What one `pkg` run did.
@@ -93,9 +94,9 @@ impl TestContext {
             home: dir("home"),
             formulae: dir("formulae"),
             prefix,
-            root,
+            _root: root,
             mirrors: None,
-            credentials: false,
+            credentials: None,
         }
     }
 
@@ -105,15 +106,8 @@ impl TestContext {
         other.cache = self.cache.clone();
         other.formulae = self.formulae.clone();
         other.mirrors = self.mirrors.clone();
-        other.credentials = self.credentials;
+        other.credentials = self.credentials.clone();
         other
-    }
-
-    /// A scratch directory inside this context's temp dir.
-    pub fn scratch(&self, name: &str) -> PathBuf {
-        let p = self.root.path().join("scratch").join(name);
-        std::fs::create_dir_all(&p).unwrap();
-        p
     }
 
     /// Sets `PKG_REGISTRY_MIRRORS` for later runs.
@@ -124,7 +118,12 @@ impl TestContext {
 
     /// Passes the test user's credentials in `PKG_REGISTRY_USERNAME`/`PKG_REGISTRY_PASSWORD`.
     pub fn with_credentials(&mut self) -> &mut Self {
-        self.credentials = true;
+        self.credentials(USERNAME, PASSWORD)
+    }
+
+    /// Passes these credentials in `PKG_REGISTRY_USERNAME`/`PKG_REGISTRY_PASSWORD`.
+    pub fn credentials(&mut self, username: &str, password: &str) -> &mut Self {
+        self.credentials = Some((username.to_owned(), password.to_owned()));
         self
     }
 
@@ -175,9 +174,9 @@ impl TestContext {
         if let Some(m) = &self.mirrors {
             cmd.env("PKG_REGISTRY_MIRRORS", m);
         }
-        if self.credentials {
-            cmd.env("PKG_REGISTRY_USERNAME", USERNAME)
-                .env("PKG_REGISTRY_PASSWORD", PASSWORD);
+        if let Some((user, password)) = &self.credentials {
+            cmd.env("PKG_REGISTRY_USERNAME", user)
+                .env("PKG_REGISTRY_PASSWORD", password);
         }
         run_with_timeout(cmd, args)
     }

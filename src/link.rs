@@ -261,6 +261,46 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Finishes what a pkg that died while linking left behind: a new link under its temp name is
+/// dropped, and a file moved aside as a backup goes back if nothing took its place. Run with the
+/// prefix lock held. Returns the paths it repaired.
+pub fn recover(prefix: &Path) -> Vec<PathBuf> {
+    let mut repaired = Vec::new();
+    for dir in [prefix.join("bin"), prefix.join("opt")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(file) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Some((original, kind)) = parse_temp_name(&file) else {
+                continue;
+            };
+            let path = entry.path();
+            let dest = dir.join(original);
+            let done = match kind {
+                "new" => std::fs::remove_file(&path),
+                _ if std::fs::symlink_metadata(&dest).is_err() => std::fs::rename(&path, &dest),
+                _ => std::fs::remove_file(&path),
+            };
+            if done.is_ok() {
+                repaired.push(dest);
+            }
+        }
+    }
+    repaired
+}
+
+/// `.NAME.pkg-(new|old)-PID` → (NAME, kind).
+fn parse_temp_name(file: &str) -> Option<(&str, &str)> {
+    let rest = file.strip_prefix('.')?;
+    let (name, tail) = rest.rsplit_once(".pkg-")?;
+    let (kind, pid) = tail.split_once('-')?;
+    (matches!(kind, "new" | "old") && !name.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        .then_some((name, kind))
+}
+
 fn temp_name(dest: &Path, what: &str) -> PathBuf {
     let file = dest
         .file_name()
@@ -432,6 +472,29 @@ mod tests {
             Path::new("../Cellar/hello/1.0.0/bin/a")
         );
         assert!(std::fs::symlink_metadata(d.path().join("bin/b")).is_err());
+    }
+
+    #[test]
+    fn recovery_restores_a_backup_and_drops_a_half_made_link() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        // Died after moving the user's file aside, before the new link took its place.
+        std::fs::write(bin.join(".tool.pkg-old-4242"), "user's").unwrap();
+        // Died after making the new link under its temp name.
+        std::os::unix::fs::symlink("../Cellar/x/1.0.0/bin/x", bin.join(".x.pkg-new-4242")).unwrap();
+        // A backup whose destination was already replaced is just dropped.
+        std::fs::write(bin.join("y"), "new").unwrap();
+        std::fs::write(bin.join(".y.pkg-old-17"), "old").unwrap();
+        std::fs::write(bin.join(".hidden-but-not-ours"), "keep").unwrap();
+        let repaired = recover(d.path());
+        assert_eq!(repaired.len(), 3, "{repaired:?}");
+        assert_eq!(std::fs::read_to_string(bin.join("tool")).unwrap(), "user's");
+        assert!(std::fs::symlink_metadata(bin.join(".x.pkg-new-4242")).is_err());
+        assert!(std::fs::symlink_metadata(bin.join("x")).is_err());
+        assert_eq!(std::fs::read_to_string(bin.join("y")).unwrap(), "new");
+        assert!(!bin.join(".y.pkg-old-17").exists());
+        assert!(bin.join(".hidden-but-not-ours").exists());
     }
 
     #[test]

@@ -156,6 +156,24 @@ impl Cellar {
         Ok(())
     }
 
+    /// Removes what a pkg that died mid-change left in `.staging` (half-unpacked kegs, kegs
+    /// moved aside for removal). Run with the prefix lock held. Returns how many were removed.
+    pub fn recover(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(self.root.join(".staging")) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let gone = match entry.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                _ => std::fs::remove_file(&path),
+            };
+            removed += usize::from(gone.is_ok());
+        }
+        removed
+    }
+
     /// A fresh staging directory inside the Cellar (same filesystem as the kegs, so publishing
     /// is a rename). Dot-named, so it never looks like a package; removed on drop.
     pub fn stage(&self) -> Result<tempfile::TempDir, CellarError> {

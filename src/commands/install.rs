@@ -73,6 +73,7 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
                 ctx.cellar.mark_on_request(name, version)?;
                 ctx.reporter
                     .status("Skipping", &format!("{name} {version}: already installed"));
+                relink_if_needed(ctx, name, version, args.overwrite)?;
             }
             continue;
         }
@@ -136,5 +137,25 @@ fn install_step(
             poured.keg.display()
         ),
     );
+    Ok(())
+}
+
+/// An installed keg asked for by name is made the linked one, unless the user unlinked the
+/// package on purpose: this switches versions, and finishes an install that died before linking.
+fn relink_if_needed(
+    ctx: &Ctx,
+    name: &str,
+    version: &semver::Version,
+    overwrite: bool,
+) -> anyhow::Result<()> {
+    let prefix = &ctx.settings.prefix;
+    if ctx.records.has(Mark::Unlinked, name)
+        || link::linked_version(prefix, name).as_deref() == Some(version.to_string().as_str())
+    {
+        return Ok(());
+    }
+    let receipt = crate::cellar::receipt::Receipt::read(&ctx.cellar.keg(name, version))?;
+    link::link(prefix, name, &version.to_string(), &receipt.bin, overwrite)?;
+    ctx.reporter.status("Linked", &format!("{name} {version}"));
     Ok(())
 }

@@ -7,10 +7,11 @@ use anyhow::{Context as _, bail};
 use semver::Version;
 use serde_json::json;
 
+use crate::cellar::receipt::Receipt;
 use crate::cli::{OutdatedArgs, UpgradeArgs};
 use crate::link;
 use crate::platform::Platform;
-use crate::pour::{Poured, Pourer};
+use crate::pour::Pourer;
 use crate::prefix::Mark;
 use crate::resolve::{self, Request, Step};
 
@@ -113,10 +114,12 @@ fn upgrade_one<'a>(
         &InstalledState { ctx },
         &Platform::host(),
     )?;
+    // Steps whose package is not at the planned version yet. A keg already in the Cellar
+    // (poured by a run that died before switching links) is switched to, not poured again.
     let todo: Vec<&Step> = plan
         .steps
         .iter()
-        .filter(|s| !ctx.cellar.is_installed(&s.formula.name, &s.version))
+        .filter(|s| ctx.current(&s.formula.name).as_ref() != Some(&s.version))
         .collect();
     if dry_run {
         for step in todo.iter().filter(|_| print_plan) {
@@ -149,8 +152,23 @@ fn upgrade_one<'a>(
         Some(p) => &*p,
         None => &*pourer.insert(ctx.pourer()?),
     };
-    let mut poured: Vec<(&Step, Option<Version>, Poured)> = Vec::new();
+    // (step, version in use before, bins to link, poured by this run)
+    let mut poured: Vec<(&Step, Option<Version>, Vec<String>, bool)> = Vec::new();
+    let take_back = |poured: &[(&Step, Option<Version>, Vec<String>, bool)]| {
+        for (s, _, _, fresh) in poured {
+            if *fresh {
+                let _ = ctx.cellar.remove(&s.formula.name, &s.version);
+            }
+        }
+    };
     for step in &todo {
+        let previous = ctx.current(&step.formula.name);
+        let keg = ctx.cellar.keg(&step.formula.name, &step.version);
+        if ctx.cellar.is_installed(&step.formula.name, &step.version) {
+            let receipt = Receipt::read(&keg)?;
+            poured.push((step, previous, receipt.bin, false));
+            continue;
+        }
         let spec = &step.formula.versions[&step.version];
         let deps = spec
             .depends_on
@@ -162,7 +180,6 @@ fn upgrade_one<'a>(
         } else {
             false
         };
-        let previous = ctx.current(&step.formula.name);
         match pourer.pour(
             &ctx.cellar,
             &step.formula,
@@ -170,11 +187,9 @@ fn upgrade_one<'a>(
             step_on_request,
             deps,
         ) {
-            Ok(p) => poured.push((step, previous, p)),
+            Ok(p) => poured.push((step, previous, p.bins, true)),
             Err(e) => {
-                for (s, _, _) in &poured {
-                    let _ = ctx.cellar.remove(&s.formula.name, &s.version);
-                }
+                take_back(&poured);
                 return Err(e).with_context(|| {
                     format!("fetching {} {} failed", step.formula.name, step.version)
                 });
@@ -185,25 +200,23 @@ fn upgrade_one<'a>(
     // 2. Switch links, dependencies first; a failure puts the previous links back.
     let prefix = &ctx.settings.prefix;
     let mut switched: Vec<(&str, Option<Version>)> = Vec::new();
-    for (step, previous, p) in &poured {
+    for (step, previous, bins, _) in &poured {
         let pname = step.formula.name.as_str();
         if ctx.records.has(Mark::Unlinked, pname) {
             continue;
         }
-        if let Err(e) = link::link(prefix, pname, &step.version.to_string(), &p.bins, false) {
+        if let Err(e) = link::link(prefix, pname, &step.version.to_string(), bins, false) {
             for (sname, prev) in switched.iter().rev() {
                 relink(ctx, sname, prev.as_ref());
             }
-            for (s, _, _) in &poured {
-                let _ = ctx.cellar.remove(&s.formula.name, &s.version);
-            }
+            take_back(&poured);
             return Err(e).context(format!("linking {pname} {} failed", step.version));
         }
         switched.push((pname, previous.clone()));
     }
 
     // 3. The old kegs go, unless asked to keep them.
-    for (step, previous, _) in &poured {
+    for (step, previous, _, _) in &poured {
         if let Some(prev) = previous
             && !keep_old
             && *prev != step.version

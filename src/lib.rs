@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod digest;
 pub mod formula;
+pub mod interrupt;
 pub mod link;
 pub mod lock;
 pub mod platform;

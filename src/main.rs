@@ -9,6 +9,11 @@ const FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = pkg::cli::Cli::parse();
+    if let Err(e) = pkg::interrupt::install() {
+        eprintln!(
+            "warning: cannot handle Ctrl-C ({e}); an interrupted run is repaired by the next one"
+        );
+    }
     match pkg::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

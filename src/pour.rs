@@ -187,6 +187,7 @@ impl Pourer<'_> {
         let repo = &spec.repository;
         let image = self.image(spec)?;
         let staging = cellar.stage()?;
+        let _interrupted = crate::interrupt::guard(staging.path());
         let mut stats = Stats::default();
         for (layer, format) in image.manifest.layers.iter().zip(&image.formats) {
             let mut reader = self.store.reader(&layer.digest, layer.size, || {

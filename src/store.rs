@@ -201,10 +201,12 @@ impl Store {
                 from: path.display().to_string(),
                 cached: Some(path),
                 dest: self.blob_path(digest),
+                _interrupted: None,
             });
         }
         let tmp_dir = self.root.join("tmp");
         let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
+        let guard = crate::interrupt::guard(tmp.path());
         let stream = open()?;
         Ok(BlobReader {
             inner: HashingReader::new(
@@ -219,6 +221,7 @@ impl Store {
             from: stream.url,
             cached: None,
             dest: self.blob_path(digest),
+            _interrupted: Some(guard),
         })
     }
 }
@@ -247,6 +250,7 @@ pub struct BlobReader {
     from: String,
     cached: Option<PathBuf>,
     dest: PathBuf,
+    _interrupted: Option<crate::interrupt::Guard>,
 }
 
 impl Read for BlobReader {
@@ -266,6 +270,7 @@ impl BlobReader {
             from,
             cached,
             dest,
+            _interrupted,
         } = self;
         let mut inner = inner;
         let (actual, count) = inner.finish().map_err(|source| StoreError::Io {

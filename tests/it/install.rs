@@ -362,6 +362,68 @@ fn image_index_installs_the_host_platform_manifest() {
 }
 
 #[test]
+fn image_index_without_the_host_platform_falls_back_to_the_entry_without_platform() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    let (other_os, other_arch) = foreign_platform();
+    let built = registry.push(
+        "acme/multi",
+        "1.0.0",
+        &Fixture::Index(vec![
+            ImageSpec::new(other_os, other_arch).file("share/multi/platform", "foreign\n", 0o644),
+            ImageSpec::new(other_os, other_arch)
+                .without_index_platform()
+                .file("share/multi/platform", "generic\n", 0o644),
+        ]),
+    );
+    ctx.write_formula(
+        "multi",
+        &Formula::new("multi")
+            .version("1.0.0", &format!("{}/acme/multi", registry.host()), "1.0.0")
+            .to_toml(),
+    );
+
+    ctx.pkg(&["install", "multi"]).success();
+
+    assert_eq!(
+        std::fs::read_to_string(ctx.keg("multi", "1.0.0").join("share/multi/platform")).unwrap(),
+        "generic\n"
+    );
+    let receipt = ctx.receipt("multi", "1.0.0");
+    assert_eq!(
+        receipt["layers"],
+        serde_json::json!(built.images[1].layer_digests),
+        "{receipt}"
+    );
+}
+
+#[test]
+fn image_index_without_a_usable_platform_fails_naming_what_exists() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    let (other_os, other_arch) = foreign_platform();
+    registry.push(
+        "acme/multi",
+        "1.0.0",
+        &Fixture::Index(vec![ImageSpec::new(other_os, other_arch).file(
+            "share/multi/platform",
+            "foreign\n",
+            0o644,
+        )]),
+    );
+    ctx.write_formula(
+        "multi",
+        &Formula::new("multi")
+            .version("1.0.0", &format!("{}/acme/multi", registry.host()), "1.0.0")
+            .to_toml(),
+    );
+
+    let run = ctx.pkg(&["install", "multi"]).failure();
+    run.says(&format!("{other_os}/{other_arch}"));
+    assert_nothing_installed(&ctx, "multi", &[]);
+}
+
+#[test]
 fn pinned_digest_mismatch_installs_nothing_and_names_both_digests() {
     let registry = Registry::start();
     let ctx = TestContext::new();

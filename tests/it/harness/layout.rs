@@ -28,6 +28,8 @@ pub struct ImageSpec {
     pub os: String,
     pub architecture: String,
     pub files: Vec<FileEntry>,
+    /// Whether an index entry for this image carries a `platform` (the config always does).
+    pub platform_in_index: bool,
 }
 
 impl ImageSpec {
@@ -36,7 +38,14 @@ impl ImageSpec {
             os: os.to_owned(),
             architecture: architecture.to_owned(),
             files: Vec::new(),
+            platform_in_index: true,
         }
+    }
+
+    /// In an index, list this image without a `platform` (the generic fallback entry).
+    pub fn without_index_platform(mut self) -> ImageSpec {
+        self.platform_in_index = false;
+        self
     }
 
     pub fn file(mut self, path: &str, contents: impl AsRef<[u8]>, mode: u32) -> ImageSpec {
@@ -66,6 +75,7 @@ pub struct BuiltImage {
     pub manifest: Vec<u8>,
     pub config_digest: String,
     pub layer_digests: Vec<String>,
+    platform_in_index: bool,
 }
 
 /// What a layout's tag points at.
@@ -146,6 +156,7 @@ impl OciLayout {
             manifest,
             config_digest,
             layer_digests: vec![layer_digest],
+            platform_in_index: spec.platform_in_index,
         }
     }
 
@@ -165,12 +176,16 @@ impl OciLayout {
                 let manifests: Vec<_> = images
                     .iter()
                     .map(|i| {
-                        serde_json::json!({
+                        let mut entry = serde_json::json!({
                             "mediaType": MANIFEST_TYPE,
                             "digest": i.manifest_digest,
                             "size": i.manifest.len(),
-                            "platform": {"architecture": i.architecture, "os": i.os},
-                        })
+                        });
+                        if i.platform_in_index {
+                            entry["platform"] =
+                                serde_json::json!({"architecture": i.architecture, "os": i.os});
+                        }
+                        entry
                     })
                     .collect();
                 let index = serde_json::to_vec(&serde_json::json!({

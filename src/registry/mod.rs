@@ -640,7 +640,58 @@ fn check_realm(base: &Url, realm: &Url) -> Result<(), RegistryError> {
             reason: "refusing a plain-http token service for an https registry".into(),
         });
     }
+    // A hostile registry must not aim our requests (and credentials) at a metadata service or
+    // another machine of the local network: a realm on a loopback, private or link-local
+    // address is only accepted when the registry itself is on that host.
+    if realm.host_str() == base.host_str() {
+        return Ok(());
+    }
+    let addresses: Vec<std::net::IpAddr> = match realm.host() {
+        Some(url::Host::Ipv4(ip)) => vec![ip.into()],
+        Some(url::Host::Ipv6(ip)) => vec![ip.into()],
+        Some(url::Host::Domain(d)) => {
+            use std::net::ToSocketAddrs as _;
+            (d, realm.port_or_known_default().unwrap_or(443))
+                .to_socket_addrs()
+                .map(|a| a.map(|a| a.ip()).collect())
+                .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    if let Some(ip) = addresses.into_iter().find(|ip| is_internal(*ip)) {
+        return Err(RegistryError::Realm {
+            realm: redact(realm),
+            reason: format!(
+                "refusing a token service on the internal address {ip}, which is not the registry's own host"
+            ),
+        });
+    }
     Ok(())
+}
+
+/// Loopback, private, link-local, shared (CGNAT), unspecified and unique-local addresses.
+fn is_internal(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        std::net::IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(v4.into());
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
@@ -783,6 +834,29 @@ mod tests {
         assert!(check_realm(&base, &Url::parse("https://ghcr.io/token").unwrap()).is_ok());
         let local = Url::parse("http://127.0.0.1:5000/").unwrap();
         assert!(check_realm(&local, &Url::parse("http://127.0.0.1:5001/token").unwrap()).is_ok());
+    }
+
+    #[test]
+    fn realms_on_internal_addresses_are_refused_unless_the_registry_is_there() {
+        let ghcr = Url::parse("https://ghcr.io/").unwrap();
+        for realm in [
+            "https://169.254.169.254/latest/meta-data",
+            "https://10.1.2.3/token",
+            "https://192.168.0.1/token",
+            "https://127.0.0.1/token",
+            "https://[::1]/token",
+            "https://[fd00::1]/token",
+            "https://[::ffff:169.254.169.254]/token",
+            "https://100.64.0.1/token",
+            "https://localhost/token",
+        ] {
+            let err = check_realm(&ghcr, &Url::parse(realm).unwrap());
+            assert!(err.is_err(), "{realm} accepted");
+        }
+        assert!(check_realm(&ghcr, &Url::parse("https://8.8.8.8/token").unwrap()).is_ok());
+        let local = Url::parse("http://127.0.0.1:5000/").unwrap();
+        assert!(check_realm(&local, &Url::parse("http://169.254.169.254/").unwrap()).is_err());
+        assert!(check_realm(&local, &Url::parse("http://127.0.0.2:5001/").unwrap()).is_err());
     }
 
     #[test]

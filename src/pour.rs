@@ -34,7 +34,7 @@ pub enum PourError {
         repository: Repository,
         digest: Digest,
         #[source]
-        source: UnpackError,
+        source: Box<UnpackError>,
     },
     #[error(
         "{repository}:{tag} resolves to manifest\n  {actual}\nbut the formula pins\n  {pinned}\nThe tag was moved or the formula is wrong."
@@ -99,15 +99,17 @@ impl Pourer<'_> {
         let repo = &spec.repository;
         let tag = &spec.tag.0;
         let top = self.fetch_tag(repo, tag, spec.digest.as_ref())?;
-        if let Some(pinned) = &spec.digest
-            && *pinned != top.digest
-        {
-            return Err(PourError::PinMismatch {
-                repository: repo.clone(),
-                tag: tag.clone(),
-                pinned: pinned.clone(),
-                actual: top.digest,
-            });
+        if let Some(pinned) = &spec.digest {
+            if !pinned.matches(&top.bytes) {
+                return Err(PourError::PinMismatch {
+                    repository: repo.clone(),
+                    tag: tag.clone(),
+                    pinned: pinned.clone(),
+                    actual: Digest::of_bytes_with(pinned.kind(), &top.bytes),
+                });
+            }
+            // Cached under the pin too, so the next install needs no registry.
+            self.store.put_verified(pinned, &top.bytes)?;
         }
         let (manifest, platform_digest) = match top.document {
             Document::Manifest(m) => (m, None),
@@ -210,7 +212,7 @@ impl Pourer<'_> {
             unpacked.map_err(|source| PourError::Unpack {
                 repository: repo.clone(),
                 digest: layer.digest.clone(),
-                source,
+                source: Box::new(source),
             })?;
         }
 

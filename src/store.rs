@@ -4,7 +4,7 @@
 //! Layout (versioned, so a future change can migrate instead of break):
 //! ```text
 //! CACHE/CACHEDIR.TAG
-//! CACHE/v1/blobs/sha256/<hex>            verified content (layers, manifests)
+//! CACHE/v1/blobs/{sha256,sha512}/<hex>   verified content (layers, manifests)
 //! CACHE/v1/refs/<registry>/<repo>/<tag>  digest a tag pointed to when last fetched
 //! CACHE/v1/tmp/                          downloads in progress
 //! ```
@@ -66,6 +66,7 @@ impl Store {
         let base = root.join(LAYOUT);
         for dir in [
             base.join("blobs/sha256"),
+            base.join("blobs/sha512"),
             base.join("tmp"),
             base.join("refs"),
         ] {
@@ -83,18 +84,19 @@ impl Store {
 
     /// Every file in the blob directory whose name is a valid digest, with its metadata.
     pub fn blobs(&self) -> Vec<(Digest, PathBuf, std::fs::Metadata)> {
-        let dir = self.root.join("blobs/sha256");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(|e| {
+        let mut out = Vec::new();
+        for algorithm in ["sha256", "sha512"] {
+            let Ok(entries) = std::fs::read_dir(self.root.join("blobs").join(algorithm)) else {
+                continue;
+            };
+            out.extend(entries.filter_map(|e| {
                 let e = e.ok()?;
                 let name = e.file_name().into_string().ok()?;
-                let digest: Digest = format!("sha256:{name}").parse().ok()?;
+                let digest: Digest = format!("{algorithm}:{name}").parse().ok()?;
                 Some((digest, e.path(), e.metadata().ok()?))
-            })
-            .collect()
+            }));
+        }
+        out
     }
 
     /// Downloads in progress or left behind by a run that died.
@@ -142,7 +144,7 @@ impl Store {
     /// Reads a cached blob, checking it still hashes to its name.
     pub fn read_verified(&self, digest: &Digest) -> Option<Vec<u8>> {
         let bytes = std::fs::read(self.cached(digest)?).ok()?;
-        (Digest::of_bytes(&bytes) == *digest).then_some(bytes)
+        digest.matches(&bytes).then_some(bytes)
     }
 
     fn ref_path(&self, repo: &Repository, tag: &str) -> PathBuf {
@@ -189,7 +191,8 @@ impl Store {
         if let Some(path) = self.cached(digest) {
             let file = File::open(&path).map_err(io_err(&path))?;
             return Ok(BlobReader {
-                inner: HashingReader::new(
+                inner: HashingReader::with(
+                    digest.kind(),
                     Tee {
                         inner: Box::new(file),
                         copy: None,
@@ -209,7 +212,8 @@ impl Store {
         let guard = crate::interrupt::guard(tmp.path());
         let stream = open()?;
         Ok(BlobReader {
-            inner: HashingReader::new(
+            inner: HashingReader::with(
+                digest.kind(),
                 Tee {
                     inner: stream.reader,
                     copy: Some(io::BufWriter::with_capacity(256 * 1024, tmp)),

@@ -250,21 +250,29 @@ impl Client {
         let content_type = header("content-type");
         let docker_digest = header("docker-content-digest");
         let bytes = read_limited(resp, &url, manifest::MAX_MANIFEST_BYTES)?;
-        let digest = Digest::of_bytes(&bytes);
-        if let Some(claimed) = docker_digest.filter(|d| d.starts_with("sha256:"))
-            && claimed != digest.to_string()
+        // The manifest's identity is the hash of the bytes received, in the algorithm of the
+        // digest asked for (sha256 for a tag).
+        let asked: Option<Digest> = reference.parse().ok();
+        let digest = match &asked {
+            Some(d) => Digest::of_bytes_with(d.kind(), &bytes),
+            None => Digest::of_bytes(&bytes),
+        };
+        if let Some(claimed) = docker_digest.and_then(|d| d.parse::<Digest>().ok())
+            && !claimed.matches(&bytes)
         {
             return Err(RegistryError::DigestMismatch {
                 what: "manifest (Docker-Content-Digest)".into(),
-                expected: claimed,
-                actual: digest.to_string(),
+                expected: claimed.to_string(),
+                actual: Digest::of_bytes_with(claimed.kind(), &bytes).to_string(),
                 url,
             });
         }
-        if reference.contains(':') && reference != digest.to_string() {
+        if let Some(asked) = asked
+            && asked != digest
+        {
             return Err(RegistryError::DigestMismatch {
                 what: "manifest".into(),
-                expected: reference.to_owned(),
+                expected: asked.to_string(),
                 actual: digest.to_string(),
                 url,
             });

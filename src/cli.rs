@@ -11,13 +11,35 @@ use clap::{Args, Parser, Subcommand};
 )]
 pub struct Cli {
     /// Print only errors.
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Also log each registry request (credentials and signed URLs redacted).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    /// When to colour messages: auto (a terminal, and NO_COLOR unset), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+    /// Prefix to work on (overrides PKG_PREFIX and the config file).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub prefix: Option<std::path::PathBuf>,
+    /// Download cache (overrides PKG_CACHE and the config file).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache: Option<std::path::PathBuf>,
+    /// Downloads at once (overrides PKG_JOBS and the config file).
+    #[arg(long, short = 'j', global = true, value_name = "N")]
+    pub jobs: Option<usize>,
     /// Fail at once instead of waiting when another pkg is changing the prefix.
     #[arg(long, global = true)]
     pub no_wait: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +108,22 @@ pub enum Command {
     /// Show installed packages that depend on a package.
     #[command(after_help = "Examples:\n  pkg uses libfoo")]
     Uses(NameArgs),
+    /// Show the settings in effect and where each comes from (flag, env, file, default).
+    #[command(
+        after_help = "Examples:\n  pkg config\n  pkg config --json\n  PKG_CONFIG=./pkg.toml pkg config"
+    )]
+    Config(JsonArgs),
+    /// Check the installation for problems and say how to fix each.
+    #[command(after_help = "Examples:\n  pkg doctor")]
+    Doctor,
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  pkg completions bash > ~/.local/share/bash-completion/completions/pkg\n  pkg completions zsh > ~/.zfunc/_pkg\n  pkg completions fish > ~/.config/fish/completions/pkg.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff).
+    #[command(after_help = "Examples:\n  pkg manpage > ~/.local/share/man/man1/pkg.1")]
+    Manpage,
 }
 
 #[derive(Debug, Args)]
@@ -218,4 +256,18 @@ pub struct DepsArgs {
     /// Show the dependencies as a tree.
     #[arg(long)]
     pub tree: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }

@@ -14,7 +14,7 @@ use crate::link::{self, LinkError};
 use crate::platform::Platform;
 use crate::registry::manifest::{self, Document, ImageManifest, LayerFormat, ManifestError};
 use crate::registry::{Client, FetchedManifest, RegistryError, Repository};
-use crate::report::Reporter;
+use crate::report::{ProgressReader, Reporter};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -191,19 +191,27 @@ impl Pourer<'_> {
         let staging = cellar.stage()?;
         let _interrupted = crate::interrupt::guard(staging.path());
         let mut stats = Stats::default();
+        let total = image.manifest.layers.iter().map(|l| l.size).sum();
+        let progress = self
+            .reporter
+            .progress(&format!("{} {version}", formula.name), total);
         for (layer, format) in image.manifest.layers.iter().zip(&image.formats) {
             let mut reader = self.store.reader(&layer.digest, layer.size, || {
                 self.client.open_blob(repo, &layer.digest, layer.size)
             })?;
+            let mut counted = ProgressReader {
+                inner: &mut reader,
+                progress: &*progress,
+            };
             let unpacked = match format {
                 LayerFormat::TarGzip => unpack::unpack_tar(
-                    flate2::read::MultiGzDecoder::new(&mut reader),
+                    flate2::read::MultiGzDecoder::new(&mut counted),
                     staging.path(),
                     &self.limits,
                     &mut stats,
                 ),
                 LayerFormat::Tar => {
-                    unpack::unpack_tar(&mut reader, staging.path(), &self.limits, &mut stats)
+                    unpack::unpack_tar(&mut counted, staging.path(), &self.limits, &mut stats)
                 }
             };
             // A tampered or truncated blob often breaks gzip or tar first: the digest check is
@@ -233,6 +241,7 @@ impl Pourer<'_> {
                 source,
             })?;
         }
+        progress.finish();
         let bins = link::bins_for(staging.path(), formula.bin.as_deref())?;
         let receipt = Receipt {
             schema: receipt::SCHEMA,

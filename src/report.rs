@@ -1,11 +1,28 @@
 //! How library code tells the user what is happening without printing: a small reporter trait,
-//! implemented at the command layer (stderr) and by tests.
+//! implemented at the command layer (stderr, with progress bars on a terminal) and by tests.
 
 pub trait Reporter: Send + Sync {
     /// A step of progress: `("Installing", "hello 1.2.0")`.
     fn status(&self, action: &str, message: &str);
     /// Something the user should know that did not stop the command.
     fn warn(&self, message: &str);
+    /// A transfer of `total` bytes starts; the handle is told as bytes arrive.
+    fn progress(&self, _label: &str, _total: u64) -> Box<dyn Progress> {
+        Box::new(NoProgress)
+    }
+}
+
+/// One transfer's progress.
+pub trait Progress: Send {
+    fn advance(&self, bytes: u64);
+    fn finish(&self);
+}
+
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
 }
 
 /// Reports nothing.
@@ -14,4 +31,18 @@ pub struct Silent;
 impl Reporter for Silent {
     fn status(&self, _: &str, _: &str) {}
     fn warn(&self, _: &str) {}
+}
+
+/// A reader that tells a [`Progress`] how many bytes went through it.
+pub struct ProgressReader<'a, R> {
+    pub inner: R,
+    pub progress: &'a dyn Progress,
+}
+
+impl<R: std::io::Read> std::io::Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
 }

@@ -1,7 +1,10 @@
-//! Settings: the environment (and defaults from `directories`) resolved once into one value.
+//! Settings: command-line flags, the environment, the config file and defaults, resolved once
+//! into one value (precedence: flag > environment > file > default), remembering where each
+//! value came from for `pkg config`.
 
-use std::path::PathBuf;
-
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::registry::Mirrors;
@@ -10,17 +13,64 @@ use crate::registry::retry::NetworkOptions;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// `PKG_PREFIX`: kegs in `Cellar/`, links in `bin/` and `opt/`.
+    /// Kegs in `Cellar/`, links in `bin/` and `opt/`.
     pub prefix: PathBuf,
-    /// `PKG_CACHE`: the content-addressed download cache.
+    /// The content-addressed download cache.
     pub cache: PathBuf,
-    /// `PKG_FORMULAE`: colon-separated formula directories, searched before the built-in ones.
+    /// Formula directories searched before taps and the built-in formulae.
     pub formula_dirs: Vec<PathBuf>,
-    /// `PKG_REGISTRY_MIRRORS`.
     pub mirrors: Mirrors,
     pub credentials: CredentialSource,
-    /// `PKG_CONNECT_TIMEOUT`, `PKG_READ_TIMEOUT` (seconds), `PKG_RETRIES` (tries per request).
     pub network: NetworkOptions,
+    /// Downloads at once.
+    pub jobs: usize,
+    /// The config file read, if any.
+    pub config_file: Option<PathBuf>,
+    /// What `pkg config` shows: key → (value, where it came from).
+    pub shown: BTreeMap<&'static str, (String, Source)>,
+}
+
+/// Where a setting's value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Flag,
+    Env,
+    File,
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Flag => "flag",
+            Source::Env => "env",
+            Source::File => "file",
+            Source::Default => "default",
+        })
+    }
+}
+
+/// Values given on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
+    pub prefix: Option<PathBuf>,
+    pub cache: Option<PathBuf>,
+    pub jobs: Option<usize>,
+}
+
+/// `config.toml`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    prefix: Option<PathBuf>,
+    cache: Option<PathBuf>,
+    formula_dirs: Option<Vec<PathBuf>>,
+    mirrors: Option<BTreeMap<String, String>>,
+    jobs: Option<usize>,
+    connect_timeout: Option<u64>,
+    read_timeout: Option<u64>,
+    retries: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,22 +95,25 @@ pub enum SettingsError {
     },
     #[error("{var} must be an absolute path, got `{value}`")]
     Relative { var: &'static str, value: String },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
 }
 
 fn env_path(var: &'static str) -> Result<Option<PathBuf>, SettingsError> {
     match std::env::var_os(var).filter(|v| !v.is_empty()) {
         None => Ok(None),
-        Some(v) => {
-            let p = PathBuf::from(&v);
-            if p.is_absolute() {
-                Ok(Some(p))
-            } else {
-                Err(SettingsError::Relative {
-                    var,
-                    value: p.display().to_string(),
-                })
-            }
-        }
+        Some(v) => absolute(var, PathBuf::from(v)).map(Some),
+    }
+}
+
+fn absolute(var: &'static str, p: PathBuf) -> Result<PathBuf, SettingsError> {
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        Err(SettingsError::Relative {
+            var,
+            value: p.display().to_string(),
+        })
     }
 }
 
@@ -80,50 +133,168 @@ fn env_number(var: &'static str, unit: &'static str) -> Result<Option<u64>, Sett
     }
 }
 
-fn network_from_env() -> Result<NetworkOptions, SettingsError> {
-    let mut net = NetworkOptions::default();
-    if let Some(s) = env_number("PKG_CONNECT_TIMEOUT", " of seconds")? {
-        net.connect_timeout = Duration::from_secs(s.max(1));
+/// The first value present, flag before env before file, else the default, with its source.
+fn pick<T>(
+    flag: Option<T>,
+    env: Option<T>,
+    file: Option<T>,
+    default: impl FnOnce() -> T,
+) -> (T, Source) {
+    match (flag, env, file) {
+        (Some(v), _, _) => (v, Source::Flag),
+        (None, Some(v), _) => (v, Source::Env),
+        (None, None, Some(v)) => (v, Source::File),
+        (None, None, None) => (default(), Source::Default),
     }
-    if let Some(s) = env_number("PKG_READ_TIMEOUT", " of seconds")? {
-        net.read_timeout = Duration::from_secs(s.max(1));
+}
+
+/// `PKG_CONFIG`, else `~/.config/pkg/config.toml`.
+pub fn config_path() -> Option<PathBuf> {
+    match std::env::var_os("PKG_CONFIG").filter(|v| !v.is_empty()) {
+        Some(p) => Some(PathBuf::from(p)),
+        None => directories::ProjectDirs::from("", "", "pkg")
+            .map(|d| d.config_dir().join("config.toml")),
     }
-    if let Some(n) = env_number("PKG_RETRIES", "")? {
-        net.tries = u32::try_from(n.clamp(1, 100)).unwrap_or(5);
-    }
-    Ok(net)
+}
+
+/// pkg's own credentials file, written by `pkg login`.
+pub fn auth_file_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "pkg").map(|d| d.config_dir().join("auth.json"))
+}
+
+fn read_file(path: &Path) -> Result<Option<File>, SettingsError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(SettingsError::File {
+                path: path.to_owned(),
+                message: e.to_string(),
+            });
+        }
+    };
+    toml::from_str(&text)
+        .map(Some)
+        .map_err(|e| SettingsError::File {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })
 }
 
 impl Settings {
+    /// Settings from the environment and the config file alone.
     pub fn from_env() -> Result<Settings, SettingsError> {
+        Settings::load(&Flags::default())
+    }
+
+    pub fn load(flags: &Flags) -> Result<Settings, SettingsError> {
+        let config_file = config_path();
+        let file = match &config_file {
+            Some(p) => read_file(p)?,
+            None => None,
+        };
+        let config_file = config_file.filter(|_| file.is_some());
+        let file = file.unwrap_or_default();
+        let file_path =
+            |var: &'static str, p: Option<PathBuf>| p.map(|p| absolute(var, p)).transpose();
+        let mut shown = BTreeMap::new();
         let base = directories::BaseDirs::new();
-        let prefix = match env_path("PKG_PREFIX")? {
-            Some(p) => p,
-            None => base
-                .as_ref()
-                .map(|b| b.data_local_dir().join("pkg"))
-                .ok_or(SettingsError::NoHome {
-                    what: "prefix",
-                    var: "PKG_PREFIX",
-                })?,
+
+        let (prefix, src) = pick(
+            flags.prefix.clone().map(Some),
+            env_path("PKG_PREFIX")?.map(Some),
+            file_path("prefix (config file)", file.prefix)?.map(Some),
+            || base.as_ref().map(|b| b.data_local_dir().join("pkg")),
+        );
+        let prefix = prefix.ok_or(SettingsError::NoHome {
+            what: "prefix",
+            var: "PKG_PREFIX",
+        })?;
+        shown.insert("prefix", (prefix.display().to_string(), src));
+
+        let (cache, src) = pick(
+            flags.cache.clone().map(Some),
+            env_path("PKG_CACHE")?.map(Some),
+            file_path("cache (config file)", file.cache)?.map(Some),
+            || directories::ProjectDirs::from("", "", "pkg").map(|d| d.cache_dir().to_owned()),
+        );
+        let cache = cache.ok_or(SettingsError::NoHome {
+            what: "cache",
+            var: "PKG_CACHE",
+        })?;
+        shown.insert("cache", (cache.display().to_string(), src));
+
+        let env_dirs: Option<Vec<PathBuf>> = std::env::var_os("PKG_FORMULAE").map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        let (formula_dirs, src) = pick(None, env_dirs, file.formula_dirs, Vec::new);
+        shown.insert(
+            "formula_dirs",
+            (
+                std::env::join_paths(&formula_dirs)
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                src,
+            ),
+        );
+
+        let env_mirrors = std::env::var("PKG_REGISTRY_MIRRORS")
+            .ok()
+            .filter(|m| !m.trim().is_empty());
+        let file_mirrors = file.mirrors.map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let (mirrors, src) = pick(None, env_mirrors, file_mirrors, String::new);
+        shown.insert("mirrors", (mirrors.clone(), src));
+        let mirrors = Mirrors::parse(&mirrors)?;
+
+        let mut network = NetworkOptions::default();
+        let secs = |v: u64| Duration::from_secs(v.max(1));
+        let (connect, src) = pick(
+            None,
+            env_number("PKG_CONNECT_TIMEOUT", " of seconds")?.map(secs),
+            file.connect_timeout.map(secs),
+            || network.connect_timeout,
+        );
+        network.connect_timeout = connect;
+        shown.insert("connect_timeout", (format!("{}s", connect.as_secs()), src));
+        let (read, src) = pick(
+            None,
+            env_number("PKG_READ_TIMEOUT", " of seconds")?.map(secs),
+            file.read_timeout.map(secs),
+            || network.read_timeout,
+        );
+        network.read_timeout = read;
+        shown.insert("read_timeout", (format!("{}s", read.as_secs()), src));
+        let tries = |n: u64| u32::try_from(n.clamp(1, 100)).unwrap_or(5);
+        let (retries, src) = pick(
+            None,
+            env_number("PKG_RETRIES", "")?.map(tries),
+            file.retries.map(|r| r.clamp(1, 100)),
+            || network.tries,
+        );
+        network.tries = retries;
+        shown.insert("retries", (retries.to_string(), src));
+
+        let default_jobs = || {
+            std::thread::available_parallelism()
+                .map(|n| (n.get() * 2).clamp(4, 16))
+                .unwrap_or(4)
         };
-        let cache = match env_path("PKG_CACHE")? {
-            Some(p) => p,
-            None => directories::ProjectDirs::from("", "", "pkg")
-                .map(|d| d.cache_dir().to_owned())
-                .ok_or(SettingsError::NoHome {
-                    what: "cache",
-                    var: "PKG_CACHE",
-                })?,
-        };
-        let formula_dirs = std::env::var_os("PKG_FORMULAE")
-            .map(|v| {
-                std::env::split_paths(&v)
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mirrors = Mirrors::parse(&std::env::var("PKG_REGISTRY_MIRRORS").unwrap_or_default())?;
+        let (jobs, src) = pick(
+            flags.jobs,
+            env_number("PKG_JOBS", "")?.map(|n| usize::try_from(n).unwrap_or(1)),
+            file.jobs,
+            default_jobs,
+        );
+        let jobs = jobs.clamp(1, 64);
+        shown.insert("jobs", (jobs.to_string(), src));
+
         let user = std::env::var("PKG_REGISTRY_USERNAME")
             .ok()
             .filter(|v| !v.is_empty());
@@ -146,6 +317,21 @@ impl Settings {
                 });
             }
         };
+        shown.insert(
+            "credentials",
+            (
+                match &env {
+                    Some(c) => format!("{} (PKG_REGISTRY_USERNAME/PASSWORD)", c.username),
+                    None => "auth files".into(),
+                },
+                if env.is_some() {
+                    Source::Env
+                } else {
+                    Source::Default
+                },
+            ),
+        );
+
         Ok(Settings {
             prefix,
             cache,
@@ -155,14 +341,18 @@ impl Settings {
                 env,
                 auth_files: auth_files(base.as_ref()),
             },
-            network: network_from_env()?,
+            network,
+            jobs,
+            config_file,
+            shown,
         })
     }
 }
 
-/// docker's `config.json` and podman's `auth.json`, in the order those tools read them.
+/// pkg's own `auth.json` (from `pkg login`), then docker's `config.json` and podman's
+/// `auth.json`, in the order those tools read them.
 fn auth_files(base: Option<&directories::BaseDirs>) -> Vec<PathBuf> {
-    let mut files = Vec::new();
+    let mut files: Vec<PathBuf> = auth_file_path().into_iter().collect();
     if let Some(p) = std::env::var_os("REGISTRY_AUTH_FILE") {
         files.push(PathBuf::from(p));
     }

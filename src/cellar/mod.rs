@@ -136,6 +136,11 @@ impl Cellar {
         Ok(())
     }
 
+    /// `Cellar/NAME`, where the kegs of every version of a package live.
+    pub fn keg_dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
     pub fn keg_dir_exists(&self, name: &str) -> bool {
         self.root.join(name).is_dir()
     }

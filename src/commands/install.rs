@@ -14,6 +14,8 @@ use crate::resolve::{self, Request, Step};
 use super::{Ctx, InstalledState, human_bytes, upgrade};
 
 pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut installed: Vec<String> = Vec::new();
     let mut requests = Vec::new();
     let mut to_upgrade = Vec::new();
     for arg in &args.packages {
@@ -83,6 +85,18 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
         };
         install_step(ctx, pourer, step, &resolved, args.overwrite)
             .with_context(|| format!("installing {name} {version} failed; nothing was changed"))?;
+        installed.push(format!("{name} {version}"));
+    }
+    if !installed.is_empty() {
+        ctx.reporter.status(
+            "Finished",
+            &format!(
+                "installed {} in {:.1}s",
+                installed.join(", "),
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        caveat_path(ctx);
     }
     if !to_upgrade.is_empty() {
         drop(_lock);
@@ -158,4 +172,18 @@ fn relink_if_needed(
     link::link(prefix, name, &version.to_string(), &receipt.bin, overwrite)?;
     ctx.reporter.status("Linked", &format!("{name} {version}"));
     Ok(())
+}
+
+/// Says so when `PREFIX/bin` is not on PATH: the linked commands cannot be run by name.
+fn caveat_path(ctx: &Ctx) {
+    let bin = ctx.settings.prefix.join("bin");
+    let on_path =
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d == bin));
+    if !on_path && bin.is_dir() {
+        ctx.reporter.warn(&format!(
+            "{} is not on your PATH; add `export PATH=\"{}:$PATH\"` to your shell profile",
+            bin.display(),
+            bin.display()
+        ));
+    }
 }

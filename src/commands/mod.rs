@@ -1,13 +1,17 @@
 //! Commands: orchestration of the library modules, one file per verb, plus the stderr reporter.
 
 mod cleanup;
+mod config;
 mod deps;
+mod doctor;
 mod fetch;
 mod info;
 mod install;
 mod link;
 mod list;
 mod pin;
+mod shell;
+mod ui;
 mod uninstall;
 mod upgrade;
 
@@ -27,8 +31,9 @@ use crate::prefix::Records;
 use crate::registry::Client;
 use crate::report::Reporter;
 use crate::resolve::Installed;
-use crate::settings::Settings;
+use crate::settings::{Flags, Settings};
 use crate::store::Store;
+use ui::Stderr;
 
 /// Ends a command with an exit code and no further message (e.g. `pkg outdated NAME` → 1).
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +44,24 @@ pub struct SilentExit(pub u8);
 pub const JSON_SCHEMA: u32 = 1;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
-    let reporter = Stderr { quiet: cli.quiet };
+    // Commands that need no settings (and must work even when they are broken).
+    match &cli.command {
+        Command::Completions(args) => return shell::completions(args.shell),
+        Command::Manpage => return shell::manpage(),
+        _ => {}
+    }
+    let flags = Flags {
+        prefix: cli.prefix.clone(),
+        cache: cli.cache.clone(),
+        jobs: cli.jobs,
+    };
+    let settings = Settings::load(&flags)?;
+    let reporter = Stderr::new(cli.quiet, cli.color);
+    let log: Option<crate::registry::Log> = cli.verbose.then(|| {
+        let out = reporter.clone();
+        let log: crate::registry::Log = std::sync::Arc::new(move |line: &str| out.debug(line));
+        log
+    });
     let ctx = Ctx {
         cellar: Cellar::new(&settings.prefix),
         formulary: Formulary::new(settings.formula_dirs.clone()),
@@ -48,6 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         settings: &settings,
         reporter: &reporter,
         wait: !cli.no_wait,
+        log,
     };
     match cli.command {
         Command::Install(args) => install::run(&ctx, &args),
@@ -66,6 +88,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Autoremove(args) => cleanup::autoremove(&ctx, args.dry_run),
         Command::Deps(args) => deps::deps(&ctx, &args),
         Command::Uses(args) => deps::uses(&ctx, &args.name),
+        Command::Config(args) => config::show(&ctx, args.json),
+        Command::Doctor => doctor::run(&ctx),
+        Command::Completions(_) | Command::Manpage => Ok(()),
     }
 }
 
@@ -77,6 +102,8 @@ pub struct Ctx<'a> {
     pub formulary: Formulary,
     pub records: Records,
     pub wait: bool,
+    /// `--verbose`: where the registry client logs its requests.
+    pub log: Option<crate::registry::Log>,
 }
 
 impl Ctx<'_> {
@@ -93,15 +120,24 @@ impl Ctx<'_> {
     fn pourer(&self) -> anyhow::Result<Pourer<'_>> {
         Ok(Pourer {
             store: Store::open(&self.settings.cache)?,
-            client: Client::new(
-                self.settings.mirrors.clone(),
-                self.settings.credentials.clone(),
-                self.settings.network.clone(),
-            ),
+            client: self.client(),
             host: Platform::host(),
             reporter: self.reporter,
             limits: Limits::from_env()?,
         })
+    }
+
+    /// A registry client from the settings (logging with `--verbose`).
+    fn client(&self) -> Client {
+        let client = Client::new(
+            self.settings.mirrors.clone(),
+            self.settings.credentials.clone(),
+            self.settings.network.clone(),
+        );
+        match &self.log {
+            Some(log) => client.with_log(log.clone()),
+            None => client,
+        }
     }
 
     /// The version in use: the linked one, else the newest installed.
@@ -173,22 +209,6 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     Ok(())
-}
-
-/// Messages and progress on stderr (stdout is for data).
-pub struct Stderr {
-    quiet: bool,
-}
-
-impl Reporter for Stderr {
-    fn status(&self, action: &str, message: &str) {
-        if !self.quiet {
-            let _ = writeln!(std::io::stderr().lock(), "{action:>12} {message}");
-        }
-    }
-    fn warn(&self, message: &str) {
-        let _ = writeln!(std::io::stderr().lock(), "warning: {message}");
-    }
 }
 
 fn human_bytes(n: u64) -> String {

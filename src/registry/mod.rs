@@ -161,7 +161,11 @@ pub struct Client {
     credentials: Arc<CredentialSource>,
     tokens: Arc<TokenCache>,
     net: Arc<retry::NetworkOptions>,
+    log: Option<Log>,
 }
+
+/// Receives one line per HTTP exchange (`--verbose`); URLs are redacted, headers never logged.
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// A manifest as received: its exact bytes, their digest and the parsed document.
 pub struct FetchedManifest {
@@ -192,6 +196,19 @@ impl Client {
             credentials: Arc::new(credentials),
             tokens: Arc::new(TokenCache::default()),
             net: Arc::new(net),
+            log: None,
+        }
+    }
+
+    /// Logs every exchange to `log`.
+    pub fn with_log(mut self, log: Log) -> Client {
+        self.log = Some(log);
+        self
+    }
+
+    fn log(&self, line: impl FnOnce() -> String) {
+        if let Some(log) = &self.log {
+            log(&line());
         }
     }
 
@@ -449,10 +466,22 @@ impl Client {
             if let Some(c) = &credentials {
                 req = req.header("Authorization", c.basic_header());
             }
-            req.call().map_err(|source| RegistryError::Transport {
+            let resp = req.call().map_err(|source| RegistryError::Transport {
                 url: realm.to_owned(),
                 source,
-            })
+            })?;
+            self.log(|| {
+                format!(
+                    "GET {realm} (token for {scope}{}) -> {}",
+                    if credentials.is_some() {
+                        ", with credentials"
+                    } else {
+                        ", anonymous"
+                    },
+                    resp.status().as_u16()
+                )
+            });
+            Ok(resp)
         })?;
         match resp.status().as_u16() {
             200 => {}
@@ -524,6 +553,19 @@ impl Client {
                 None => self.agent.run(req.body(()).map_err(bad)?),
             }
             .map_err(transport)?;
+            self.log(|| {
+                format!(
+                    "{} {} -> {}{}",
+                    call.method,
+                    redact(&current),
+                    resp.status().as_u16(),
+                    if authorization.is_some() && same_origin(base, &current) {
+                        " (authorized)"
+                    } else {
+                        ""
+                    }
+                )
+            });
             if !follows || !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
                 return Ok(resp);
             }

@@ -1,0 +1,188 @@
+//! `pkg doctor`: checks PATH, the prefix, links, kegs, locks, downloads and registries; every
+//! finding comes with the command or step that fixes it. Exit 1 when something was found.
+
+use std::collections::BTreeMap;
+use std::fs::TryLockError;
+use std::io::Write as _;
+use std::time::{Duration, SystemTime};
+
+use crate::cellar::receipt;
+use crate::registry::{RegistryError, Repository};
+use crate::store::Store;
+
+use super::{Ctx, SilentExit};
+
+struct Finding {
+    problem: String,
+    fix: String,
+}
+
+pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
+    let prefix = &ctx.settings.prefix;
+    let mut findings = Vec::new();
+    let mut add = |problem: String, fix: String| findings.push(Finding { problem, fix });
+
+    // PATH
+    let bin = prefix.join("bin");
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d == bin))
+        .unwrap_or(false);
+    if !on_path {
+        add(
+            format!(
+                "{} is not on your PATH, so installed commands cannot be run by name",
+                bin.display()
+            ),
+            format!(
+                "add `export PATH=\"{}:$PATH\"` to your shell profile",
+                bin.display()
+            ),
+        );
+    }
+
+    // Prefix permissions
+    if prefix.exists() {
+        if tempfile::tempfile_in(prefix).is_err() {
+            add(
+                format!("the prefix {} is not writable by you", prefix.display()),
+                format!(
+                    "fix its ownership (e.g. `sudo chown -R $USER {}`) or choose another with PKG_PREFIX",
+                    prefix.display()
+                ),
+            );
+        }
+    } else if let Some(parent) = prefix.parent().filter(|p| p.exists())
+        && tempfile::tempfile_in(parent).is_err()
+    {
+        add(
+            format!(
+                "the prefix {} cannot be created: {} is not writable",
+                prefix.display(),
+                parent.display()
+            ),
+            "choose a prefix you can write to with PKG_PREFIX or --prefix".into(),
+        );
+    }
+
+    // Broken links
+    for dir in ["bin", "opt"] {
+        let Ok(entries) = std::fs::read_dir(prefix.join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if std::fs::read_link(&path).is_ok() && std::fs::metadata(&path).is_err() {
+                add(
+                    format!("{} is a broken link", path.display()),
+                    format!(
+                        "remove it (`rm {}`), or reinstall the package it belonged to",
+                        path.display()
+                    ),
+                );
+            }
+        }
+    }
+
+    // Kegs without receipts
+    for name in ctx.cellar.names() {
+        let Ok(entries) = std::fs::read_dir(ctx.cellar.keg_dir(&name)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if !receipt::path(&e.path()).is_file() {
+                add(
+                    format!(
+                        "{} has no receipt, so pkg does not count it as installed",
+                        e.path().display()
+                    ),
+                    format!("`pkg uninstall --force {name}` and install it again"),
+                );
+            }
+        }
+    }
+
+    // Locks and leftovers of interrupted runs
+    if let Ok(lock) = std::fs::File::open(prefix.join("var/pkg/lock"))
+        && let Err(TryLockError::WouldBlock) = lock.try_lock()
+    {
+        add(
+            "another pkg is changing the prefix right now (the prefix lock is held)".into(),
+            "wait for it to finish; if none is running, the lock is released when that process exits (`pgrep -a pkg`)".into(),
+        );
+    }
+    let staging = ctx.cellar.root().join(".staging");
+    if std::fs::read_dir(&staging).is_ok_and(|mut d| d.next().is_some()) {
+        add(
+            format!(
+                "{} holds leftovers of an interrupted run",
+                staging.display()
+            ),
+            "run `pkg cleanup`: every command that changes the prefix clears them first".into(),
+        );
+    }
+
+    // Partial downloads
+    if let Ok(store) = Store::open(&ctx.settings.cache) {
+        let hour = Duration::from_secs(3600);
+        let stale: Vec<_> = store
+            .temporary_files()
+            .into_iter()
+            .filter(|(_, m)| {
+                m.modified()
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .is_some_and(|age| age > hour)
+            })
+            .collect();
+        if !stale.is_empty() {
+            add(
+                format!(
+                    "{} stale partial download(s) in {}",
+                    stale.len(),
+                    ctx.settings.cache.display()
+                ),
+                "run `pkg cleanup`".into(),
+            );
+        }
+    }
+
+    // Registries of what is installed: reachable, and the credentials (if any) accepted.
+    let mut registries: BTreeMap<String, (Repository, String)> = BTreeMap::new();
+    for keg in ctx.cellar.kegs() {
+        if let Ok(repo) = keg.receipt.repository.parse::<Repository>() {
+            registries
+                .entry(repo.registry.clone())
+                .or_insert((repo, keg.receipt.tag.clone()));
+        }
+    }
+    let client = ctx.client();
+    for (registry, (repo, tag)) in &registries {
+        match client.fetch_manifest(repo, tag) {
+            Ok(_) => {}
+            Err(RegistryError::Transport { url, source }) => add(
+                format!("registry {registry} is unreachable ({url}: {source})"),
+                "check your network or PKG_REGISTRY_MIRRORS; installed packages keep working, and cached ones reinstall offline".into(),
+            ),
+            Err(e @ (RegistryError::Unauthorized { .. } | RegistryError::Denied { .. })) => add(
+                format!("registry {registry} refuses pkg: {e}"),
+                "check PKG_REGISTRY_USERNAME/PKG_REGISTRY_PASSWORD, `pkg login`, or your docker/podman login".into(),
+            ),
+            Err(RegistryError::NotFound { .. }) => add(
+                format!("{repo}:{tag} is no longer in its registry"),
+                format!("it stays installed; `pkg info {}` shows where it came from", repo.name.rsplit('/').next().unwrap_or(&repo.name)),
+            ),
+            Err(e) => add(format!("registry {registry}: {e}"), "try again later; run with --verbose to see the requests".into()),
+        }
+    }
+
+    let mut out = std::io::stdout().lock();
+    if findings.is_empty() {
+        writeln!(out, "No problems found.")?;
+        return Ok(());
+    }
+    for f in &findings {
+        writeln!(out, "Problem: {}\n    Fix: {}", f.problem, f.fix)?;
+    }
+    writeln!(out, "{} problem(s) found.", findings.len())?;
+    Err(SilentExit(1).into())
+}

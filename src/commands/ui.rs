@@ -1,0 +1,105 @@
+//! The terminal side of reporting: coloured status lines, warnings and progress bars on stderr.
+//! Bars appear only when stderr is a terminal and `--quiet` is off.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::ColorChoice;
+use crate::report::{NoProgress, Progress, Reporter};
+
+#[derive(Clone)]
+pub struct Stderr {
+    quiet: bool,
+    color: bool,
+    bars: Option<MultiProgress>,
+}
+
+impl Stderr {
+    pub fn new(quiet: bool, choice: ColorChoice) -> Stderr {
+        let tty = std::io::stderr().is_terminal();
+        let color = match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        };
+        let bars =
+            (tty && !quiet).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Stderr { quiet, color, bars }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// Writes a line without tearing a progress bar that is being drawn.
+    pub fn line(&self, text: &str) {
+        match &self.bars {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{text}");
+            }
+        }
+    }
+
+    /// `--verbose` lines.
+    pub fn debug(&self, text: &str) {
+        self.line(&self.paint("2", &format!("debug: {text}")));
+    }
+}
+
+impl Reporter for Stderr {
+    fn status(&self, action: &str, message: &str) {
+        if !self.quiet {
+            self.line(&format!(
+                "{} {message}",
+                self.paint("1;32", &format!("{action:>12}"))
+            ));
+        }
+    }
+
+    fn warn(&self, message: &str) {
+        self.line(&format!("{} {message}", self.paint("1;33", "warning:")));
+    }
+
+    fn progress(&self, label: &str, total: u64) -> Box<dyn Progress> {
+        let Some(multi) = &self.bars else {
+            return Box::new(NoProgress);
+        };
+        let bar = multi.add(ProgressBar::new(total));
+        let template =
+            "{prefix:>12.cyan.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}";
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(label.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Box::new(Bar(bar))
+    }
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        if !self.0.is_finished() {
+            self.0.abandon();
+        }
+    }
+}

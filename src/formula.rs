@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use semver::{Version, VersionReq};
 
@@ -48,13 +48,46 @@ pub struct Formula {
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VersionSpec {
-    pub repository: Repository,
+    pub repository: Source,
     pub tag: Tag,
     /// Pin of the manifest digest; when present the fetched manifest must hash to it.
     #[serde(default)]
     pub digest: Option<Digest>,
     #[serde(default)]
     pub depends_on: BTreeMap<String, VersionReq>,
+}
+
+/// Where a version's image is: a registry repository, or an OCI image layout on disk
+/// (`oci:PATH`, relative to the formula file) for installs without a registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Registry(Repository),
+    Layout(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Registry(r) => write!(f, "{r}"),
+            Source::Layout(p) => write!(f, "oci:{}", p.display()),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.strip_prefix("oci:") {
+            Some("") => Err(serde::de::Error::custom(
+                "`oci:` needs the path of an OCI image layout, like `oci:../layouts/hello`",
+            )),
+            Some(path) => Ok(Source::Layout(PathBuf::from(path))),
+            None => s
+                .parse::<Repository>()
+                .map(Source::Registry)
+                .map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,6 +254,24 @@ impl Formula {
                 }
             }
         }
+        let mut versions: BTreeMap<Version, VersionSpec> =
+            raw.versions.into_iter().map(|(k, v)| (k.0, v)).collect();
+        for (version, spec) in versions.iter_mut() {
+            if let Source::Layout(path) = &mut spec.repository
+                && path.is_relative()
+            {
+                match &origin {
+                    Origin::File(file) => {
+                        *path = file.parent().unwrap_or(Path::new("")).join(&*path);
+                    }
+                    Origin::Embedded => {
+                        return Err(invalid(format!(
+                            "version {version}: a formula built into pkg cannot name a relative `oci:` layout"
+                        )));
+                    }
+                }
+            }
+        }
         Ok(Formula {
             name: raw.name,
             desc: raw.desc,
@@ -228,7 +279,7 @@ impl Formula {
             license: raw.license,
             bin: raw.bin.map(|b| b.into_iter().map(|p| p.0).collect()),
             platforms: raw.platforms,
-            versions: raw.versions.into_iter().map(|(k, v)| (k.0, v)).collect(),
+            versions,
             origin,
         })
     }
@@ -332,7 +383,11 @@ depends_on = { libfoo = "^2" }
         let f = parse(GOOD).unwrap();
         assert_eq!(f.newest().unwrap().to_string(), "1.2.0");
         let spec = &f.versions[&Version::new(1, 2, 0)];
-        assert_eq!(spec.repository.name, "acme/hello");
+        assert!(
+            matches!(&spec.repository, Source::Registry(r) if r.name == "acme/hello"),
+            "{:?}",
+            spec.repository
+        );
         assert!(spec.digest.is_some());
         assert!(spec.depends_on["libfoo"].matches(&Version::new(2, 5, 0)));
     }
@@ -383,6 +438,37 @@ depends_on = { libfoo = "^2" }
             err.contains("line 5") && err.contains("invalid bin entry"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn oci_layouts_are_relative_to_the_formula_file() {
+        let text = GOOD.replace(
+            "\"ghcr.io/acme/hello\"\ntag = \"1.0.0\"",
+            "\"oci:../layouts/hello\"\ntag = \"1.0.0\"",
+        );
+        let f = Formula::parse(&text, Origin::File("/f/hello.toml".into()), Some("hello")).unwrap();
+        let spec = &f.versions[&Version::new(1, 0, 0)];
+        assert_eq!(
+            spec.repository,
+            Source::Layout(PathBuf::from("/f/../layouts/hello"))
+        );
+        assert_eq!(spec.repository.to_string(), "oci:/f/../layouts/hello");
+        let abs = GOOD.replace(
+            "\"ghcr.io/acme/hello\"\ntag = \"1.0.0\"",
+            "\"oci:/srv/l\"\ntag = \"1.0.0\"",
+        );
+        let f = Formula::parse(&abs, Origin::Embedded, Some("hello")).unwrap();
+        assert_eq!(
+            f.versions[&Version::new(1, 0, 0)].repository,
+            Source::Layout(PathBuf::from("/srv/l"))
+        );
+        let err = Formula::parse(&text, Origin::Embedded, Some("hello")).unwrap_err();
+        assert!(err.to_string().contains("relative `oci:`"), "{err}");
+        let err = error_of(&GOOD.replace(
+            "\"ghcr.io/acme/hello\"\ntag = \"1.0.0\"",
+            "\"oci:\"\ntag = \"1.0.0\"",
+        ));
+        assert!(err.contains("line 8") && err.contains("oci:"), "{err}");
     }
 
     #[test]

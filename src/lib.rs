@@ -3,6 +3,7 @@
 //! The modules follow the data flow of an install: formula → resolve → registry (auth, manifest,
 //! blob) → store (cache) → cellar (unpack, receipt) → link. See docs/architecture.md.
 
+pub mod bottle;
 pub mod cellar;
 pub mod cli;
 pub mod commands;

@@ -9,11 +9,12 @@ use crate::cellar::receipt::{self, Receipt, ReceiptError};
 use crate::cellar::unpack::{self, Limits, Stats, UnpackError};
 use crate::cellar::{self, Cellar, CellarError};
 use crate::digest::Digest;
-use crate::formula::{Formula, VersionSpec};
+use crate::formula::{Formula, Source, VersionSpec};
 use crate::link::{self, LinkError};
 use crate::platform::Platform;
+use crate::registry::blob::BlobStream;
 use crate::registry::manifest::{self, Document, ImageManifest, LayerFormat, ManifestError};
-use crate::registry::{Client, FetchedManifest, RegistryError, Repository};
+use crate::registry::{Client, FetchedManifest, RegistryError};
 use crate::report::{ProgressReader, Reporter};
 use crate::store::{Store, StoreError};
 
@@ -21,6 +22,8 @@ use crate::store::{Store, StoreError};
 pub enum PourError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Layout(#[from] crate::bottle::layout::LayoutError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -31,7 +34,7 @@ pub enum PourError {
     Link(#[from] LinkError),
     #[error("unpacking layer {digest} of {repository}: {source}")]
     Unpack {
-        repository: Repository,
+        repository: Source,
         digest: Digest,
         #[source]
         source: Box<UnpackError>,
@@ -40,7 +43,7 @@ pub enum PourError {
         "{repository}:{tag} resolves to manifest\n  {actual}\nbut the formula pins\n  {pinned}\nThe tag was moved or the formula is wrong."
     )]
     PinMismatch {
-        repository: Repository,
+        repository: Source,
         tag: String,
         pinned: Digest,
         actual: Digest,
@@ -48,21 +51,18 @@ pub enum PourError {
     #[error(
         "{repository}@{digest} is an image index inside an image index; pkg installs manifests only"
     )]
-    NestedIndex {
-        repository: Repository,
-        digest: Digest,
-    },
+    NestedIndex { repository: Source, digest: Digest },
     #[error(
         "layer {digest} of {repository} has media type `{media_type}`, which pkg cannot unpack (tar and tar+gzip are supported)"
     )]
     LayerType {
-        repository: Repository,
+        repository: Source,
         digest: Digest,
         media_type: String,
     },
     #[error("{repository}: {source}")]
     Manifest {
-        repository: Repository,
+        repository: Source,
         #[source]
         source: Box<ManifestError>,
     },
@@ -120,7 +120,7 @@ impl Pourer<'_> {
                         repository: repo.clone(),
                         source: Box::new(source),
                     })?;
-                let child = self.fetch_digest(repo, &entry.digest)?;
+                let child = self.fetch_digest(repo, entry)?;
                 match child.document {
                     Document::Manifest(m) => (m, Some(entry.digest.clone())),
                     Document::Index(_) => {
@@ -161,8 +161,7 @@ impl Pourer<'_> {
                 continue;
             }
             let mut reader = self.store.reader(&layer.digest, layer.size, || {
-                self.client
-                    .open_blob(&spec.repository, &layer.digest, layer.size)
+                self.open_blob(&spec.repository, &layer.digest, layer.size)
             })?;
             let copied = std::io::copy(&mut reader, &mut std::io::sink());
             reader.finish()?;
@@ -197,7 +196,7 @@ impl Pourer<'_> {
             .progress(&format!("{} {version}", formula.name), total);
         for (layer, format) in image.manifest.layers.iter().zip(&image.formats) {
             let mut reader = self.store.reader(&layer.digest, layer.size, || {
-                self.client.open_blob(repo, &layer.digest, layer.size)
+                self.open_blob(repo, &layer.digest, layer.size)
             })?;
             let mut counted = ProgressReader {
                 inner: &mut reader,
@@ -273,15 +272,22 @@ impl Pourer<'_> {
     /// the registry cannot be reached, the digest the tag had last time is used from the cache.
     fn fetch_tag(
         &self,
-        repo: &Repository,
+        source: &Source,
         tag: &str,
         pin: Option<&Digest>,
     ) -> Result<FetchedManifest, PourError> {
         if let Some(pin) = pin
-            && let Some(cached) = self.cached_manifest(repo, pin)?
+            && let Some(cached) = self.cached_manifest(source, pin)?
         {
             return Ok(cached);
         }
+        let repo = match source {
+            Source::Registry(repo) => repo,
+            Source::Layout(dir) => {
+                let layout = crate::bottle::layout::Layout::open(dir)?;
+                return Ok(layout.fetch_tag(tag, self.reporter)?);
+            }
+        };
         match self.client.fetch_manifest(repo, tag) {
             Ok(m) => {
                 self.store.put_verified(&m.digest, &m.bytes)?;
@@ -290,7 +296,7 @@ impl Pourer<'_> {
             }
             Err(err @ RegistryError::Transport { .. }) => {
                 if let Some(digest) = self.store.get_ref(repo, tag)
-                    && let Some(cached) = self.cached_manifest(repo, &digest)?
+                    && let Some(cached) = self.cached_manifest(source, &digest)?
                 {
                     self.reporter.warn(&format!(
                         "{err}; using the cached manifest {digest} that {repo}:{tag} had when last fetched"
@@ -306,20 +312,47 @@ impl Pourer<'_> {
     /// A manifest by digest: from the cache when there, else from the registry (verified, then cached).
     fn fetch_digest(
         &self,
-        repo: &Repository,
-        digest: &Digest,
+        source: &Source,
+        descriptor: &manifest::Descriptor,
     ) -> Result<FetchedManifest, PourError> {
-        if let Some(cached) = self.cached_manifest(repo, digest)? {
+        let digest = &descriptor.digest;
+        if let Some(cached) = self.cached_manifest(source, digest)? {
             return Ok(cached);
         }
+        let repo = match source {
+            Source::Registry(repo) => repo,
+            Source::Layout(dir) => {
+                let layout = crate::bottle::layout::Layout::open(dir)?;
+                let exact = crate::bottle::layout::SizeCheck::Exact;
+                return Ok(layout.read_manifest(descriptor, exact)?);
+            }
+        };
         let m = self.client.fetch_manifest(repo, &digest.to_string())?;
         self.store.put_verified(&m.digest, &m.bytes)?;
         Ok(m)
     }
 
+    /// A layer's bytes: from the registry, or from the OCI layout on disk (`oci:PATH`).
+    fn open_blob(
+        &self,
+        source: &Source,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<BlobStream, RegistryError> {
+        match source {
+            Source::Registry(repo) => self.client.open_blob(repo, digest, size),
+            Source::Layout(dir) => crate::bottle::layout::Layout::open(dir)
+                .and_then(|l| l.blob_stream(digest))
+                .map_err(|e| RegistryError::Read {
+                    url: format!("oci:{}", dir.display()),
+                    source: std::io::Error::other(e),
+                }),
+        }
+    }
+
     fn cached_manifest(
         &self,
-        repo: &Repository,
+        repo: &Source,
         digest: &Digest,
     ) -> Result<Option<FetchedManifest>, PourError> {
         let Some(bytes) = self.store.read_verified(digest) else {

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod blob;
 pub mod manifest;
+pub mod push;
 pub mod reference;
 pub mod retry;
 

@@ -54,6 +54,17 @@ impl Run {
         self
     }
 
+    #[track_caller]
+    pub fn failure_with(self, code: i32) -> Run {
+        assert_eq!(
+            self.code,
+            code,
+            "expected exit code {code}:\n{}",
+            self.describe()
+        );
+        self
+    }
+
     /// Asserts that stdout or stderr contains `text`.
     #[track_caller]
     pub fn says(&self, text: &str) -> &Run {

@@ -1,0 +1,259 @@
+//! The terminal experience: completions, man page, progress only on a terminal, colours,
+//! `--verbose`, the config file's precedence and `pkg doctor`.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::token::{PASSWORD, USERNAME};
+use crate::harness::{Fixture, Formula, ImageSpec, Registry, TestContext};
+
+const PKG: &str = env!("CARGO_BIN_EXE_pkg");
+
+/// Runs pkg with exactly the given environment (plus HOME), for tests about where settings come from.
+fn pkg_env(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(PKG);
+    cmd.args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run pkg")
+}
+
+fn hello(registry: &Registry, ctx: &TestContext) {
+    registry.push(
+        "acme/hello",
+        "1.0.0",
+        &Fixture::Image(ImageSpec::new("linux", "amd64").file(
+            "bin/hello",
+            "#!/bin/sh\necho hello\n",
+            0o755,
+        )),
+    );
+    ctx.write_formula(
+        "hello",
+        &Formula::new("hello")
+            .version("1.0.0", &format!("{}/acme/hello", registry.host()), "1.0.0")
+            .to_toml(),
+    );
+}
+
+#[test]
+fn completions_and_man_page_generate_from_the_cli_definitions() {
+    let ctx = TestContext::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let run = ctx.pkg(&["completions", shell]).success();
+        assert!(
+            run.stdout.contains("install") && run.stdout.contains("upgrade"),
+            "{shell}:\n{}",
+            run.stdout
+        );
+    }
+    let man = ctx.pkg(&["manpage"]).success();
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH pkg 1"),
+        "{}",
+        man.stdout
+    );
+    assert!(man.stdout.contains("install"));
+    ctx.pkg(&["completions", "tcsh-ish"]).failure_with(2);
+}
+
+#[test]
+fn progress_and_colours_are_absent_when_stderr_is_not_a_terminal() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    hello(&registry, &ctx);
+    let run = ctx.pkg(&["install", "hello"]).success();
+    assert!(
+        !run.stderr.contains('\r'),
+        "carriage returns of a bar:\n{:?}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("eta"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("\x1b["),
+        "colour codes:\n{:?}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("Installed"), "{}", run.stderr);
+    // --color always forces colour even into a pipe; --quiet silences progress messages.
+    let run = ctx
+        .pkg(&[
+            "--color",
+            "always",
+            "list",
+            "--versions",
+            "--prefix",
+            "/nonexistent-prefix",
+        ])
+        .success();
+    assert!(run.stdout.is_empty());
+    let run = ctx
+        .pkg(&["--color", "always", "uninstall", "nothere"])
+        .failure();
+    assert!(!run.stderr.is_empty());
+    let quiet = ctx.pkg(&["--quiet", "uninstall", "hello"]).success();
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
+}
+
+#[test]
+fn verbose_logs_requests_without_secrets() {
+    let registry = Registry::start();
+    let mut ctx = TestContext::new();
+    hello(&registry, &ctx);
+    ctx.with_credentials();
+    let run = ctx.pkg(&["--verbose", "install", "hello"]).success();
+    assert!(run.stderr.contains("debug: GET"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("manifests/1.0.0 -> 200"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("with credentials"), "{}", run.stderr);
+    let all = run.output();
+    assert!(!all.contains(PASSWORD), "the password leaked:\n{all}");
+    assert!(
+        !all.contains("Bearer") && !all.contains("Basic "),
+        "an Authorization value leaked:\n{all}"
+    );
+    assert!(!all.contains(USERNAME) || !all.contains(PASSWORD));
+}
+
+fn config_json(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Value {
+    let mut full = args.to_vec();
+    full.extend(["config", "--json"]);
+    let out = pkg_env(home, env, &full);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("config --json")
+}
+
+#[test]
+fn config_precedence_is_flag_then_env_then_file_then_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let file = home.join("pkg.toml");
+    std::fs::write(
+        &file,
+        "# my settings\nprefix = \"/from/file\"\njobs = 3\nretries = 2\n[mirrors]\n\"ghcr.io\" = \"http://127.0.0.1:5999\"\n",
+    )
+    .unwrap();
+    let file_env = ("PKG_CONFIG", file.to_str().unwrap());
+
+    let c = config_json(home, &[], &[]);
+    assert_eq!(c["settings"]["prefix"]["source"], "default");
+    assert_eq!(c["settings"]["jobs"]["source"], "default");
+    assert_eq!(c["config_file"], Value::Null);
+
+    let c = config_json(home, &[file_env], &[]);
+    assert_eq!(c["config_file"], file.to_str().unwrap());
+    assert_eq!(c["settings"]["prefix"]["value"], "/from/file");
+    assert_eq!(c["settings"]["prefix"]["source"], "file");
+    assert_eq!(c["settings"]["jobs"]["value"], "3");
+    assert_eq!(c["settings"]["retries"]["value"], "2");
+    assert_eq!(
+        c["settings"]["mirrors"]["value"],
+        "ghcr.io=http://127.0.0.1:5999"
+    );
+
+    let c = config_json(
+        home,
+        &[file_env, ("PKG_PREFIX", "/from/env"), ("PKG_JOBS", "5")],
+        &[],
+    );
+    assert_eq!(c["settings"]["prefix"]["value"], "/from/env");
+    assert_eq!(c["settings"]["prefix"]["source"], "env");
+    assert_eq!(c["settings"]["jobs"]["value"], "5");
+
+    let c = config_json(
+        home,
+        &[file_env, ("PKG_PREFIX", "/from/env")],
+        &["--prefix", "/from/flag", "--jobs", "7"],
+    );
+    assert_eq!(c["settings"]["prefix"]["value"], "/from/flag");
+    assert_eq!(c["settings"]["prefix"]["source"], "flag");
+    assert_eq!(c["settings"]["jobs"]["value"], "7");
+    assert_eq!(c["settings"]["retries"]["source"], "file");
+
+    // A bad config file is an error that names the file, line and key.
+    std::fs::write(&file, "prefix = \"/x\"\ncolour = \"red\"\n").unwrap();
+    let out = pkg_env(home, &[file_env], &["config"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pkg.toml") && err.contains("line 2") && err.contains("colour"),
+        "{err}"
+    );
+}
+
+#[test]
+fn doctor_finds_each_planted_problem_and_then_none() {
+    let mut registry = Registry::start();
+    let ctx = TestContext::new();
+    hello(&registry, &ctx);
+    ctx.pkg(&["install", "hello"]).success();
+    let bin = ctx.prefix.join("bin");
+    let path_with_bin = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+
+    let doctor = |path: &str| {
+        let out = Command::new(PKG)
+            .arg("doctor")
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", &ctx.home)
+            .env("PKG_PREFIX", &ctx.prefix)
+            .env("PKG_CACHE", &ctx.cache)
+            .env("PKG_FORMULAE", &ctx.formulae)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = doctor(&path_with_bin);
+    assert_eq!((code, out.as_str()), (Some(0), "No problems found.\n"));
+
+    // Plant one of each.
+    std::os::unix::fs::symlink("../Cellar/gone/1.0.0/bin/gone", bin.join("gone")).unwrap();
+    std::fs::create_dir_all(ctx.prefix.join("Cellar/ghost/0.1.0")).unwrap();
+    std::fs::create_dir_all(ctx.prefix.join("Cellar/.staging/keg-leftover")).unwrap();
+    let partial = ctx.cache.join("v1/tmp/old.partial");
+    std::fs::write(&partial, b"x").unwrap();
+    assert!(
+        Command::new("touch")
+            .args(["-d", "3 hours ago"])
+            .arg(&partial)
+            .status()
+            .unwrap()
+            .success()
+    );
+    registry.stop();
+
+    let (code, out) = doctor(&std::env::var("PATH").unwrap_or_default());
+    assert_eq!(code, Some(1), "{out}");
+    for expected in [
+        "is not on your PATH",
+        "bin/gone is a broken link",
+        "Cellar/ghost/0.1.0 has no receipt",
+        "leftovers of an interrupted run",
+        "stale partial download",
+        "is unreachable",
+    ] {
+        assert!(out.contains(expected), "doctor missed {expected:?}:\n{out}");
+    }
+    assert_eq!(out.matches("Fix:").count(), out.matches("Problem:").count());
+}

@@ -96,11 +96,12 @@ pub struct Tag(pub String);
 impl<'de> serde::Deserialize<'de> for Tag {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        if valid_tag(&s) {
+        // A digest names the manifest directly (what `pkg install REPO@sha256:…` records).
+        if valid_tag(&s) || s.parse::<Digest>().is_ok() {
             Ok(Tag(s))
         } else {
             Err(serde::de::Error::custom(format!(
-                "invalid tag `{s}`: a tag is 1 to 128 of A-Z a-z 0-9 _ . - and does not start with . or -"
+                "invalid tag `{s}`: a tag is 1 to 128 of A-Z a-z 0-9 _ . - and does not start with . or - (or a digest, `sha256:…`)"
             )))
         }
     }

@@ -4,6 +4,7 @@
 //! blob) → store (cache) → cellar (unpack, receipt) → link. See docs/architecture.md.
 
 pub mod bottle;
+pub mod byref;
 pub mod cellar;
 pub mod cli;
 pub mod commands;
@@ -20,3 +21,4 @@ pub mod report;
 pub mod resolve;
 pub mod settings;
 pub mod store;
+pub mod tap;

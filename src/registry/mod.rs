@@ -7,6 +7,7 @@ pub mod manifest;
 pub mod push;
 pub mod reference;
 pub mod retry;
+pub mod tags;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -774,7 +775,7 @@ pub fn redact(url: &Url) -> String {
     u.to_string()
 }
 
-fn read_limited(
+pub(crate) fn read_limited(
     resp: Response<ureq::Body>,
     url: &str,
     limit: u64,

@@ -1,0 +1,259 @@
+//! Installing by reference, without a formula: `pkg install ghcr.io/owner/repo:tag` (or
+//! `…@sha256:…`) records a formula for it under `PREFIX/var/pkg/references/`, named after the
+//! repository's last component, so list, info, upgrade and uninstall treat it like any other.
+
+use std::path::{Path, PathBuf};
+
+use semver::Version;
+
+use crate::digest::Digest;
+use crate::formula::{Formula, Origin, valid_name};
+use crate::registry::Repository;
+use crate::registry::reference::valid_tag;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ByRefError {
+    #[error("invalid reference `{arg}`: {reason}")]
+    Invalid { arg: String, reason: String },
+    #[error(
+        "`{arg}` would be installed as `{name}`, but a formula named `{name}` already exists ({origin}) for {other}; install that one with `pkg install {name}`"
+    )]
+    Collides {
+        arg: String,
+        name: String,
+        origin: String,
+        other: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Formula(#[from] crate::formula::FormulaError),
+}
+
+/// A parsed `REGISTRY/REPO:TAG` or `REGISTRY/REPO@DIGEST`.
+#[derive(Clone, Debug)]
+pub struct Reference {
+    pub repository: Repository,
+    /// A tag, or a digest's text.
+    pub tag: String,
+    pub digest: Option<Digest>,
+}
+
+/// Is this command-line argument a reference rather than `NAME[@REQ]`? (Formula names never hold `/`.)
+pub fn is_reference(arg: &str) -> bool {
+    arg.contains('/')
+}
+
+pub fn parse(arg: &str) -> Result<Reference, ByRefError> {
+    let bad = |reason: &str| ByRefError::Invalid {
+        arg: arg.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if let Some((repo, digest)) = arg.split_once('@') {
+        let digest: Digest = digest.parse().map_err(|e| bad(&format!("{e}")))?;
+        let repository: Repository = repo.parse().map_err(|e| bad(&format!("{e}")))?;
+        return Ok(Reference {
+            repository,
+            tag: digest.to_string(),
+            digest: Some(digest),
+        });
+    }
+    // The tag follows the last `:` after the last `/` (a registry may have a `:port`).
+    let slash = arg.rfind('/').unwrap_or(0);
+    let (repo, tag) = match arg[slash..].find(':') {
+        Some(i) => (&arg[..slash + i], &arg[slash + i + 1..]),
+        None => (arg, "latest"),
+    };
+    if !valid_tag(tag) {
+        return Err(bad(&format!("`{tag}` is not a valid tag")));
+    }
+    let repository: Repository = repo.parse().map_err(|e| bad(&format!("{e}")))?;
+    Ok(Reference {
+        repository,
+        tag: tag.to_owned(),
+        digest: None,
+    })
+}
+
+impl Reference {
+    /// The package name: the repository's last path component.
+    pub fn name(&self) -> Result<String, ByRefError> {
+        let last = self
+            .repository
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if valid_name(&last) {
+            Ok(last)
+        } else {
+            Err(ByRefError::Invalid {
+                arg: self.repository.to_string(),
+                reason: format!("`{last}` cannot be a package name"),
+            })
+        }
+    }
+
+    /// The keg version: the tag when it is semver (a leading `v` allowed), else `0.0.0-TAG`
+    /// (or `0.0.0+TAG` when TAG is not a valid pre-release).
+    pub fn version(&self) -> Version {
+        let tag = match &self.digest {
+            Some(d) => format!("{}.{}", d.algorithm(), &d.hex()[..12]),
+            None => self.tag.clone(),
+        };
+        if let Ok(v) = Version::parse(tag.strip_prefix('v').unwrap_or(&tag)) {
+            return v;
+        }
+        let ident = tag.replace('_', "-");
+        Version::parse(&format!("0.0.0-{ident}"))
+            .or_else(|_| Version::parse(&format!("0.0.0+{ident}")))
+            .unwrap_or_else(|_| Version::new(0, 0, 0))
+    }
+}
+
+pub struct References {
+    dir: PathBuf,
+}
+
+impl References {
+    pub fn new(prefix: &Path) -> References {
+        References {
+            dir: prefix.join("var/pkg/references"),
+        }
+    }
+
+    /// The directory to search for recorded formulae.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Records `reference` as a version of its package's formula (creating it), refusing a name
+    /// taken by a formula from elsewhere for another repository. Returns the name and version.
+    pub fn record(
+        &self,
+        arg: &str,
+        reference: &Reference,
+        existing: Option<Formula>,
+    ) -> Result<(String, Version), ByRefError> {
+        let name = reference.name()?;
+        let version = reference.version();
+        let path = self.dir.join(format!("{name}.toml"));
+        if let Some(f) = &existing
+            && f.origin != Origin::File(path.clone())
+        {
+            let other = f
+                .versions
+                .values()
+                .next()
+                .map(|s| s.repository.to_string())
+                .unwrap_or_default();
+            return Err(ByRefError::Collides {
+                arg: arg.to_owned(),
+                name,
+                origin: f.origin.to_string(),
+                other,
+            });
+        }
+        let io = |source| ByRefError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
+                "# Recorded by `pkg install {repo}…`; pkg keeps this file.\nname = \"{name}\"\ndesc = \"{repo}, installed by reference\"\nhomepage = \"https://{repo}\"\n",
+                repo = reference.repository
+            ),
+            Err(e) => return Err(io(e)),
+        };
+        let header = format!("[versions.\"{version}\"]");
+        if !text.contains(&header) {
+            text.push_str(&format!(
+                "\n{header}\nrepository = \"{}\"\ntag = \"{}\"\n",
+                reference.repository, reference.tag
+            ));
+            if let Some(d) = &reference.digest {
+                text.push_str(&format!("digest = \"{d}\"\n"));
+            }
+        }
+        // Parse before writing: a recorded formula is always a valid one.
+        Formula::parse(&text, Origin::File(path.clone()), Some(&name))?;
+        fs_err::create_dir_all(&self.dir).map_err(io)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
+        std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io)?;
+        tmp.persist(&path).map_err(|e| io(e.error))?;
+        Ok((name, version))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_and_their_names_and_versions() {
+        let r = parse("ghcr.io/acme/tools/hello:1.2.3").unwrap();
+        assert_eq!(r.repository.name, "acme/tools/hello");
+        assert_eq!(
+            (r.name().unwrap(), r.version().to_string()),
+            ("hello".into(), "1.2.3".into())
+        );
+        let r = parse("127.0.0.1:5000/acme/hello").unwrap();
+        assert_eq!(r.repository.registry, "127.0.0.1:5000");
+        assert_eq!(r.tag, "latest");
+        assert_eq!(r.version().to_string(), "0.0.0-latest");
+        assert_eq!(
+            parse("ghcr.io/a/b:v2.0.1").unwrap().version().to_string(),
+            "2.0.1"
+        );
+        assert_eq!(
+            parse("ghcr.io/a/b:2024.01").unwrap().version().to_string(),
+            "0.0.0+2024.01"
+        );
+        let d = "sha256:aa986f18e5556f9ce7ce265242ec6457ea2802030d92e5dc4c3c807a495db1e4";
+        let r = parse(&format!("ghcr.io/a/b@{d}")).unwrap();
+        assert_eq!(r.tag, d);
+        assert_eq!(r.version().to_string(), "0.0.0-sha256.aa986f18e555");
+        for bad in [
+            "ghcr.io/a/b:",
+            "ghcr.io/a/b@sha256:zz",
+            "ghcr.io/A/b:1",
+            "nohost/x:1",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert!(!is_reference("hello@^1"));
+        assert!(is_reference("ghcr.io/a/b"));
+    }
+
+    #[test]
+    fn recording_builds_a_valid_formula_and_refuses_collisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let refs = References::new(dir.path());
+        let r = parse("ghcr.io/acme/hello:1.0.0").unwrap();
+        assert_eq!(
+            refs.record("x", &r, None).unwrap(),
+            ("hello".into(), Version::new(1, 0, 0))
+        );
+        let r2 = parse("ghcr.io/acme/hello:2.0.0").unwrap();
+        let existing = crate::formula::Formulary::new(vec![refs.dir().to_owned()])
+            .load("hello")
+            .ok();
+        refs.record("x", &r2, existing).unwrap();
+        let f = crate::formula::Formulary::new(vec![refs.dir().to_owned()])
+            .load("hello")
+            .unwrap();
+        assert_eq!(f.versions.len(), 2);
+        let embedded = crate::formula::Formulary::default().load("anakin").unwrap();
+        let r3 = parse("ghcr.io/other/anakin:1.0.0").unwrap();
+        let err = refs
+            .record("ghcr.io/other/anakin:1.0.0", &r3, Some(embedded))
+            .unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+    }
+}

@@ -143,6 +143,15 @@ impl References {
         let name = reference.name()?;
         let version = reference.version();
         let path = self.dir.join(format!("{name}.toml"));
+        // A formula that already has this repository and tag is simply used.
+        if let Some(f) = &existing
+            && let Some((v, _)) = f.versions.iter().find(|(_, spec)| {
+                spec.repository.to_string() == reference.repository.to_string()
+                    && spec.tag.0 == reference.tag
+            })
+        {
+            return Ok((name, v.clone()));
+        }
         if let Some(f) = &existing
             && f.origin != Origin::File(path.clone())
         {

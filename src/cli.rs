@@ -124,12 +124,24 @@ pub enum Command {
     /// Print the man page (roff).
     #[command(after_help = "Examples:\n  pkg manpage > ~/.local/share/man/man1/pkg.1")]
     Manpage,
+    /// Manage taps: formula directories by name, local or cloned from git.
+    #[command(
+        after_help = "Examples:\n  pkg tap add acme https://github.com/acme/pkg-formulae.git\n  pkg tap add local ~/my-formulae\n  pkg tap list\n  pkg tap remove acme"
+    )]
+    Tap {
+        #[command(subcommand)]
+        command: TapCommand,
+    },
+    /// Refresh the git taps (`git pull --ff-only`).
+    #[command(after_help = "Examples:\n  pkg update")]
+    Update,
 }
 
 #[derive(Debug, Args)]
 pub struct InstallArgs {
-    /// Packages, each `NAME` (newest), `NAME@X.Y.Z` (exactly) or `NAME@REQ` (semver range).
-    #[arg(required = true, value_name = "NAME[@VERSION]")]
+    /// Packages, each `NAME` (newest), `NAME@X.Y.Z` (exactly), `NAME@REQ` (semver range), or a
+    /// reference `REGISTRY/REPO[:TAG]` / `REGISTRY/REPO@sha256:…` to install without a formula.
+    #[arg(required = true, value_name = "NAME[@VERSION]|REFERENCE")]
     pub packages: Vec<String>,
     /// Replace files in PREFIX/bin that pkg did not install.
     #[arg(long)]
@@ -205,8 +217,12 @@ pub struct InfoArgs {
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     /// Text to look for (case-insensitive) in names and descriptions; empty lists everything.
+    /// With --remote: a repository, REGISTRY/PATH.
     #[arg(default_value = "")]
     pub text: String,
+    /// List the tags of a registry repository instead (follows pagination, at most 100 pages).
+    #[arg(long)]
+    pub remote: bool,
 }
 
 #[derive(Debug, Args)]
@@ -270,4 +286,14 @@ pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TapCommand {
+    /// Add a tap from a local directory (linked) or a git URL (cloned).
+    Add { name: String, source: String },
+    /// List the taps.
+    List,
+    /// Remove a tap (a linked directory itself is left alone).
+    Remove { name: String },
 }

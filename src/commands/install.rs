@@ -19,7 +19,14 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
     let mut requests = Vec::new();
     let mut to_upgrade = Vec::new();
     for arg in &args.packages {
-        let request = Request::parse(arg)?;
+        let request = if crate::byref::is_reference(arg) {
+            let Some(request) = by_reference(ctx, arg, args.dry_run)? else {
+                continue;
+            };
+            request
+        } else {
+            Request::parse(arg)?
+        };
         // `pkg install NAME` of an outdated package says so; it upgrades only with --upgrade.
         if request.spelled.is_none()
             && let Some(current) = ctx.current(&request.name)
@@ -186,4 +193,25 @@ fn caveat_path(ctx: &Ctx) {
             bin.display()
         ));
     }
+}
+
+/// `REGISTRY/REPO[:TAG]` or `…@DIGEST`: recorded as a formula (unless a dry run), then
+/// requested at exactly its version like any other package.
+fn by_reference(ctx: &Ctx, arg: &str, dry_run: bool) -> anyhow::Result<Option<Request>> {
+    let reference = crate::byref::parse(arg)?;
+    let name = reference.name()?;
+    let version = reference.version();
+    if dry_run {
+        let state = if ctx.cellar.is_installed(&name, &version) {
+            "installed"
+        } else {
+            "install"
+        };
+        println!("{state} {name} {version} ({arg})");
+        return Ok(None);
+    }
+    let refs = crate::byref::References::new(&ctx.settings.prefix);
+    let existing = ctx.formulary.load(&name).ok();
+    refs.record(arg, &reference, existing)?;
+    Ok(Some(Request::parse(&format!("{name}@{version}"))?))
 }

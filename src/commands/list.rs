@@ -57,6 +57,18 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
 }
 
 pub fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<()> {
+    if args.remote {
+        let repo: crate::registry::Repository = args.text.parse()?;
+        let tags = ctx.client().list_tags(&repo)?;
+        let mut out = std::io::stdout().lock();
+        for t in &tags {
+            writeln!(out, "{t}")?;
+        }
+        if tags.is_empty() {
+            ctx.reporter.warn(&format!("{repo} has no tags"));
+        }
+        return Ok(());
+    }
     let needle = args.text.to_lowercase();
     let mut out = std::io::stdout().lock();
     let mut found = 0;

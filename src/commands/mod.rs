@@ -11,6 +11,7 @@ mod link;
 mod list;
 mod pin;
 mod shell;
+mod tap;
 mod ui;
 mod uninstall;
 mod upgrade;
@@ -64,7 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     });
     let ctx = Ctx {
         cellar: Cellar::new(&settings.prefix),
-        formulary: Formulary::new(settings.formula_dirs.clone()),
+        formulary: formulary(&settings),
         records: Records::new(&settings.prefix),
         settings: &settings,
         reporter: &reporter,
@@ -91,7 +92,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(args) => config::show(&ctx, args.json),
         Command::Doctor => doctor::run(&ctx),
         Command::Completions(_) | Command::Manpage => Ok(()),
+        Command::Tap { command } => tap::tap(&ctx, &command),
+        Command::Update => tap::update(&ctx),
     }
+}
+
+/// Formula lookup order: PKG_FORMULAE / config directories, formulae recorded by installs by
+/// reference, taps (by name), then the formulae built into pkg.
+fn formulary(settings: &Settings) -> Formulary {
+    let mut dirs = settings.formula_dirs.clone();
+    dirs.push(
+        crate::byref::References::new(&settings.prefix)
+            .dir()
+            .to_owned(),
+    );
+    dirs.extend(crate::tap::Taps::new(&settings.prefix).formula_dirs());
+    Formulary::new(dirs)
 }
 
 /// What every command works with.

@@ -6,3 +6,4 @@ mod harness;
 mod harness_selftest;
 mod install;
 mod lifecycle;
+mod reach;

@@ -2,6 +2,7 @@
 //! the real `pkg` binary.
 
 mod experience;
+mod faults;
 mod harness;
 mod harness_selftest;
 mod install;

@@ -20,6 +20,8 @@ pub struct TestContext {
     pub formulae: PathBuf,
     mirrors: Option<String>,
     credentials: Option<(String, String)>,
+    /// Extra environment for every run (`PKG_RETRIES`, timeouts, limits…).
+    env: Vec<(String, String)>,
 }
 
 /// What one `pkg` run did.
@@ -108,6 +110,7 @@ impl TestContext {
             _root: root,
             mirrors: None,
             credentials: None,
+            env: Vec::new(),
         }
     }
 
@@ -118,7 +121,20 @@ impl TestContext {
         other.formulae = self.formulae.clone();
         other.mirrors = self.mirrors.clone();
         other.credentials = self.credentials.clone();
+        other.env = self.env.clone();
         other
+    }
+
+    /// Sets an environment variable for later runs (e.g. `PKG_RETRIES`, `PKG_READ_TIMEOUT`).
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The root of every directory of this context (prefix, cache, HOME, formulae).
+    pub fn root(&self) -> &Path {
+        self._root.path()
     }
 
     /// Sets `PKG_REGISTRY_MIRRORS` for later runs.
@@ -169,6 +185,12 @@ impl TestContext {
 
     /// Runs `pkg ARGS…` with nothing from the caller's environment but PATH.
     pub fn pkg(&self, args: &[&str]) -> Run {
+        run_with_timeout(self.command(args), args)
+    }
+
+    /// The `pkg ARGS…` command [`TestContext::pkg`] runs (stdout and stderr piped), for tests
+    /// that start it themselves (to signal or kill it, or run several at once).
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(PKG);
         cmd.args(args)
             .env_clear()
@@ -189,7 +211,15 @@ impl TestContext {
             cmd.env("PKG_REGISTRY_USERNAME", user)
                 .env("PKG_REGISTRY_PASSWORD", password);
         }
-        run_with_timeout(cmd, args)
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Waits for a child started from [`TestContext::command`] (at most two minutes).
+    pub fn wait(child: std::process::Child, args: &[&str]) -> Run {
+        wait_with_timeout(child, args)
     }
 
     /// A listing of everything under the prefix (for failure messages and "nothing installed").
@@ -225,7 +255,10 @@ fn list(root: &Path, dir: &Path, out: &mut String) {
 }
 
 fn run_with_timeout(mut cmd: Command, args: &[&str]) -> Run {
-    let mut child = cmd.spawn().expect("run the pkg binary");
+    wait_with_timeout(cmd.spawn().expect("run the pkg binary"), args)
+}
+
+fn wait_with_timeout(mut child: std::process::Child, args: &[&str]) -> Run {
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let out_thread = std::thread::spawn(move || {

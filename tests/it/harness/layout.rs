@@ -30,6 +30,9 @@ pub struct ImageSpec {
     pub files: Vec<FileEntry>,
     /// Whether an index entry for this image carries a `platform` (the config always does).
     pub platform_in_index: bool,
+    /// Layers given as bytes (blob, media type), after the one built from `files` (which is left
+    /// out when there are no files).
+    pub raw_layers: Vec<(Vec<u8>, String)>,
 }
 
 impl ImageSpec {
@@ -39,12 +42,19 @@ impl ImageSpec {
             architecture: architecture.to_owned(),
             files: Vec::new(),
             platform_in_index: true,
+            raw_layers: Vec::new(),
         }
     }
 
     /// In an index, list this image without a `platform` (the generic fallback entry).
     pub fn without_index_platform(mut self) -> ImageSpec {
         self.platform_in_index = false;
+        self
+    }
+
+    /// Adds a layer blob exactly as given (a hand-made, possibly hostile tarball).
+    pub fn raw_layer(mut self, blob: Vec<u8>, media_type: &str) -> ImageSpec {
+        self.raw_layers.push((blob, media_type.to_owned()));
         self
     }
 
@@ -129,15 +139,31 @@ impl OciLayout {
     }
 
     fn add_image(&self, spec: &ImageSpec) -> BuiltImage {
-        let tar = tar_bytes(&spec.files);
-        let diff_id = sha256_digest(&tar);
-        let layer = gzip(&tar);
-        let layer_digest = self.add_blob(&layer);
+        // (blob, media type, diff_id)
+        let mut layers: Vec<(Vec<u8>, String, String)> = Vec::new();
+        if !spec.files.is_empty() || spec.raw_layers.is_empty() {
+            let tar = tar_bytes(&spec.files);
+            let diff_id = sha256_digest(&tar);
+            layers.push((gzip(&tar), LAYER_TYPE.to_owned(), diff_id));
+        }
+        for (blob, media_type) in &spec.raw_layers {
+            layers.push((blob.clone(), media_type.clone(), sha256_digest(blob)));
+        }
+        let mut layer_digests = Vec::new();
+        let mut descriptors = Vec::new();
+        for (blob, media_type, _) in &layers {
+            let digest = self.add_blob(blob);
+            descriptors.push(
+                serde_json::json!({"mediaType": media_type, "digest": digest, "size": blob.len()}),
+            );
+            layer_digests.push(digest);
+        }
+        let diff_ids: Vec<&String> = layers.iter().map(|(_, _, d)| d).collect();
         let config = serde_json::to_vec(&serde_json::json!({
             "architecture": spec.architecture,
             "os": spec.os,
             "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
         }))
         .unwrap();
         let config_digest = self.add_blob(&config);
@@ -145,7 +171,7 @@ impl OciLayout {
             "schemaVersion": 2,
             "mediaType": MANIFEST_TYPE,
             "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": config.len()},
-            "layers": [{"mediaType": LAYER_TYPE, "digest": layer_digest, "size": layer.len()}],
+            "layers": descriptors,
         }))
         .unwrap();
         let manifest_digest = self.add_blob(&manifest);
@@ -155,7 +181,7 @@ impl OciLayout {
             manifest_digest,
             manifest,
             config_digest,
-            layer_digests: vec![layer_digest],
+            layer_digests,
             platform_in_index: spec.platform_in_index,
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod context;
 pub mod layout;
+pub mod proxy;
 pub mod registry;
 pub mod token;
 

@@ -1,0 +1,586 @@
+//! Network faults between pkg and a real registry, injected by the proxy in
+//! `harness/proxy.rs`: every test proves pkg completes (or fails cleanly, with a clear message
+//! and nothing installed) and asserts, from the requests the proxy counted, that the behaviour
+//! that saves it (retry, backoff, `Retry-After`, resume, timeout, redirect handling, token
+//! renewal) really happened.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::harness::proxy::{Fault, Proxied, Proxy, Seen, Times};
+use crate::harness::{Built, Fixture, Formula, ImageSpec, Registry, TestContext, sha256_digest};
+
+/// The platform pkg picks on this machine, in OCI terms.
+pub fn host_platform() -> (&'static str, &'static str) {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    (std::env::consts::OS, arch)
+}
+
+/// `len` bytes that do not compress (so a gzip layer is about as large as its contents).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// `bin/NAME` printing `NAME VERSION`, plus `share/NAME/data` of `data_len` incompressible bytes
+/// (so a blob download takes a while and can be cut in the middle).
+pub fn tool_image(name: &str, version: &str, data_len: usize) -> ImageSpec {
+    let (os, arch) = host_platform();
+    ImageSpec::new(os, arch)
+        .file(
+            &format!("bin/{name}"),
+            format!("#!/bin/sh\necho {name} {version}\n"),
+            0o755,
+        )
+        .file(
+            &format!("share/{name}/data"),
+            noise(data_len, version.len() as u64 + name.len() as u64),
+            0o644,
+        )
+}
+
+/// A registry behind fault-injecting proxies, and a context whose formulae go through them.
+pub struct Rig {
+    pub registry: Registry,
+    pub proxy: Proxied,
+    pub ctx: TestContext,
+}
+
+impl Rig {
+    /// With small retry counts and timeouts, so faults cost little time.
+    pub fn start() -> Rig {
+        let registry = Registry::start();
+        let proxy = Proxied::start(&registry);
+        let mut ctx = TestContext::new();
+        ctx.env("PKG_RETRIES", "4")
+            .env("PKG_READ_TIMEOUT", "2")
+            .env("PKG_CONNECT_TIMEOUT", "2");
+        Rig {
+            registry,
+            proxy,
+            ctx,
+        }
+    }
+
+    /// Pushes `acme/NAME:VERSION` for each version and writes a formula reaching them through
+    /// the proxy.
+    pub fn publish(&self, name: &str, versions: &[&str], data_len: usize) -> Vec<Built> {
+        let repo = format!("{}/acme/{name}", self.proxy.host());
+        let mut formula = Formula::new(name);
+        let mut built = Vec::new();
+        for v in versions {
+            built.push(self.registry.push(
+                &format!("acme/{name}"),
+                v,
+                &Fixture::Image(tool_image(name, v, data_len)),
+            ));
+            formula = formula.version(v, &repo, v);
+        }
+        self.ctx.write_formula(name, &formula.to_toml());
+        built
+    }
+
+    /// The proxy in front of the registry.
+    pub fn reg(&self) -> &Proxy {
+        &self.proxy.registry
+    }
+}
+
+/// Runs `PREFIX/bin/NAME` and returns its trimmed output.
+pub fn run_bin(ctx: &TestContext, name: &str) -> String {
+    let out = std::process::Command::new(ctx.prefix.join("bin").join(name))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run bin/{name}: {e}\n{}", ctx.prefix_listing()));
+    assert!(out.status.success(), "bin/{name} failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn exists_or_is_link(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
+/// No keg, no `opt` link and no `bin` link for `name`, and no staging leftovers.
+#[track_caller]
+pub fn assert_nothing_installed(ctx: &TestContext, name: &str) {
+    let listing = ctx.prefix_listing();
+    let keg_dir = ctx.prefix.join("Cellar").join(name);
+    assert!(
+        !exists_or_is_link(&keg_dir) || std::fs::read_dir(&keg_dir).unwrap().next().is_none(),
+        "a keg of {name} exists:\n{listing}"
+    );
+    for p in [
+        ctx.prefix.join("opt").join(name),
+        ctx.prefix.join("bin").join(name),
+    ] {
+        assert!(!exists_or_is_link(&p), "{} exists:\n{listing}", p.display());
+    }
+    let staging = ctx.prefix.join("Cellar/.staging");
+    assert!(
+        std::fs::read_dir(&staging).map_or(true, |mut d| d.next().is_none()),
+        "staging leftovers:\n{listing}"
+    );
+}
+
+/// Every file under `dir`, recursively (symlinks not followed).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries {
+        let p = e.unwrap().path();
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        if meta.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The cache holds only blobs whose bytes hash to their name, and no download in progress.
+#[track_caller]
+pub fn assert_cache_verified_and_settled(cache: &Path) {
+    for file in files_under(&cache.join("v1/blobs")) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let algorithm = file
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy();
+        assert_eq!(algorithm, "sha256", "unexpected {}", file.display());
+        assert_eq!(
+            sha256_digest(&std::fs::read(&file).unwrap()),
+            format!("sha256:{name}"),
+            "cache blob {} does not hash to its name",
+            file.display()
+        );
+    }
+    let tmp = files_under(&cache.join("v1/tmp"));
+    assert!(tmp.is_empty(), "downloads left in the cache: {tmp:?}");
+}
+
+fn blob_gets(proxy: &Proxy) -> Vec<Seen> {
+    proxy.matching("GET", "/blobs/")
+}
+
+/// `bytes=N-` → N.
+fn range_start(seen: &Seen) -> Option<u64> {
+    seen.header("range")?
+        .strip_prefix("bytes=")?
+        .strip_suffix('-')?
+        .parse()
+        .ok()
+}
+
+const DATA: usize = 256 * 1024;
+
+#[test]
+fn a_burst_of_server_errors_is_retried_with_growing_backoff() {
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], DATA);
+    rig.reg()
+        .on("GET", "/manifests/", Times::N(3), Fault::status(503))
+        .on("GET", "/blobs/", Times::N(2), Fault::status(502));
+
+    rig.ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
+
+    let manifests = rig.reg().matching("GET", "/manifests/");
+    let errors: Vec<&Seen> = manifests.iter().filter(|s| s.status == 503).collect();
+    assert_eq!(errors.len(), 3, "{}", rig.reg().describe());
+    assert!(
+        manifests.iter().any(|s| s.status == 200),
+        "{}",
+        rig.reg().describe()
+    );
+    // Backoff: each wait at least half the base delay (250 ms, doubling), so the third wait
+    // is longer than the first could ever be.
+    let gaps: Vec<Duration> = manifests
+        .windows(2)
+        .take(3)
+        .map(|w| w[1].at.duration_since(w[0].at))
+        .collect();
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(100)),
+        "no backoff between tries: {gaps:?}\n{}",
+        rig.reg().describe()
+    );
+    assert!(
+        gaps[2] > gaps[0],
+        "the backoff does not grow: {gaps:?}\n{}",
+        rig.reg().describe()
+    );
+    let blob_statuses: Vec<u16> = blob_gets(rig.reg()).iter().map(|s| s.status).collect();
+    assert_eq!(blob_statuses, [502, 502, 200], "{}", rig.reg().describe());
+}
+
+#[test]
+fn server_errors_past_the_retry_budget_fail_cleanly_after_exactly_that_many_tries() {
+    let mut rig = Rig::start();
+    rig.ctx.env("PKG_RETRIES", "3");
+    rig.publish("hello", &["1.0.0"], DATA);
+    rig.reg()
+        .on("GET", "/manifests/", Times::Always, Fault::status(503));
+
+    let run = rig.ctx.pkg(&["install", "hello"]).failure();
+    run.says("503");
+    assert_nothing_installed(&rig.ctx, "hello");
+    assert_eq!(
+        rig.reg().count("GET", "/manifests/"),
+        3,
+        "PKG_RETRIES=3 means three tries:\n{}",
+        rig.reg().describe()
+    );
+}
+
+/// The gap between the 429 and the next try of the same path.
+fn wait_after_429(proxy: &Proxy, path: &str) -> Duration {
+    let seen = proxy.matching("GET", path);
+    let i = seen
+        .iter()
+        .position(|s| s.status == 429)
+        .unwrap_or_else(|| panic!("no 429 answered:\n{}", proxy.describe()));
+    let next = seen
+        .get(i + 1)
+        .unwrap_or_else(|| panic!("no try after the 429:\n{}", proxy.describe()));
+    next.at.duration_since(seen[i].at)
+}
+
+#[test]
+fn too_many_requests_waits_as_long_as_retry_after_seconds_says() {
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], DATA);
+    rig.reg().on(
+        "GET",
+        "/manifests/",
+        Times::Once,
+        Fault::status_with(429, &[("Retry-After", "2")]),
+    );
+
+    rig.ctx.pkg(&["install", "hello"]).success();
+    let waited = wait_after_429(rig.reg(), "/manifests/");
+    // Without Retry-After the first backoff is at most 250 ms.
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "waited only {waited:?} after `Retry-After: 2`"
+    );
+}
+
+#[test]
+fn too_many_requests_waits_until_a_retry_after_http_date() {
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], DATA);
+    let when = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3));
+    rig.reg().on(
+        "GET",
+        "/blobs/",
+        Times::Once,
+        Fault::status_with(429, &[("Retry-After", &when)]),
+    );
+
+    rig.ctx.pkg(&["install", "hello"]).success();
+    let waited = wait_after_429(rig.reg(), "/blobs/");
+    // The date has one-second resolution: at least two seconds remain of the three.
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "waited only {waited:?} after `Retry-After: {when}`"
+    );
+}
+
+/// The blob GETs were: the first one, cut, then one asking for the rest with `Range`.
+#[track_caller]
+fn assert_resumed(proxy: &Proxy, expect_status: u16) {
+    let gets = blob_gets(proxy);
+    let resumed: Vec<&Seen> = gets.iter().filter(|s| range_start(s).is_some()).collect();
+    assert_eq!(
+        resumed.len(),
+        1,
+        "one resume expected:\n{}",
+        proxy.describe()
+    );
+    let start = range_start(resumed[0]).unwrap();
+    assert!(start > 0, "resumed from 0:\n{}", proxy.describe());
+    assert_eq!(resumed[0].status, expect_status, "{}", proxy.describe());
+}
+
+#[test]
+fn a_connection_reset_mid_blob_resumes_with_a_range_request() {
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], DATA);
+    rig.reg()
+        .on("GET", "/blobs/", Times::Once, Fault::ResetAfter(DATA / 2));
+
+    rig.ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
+    assert_resumed(rig.reg(), 206);
+    assert_cache_verified_and_settled(&rig.ctx.cache);
+}
+
+#[test]
+fn a_truncated_blob_body_resumes_with_a_range_request() {
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], DATA);
+    rig.reg().on(
+        "GET",
+        "/blobs/",
+        Times::Once,
+        Fault::TruncateAfter(DATA / 3),
+    );
+
+    rig.ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
+    assert_resumed(rig.reg(), 206);
+    assert_cache_verified_and_settled(&rig.ctx.cache);
+}
+
+#[test]
+fn a_server_ignoring_the_range_is_read_from_the_start_and_the_known_bytes_skipped() {
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], DATA);
+    rig.reg()
+        .on(
+            "GET",
+            "/blobs/",
+            Times::Once,
+            Fault::TruncateAfter(DATA / 2),
+        )
+        .on("GET", "/blobs/", Times::Once, Fault::IgnoreRange);
+
+    rig.ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
+    // The resume asked for a range and got the whole blob (200).
+    assert_resumed(rig.reg(), 200);
+    assert_cache_verified_and_settled(&rig.ctx.cache);
+}
+
+#[test]
+fn a_stalled_response_times_out_and_is_retried() {
+    let mut rig = Rig::start();
+    rig.ctx.env("PKG_READ_TIMEOUT", "1");
+    rig.publish("hello", &["1.0.0"], DATA);
+    rig.reg().on(
+        "GET",
+        "/manifests/",
+        Times::Once,
+        Fault::Stall(Duration::from_secs(100)),
+    );
+
+    let started = Instant::now();
+    rig.ctx.pkg(&["install", "hello"]).success();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    let manifests = rig.reg().matching("GET", "/manifests/");
+    assert_eq!(manifests[0].status, 0, "{}", rig.reg().describe());
+    assert!(manifests.len() >= 2, "{}", rig.reg().describe());
+}
+
+#[test]
+fn a_blob_body_that_stalls_midway_times_out_and_resumes() {
+    let mut rig = Rig::start();
+    rig.ctx.env("PKG_READ_TIMEOUT", "1");
+    rig.publish("hello", &["1.0.0"], DATA);
+    rig.reg().on(
+        "GET",
+        "/blobs/",
+        Times::Once,
+        Fault::StallAfter(DATA / 2, Duration::from_secs(100)),
+    );
+
+    let started = Instant::now();
+    rig.ctx.pkg(&["install", "hello"]).success();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
+    assert_resumed(rig.reg(), 206);
+}
+
+#[test]
+fn a_content_length_that_contradicts_the_descriptor_is_refused_before_reading() {
+    for delta in [100, -100] {
+        let rig = Rig::start();
+        let built = rig.publish("hello", &["1.0.0"], DATA);
+        rig.reg().on(
+            "GET",
+            "/blobs/",
+            Times::Always,
+            Fault::WrongContentLength(delta),
+        );
+
+        let run = rig.ctx.pkg(&["install", "hello"]).failure();
+        run.says(built[0].layer_digest()).says("descriptor says");
+        assert_nothing_installed(&rig.ctx, "hello");
+        assert_cache_verified_and_settled(&rig.ctx.cache);
+        assert!(
+            !files_under(&rig.ctx.cache.join("v1/blobs"))
+                .iter()
+                .any(|f| f
+                    .to_string_lossy()
+                    .contains(built[0].layer_digest().strip_prefix("sha256:").unwrap())),
+            "the layer reached the cache"
+        );
+    }
+}
+
+#[test]
+fn a_corrupted_byte_fails_the_digest_check_leaves_nothing_and_the_next_run_succeeds() {
+    let rig = Rig::start();
+    let built = rig.publish("hello", &["1.0.0"], DATA);
+    rig.reg()
+        .on("GET", "/blobs/", Times::Once, Fault::CorruptByte);
+
+    let run = rig.ctx.pkg(&["install", "hello"]).failure();
+    run.says(built[0].layer_digest()).says("mismatch");
+    assert_nothing_installed(&rig.ctx, "hello");
+    assert_cache_verified_and_settled(&rig.ctx.cache);
+
+    rig.ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
+    assert_cache_verified_and_settled(&rig.ctx.cache);
+}
+
+#[test]
+fn a_slow_token_service_is_waited_for_and_a_stalled_one_retried() {
+    let mut rig = Rig::start();
+    rig.ctx.env("PKG_READ_TIMEOUT", "2");
+    rig.publish("hello", &["1.0.0"], DATA);
+    // Slow but within the read timeout: one token request, answered.
+    rig.proxy.token.on(
+        "GET",
+        "/token",
+        Times::Once,
+        Fault::Delay(Duration::from_millis(1200)),
+    );
+    rig.ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(rig.proxy.token.count("GET", "/token"), 1);
+
+    // Silent past the read timeout: given up on, and asked again.
+    let other = rig.ctx.sharing_cache();
+    std::fs::remove_dir_all(other.cache.join("v1")).unwrap();
+    rig.proxy.token.on(
+        "GET",
+        "/token",
+        Times::Once,
+        Fault::Stall(Duration::from_secs(100)),
+    );
+    let started = Instant::now();
+    other.pkg(&["install", "hello"]).success();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let tokens = rig.proxy.token.matching("GET", "/token");
+    assert_eq!(tokens.len(), 3, "{}", rig.proxy.token.describe());
+    assert_eq!(tokens[1].status, 0);
+    assert_eq!(tokens[2].status, 200);
+}
+
+#[test]
+fn a_failing_token_service_is_retried_and_one_that_keeps_failing_fails_cleanly() {
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], DATA);
+    rig.proxy
+        .token
+        .on("GET", "/token", Times::N(2), Fault::status(500));
+    rig.ctx.pkg(&["install", "hello"]).success();
+    let statuses: Vec<u16> = rig
+        .proxy
+        .token
+        .matching("GET", "/token")
+        .iter()
+        .map(|s| s.status)
+        .collect();
+    assert_eq!(statuses, [500, 500, 200]);
+
+    let other = rig.ctx.sharing_cache();
+    std::fs::remove_dir_all(other.cache.join("v1")).unwrap();
+    rig.proxy
+        .token
+        .on("GET", "/token", Times::Always, Fault::status(503));
+    let run = other.pkg(&["install", "hello"]).failure();
+    run.says("token").says("503");
+    assert_nothing_installed(&other, "hello");
+}
+
+#[test]
+fn a_blob_redirected_to_a_cdn_on_another_host_is_fetched_without_authorization() {
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], DATA);
+    rig.reg()
+        .on("GET", "/blobs/", Times::Always, Fault::RedirectToCdn);
+
+    rig.ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
+
+    let registry_side = blob_gets(rig.reg());
+    assert!(
+        registry_side
+            .iter()
+            .any(|s| s.status == 307 && s.header("authorization").is_some()),
+        "the registry was asked with a token:\n{}",
+        rig.reg().describe()
+    );
+    let cdn = rig.proxy.registry.cdn_seen();
+    assert!(!cdn.is_empty(), "the CDN on 127.0.0.2 was never asked");
+    for s in &cdn {
+        assert_eq!(
+            s.header("authorization"),
+            None,
+            "Authorization reached {}: {s:?}",
+            rig.proxy.registry.cdn_host()
+        );
+    }
+}
+
+#[test]
+fn a_redirect_loop_stops_after_ten_hops_with_a_clear_error() {
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], DATA);
+    rig.reg()
+        .on("GET", "/blobs/", Times::Always, Fault::RedirectLoop);
+
+    let run = rig.ctx.pkg(&["install", "hello"]).failure();
+    run.says("more than 10 redirects");
+    assert_nothing_installed(&rig.ctx, "hello");
+    assert_eq!(
+        rig.reg().count("GET", "/blobs/"),
+        11,
+        "{}",
+        rig.reg().describe()
+    );
+}
+
+#[test]
+fn a_token_that_expires_mid_run_is_renewed_once() {
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], DATA);
+    // The blob GET reaches the registry without its token: the registry answers 401 with a
+    // challenge, as it does for an expired token.
+    rig.reg()
+        .on("GET", "/blobs/", Times::Once, Fault::DropAuthorization);
+
+    rig.ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
+    let statuses: Vec<u16> = blob_gets(rig.reg()).iter().map(|s| s.status).collect();
+    assert_eq!(statuses, [401, 200], "{}", rig.reg().describe());
+    assert_eq!(
+        rig.proxy.token.count("GET", "/token"),
+        2,
+        "one token at the start, one renewal:\n{}",
+        rig.proxy.token.describe()
+    );
+}

@@ -7,7 +7,7 @@ use semver::Version;
 
 use crate::cellar::receipt::{self, Receipt, ReceiptError};
 use crate::cellar::unpack::{self, Limits, Stats, UnpackError};
-use crate::cellar::{self, Cellar, CellarError};
+use crate::cellar::{self, Cellar, CellarError, brew};
 use crate::digest::Digest;
 use crate::formula::{Formula, Source, VersionSpec};
 use crate::link::{self, LinkError};
@@ -17,6 +17,7 @@ use crate::registry::manifest::{self, Document, ImageManifest, LayerFormat, Mani
 use crate::registry::{Client, FetchedManifest, RegistryError};
 use crate::report::{ProgressReader, Reporter};
 use crate::store::{Store, StoreError};
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PourError {
@@ -59,6 +60,15 @@ pub enum PourError {
         repository: Source,
         digest: Digest,
         media_type: String,
+    },
+    #[error(transparent)]
+    Brew(#[from] crate::cellar::brew::BrewError),
+    #[error("layer {digest} of {repository}: cannot place `{name}`: {reason}")]
+    Place {
+        repository: Source,
+        digest: Digest,
+        name: String,
+        reason: String,
     },
     #[error("{repository}: {source}")]
     Manifest {
@@ -136,7 +146,7 @@ impl Pourer<'_> {
             .layers
             .iter()
             .map(|l| {
-                LayerFormat::of(&l.media_type).ok_or_else(|| PourError::LayerType {
+                LayerFormat::for_layer(l).ok_or_else(|| PourError::LayerType {
                     repository: repo.clone(),
                     digest: l.digest.clone(),
                     media_type: l.media_type.clone(),
@@ -202,25 +212,80 @@ impl Pourer<'_> {
                 inner: &mut reader,
                 progress: &*progress,
             };
+            let root = staging.path();
             let unpacked = match format {
                 LayerFormat::TarGzip => unpack::unpack_tar(
                     flate2::read::MultiGzDecoder::new(&mut counted),
-                    staging.path(),
+                    root,
                     &self.limits,
                     &mut stats,
-                ),
+                )
+                .map_err(Placed::Unpack),
                 LayerFormat::Tar => {
-                    unpack::unpack_tar(&mut counted, staging.path(), &self.limits, &mut stats)
+                    unpack::unpack_tar(&mut counted, root, &self.limits, &mut stats)
+                        .map_err(Placed::Unpack)
+                }
+                LayerFormat::File(name) => {
+                    place_file(root, name, &mut counted, &self.limits, &mut stats)
+                }
+                LayerFormat::TarOrFile(name) => {
+                    // ORAS marks plain files as `…layer.v1.tar`: a tar header decides.
+                    let mut head = Vec::with_capacity(512);
+                    let read = std::io::Read::read_to_end(
+                        &mut std::io::Read::take(&mut counted, 512),
+                        &mut head,
+                    );
+                    match read {
+                        Err(e) => Err(Placed::Io(root.to_owned(), e)),
+                        Ok(_) => {
+                            let rest = std::io::Read::chain(head.as_slice(), &mut counted);
+                            if head.get(257..262) == Some(b"ustar".as_slice()) {
+                                unpack::unpack_tar(rest, root, &self.limits, &mut stats)
+                                    .map_err(Placed::Unpack)
+                            } else {
+                                place_file(root, name, rest, &self.limits, &mut stats)
+                            }
+                        }
+                    }
                 }
             };
             // A tampered or truncated blob often breaks gzip or tar first: the digest check is
             // the real verdict, so it is reported in preference to the unpack error.
             reader.finish()?;
-            unpacked.map_err(|source| PourError::Unpack {
-                repository: repo.clone(),
-                digest: layer.digest.clone(),
-                source: Box::new(source),
-            })?;
+            unpacked.map_err(|e| e.into_pour_error(repo, &layer.digest))?;
+        }
+
+        // A Homebrew bottle (`NAME/VERSION/…`) becomes the keg itself, relocated to this prefix.
+        if brew::strip_bottle_prefix(staging.path(), &formula.name)? {
+            let prefix = cellar.root().parent().unwrap_or(cellar.root());
+            let changed = brew::relocate(staging.path(), prefix)?;
+            if !changed.is_empty() {
+                self.reporter.status(
+                    "Relocated",
+                    &format!(
+                        "{} file(s) of the {} bottle to {}",
+                        changed.len(),
+                        formula.name,
+                        prefix.display()
+                    ),
+                );
+            }
+        }
+        // Files the formula links are executables, whatever mode the layer gave them (ORAS
+        // files arrive as plain bytes).
+        for entry in formula.bin.iter().flatten() {
+            let path = staging.path().join(entry);
+            if let Ok(meta) = std::fs::symlink_metadata(&path)
+                && meta.is_file()
+                && meta.permissions().mode() & 0o111 == 0
+            {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(
+                    |source| CellarError::Io {
+                        path: path.clone(),
+                        source,
+                    },
+                )?;
+            }
         }
 
         // `.pkg/` is pkg's own: whatever a layer put there is replaced by the real receipt.
@@ -369,4 +434,85 @@ impl Pourer<'_> {
             url: self.store.blob_path(digest).display().to_string(),
         }))
     }
+}
+
+/// What placing one layer can fail with, before the repository and digest are known.
+enum Placed {
+    Unpack(UnpackError),
+    Io(std::path::PathBuf, std::io::Error),
+    Refused { name: String, reason: String },
+}
+
+impl Placed {
+    fn into_pour_error(self, repository: &Source, digest: &Digest) -> PourError {
+        match self {
+            Placed::Unpack(source) => PourError::Unpack {
+                repository: repository.clone(),
+                digest: digest.clone(),
+                source: Box::new(source),
+            },
+            Placed::Io(path, source) => PourError::Cellar(CellarError::Io { path, source }),
+            Placed::Refused { name, reason } => PourError::Place {
+                repository: repository.clone(),
+                digest: digest.clone(),
+                name,
+                reason,
+            },
+        }
+    }
+}
+
+/// Writes an ORAS file layer at `root/name`: parents are created as real directories (never
+/// through a link an earlier layer made), a previous file there is replaced, the unpack limits
+/// apply, and the mode is 0644.
+fn place_file(
+    root: &std::path::Path,
+    name: &str,
+    reader: impl std::io::Read,
+    limits: &Limits,
+    stats: &mut Stats,
+) -> Result<(), Placed> {
+    let refused = |reason: &str| Placed::Refused {
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let rel = std::path::Path::new(name);
+    let mut dir = root.to_path_buf();
+    if let Some(parent) = rel.parent() {
+        for comp in parent.components() {
+            dir.push(comp);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(refused("a parent is a file or a link")),
+                Err(_) => std::fs::create_dir(&dir).map_err(|e| Placed::Io(dir.clone(), e))?,
+            }
+        }
+    }
+    let dest = root.join(rel);
+    match std::fs::symlink_metadata(&dest) {
+        Ok(m) if m.is_dir() => return Err(refused("a directory is in the way")),
+        Ok(_) => std::fs::remove_file(&dest).map_err(|e| Placed::Io(dest.clone(), e))?,
+        Err(_) => {}
+    }
+    if stats.entries + 1 > limits.max_entries {
+        return Err(refused("too many entries (PKG_MAX_UNPACK_ENTRIES)"));
+    }
+    let room = limits.max_bytes.saturating_sub(stats.bytes);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&dest)
+        .map_err(|e| Placed::Io(dest.clone(), e))?;
+    let written = std::io::copy(&mut std::io::Read::take(reader, room + 1), &mut file)
+        .map_err(|e| Placed::Io(dest.clone(), e))?;
+    if written > room {
+        return Err(refused(&format!(
+            "larger than the {} bytes left under the unpack limit; set PKG_MAX_UNPACK_BYTES to raise it",
+            room
+        )));
+    }
+    stats.entries += 1;
+    stats.bytes += written;
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! The Cellar: versioned kegs at `PREFIX/Cellar/NAME/VERSION`, staged on the same filesystem
 //! and renamed into place whole, each with its receipt.
 
+pub mod brew;
 pub mod receipt;
 pub mod unpack;
 

@@ -146,15 +146,15 @@ impl ImageIndex {
                 .filter(|d| d.media_type.is_empty() || is_known(&d.media_type))
         };
         manifests()
-            .find(|d| d.platform.as_ref().is_some_and(|p| host.accepts(p)))
-            .or_else(|| manifests().find(|d| d.platform.is_none()))
+            .find(|d| platform_of(d).is_some_and(|p| host.accepts(&p)))
+            .or_else(|| manifests().find(|d| platform_of(d).is_none()))
             .ok_or_else(|| ManifestError::NoPlatform {
                 host: host.clone(),
                 available: {
                     let list: Vec<String> = self
                         .manifests
                         .iter()
-                        .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
+                        .filter_map(|d| platform_of(d).map(|p| p.to_string()))
                         .collect();
                     if list.is_empty() {
                         "no platforms".to_owned()
@@ -166,14 +166,92 @@ impl ImageIndex {
     }
 }
 
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub const TITLE: &str = "org.opencontainers.image.title";
+pub const ORAS_UNPACK: &str = "io.deis.oras.content.unpack";
+
+/// An index entry's platform: its `platform`, else the one its Homebrew bottle tag names
+/// (`org.opencontainers.image.ref.name` = `1.2.3.x86_64_linux`, `1.2.3.arm64_sonoma`).
+pub fn platform_of(d: &Descriptor) -> Option<Platform> {
+    if let Some(p) = &d.platform {
+        return Some(p.clone());
+    }
+    let (_version, tag) = d.annotations.get(REF_NAME)?.rsplit_once('.')?;
+    bottle_tag_platform(tag)
+}
+
+/// Homebrew bottle tag → platform: `x86_64_linux`, `arm64_linux`, `arm64_sonoma`, `sonoma`, ….
+pub fn bottle_tag_platform(tag: &str) -> Option<Platform> {
+    if !tag
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        || tag.is_empty()
+    {
+        return None;
+    }
+    let (os, arch) = if let Some(arch) = tag.strip_suffix("_linux") {
+        let arch = match arch {
+            "x86_64" => "amd64",
+            "arm64" | "aarch64" => "arm64",
+            _ => return None,
+        };
+        ("linux", arch)
+    } else {
+        const MACOS: [&str; 11] = [
+            "tahoe",
+            "sequoia",
+            "sonoma",
+            "ventura",
+            "monterey",
+            "big_sur",
+            "catalina",
+            "mojave",
+            "high_sierra",
+            "sierra",
+            "el_capitan",
+        ];
+        match tag.strip_prefix("arm64_") {
+            Some(release) if MACOS.contains(&release) => ("darwin", "arm64"),
+            None if MACOS.contains(&tag) => ("darwin", "amd64"),
+            _ => return None,
+        }
+    };
+    Some(Platform {
+        os: os.to_owned(),
+        architecture: arch.to_owned(),
+        variant: None,
+    })
+}
+
 /// How a layer's bytes are to be unpacked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LayerFormat {
     TarGzip,
     Tar,
+    /// An ORAS file: the bytes are one file, placed at this keg-relative path (its title).
+    File(String),
+    /// Media type `…layer.v1.tar` with a title and no unpack annotation: ORAS labels plain files
+    /// this way, so the content decides (a tar header → tar, else a file named by the title).
+    TarOrFile(String),
 }
 
 impl LayerFormat {
+    /// The format of one layer, from its media type and ORAS annotations.
+    pub fn for_layer(d: &Descriptor) -> Option<LayerFormat> {
+        let title = d
+            .annotations
+            .get(TITLE)
+            .filter(|t| safe_relative(t))
+            .cloned();
+        let unpack = d.annotations.get(ORAS_UNPACK).is_some_and(|v| v == "true");
+        match (LayerFormat::of(&d.media_type), title) {
+            (Some(LayerFormat::Tar), Some(t)) if !unpack => Some(LayerFormat::TarOrFile(t)),
+            (Some(f), _) => Some(f),
+            (None, Some(t)) if !unpack => Some(LayerFormat::File(t)),
+            (None, _) => None,
+        }
+    }
+
     pub fn of(media_type: &str) -> Option<LayerFormat> {
         match media_type {
             "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -185,6 +263,17 @@ impl LayerFormat {
             _ => None,
         }
     }
+}
+
+/// A keg-relative path for a file a layer names: relative, no `..`, no empty parts, no NUL.
+pub fn safe_relative(path: &str) -> bool {
+    !path.is_empty()
+        && path.len() <= 4096
+        && !path.starts_with('/')
+        && !path.contains('\0')
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 #[cfg(test)]
@@ -247,6 +336,53 @@ mod tests {
             }),
             annotations: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn oras_layers_and_bottle_tags() {
+        let mut d = desc(None, 'a');
+        d.media_type = "application/vnd.oci.image.layer.v1.tar".into();
+        assert_eq!(LayerFormat::for_layer(&d), Some(LayerFormat::Tar));
+        d.annotations.insert(TITLE.into(), "tool".into());
+        assert_eq!(
+            LayerFormat::for_layer(&d),
+            Some(LayerFormat::TarOrFile("tool".into()))
+        );
+        d.annotations.insert(ORAS_UNPACK.into(), "true".into());
+        assert_eq!(LayerFormat::for_layer(&d), Some(LayerFormat::Tar));
+        d.annotations.clear();
+        d.media_type = "application/vnd.acme.thing".into();
+        assert_eq!(LayerFormat::for_layer(&d), None);
+        d.annotations.insert(TITLE.into(), "docs/readme.md".into());
+        assert_eq!(
+            LayerFormat::for_layer(&d),
+            Some(LayerFormat::File("docs/readme.md".into()))
+        );
+        d.annotations.insert(TITLE.into(), "../evil".into());
+        assert_eq!(LayerFormat::for_layer(&d), None);
+
+        assert_eq!(
+            bottle_tag_platform("x86_64_linux").unwrap().to_string(),
+            "linux/amd64"
+        );
+        assert_eq!(
+            bottle_tag_platform("arm64_linux").unwrap().to_string(),
+            "linux/arm64"
+        );
+        assert_eq!(
+            bottle_tag_platform("arm64_sonoma").unwrap().to_string(),
+            "darwin/arm64"
+        );
+        assert_eq!(
+            bottle_tag_platform("ventura").unwrap().to_string(),
+            "darwin/amd64"
+        );
+        assert!(bottle_tag_platform("3").is_none());
+        assert!(bottle_tag_platform("latest").is_none());
+        let mut e = desc(None, 'b');
+        e.annotations
+            .insert(REF_NAME.into(), "1.2.3.x86_64_linux".into());
+        assert_eq!(platform_of(&e).unwrap().to_string(), "linux/amd64");
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! Reach beyond pkg's own formulae: installs by reference, remote tag listing, taps.
 
-use std::io::Read as _;
 use std::process::Command;
 
 use crate::harness::{Fixture, Formula, ImageSpec, Registry, TestContext};

@@ -1,6 +1,7 @@
 //! Integration tests: a real distribution registry with token auth, fixtures pushed by skopeo, and
 //! the real `pkg` binary.
 
+mod artifacts;
 mod experience;
 mod faults;
 mod harness;

@@ -1,0 +1,290 @@
+//! Artifacts pkg did not publish: ORAS-style artifacts (files named by their title annotation,
+//! directories with the unpack annotation) and Homebrew bottles (an index of platforms named by
+//! bottle tags, a `NAME/VERSION/` layer, `@@HOMEBREW_…@@` placeholders). Built as OCI layouts
+//! here, pushed by skopeo to the real registry.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::harness::layout::{FileEntry, gzip, tar_bytes};
+use crate::harness::registry::skopeo_push;
+use crate::harness::{Formula, Registry, TestContext, sha256_digest};
+
+/// A minimal OCI layout writer for hand-made manifests.
+struct Layout {
+    dir: tempfile::TempDir,
+}
+
+impl Layout {
+    fn new() -> Layout {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
+        std::fs::write(
+            dir.path().join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .unwrap();
+        Layout { dir }
+    }
+
+    fn blob(&self, bytes: &[u8]) -> String {
+        let digest = sha256_digest(bytes);
+        std::fs::write(
+            self.dir.path().join("blobs/sha256").join(&digest[7..]),
+            bytes,
+        )
+        .unwrap();
+        digest
+    }
+
+    fn descriptor(&self, media_type: &str, bytes: &[u8], annotations: Value) -> Value {
+        let mut d =
+            json!({"mediaType": media_type, "digest": self.blob(bytes), "size": bytes.len()});
+        if annotations.as_object().is_some_and(|a| !a.is_empty()) {
+            d["annotations"] = annotations;
+        }
+        d
+    }
+
+    fn tag(&self, tag: &str, top: &Value) {
+        let index = json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": top["mediaType"], "digest": top["digest"], "size": top["size"],
+                "annotations": {"org.opencontainers.image.ref.name": tag}
+            }]
+        });
+        std::fs::write(self.dir.path().join("index.json"), index.to_string()).unwrap();
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+fn entry(path: &str, contents: &str, mode: u32) -> FileEntry {
+    FileEntry {
+        path: path.to_owned(),
+        contents: contents.as_bytes().to_vec(),
+        mode,
+    }
+}
+
+#[test]
+fn an_oras_artifact_with_a_file_and_a_directory_installs() {
+    let registry = Registry::start();
+    let layout = Layout::new();
+    let empty = layout.descriptor("application/vnd.oci.empty.v1+json", b"{}", json!({}));
+    // `oras push … tool:…` labels a plain file `…layer.v1.tar` with its title.
+    let tool = layout.descriptor(
+        "application/vnd.oci.image.layer.v1.tar",
+        b"#!/bin/sh\necho oras tool\n",
+        json!({"org.opencontainers.image.title": "tool"}),
+    );
+    let notes = layout.descriptor(
+        "text/markdown",
+        b"# notes\n",
+        json!({"org.opencontainers.image.title": "share/notes.md"}),
+    );
+    // A directory: tar+gzip with the unpack annotation.
+    let docs_tar = gzip(&tar_bytes(&[entry("docs/guide.txt", "read me\n", 0o644)]));
+    let docs = layout.descriptor(
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        &docs_tar,
+        json!({"org.opencontainers.image.title": "docs", "io.deis.oras.content.unpack": "true"}),
+    );
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "artifactType": "application/vnd.acme.tool",
+        "config": empty,
+        "layers": [tool, notes, docs],
+    })
+    .to_string();
+    let top = layout.descriptor(MANIFEST, manifest.as_bytes(), json!({}));
+    layout.tag("1.0.0", &top);
+    skopeo_push(
+        layout.path(),
+        "1.0.0",
+        &format!("{}/acme/tool:1.0.0", registry.host()),
+    );
+
+    let ctx = TestContext::new();
+    ctx.write_formula(
+        "tool",
+        &Formula::new("tool")
+            .bin(&["tool"])
+            .version("1.0.0", &format!("{}/acme/tool", registry.host()), "1.0.0")
+            .to_toml(),
+    );
+    ctx.pkg(&["install", "tool"]).success();
+    let keg = ctx.keg("tool", "1.0.0");
+    assert_eq!(
+        std::fs::read_to_string(keg.join("share/notes.md")).unwrap(),
+        "# notes\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(keg.join("docs/guide.txt")).unwrap(),
+        "read me\n"
+    );
+    let out = Command::new(ctx.prefix.join("bin/tool")).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "oras tool",
+        "the file is executable and linked"
+    );
+}
+
+fn bottle_manifest(layout: &Layout, name: &str, version: &str, tag: &str, script: &str) -> Value {
+    let layer = gzip(&tar_bytes(&[
+        entry(&format!("{name}/{version}/bin/{name}"), script, 0o755),
+        entry(
+            &format!("{name}/{version}/share/{name}/paths.txt"),
+            "prefix=@@HOMEBREW_PREFIX@@\ncellar=@@HOMEBREW_CELLAR@@\n",
+            0o644,
+        ),
+        entry(
+            &format!("{name}/{version}/INSTALL_RECEIPT.json"),
+            "{\"homebrew_version\":\"4.4.0\"}",
+            0o644,
+        ),
+    ]));
+    let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).to_string();
+    let config = layout.descriptor(
+        "application/vnd.oci.image.config.v1+json",
+        config.as_bytes(),
+        json!({}),
+    );
+    let layer = layout.descriptor(
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        &layer,
+        json!({"org.opencontainers.image.title": format!("{name}--{version}.{tag}.bottle.tar.gz")}),
+    );
+    let manifest = json!({
+        "schemaVersion": 2, "mediaType": MANIFEST, "config": config, "layers": [layer],
+        "annotations": {"org.opencontainers.image.ref.name": format!("{version}.{tag}")},
+    })
+    .to_string();
+    // Homebrew's own index entries carry a platform; these leave it out, so the bottle tag
+    // in the ref.name annotation has to decide.
+    layout.descriptor(
+        MANIFEST,
+        manifest.as_bytes(),
+        json!({"org.opencontainers.image.ref.name": format!("{version}.{tag}"), "sh.brew.bottle.digest": "x"}),
+    )
+}
+
+#[test]
+fn a_homebrew_bottle_index_installs_the_hosts_bottle_relocated() {
+    let registry = Registry::start();
+    let layout = Layout::new();
+    let mac = bottle_manifest(
+        &layout,
+        "hello",
+        "1.2.3",
+        "arm64_sonoma",
+        "#!/bin/sh\necho mac\n",
+    );
+    let linux = bottle_manifest(
+        &layout,
+        "hello",
+        "1.2.3",
+        "x86_64_linux",
+        "#!/bin/sh\necho linux bottle at @@HOMEBREW_PREFIX@@\n",
+    );
+    let index = json!({
+        "schemaVersion": 2, "mediaType": INDEX, "manifests": [mac, linux],
+        "annotations": {"com.github.package.type": "homebrew_bottle"},
+    })
+    .to_string();
+    let top = layout.descriptor(INDEX, index.as_bytes(), json!({}));
+    layout.tag("1.2.3", &top);
+    skopeo_push(
+        layout.path(),
+        "1.2.3",
+        &format!("{}/acme/homebrew/hello:1.2.3", registry.host()),
+    );
+
+    let ctx = TestContext::new();
+    ctx.write_formula(
+        "hello",
+        &Formula::new("hello")
+            .version(
+                "1.2.3",
+                &format!("{}/acme/homebrew/hello", registry.host()),
+                "1.2.3",
+            )
+            .to_toml(),
+    );
+    ctx.pkg(&["install", "hello"]).success().says("Relocated");
+    let keg = ctx.keg("hello", "1.2.3");
+    assert!(
+        !keg.join("hello").exists(),
+        "NAME/VERSION/ was not stripped:\n{}",
+        ctx.prefix_listing()
+    );
+    let prefix = ctx.prefix.display().to_string();
+    assert_eq!(
+        std::fs::read_to_string(keg.join("share/hello/paths.txt")).unwrap(),
+        format!("prefix={prefix}\ncellar={prefix}/Cellar\n")
+    );
+    let out = Command::new(ctx.prefix.join("bin/hello")).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("linux bottle at {prefix}")
+    );
+    let receipt = ctx.receipt("hello", "1.2.3");
+    assert_eq!(receipt["platform_manifest_digest"], linux["digest"]);
+}
+
+#[test]
+fn a_bottle_whose_binary_needs_relocation_is_refused() {
+    let registry = Registry::start();
+    let layout = Layout::new();
+    let layer = gzip(&tar_bytes(&[FileEntry {
+        path: "lib/2.0.0/lib/libx.so".into(),
+        contents: b"\x7fELF\0\0\0@@HOMEBREW_CELLAR@@/lib/x\0".to_vec(),
+        mode: 0o644,
+    }]));
+    let config = layout.descriptor(
+        "application/vnd.oci.image.config.v1+json",
+        br#"{"os":"linux","architecture":"amd64"}"#,
+        json!({}),
+    );
+    let layer = layout.descriptor(
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        &layer,
+        json!({}),
+    );
+    let manifest =
+        json!({"schemaVersion": 2, "mediaType": MANIFEST, "config": config, "layers": [layer]})
+            .to_string();
+    let top = layout.descriptor(MANIFEST, manifest.as_bytes(), json!({}));
+    layout.tag("2.0.0", &top);
+    skopeo_push(
+        layout.path(),
+        "2.0.0",
+        &format!("{}/acme/lib:2.0.0", registry.host()),
+    );
+    let ctx = TestContext::new();
+    ctx.write_formula(
+        "lib",
+        &Formula::new("lib")
+            .version("2.0.0", &format!("{}/acme/lib", registry.host()), "2.0.0")
+            .to_toml(),
+    );
+    ctx.pkg(&["install", "lib"])
+        .failure()
+        .says("cannot relocate binaries")
+        .says("lib/libx.so");
+    assert!(
+        !ctx.prefix.join("Cellar/lib").exists(),
+        "{}",
+        ctx.prefix_listing()
+    );
+}

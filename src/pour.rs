@@ -93,6 +93,8 @@ pub struct Poured {
     pub keg: std::path::PathBuf,
     pub bins: Vec<String>,
     pub stats: Stats,
+    /// Files, links and directories in the keg (as its receipt lists them).
+    pub files: usize,
 }
 
 pub struct Pourer<'a> {
@@ -328,9 +330,15 @@ impl Pourer<'_> {
             time: receipt::now(),
             pkg_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
+        let files = receipt.files.len();
         receipt.write(staging.path())?;
         let keg = cellar.publish(staging, &formula.name, version)?;
-        Ok(Poured { keg, bins, stats })
+        Ok(Poured {
+            keg,
+            bins,
+            stats,
+            files,
+        })
     }
 
     /// The manifest a tag points to. A pinned digest already in the cache needs no network; when

@@ -117,11 +117,11 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
             });
             writeln!(
                 out,
-                "  {} ({}) {}, {} files, from {}:{} {}",
+                "  {} ({}) {}, {}, from {}:{} {}",
                 k.version,
                 notes.join(", "),
                 k.path.display(),
-                k.receipt.files.len(),
+                super::count(k.receipt.files.len(), "file"),
                 k.receipt.repository,
                 k.receipt.tag,
                 k.receipt.manifest_digest,

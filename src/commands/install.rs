@@ -152,8 +152,8 @@ fn install_step(
     ctx.reporter.status(
         "Installed",
         &format!(
-            "{name} {version} ({} files, {}) in {}",
-            poured.stats.entries,
+            "{name} {version} ({}, {}) in {}",
+            super::count(poured.files, "file"),
             human_bytes(poured.stats.bytes),
             poured.keg.display()
         ),

@@ -433,3 +433,68 @@ fn a_held_prefix_lock_makes_no_wait_fail_fast() {
     drop(lock);
     ctx.pkg(&["--no-wait", "pin", "hello"]).success();
 }
+
+#[test]
+fn dependencies_move_only_when_the_new_version_requires_it() {
+    let registry = Registry::start();
+    publish(&registry, "lib", &["1.0.0", "1.5.0"]);
+    publish(&registry, "app", &["1.0.0", "2.0.0", "3.0.0"]);
+    let ctx = TestContext::new();
+    let host = registry.host();
+    formula(&ctx, &registry, "lib", &["1.0.0"]);
+    let app = |versions: &[(&str, &str)]| {
+        let mut f = Formula::new("app");
+        for (v, req) in versions {
+            f = f.version_with(v, &format!("{host}/acme/app"), v, None, &[("lib", req)]);
+        }
+        ctx.write_formula("app", &f.to_toml());
+    };
+    app(&[("1.0.0", "^1")]);
+    ctx.pkg(&["install", "app"]).success();
+    assert_eq!(ctx.cellar_versions("lib"), ["1.0.0"]);
+
+    // A newer lib exists, but app 2.0.0 is content with the installed one.
+    formula(&ctx, &registry, "lib", &["1.0.0", "1.5.0"]);
+    app(&[("1.0.0", "^1"), ("2.0.0", "^1")]);
+    ctx.pkg(&["upgrade", "app"]).success();
+    assert_eq!(ctx.cellar_versions("app"), ["2.0.0"]);
+    assert_eq!(
+        ctx.cellar_versions("lib"),
+        ["1.0.0"],
+        "lib moved without need"
+    );
+    assert_eq!(ctx.receipt("lib", "1.0.0")["installed_on_request"], false);
+
+    // app 3.0.0 needs lib ^1.5: now lib moves too, and stays a dependency.
+    app(&[("1.0.0", "^1"), ("2.0.0", "^1"), ("3.0.0", "^1.5")]);
+    ctx.pkg(&["upgrade", "app"]).success();
+    assert_eq!(ctx.cellar_versions("app"), ["3.0.0"]);
+    assert_eq!(ctx.cellar_versions("lib"), ["1.5.0"]);
+    assert_eq!(ctx.receipt("lib", "1.5.0")["installed_on_request"], false);
+    assert_eq!(ctx.receipt("app", "3.0.0")["dependencies"]["lib"], "1.5.0");
+    assert_eq!(run_bin(&ctx, "lib"), "lib 1.5.0");
+}
+
+#[test]
+fn a_second_pkg_waits_for_the_prefix_lock_and_says_so() {
+    let registry = Registry::start();
+    publish(&registry, "hello", &["1.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "hello", &["1.0.0"]);
+    ctx.pkg(&["install", "hello"]).success();
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(ctx.prefix.join("var/pkg/lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let child = ctx.command(&["pin", "hello"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(
+        !ctx.prefix.join("var/pkg/pinned/hello").exists(),
+        "pin went ahead while the lock was held"
+    );
+    drop(lock);
+    let run = TestContext::wait(child, &["pin", "hello"]).success();
+    run.says("Waiting").says("for another pkg");
+    assert!(ctx.prefix.join("var/pkg/pinned/hello").exists());
+}

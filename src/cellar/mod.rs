@@ -122,18 +122,22 @@ impl Cellar {
 
     /// Takes a keg out of the Cellar: renamed away first (so it vanishes at once), then deleted.
     pub fn remove(&self, name: &str, version: &Version) -> Result<(), CellarError> {
-        let keg = self.keg(name, version);
+        self.trash(&self.keg(name, version))?;
+        // Best effort: an empty Cellar/NAME goes too.
+        let _ = std::fs::remove_dir(self.root.join(name));
+        Ok(())
+    }
+
+    /// Renames `path` into a fresh directory under `.staging` (one atomic step: it is gone from
+    /// the Cellar at once), then deletes it. A run killed in between leaves it to `recover`.
+    fn trash(&self, path: &Path) -> Result<(), CellarError> {
         let trash_dir = self.root.join(".staging");
         fs_err::create_dir_all(&trash_dir).map_err(io_err(&trash_dir))?;
         let trash = tempfile::Builder::new()
             .prefix("removed-")
             .tempdir_in(&trash_dir)
             .map_err(io_err(&trash_dir))?;
-        let aside = trash.path().join("keg");
-        fs_err::rename(&keg, &aside).map_err(io_err(&keg))?;
-        // Best effort: an empty Cellar/NAME goes too.
-        let _ = std::fs::remove_dir(self.root.join(name));
-        drop(trash);
+        fs_err::rename(path, trash.path().join("gone")).map_err(io_err(path))?;
         Ok(())
     }
 
@@ -152,14 +156,7 @@ impl Cellar {
         if !dir.exists() {
             return Ok(());
         }
-        let trash_dir = self.root.join(".staging");
-        fs_err::create_dir_all(&trash_dir).map_err(io_err(&trash_dir))?;
-        let trash = tempfile::Builder::new()
-            .prefix("removed-")
-            .tempdir_in(&trash_dir)
-            .map_err(io_err(&trash_dir))?;
-        fs_err::rename(&dir, trash.path().join("pkg")).map_err(io_err(&dir))?;
-        Ok(())
+        self.trash(&dir)
     }
 
     /// Removes what a pkg that died mid-change left in `.staging` (half-unpacked kegs, kegs

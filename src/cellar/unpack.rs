@@ -19,7 +19,8 @@
 //!   must already be a regular file (not a symlink) inside the root. Created with
 //!   `std::fs::hard_link`, or copied (counted against the byte limit) when that fails.
 //! - An entry that replaces an existing path removes it first (a symlink is removed, never
-//!   followed); files are then created with `create_new`, which refuses to open through a link.
+//!   followed); files are created with `create_new`, which refuses to open through a link (the
+//!   removal happens when that creation finds something in the way).
 //! - Device nodes, fifos, unknown entry types and unmerged metadata headers are skipped: counted
 //!   as entries, not created. macOS AppleDouble files (`._NAME` holding the AppleDouble magic) are
 //!   skipped too: they carry extended attributes and resource forks, not package content.
@@ -30,6 +31,13 @@
 //!   for what earlier layers (earlier calls) put there. Other `.wh..wh.*` markers are ignored.
 //! - Limits: the entry count and the bytes written are capped across all layers of one keg
 //!   (`Stats` accumulates); the errors name the limit and the variable that raises it.
+//!
+//! Speed (this is the inner loop of an install; see docs/performance.md): directories already
+//! checked or created by this call are remembered, so a parent is inspected once, not once per
+//! entry; the memory is dropped whenever a directory is removed, as that is the only way a
+//! checked directory could stop being one. Creation is tried first and an existing path is
+//! inspected only when it is in the way. `chmod` after creation is skipped when the umask cannot
+//! have changed the mode. No file is synced: the keg gets one directory sync when it is published.
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
@@ -247,6 +255,8 @@ pub fn unpack_tar<R: Read>(
         root,
         limits,
         created: HashSet::new(),
+        dirs: HashSet::new(),
+        exact_modes: umask().is_some_and(|m| m & 0o755 == 0),
         last: None,
         buf: vec![0; COPY_BUF],
     };
@@ -280,9 +290,22 @@ struct Layer<'a> {
     limits: &'a Limits,
     /// Root-relative paths this layer created, with their ancestors: whiteouts leave them alone.
     created: HashSet<PathBuf>,
+    /// Root-relative directories known to be real directories (checked or created by this call),
+    /// all their ancestors included. Cleared when [`remove_existing`] removes a directory.
+    dirs: HashSet<PathBuf>,
+    /// The umask leaves 0o755 and 0o644 alone, so creation already gives the exact mode.
+    exact_modes: bool,
     /// The last entry seen, for errors between entries.
     last: Option<String>,
     buf: Vec<u8>,
+}
+
+/// The process umask, read from `/proc/self/status` (reading it with `umask(2)` would mean
+/// changing it); `None` where that is not available, and then every mode is set explicitly.
+fn umask() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 impl Layer<'_> {
@@ -377,11 +400,17 @@ fn check_parents(
     let Some(parent) = rel.parent() else {
         return Ok(true);
     };
+    if parent.as_os_str().is_empty() || layer.dirs.contains(parent) {
+        return Ok(true);
+    }
     let mut dir = layer.root.to_path_buf();
     let mut dir_rel = PathBuf::new();
     for component in parent.components() {
         dir.push(component);
         dir_rel.push(component);
+        if layer.dirs.contains(&dir_rel) {
+            continue;
+        }
         match fs::symlink_metadata(&dir) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 return Err(UnpackError::ThroughSymlink {
@@ -389,7 +418,9 @@ fn check_parents(
                     symlink: dir_rel.display().to_string().into(),
                 });
             }
-            Ok(meta) if meta.is_dir() => {}
+            Ok(meta) if meta.is_dir() => {
+                layer.dirs.insert(dir_rel.clone());
+            }
             Ok(_) => {
                 return Err(UnpackError::NotADirectory {
                     entry: entry.into(),
@@ -400,8 +431,9 @@ fn check_parents(
                 if parents == Parents::MustExist {
                     return Ok(false);
                 }
-                create_dir(entry, &dir)?;
+                create_dir(layer.exact_modes, entry, &dir)?;
                 layer.record(&dir_rel);
+                layer.dirs.insert(dir_rel.clone());
             }
             Err(source) => return Err(io_error(entry, Op::Inspect, &dir, source)),
         }
@@ -418,24 +450,31 @@ fn io_error(entry: &str, op: Op, path: &Path, source: io::Error) -> UnpackError 
     }
 }
 
-/// Creates a directory whose parents were checked, mode 0o755 whatever the umask.
-fn create_dir(entry: &str, path: &Path) -> Result<(), UnpackError> {
+/// Creates a directory whose parents were checked, mode 0o755 whatever the umask (`exact_modes`:
+/// the umask is known to leave 0o755 alone).
+fn create_dir(exact_modes: bool, entry: &str, path: &Path) -> Result<(), UnpackError> {
     fs::DirBuilder::new()
         .mode(0o755)
         .create(path)
         .map_err(|e| io_error(entry, Op::CreateDir, path, e))?;
+    if exact_modes {
+        return Ok(());
+    }
     fs::set_permissions(path, Permissions::from_mode(0o755))
         .map_err(|e| io_error(entry, Op::SetPermissions, path, e))
 }
 
 /// Removes whatever is at `path` (whose parents were checked) without following it: a symlink
-/// is removed itself, a directory with its contents.
-fn remove_existing(entry: &str, path: &Path) -> Result<(), UnpackError> {
+/// is removed itself, a directory with its contents (which forgets every checked directory).
+fn remove_existing(layer: &mut Layer<'_>, entry: &str, path: &Path) -> Result<(), UnpackError> {
     let removed = match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_error(entry, Op::Inspect, path, e)),
         // `remove_dir_all` does not follow symlinks inside the tree either.
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(meta) if meta.is_dir() => {
+            layer.dirs.clear();
+            fs::remove_dir_all(path)
+        }
         Ok(_) => fs::remove_file(path),
     };
     removed.map_err(|e| io_error(entry, Op::Remove, path, e))
@@ -533,17 +572,25 @@ fn apply_entry<R: Read>(
 fn make_dir(layer: &mut Layer<'_>, name: &str, rel: &Path) -> Result<(), UnpackError> {
     check_parents(layer, name, rel, Parents::Create)?;
     let path = layer.root.join(rel);
-    match fs::symlink_metadata(&path) {
-        Ok(meta) if meta.is_dir() => fs::set_permissions(&path, Permissions::from_mode(0o755))
-            .map_err(|e| io_error(name, Op::SetPermissions, &path, e))?,
-        Ok(_) => {
-            remove_existing(name, &path)?;
-            create_dir(name, &path)?;
+    match create_dir(layer.exact_modes, name, &path) {
+        Ok(()) => {}
+        Err(UnpackError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => {
+                    fs::set_permissions(&path, Permissions::from_mode(0o755))
+                        .map_err(|e| io_error(name, Op::SetPermissions, &path, e))?
+                }
+                Ok(_) => {
+                    remove_existing(layer, name, &path)?;
+                    create_dir(layer.exact_modes, name, &path)?;
+                }
+                Err(e) => return Err(io_error(name, Op::Inspect, &path, e)),
+            }
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => create_dir(name, &path)?,
-        Err(e) => return Err(io_error(name, Op::Inspect, &path, e)),
+        Err(e) => return Err(e),
     }
     layer.record(rel);
+    layer.dirs.insert(rel.to_path_buf());
     Ok(())
 }
 
@@ -599,14 +646,22 @@ fn write_file<R: Read>(
 
     check_parents(layer, name, rel, Parents::Create)?;
     let path = layer.root.join(rel);
-    remove_existing(name, &path)?;
     let mode = file_mode(entry.header().mode().unwrap_or(0o644));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&path)
-        .map_err(|e| io_error(name, Op::Create, &path, e))?;
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path)
+    };
+    let mut file = match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            remove_existing(layer, name, &path)?;
+            create()
+        }
+        other => other,
+    }
+    .map_err(|e| io_error(name, Op::Create, &path, e))?;
     layer.record(rel);
     let write_error = |e| io_error(name, Op::Write, &path, e);
 
@@ -633,8 +688,10 @@ fn write_file<R: Read>(
     }
 
     // The umask applied at creation; the mode is exactly 0o755 or 0o644.
-    file.set_permissions(Permissions::from_mode(mode))
-        .map_err(|e| io_error(name, Op::SetPermissions, &path, e))?;
+    if !layer.exact_modes {
+        file.set_permissions(Permissions::from_mode(mode))
+            .map_err(|e| io_error(name, Op::SetPermissions, &path, e))?;
+    }
     set_mtime(&file, entry.header());
     Ok(())
 }
@@ -663,9 +720,15 @@ fn make_symlink(
     })?;
     check_parents(layer, name, rel, Parents::Create)?;
     let path = layer.root.join(rel);
-    remove_existing(name, &path)?;
-    std::os::unix::fs::symlink(OsStr::from_bytes(target), &path)
-        .map_err(|e| io_error(name, Op::Symlink, &path, e))?;
+    let create = || std::os::unix::fs::symlink(OsStr::from_bytes(target), &path);
+    match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            remove_existing(layer, name, &path)?;
+            create()
+        }
+        other => other,
+    }
+    .map_err(|e| io_error(name, Op::Symlink, &path, e))?;
     layer.record(rel);
     Ok(())
 }
@@ -701,7 +764,7 @@ fn make_hardlink(
 
     check_parents(layer, name, rel, Parents::Create)?;
     let path = layer.root.join(rel);
-    remove_existing(name, &path)?;
+    remove_existing(layer, name, &path)?;
     if fs::hard_link(&target_path, &path).is_err() {
         // Filesystems without hard links: a copy, which costs space like any file.
         let len = fs::symlink_metadata(&target_path)
@@ -741,7 +804,7 @@ fn whiteout(
         for child in children {
             let child = child.map_err(|e| io_error(name, Op::List, &dir, e))?;
             if !layer.created.contains(&dir_rel.join(child.file_name())) {
-                remove_existing(name, &child.path())?;
+                remove_existing(layer, name, &child.path())?;
             }
         }
         return Ok(());
@@ -762,7 +825,8 @@ fn whiteout(
     {
         return Ok(());
     }
-    remove_existing(name, &layer.root.join(target_rel))
+    let path = layer.root.join(target_rel);
+    remove_existing(layer, name, &path)
 }
 
 #[cfg(test)]
@@ -1057,6 +1121,42 @@ mod tests {
         let err = s.unpack(&Tar::new().file("a/b/c", 0o644, b"x").bytes());
         assert!(matches!(err, Err(UnpackError::ThroughSymlink { .. })));
         assert!(!s.exists("a/c"));
+    }
+
+    #[test]
+    fn a_checked_directory_replaced_by_a_symlink_is_checked_again() {
+        // `d` and `d/e` are checked (and remembered) while writing `d/e/x`; then `d` becomes a
+        // symlink to `sub`, and a later entry under `d/e/` must not go through it.
+        for replacement in ["symlink", "file then symlink"] {
+            let mut s = Scratch::new();
+            let mut tar = Tar::new();
+            tar.dir("sub/e").file("d/e/x", 0o644, b"x");
+            if replacement == "file then symlink" {
+                tar.file("d", 0o644, b"now a file");
+            }
+            tar.symlink("d", "sub").file("d/e/y", 0o644, b"y");
+            let err = s.unpack(&tar.bytes()).unwrap_err();
+            assert!(
+                matches!(&err, UnpackError::ThroughSymlink { symlink, .. } if &**symlink == "d"),
+                "{replacement}: {err:?}"
+            );
+            assert!(!s.exists("sub/e/y"), "{replacement}");
+        }
+
+        // A whiteout of a checked directory, then the same path as a symlink.
+        let mut s = Scratch::new();
+        s.unpack(&Tar::new().dir("sub/e").file("d/e/x", 0o644, b"x").bytes())
+            .unwrap();
+        let tar = Tar::new()
+            .file("d/e/z", 0o644, b"z")
+            .file(".wh.d", 0o644, b"")
+            .symlink("d", "sub")
+            .file("d/e/y", 0o644, b"y")
+            .bytes();
+        // `d` was made by this layer, so the whiteout spares it and the symlink replaces it.
+        let err = s.unpack(&tar).unwrap_err();
+        assert!(matches!(err, UnpackError::ThroughSymlink { .. }), "{err:?}");
+        assert!(!s.exists("sub/e/y"));
     }
 
     #[test]

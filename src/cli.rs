@@ -108,6 +108,17 @@ pub enum Command {
     /// Show installed packages that depend on a package.
     #[command(after_help = "Examples:\n  pkg uses libfoo")]
     Uses(NameArgs),
+    /// Pack a directory (or an installed keg) into a reproducible bottle in an OCI image layout;
+    /// optionally push it to a registry and write it into a formula.
+    #[command(
+        after_help = "Examples:\n  pkg bottle ./out --name hello --version 1.2.0\n  pkg bottle ./out --name hello --version 1.2.0 --push ghcr.io/acme/hello:1.2.0 --write formulae/hello.toml\n  pkg bottle ./out-mac --name hello --version 1.2.0 --platform darwin/arm64 --push ghcr.io/acme/hello:1.2.0\n  pkg bottle --keg hello --push ghcr.io/acme/hello --json\n\nThe same files give the same digests (SOURCE_DATE_EPOCH sets the entries' mtime, default 1).\nPushing another platform to an existing tag makes (or extends) an image index."
+    )]
+    Bottle(Box<BottleArgs>),
+    /// Store a registry username and password (or token) in pkg's own auth file (mode 0600).
+    #[command(
+        after_help = "Examples:\n  echo \"$GITHUB_TOKEN\" | pkg login ghcr.io --username octocat --password-stdin\n  printf 'octocat\\n%s\\n' \"$GITHUB_TOKEN\" | pkg login ghcr.io   (username and password as two lines)"
+    )]
+    Login(LoginArgs),
     /// Show the settings in effect and where each comes from (flag, env, file, default).
     #[command(
         after_help = "Examples:\n  pkg config\n  pkg config --json\n  PKG_CONFIG=./pkg.toml pkg config"
@@ -272,6 +283,106 @@ pub struct DepsArgs {
     /// Show the dependencies as a tree.
     #[arg(long)]
     pub tree: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BottleArgs {
+    /// Directory whose contents become the keg.
+    #[arg(
+        value_name = "DIR",
+        required_unless_present = "keg",
+        conflicts_with = "keg"
+    )]
+    pub dir: Option<std::path::PathBuf>,
+    /// Bottle an installed keg instead: NAME (the linked or newest version) or NAME@VERSION.
+    /// Its .pkg/ receipt is left out.
+    #[arg(long, value_name = "NAME[@VERSION]")]
+    pub keg: Option<String>,
+    /// Package name (default with --keg: the keg's).
+    #[arg(long, required_unless_present = "keg")]
+    pub name: Option<String>,
+    /// Package version, full semver (default with --keg: the keg's).
+    #[arg(long, required_unless_present = "keg")]
+    pub version: Option<String>,
+    /// Platform of the bottle, OS/ARCH[/VARIANT] (default: this machine's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// OCI image layout to write into (created when missing; default: ./NAME-VERSION.oci).
+    #[arg(long, short, value_name = "LAYOUT_DIR")]
+    pub output: Option<std::path::PathBuf>,
+    /// Tag in the layout (default: the --push tag, else the version).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Push to REGISTRY/REPOSITORY[:TAG] (tag default: the layout tag).
+    #[arg(long, value_name = "REGISTRY/REPO[:TAG]")]
+    pub push: Option<String>,
+    /// Another repository of the same registry that may hold the blobs (cross-repository
+    /// mount instead of an upload). Repeatable.
+    #[arg(long, value_name = "REGISTRY/REPO")]
+    pub mount_from: Vec<String>,
+    /// Add or update this version in a formula file (comments and other versions are kept);
+    /// without it the entry is printed.
+    #[arg(long, value_name = "FORMULA.toml")]
+    pub write: Option<std::path::PathBuf>,
+    /// Print a JSON summary on stdout (digests, sizes, platforms).
+    #[arg(long)]
+    pub json: bool,
+    /// Source repository URL (annotation org.opencontainers.image.source).
+    #[arg(long, value_name = "URL")]
+    pub source: Option<String>,
+    /// SPDX license expression (annotation org.opencontainers.image.licenses).
+    #[arg(long, value_name = "SPDX")]
+    pub license: Option<String>,
+    /// Description (annotation org.opencontainers.image.description).
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Record a creation time (SOURCE_DATE_EPOCH, else now). Off by default: a timestamp makes
+    /// the manifest differ between builds.
+    #[arg(long)]
+    pub created: bool,
+    /// Blobs larger than this are uploaded in chunks (bytes; K/M/G/KiB/MiB/GiB suffixes allowed).
+    #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = parse_size)]
+    pub chunk_threshold: u64,
+    /// Size of each uploaded chunk.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub chunk_size: u64,
+}
+
+/// `1048576`, `512K`, `16M`, `16MiB`, `1G` → bytes.
+pub fn parse_size(value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{value}` is not a size like 1048576, 512K or 16MiB"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("unknown size unit in `{value}`; use K, M or G")),
+    };
+    match number.checked_mul(factor) {
+        Some(0) => Err("the size must be at least 1 byte".into()),
+        Some(n) => Ok(n),
+        None => Err(format!("`{value}` is too large")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Registry host, like ghcr.io or 127.0.0.1:5000.
+    pub registry: String,
+    /// Username (else the first line of standard input).
+    #[arg(long, short)]
+    pub username: Option<String>,
+    /// Read the password or token from standard input (the whole input, one line).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Store the credentials without checking them with the registry first.
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 #[derive(Debug, Args)]

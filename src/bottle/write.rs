@@ -22,7 +22,9 @@ pub enum WriteError {
     Toml { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
     Shape { path: PathBuf, reason: String },
-    #[error("{path} is the formula of `{formula}`, but the bottle is `{bottle}`")]
+    #[error(
+        "{path} is the formula of `{formula}`, but the bottle is `{bottle}` (the file needs `name = \"{bottle}\"`)"
+    )]
     OtherName {
         path: PathBuf,
         formula: String,
@@ -122,16 +124,19 @@ pub fn update_file(path: &Path, name: &str, entry: &Entry) -> Result<(), WriteEr
         source,
     };
     let text = fs_err::read_to_string(path).map_err(io)?;
-    let current = Formula::parse(&text, Origin::File(path.to_owned()), None).map_err(|e| {
-        WriteError::Invalid {
+    // The file may have no version yet (a new package): only its name is checked before the
+    // update; the whole formula is checked after it.
+    let doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| WriteError::Toml {
             path: path.to_owned(),
-            reason: e.to_string(),
-        }
-    })?;
-    if current.name != name {
+            reason: e.to_string().trim_end().to_owned(),
+        })?;
+    let current = doc.get("name").and_then(Item::as_str).unwrap_or_default();
+    if current != name {
         return Err(WriteError::OtherName {
             path: path.to_owned(),
-            formula: current.name,
+            formula: current.to_owned(),
             bottle: name.to_owned(),
         });
     }
@@ -236,6 +241,11 @@ depends_on = { libfoo = "^2" }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hello.toml");
         std::fs::write(&path, FORMULA).unwrap();
+        let fresh = dir.path().join("new.toml");
+        std::fs::write(&fresh, "name = \"new\"\ndesc = \"d\"\nhomepage = \"h\"\n").unwrap();
+        update_file(&fresh, "new", &entry("0.1.0")).unwrap();
+        let text = std::fs::read_to_string(&fresh).unwrap();
+        Formula::parse(&text, Origin::File(fresh.clone()), Some("new")).unwrap();
         let err = update_file(&path, "other", &entry("2.0.0")).unwrap_err();
         assert!(matches!(err, WriteError::OtherName { .. }), "{err}");
         let mut bad = entry("2.0.0");

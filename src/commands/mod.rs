@@ -1,5 +1,6 @@
 //! Commands: orchestration of the library modules, one file per verb, plus the stderr reporter.
 
+mod bottle;
 mod cleanup;
 mod config;
 mod deps;
@@ -9,6 +10,7 @@ mod info;
 mod install;
 mod link;
 mod list;
+mod login;
 mod pin;
 mod shell;
 mod tap;
@@ -89,6 +91,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Autoremove(args) => cleanup::autoremove(&ctx, args.dry_run),
         Command::Deps(args) => deps::deps(&ctx, &args),
         Command::Uses(args) => deps::uses(&ctx, &args.name),
+        Command::Bottle(args) => bottle::run(&ctx, &args),
+        Command::Login(args) => login::run(&ctx, &args),
         Command::Config(args) => config::show(&ctx, args.json),
         Command::Doctor => doctor::run(&ctx),
         Command::Completions(_) | Command::Manpage => Ok(()),

@@ -2,6 +2,7 @@
 //! the real `pkg` binary.
 
 mod artifacts;
+mod bottle;
 mod experience;
 mod faults;
 mod harness;

@@ -105,6 +105,18 @@ pub struct Layout {
 impl Layout {
     /// Opens the layout at `root`, creating it (directories and `oci-layout`) when missing.
     pub fn create(root: &Path) -> Result<Layout, LayoutError> {
+        // Never scatter a layout over a directory that holds something else.
+        if !root.join(LAYOUT_FILE).exists()
+            && let Ok(mut entries) = std::fs::read_dir(root)
+            && entries.next().is_some()
+        {
+            return Err(LayoutError::NotALayout {
+                path: root.to_owned(),
+                reason: format!(
+                    "the directory exists, is not empty and has no {LAYOUT_FILE}; choose a new or empty directory"
+                ),
+            });
+        }
         let blobs = root.join("blobs/sha256");
         fs_err::create_dir_all(&blobs).map_err(io_at(&blobs))?;
         let layout = Layout {
@@ -565,6 +577,18 @@ mod tests {
             panic!("a wrong size inside a manifest was accepted")
         };
         assert!(matches!(err, LayoutError::Size { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_non_empty_directory_is_not_turned_into_a_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        let err = Layout::create(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("not empty"), "{err}");
+        assert!(!dir.path().join("blobs").exists());
+        let empty = tempfile::tempdir().unwrap();
+        Layout::create(empty.path()).unwrap();
+        Layout::create(empty.path()).unwrap();
     }
 
     #[test]

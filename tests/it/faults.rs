@@ -583,4 +583,7 @@ fn a_token_that_expires_mid_run_is_renewed_once() {
         "one token at the start, one renewal:\n{}",
         rig.proxy.token.describe()
     );
+    let tokens = rig.proxy.token.tokens();
+    assert_eq!(tokens.len(), 2);
+    assert_ne!(tokens[0], tokens[1], "the renewal must be a new token");
 }

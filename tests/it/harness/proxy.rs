@@ -277,15 +277,6 @@ impl Proxy {
         self.matching(method, path_contains).len()
     }
 
-    /// Requests per `METHOD PATH`.
-    pub fn counts(&self) -> HashMap<String, usize> {
-        let mut out = HashMap::new();
-        for s in self.seen() {
-            *out.entry(format!("{} {}", s.method, s.path)).or_default() += 1;
-        }
-        out
-    }
-
     /// Requests the CDN on 127.0.0.2 received.
     pub fn cdn_seen(&self) -> Vec<Seen> {
         self.inner.cdn_seen.lock().unwrap().clone()
@@ -307,7 +298,15 @@ impl Proxy {
                     .header("range")
                     .map(|r| format!(" [{r}]"))
                     .unwrap_or_default();
-                format!("+{ms}ms {} {}{range} -> {}", s.method, s.path, s.status)
+                let query = s
+                    .query
+                    .as_deref()
+                    .map(|q| format!("?{q}"))
+                    .unwrap_or_default();
+                format!(
+                    "+{ms}ms {} {}{query}{range} -> {}",
+                    s.method, s.path, s.status
+                )
             })
             .collect::<Vec<_>>()
             .join("\n")
@@ -360,12 +359,6 @@ struct Request {
 }
 
 impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
     fn path_and_query(&self) -> (String, Option<String>) {
         match self.target.split_once('?') {
             Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
@@ -374,7 +367,10 @@ impl Request {
     }
 }
 
-fn read_head(reader: &mut impl BufRead) -> io::Result<Option<(String, Vec<(String, String)>)>> {
+/// A request or status line and the headers after it.
+type Head = (String, Vec<(String, String)>);
+
+fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Head>> {
     let mut first = String::new();
     if reader.read_line(&mut first)? == 0 {
         return Ok(None);

@@ -6,7 +6,7 @@
 //! CACHE/CACHEDIR.TAG
 //! CACHE/v1/blobs/{sha256,sha512}/<hex>   verified content (layers, manifests)
 //! CACHE/v1/refs/<registry>/<repo>/<tag>  digest a tag pointed to when last fetched
-//! CACHE/v1/tmp/                          downloads in progress
+//! CACHE/v1/tmp/                          temporary files, each locked by its live run
 //! ```
 
 use std::fs::File;
@@ -82,6 +82,44 @@ impl Store {
         Ok(Store { root: base })
     }
 
+    /// Removes the temporary files of runs that died (SIGKILL, power loss) and returns them with
+    /// their sizes; with `dry_run`, only lists them. A live run holds an exclusive lock on each
+    /// of its temporary files (see [`Store::temp_file`]), so a file that can be locked belongs
+    /// to no one. It is removed while locked, so its creator notices if it was brand new.
+    pub fn sweep(&self, dry_run: bool) -> Vec<(PathBuf, u64)> {
+        let mut out = Vec::new();
+        for (path, meta) in self.temporary_files() {
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_ok() && (dry_run || std::fs::remove_file(&path).is_ok()) {
+                out.push((path, meta.len()));
+            }
+        }
+        out
+    }
+
+    /// A new temporary file in `tmp/`, locked for as long as it is open so that [`Store::sweep`]
+    /// in another process leaves it alone. A sweep that removed the file between its creation
+    /// and the lock is noticed (the name no longer leads to this file) and another is made.
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = self.root.join("tmp");
+        loop {
+            let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(&dir))?;
+            if tmp.as_file().try_lock().is_err() {
+                continue;
+            }
+            let ours = tmp.as_file().metadata().map_err(io_err(tmp.path()))?;
+            match std::fs::metadata(tmp.path()) {
+                Ok(named) if named.ino() == ours.ino() && named.dev() == ours.dev() => {
+                    return Ok(tmp);
+                }
+                _ => continue,
+            }
+        }
+    }
+
     /// Every file in the blob directory whose name is a valid digest, with its metadata.
     pub fn blobs(&self) -> Vec<(Digest, PathBuf, std::fs::Metadata)> {
         let mut out = Vec::new();
@@ -131,8 +169,7 @@ impl Store {
         if dest.exists() {
             return Ok(());
         }
-        let tmp_dir = self.root.join("tmp");
-        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
+        let mut tmp = self.temp_file()?;
         tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
         tmp.persist(&dest).map_err(|e| StoreError::Io {
             path: dest.clone(),
@@ -161,7 +198,7 @@ impl Store {
         let path = self.ref_path(repo, tag);
         let dir = path.parent().unwrap_or(&self.root).to_owned();
         fs_err::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(&dir))?;
+        let mut tmp = self.temp_file()?;
         tmp.write_all(digest.to_string().as_bytes())
             .map_err(io_err(&path))?;
         tmp.persist(&path).map_err(|e| StoreError::Io {
@@ -207,8 +244,7 @@ impl Store {
                 _interrupted: None,
             });
         }
-        let tmp_dir = self.root.join("tmp");
-        let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
+        let tmp = self.temp_file()?;
         let guard = crate::interrupt::guard(tmp.path());
         let stream = open()?;
         Ok(BlobReader {
@@ -315,5 +351,41 @@ impl BlobReader {
             })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_files_of_dead_runs_are_swept_and_live_ones_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let tmp = root.path().join("v1/tmp");
+        // A dead run's download: nobody holds its lock.
+        std::fs::write(tmp.join(".tmpDEAD"), b"partial").unwrap();
+        // A live run's: its lock is held.
+        let live = store.temp_file().unwrap();
+        let before = store.temporary_files().len();
+        assert_eq!(before, 2);
+
+        let other = Store::open(root.path()).unwrap();
+        assert_eq!(
+            other.sweep(true).len(),
+            1,
+            "a dry run lists the dead run's file"
+        );
+        assert!(tmp.join(".tmpDEAD").exists(), "a dry run removed it");
+        let swept = other.sweep(false);
+        assert_eq!(swept, [(tmp.join(".tmpDEAD"), 7)]);
+        assert!(!tmp.join(".tmpDEAD").exists(), "a dead run's file stayed");
+        assert!(live.path().exists(), "a live run's file was removed");
+        assert!(other.sweep(false).is_empty());
+        // The live run dies: its file stays, its lock goes.
+        let (file, _path) = live.keep().unwrap();
+        drop(file);
+        assert_eq!(other.sweep(false).len(), 1);
+        assert!(other.temporary_files().is_empty());
     }
 }

@@ -16,9 +16,6 @@ use crate::store::Store;
 
 use super::{Ctx, human_bytes};
 
-/// A download untouched this long belongs to no live run.
-const STALE_DOWNLOAD: Duration = Duration::from_secs(60 * 60);
-
 pub fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> anyhow::Result<()> {
     let _lock = if args.dry_run {
         None
@@ -84,11 +81,17 @@ pub fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> anyhow::Result<()> {
         remove_file(ctx, &path, meta.len(), args.dry_run)?;
     }
 
-    // 4. Downloads left behind by runs that died.
-    for (path, meta) in store.temporary_files() {
-        if older_than(&meta, STALE_DOWNLOAD) {
-            freed += meta.len();
-            remove_file(ctx, &path, meta.len(), args.dry_run)?;
+    // 4. Downloads left behind by runs that died (a live run holds the lock of its files, so
+    // those are left alone however old they are).
+    for (path, size) in store.sweep(args.dry_run) {
+        freed += size;
+        if args.dry_run {
+            println!("would remove {} ({})", path.display(), human_bytes(size));
+        } else {
+            ctx.reporter.status(
+                "Removed",
+                &format!("{} ({})", path.display(), human_bytes(size)),
+            );
         }
     }
 

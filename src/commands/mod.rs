@@ -138,8 +138,11 @@ impl Ctx<'_> {
 
     /// The network side, created only when something must be fetched.
     fn pourer(&self) -> anyhow::Result<Pourer<'_>> {
+        let store = Store::open(&self.settings.cache)?;
+        // Temporary files of runs that died; the cache may be shared, so not under our lock.
+        store.sweep(false);
         Ok(Pourer {
-            store: Store::open(&self.settings.cache)?,
+            store,
             client: self.client(),
             host: Platform::host(),
             reporter: self.reporter,

@@ -299,10 +299,13 @@ fn cleanup_frees_exactly_the_unreferenced_blobs() {
     everything.sort();
     assert_eq!(cache_blobs(&ctx.cache), everything);
 
-    // A stale download (two hours old) and a fresh one (another run's, in progress).
+    // A download a dead run left (two hours old, unlocked) and one in progress (another run's:
+    // it holds the file's lock).
     let tmp = ctx.cache.join("v1/tmp");
     std::fs::write(tmp.join("stale.partial"), vec![0u8; 1000]).unwrap();
     std::fs::write(tmp.join("fresh.partial"), vec![0u8; 1000]).unwrap();
+    let in_progress = std::fs::File::open(tmp.join("fresh.partial")).unwrap();
+    in_progress.lock().unwrap();
     let status = Command::new("touch")
         .args(["-d", "2 hours ago"])
         .arg(tmp.join("stale.partial"))

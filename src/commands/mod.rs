@@ -127,13 +127,14 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// The prefix lock, for commands that change the prefix.
+    /// The prefix lock, for commands that change the prefix. Holding it, first repair what a
+    /// pkg that died mid-change left: half-unpacked kegs and kegs moved aside in
+    /// `Cellar/.staging`, temporary links in `bin/` and `opt/`.
     fn lock(&self) -> anyhow::Result<PrefixLock> {
-        Ok(lock::acquire(
-            &self.settings.prefix,
-            self.wait,
-            self.reporter,
-        )?)
+        let lock = lock::acquire(&self.settings.prefix, self.wait, self.reporter)?;
+        self.cellar.recover();
+        crate::link::recover(&self.settings.prefix);
+        Ok(lock)
     }
 
     /// The network side, created only when something must be fetched.

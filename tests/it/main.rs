@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod bottle;
+mod crash;
 mod experience;
 mod faults;
 mod harness;

@@ -502,10 +502,11 @@ impl Client {
                 });
             }
             status => {
-                return Err(RegistryError::Status {
-                    url: realm.to_owned(),
-                    status,
-                    detail: format!(": {}", error_detail(resp)),
+                // Said as the token service's answer, not the registry's: a challenge may
+                // name any URL as its realm.
+                return Err(RegistryError::Realm {
+                    realm: realm.to_owned(),
+                    reason: format!("answered {status}: {}", error_detail(resp)),
                 });
             }
         }

@@ -8,6 +8,7 @@ mod experience;
 mod faults;
 mod harness;
 mod harness_selftest;
+mod hostile;
 mod install;
 mod lifecycle;
 mod reach;

@@ -12,3 +12,4 @@ mod hostile;
 mod install;
 mod lifecycle;
 mod reach;
+mod secrets;

@@ -455,10 +455,10 @@ fn read_request(conn: &TcpStream) -> io::Result<Option<Request>> {
 fn forward(upstream: &str, req: &Request, drop: &[&str]) -> io::Result<Response> {
     let mut conn = TcpStream::connect(upstream)?;
     conn.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: {upstream}\r\n",
-        req.method, req.target
-    );
+    // The client's Host goes through, so absolute URLs upstream builds (an upload's Location)
+    // lead back through the proxy.
+    let host = header(&req.headers, "host").unwrap_or(upstream);
+    let mut head = format!("{} {} HTTP/1.1\r\nHost: {host}\r\n", req.method, req.target);
     for (k, v) in &req.headers {
         let lower = k.to_ascii_lowercase();
         if matches!(

@@ -445,10 +445,25 @@ fn push_blob(
             .upload_chunk(repo, &location, offset, &buf[..want])
             .map_err(registry_err(repo, format!("blob {digest}")))?
         {
-            Chunk::Accepted(next) => {
+            Chunk::Accepted { next, end } => {
                 location = next;
-                offset += want as u64;
                 chunks += 1;
+                // Trust the registry's count of what it holds over ours when it gives one.
+                let expected = offset + want as u64;
+                offset = match end {
+                    Some(end) if end + 1 < expected => {
+                        resyncs += 1;
+                        if resyncs > MAX_RESYNC {
+                            return Err(PublishError::Resync {
+                                repository: repo.clone(),
+                                digest: digest.clone(),
+                                times: resyncs,
+                            });
+                        }
+                        end + 1
+                    }
+                    _ => expected,
+                };
             }
             Chunk::RangeInvalid => {
                 resyncs += 1;

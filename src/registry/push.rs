@@ -31,8 +31,9 @@ pub enum Mount {
 
 /// What a PATCH did.
 pub enum Chunk {
-    /// Accepted; continue at the returned location.
-    Accepted(Url),
+    /// Accepted; continue at the returned location. `end` is the last byte the registry says it
+    /// holds (its `Range: 0-END`), when it says.
+    Accepted { next: Url, end: Option<u64> },
     /// 416: the registry's idea of the offset differs; ask it with [`Client::upload_offset`].
     RangeInvalid,
 }
@@ -121,7 +122,14 @@ impl Client {
             .body(bytes);
         let resp = self.request(repo, PUSH, &call)?;
         match resp.status().as_u16() {
-            202 => Ok(Chunk::Accepted(location(session, &resp)?)),
+            202 => Ok(Chunk::Accepted {
+                next: location(session, &resp)?,
+                end: resp
+                    .headers()
+                    .get("range")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_range_end),
+            }),
             416 => Ok(Chunk::RangeInvalid),
             _ => Err(self.status_error(repo, &super::redact(session), resp, || {
                 "upload session".into()

@@ -1132,3 +1132,72 @@ fn source_date_epoch_sets_the_mtime_reproducibly() {
         assert_eq!(entry.unwrap().header().mtime().unwrap(), 1_700_000_000);
     }
 }
+
+/// A registry that answers a PATCH with 416 is asked where the upload stands (GET, `Range`), and
+/// the upload goes on from there; small `--chunk-threshold`/`--chunk-size` make many chunks.
+#[test]
+fn a_chunked_upload_resynchronizes_after_416() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let proxy = Proxy::start_with(&registry.url(), true, Some(2));
+    let mut ctx = TestContext::new();
+    ctx.with_credentials();
+    let src = scratch(&tmp, "src");
+    let data = noise(40_000, 7);
+    std::fs::write(src.join("data.bin"), &data).unwrap();
+    let target = format!("{}/acme/resync:1.0.0", proxy.host());
+    let out = bottle_json(
+        &ctx,
+        &[
+            path_str(&src),
+            "--name",
+            "resync",
+            "--version",
+            "1.0.0",
+            "--push",
+            &target,
+            "--chunk-threshold",
+            "1K",
+            "--chunk-size",
+            "8K",
+        ],
+    );
+    let requests = proxy.requests();
+    let statuses: Vec<(String, u16)> = requests
+        .iter()
+        .filter(|r| {
+            r.path.contains("/blobs/uploads/") && matches!(r.method.as_str(), "PATCH" | "GET")
+        })
+        .map(|r| (r.method.clone(), r.status))
+        .collect();
+    // The config goes up whole; the layer (~40 KB): PATCH 202, PATCH 416, GET 204, the rest.
+    let layer_size = out["layer"]["size"].as_u64().unwrap();
+    let chunks = layer_size.div_ceil(8 * 1024) as usize;
+    assert_eq!(
+        &statuses[..3],
+        &[
+            ("PATCH".to_owned(), 202),
+            ("PATCH".to_owned(), 416),
+            ("GET".to_owned(), 204)
+        ],
+        "{requests:#?}"
+    );
+    let patches_ok = statuses
+        .iter()
+        .filter(|(m, st)| m == "PATCH" && *st == 202)
+        .count();
+    assert_eq!(patches_ok, chunks, "{requests:#?}");
+    ctx.write_formula(
+        "resync",
+        &formula(
+            "resync",
+            &[(
+                "1.0.0",
+                &format!("{}/acme/resync", registry.host()),
+                "1.0.0",
+            )],
+        ),
+    );
+    ctx.pkg(&["install", "resync"]).success();
+    assert!(std::fs::read(ctx.keg("resync", "1.0.0").join("data.bin")).unwrap() == data);
+}

@@ -35,6 +35,12 @@ const HOP_BY_HOP: &[&str] = &[
 impl Proxy {
     /// Forwards everything to `upstream` (`http://127.0.0.1:PORT`).
     pub fn start(upstream: &str, relative: bool) -> Proxy {
+        Proxy::start_with(upstream, relative, None)
+    }
+
+    /// Like [`Proxy::start`], and answers the `nth` PATCH (1-based) with 416 without
+    /// forwarding it, as a registry that lost track of an upload's offset would.
+    pub fn start_with(upstream: &str, relative: bool, patch_416: Option<usize>) -> Proxy {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("proxy binds"));
         let port = server.server_addr().to_ip().expect("proxy address").port();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -45,11 +51,25 @@ impl Proxy {
             std::thread::spawn(move || {
                 let agent = http_agent();
                 let me = format!("127.0.0.1:{port}");
+                let mut patches = 0;
                 for mut request in server.incoming_requests() {
                     let method = request.method().as_str().to_owned();
                     let path = request.url().to_owned();
                     let mut body = Vec::new();
                     let _ = request.as_reader().read_to_end(&mut body);
+                    if method == "PATCH" {
+                        patches += 1;
+                        if Some(patches) == patch_416 {
+                            log.lock().unwrap().push(Logged {
+                                method,
+                                path,
+                                status: 416,
+                            });
+                            let _ = request
+                                .respond(tiny_http::Response::empty(tiny_http::StatusCode(416)));
+                            continue;
+                        }
+                    }
                     let mut builder = ureq::http::Request::builder()
                         .method(method.as_str())
                         .uri(format!("{upstream}{path}"));

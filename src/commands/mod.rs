@@ -132,8 +132,17 @@ impl Ctx<'_> {
     /// `Cellar/.staging`, temporary links in `bin/` and `opt/`.
     fn lock(&self) -> anyhow::Result<PrefixLock> {
         let lock = lock::acquire(&self.settings.prefix, self.wait, self.reporter)?;
-        self.cellar.recover();
-        crate::link::recover(&self.settings.prefix);
+        let staged = self.cellar.recover();
+        let links = crate::link::recover(&self.settings.prefix);
+        if staged > 0 || !links.is_empty() {
+            self.reporter.status(
+                "Recovered",
+                &format!(
+                    "from an interrupted run ({staged} staged kegs removed, {} links repaired)",
+                    links.len()
+                ),
+            );
+        }
         Ok(lock)
     }
 

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use semver::Version;
 
+mod pipeline;
+
 use crate::cellar::receipt::{self, Receipt, ReceiptError};
 use crate::cellar::unpack::{self, Limits, Stats, UnpackError};
 use crate::cellar::{self, Cellar, CellarError, brew};
@@ -15,7 +17,7 @@ use crate::platform::Platform;
 use crate::registry::blob::BlobStream;
 use crate::registry::manifest::{self, Document, ImageManifest, LayerFormat, ManifestError};
 use crate::registry::{Client, FetchedManifest, RegistryError};
-use crate::report::{ProgressReader, Reporter};
+use crate::report::Reporter;
 use crate::store::{Store, StoreError};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 
@@ -203,44 +205,37 @@ impl Pourer<'_> {
         let _interrupted = crate::interrupt::guard(staging.path());
         let mut stats = Stats::default();
         let total = image.manifest.layers.iter().map(|l| l.size).sum();
-        let progress = self
+        let mut progress = self
             .reporter
             .progress(&format!("{} {version}", formula.name), total);
         for (layer, format) in image.manifest.layers.iter().zip(&image.formats) {
-            let mut reader = self.store.reader(&layer.digest, layer.size, || {
+            let reader = self.store.reader(&layer.digest, layer.size, || {
                 self.open_blob(repo, &layer.digest, layer.size)
             })?;
-            let mut counted = ProgressReader {
-                inner: &mut reader,
-                progress: &*progress,
-            };
             let root = staging.path();
-            let unpacked = match format {
-                LayerFormat::TarGzip => unpack::unpack_tar(
-                    flate2::read::MultiGzDecoder::new(&mut counted),
-                    root,
-                    &self.limits,
-                    &mut stats,
-                )
-                .map_err(Placed::Unpack),
-                LayerFormat::Tar => {
-                    unpack::unpack_tar(&mut counted, root, &self.limits, &mut stats)
+            let gunzip = *format == LayerFormat::TarGzip;
+            let bar = &mut progress;
+            let advance = &mut move |n| bar.advance(n);
+            let outcome = pipeline::run(reader, gunzip, advance, |counted| match format {
+                // Gunzipped by the pipeline.
+                LayerFormat::TarGzip | LayerFormat::Tar => {
+                    unpack::unpack_tar(counted, root, &self.limits, &mut stats)
                         .map_err(Placed::Unpack)
                 }
                 LayerFormat::File(name) => {
-                    place_file(root, name, &mut counted, &self.limits, &mut stats)
+                    place_file(root, name, counted, &self.limits, &mut stats)
                 }
                 LayerFormat::TarOrFile(name) => {
                     // ORAS marks plain files as `…layer.v1.tar`: a tar header decides.
                     let mut head = Vec::with_capacity(512);
                     let read = std::io::Read::read_to_end(
-                        &mut std::io::Read::take(&mut counted, 512),
+                        &mut std::io::Read::take(&mut *counted, 512),
                         &mut head,
                     );
                     match read {
                         Err(e) => Err(Placed::Io(root.to_owned(), e)),
                         Ok(_) => {
-                            let rest = std::io::Read::chain(head.as_slice(), &mut counted);
+                            let rest = std::io::Read::chain(head.as_slice(), counted);
                             if head.get(257..262) == Some(b"ustar".as_slice()) {
                                 unpack::unpack_tar(rest, root, &self.limits, &mut stats)
                                     .map_err(Placed::Unpack)
@@ -250,11 +245,13 @@ impl Pourer<'_> {
                         }
                     }
                 }
-            };
+            });
             // A tampered or truncated blob often breaks gzip or tar first: the digest check is
             // the real verdict, so it is reported in preference to the unpack error.
-            reader.finish()?;
-            unpacked.map_err(|e| e.into_pour_error(repo, &layer.digest))?;
+            outcome.verified?;
+            outcome
+                .unpacked
+                .map_err(|e| e.into_pour_error(repo, &layer.digest))?;
         }
 
         // A Homebrew bottle (`NAME/VERSION/…`) becomes the keg itself, relocated to this prefix.

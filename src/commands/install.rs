@@ -1,13 +1,16 @@
-//! `pkg install`: resolve the requests, pour each missing keg (dependencies first) and link it.
+//! `pkg install`: resolve the requests, pour the missing kegs (several at once, up to `--jobs`),
+//! then link them in dependency order. A package that fails leaves nothing of itself behind and
+//! does not stop the others; packages that depend on it are not installed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Condvar, Mutex, PoisonError};
 
-use anyhow::Context as _;
+use anyhow::anyhow;
 
 use crate::cli::InstallArgs;
 use crate::link;
 use crate::platform::Platform;
-use crate::pour::Pourer;
+use crate::pour::{PourError, Poured, Pourer};
 use crate::prefix::Mark;
 use crate::resolve::{self, Request, Step};
 
@@ -74,7 +77,7 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
         .iter()
         .map(|s| (s.formula.name.clone(), s.version.to_string()))
         .collect();
-    let mut pourer: Option<Pourer> = None;
+    let mut todo = Vec::new();
     for step in &plan.steps {
         let (name, version) = (&step.formula.name, &step.version);
         if ctx.cellar.is_installed(name, version) {
@@ -86,13 +89,42 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
             }
             continue;
         }
-        let pourer = match &pourer {
-            Some(p) => p,
-            None => pourer.insert(ctx.pourer()?),
+        todo.push(step);
+    }
+
+    // Pour everything first (in parallel), then link in plan order: dependencies first, and a
+    // package whose dependency failed is taken back out instead of linked.
+    let poured = if todo.is_empty() {
+        Vec::new()
+    } else {
+        pour_all(ctx, &ctx.pourer()?, &todo, &resolved)
+    };
+    let mut failed: Vec<(String, anyhow::Error)> = Vec::new();
+    let mut failed_names = BTreeSet::new();
+    for (step, result) in todo.iter().zip(poured) {
+        let (name, version) = (&step.formula.name, &step.version);
+        let broken_dep = step.formula.versions[version]
+            .depends_on
+            .keys()
+            .find(|d| failed_names.contains(*d));
+        let outcome = match (result, broken_dep) {
+            (Pour::Failed(e), _) => Err(e.into()),
+            (Pour::Skipped { dependency }, _) => Err(anyhow!(
+                "its dependency {dependency} could not be installed"
+            )),
+            (Pour::Done(_), Some(dep)) => {
+                let _ = ctx.cellar.remove(name, version);
+                Err(anyhow!("its dependency {dep} could not be installed"))
+            }
+            (Pour::Done(poured), None) => link_step(ctx, step, &poured, args.overwrite),
         };
-        install_step(ctx, pourer, step, &resolved, args.overwrite)
-            .with_context(|| format!("installing {name} {version} failed; nothing was changed"))?;
-        installed.push(format!("{name} {version}"));
+        match outcome {
+            Ok(()) => installed.push(format!("{name} {version}")),
+            Err(e) => {
+                failed_names.insert(name.clone());
+                failed.push((format!("{name} {version}"), e));
+            }
+        }
     }
     if !installed.is_empty() {
         ctx.reporter.status(
@@ -105,6 +137,22 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
         );
         caveat_path(ctx);
     }
+    if failed.len() > 1 {
+        let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+        for (what, e) in &failed {
+            ctx.reporter.warn(&format!(
+                "installing {what} failed; nothing was changed: {e:#}"
+            ));
+        }
+        anyhow::bail!(
+            "{} packages failed to install: {}; nothing of theirs was changed",
+            failed.len(),
+            names.join(", ")
+        );
+    }
+    if let Some((what, e)) = failed.pop() {
+        return Err(e.context(format!("installing {what} failed; nothing was changed")));
+    }
     if !to_upgrade.is_empty() {
         drop(_lock);
         upgrade::upgrade(ctx, &to_upgrade, false, false, false)?;
@@ -112,28 +160,150 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Pours one step and links it (an explicit install links even a package the user had unlinked;
-/// a dependency the user unlinked stays unlinked). A keg that cannot be linked is taken back out.
-fn install_step(
+/// What became of one step's pour.
+enum Pour {
+    Done(Poured),
+    Failed(PourError),
+    /// Not attempted: a dependency in the same plan failed first.
+    Skipped {
+        dependency: String,
+    },
+}
+
+/// Where each step of [`pour_all`] is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Running,
+    Poured,
+    Failed,
+}
+
+/// Pours `steps` with up to `--jobs` at once, sharing one client (one connection pool, one token
+/// per repository). A step starts once the steps it depends on are poured, so a dependency that
+/// fails stops its dependents before they download anything. One result per step, in order.
+fn pour_all(
     ctx: &Ctx,
     pourer: &Pourer,
-    step: &Step,
+    steps: &[&Step],
     resolved: &BTreeMap<String, String>,
-    overwrite: bool,
-) -> anyhow::Result<()> {
+) -> Vec<Pour> {
+    let index: BTreeMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.formula.name.as_str(), i))
+        .collect();
+    let deps: Vec<Vec<usize>> = steps
+        .iter()
+        .map(|s| {
+            s.formula.versions[&s.version]
+                .depends_on
+                .keys()
+                .filter_map(|d| index.get(d.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let board = Mutex::new(vec![State::Waiting; steps.len()]);
+    let changed = Condvar::new();
+    let pour_one = |step: &Step| {
+        let (formula, version) = (&step.formula, &step.version);
+        let spec = &formula.versions[version];
+        ctx.reporter.status(
+            "Fetching",
+            &format!(
+                "{} {version} ({}:{})",
+                formula.name, spec.repository, spec.tag
+            ),
+        );
+        let dependencies = spec
+            .depends_on
+            .keys()
+            .filter_map(|d| Some((d.clone(), resolved.get(d)?.clone())))
+            .collect();
+        match pourer.pour(&ctx.cellar, formula, version, step.on_request, dependencies) {
+            Ok(p) => Pour::Done(p),
+            Err(e) => Pour::Failed(e),
+        }
+    };
+    // The next step to run: waiting, with every dependency poured (or one failed: then it is
+    // skipped). `None` when nothing is ready yet.
+    let ready = |states: &[State]| {
+        (0..steps.len()).find_map(|i| {
+            if states[i] != State::Waiting {
+                return None;
+            }
+            if let Some(&d) = deps[i].iter().find(|&&d| states[d] == State::Failed) {
+                return Some((i, Some(d)));
+            }
+            deps[i]
+                .iter()
+                .all(|&d| states[d] == State::Poured)
+                .then_some((i, None))
+        })
+    };
+    let worker = || {
+        let mut done = Vec::new();
+        let mut states = board.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let Some((i, failed_dep)) = ready(&states) else {
+                if !states.contains(&State::Waiting) {
+                    return done;
+                }
+                states = changed.wait(states).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
+            states[i] = State::Running;
+            drop(states);
+            let result = match failed_dep {
+                Some(d) => Pour::Skipped {
+                    dependency: format!("{} {}", steps[d].formula.name, steps[d].version),
+                },
+                None => {
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        pour_one(steps[i])
+                    })) {
+                        Ok(result) => result,
+                        Err(panic) => {
+                            // Let the other workers finish (and skip its dependents) first.
+                            let mut states = board.lock().unwrap_or_else(PoisonError::into_inner);
+                            states[i] = State::Failed;
+                            changed.notify_all();
+                            drop(states);
+                            std::panic::resume_unwind(panic);
+                        }
+                    }
+                }
+            };
+            states = board.lock().unwrap_or_else(PoisonError::into_inner);
+            states[i] = match result {
+                Pour::Done(_) => State::Poured,
+                _ => State::Failed,
+            };
+            done.push((i, result));
+            changed.notify_all();
+        }
+    };
+    let workers = ctx.settings.jobs.clamp(1, steps.len());
+    let mut results: Vec<(usize, Pour)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers).map(|_| s.spawn(worker)).collect();
+        let mut all = Vec::with_capacity(steps.len());
+        for handle in handles {
+            match handle.join() {
+                Ok(done) => all.extend(done),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, result)| result).collect()
+}
+
+/// Links a poured keg (an explicit install links even a package the user had unlinked; a
+/// dependency the user unlinked stays unlinked). A keg that cannot be linked is taken back out.
+fn link_step(ctx: &Ctx, step: &Step, poured: &Poured, overwrite: bool) -> anyhow::Result<()> {
     let (formula, version) = (&step.formula, &step.version);
     let name = &formula.name;
-    let spec = &formula.versions[version];
-    ctx.reporter.status(
-        "Fetching",
-        &format!("{name} {version} ({}:{})", spec.repository, spec.tag),
-    );
-    let dependencies = spec
-        .depends_on
-        .keys()
-        .filter_map(|d| Some((d.clone(), resolved.get(d)?.clone())))
-        .collect();
-    let poured = pourer.pour(&ctx.cellar, formula, version, step.on_request, dependencies)?;
     let keep_unlinked = !step.on_request && ctx.records.has(Mark::Unlinked, name);
     if !keep_unlinked {
         let linked = link::link(

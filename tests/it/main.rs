@@ -11,5 +11,6 @@ mod harness_selftest;
 mod hostile;
 mod install;
 mod lifecycle;
+mod parallel;
 mod reach;
 mod secrets;

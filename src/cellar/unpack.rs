@@ -254,6 +254,7 @@ pub fn unpack_tar<R: Read>(
     let mut layer = Layer {
         root,
         limits,
+        first: fs::read_dir(root).is_ok_and(|mut d| d.next().is_none()),
         created: HashSet::new(),
         dirs: HashSet::new(),
         exact_modes: umask().is_some_and(|m| m & 0o755 == 0),
@@ -288,6 +289,9 @@ const APPLE_DOUBLE_MAGIC: [u8; 4] = [0x00, 0x05, 0x16, 0x07];
 struct Layer<'a> {
     root: &'a Path,
     limits: &'a Limits,
+    /// The root was empty when this layer started: everything in it is this layer's, so its
+    /// whiteouts have nothing to remove and `created` is not kept (a first layer is most layers).
+    first: bool,
     /// Root-relative paths this layer created, with their ancestors: whiteouts leave them alone.
     created: HashSet<PathBuf>,
     /// Root-relative directories known to be real directories (checked or created by this call),
@@ -310,6 +314,9 @@ fn umask() -> Option<u32> {
 
 impl Layer<'_> {
     fn record(&mut self, rel: &Path) {
+        if self.first {
+            return;
+        }
         for p in rel.ancestors() {
             if p.as_os_str().is_empty() || !self.created.insert(p.to_path_buf()) {
                 break;
@@ -798,6 +805,9 @@ fn whiteout(
     let dir_rel = rel.parent().unwrap_or(Path::new(""));
     if hidden == b".wh..opq" {
         check_parents(layer, name, rel, Parents::Create)?;
+        if layer.first {
+            return Ok(());
+        }
         layer.record(dir_rel);
         let dir = layer.root.join(dir_rel);
         let children = fs::read_dir(&dir).map_err(|e| io_error(name, Op::List, &dir, e))?;
@@ -818,6 +828,9 @@ fn whiteout(
             entry: name.into(),
             reason: Reason::EmptyWhiteout,
         });
+    }
+    if layer.first {
+        return Ok(());
     }
     let target_rel = dir_rel.join(OsStr::from_bytes(hidden));
     if layer.created.contains(&target_rel)
@@ -1157,6 +1170,33 @@ mod tests {
         let err = s.unpack(&tar).unwrap_err();
         assert!(matches!(err, UnpackError::ThroughSymlink { .. }), "{err:?}");
         assert!(!s.exists("sub/e/y"));
+    }
+
+    #[test]
+    fn whiteouts_in_a_first_layer_remove_nothing() {
+        let mut s = Scratch::new();
+        let tar = Tar::new()
+            .file("x", 0o644, b"x")
+            .file(".wh.x", 0o644, b"")
+            .file("d/f", 0o644, b"f")
+            .file("d/.wh..wh..opq", 0o644, b"")
+            .file("e/.wh..wh..opq", 0o644, b"")
+            .file(".wh.missing", 0o644, b"")
+            .bytes();
+        s.unpack(&tar).unwrap();
+        assert_eq!(s.read("x"), "x");
+        assert_eq!(s.read("d/f"), "f");
+        assert!(fs::symlink_metadata(s.root().join("e")).unwrap().is_dir());
+        // A later layer's whiteout still removes what an earlier layer made.
+        s.unpack(&Tar::new().file("y", 0o644, b"y").bytes())
+            .unwrap();
+        s.unpack(&Tar::new().file(".wh.y", 0o644, b"").bytes())
+            .unwrap();
+        assert!(!s.exists("y"));
+        let err = Scratch::new()
+            .unpack(&Tar::new().file(".wh.", 0o644, b"").bytes())
+            .unwrap_err();
+        refused_path(err, ".wh.");
     }
 
     #[test]

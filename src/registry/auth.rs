@@ -219,7 +219,27 @@ impl std::fmt::Debug for Token {
 pub struct TokenResponse {
     token: Option<String>,
     access_token: Option<String>,
+    #[serde(default, deserialize_with = "lenient_seconds")]
     expires_in: Option<u64>,
+}
+
+/// Longest lifetime pkg believes a token has, whatever the token service says (an absurd
+/// `expires_in` must not overflow the clock; a day is far past any run).
+const MAX_TOKEN_TTL: u64 = 24 * 60 * 60;
+
+/// `expires_in` as token services write it: a number of seconds, sometimes fractional or quoted.
+/// Anything else (negative, text, null) counts as not stated, so the 60 s default applies rather
+/// than the whole answer being rejected for a field pkg can do without.
+fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let value = <serde_json::Value as serde::Deserialize>::deserialize(d)?;
+    let seconds = match &value {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    Ok(seconds
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| s.min(MAX_TOKEN_TTL as f64) as u64))
 }
 
 impl TokenResponse {
@@ -229,7 +249,7 @@ impl TokenResponse {
             .token
             .filter(|t| !t.is_empty())
             .or(self.access_token.filter(|t| !t.is_empty()))?;
-        let ttl = self.expires_in.unwrap_or(60).max(10);
+        let ttl = self.expires_in.unwrap_or(60).clamp(10, MAX_TOKEN_TTL);
         Some(Token {
             value,
             expires: now + Duration::from_secs(ttl - 5),
@@ -398,6 +418,40 @@ mod tests {
         assert_eq!(t.into_token(now).unwrap().value, "x");
         let t: TokenResponse = serde_json::from_str(r#"{"token":""}"#).unwrap();
         assert!(t.into_token(now).is_none());
+    }
+
+    #[test]
+    fn stated_expiry_is_honoured_and_absurd_ones_neither_overflow_nor_reject_the_token() {
+        let now = Instant::now();
+        let expiry = |body: &str| {
+            let t: TokenResponse = serde_json::from_str(body).unwrap();
+            t.into_token(now).unwrap().expires - now
+        };
+        assert_eq!(
+            expiry(r#"{"token":"t","expires_in":300}"#),
+            Duration::from_secs(295)
+        );
+        assert_eq!(
+            expiry(r#"{"token":"t","expires_in":"120"}"#),
+            Duration::from_secs(115)
+        );
+        assert_eq!(
+            expiry(r#"{"token":"t","expires_in":90.5}"#),
+            Duration::from_secs(85)
+        );
+        // Too short to be useful: at least 10 s, renewed 5 s early.
+        assert_eq!(
+            expiry(r#"{"token":"t","expires_in":1}"#),
+            Duration::from_secs(5)
+        );
+        // Unusable values fall back to the 60 s default.
+        for odd in ["-1", "\"soon\"", "null", "[]"] {
+            let body = format!(r#"{{"token":"t","expires_in":{odd}}}"#);
+            assert_eq!(expiry(&body), Duration::from_secs(55), "{body}");
+        }
+        // Far beyond any clock: capped at a day.
+        let huge = expiry(r#"{"token":"t","expires_in":18446744073709551615}"#);
+        assert_eq!(huge, Duration::from_secs(MAX_TOKEN_TTL - 5));
     }
 
     #[test]

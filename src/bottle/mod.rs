@@ -370,8 +370,12 @@ fn layout_current(layout: &Layout, tag: &str) -> Result<Current, BottleError> {
                     .ok()
                     .and_then(|b| platform_of_config(&b)),
             };
+            // The size `index.json` states may be wrong (the seed's anakin layout says 548 for a
+            // 504-byte manifest); what goes into a new index is the size of the verified bytes.
+            let mut descriptor = top;
+            descriptor.size = fetched.bytes.len() as u64;
             Current::Manifest {
-                descriptor: top,
+                descriptor,
                 platform,
             }
         }

@@ -175,6 +175,21 @@ fn bottling_twice_and_from_other_mtimes_and_modes_gives_identical_digests() {
     std::fs::set_permissions(b.join("bin/hello"), std::fs::Permissions::from_mode(0o700)).unwrap();
     set_mtime(&b.join("bin/hello"), 1_234_567_890);
     set_mtime(&b.join("share/hello/README"), 42);
+    // Other owners too: as root (CI), hand the tree to uid/gid 1234/5678; as anyone else the
+    // files already belong to a user who is not 0.
+    if unsafe { libc::geteuid() } == 0 {
+        for rel in [
+            "",
+            "bin",
+            "bin/hello",
+            "share",
+            "share/hello",
+            "share/hello/README",
+        ] {
+            std::os::unix::fs::chown(b.join(rel), Some(1234), Some(5678)).unwrap();
+        }
+        std::os::unix::fs::lchown(b.join("share/hello/run"), Some(1234), Some(5678)).unwrap();
+    }
     let third = bottle_json(
         &ctx,
         &[
@@ -201,6 +216,44 @@ fn bottling_twice_and_from_other_mtimes_and_modes_gives_identical_digests() {
     let three = std::fs::read(scratch(&tmp, "l3").join("blobs/sha256").join(layer)).unwrap();
     assert_eq!(one, three);
     assert_eq!(sha256_digest(&one), s(&first["layer"]["digest"]));
+
+    // No creation time unless asked for (it would make every build differ).
+    let blob_json = |layout: &Path, key: &str, out: &serde_json::Value| -> serde_json::Value {
+        let hex = s(&out[key]["digest"])
+            .strip_prefix("sha256:")
+            .unwrap()
+            .to_owned();
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap())
+            .unwrap()
+    };
+    const CREATED: &str = "org.opencontainers.image.created";
+    let l1 = scratch(&tmp, "l1");
+    assert!(blob_json(&l1, "manifest", &first)["annotations"][CREATED].is_null());
+    assert!(blob_json(&l1, "config", &first)["created"].is_null());
+    let dated = scratch(&tmp, "dated");
+    let with_created = bottle_json(
+        &ctx,
+        &[
+            path_str(&a),
+            "--name",
+            "hello",
+            "--version",
+            "1.0.0",
+            "--created",
+            "-o",
+            path_str(&dated),
+        ],
+    );
+    assert!(
+        blob_json(&dated, "manifest", &with_created)["annotations"][CREATED].is_string(),
+        "--created adds the annotation"
+    );
+    assert!(blob_json(&dated, "config", &with_created)["created"].is_string());
+    assert_eq!(first["layer"]["digest"], with_created["layer"]["digest"]);
+    assert_ne!(
+        first["manifest"]["digest"],
+        with_created["manifest"]["digest"]
+    );
 
     // Content does change the digest.
     std::fs::write(b.join("share/hello/README"), "changed\n").unwrap();
@@ -382,6 +435,14 @@ fn two_platforms_pushed_to_one_tag_make_an_index_and_install_picks_the_host() {
     let mut ctx = TestContext::new();
     ctx.with_credentials();
     let target = format!("{}/acme/multi:2.0.0", registry.host());
+    // The host's platform and another one, whatever machine runs the test.
+    let (os, arch) = crate::faults::host_platform();
+    let host = format!("{os}/{arch}");
+    let other = if host == "darwin/arm64" {
+        "linux/amd64"
+    } else {
+        "darwin/arm64"
+    };
     let linux = scratch(&tmp, "linux");
     std::fs::write(linux.join("which"), "linux\n").unwrap();
     let darwin = scratch(&tmp, "darwin");
@@ -395,7 +456,7 @@ fn two_platforms_pushed_to_one_tag_make_an_index_and_install_picks_the_host() {
             "--version",
             "2.0.0",
             "--platform",
-            "linux/amd64",
+            &host,
             "-o",
             path_str(&scratch(&tmp, "l-linux")),
             "--push",
@@ -412,7 +473,7 @@ fn two_platforms_pushed_to_one_tag_make_an_index_and_install_picks_the_host() {
             "--version",
             "2.0.0",
             "--platform",
-            "darwin/arm64",
+            other,
             "-o",
             path_str(&scratch(&tmp, "l-darwin")),
             "--push",
@@ -422,7 +483,7 @@ fn two_platforms_pushed_to_one_tag_make_an_index_and_install_picks_the_host() {
     assert_eq!(second["push"]["media_type"], INDEX);
     assert_eq!(
         second["push"]["platforms"],
-        serde_json::json!(["linux/amd64", "darwin/arm64"])
+        serde_json::json!([host, other])
     );
     let raw = skopeo_inspect(&target, true).unwrap();
     assert_eq!(sha256_digest(&raw), s(&second["push"]["digest"]));
@@ -431,9 +492,17 @@ fn two_platforms_pushed_to_one_tag_make_an_index_and_install_picks_the_host() {
     let entries = index["manifests"].as_array().unwrap();
     assert_eq!(entries.len(), 2, "{index}");
     assert_eq!(entries[0]["digest"], first["manifest"]["digest"]);
-    assert_eq!(entries[0]["platform"]["os"], "linux");
+    assert_eq!(entries[0]["platform"]["os"], os);
+    assert_eq!(entries[0]["platform"]["architecture"], arch);
     assert_eq!(entries[1]["digest"], second["manifest"]["digest"]);
-    assert_eq!(entries[1]["platform"]["architecture"], "arm64");
+    assert_eq!(
+        format!(
+            "{}/{}",
+            s(&entries[1]["platform"]["os"]),
+            s(&entries[1]["platform"]["architecture"])
+        ),
+        other
+    );
 
     // Rebuilding one platform replaces its entry and keeps the other.
     std::fs::write(linux.join("which"), "linux, rebuilt\n").unwrap();
@@ -446,7 +515,7 @@ fn two_platforms_pushed_to_one_tag_make_an_index_and_install_picks_the_host() {
             "--version",
             "2.0.0",
             "--platform",
-            "linux/amd64",
+            &host,
             "-o",
             path_str(&scratch(&tmp, "l-linux2")),
             "--push",
@@ -898,6 +967,105 @@ fn layout_with_a_misstated_index_size_installs_with_a_warning() {
         "{}",
         other.prefix_listing()
     );
+}
+
+/// A second platform bottled into a layout whose `index.json` misstates the first manifest's
+/// size (as the seed's anakin layout does) makes an index that carries the true size: skopeo
+/// copies it, `--push` sends it, and both entries install.
+#[test]
+fn a_second_platform_in_a_misstated_layout_gets_the_true_size_in_the_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let mut ctx = TestContext::new();
+    ctx.with_credentials();
+    let (os, arch) = crate::faults::host_platform();
+    let host = format!("{os}/{arch}");
+    let other = if host == "darwin/arm64" {
+        "linux/amd64"
+    } else {
+        "darwin/arm64"
+    };
+    let layout = scratch(&tmp, "quirk");
+    let first_src = scratch(&tmp, "first");
+    hello_tree(&first_src, "first platform");
+    let first = bottle_json(
+        &ctx,
+        &[
+            path_str(&first_src),
+            "--name",
+            "hello",
+            "--version",
+            "1.0.0",
+            "--platform",
+            other,
+            "-o",
+            path_str(&layout),
+        ],
+    );
+    let real = first["manifest"]["size"].as_u64().unwrap();
+    let index_path = layout.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    index["manifests"][0]["size"] = (real + 44).into();
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+
+    let second_src = scratch(&tmp, "second");
+    hello_tree(&second_src, "host platform");
+    let pushed = format!("{}/acme/pushed:1.0.0", registry.host());
+    let second = bottle_json(
+        &ctx,
+        &[
+            path_str(&second_src),
+            "--name",
+            "hello",
+            "--version",
+            "1.0.0",
+            "--platform",
+            &host,
+            "-o",
+            path_str(&layout),
+            "--push",
+            &pushed,
+        ],
+    );
+    let top = s(&second["layout_tag"]["digest"])
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_owned();
+    let merged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(top)).unwrap())
+            .unwrap();
+    assert_eq!(merged["mediaType"], INDEX, "{merged}");
+    let entries = merged["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{merged}");
+    assert_eq!(entries[0]["digest"], first["manifest"]["digest"]);
+    assert_eq!(
+        entries[0]["size"].as_u64(),
+        Some(real),
+        "the true size, not the stated one"
+    );
+
+    // pkg pushed both platforms; skopeo, which checks every size, copies the layout's index.
+    assert_eq!(second["push"]["media_type"], INDEX);
+    let raw = skopeo_inspect(&pushed, true).unwrap();
+    assert_eq!(sha256_digest(&raw), s(&second["push"]["digest"]));
+    let copied = format!("{}/acme/copied:1.0.0", registry.host());
+    skopeo_push(&layout, "1.0.0", &copied);
+    let raw = skopeo_inspect(&copied, true).unwrap();
+    assert_eq!(sha256_digest(&raw), s(&second["layout_tag"]["digest"]));
+    ctx.write_formula(
+        "hello",
+        &formula(
+            "hello",
+            &[(
+                "1.0.0",
+                &format!("{}/acme/pushed", registry.host()),
+                "1.0.0",
+            )],
+        ),
+    );
+    ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(run_bin(&ctx, "hello"), "host platform\n");
 }
 
 #[test]

@@ -1369,3 +1369,65 @@ fn a_chunked_upload_resynchronizes_after_416() {
     ctx.pkg(&["install", "resync"]).success();
     assert!(std::fs::read(ctx.keg("resync", "1.0.0").join("data.bin")).unwrap() == data);
 }
+
+/// Push credentials from the auth files other tools write, in the order they read them
+/// (podman's `auth.json` before docker's `config.json`), and the formula entry printed when
+/// `--write` is not given.
+#[test]
+fn push_reads_podman_and_docker_auth_files_and_prints_the_formula_entry() {
+    use base64::Engine as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    let src = scratch(&tmp, "src");
+    hello_tree(&src, "from auth files");
+    let auth_json = |password: &str| {
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("{USERNAME}:{password}"));
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            registry.host()
+        )
+    };
+    let docker = ctx.home.join(".docker/config.json");
+    std::fs::create_dir_all(docker.parent().unwrap()).unwrap();
+    std::fs::write(&docker, auth_json(PASSWORD)).unwrap();
+    let push = |repo: &str, out: &str| {
+        let target = format!("{}/acme/{repo}:1.0.0", registry.host());
+        let layout = scratch(&tmp, out);
+        ctx.pkg(&[
+            "bottle",
+            path_str(&src),
+            "--name",
+            "hello",
+            "--version",
+            "1.0.0",
+            "-o",
+            path_str(&layout),
+            "--push",
+            &target,
+        ])
+    };
+    let run = push("viadocker", "l1").success();
+    // No --write: the entry to paste into the formula is printed on stdout.
+    let entry: toml::Table = toml::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not a formula entry ({e}):\n{}", run.stdout));
+    let v = &entry["versions"]["1.0.0"];
+    assert_eq!(
+        v["repository"].as_str(),
+        Some(format!("{}/acme/viadocker", registry.host()).as_str())
+    );
+    assert_eq!(v["tag"].as_str(), Some("1.0.0"));
+    let digest = v["digest"].as_str().unwrap().to_owned();
+    let raw = skopeo_inspect(&format!("{}/acme/viadocker:1.0.0", registry.host()), true).unwrap();
+    assert_eq!(sha256_digest(&raw), digest);
+
+    // Wrong in docker's file, right in podman's: podman's is read first.
+    std::fs::write(&docker, auth_json("wrong")).unwrap();
+    push("wrongdocker", "l2").failure();
+    let podman = ctx.home.join(".config/containers/auth.json");
+    std::fs::create_dir_all(podman.parent().unwrap()).unwrap();
+    std::fs::write(&podman, auth_json(PASSWORD)).unwrap();
+    push("viapodman", "l3").success();
+    assert!(skopeo_inspect(&format!("{}/acme/viapodman:1.0.0", registry.host()), true).is_ok());
+}

@@ -6,6 +6,7 @@ mod bottle;
 mod crash;
 mod experience;
 mod faults;
+mod formats;
 mod harness;
 mod harness_selftest;
 mod hostile;

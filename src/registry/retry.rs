@@ -57,12 +57,20 @@ pub fn delay(opts: &NetworkOptions, attempt: u32, retry_after: Option<Duration>)
         .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX));
     let capped = exp.min(opts.max_delay);
     // Jitter: between 50% and 100% of the backoff, so clients that failed together spread out.
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let fraction = 0.5 + f64::from(nanos % 1000) / 2000.0;
-    capped.mul_f64(fraction)
+    capped.mul_f64(0.5 + jitter() / 2.0)
+}
+
+/// A number in `[0, 1)` that differs from one call to the next, in this process and across
+/// processes started together: a counter hashed with std's randomly keyed SipHash (no clock
+/// involved, so a coarse clock cannot make every client wait alike).
+fn jitter() -> f64 {
+    use std::hash::BuildHasher as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, Ordering::Relaxed);
+    let bits = std::hash::RandomState::new().hash_one(n) >> 11;
+    // 53 random bits: exactly representable, below 1.
+    bits as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
@@ -105,6 +113,36 @@ mod tests {
         assert_eq!(
             delay(&opts, 0, Some(Duration::from_secs(3600))),
             opts.max_delay
+        );
+    }
+
+    #[test]
+    fn jittered_delays_differ_from_one_try_to_the_next() {
+        let opts = NetworkOptions::default();
+        let delays: Vec<Duration> = (0..256).map(|_| delay(&opts, 2, None)).collect();
+        let base = opts.base_delay * 4;
+        for d in &delays {
+            assert!(
+                *d >= base / 2 && *d <= base,
+                "{d:?} outside [{:?}, {base:?}]",
+                base / 2
+            );
+        }
+        let mut distinct = delays.clone();
+        distinct.sort();
+        distinct.dedup();
+        // Taken back to back, as clients that failed together take them: with a clock-based
+        // jitter many would be equal (or all, on a coarse clock). Nanosecond durations over a
+        // 500 ms range almost never collide by chance.
+        assert!(
+            distinct.len() >= 250,
+            "only {} distinct delays of 256: {delays:?}",
+            distinct.len()
+        );
+        let low = delays.iter().filter(|d| **d < base * 3 / 4).count();
+        assert!(
+            (64..=192).contains(&low),
+            "{low} of 256 delays in the lower half of the jitter range"
         );
     }
 

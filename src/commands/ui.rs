@@ -1,5 +1,6 @@
 //! The terminal side of reporting: coloured status lines, warnings and progress bars on stderr.
-//! Bars appear only when stderr is a terminal and `--quiet` is off.
+//! Bars appear only when stderr is a terminal and `--quiet` is off, and are coloured only when
+//! the lines are.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
@@ -74,8 +75,13 @@ impl Reporter for Stderr {
             return Box::new(NoProgress);
         };
         let bar = multi.add(ProgressBar::new(total));
-        let template =
-            "{prefix:>12.cyan.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}";
+        // The template's style is applied by indicatif (console), which knows nothing of
+        // `--color`: without colour, leave the style out.
+        let template = if self.color {
+            "{prefix:>12.cyan.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+        } else {
+            "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+        };
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));
         }

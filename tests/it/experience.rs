@@ -64,6 +64,20 @@ fn completions_and_man_page_generate_from_the_cli_definitions() {
     ctx.pkg(&["completions", "tcsh-ish"]).failure_with(2);
 }
 
+/// Whether `text` holds an SGR (colour) escape sequence, `ESC [ digits/; m`. Cursor movement
+/// and line clearing of a progress bar are escape sequences too, but not colour.
+fn has_colour(text: &str) -> bool {
+    text.split("\x1b[").skip(1).any(|rest| {
+        let params = rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == ';');
+        params.starts_with('m')
+    })
+}
+
+/// The lines of `stderr` that mention `text`.
+fn lines_with<'a>(stderr: &'a str, text: &str) -> Vec<&'a str> {
+    stderr.lines().filter(|l| l.contains(text)).collect()
+}
+
 #[test]
 fn progress_and_colours_are_absent_when_stderr_is_not_a_terminal() {
     let registry = Registry::start();
@@ -81,25 +95,153 @@ fn progress_and_colours_are_absent_when_stderr_is_not_a_terminal() {
         "colour codes:\n{:?}",
         run.stderr
     );
+    // The status lines are printed by pkg itself off a terminal (a bar's println would drop them).
     assert!(run.stderr.contains("Installed"), "{}", run.stderr);
-    // --color always forces colour even into a pipe; --quiet silences progress messages.
+    assert!(run.stderr.contains("Finished"), "{}", run.stderr);
+}
+
+#[test]
+fn color_always_colours_status_and_warning_lines_and_never_none() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    hello(&registry, &ctx);
+
+    // --color always: colour even into a pipe, but no bar (that is decided by the terminal alone).
     let run = ctx
-        .pkg(&[
-            "--color",
-            "always",
-            "list",
-            "--versions",
-            "--prefix",
-            "/nonexistent-prefix",
-        ])
+        .pkg(&["--color", "always", "install", "hello"])
         .success();
-    assert!(run.stdout.is_empty());
+    for action in ["Fetching", "Installed", "Finished"] {
+        let lines = lines_with(&run.stderr, action);
+        assert!(!lines.is_empty(), "no {action} line:\n{}", run.stderr);
+        for line in lines {
+            assert!(
+                line.starts_with("\x1b[1;32m") && line.contains(&format!("{action}\x1b[0m ")),
+                "{action} is not in bold green:\n{line:?}"
+            );
+        }
+    }
+    // The PATH caveat is a warning: bold yellow.
+    let warnings = lines_with(&run.stderr, "warning:");
+    assert!(!warnings.is_empty(), "no PATH caveat:\n{}", run.stderr);
+    assert!(
+        warnings
+            .iter()
+            .all(|l| l.starts_with("\x1b[1;33mwarning:\x1b[0m ")),
+        "{warnings:?}"
+    );
+    assert!(
+        !run.stderr.contains('\r') && !run.stderr.contains("eta"),
+        "a bar off a terminal:\n{:?}",
+        run.stderr
+    );
+
+    for args in [
+        &["--color", "never", "uninstall", "hello"][..],
+        &["--color", "never", "install", "hello"],
+    ] {
+        let run = ctx.pkg(args).success();
+        assert!(!run.stderr.is_empty(), "{args:?} said nothing");
+        assert!(!has_colour(&run.stderr), "{args:?}:\n{:?}", run.stderr);
+    }
+    // An error under --color always: the message is still plain text after its prefix.
     let run = ctx
         .pkg(&["--color", "always", "uninstall", "nothere"])
         .failure();
-    assert!(!run.stderr.is_empty());
-    let quiet = ctx.pkg(&["--quiet", "uninstall", "hello"]).success();
-    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
+    assert!(run.stderr.contains("nothere"), "{}", run.stderr);
+}
+
+/// Runs `pkg ARGS…` (with the context's environment plus `env`) on a pseudo-terminal made by
+/// util-linux `script`; returns the exit code and everything pkg wrote to the terminal.
+fn pkg_on_tty(ctx: &TestContext, env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
+    let inner = ctx.command(args);
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut line = quote(PKG);
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env_clear()
+        .env("SHELL", "/bin/sh")
+        .env("TERM", "xterm")
+        .current_dir(&ctx.home)
+        .stdin(Stdio::null());
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .expect("run util-linux `script` (the tty tests need it)");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// A package big enough (random, so it does not compress) for its download to draw a bar.
+fn big(registry: &Registry, ctx: &TestContext) {
+    let mut data = vec![0u8; 8 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    registry.push(
+        "acme/big",
+        "1.0.0",
+        &Fixture::Image(
+            ImageSpec::new("linux", "amd64")
+                .file("bin/big", "#!/bin/sh\necho big\n", 0o755)
+                .file("share/big/data", data, 0o644),
+        ),
+    );
+    ctx.write_formula(
+        "big",
+        &Formula::new("big")
+            .version("1.0.0", &format!("{}/acme/big", registry.host()), "1.0.0")
+            .to_toml(),
+    );
+}
+
+#[test]
+fn on_a_terminal_a_bar_is_drawn_and_follows_the_colour_choice() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    big(&registry, &ctx);
+
+    let (code, auto) = pkg_on_tty(&ctx, &[], &["install", "big"]);
+    assert_eq!(code, Some(0), "{auto}");
+    assert!(
+        auto.contains(" eta "),
+        "no progress bar on a terminal:\n{auto:?}"
+    );
+    assert!(has_colour(&auto), "no colour on a terminal:\n{auto:?}");
+    assert!(
+        auto.contains("\x1b[36m") || auto.contains("\x1b[1m\x1b[36m"),
+        "the bar's label is not cyan:\n{auto:?}"
+    );
+
+    for (env, args) in [
+        (&[("NO_COLOR", "1")][..], &["install", "big"][..]),
+        (&[], &["--color", "never", "install", "big"]),
+    ] {
+        ctx.pkg(&["uninstall", "big"]).success();
+        let (code, out) = pkg_on_tty(&ctx, env, args);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains(" eta "), "{env:?} {args:?}: no bar:\n{out:?}");
+        assert!(
+            !has_colour(&out),
+            "{env:?} {args:?}: colour on the terminal:\n{out:?}"
+        );
+    }
 }
 
 #[test]

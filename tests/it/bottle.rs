@@ -1431,3 +1431,39 @@ fn push_reads_podman_and_docker_auth_files_and_prints_the_formula_entry() {
     push("viapodman", "l3").success();
     assert!(skopeo_inspect(&format!("{}/acme/viapodman:1.0.0", registry.host()), true).is_ok());
 }
+
+/// `PKG_REGISTRY_MIRRORS` applies to pushes too: a push to ghcr.io lands on the mirror, and the
+/// formula entry still names ghcr.io.
+#[test]
+fn a_push_to_a_mirrored_registry_goes_to_the_mirror() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let mut ctx = TestContext::new();
+    ctx.with_credentials()
+        .mirrors(&format!("ghcr.io={}", registry.url()));
+    let src = scratch(&tmp, "src");
+    hello_tree(&src, "mirrored");
+    let out = bottle_json(
+        &ctx,
+        &[
+            path_str(&src),
+            "--name",
+            "hello",
+            "--version",
+            "1.0.0",
+            "-o",
+            path_str(&scratch(&tmp, "layout")),
+            "--push",
+            "ghcr.io/acme/mirrored:1.0.0",
+        ],
+    );
+    let raw = skopeo_inspect(&format!("{}/acme/mirrored:1.0.0", registry.host()), true)
+        .expect("the push reached the mirror");
+    assert_eq!(sha256_digest(&raw), s(&out["push"]["digest"]));
+    ctx.write_formula(
+        "hello",
+        &formula("hello", &[("1.0.0", "ghcr.io/acme/mirrored", "1.0.0")]),
+    );
+    ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(run_bin(&ctx, "hello"), "mirrored\n");
+}

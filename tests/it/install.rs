@@ -619,6 +619,43 @@ fn wrong_credentials_fail_without_installing() {
     );
 }
 
+/// A registry that asks for `Basic` credentials (distribution's htpasswd auth) instead of
+/// naming a token service: without credentials pkg says what it needs and installs nothing;
+/// with them it sends them to the registry itself and installs. A wrong password is refused
+/// and never printed.
+#[test]
+fn a_registry_with_basic_auth_gets_the_credentials_it_asks_for() {
+    let registry = Registry::start_with_htpasswd();
+    let mut ctx = TestContext::new();
+    publish_hello(&registry, &ctx, None);
+
+    let run = ctx.pkg(&["install", "hello"]).failure();
+    run.says("username and password");
+    run.says("PKG_REGISTRY_USERNAME");
+    assert_nothing_installed(&ctx, "hello", &["hello"]);
+
+    ctx.credentials("tester", "not-the-password");
+    let run = ctx.pkg(&["install", "hello"]).failure();
+    assert!(
+        !run.output().contains("not-the-password"),
+        "{}",
+        run.output()
+    );
+    assert_nothing_installed(&ctx, "hello", &["hello"]);
+
+    ctx.with_credentials();
+    ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(
+        run_program(&ctx.prefix.join("bin/hello")),
+        "hello from pkg\n"
+    );
+    assert_eq!(
+        registry.issuer().request_count(),
+        0,
+        "no token service is involved"
+    );
+}
+
 #[test]
 fn version_requests_pick_exact_range_or_newest() {
     let registry = Registry::start();

@@ -48,11 +48,23 @@ pub struct Registry {
     port: u16,
     child: Option<Child>,
     issuer: TokenIssuer,
+    /// Plain `Basic` auth from an htpasswd file instead of tokens (the issuer then goes unused).
+    htpasswd: bool,
 }
 
 impl Registry {
     /// Starts a token issuer and a registry trusting it; returns once `GET /v2/` answers 401.
     pub fn start() -> Registry {
+        Self::start_with(false)
+    }
+
+    /// A registry with distribution's htpasswd auth: `401` with a `Basic` challenge, the test
+    /// user's name and password accepted on every request, no token service.
+    pub fn start_with_htpasswd() -> Registry {
+        Self::start_with(true)
+    }
+
+    fn start_with(htpasswd: bool) -> Registry {
         assert!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} is missing: install Debian's `docker-registry` package (scripts/test does)"
@@ -64,11 +76,16 @@ impl Registry {
         let cert = root.path().join("issuer-cert.pem");
         let issuer = TokenIssuer::start(&cert);
         std::fs::create_dir_all(root.path().join("storage")).unwrap();
+        if htpasswd {
+            let hash = bcrypt::hash(PASSWORD, 4).expect("bcrypt hash");
+            std::fs::write(root.path().join("htpasswd"), format!("{USERNAME}:{hash}\n")).unwrap();
+        }
         let mut registry = Registry {
             root,
             port: 0,
             child: None,
             issuer,
+            htpasswd,
         };
         let mut last_log = String::new();
         for _attempt in 0..5 {
@@ -102,17 +119,31 @@ storage:
 http:
   addr: 127.0.0.1:{port}
   secret: {secret}
-auth:
+{auth}",
+            storage = root.join("storage").display(),
+            secret = hex::encode(secret),
+            auth = if self.htpasswd {
+                format!(
+                    "auth:
+  htpasswd:
+    realm: pkg-test
+    path: '{}'
+",
+                    root.join("htpasswd").display()
+                )
+            } else {
+                format!(
+                    "auth:
   token:
     realm: '{realm}'
     service: {SERVICE}
     issuer: {ISSUER}
     rootcertbundle: '{cert}'
 ",
-            storage = root.join("storage").display(),
-            secret = hex::encode(secret),
-            realm = self.issuer.realm(),
-            cert = root.join("issuer-cert.pem").display(),
+                    realm = self.issuer.realm(),
+                    cert = root.join("issuer-cert.pem").display(),
+                )
+            },
         )
     }
 

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
     after_help = "Environment:\n  PKG_PREFIX             where kegs and links go (default: ~/.local/share/pkg)\n  PKG_CACHE              download cache (default: ~/.cache/pkg)\n  PKG_FORMULAE           extra formula directories, colon-separated, searched first\n  PKG_REGISTRY_MIRRORS   HOST=URL,… e.g. ghcr.io=http://127.0.0.1:5000\n  PKG_REGISTRY_USERNAME / PKG_REGISTRY_PASSWORD   registry credentials\n  PKG_CONNECT_TIMEOUT / PKG_READ_TIMEOUT           network timeouts in seconds (30 / 90)\n  PKG_RETRIES            tries per registry request (5)\n  PKG_MAX_UNPACK_BYTES / PKG_MAX_UNPACK_ENTRIES    caps on what one package may unpack\n\nExit codes: 0 success, 1 failure (or outdated, for `pkg outdated`), 2 usage error."
 )]
 pub struct Cli {
-    /// Print only errors.
+    /// Print only errors: no status lines, warnings, caveats or progress bars.
     #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Also log each registry request (credentials and signed URLs redacted).

@@ -1,6 +1,6 @@
 //! The terminal side of reporting: coloured status lines, warnings and progress bars on stderr.
-//! Bars appear only when stderr is a terminal and `--quiet` is off, and are coloured only when
-//! the lines are.
+//! Bars appear only when stderr is a terminal and `--quiet` is off; `--quiet` also silences
+//! warnings (errors are printed by `main`). Bars are coloured only when the lines are.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
@@ -67,6 +67,9 @@ impl Reporter for Stderr {
     }
 
     fn warn(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
         self.line(&format!("{} {message}", self.paint("1;33", "warning:")));
     }
 

@@ -150,6 +150,34 @@ fn color_always_colours_status_and_warning_lines_and_never_none() {
     assert!(run.stderr.contains("nothere"), "{}", run.stderr);
 }
 
+#[test]
+fn quiet_prints_errors_only_not_status_lines_or_warnings() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    hello(&registry, &ctx);
+    // PREFIX/bin is not on the PATH pkg runs with, so a normal install warns about it.
+    let loud = ctx.pkg(&["install", "hello"]).success();
+    assert!(
+        loud.stderr.contains("is not on your PATH"),
+        "{}",
+        loud.stderr
+    );
+    ctx.pkg(&["uninstall", "hello"]).success();
+
+    let quiet = ctx.pkg(&["-q", "install", "hello"]).success();
+    assert_eq!(quiet.stderr, "", "-q printed more than errors");
+    assert_eq!(ctx.cellar_versions("hello"), ["1.0.0"]);
+    let quiet = ctx.pkg(&["--quiet", "uninstall", "hello"]).success();
+    assert_eq!(quiet.stderr, "");
+    // Errors still print.
+    let failed = ctx.pkg(&["-q", "uninstall", "nothere"]).failure();
+    assert!(
+        failed.stderr.starts_with("error:") && failed.stderr.contains("nothere"),
+        "{}",
+        failed.stderr
+    );
+}
+
 /// Runs `pkg ARGS…` (with the context's environment plus `env`) on a pseudo-terminal made by
 /// util-linux `script`; returns the exit code and everything pkg wrote to the terminal.
 fn pkg_on_tty(ctx: &TestContext, env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
@@ -242,6 +270,12 @@ fn on_a_terminal_a_bar_is_drawn_and_follows_the_colour_choice() {
             "{env:?} {args:?}: colour on the terminal:\n{out:?}"
         );
     }
+
+    // --quiet: no bar on a terminal either.
+    ctx.pkg(&["uninstall", "big"]).success();
+    let (code, out) = pkg_on_tty(&ctx, &[], &["--quiet", "install", "big"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out, "", "--quiet on a terminal");
 }
 
 #[test]

@@ -533,6 +533,7 @@ impl Client {
     ) -> Result<Response<ureq::Body>, RegistryError> {
         let follows = matches!(call.method, http::Method::GET | http::Method::HEAD);
         let mut current = call.url.clone();
+        let mut authorized = same_origin(base, &current);
         for _ in 0..=MAX_REDIRECTS {
             let mut req = http::Request::builder()
                 .method(call.method.clone())
@@ -540,7 +541,7 @@ impl Client {
             for (name, value) in &call.headers {
                 req = req.header(*name, value.as_str());
             }
-            if let Some(a) = authorization.filter(|_| same_origin(base, &current)) {
+            if let Some(a) = authorization.filter(|_| authorized) {
                 req = req.header("Authorization", a);
             }
             let bad = |e: http::Error| RegistryError::BadUrl {
@@ -562,7 +563,7 @@ impl Client {
                     call.method,
                     redact(&current),
                     resp.status().as_u16(),
-                    if authorization.is_some() && same_origin(base, &current) {
+                    if authorization.is_some() && authorized {
                         " (authorized)"
                     } else {
                         ""
@@ -572,36 +573,10 @@ impl Client {
             if !follows || !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
                 return Ok(resp);
             }
-            let location = resp
-                .headers()
-                .get("location")
-                .and_then(|l| l.to_str().ok())
-                .ok_or_else(|| RegistryError::Redirect {
-                    url: redact(&current),
-                    reason: "a redirect without a Location header".into(),
-                })?;
-            let next = current
-                .join(location)
-                .map_err(|e| RegistryError::Redirect {
-                    url: redact(&current),
-                    reason: format!("bad Location: {e}"),
-                })?;
-            if current.scheme() == "https" && next.scheme() != "https" {
-                return Err(RegistryError::Redirect {
-                    url: redact(&current),
-                    reason: format!(
-                        "refusing to follow a redirect from https to {}",
-                        next.scheme()
-                    ),
-                });
-            }
-            if !matches!(next.scheme(), "http" | "https") {
-                return Err(RegistryError::Redirect {
-                    url: redact(&current),
-                    reason: format!("refusing to follow a redirect to a {} URL", next.scheme()),
-                });
-            }
-            current = next;
+            let location = resp.headers().get("location").and_then(|l| l.to_str().ok());
+            let hop = next_hop(base, &current, location)?;
+            current = hop.url;
+            authorized = hop.authorized;
         }
         Err(RegistryError::Redirect {
             url: redact(&call.url),
@@ -745,6 +720,44 @@ fn is_internal(ip: std::net::IpAddr) -> bool {
                 || (first & 0xffc0) == 0xfe80
         }
     }
+}
+
+/// Where a redirect leads, and whether the registry's Authorization header may go along.
+#[derive(Debug, PartialEq, Eq)]
+struct Hop {
+    url: Url,
+    authorized: bool,
+}
+
+/// The next hop of a redirect from `current` (a request for the registry at `base`) to
+/// `location`: resolved against `current`; refused when it leaves https for anything else or
+/// is not http(s) at all; authorized only when it stays on the registry's own origin (scheme,
+/// host and port).
+fn next_hop(base: &Url, current: &Url, location: Option<&str>) -> Result<Hop, RegistryError> {
+    let refuse = |reason: String| RegistryError::Redirect {
+        url: redact(current),
+        reason,
+    };
+    let location = location.ok_or_else(|| refuse("a redirect without a Location header".into()))?;
+    let next = current
+        .join(location)
+        .map_err(|e| refuse(format!("bad Location: {e}")))?;
+    if current.scheme() == "https" && next.scheme() != "https" {
+        return Err(refuse(format!(
+            "refusing to follow a redirect from https to {}",
+            next.scheme()
+        )));
+    }
+    if !matches!(next.scheme(), "http" | "https") {
+        return Err(refuse(format!(
+            "refusing to follow a redirect to a {} URL",
+            next.scheme()
+        )));
+    }
+    Ok(Hop {
+        authorized: same_origin(base, &next),
+        url: next,
+    })
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
@@ -910,6 +923,101 @@ mod tests {
         let local = Url::parse("http://127.0.0.1:5000/").unwrap();
         assert!(check_realm(&local, &Url::parse("http://169.254.169.254/").unwrap()).is_err());
         assert!(check_realm(&local, &Url::parse("http://127.0.0.2:5001/").unwrap()).is_err());
+    }
+
+    fn hop(base: &str, current: &str, location: &str) -> Result<Hop, RegistryError> {
+        let base = Url::parse(base).unwrap();
+        next_hop(&base, &Url::parse(current).unwrap(), Some(location))
+    }
+
+    #[test]
+    fn a_redirect_from_https_to_anything_but_https_is_refused() {
+        let base = "https://ghcr.io/";
+        let blob = "https://ghcr.io/v2/acme/tool/blobs/sha256:00";
+        for location in [
+            "http://ghcr.io/v2/acme/tool/blobs/sha256:00",
+            "http://cdn.example/blob",
+            "http://cdn.example:443/blob",
+            "ftp://cdn.example/blob",
+            "file:///etc/passwd",
+        ] {
+            let err = hop(base, blob, location).unwrap_err().to_string();
+            assert!(err.contains("refusing"), "{location}: {err}");
+        }
+        // Also from a CDN hop that is itself https, whatever the registry's scheme.
+        let err = hop(
+            "http://127.0.0.1:5000/",
+            "https://cdn.example/a",
+            "http://cdn.example/b",
+        );
+        assert!(err.is_err());
+        // http → https is an upgrade, and http → http stays allowed for plain-http registries.
+        let up = hop(
+            "http://127.0.0.1:5000/",
+            "http://127.0.0.1:5000/v2/x",
+            "https://cdn.example/b",
+        );
+        assert!(up.is_ok());
+        let plain = hop(
+            "http://127.0.0.1:5000/",
+            "http://127.0.0.1:5000/v2/x",
+            "http://127.0.0.2:80/b",
+        );
+        assert!(plain.is_ok());
+        // Other schemes from plain http, and a redirect without a usable Location.
+        assert!(
+            hop(
+                "http://127.0.0.1:5000/",
+                "http://127.0.0.1:5000/v2/x",
+                "ftp://x/"
+            )
+            .is_err()
+        );
+        let base = Url::parse(base).unwrap();
+        let current = Url::parse(blob).unwrap();
+        assert!(next_hop(&base, &current, None).is_err());
+        assert!(next_hop(&base, &current, Some("https://[::1")).is_err());
+    }
+
+    #[test]
+    fn authorization_follows_a_redirect_only_on_the_registrys_own_origin() {
+        let base = "https://ghcr.io/";
+        let blob = "https://ghcr.io/v2/acme/tool/blobs/sha256:00";
+        let same = [
+            "/v2/acme/tool/blobs/sha256:00?again",
+            "https://ghcr.io/elsewhere",
+            "https://ghcr.io:443/explicit-default-port",
+            "https://GHCR.io/case",
+        ];
+        for location in same {
+            let h = hop(base, blob, location).unwrap();
+            assert!(h.authorized, "{location} -> {}", h.url);
+        }
+        let other = [
+            // Another host (a CDN), another port, a subdomain.
+            "https://pkg-containers.githubusercontent.com/blob?sig=1",
+            "https://ghcr.io:8443/blob",
+            "https://cdn.ghcr.io/blob",
+        ];
+        for location in other {
+            let h = hop(base, blob, location).unwrap();
+            assert!(!h.authorized, "Authorization would go to {}", h.url);
+        }
+        // Another scheme: a plain-http registry redirecting to https on its own host.
+        let h = hop(
+            "http://127.0.0.1:5000/",
+            "http://127.0.0.1:5000/v2/x",
+            "https://127.0.0.1:5000/v2/x",
+        )
+        .unwrap();
+        assert!(!h.authorized, "Authorization would go to {}", h.url);
+        // Back from the CDN to the registry: authorized again.
+        let h = hop(base, "https://cdn.example/x", "https://ghcr.io/v2/y").unwrap();
+        assert!(h.authorized);
+        // A relative Location resolves against the current hop, not the registry.
+        let h = hop(base, "https://cdn.example/a/b", "c").unwrap();
+        assert_eq!(h.url.as_str(), "https://cdn.example/a/c");
+        assert!(!h.authorized);
     }
 
     #[test]

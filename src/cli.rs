@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
     name = "pkg",
     version,
     about = "Install packages stored in OCI registries (GitHub Container Registry and others)",
-    after_help = "Environment:\n  PKG_PREFIX             where kegs and links go (default: ~/.local/share/pkg)\n  PKG_CACHE              download cache (default: ~/.cache/pkg)\n  PKG_FORMULAE           extra formula directories, colon-separated, searched first\n  PKG_REGISTRY_MIRRORS   HOST=URL,… e.g. ghcr.io=http://127.0.0.1:5000\n  PKG_REGISTRY_USERNAME / PKG_REGISTRY_PASSWORD   registry credentials\n  PKG_CONNECT_TIMEOUT / PKG_READ_TIMEOUT           network timeouts in seconds (30 / 90)\n  PKG_RETRIES            tries per registry request (5)\n  PKG_MAX_UNPACK_BYTES / PKG_MAX_UNPACK_ENTRIES    caps on what one package may unpack\n\nExit codes: 0 success, 1 failure (or outdated, for `pkg outdated`), 2 usage error."
+    after_help = "Examples:\n  pkg install hello                        the newest hello, linked into PREFIX/bin\n  pkg install ghcr.io/acme/tool:1.4.0      an image by reference, without a formula\n  pkg search --remote ghcr.io/acme/tool    the tags of a repository\n  pkg upgrade                              every installed package that is not pinned\n  pkg tap add acme https://github.com/acme/pkg-formulae.git\n  pkg doctor                               check the installation; each problem with a fix\n  pkg help install                         a command's options and examples\n\nEnvironment:\n  PKG_CONFIG             config file (default: ~/.config/pkg/config.toml)\n  PKG_PREFIX             where kegs and links go (default: ~/.local/share/pkg)\n  PKG_CACHE              download cache (default: ~/.cache/pkg)\n  PKG_FORMULAE           extra formula directories, colon-separated, searched first\n  PKG_JOBS               downloads at once (default: twice the CPUs, 4 to 16)\n  PKG_REGISTRY_MIRRORS   HOST=URL,… e.g. ghcr.io=http://127.0.0.1:5000\n  PKG_REGISTRY_USERNAME / PKG_REGISTRY_PASSWORD   registry credentials\n  PKG_CONNECT_TIMEOUT / PKG_READ_TIMEOUT           network timeouts in seconds (30 / 90)\n  PKG_RETRIES            tries per registry request (5)\n  PKG_MAX_UNPACK_BYTES / PKG_MAX_UNPACK_ENTRIES    caps on what one package may unpack\n  NO_COLOR               set (non-empty) for no colour with --color auto\n\nSettings: a flag beats the environment, which beats the config file; `pkg config` shows\neach one and where it came from.\nExit codes: 0 success, 1 failure (or outdated, for `pkg outdated`), 2 usage error."
 )]
 pub struct Cli {
     /// Print only errors: no status lines, warnings, caveats or progress bars.
@@ -46,7 +46,7 @@ pub enum ColorChoice {
 pub enum Command {
     /// Install packages and their dependencies.
     #[command(
-        after_help = "Examples:\n  pkg install anakin\n  pkg install hello@1.2.0      exactly 1.2.0\n  pkg install 'hello@^1.2'     the newest 1.x from 1.2 on\n  pkg install --upgrade hello  install, or upgrade if an older version is installed"
+        after_help = "Examples:\n  pkg install anakin\n  pkg install hello@1.2.0      exactly 1.2.0\n  pkg install 'hello@^1.2'     the newest 1.x from 1.2 on\n  pkg install --upgrade hello  install, or upgrade if an older version is installed\n  pkg install ghcr.io/acme/tool:1.4.0\n                               by reference, without a formula: a keg named `tool`\n  pkg install ghcr.io/acme/tool@sha256:<64 hex digits>\n                               exactly that manifest, whatever the tag says now"
     )]
     Install(InstallArgs),
     /// Upgrade installed packages to the newest versions their formulae allow.
@@ -75,7 +75,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  pkg info anakin\n  pkg info anakin --json")]
     Info(InfoArgs),
     /// Search formula names and descriptions.
-    #[command(after_help = "Examples:\n  pkg search hello")]
+    #[command(
+        after_help = "Examples:\n  pkg search hello                         formulae whose name or description mentions hello\n  pkg search                               every formula\n  pkg search --remote ghcr.io/acme/tool    the tags of a registry repository"
+    )]
     Search(SearchArgs),
     /// Keep a package at its installed version during upgrades.
     #[command(after_help = "Examples:\n  pkg pin hello")]
@@ -402,9 +404,100 @@ pub struct CompletionsArgs {
 #[derive(Debug, Subcommand)]
 pub enum TapCommand {
     /// Add a tap from a local directory (linked) or a git URL (cloned).
-    Add { name: String, source: String },
-    /// List the taps.
+    #[command(
+        after_help = "Examples:\n  pkg tap add acme https://github.com/acme/pkg-formulae.git   cloned; `pkg update` pulls it\n  pkg tap add local ~/my-formulae                            linked; edits show at once\n\nFormulae are read from the tap's formulae/ directory if it has one, else from its top."
+    )]
+    Add {
+        /// Name of the tap: lowercase letters, digits and `-_.`.
+        name: String,
+        /// A local directory, or a git URL (https://, ssh://, git@…, file://, or ending in .git).
+        source: String,
+    },
+    /// List the taps: name, kind (git or dir) and directory, tab-separated.
+    #[command(
+        after_help = "Examples:\n  pkg tap list\n  pkg tap list | cut -f1     the names only"
+    )]
     List,
     /// Remove a tap (a linked directory itself is left alone).
-    Remove { name: String },
+    #[command(after_help = "Examples:\n  pkg tap remove acme")]
+    Remove {
+        /// Name of the tap, as `pkg tap list` shows it.
+        name: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// `pkg`, then every subcommand at any depth, with its full name (`pkg tap add`).
+    fn every_command() -> Vec<(String, clap::Command)> {
+        fn walk(prefix: &str, cmd: &clap::Command, out: &mut Vec<(String, clap::Command)>) {
+            let name = format!("{prefix}{}", cmd.get_name());
+            out.push((name.clone(), cmd.clone()));
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(&format!("{name} "), sub, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk("", &Cli::command(), &mut out);
+        out
+    }
+
+    #[test]
+    fn the_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_examples_in_its_help() {
+        let all = every_command();
+        assert!(all.len() > 25, "the walk missed commands: {}", all.len());
+        assert!(all.iter().any(|(n, _)| n == "pkg tap add"));
+        for (name, cmd) in all {
+            let after = cmd
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let examples = after
+                .split_once("Examples:\n")
+                .map(|(_, rest)| rest)
+                .unwrap_or_else(|| panic!("`{name} --help` has no Examples section"));
+            let first = examples.lines().next().unwrap_or_default().trim();
+            assert!(
+                first.starts_with(&name) || first.contains(&format!("| {name}")),
+                "`{name} --help`: the first example does not run {name}: {first:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn help_shows_install_by_reference_and_search_remote() {
+        let all = every_command();
+        let help = |name: &str| {
+            all.iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, c)| c.get_after_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default()
+        };
+        assert!(help("pkg install").contains("pkg install ghcr.io/acme/tool:1.4.0"));
+        assert!(help("pkg install").contains("@sha256:"));
+        assert!(help("pkg search").contains("pkg search --remote "));
+        let top = help("pkg");
+        for var in [
+            "PKG_CONFIG",
+            "PKG_JOBS",
+            "PKG_PREFIX",
+            "PKG_CACHE",
+            "NO_COLOR",
+        ] {
+            assert!(
+                top.contains(&format!("\n  {var} ")),
+                "{var} is not in `pkg --help`"
+            );
+        }
+    }
 }

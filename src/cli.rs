@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
     name = "pkg",
     version,
     about = "Install packages stored in OCI registries (GitHub Container Registry and others)",
-    after_help = "Examples:\n  pkg install hello                        the newest hello, linked into PREFIX/bin\n  pkg install ghcr.io/acme/tool:1.4.0      an image by reference, without a formula\n  pkg search --remote ghcr.io/acme/tool    the tags of a repository\n  pkg upgrade                              every installed package that is not pinned\n  pkg tap add acme https://github.com/acme/pkg-formulae.git\n  pkg doctor                               check the installation; each problem with a fix\n  pkg help install                         a command's options and examples\n\nEnvironment:\n  PKG_CONFIG             config file (default: ~/.config/pkg/config.toml)\n  PKG_PREFIX             where kegs and links go (default: ~/.local/share/pkg)\n  PKG_CACHE              download cache (default: ~/.cache/pkg)\n  PKG_FORMULAE           extra formula directories, colon-separated, searched first\n  PKG_JOBS               downloads at once (default: twice the CPUs, 4 to 16)\n  PKG_REGISTRY_MIRRORS   HOST=URL,… e.g. ghcr.io=http://127.0.0.1:5000\n  PKG_REGISTRY_USERNAME / PKG_REGISTRY_PASSWORD   registry credentials\n  PKG_CONNECT_TIMEOUT / PKG_READ_TIMEOUT           network timeouts in seconds (30 / 90)\n  PKG_RETRIES            tries per registry request (5)\n  PKG_MAX_UNPACK_BYTES / PKG_MAX_UNPACK_ENTRIES    caps on what one package may unpack\n  NO_COLOR               set (non-empty) for no colour with --color auto\n\nSettings: a flag beats the environment, which beats the config file; `pkg config` shows\neach one and where it came from.\nExit codes: 0 success, 1 failure (or outdated, for `pkg outdated`), 2 usage error."
+    after_help = "Examples:\n  pkg install hello                        the newest hello, linked into PREFIX/bin\n  pkg install ghcr.io/acme/tool:1.4.0      an image by reference, without a formula\n  pkg search --remote ghcr.io/acme/tool    the tags of a repository\n  pkg upgrade                              every installed package that is not pinned\n  pkg tap add acme https://github.com/acme/pkg-formulae.git\n  pkg doctor                               check the installation; each problem with a fix\n  pkg help install                         a command's options and examples\n\nEnvironment:\n  PKG_CONFIG             config file (default: ~/.config/pkg/config.toml)\n  PKG_PREFIX             where kegs and links go (default: ~/.local/share/pkg)\n  PKG_CACHE              download cache (default: ~/.cache/pkg)\n  PKG_FORMULAE           extra formula directories, colon-separated, searched first\n  PKG_JOBS               downloads at once (default: twice the CPUs, 4 to 16)\n  PKG_REGISTRY_MIRRORS   HOST=URL,… e.g. ghcr.io=http://127.0.0.1:5000\n  PKG_REGISTRY_USERNAME / PKG_REGISTRY_PASSWORD   registry credentials\n  PKG_CONNECT_TIMEOUT / PKG_READ_TIMEOUT           network timeouts in seconds (30 / 90)\n  PKG_RETRIES            tries per registry request (5)\n  PKG_MAX_UNPACK_BYTES / PKG_MAX_UNPACK_ENTRIES    caps on what one package may unpack\n  NO_COLOR               set (non-empty) for no colour with --color auto\n\nSettings: a flag beats the environment, which beats the config file; `pkg config` shows\neach one and where it came from.\n\nExit codes: 0 success, 1 failure (or outdated, for `pkg outdated`), 2 usage error."
 )]
 pub struct Cli {
     /// Print only errors: no status lines, warnings, caveats or progress bars.
@@ -134,8 +134,10 @@ pub enum Command {
         after_help = "Examples:\n  pkg completions bash > ~/.local/share/bash-completion/completions/pkg\n  pkg completions zsh > ~/.zfunc/_pkg\n  pkg completions fish > ~/.config/fish/completions/pkg.fish"
     )]
     Completions(CompletionsArgs),
-    /// Print the man page (roff).
-    #[command(after_help = "Examples:\n  pkg manpage > ~/.local/share/man/man1/pkg.1")]
+    /// Print the man page (roff): one page with every command, its options and examples.
+    #[command(
+        after_help = "Examples:\n  pkg manpage > ~/.local/share/man/man1/pkg.1\n  pkg manpage | man -l -"
+    )]
     Manpage,
     /// Manage taps: formula directories by name, local or cloned from git.
     #[command(

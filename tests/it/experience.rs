@@ -78,6 +78,93 @@ fn lines_with<'a>(stderr: &'a str, text: &str) -> Vec<&'a str> {
     stderr.lines().filter(|l| l.contains(text)).collect()
 }
 
+/// Every command at any depth, as `pkg tap add`, from the same definitions pkg is built from.
+fn every_command() -> Vec<(String, clap::Command)> {
+    fn walk(prefix: &str, cmd: &clap::Command, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let name = format!("{prefix} {}", sub.get_name());
+            out.push((name.clone(), sub.clone()));
+            walk(&name, sub, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        "pkg",
+        &<pkg::cli::Cli as clap::CommandFactory>::command(),
+        &mut out,
+    );
+    out
+}
+
+#[test]
+fn the_man_page_is_complete_every_command_with_its_options_and_examples() {
+    let ctx = TestContext::new();
+    let page = ctx.pkg(&["manpage"]).success().stdout;
+    assert_eq!(page.matches(".TH ").count(), 1, "one page:\n{page}");
+    // No references to pages that are not generated.
+    assert!(!page.contains("pkg-install(1)"), "{page}");
+    assert!(!page.contains("SUBCOMMANDS"), "{page}");
+    for section in ["SYNOPSIS", "OPTIONS", "COMMANDS", "EXAMPLES", "ENVIRONMENT"] {
+        assert!(
+            page.contains(&format!(".SH {section}\n")),
+            "no {section}:\n{page}"
+        );
+    }
+    // Each command's entry, up to the next, has its usage and an examples block.
+    let commands = every_command();
+    assert!(commands.iter().any(|(n, _)| n == "pkg tap remove"));
+    for (name, cmd) in &commands {
+        let heading = format!(".SS \"{name}\"\n");
+        let start = page
+            .find(&heading)
+            .unwrap_or_else(|| panic!("the man page has no entry for {name}:\n{page}"));
+        let entry = &page[start + heading.len()..];
+        let entry = &entry[..entry
+            .find(".SS ")
+            .or(entry.find(".SH "))
+            .unwrap_or(entry.len())];
+        assert!(
+            entry.contains("Examples:") && entry.contains("\n.nf\n"),
+            "{name}: no examples:\n{entry}"
+        );
+        let example = name.replace('-', "\\-");
+        assert!(
+            entry.contains(&example),
+            "{name}: no example runs it:\n{entry}"
+        );
+        // Its own options are described there (the global ones are in OPTIONS).
+        for arg in cmd.get_arguments().filter(|a| !a.is_global_set()) {
+            if let Some(long) = arg.get_long() {
+                assert!(
+                    entry.contains(&format!("\\-\\-{}", long.replace('-', "\\-"))),
+                    "{name}: --{long} is missing:\n{entry}"
+                );
+            }
+        }
+    }
+    // The page renders without complaints from man(1) where man is installed.
+    let file = ctx.home.join("pkg.1");
+    std::fs::write(&file, &page).unwrap();
+    if let Ok(out) = Command::new("man")
+        .args(["--warnings", "-l"])
+        .arg(&file)
+        .env("MANWIDTH", "100")
+        .env("LANG", "C")
+        .stdin(Stdio::null())
+        .output()
+    {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "man warns");
+        assert!(text.contains("pkg tap add acme https://github.com/acme/pkg-formulae.git"));
+        assert!(text.contains("PKG_JOBS"));
+    }
+}
+
 #[test]
 fn progress_and_colours_are_absent_when_stderr_is_not_a_terminal() {
     let registry = Registry::start();

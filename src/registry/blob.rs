@@ -93,22 +93,63 @@ impl Client {
                 let range = resp
                     .headers()
                     .get("content-range")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                let expected = format!("bytes {offset}-{}/", size - 1);
-                if !range.starts_with(&expected) {
-                    return Err(RegistryError::Redirect {
-                        url,
-                        reason: format!(
-                            "asked for bytes {offset}- of {digest} but the server sent Content-Range `{range}`"
-                        ),
-                    });
+                    .and_then(|v| v.to_str().ok());
+                let refused = |reason: String| RegistryError::Read {
+                    url: url.clone(),
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("asked for bytes {offset}- of {digest} ({size} bytes): {reason}"),
+                    ),
+                };
+                check_content_range(range, offset, size).map_err(refused)?;
+                if let Some(len) = length
+                    && len != size - offset
+                {
+                    return Err(refused(format!(
+                        "the answer's Content-Length is {len}, not the {} bytes left",
+                        size - offset
+                    )));
                 }
                 Ok((url, Box::new(resp.into_body().into_reader())))
             }
             _ => Err(self.status_error(repo, &url, resp, || format!("blob {digest}"))),
         }
+    }
+}
+
+/// The `Content-Range` of a 206 answer to `Range: bytes=OFFSET-` must be exactly
+/// `bytes OFFSET-LAST/SIZE`, LAST being the blob's last byte; the total may be `*` (unknown to
+/// the server), but when given it must be the descriptor's size.
+fn check_content_range(value: Option<&str>, offset: u64, size: u64) -> Result<(), String> {
+    let Some(value) = value else {
+        return Err("the server sent no Content-Range".into());
+    };
+    let number = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    let parsed = value
+        .trim()
+        .strip_prefix("bytes ")
+        .and_then(|rest| rest.split_once('/'))
+        .and_then(|(range, total)| {
+            let (first, last) = range.trim().split_once('-')?;
+            let total = match total.trim() {
+                "*" => None,
+                t => Some(number(t)?),
+            };
+            Some((number(first)?, number(last)?, total))
+        });
+    let wrong = |what: &str| Err(format!("the server sent Content-Range `{value}` ({what})"));
+    match parsed {
+        None => wrong("not `bytes FIRST-LAST/TOTAL`"),
+        Some((first, _, _)) if first != offset => wrong("another start"),
+        Some((_, last, _)) if Some(last) != size.checked_sub(1) => {
+            wrong("another end than the blob's last byte")
+        }
+        Some((_, _, Some(total))) if total != size => wrong("another total size"),
+        Some(_) => Ok(()),
     }
 }
 
@@ -168,5 +209,43 @@ impl Read for Resuming {
                 Err(e) => self.resume(e)?,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_content_range;
+
+    #[test]
+    fn a_content_range_must_match_the_range_asked_for_and_the_blob_size() {
+        // bytes=100- of a 1000-byte blob.
+        for good in [
+            "bytes 100-999/1000",
+            "bytes 100-999/*",
+            " bytes 100-999/1000 ",
+        ] {
+            assert_eq!(check_content_range(Some(good), 100, 1000), Ok(()), "{good}");
+        }
+        for bad in [
+            "bytes 0-999/1000",
+            "bytes 101-999/1000",
+            "bytes 100-998/1000",
+            "bytes 100-1000/1000",
+            "bytes 100-999/1001",
+            "bytes 100-999/999",
+            "bytes 100-999/",
+            "bytes 100-999",
+            "bytes +100-999/1000",
+            "bytes 100-999/+1000",
+            "items 100-999/1000",
+            "bytes */1000",
+            "bytes 100-/1000",
+            "",
+            "bytes 18446744073709551616-999/1000",
+        ] {
+            let err = check_content_range(Some(bad), 100, 1000);
+            assert!(err.is_err(), "{bad:?} accepted");
+        }
+        assert!(check_content_range(None, 100, 1000).is_err());
     }
 }

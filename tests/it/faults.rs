@@ -369,6 +369,73 @@ fn a_server_ignoring_the_range_is_read_from_the_start_and_the_known_bytes_skippe
     assert_cache_verified_and_settled(&rig.ctx.cache);
 }
 
+/// `bytes FIRST-LAST/TOTAL` → its three numbers.
+fn content_range(value: &str) -> Option<(u64, u64, u64)> {
+    let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    Some((first.parse().ok()?, last.parse().ok()?, total.parse().ok()?))
+}
+
+#[test]
+fn a_206_whose_content_range_contradicts_the_range_asked_for_is_refused() {
+    type Forge = fn(u64, u64, u64) -> Option<String>;
+    let cases: [(&str, Forge); 4] = [
+        ("another total", |f, l, t| {
+            Some(format!("bytes {f}-{l}/{}", t + 1))
+        }),
+        ("another start", |f, l, t| {
+            Some(format!("bytes {}-{l}/{t}", f - 1))
+        }),
+        ("another end", |f, l, t| {
+            Some(format!("bytes {f}-{}/{t}", l - 1))
+        }),
+        ("none", |_, _, _| None),
+    ];
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], DATA);
+    for (what, forge) in cases {
+        let ctx = rig.ctx.sharing_cache();
+        let _ = std::fs::remove_dir_all(ctx.cache.join("v1"));
+        let before = blob_gets(rig.reg()).len();
+        rig.reg()
+            .on(
+                "GET",
+                "/blobs/",
+                Times::Once,
+                Fault::TruncateAfter(DATA / 2),
+            )
+            .on(
+                "GET",
+                "/blobs/",
+                Times::Once,
+                Fault::rewrite(move |r| {
+                    let real = r.header("content-range").and_then(content_range);
+                    if let (206, Some((f, l, t))) = (r.status, real) {
+                        match forge(f, l, t) {
+                            Some(v) => r.set_header("Content-Range", &v),
+                            None => r.remove_header("Content-Range"),
+                        }
+                    }
+                }),
+            );
+
+        let run = ctx.pkg(&["install", "hello"]).failure();
+        run.says("Content-Range");
+        assert_nothing_installed(&ctx, "hello");
+        let gets = blob_gets(rig.reg());
+        let forged = gets[before..]
+            .iter()
+            .find(|s| range_start(s).is_some())
+            .unwrap_or_else(|| panic!("{what}: no resume:\n{}", rig.reg().describe()));
+        assert_eq!(forged.status, 206, "{what}:\n{}", rig.reg().describe());
+        rig.reg().clear();
+        // Whatever the refused answer left, the next run installs.
+        ctx.pkg(&["install", "hello"]).success();
+        assert_eq!(run_bin(&ctx, "hello"), "hello 1.0.0", "{what}");
+        assert_cache_verified_and_settled(&ctx.cache);
+    }
+}
+
 #[test]
 fn a_stalled_response_times_out_and_is_retried() {
     let mut rig = Rig::start();

@@ -85,7 +85,11 @@ impl Taps {
                     return None;
                 }
                 let path = e.path();
-                let kind = if path.join(".git").exists() {
+                // How the tap was added decides: `add` links a directory and clones a URL. A
+                // linked directory may well be a git repository of the user's own; pkg never
+                // runs git in it.
+                let linked = e.file_type().is_ok_and(|t| t.is_symlink());
+                let kind = if !linked && path.join(".git").is_dir() {
                     "git"
                 } else {
                     "dir"

@@ -238,3 +238,64 @@ fn taps_from_a_directory_and_from_git_and_update() {
         .failure()
         .says("invalid tap name");
 }
+
+fn head(dir: &std::path::Path) -> String {
+    let out = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_linked_directory_that_is_a_git_repository_is_never_pulled() {
+    let ctx = TestContext::new();
+    let scratch = tempfile::tempdir().unwrap();
+    // The user's own checkout, one commit behind its origin: `git pull` would move it.
+    let origin = scratch.path().join("origin");
+    std::fs::create_dir_all(&origin).unwrap();
+    git(&origin, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        origin.join("tool.toml"),
+        Formula::new("tool")
+            .version("1.0.0", "ghcr.io/acme/tool", "1.0.0")
+            .to_toml(),
+    )
+    .unwrap();
+    git(&origin, &["add", "."]);
+    git(&origin, &["commit", "-q", "-m", "one"]);
+    let mine = scratch.path().join("mine");
+    git(
+        scratch.path(),
+        &[
+            "clone",
+            "-q",
+            origin.to_str().unwrap(),
+            mine.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(origin.join("README"), "two\n").unwrap();
+    git(&origin, &["add", "."]);
+    git(&origin, &["commit", "-q", "-m", "two"]);
+    let before = head(&mine);
+    assert_ne!(before, head(&origin));
+
+    ctx.pkg(&["tap", "add", "mine", mine.to_str().unwrap()])
+        .success()
+        .says("mine (dir, 1 formulae)");
+    ctx.pkg(&["tap", "list"]).success().says("mine\tdir\t");
+    ctx.pkg(&["update"])
+        .success()
+        .says("mine (a local directory)");
+    assert_eq!(
+        head(&mine),
+        before,
+        "pkg update pulled in the user's directory"
+    );
+    assert!(!mine.join("README").exists());
+    ctx.pkg(&["tap", "remove", "mine"]).success();
+    assert_eq!(head(&mine), before);
+    assert!(mine.join("tool.toml").exists());
+}

@@ -14,6 +14,8 @@ pub enum TapError {
     Unknown(String),
     #[error("`{source_}` is neither a directory nor a git URL")]
     BadSource { source_: String },
+    #[error("tap source `{source_}` starts with `-`; for a directory of that name use ./{source_}")]
+    DashSource { source_: String },
     #[error("git {action} of tap `{name}` failed: {detail}")]
     Git {
         name: String,
@@ -121,6 +123,12 @@ impl Taps {
         if std::fs::symlink_metadata(&dest).is_ok() {
             return Err(TapError::Exists(name.to_owned()));
         }
+        // Never let a source reach git as an option (`--upload-pack=…` runs a command).
+        if source.starts_with('-') {
+            return Err(TapError::DashSource {
+                source_: source.to_owned(),
+            });
+        }
         fs_err::create_dir_all(&self.root).map_err(io_err(&self.root))?;
         let local = Path::new(source);
         if local.is_dir() {
@@ -136,7 +144,7 @@ impl Taps {
             git(
                 name,
                 "clone",
-                &["clone", "--depth", "1", "--quiet", source],
+                &["clone", "--depth", "1", "--quiet", "--", source],
                 Some(&checkout),
             )?;
             fs_err::rename(&checkout, &dest).map_err(io_err(&dest))?;

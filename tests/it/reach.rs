@@ -299,3 +299,28 @@ fn a_linked_directory_that_is_a_git_repository_is_never_pulled() {
     assert_eq!(head(&mine), before);
     assert!(mine.join("tool.toml").exists());
 }
+
+#[test]
+fn a_tap_source_starting_with_a_dash_never_reaches_git() {
+    let ctx = TestContext::new();
+    let marker = ctx.home.join("pwned");
+    let source = format!("--upload-pack=touch {};:.git", marker.display());
+    ctx.pkg(&["tap", "add", "evil", "--", &source])
+        .failure()
+        .says("starts with `-`");
+    assert!(!marker.exists(), "git ran the --upload-pack command");
+    assert_eq!(ctx.pkg(&["tap", "list"]).success().stdout, "");
+    // Nothing is left of a clone.
+    let taps = ctx.prefix.join("var/pkg/taps");
+    let left: Vec<_> = std::fs::read_dir(&taps)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    // A directory whose name starts with `-` is still a tap when named as a path.
+    let odd = ctx.home.join("-odd");
+    std::fs::create_dir_all(&odd).unwrap();
+    ctx.pkg(&["tap", "add", "odd", "--", "-odd"])
+        .failure()
+        .says("./-odd");
+    ctx.pkg(&["tap", "add", "odd", "./-odd"]).success();
+}

@@ -40,9 +40,15 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
         );
     }
 
-    // Prefix permissions
+    // Prefix permissions: the prefix, or the nearest existing directory it would be made in.
     if prefix.exists() {
-        if tempfile::tempfile_in(prefix).is_err() {
+        if !prefix.is_dir() {
+            add(
+                format!("the prefix {} is not a directory", prefix.display()),
+                "move it out of the way, or choose another prefix with PKG_PREFIX or --prefix"
+                    .into(),
+            );
+        } else if tempfile::tempfile_in(prefix).is_err() {
             add(
                 format!("the prefix {} is not writable by you", prefix.display()),
                 format!(
@@ -51,17 +57,25 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
                 ),
             );
         }
-    } else if let Some(parent) = prefix.parent().filter(|p| p.exists())
-        && tempfile::tempfile_in(parent).is_err()
-    {
-        add(
-            format!(
-                "the prefix {} cannot be created: {} is not writable",
-                prefix.display(),
-                parent.display()
-            ),
-            "choose a prefix you can write to with PKG_PREFIX or --prefix".into(),
-        );
+    } else if let Some(ancestor) = prefix.ancestors().skip(1).find(|p| p.exists()) {
+        let why = if !ancestor.is_dir() {
+            Some("is not a directory")
+        } else if tempfile::tempfile_in(ancestor).is_err() {
+            Some("is not writable by you")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            add(
+                format!(
+                    "the prefix {} cannot be created: {} {why}",
+                    prefix.display(),
+                    ancestor.display()
+                ),
+                "choose a prefix you can create with PKG_PREFIX or --prefix (or fix that path)"
+                    .into(),
+            );
+        }
     }
 
     // Broken links
@@ -163,10 +177,17 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
                 format!("registry {registry} is unreachable ({url}: {source})"),
                 "check your network or PKG_REGISTRY_MIRRORS; installed packages keep working, and cached ones reinstall offline".into(),
             ),
-            Err(e @ (RegistryError::Unauthorized { .. } | RegistryError::Denied { .. })) => add(
-                format!("registry {registry} refuses pkg: {e}"),
-                "check PKG_REGISTRY_USERNAME/PKG_REGISTRY_PASSWORD, `pkg login`, or your docker/podman login".into(),
-            ),
+            Err(e @ (RegistryError::Unauthorized { .. } | RegistryError::Denied { .. })) => {
+                let credentials = &ctx.settings.credentials;
+                let fix = if credentials.env.is_some() {
+                    "the credentials in PKG_REGISTRY_USERNAME/PKG_REGISTRY_PASSWORD were refused: correct them (for GHCR, a token with read:packages), or unset both to use `pkg login`".to_owned()
+                } else if credentials.lookup(registry).is_some() {
+                    format!("the stored login was refused: `pkg login {registry}` again (or renew your docker/podman login)")
+                } else {
+                    format!("the package may be private: `pkg login {registry}`, or set PKG_REGISTRY_USERNAME/PKG_REGISTRY_PASSWORD")
+                };
+                add(format!("registry {registry} refuses pkg: {e}"), fix);
+            }
             Err(RegistryError::NotFound { .. }) => add(
                 format!("{repo}:{tag} is no longer in its registry"),
                 format!("it stays installed; `pkg info {}` shows where it came from", repo.name.rsplit('/').next().unwrap_or(&repo.name)),

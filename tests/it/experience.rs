@@ -508,15 +508,156 @@ fn doctor_finds_each_planted_problem_and_then_none() {
 
     let (code, out) = doctor(&std::env::var("PATH").unwrap_or_default());
     assert_eq!(code, Some(1), "{out}");
-    for expected in [
-        "is not on your PATH",
-        "bin/gone is a broken link",
-        "Cellar/ghost/0.1.0 has no receipt",
-        "leftovers of an interrupted run",
-        "stale partial download",
-        "is unreachable",
+    let found = findings(&out);
+    for (expected, fix) in [
+        ("is not on your PATH", "export PATH="),
+        ("bin/gone is a broken link", "rm "),
+        (
+            "Cellar/ghost/0.1.0 has no receipt",
+            "pkg uninstall --force ghost",
+        ),
+        ("leftovers of an interrupted run", "pkg cleanup"),
+        ("stale partial download", "pkg cleanup"),
+        ("is unreachable", "PKG_REGISTRY_MIRRORS"),
     ] {
-        assert!(out.contains(expected), "doctor missed {expected:?}:\n{out}");
+        assert!(fix_for(&found, expected).contains(fix), "{found:#?}");
     }
-    assert_eq!(out.matches("Fix:").count(), out.matches("Problem:").count());
+    assert_eq!(found.len(), 6, "{found:#?}");
+}
+
+/// `pkg doctor` with the context's settings, this PATH and `env` on top: exit code and stdout.
+fn doctor(ctx: &TestContext, path: &str, env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = ctx.command(&["doctor"]);
+    cmd.env("PATH", path);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let run = TestContext::wait(cmd.spawn().expect("run pkg doctor"), &["doctor"]);
+    (run.code, run.stdout)
+}
+
+/// Each `Problem:` line of doctor's report with the `Fix:` line that must follow it.
+fn findings(out: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = out.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(problem) = line.strip_prefix("Problem: ") {
+            let fix = lines
+                .get(i + 1)
+                .and_then(|l| l.strip_prefix("    Fix: "))
+                .filter(|f| !f.trim().is_empty())
+                .unwrap_or_else(|| panic!("no fix for {problem:?}:\n{out}"));
+            found.push((problem.to_owned(), fix.to_owned()));
+        }
+    }
+    assert_eq!(
+        out.lines().last(),
+        Some(format!("{} problem(s) found.", found.len()).as_str()),
+        "{out}"
+    );
+    found
+}
+
+/// The fix for the one finding whose problem mentions `text`.
+#[track_caller]
+fn fix_for(found: &[(String, String)], text: &str) -> String {
+    let matching: Vec<_> = found.iter().filter(|(p, _)| p.contains(text)).collect();
+    assert_eq!(matching.len(), 1, "findings about {text:?}: {found:#?}");
+    matching[0].1.clone()
+}
+
+fn path_with(bin: &Path) -> String {
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn doctor_finds_a_prefix_that_cannot_be_made_or_written() {
+    let ctx = TestContext::new();
+    // Tests may run as root, for whom every directory is writable: block the prefix with a
+    // regular file instead, as the prefix itself and as a component of its path.
+    let blocker = ctx.root().join("blocker");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    for (prefix, expected) in [
+        (
+            blocker.clone(),
+            format!("the prefix {} is not a directory", blocker.display()),
+        ),
+        (
+            blocker.join("deeper/prefix"),
+            format!(
+                "the prefix {} cannot be created: {} is not a directory",
+                blocker.join("deeper/prefix").display(),
+                blocker.display()
+            ),
+        ),
+    ] {
+        let (code, out) = doctor(
+            &ctx,
+            &path_with(&prefix.join("bin")),
+            &[("PKG_PREFIX", prefix.to_str().unwrap())],
+        );
+        assert_eq!(code, 1, "{out}");
+        let found = findings(&out);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].0, expected);
+        assert!(found[0].1.contains("PKG_PREFIX"), "{found:#?}");
+    }
+
+    // Not root: a read-only prefix is found too.
+    if unsafe { libc::geteuid() } != 0 {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::create_dir_all(&ctx.prefix).unwrap();
+        std::fs::set_permissions(&ctx.prefix, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let (code, out) = doctor(&ctx, &path_with(&ctx.prefix.join("bin")), &[]);
+        std::fs::set_permissions(&ctx.prefix, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(code, 1, "{out}");
+        assert!(fix_for(&findings(&out), "is not writable by you").contains("chown"));
+    }
+}
+
+#[test]
+fn doctor_finds_a_held_prefix_lock_and_refused_credentials() {
+    let registry = Registry::start();
+    let mut ctx = TestContext::new();
+    hello(&registry, &ctx);
+    ctx.pkg(&["install", "hello"]).success();
+    let path = path_with(&ctx.prefix.join("bin"));
+    assert_eq!(doctor(&ctx, &path, &[]), (0, "No problems found.\n".into()));
+
+    // Another process holds the prefix lock (an open file description of our own is one).
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(ctx.prefix.join("var/pkg/lock"))
+        .expect("the prefix lock file");
+    lock.lock().unwrap();
+    let (code, out) = doctor(&ctx, &path, &[]);
+    assert_eq!(code, 1, "{out}");
+    let found = findings(&out);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(fix_for(&found, "the prefix lock is held").contains("wait for it"));
+    lock.unlock().unwrap();
+    drop(lock);
+    assert_eq!(doctor(&ctx, &path, &[]).0, 0);
+
+    // Credentials the registry's token service refuses, for the registry of an installed keg.
+    ctx.credentials(USERNAME, "not-the-password");
+    let (code, out) = doctor(&ctx, &path, &[]);
+    assert_eq!(code, 1, "{out}");
+    let found = findings(&out);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let fix = fix_for(&found, &format!("registry {} refuses pkg", registry.host()));
+    assert!(
+        fix.contains("PKG_REGISTRY_PASSWORD") && fix.contains("pkg login"),
+        "{fix}"
+    );
+    assert!(
+        !out.contains("not-the-password"),
+        "the password leaked:\n{out}"
+    );
+    ctx.with_credentials();
+    assert_eq!(doctor(&ctx, &path, &[]).0, 0);
 }

@@ -6,6 +6,11 @@ pub trait Reporter: Send + Sync {
     fn status(&self, action: &str, message: &str);
     /// Something the user should know that did not stop the command.
     fn warn(&self, message: &str);
+    /// Part of the command failed (one package of several) while the rest goes on; unlike a
+    /// warning it is shown even under `--quiet`.
+    fn error(&self, message: &str) {
+        self.warn(message);
+    }
     /// A transfer of `total` bytes starts; the handle is told as bytes arrive.
     fn progress(&self, _label: &str, _total: u64) -> Box<dyn Progress> {
         Box::new(NoProgress)

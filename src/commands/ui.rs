@@ -73,6 +73,10 @@ impl Reporter for Stderr {
         self.line(&format!("{} {message}", self.paint("1;33", "warning:")));
     }
 
+    fn error(&self, message: &str) {
+        self.line(&format!("{} {message}", self.paint("1;31", "error:")));
+    }
+
     fn progress(&self, label: &str, total: u64) -> Box<dyn Progress> {
         let Some(multi) = &self.bars else {
             return Box::new(NoProgress);

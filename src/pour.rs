@@ -174,8 +174,8 @@ impl Pourer<'_> {
             if self.store.cached(&layer.digest).is_some() {
                 continue;
             }
-            let mut reader = self.store.reader(&layer.digest, layer.size, || {
-                self.open_blob(&spec.repository, &layer.digest, layer.size)
+            let mut reader = self.store.reader(&layer.digest, layer.size, |offset| {
+                self.open_blob(&spec.repository, &layer.digest, layer.size, offset)
             })?;
             let copied = std::io::copy(&mut reader, &mut std::io::sink());
             reader.finish()?;
@@ -209,8 +209,8 @@ impl Pourer<'_> {
             .reporter
             .progress(&format!("{} {version}", formula.name), total);
         for (layer, format) in image.manifest.layers.iter().zip(&image.formats) {
-            let reader = self.store.reader(&layer.digest, layer.size, || {
-                self.open_blob(repo, &layer.digest, layer.size)
+            let reader = self.store.reader(&layer.digest, layer.size, |offset| {
+                self.open_blob(repo, &layer.digest, layer.size, offset)
             })?;
             let root = staging.path();
             let gunzip = *format == LayerFormat::TarGzip;
@@ -402,21 +402,36 @@ impl Pourer<'_> {
         Ok(m)
     }
 
-    /// A layer's bytes: from the registry, or from the OCI layout on disk (`oci:PATH`).
+    /// A layer's bytes from byte `offset` on: from the registry, or from the OCI layout on disk
+    /// (`oci:PATH`).
     fn open_blob(
         &self,
         source: &Source,
         digest: &Digest,
         size: u64,
+        offset: u64,
     ) -> Result<BlobStream, RegistryError> {
         match source {
-            Source::Registry(repo) => self.client.open_blob(repo, digest, size),
-            Source::Layout(dir) => crate::bottle::layout::Layout::open(dir)
-                .and_then(|l| l.blob_stream(digest))
-                .map_err(|e| RegistryError::Read {
+            Source::Registry(repo) => self.client.open_blob_from(repo, digest, size, offset),
+            Source::Layout(dir) => {
+                let read = |source| RegistryError::Read {
                     url: format!("oci:{}", dir.display()),
-                    source: std::io::Error::other(e),
-                }),
+                    source,
+                };
+                let mut stream = crate::bottle::layout::Layout::open(dir)
+                    .and_then(|l| l.blob_stream(digest))
+                    .map_err(|e| read(std::io::Error::other(e)))?;
+                // A local file: the bytes before `offset` are skipped by reading them.
+                let skipped = std::io::copy(
+                    &mut std::io::Read::take(&mut stream.reader, offset),
+                    &mut std::io::sink(),
+                )
+                .map_err(read)?;
+                if skipped != offset {
+                    return Err(read(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+                Ok(stream)
+            }
         }
     }
 

@@ -7,10 +7,19 @@
 //! CACHE/v1/blobs/{sha256,sha512}/<hex>   verified content (layers, manifests)
 //! CACHE/v1/refs/<registry>/<repo>/<tag>  digest a tag pointed to when last fetched
 //! CACHE/v1/tmp/                          temporary files, each locked by its live run
+//! CACHE/v1/tmp/<alg>-<hex>.partial       a download a killed or failed run left, resumed by
+//!                                        the next run that wants that blob
 //! ```
+//!
+//! A blob is downloaded into the partial file named by its digest (locked while in use, so two
+//! runs never share one; the second downloads into a temporary file of its own). A partial that
+//! outlives its run is read back, rehashed and fed downstream by the next run, which asks the
+//! registry only for the rest (`Range: bytes=N-`). Nothing joins `blobs/` before size and digest
+//! verify; a partial that fails them is deleted, so the try after it starts from zero.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::fs::{File, TryLockError};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, HashingReader};
@@ -82,13 +91,27 @@ impl Store {
         Ok(Store { root: base })
     }
 
-    /// Removes the temporary files of runs that died (SIGKILL, power loss) and returns them with
-    /// their sizes; with `dry_run`, only lists them. A live run holds an exclusive lock on each
-    /// of its temporary files (see [`Store::temp_file`]), so a file that can be locked belongs
-    /// to no one. It is removed while locked, so its creator notices if it was brand new.
+    /// Removes the temporary files of runs that died (SIGKILL, power loss), partial downloads
+    /// included, and returns them with their sizes; with `dry_run`, only lists them. A live run
+    /// holds an exclusive lock on each of its temporary files (see [`Store::temp_file`]), so a
+    /// file that can be locked belongs to no one. It is removed while locked, so its creator
+    /// notices if it was brand new.
     pub fn sweep(&self, dry_run: bool) -> Vec<(PathBuf, u64)> {
+        self.sweep_where(dry_run, |_| true)
+    }
+
+    /// [`Store::sweep`], except for the partial downloads named by their digest: those are kept
+    /// for the next run that wants their blob to resume (`pkg cleanup` still removes them).
+    pub fn sweep_keeping_partials(&self) -> Vec<(PathBuf, u64)> {
+        self.sweep_where(false, |path| partial_digest(path).is_none())
+    }
+
+    fn sweep_where(&self, dry_run: bool, wanted: impl Fn(&Path) -> bool) -> Vec<(PathBuf, u64)> {
         let mut out = Vec::new();
         for (path, meta) in self.temporary_files() {
+            if !wanted(&path) {
+                continue;
+            }
             let Ok(file) = File::open(&path) else {
                 continue;
             };
@@ -103,7 +126,6 @@ impl Store {
     /// in another process leaves it alone. A sweep that removed the file between its creation
     /// and the lock is noticed (the name no longer leads to this file) and another is made.
     fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
-        use std::os::unix::fs::MetadataExt as _;
         let dir = self.root.join("tmp");
         loop {
             let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(&dir))?;
@@ -117,6 +139,51 @@ impl Store {
                 }
                 _ => continue,
             }
+        }
+    }
+
+    /// Where the partial download of `digest` lives: `tmp/sha256-HEX.partial`.
+    pub fn partial_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("tmp")
+            .join(format!("{}-{}.partial", digest.algorithm(), digest.hex()))
+    }
+
+    /// Opens (creating it when missing) the partial download of `digest` and takes its lock.
+    /// `None` when another run or thread holds the lock (it is downloading the same blob) or the
+    /// filesystem cannot lock. A sweep that removed the file between the open and the lock is
+    /// noticed (the name no longer leads to this file) and the file is opened again.
+    fn lock_partial(&self, digest: &Digest) -> Result<Option<File>, StoreError> {
+        let path = self.partial_path(digest);
+        loop {
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io_err(&path))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock | TryLockError::Error(_)) => return Ok(None),
+            }
+            let ours = file.metadata().map_err(io_err(&path))?;
+            match std::fs::metadata(&path) {
+                Ok(named) if named.ino() == ours.ino() && named.dev() == ours.dev() => {
+                    return Ok(Some(file));
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// Removes the partial download of a blob that is already cached, unless a live run holds it.
+    fn drop_stale_partial(&self, digest: &Digest) {
+        let path = self.partial_path(digest);
+        if let Ok(file) = File::open(&path)
+            && file.try_lock().is_ok()
+        {
+            let _ = std::fs::remove_file(&path);
         }
     }
 
@@ -217,22 +284,28 @@ impl Store {
     }
 
     /// A reader over a blob's bytes that verifies them as they flow: from the cache when present,
-    /// else from `open` (the network), teeing the bytes into a temporary file that joins the
-    /// cache only when [`BlobReader::finish`] has checked size and digest.
+    /// else downloaded into the blob's partial file, which joins the cache only when
+    /// [`BlobReader::finish`] has checked size and digest. When an earlier run left part of the
+    /// blob there, those bytes are read back first (rehashed and handed on like the rest) and
+    /// `open` is asked for the rest only: it gets the offset to start from (0 for a fresh
+    /// download), and is not called at all when the partial already holds the whole blob.
     pub fn reader(
         &self,
         digest: &Digest,
         size: u64,
-        open: impl FnOnce() -> Result<BlobStream, RegistryError>,
+        open: impl FnOnce(u64) -> Result<BlobStream, RegistryError>,
     ) -> Result<BlobReader, StoreError> {
         if let Some(path) = self.cached(digest) {
+            self.drop_stale_partial(digest);
             let file = File::open(&path).map_err(io_err(&path))?;
             return Ok(BlobReader {
                 inner: HashingReader::with(
                     digest.kind(),
                     Tee {
+                        kept: None,
                         inner: Box::new(file),
                         copy: None,
+                        room: 0,
                     },
                     size,
                 ),
@@ -241,18 +314,57 @@ impl Store {
                 from: path.display().to_string(),
                 cached: Some(path),
                 dest: self.blob_path(digest),
+                resumed: 0,
                 _interrupted: None,
             });
         }
-        let tmp = self.temp_file()?;
-        let guard = crate::interrupt::guard(tmp.path());
-        let stream = open()?;
+        let (download, kept) = match self.lock_partial(digest)? {
+            Some(mut file) => {
+                let path = self.partial_path(digest);
+                let mut kept = file.metadata().map_err(io_err(&path))?.len();
+                if kept > size {
+                    // Longer than the blob: not a prefix of it.
+                    file.set_len(0).map_err(io_err(&path))?;
+                    kept = 0;
+                }
+                file.seek(io::SeekFrom::Start(kept))
+                    .map_err(io_err(&path))?;
+                (Download::Partial { path, file }, kept)
+            }
+            None => (Download::Temp(self.temp_file()?), 0),
+        };
+        let guard = crate::interrupt::guard(download.path());
+        let stream = if kept == size {
+            BlobStream {
+                url: download.path().display().to_string(),
+                reader: Box::new(io::empty()),
+            }
+        } else {
+            match open(kept) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    download.abandon();
+                    return Err(e.into());
+                }
+            }
+        };
+        let kept_reader = match &download {
+            Download::Partial { path, file } if kept > 0 => Some(Kept {
+                file: file.try_clone().map_err(io_err(path))?,
+                path: path.clone(),
+                pos: 0,
+                end: kept,
+            }),
+            _ => None,
+        };
         Ok(BlobReader {
             inner: HashingReader::with(
                 digest.kind(),
                 Tee {
+                    kept: kept_reader,
                     inner: stream.reader,
-                    copy: Some(io::BufWriter::with_capacity(256 * 1024, tmp)),
+                    copy: Some(io::BufWriter::with_capacity(256 * 1024, download)),
+                    room: size - kept,
                 },
                 size,
             ),
@@ -261,22 +373,145 @@ impl Store {
             from: stream.url,
             cached: None,
             dest: self.blob_path(digest),
+            resumed: kept,
             _interrupted: Some(guard),
         })
     }
 }
 
-/// Copies everything read into a file.
+/// The digest a partial download's file name stands for (`sha256-HEX.partial`).
+fn partial_digest(path: &Path) -> Option<Digest> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".partial")?;
+    let (algorithm, hex) = name.split_once('-')?;
+    format!("{algorithm}:{hex}").parse().ok()
+}
+
+/// Where a download goes: the blob's partial file (kept if the run fails), or, when another run
+/// holds that, a temporary file of this run's own (deleted if it fails).
+enum Download {
+    Temp(tempfile::NamedTempFile),
+    Partial { path: PathBuf, file: File },
+}
+
+impl Download {
+    fn path(&self) -> &Path {
+        match self {
+            Download::Temp(tmp) => tmp.path(),
+            Download::Partial { path, .. } => path,
+        }
+    }
+
+    /// The download did not finish: a temporary file goes, a partial stays for the next run
+    /// (unless it holds nothing).
+    fn abandon(self) {
+        match self {
+            Download::Temp(tmp) => drop(tmp),
+            Download::Partial { path, file } => {
+                if file.metadata().is_ok_and(|m| m.len() == 0) {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+    }
+
+    /// The bytes failed their check: they go, whatever kind of file holds them.
+    fn discard(self) {
+        match self {
+            Download::Temp(tmp) => drop(tmp),
+            Download::Partial {
+                path,
+                file: _locked,
+            } => {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+
+    /// Size and digest verified: the file becomes the cached blob (renamed while still locked).
+    fn publish(self, dest: &Path) -> Result<(), StoreError> {
+        match self {
+            Download::Temp(tmp) => tmp.persist(dest).map(drop).map_err(|e| StoreError::Io {
+                path: dest.to_owned(),
+                source: e.error,
+            }),
+            Download::Partial {
+                path,
+                file: _locked,
+            } => std::fs::rename(&path, dest).map_err(io_err(dest)),
+        }
+    }
+}
+
+impl Write for Download {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Download::Temp(tmp) => tmp.write(buf),
+            Download::Partial { file, .. } => file.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Download::Temp(tmp) => tmp.flush(),
+            Download::Partial { file, .. } => file.flush(),
+        }
+    }
+}
+
+/// The bytes of a partial download an earlier run left, read back from the file's start (by
+/// position, so the writer's offset at the file's end is untouched).
+struct Kept {
+    file: File,
+    path: PathBuf,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Kept {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end - self.pos;
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} shrank to {} bytes while being read back",
+                    self.path.display(),
+                    self.pos
+                ),
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The blob's bytes: those kept from an earlier run first, then the stream's, which are copied
+/// into the download file (never more than `room` of them, so a partial never grows past the
+/// blob's size, even by the byte that proves a stream too long).
 struct Tee {
+    kept: Option<Kept>,
     inner: Box<dyn Read + Send>,
-    copy: Option<io::BufWriter<tempfile::NamedTempFile>>,
+    copy: Option<io::BufWriter<Download>>,
+    room: u64,
 }
 
 impl Read for Tee {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(kept) = self.kept.as_mut() {
+            match kept.read(buf)? {
+                0 => self.kept = None,
+                n => return Ok(n),
+            }
+        }
         let n = self.inner.read(buf)?;
         if let Some(copy) = self.copy.as_mut() {
-            copy.write_all(&buf[..n])?;
+            let take = n.min(usize::try_from(self.room).unwrap_or(usize::MAX));
+            copy.write_all(&buf[..take])?;
+            self.room -= take as u64;
         }
         Ok(n)
     }
@@ -290,6 +525,8 @@ pub struct BlobReader {
     from: String,
     cached: Option<PathBuf>,
     dest: PathBuf,
+    /// Bytes taken from a partial download an earlier run left.
+    resumed: u64,
     _interrupted: Option<crate::interrupt::Guard>,
 }
 
@@ -301,7 +538,8 @@ impl Read for BlobReader {
 
 impl BlobReader {
     /// Drains what is left, checks size and digest, and publishes a downloaded blob into the cache.
-    /// A cached blob that no longer verifies is removed, so the next run downloads it again.
+    /// A cached blob or a partial download that does not verify is removed, so the next run
+    /// downloads it from the start. A download that breaks off keeps its partial file.
     pub fn finish(self) -> Result<(), StoreError> {
         let BlobReader {
             inner,
@@ -310,26 +548,51 @@ impl BlobReader {
             from,
             cached,
             dest,
+            resumed,
             _interrupted,
         } = self;
         let mut inner = inner;
-        let (actual, count) = inner.finish().map_err(|source| StoreError::Io {
-            path: PathBuf::from(&from),
-            source,
-        })?;
-        let tee = inner.into_inner();
+        let verdict = inner.finish();
+        let download = match inner.into_inner().copy.map(io::BufWriter::into_inner) {
+            None => None,
+            Some(Ok(download)) => Some(download),
+            Some(Err(e)) => {
+                let (source, writer) = e.into_parts();
+                writer.into_parts().0.abandon();
+                return Err(StoreError::Io { path: dest, source });
+            }
+        };
+        let (actual, count) = match verdict {
+            Ok(v) => v,
+            Err(source) => {
+                if let Some(download) = download {
+                    download.abandon();
+                }
+                return Err(StoreError::Io {
+                    path: PathBuf::from(&from),
+                    source,
+                });
+            }
+        };
+        let from = if resumed > 0 {
+            format!(
+                "{from}, after {resumed} bytes kept from an earlier run's partial download (deleted: the next try starts over)"
+            )
+        } else {
+            from
+        };
         let bad = if count != size {
             Some(StoreError::Size {
                 digest: digest.clone(),
                 expected: size,
                 actual: count,
-                from: from.clone(),
+                from,
             })
         } else if actual != digest {
             Some(StoreError::Mismatch {
                 digest: digest.clone(),
                 actual,
-                from: from.clone(),
+                from,
             })
         } else {
             None
@@ -338,19 +601,15 @@ impl BlobReader {
             if let Some(path) = cached {
                 let _ = std::fs::remove_file(path);
             }
+            if let Some(download) = download {
+                download.discard();
+            }
             return Err(err);
         }
-        if let Some(copy) = tee.copy {
-            let file = copy.into_inner().map_err(|e| StoreError::Io {
-                path: dest.clone(),
-                source: e.into_error(),
-            })?;
-            file.persist(&dest).map_err(|e| StoreError::Io {
-                path: dest.clone(),
-                source: e.error,
-            })?;
+        match download {
+            Some(download) => download.publish(&dest),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -387,5 +646,243 @@ mod tests {
         drop(file);
         assert_eq!(other.sweep(false).len(), 1);
         assert!(other.temporary_files().is_empty());
+    }
+
+    /// `len` bytes that differ from position to position.
+    fn blob_bytes(len: usize) -> Vec<u8> {
+        (0..len as u64)
+            .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
+            .collect()
+    }
+
+    /// A stream of `bytes`, then (when `fail`) a connection reset instead of the end.
+    fn stream(bytes: Vec<u8>, fail: bool) -> Result<BlobStream, RegistryError> {
+        struct Breaking(io::Cursor<Vec<u8>>, bool);
+        impl Read for Breaking {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                match self.0.read(buf)? {
+                    0 if self.1 => Err(io::ErrorKind::ConnectionReset.into()),
+                    n => Ok(n),
+                }
+            }
+        }
+        Ok(BlobStream {
+            url: "http://registry.test/blob".into(),
+            reader: Box::new(Breaking(io::Cursor::new(bytes), fail)),
+        })
+    }
+
+    /// Reads the blob through `store` with `open`, returning what was read and the verdict.
+    fn read_blob(
+        store: &Store,
+        digest: &Digest,
+        size: usize,
+        open: impl FnOnce(u64) -> Result<BlobStream, RegistryError>,
+    ) -> (Vec<u8>, Result<(), StoreError>) {
+        let mut reader = store.reader(digest, size as u64, open).unwrap();
+        let mut out = Vec::new();
+        let _ = reader.read_to_end(&mut out);
+        (out, reader.finish())
+    }
+
+    #[test]
+    fn a_download_that_breaks_off_keeps_its_partial_and_the_next_one_resumes_from_it() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let bytes = blob_bytes(300_000);
+        let digest = Digest::of_bytes(&bytes);
+        let partial = store.partial_path(&digest);
+        assert_eq!(
+            partial,
+            root.path()
+                .join(format!("v1/tmp/sha256-{}.partial", digest.hex()))
+        );
+
+        // The first run gets 100 000 bytes, then the connection breaks for good.
+        let first = bytes[..100_000].to_vec();
+        let (_, verdict) = read_blob(&store, &digest, bytes.len(), |offset| {
+            assert_eq!(offset, 0);
+            stream(first, true)
+        });
+        assert!(matches!(verdict, Err(StoreError::Io { .. })), "{verdict:?}");
+        assert!(
+            store.cached(&digest).is_none(),
+            "an unverified blob was cached"
+        );
+        assert_eq!(std::fs::read(&partial).unwrap(), &bytes[..100_000]);
+        // The start-of-run sweep keeps it (nobody holds its lock, but it is resumable).
+        assert!(store.sweep_keeping_partials().is_empty());
+
+        // The next one asks only for the rest, and reads the whole blob, kept bytes first.
+        let mut asked = None;
+        let (out, verdict) = read_blob(&store, &digest, bytes.len(), |offset| {
+            asked = Some(offset);
+            stream(bytes[offset as usize..].to_vec(), false)
+        });
+        verdict.unwrap();
+        assert_eq!(asked, Some(100_000));
+        assert!(out == bytes, "the reader did not hand out the whole blob");
+        assert_eq!(
+            std::fs::read(store.cached(&digest).unwrap()).unwrap(),
+            bytes
+        );
+        assert!(
+            !partial.exists(),
+            "the partial stayed after joining the cache"
+        );
+        assert!(store.temporary_files().is_empty());
+    }
+
+    #[test]
+    fn a_partial_that_turns_out_corrupt_is_deleted_and_never_cached() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let bytes = blob_bytes(50_000);
+        let digest = Digest::of_bytes(&bytes);
+        let partial = store.partial_path(&digest);
+        let mut bad = bytes[..20_000].to_vec();
+        bad[1234] ^= 1;
+        std::fs::write(&partial, &bad).unwrap();
+
+        let (_, verdict) = read_blob(&store, &digest, bytes.len(), |offset| {
+            stream(bytes[offset as usize..].to_vec(), false)
+        });
+        match verdict {
+            Err(StoreError::Mismatch { from, .. }) => {
+                assert!(from.contains("20000 bytes kept"), "{from}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(store.cached(&digest).is_none());
+        assert!(!partial.exists(), "a corrupt partial was kept");
+
+        // The next try starts from zero.
+        let (_, verdict) = read_blob(&store, &digest, bytes.len(), |offset| {
+            assert_eq!(offset, 0);
+            stream(bytes.clone(), false)
+        });
+        verdict.unwrap();
+        assert!(store.cached(&digest).is_some());
+    }
+
+    #[test]
+    fn a_partial_never_grows_past_the_blob_and_one_too_long_starts_over() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let bytes = blob_bytes(10_000);
+        let digest = Digest::of_bytes(&bytes);
+        let partial = store.partial_path(&digest);
+
+        // Longer than the blob: it cannot be a prefix of it.
+        std::fs::write(&partial, blob_bytes(10_001)).unwrap();
+        let (out, verdict) = read_blob(&store, &digest, bytes.len(), |offset| {
+            assert_eq!(offset, 0);
+            stream(bytes.clone(), false)
+        });
+        verdict.unwrap();
+        assert!(out == bytes);
+
+        // A stream longer than the descriptor: the partial is capped at the size (the extra
+        // byte that proves the stream too long never reaches it), then deleted.
+        let other = blob_bytes(5_000);
+        let digest = Digest::of_bytes(&other);
+        let partial = store.partial_path(&digest);
+        let mut reader = store
+            .reader(&digest, other.len() as u64, |_| {
+                let mut longer = other.clone();
+                longer.extend_from_slice(b"more");
+                stream(longer, true)
+            })
+            .unwrap();
+        io::copy(&mut reader, &mut io::sink()).unwrap();
+        assert!(matches!(reader.finish(), Err(StoreError::Size { .. })));
+        assert!(!partial.exists());
+        assert!(store.cached(&digest).is_none());
+    }
+
+    #[test]
+    fn a_partial_holding_the_whole_blob_needs_no_network() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let bytes = blob_bytes(7_000);
+        let digest = Digest::of_bytes(&bytes);
+        std::fs::write(store.partial_path(&digest), &bytes).unwrap();
+        let (out, verdict) = read_blob(&store, &digest, bytes.len(), |_| {
+            panic!("asked the network for a blob already on disk")
+        });
+        verdict.unwrap();
+        assert!(out == bytes);
+        assert!(store.cached(&digest).is_some());
+        assert!(store.temporary_files().is_empty());
+    }
+
+    #[test]
+    fn a_partial_another_run_holds_is_left_alone_and_this_run_downloads_on_its_own() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let bytes = blob_bytes(40_000);
+        let digest = Digest::of_bytes(&bytes);
+        let partial = store.partial_path(&digest);
+        std::fs::write(&partial, &bytes[..1000]).unwrap();
+        let owner = File::open(&partial).unwrap();
+        owner.lock().unwrap();
+
+        let (out, verdict) = read_blob(&store, &digest, bytes.len(), |offset| {
+            assert_eq!(offset, 0, "resumed from a partial another run holds");
+            stream(bytes.clone(), false)
+        });
+        verdict.unwrap();
+        assert!(out == bytes);
+        assert_eq!(std::fs::read(&partial).unwrap(), &bytes[..1000]);
+        // Neither sweep removes a partial whose run is alive; once it is dead, cleanup's does.
+        assert!(store.sweep_keeping_partials().is_empty());
+        assert!(store.sweep(false).is_empty());
+        drop(owner);
+        assert!(store.sweep_keeping_partials().is_empty());
+        assert_eq!(store.sweep(false), [(partial.clone(), 1000)]);
+    }
+
+    #[test]
+    fn a_download_that_fails_to_start_leaves_no_empty_partial_and_keeps_a_started_one() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let bytes = blob_bytes(3_000);
+        let digest = Digest::of_bytes(&bytes);
+        let refused = |_| {
+            Err(RegistryError::Status {
+                url: "http://registry.test/blob".into(),
+                status: 503,
+                detail: String::new(),
+            })
+        };
+        assert!(store.reader(&digest, 3_000, refused).is_err());
+        assert!(store.temporary_files().is_empty());
+        std::fs::write(store.partial_path(&digest), &bytes[..10]).unwrap();
+        assert!(store.reader(&digest, 3_000, refused).is_err());
+        assert_eq!(
+            std::fs::read(store.partial_path(&digest)).unwrap(),
+            &bytes[..10]
+        );
+        // Once the blob is cached some other way, a partial of it is dropped when it is read.
+        store.put_verified(&digest, &bytes).unwrap();
+        let (out, verdict) = read_blob(&store, &digest, bytes.len(), |_| unreachable!());
+        verdict.unwrap();
+        assert!(out == bytes);
+        assert!(store.temporary_files().is_empty());
+    }
+
+    #[test]
+    fn partial_names_are_digests() {
+        let digest = Digest::of_bytes(b"x");
+        let name = format!("/c/v1/tmp/sha256-{}.partial", digest.hex());
+        assert_eq!(partial_digest(Path::new(&name)), Some(digest));
+        for other in [
+            "/c/v1/tmp/.tmpAbC123",
+            "/c/v1/tmp/stale.partial",
+            "/c/v1/tmp/sha256-abc.partial",
+            "/c/v1/tmp/md5-d41d8cd98f00b204e9800998ecf8427e.partial",
+        ] {
+            assert_eq!(partial_digest(Path::new(other)), None, "{other}");
+        }
     }
 }

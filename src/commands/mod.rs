@@ -150,7 +150,8 @@ impl Ctx<'_> {
     fn pourer(&self) -> anyhow::Result<Pourer<'_>> {
         let store = Store::open(&self.settings.cache)?;
         // Temporary files of runs that died; the cache may be shared, so not under our lock.
-        store.sweep(false);
+        // Their partial downloads stay, for this run or a later one to resume.
+        store.sweep_keeping_partials();
         Ok(Pourer {
             store,
             client: self.client(),

@@ -246,7 +246,7 @@ mod tests {
     fn blob(store: &Store, digest: &Digest, bytes: &[u8]) -> BlobReader {
         let body = bytes.to_vec();
         store
-            .reader(digest, bytes.len() as u64, || {
+            .reader(digest, bytes.len() as u64, |_| {
                 Ok(BlobStream {
                     url: "http://registry.test/blob".into(),
                     reader: Box::new(io::Cursor::new(body)),
@@ -270,6 +270,38 @@ mod tests {
         assert!(out.unpacked.unwrap() == plain);
         assert_eq!(seen, gz.len() as u64);
         assert!(store.cached(&digest).is_some());
+    }
+
+    #[test]
+    fn a_resumed_layer_feeds_the_bytes_kept_on_disk_to_gunzip_before_the_network_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (plain, gz) = gzipped(24 * CHUNK + 77);
+        assert!(gz.len() > 3 * CHUNK / 2, "{}", gz.len());
+        let digest = Digest::of_bytes(&gz);
+        // An earlier run got more than a chunk, not on a chunk boundary.
+        let kept = gz.len() * 3 / 5;
+        std::fs::write(store.partial_path(&digest), &gz[..kept]).unwrap();
+        let rest = gz[kept..].to_vec();
+        let reader = store
+            .reader(&digest, gz.len() as u64, |offset| {
+                assert_eq!(offset, kept as u64);
+                Ok(BlobStream {
+                    url: "http://registry.test/blob".into(),
+                    reader: Box::new(io::Cursor::new(rest)),
+                })
+            })
+            .unwrap();
+        let mut seen = 0;
+        let out = run(reader, true, &mut |n| seen += n, |r| {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v).map(|_| v)
+        });
+        out.verified.unwrap();
+        assert!(out.unpacked.unwrap() == plain, "gunzip saw another stream");
+        assert_eq!(seen, gz.len() as u64);
+        assert!(store.cached(&digest).is_some());
+        assert!(!store.partial_path(&digest).exists());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Blob downloads: an authenticated, redirect-safe GET whose body is handed out as a stream that
-//! resumes itself with `Range: bytes=N-` when the connection breaks. Hashing and size checks
-//! happen in the store as the bytes flow.
+//! resumes itself with `Range: bytes=N-` when the connection breaks, and that can start at an
+//! offset (the rest of a partial download an earlier run left). Hashing and size checks happen
+//! in the store as the bytes flow.
 
 use std::io::{self, Read};
 
@@ -22,7 +23,21 @@ impl Client {
         digest: &Digest,
         size: u64,
     ) -> Result<BlobStream, RegistryError> {
-        let (url, body) = self.blob_from(repo, digest, size, 0)?;
+        self.open_blob_from(repo, digest, size, 0)
+    }
+
+    /// Downloads `digest` from byte `offset` on (a partial download an earlier run left holds
+    /// the bytes before it): `Range: bytes=OFFSET-`, a 206 whose `Content-Range` must match, or
+    /// a 200 from a server that ignores ranges, read from the start with the first `offset`
+    /// bytes skipped.
+    pub fn open_blob_from(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+        offset: u64,
+    ) -> Result<BlobStream, RegistryError> {
+        let (url, body) = self.blob_from(repo, digest, size, offset)?;
         Ok(BlobStream {
             url: url.clone(),
             reader: Box::new(Resuming {
@@ -32,7 +47,7 @@ impl Client {
                 size,
                 url,
                 inner: body,
-                offset: 0,
+                offset,
                 resumes_left: self.network().resumes,
                 attempt: 0,
             }),

@@ -150,7 +150,8 @@ fn is_link_temp(name: &str) -> bool {
 }
 
 /// The prefix and cache invariants that hold at every instant. `settled`: a complete run has
-/// happened since the last kill, so nothing temporary may be left either.
+/// happened since the last kill, so nothing temporary may be left either, but for partial
+/// downloads (named by their digest, never longer than their blob), which stay for a later run.
 #[track_caller]
 fn check_invariants(ctx: &TestContext, settled: bool, context: &str) {
     let listing = || format!("{context}\n{}", ctx.prefix_listing());
@@ -244,19 +245,45 @@ fn check_invariants(ctx: &TestContext, settled: bool, context: &str) {
             file.display()
         );
     }
+    // Downloads in the cache: a run's own temporary files only between a kill and the next run;
+    // partial downloads, kept for the next run to resume, only under their blob's digest and
+    // never longer than the blob.
+    let sizes = layer_sizes(&ctx.cache);
+    for file in files_under(&ctx.cache.join("v1/tmp")) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(hex) = name
+            .strip_prefix("sha256-")
+            .and_then(|n| n.strip_suffix(".partial"))
+        else {
+            assert!(
+                !settled && name.starts_with(".tmp"),
+                "{context}: temporary file {} left in the cache",
+                file.display()
+            );
+            continue;
+        };
+        let len = std::fs::metadata(&file).unwrap().len();
+        let size = sizes.get(hex).unwrap_or_else(|| {
+            panic!(
+                "{context}: partial download {} of a blob no cached manifest names",
+                file.display()
+            )
+        });
+        assert!(
+            len <= *size,
+            "{context}: partial download {} holds {len} bytes of a {size}-byte blob",
+            file.display()
+        );
+    }
     if settled {
         let staging: Vec<_> = std::fs::read_dir(cellar.join(".staging"))
             .into_iter()
             .flatten()
             .collect();
         assert!(staging.is_empty(), "staging leftovers:\n{}", listing());
-        let tmp = files_under(&ctx.cache.join("v1/tmp"));
-        assert!(
-            tmp.is_empty(),
-            "{context}: temporary files left in the cache: {tmp:?}"
-        );
-        let stray: Vec<_> = files_under(&ctx.cache)
+        let stray: Vec<_> = files_under(&ctx.cache.join("v1/blobs"))
             .into_iter()
+            .chain(files_under(&ctx.cache.join("v1/refs")))
             .chain(files_under(&ctx.prefix))
             .filter(|p| {
                 let n = p.file_name().unwrap().to_string_lossy();
@@ -268,6 +295,26 @@ fn check_invariants(ctx: &TestContext, settled: bool, context: &str) {
             "{context}: stray temporary files: {stray:?}"
         );
     }
+}
+
+/// The size of every layer the manifests in the cache name, by hex digest.
+fn layer_sizes(cache: &Path) -> std::collections::HashMap<String, u64> {
+    let mut sizes = std::collections::HashMap::new();
+    for file in files_under(&cache.join("v1/blobs")) {
+        let Ok(json) =
+            serde_json::from_slice::<serde_json::Value>(&std::fs::read(&file).unwrap_or_default())
+        else {
+            continue;
+        };
+        for layer in json["layers"].as_array().into_iter().flatten() {
+            if let (Some(digest), Some(size)) = (layer["digest"].as_str(), layer["size"].as_u64())
+                && let Some(hex) = digest.strip_prefix("sha256:")
+            {
+                sizes.insert(hex.to_owned(), size);
+            }
+        }
+    }
+    sizes
 }
 
 /// The range kill delays are drawn from: starts a bit past the measured run time, shrinks when a

@@ -654,3 +654,143 @@ fn a_token_that_expires_mid_run_is_renewed_once() {
     assert_eq!(tokens.len(), 2);
     assert_ne!(tokens[0], tokens[1], "the renewal must be a new token");
 }
+
+/// The cache's partial download of `digest` (`v1/tmp/sha256-HEX.partial`).
+fn partial_of(cache: &Path, digest: &str) -> PathBuf {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    cache.join(format!("v1/tmp/sha256-{hex}.partial"))
+}
+
+/// Plants the first `len` bytes of the registry's blob `digest` as the partial download a dead
+/// run left, `flip`ping one of them when asked; returns the whole blob.
+fn plant_partial(rig: &Rig, digest: &str, len: usize, flip: bool) -> Vec<u8> {
+    let blob = std::fs::read(rig.registry.blob_path(digest)).unwrap();
+    let mut kept = blob[..len].to_vec();
+    if flip {
+        kept[len / 2] ^= 0x01;
+    }
+    let partial = partial_of(&rig.ctx.cache, digest);
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    std::fs::write(&partial, kept).unwrap();
+    blob
+}
+
+/// The blob GETs made since `before` of them had been.
+fn blob_gets_since(proxy: &Proxy, before: usize) -> Vec<Seen> {
+    blob_gets(proxy).split_off(before)
+}
+
+#[test]
+fn a_blob_download_killed_midway_leaves_a_partial_that_the_next_run_resumes_with_a_range_request() {
+    let rig = Rig::start();
+    let built = rig.publish("hello", &["1.0.0"], 8 * DATA);
+    let digest = built[0].layer_digest().to_owned();
+    let blob = std::fs::read(rig.registry.blob_path(&digest)).unwrap();
+    let partial = partial_of(&rig.ctx.cache, &digest);
+    rig.reg().on(
+        "GET",
+        "/blobs/",
+        Times::Always,
+        Fault::Throttle(32 * 1024, Duration::from_millis(10)),
+    );
+
+    // Killed once a third of the blob is on disk.
+    let mut child = rig
+        .ctx
+        .command(&["install", "hello"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < blob.len() as u64 / 3 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "pkg finished before it was killed:\n{}",
+            rig.reg().describe()
+        );
+        assert!(Instant::now() < deadline, "no partial download grew");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let kept = std::fs::read(&partial).expect("the partial download outlives the run");
+    assert!(
+        !kept.is_empty() && kept.len() < blob.len() && blob.starts_with(&kept),
+        "the partial ({} bytes) is not a proper prefix of the {}-byte blob",
+        kept.len(),
+        blob.len()
+    );
+    // Nothing visible came of it (the staging dir it left is for the next run to clear).
+    assert!(rig.ctx.cellar_versions("hello").is_empty());
+    assert!(!exists_or_is_link(&rig.ctx.prefix.join("bin/hello")));
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    assert!(!rig.ctx.cache.join("v1/blobs/sha256").join(hex).exists());
+
+    let before = blob_gets(rig.reg()).len();
+    rig.reg().clear();
+    rig.ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
+    let gets = blob_gets_since(rig.reg(), before);
+    assert_eq!(gets.len(), 1, "{}", rig.reg().describe());
+    assert_eq!(
+        range_start(&gets[0]),
+        Some(kept.len() as u64),
+        "the rerun did not ask for the rest of the partial:\n{}",
+        rig.reg().describe()
+    );
+    assert_eq!(gets[0].status, 206, "{}", rig.reg().describe());
+    assert!(!partial.exists());
+    assert_cache_verified_and_settled(&rig.ctx.cache);
+}
+
+#[test]
+fn a_partial_download_is_resumed_from_a_server_that_ignores_the_range_by_skipping_the_known_bytes()
+{
+    let rig = Rig::start();
+    let built = rig.publish("hello", &["1.0.0"], DATA);
+    let digest = built[0].layer_digest().to_owned();
+    let blob = plant_partial(&rig, &digest, DATA / 2, false);
+    rig.reg()
+        .on("GET", "/blobs/", Times::Once, Fault::IgnoreRange);
+
+    rig.ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
+    let gets = blob_gets(rig.reg());
+    assert_eq!(gets.len(), 1, "{}", rig.reg().describe());
+    assert_eq!(range_start(&gets[0]), Some(DATA as u64 / 2));
+    assert_eq!(gets[0].status, 200, "{}", rig.reg().describe());
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    assert_eq!(
+        std::fs::read(rig.ctx.cache.join("v1/blobs/sha256").join(hex)).unwrap(),
+        blob
+    );
+    assert_cache_verified_and_settled(&rig.ctx.cache);
+}
+
+#[test]
+fn a_corrupt_partial_download_fails_the_digest_check_is_deleted_and_the_next_run_starts_clean() {
+    let rig = Rig::start();
+    let built = rig.publish("hello", &["1.0.0"], DATA);
+    let digest = built[0].layer_digest().to_owned();
+    plant_partial(&rig, &digest, DATA / 2, true);
+
+    let run = rig.ctx.pkg(&["install", "hello"]).failure();
+    run.says(&digest)
+        .says("mismatch")
+        .says("kept from an earlier run");
+    assert_nothing_installed(&rig.ctx, "hello");
+    assert!(!partial_of(&rig.ctx.cache, &digest).exists());
+    assert_cache_verified_and_settled(&rig.ctx.cache);
+    let resumed = blob_gets(rig.reg());
+    assert_eq!(range_start(&resumed[0]), Some(DATA as u64 / 2));
+
+    let before = resumed.len();
+    rig.ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
+    let gets = blob_gets_since(rig.reg(), before);
+    assert_eq!(gets.len(), 1, "{}", rig.reg().describe());
+    assert_eq!(gets[0].header("range"), None, "{}", rig.reg().describe());
+    assert_cache_verified_and_settled(&rig.ctx.cache);
+}

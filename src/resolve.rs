@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use semver::{Version, VersionReq};
+use semver::{Comparator, Op, Version, VersionReq};
 
 use crate::formula::{Formula, FormulaError, Formulary};
 use crate::platform::Platform;
@@ -51,6 +51,44 @@ pub enum ResolveError {
     },
     #[error("the dependency requirements of the requested packages do not settle; involved: {0}")]
     NoFixpoint(String),
+    /// A pinned package would have to change version.
+    #[error("{wanted} but {name} is pinned at {version}; `pkg unpin {name}` to allow it")]
+    Pinned {
+        name: String,
+        version: Version,
+        /// `app 2.0.0 needs lib ^2`.
+        wanted: String,
+    },
+    /// A pinned package's version is no longer in its formula, so nothing can be planned with it.
+    #[error(
+        "{name} is pinned at {version}, which its formula no longer lists; `pkg unpin {name}` to allow another version"
+    )]
+    PinnedUnavailable { name: String, version: Version },
+    /// The plan needs a version that installed packages outside it do not accept.
+    #[error("{wanted} but {held}")]
+    HeldBack {
+        name: String,
+        /// `app 2.0.0 needs lib ^2`.
+        wanted: String,
+        /// `the installed tool 1.0.0 requires lib ^1`.
+        held: String,
+        /// `tool 1.0.0`: the installed packages that hold it back.
+        holders: Vec<String>,
+    },
+}
+
+impl ResolveError {
+    /// What holds the plan back when it failed only because of a pin or of installed packages
+    /// outside the plan (`the pin on lib`, `tool 1.0.0`); `None` for every other failure.
+    pub fn held_by(&self) -> Option<String> {
+        match self {
+            ResolveError::Pinned { name, .. } | ResolveError::PinnedUnavailable { name, .. } => {
+                Some(format!("the pin on {name}"))
+            }
+            ResolveError::HeldBack { holders, .. } => Some(holders.join(", ")),
+            _ => None,
+        }
+    }
 }
 
 impl Request {
@@ -97,19 +135,72 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
-#[derive(Clone)]
-struct Constraint {
-    by: String,
-    req: VersionReq,
+/// Where a requirement on a package comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// `NAME@REQ` on the command line.
+    Request,
+    /// A version selected for the plan depends on it.
+    Dependency,
+    /// An installed package outside the plan depends on it.
+    Installed,
+    /// The package is pinned at its current version.
+    Pin,
 }
 
-/// What is installed: versions to keep when they still fit, and the requirements installed
-/// packages (outside the plan) place on their dependencies, so a plan never breaks them.
+#[derive(Clone)]
+struct Constraint {
+    /// `app 2.0.0` (the package and version that requires it), or the command line.
+    by: String,
+    req: VersionReq,
+    source: Source,
+}
+
+impl Constraint {
+    /// `app 2.0.0 needs lib ^2`, `the installed tool 1.0.0 requires lib ^1`.
+    fn describe(&self, name: &str) -> String {
+        match self.source {
+            Source::Request => format!("you asked for {name} {}", self.req),
+            Source::Dependency => format!("{} needs {name} {}", self.by, self.req),
+            Source::Installed => format!("the installed {} requires {name} {}", self.by, self.req),
+            Source::Pin => format!("{name} is pinned ({})", self.req),
+        }
+    }
+
+    /// Who requires it, as the conflict message names them.
+    fn who(&self) -> String {
+        match self.source {
+            Source::Installed => format!("{} (installed)", self.by),
+            _ => self.by.clone(),
+        }
+    }
+}
+
+/// What is installed: versions to keep when they still fit, the requirements installed
+/// packages (outside the plan) place on their dependencies, so a plan never breaks them, and
+/// pins, so a plan never moves a pinned package.
 pub trait Installed {
     fn versions(&self, name: &str) -> Vec<Version>;
     /// `(dependency, requirement, "who requires it")`.
     fn requirements(&self) -> Vec<(String, VersionReq, String)> {
         Vec::new()
+    }
+    /// The version a pinned package is held at; `None` when it is not pinned.
+    fn pinned(&self, _name: &str) -> Option<Version> {
+        None
+    }
+}
+
+/// A requirement matching exactly `version` (build metadata aside).
+fn exactly(version: &Version) -> VersionReq {
+    VersionReq {
+        comparators: vec![Comparator {
+            op: Op::Exact,
+            major: version.major,
+            minor: Some(version.minor),
+            patch: Some(version.patch),
+            pre: version.pre.clone(),
+        }],
     }
 }
 
@@ -134,6 +225,7 @@ pub fn resolve(
                 .push(Constraint {
                     by: "the command line".into(),
                     req: r.req.clone(),
+                    source: Source::Request,
                 });
         }
         for (name, version) in &selected {
@@ -145,6 +237,7 @@ pub fn resolve(
                     .push(Constraint {
                         by: format!("{name} {version}"),
                         req: req.clone(),
+                        source: Source::Dependency,
                     });
             }
         }
@@ -153,8 +246,18 @@ pub fn resolve(
                 && !selected.contains_key(by.split(' ').next().unwrap_or(by))
             {
                 cs.push(Constraint {
-                    by: format!("{by} (installed)"),
+                    by: by.clone(),
                     req: req.clone(),
+                    source: Source::Installed,
+                });
+            }
+        }
+        for (name, cs) in constraints.iter_mut() {
+            if let Some(version) = installed.pinned(name) {
+                cs.push(Constraint {
+                    by: format!("the pin on {name}"),
+                    req: exactly(&version),
+                    source: Source::Pin,
                 });
             }
         }
@@ -177,7 +280,7 @@ pub fn resolve(
                 .flatten();
             let pick = keep.or_else(|| formula.versions.keys().rev().find(|v| fits(v)).cloned());
             let Some(pick) = pick else {
-                return Err(no_version(name, formula, cs));
+                return Err(no_version(name, formula, cs, installed.pinned(name)));
             };
             next.insert(name.clone(), pick);
         }
@@ -196,7 +299,52 @@ fn available(formula: &Formula) -> String {
     v.join(", ")
 }
 
-fn no_version(name: &str, formula: &Formula, cs: &[Constraint]) -> ResolveError {
+fn no_version(
+    name: &str,
+    formula: &Formula,
+    cs: &[Constraint],
+    pinned: Option<Version>,
+) -> ResolveError {
+    // A pin that stands in the way: name what wants the package to move.
+    if let Some(version) = pinned {
+        return match cs
+            .iter()
+            .find(|c| c.source != Source::Pin && !c.req.matches(&version))
+        {
+            Some(c) => ResolveError::Pinned {
+                name: name.to_owned(),
+                version,
+                wanted: c.describe(name),
+            },
+            None => ResolveError::PinnedUnavailable {
+                name: name.to_owned(),
+                version,
+            },
+        };
+    }
+    // What the plan asks for can be had, but installed packages outside it do not accept it.
+    let (fresh, held): (Vec<&Constraint>, Vec<&Constraint>) =
+        cs.iter().partition(|c| c.source != Source::Installed);
+    let wanted = formula
+        .versions
+        .keys()
+        .rev()
+        .find(|v| fresh.iter().all(|c| c.req.matches(v)));
+    if let Some(wanted) = wanted
+        && !held.is_empty()
+    {
+        let holders: Vec<&Constraint> = held
+            .iter()
+            .copied()
+            .filter(|c| !c.req.matches(wanted))
+            .collect();
+        return ResolveError::HeldBack {
+            name: name.to_owned(),
+            wanted: join_and(fresh.iter().map(|c| c.describe(name))),
+            held: join_and(holders.iter().map(|c| c.describe(name))),
+            holders: holders.iter().map(|c| c.by.clone()).collect(),
+        };
+    }
     // A single requirement that nothing satisfies is a plain miss; several that
     // are each satisfiable but not together are a conflict.
     let unsatisfiable = cs
@@ -206,18 +354,28 @@ fn no_version(name: &str, formula: &Formula, cs: &[Constraint]) -> ResolveError 
         ([c], _) | (_, Some(c)) => ResolveError::NoMatch {
             name: name.to_owned(),
             req: c.req.to_string(),
-            by: c.by.clone(),
+            by: c.who(),
             available: available(formula),
         },
         _ => ResolveError::Conflict {
             name: name.to_owned(),
             requirements: cs
                 .iter()
-                .map(|c| format!("{} requires {}", c.by, c.req))
+                .map(|c| format!("{} requires {}", c.who(), c.req))
                 .collect::<Vec<_>>()
                 .join(", "),
             available: available(formula),
         },
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn join_and(items: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = items.collect();
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -493,6 +651,104 @@ mod tests {
             plan(d.path(), &["lib"], &Holds("zzz", "^1", "x 1.0.0")).unwrap(),
             ["lib@2.0.0"]
         );
+    }
+
+    /// `lib` pinned at 1.0.0 and installed, `tool 1.0.0` installed requiring `lib ^1`.
+    struct PinnedLib {
+        pinned: bool,
+        tool: bool,
+    }
+    impl Installed for PinnedLib {
+        fn versions(&self, name: &str) -> Vec<Version> {
+            match name {
+                "lib" => vec![Version::new(1, 0, 0)],
+                _ => Vec::new(),
+            }
+        }
+        fn requirements(&self) -> Vec<(String, VersionReq, String)> {
+            if self.tool {
+                vec![(
+                    "lib".into(),
+                    VersionReq::parse("^1").unwrap(),
+                    "tool 1.0.0".into(),
+                )]
+            } else {
+                Vec::new()
+            }
+        }
+        fn pinned(&self, name: &str) -> Option<Version> {
+            (self.pinned && name == "lib").then(|| Version::new(1, 0, 0))
+        }
+    }
+
+    #[test]
+    fn a_pinned_package_never_moves_and_the_error_names_the_pin() {
+        let d = tempfile::tempdir().unwrap();
+        formula(
+            d.path(),
+            "app",
+            &[("1.0.0", "lib = \"*\""), ("2.0.0", "lib = \"^2\"")],
+        );
+        formula(
+            d.path(),
+            "lib",
+            &[("1.0.0", ""), ("1.5.0", ""), ("2.0.0", "")],
+        );
+        let pinned = PinnedLib {
+            pinned: true,
+            tool: false,
+        };
+        // A requirement the pinned version meets keeps it, even with newer ones available.
+        assert_eq!(
+            plan(d.path(), &["app@1.0.0"], &pinned).unwrap(),
+            ["lib@1.0.0(dep)", "app@1.0.0"]
+        );
+        assert_eq!(plan(d.path(), &["lib"], &pinned).unwrap(), ["lib@1.0.0"]);
+        let err = plan(d.path(), &["app@2.0.0"], &pinned).unwrap_err();
+        assert_eq!(err.held_by().as_deref(), Some("the pin on lib"));
+        assert_eq!(
+            err.to_string(),
+            "app 2.0.0 needs lib ^2 but lib is pinned at 1.0.0; `pkg unpin lib` to allow it"
+        );
+        let err = plan(d.path(), &["lib@2.0.0"], &pinned).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("you asked for lib =2.0.0 but lib is pinned at 1.0.0"),
+            "{err}"
+        );
+        // Not pinned: lib moves.
+        let free = PinnedLib {
+            pinned: false,
+            tool: false,
+        };
+        assert_eq!(
+            plan(d.path(), &["app@2.0.0"], &free).unwrap(),
+            ["lib@2.0.0(dep)", "app@2.0.0"]
+        );
+    }
+
+    #[test]
+    fn a_plan_held_back_by_an_installed_package_names_it() {
+        let d = tempfile::tempdir().unwrap();
+        formula(
+            d.path(),
+            "app",
+            &[("1.0.0", "lib = \"*\""), ("2.0.0", "lib = \"^2\"")],
+        );
+        formula(d.path(), "lib", &[("1.0.0", ""), ("2.0.0", "")]);
+        let held = PinnedLib {
+            pinned: false,
+            tool: true,
+        };
+        let err = plan(d.path(), &["app@2.0.0"], &held).unwrap_err();
+        assert_eq!(err.held_by().as_deref(), Some("tool 1.0.0"));
+        assert_eq!(
+            err.to_string(),
+            "app 2.0.0 needs lib ^2 but the installed tool 1.0.0 requires lib ^1"
+        );
+        // A plain miss is no hold.
+        let err = plan(d.path(), &["app@3"], &held).unwrap_err();
+        assert!(err.held_by().is_none(), "{err}");
     }
 
     #[test]

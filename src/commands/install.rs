@@ -14,7 +14,7 @@ use crate::pour::{PourError, Poured, Pourer};
 use crate::prefix::Mark;
 use crate::resolve::{self, Request, Step};
 
-use super::{Ctx, InstalledState, human_bytes, upgrade};
+use super::{Ctx, human_bytes, upgrade};
 
 pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -50,10 +50,11 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
         requests.push(request);
     }
 
+    // Pins hold here as in upgrades: a plan that would move a pinned package is refused.
     let plan = resolve::resolve(
         &requests,
         &ctx.formulary,
-        &InstalledState { ctx },
+        &upgrade::Prefix { ctx },
         &Platform::host(),
     )?;
     if args.dry_run {
@@ -352,7 +353,7 @@ fn relink_if_needed(
 }
 
 /// Says so when `PREFIX/bin` is not on PATH: the linked commands cannot be run by name.
-fn caveat_path(ctx: &Ctx) {
+pub(super) fn caveat_path(ctx: &Ctx) {
     let bin = ctx.settings.prefix.join("bin");
     let on_path =
         std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d == bin));

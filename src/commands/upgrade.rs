@@ -4,18 +4,19 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
-use semver::Version;
+use semver::{Version, VersionReq};
 use serde_json::json;
 
 use crate::cellar::receipt::Receipt;
 use crate::cli::{OutdatedArgs, UpgradeArgs};
+use crate::formula::Formula;
 use crate::link;
 use crate::platform::Platform;
 use crate::pour::Pourer;
 use crate::prefix::Mark;
-use crate::resolve::{self, Request, Step};
+use crate::resolve::{self, Installed, Plan, Request, Step};
 
-use super::{Ctx, InstalledState, JSON_SCHEMA, SilentExit, print_json};
+use super::{Ctx, InstalledState, JSON_SCHEMA, SilentExit, human_bytes, print_json};
 
 pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> anyhow::Result<()> {
     let names = if args.packages.is_empty() {
@@ -26,13 +27,165 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> anyhow::Result<()> {
     upgrade(ctx, &names, args.dry_run, args.keep_old, args.json)
 }
 
+/// The prefix as the resolver sees it when something is about to change: what is installed,
+/// what installed packages require, and pins (a pinned package stays at its current version,
+/// also when it would be pulled along as a dependency).
+pub(super) struct Prefix<'a> {
+    pub ctx: &'a Ctx<'a>,
+}
+
+impl Installed for Prefix<'_> {
+    fn versions(&self, name: &str) -> Vec<Version> {
+        InstalledState { ctx: self.ctx }.versions(name)
+    }
+
+    fn requirements(&self) -> Vec<(String, VersionReq, String)> {
+        InstalledState { ctx: self.ctx }.requirements()
+    }
+
+    fn pinned(&self, name: &str) -> Option<Version> {
+        if self.ctx.records.has(Mark::Pinned, name) {
+            self.ctx.current(name)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why a package does not go to the newest version its formula has.
+struct Hold {
+    /// The version held back (the formula's newest).
+    version: Version,
+    /// Who holds it back: `app 1.0.0`, `the pin on lib`.
+    by: String,
+    /// A sentence for the user, naming what holds it back.
+    reason: String,
+}
+
+/// Where one package can go.
+enum Choice {
+    UpToDate,
+    /// Every newer version is held back.
+    Held(Hold),
+    Upgrade {
+        to: Version,
+        plan: Plan,
+        /// Set when `to` is not the newest version.
+        hold: Option<Hold>,
+    },
+}
+
+/// The newest version of `name` its formula allows that every installed dependent accepts and
+/// that needs no pinned package to move, with its plan; versions above it are held back.
+fn choose(ctx: &Ctx, name: &str, current: &Version, formula: &Formula) -> anyhow::Result<Choice> {
+    let newer: Vec<&Version> = formula
+        .versions
+        .keys()
+        .rev()
+        .filter(|v| *v > current)
+        .collect();
+    if newer.is_empty() {
+        return Ok(Choice::UpToDate);
+    }
+    let state = Prefix { ctx };
+    // What installed dependents (other than the package's own kegs) require of it.
+    let dependents: Vec<(String, VersionReq)> = state
+        .requirements()
+        .into_iter()
+        .filter(|(dep, _, by)| dep == name && by.split(' ').next() != Some(name))
+        .map(|(_, req, by)| (by, req))
+        .collect();
+    let mut hold: Option<Hold> = None;
+    for version in newer {
+        let against: Vec<&(String, VersionReq)> = dependents
+            .iter()
+            .filter(|(_, req)| !req.matches(version))
+            .collect();
+        if !against.is_empty() {
+            hold.get_or_insert_with(|| Hold {
+                version: version.clone(),
+                by: against
+                    .iter()
+                    .map(|(by, _)| by.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                reason: format!(
+                    "{name} {version} is held back by {}",
+                    against
+                        .iter()
+                        .map(|(by, req)| format!("{by} (requires {name} {req})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+            continue;
+        }
+        let request = Request::parse(&format!("{name}@{version}"))?;
+        match resolve::resolve(&[request], &ctx.formulary, &state, &Platform::host()) {
+            Ok(plan) => {
+                return Ok(Choice::Upgrade {
+                    to: version.clone(),
+                    plan,
+                    hold,
+                });
+            }
+            Err(e) => match e.held_by() {
+                Some(by) => {
+                    hold.get_or_insert_with(|| Hold {
+                        version: version.clone(),
+                        by,
+                        reason: e.to_string(),
+                    });
+                }
+                None => {
+                    return Err(e).context(format!("planning {name} {version}"));
+                }
+            },
+        }
+    }
+    Ok(match hold {
+        Some(hold) => Choice::Held(hold),
+        None => Choice::UpToDate,
+    })
+}
+
 enum Outcome {
     UpToDate(Version),
     Pinned(Version),
-    Upgraded { from: Version, to: Version },
+    /// Stays at `version`: everything newer is held back.
+    Held {
+        version: Version,
+        hold: Hold,
+    },
+    Upgraded {
+        from: Version,
+        to: Version,
+        /// Newer versions than `to` that are held back.
+        hold: Option<Hold>,
+        /// Every package this changed, dependencies included (empty for a dry run).
+        moved: Vec<Moved>,
+    },
+}
+
+/// One package an upgrade put in place.
+struct Moved {
+    name: String,
+    from: Option<Version>,
+    to: Version,
+}
+
+impl Moved {
+    /// `lib 1.0.0 -> 2.0.0`, or `lib 2.0.0 (new)` for a dependency that was not installed.
+    fn change(&self) -> String {
+        match &self.from {
+            Some(from) => format!("{} {from} -> {}", self.name, self.to),
+            None => format!("{} {} (new)", self.name, self.to),
+        }
+    }
 }
 
 /// Upgrades each of `names`; one failure does not stop the others; an error if any failed.
+/// Packages held back (by installed dependents or pins) are reported, not failed.
 pub fn upgrade(
     ctx: &Ctx,
     names: &[String],
@@ -40,12 +193,25 @@ pub fn upgrade(
     keep_old: bool,
     json: bool,
 ) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let _lock = if dry_run { None } else { Some(ctx.lock()?) };
     let mut pourer: Option<Pourer> = None;
     let mut upgraded = Vec::new();
     let mut up_to_date = Vec::new();
     let mut pinned = Vec::new();
+    let mut held_back = Vec::new();
     let mut failed = Vec::new();
+    let mut moved: Vec<Moved> = Vec::new();
+    let mut held = |name: &str, version: &Version, hold: &Hold| {
+        ctx.reporter.warn(&hold.reason);
+        held_back.push(json!({
+            "name": name,
+            "version": version.to_string(),
+            "latest": hold.version.to_string(),
+            "by": hold.by,
+            "reason": hold.reason,
+        }));
+    };
     for name in names {
         match upgrade_one(ctx, &mut pourer, name, dry_run && !json, dry_run, keep_old) {
             Ok(Outcome::UpToDate(v)) => {
@@ -58,9 +224,19 @@ pub fn upgrade(
                 );
                 pinned.push(json!({"name": name, "version": v.to_string()}));
             }
-            Ok(Outcome::Upgraded { from, to }) => {
+            Ok(Outcome::Held { version, hold }) => held(name, &version, &hold),
+            Ok(Outcome::Upgraded {
+                from,
+                to,
+                hold,
+                moved: m,
+            }) => {
+                if let Some(hold) = &hold {
+                    held(name, &to, hold);
+                }
                 upgraded
                     .push(json!({"name": name, "from": from.to_string(), "to": to.to_string()}));
+                moved.extend(m);
             }
             Err(e) => {
                 ctx.reporter.warn(&format!("{name}: {e:#}"));
@@ -68,6 +244,17 @@ pub fn upgrade(
             }
         }
     }
+    let names_of = |rows: &[serde_json::Value]| -> Vec<String> {
+        rows.iter()
+            .filter_map(|r| Some(r["name"].as_str()?.to_owned()))
+            .collect()
+    };
+    // `lib 2.0.0, app 3.0.0`: the versions held back.
+    let held_versions = held_back
+        .iter()
+        .filter_map(|r| Some(format!("{} {}", r["name"].as_str()?, r["latest"].as_str()?)))
+        .collect::<Vec<_>>()
+        .join(", ");
     if json {
         print_json(&json!({
             "schema": JSON_SCHEMA,
@@ -75,13 +262,48 @@ pub fn upgrade(
             "upgraded": upgraded,
             "up_to_date": up_to_date,
             "pinned": pinned,
+            "held_back": held_back,
             "failed": failed,
         }))?;
     } else if upgraded.is_empty() && failed.is_empty() {
-        ctx.reporter.status("Up to date", "nothing to upgrade");
+        if held_back.is_empty() {
+            ctx.reporter.status("Up to date", "nothing to upgrade");
+        } else {
+            ctx.reporter.status(
+                "Finished",
+                &format!("nothing upgraded; held back: {held_versions}"),
+            );
+        }
+    }
+    if !moved.is_empty() {
+        let mut also = Vec::new();
+        if !held_back.is_empty() {
+            also.push(format!("held back: {held_versions}"));
+        }
+        if !failed.is_empty() {
+            also.push(format!("failed: {}", names_of(&failed).join(", ")));
+        }
+        let also = if also.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", also.join("; "))
+        };
+        ctx.reporter.status(
+            "Finished",
+            &format!(
+                "upgraded {} in {:.1}s{also}",
+                moved
+                    .iter()
+                    .map(Moved::change)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        super::install::caveat_path(ctx);
     }
     if !failed.is_empty() {
-        let names: Vec<&str> = failed.iter().filter_map(|f| f["name"].as_str()).collect();
+        let names = names_of(&failed);
         bail!(
             "{} package(s) failed to upgrade: {}; their previous versions are still linked",
             names.len(),
@@ -89,6 +311,18 @@ pub fn upgrade(
         );
     }
     Ok(())
+}
+
+/// A keg ready to be switched to: poured by this run, or found in the Cellar.
+struct Ready<'s> {
+    step: &'s Step,
+    /// The version in use before.
+    previous: Option<Version>,
+    bins: Vec<String>,
+    /// Poured by this run (taken back out if the upgrade fails).
+    fresh: bool,
+    files: usize,
+    bytes: u64,
 }
 
 fn upgrade_one<'a>(
@@ -104,16 +338,16 @@ fn upgrade_one<'a>(
         return Ok(Outcome::Pinned(current));
     }
     let formula = super::load(ctx, name)?;
-    let Some(newest) = formula.newest().filter(|n| **n > current).cloned() else {
-        return Ok(Outcome::UpToDate(current));
+    let (target, plan, hold) = match choose(ctx, name, &current, &formula)? {
+        Choice::UpToDate => return Ok(Outcome::UpToDate(current)),
+        Choice::Held(hold) => {
+            return Ok(Outcome::Held {
+                version: current,
+                hold,
+            });
+        }
+        Choice::Upgrade { to, plan, hold } => (to, plan, hold),
     };
-    let request = Request::parse(&format!("{name}@{newest}"))?;
-    let plan = resolve::resolve(
-        &[request],
-        &ctx.formulary,
-        &InstalledState { ctx },
-        &Platform::host(),
-    )?;
     // Steps whose package is not at the planned version yet. A keg already in the Cellar
     // (poured by a run that died before switching links) is switched to, not poured again.
     let todo: Vec<&Step> = plan
@@ -130,11 +364,13 @@ fn upgrade_one<'a>(
         }
         return Ok(Outcome::Upgraded {
             from: current,
-            to: newest,
+            to: target,
+            hold,
+            moved: Vec::new(),
         });
     }
     ctx.reporter
-        .status("Upgrading", &format!("{name} {current} -> {newest}"));
+        .status("Upgrading", &format!("{name} {current} -> {target}"));
     let on_request = ctx
         .cellar
         .kegs()
@@ -152,13 +388,10 @@ fn upgrade_one<'a>(
         Some(p) => &*p,
         None => &*pourer.insert(ctx.pourer()?),
     };
-    // (step, version in use before, bins to link, poured by this run)
-    let mut poured: Vec<(&Step, Option<Version>, Vec<String>, bool)> = Vec::new();
-    let take_back = |poured: &[(&Step, Option<Version>, Vec<String>, bool)]| {
-        for (s, _, _, fresh) in poured {
-            if *fresh {
-                let _ = ctx.cellar.remove(&s.formula.name, &s.version);
-            }
+    let mut poured: Vec<Ready> = Vec::new();
+    let take_back = |poured: &[Ready]| {
+        for r in poured.iter().filter(|r| r.fresh) {
+            let _ = ctx.cellar.remove(&r.step.formula.name, &r.step.version);
         }
     };
     for step in &todo {
@@ -166,7 +399,14 @@ fn upgrade_one<'a>(
         let keg = ctx.cellar.keg(&step.formula.name, &step.version);
         if ctx.cellar.is_installed(&step.formula.name, &step.version) {
             let receipt = Receipt::read(&keg)?;
-            poured.push((step, previous, receipt.bin, false));
+            poured.push(Ready {
+                step,
+                previous,
+                bytes: keg_bytes(&keg, &receipt.files),
+                files: receipt.files.len(),
+                bins: receipt.bin,
+                fresh: false,
+            });
             continue;
         }
         let spec = &step.formula.versions[&step.version];
@@ -187,7 +427,14 @@ fn upgrade_one<'a>(
             step_on_request,
             deps,
         ) {
-            Ok(p) => poured.push((step, previous, p.bins, true)),
+            Ok(p) => poured.push(Ready {
+                step,
+                previous,
+                bins: p.bins,
+                fresh: true,
+                files: p.files,
+                bytes: p.stats.bytes,
+            }),
             Err(e) => {
                 take_back(&poured);
                 return Err(e).with_context(|| {
@@ -200,45 +447,67 @@ fn upgrade_one<'a>(
     // 2. Switch links, dependencies first; a failure puts the previous links back.
     let prefix = &ctx.settings.prefix;
     let mut switched: Vec<(&str, Option<Version>)> = Vec::new();
-    for (step, previous, bins, _) in &poured {
-        let pname = step.formula.name.as_str();
+    for r in &poured {
+        let pname = r.step.formula.name.as_str();
         if ctx.records.has(Mark::Unlinked, pname) {
             continue;
         }
-        if let Err(e) = link::link(prefix, pname, &step.version.to_string(), bins, false) {
+        if let Err(e) = link::link(prefix, pname, &r.step.version.to_string(), &r.bins, false) {
             for (sname, prev) in switched.iter().rev() {
                 relink(ctx, sname, prev.as_ref());
             }
             take_back(&poured);
-            return Err(e).context(format!("linking {pname} {} failed", step.version));
+            return Err(e).context(format!("linking {pname} {} failed", r.step.version));
         }
-        switched.push((pname, previous.clone()));
+        switched.push((pname, r.previous.clone()));
     }
 
     // 3. The old kegs go, unless asked to keep them.
-    for (step, previous, _, _) in &poured {
-        if let Some(prev) = previous
+    let mut moved = Vec::new();
+    for r in poured {
+        let (pname, version) = (&r.step.formula.name, &r.step.version);
+        if let Some(prev) = &r.previous
             && !keep_old
-            && *prev != step.version
+            && prev != version
         {
-            ctx.cellar.remove(&step.formula.name, prev)?;
+            ctx.cellar.remove(pname, prev)?;
         }
-        ctx.reporter.status(
-            "Upgraded",
-            &format!(
-                "{} {} -> {}",
-                step.formula.name,
-                previous
-                    .as_ref()
-                    .map_or("(new)".to_owned(), |v| v.to_string()),
-                step.version
-            ),
+        let size = format!(
+            "({}, {})",
+            super::count(r.files, "file"),
+            human_bytes(r.bytes)
         );
+        match &r.previous {
+            Some(prev) => ctx
+                .reporter
+                .status("Upgraded", &format!("{pname} {prev} -> {version} {size}")),
+            None => ctx.reporter.status(
+                "Installed",
+                &format!("{pname} {version} {size} (a new dependency)"),
+            ),
+        }
+        moved.push(Moved {
+            name: pname.clone(),
+            from: r.previous,
+            to: version.clone(),
+        });
     }
     Ok(Outcome::Upgraded {
         from: current,
-        to: newest,
+        to: target,
+        hold,
+        moved,
     })
+}
+
+/// Bytes in the regular files a receipt lists (for a keg this run did not pour).
+fn keg_bytes(keg: &std::path::Path, files: &[String]) -> u64 {
+    files
+        .iter()
+        .filter_map(|f| std::fs::symlink_metadata(keg.join(f)).ok())
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len())
+        .sum()
 }
 
 /// Puts back the links of `version` (or removes the package's links if it had none).
@@ -272,6 +541,15 @@ pub fn outdated(ctx: &Ctx, args: &OutdatedArgs) -> anyhow::Result<()> {
     } else {
         ctx.cellar.names()
     };
+    struct Row {
+        name: String,
+        current: Version,
+        newest: Version,
+        pinned: bool,
+        /// What `pkg upgrade` would move it to; `None` when pinned or everything newer is held.
+        allowed: Option<Version>,
+        hold: Option<Hold>,
+    }
     let mut rows = Vec::new();
     for name in &names {
         let current = if named {
@@ -290,29 +568,62 @@ pub fn outdated(ctx: &Ctx, args: &OutdatedArgs) -> anyhow::Result<()> {
             }
             Err(e) => return Err(e.into()),
         };
-        if let Some(newest) = formula.newest().filter(|n| **n > current) {
-            rows.push((
-                name.clone(),
-                current,
-                newest.clone(),
-                ctx.records.has(Mark::Pinned, name),
-            ));
-        }
+        let Some(newest) = formula.newest().filter(|n| **n > current).cloned() else {
+            continue;
+        };
+        let pinned = ctx.records.has(Mark::Pinned, name);
+        let (allowed, hold) = if pinned {
+            (None, None)
+        } else {
+            match choose(ctx, name, &current, &formula) {
+                Ok(Choice::Upgrade { to, hold, .. }) => (Some(to), hold),
+                Ok(Choice::Held(hold)) => (None, Some(hold)),
+                Ok(Choice::UpToDate) => (None, None),
+                Err(e) if !named => {
+                    ctx.reporter.warn(&format!("{name}: {e:#}"));
+                    (None, None)
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        rows.push(Row {
+            name: name.clone(),
+            current,
+            newest,
+            pinned,
+            allowed,
+            hold,
+        });
     }
     if args.json {
         print_json(&json!({
             "schema": JSON_SCHEMA,
-            "outdated": rows.iter().map(|(name, current, newest, pinned)| json!({
-                "name": name,
-                "installed": current.to_string(),
-                "latest": newest.to_string(),
-                "pinned": pinned,
+            "outdated": rows.iter().map(|r| json!({
+                "name": r.name,
+                "installed": r.current.to_string(),
+                "latest": r.newest.to_string(),
+                "pinned": r.pinned,
+                "allowed": r.allowed.as_ref().map(ToString::to_string),
+                "held_back": r.hold.as_ref().map(|h| json!({"by": h.by, "reason": h.reason})),
             })).collect::<Vec<_>>(),
         }))?;
     } else {
-        for (name, current, newest, pinned) in &rows {
-            let pin = if *pinned { " [pinned]" } else { "" };
-            println!("{name} ({current}) < {newest}{pin}");
+        for r in &rows {
+            let (name, current) = (&r.name, &r.current);
+            let line = match (&r.allowed, &r.hold) {
+                _ if r.pinned => format!("{name} ({current}) < {} [pinned]", r.newest),
+                (Some(to), Some(h)) => {
+                    format!(
+                        "{name} ({current}) < {to} [{} held back by {}]",
+                        h.version, h.by
+                    )
+                }
+                (None, Some(h)) => {
+                    format!("{name} ({current}) < {} [held back by {}]", r.newest, h.by)
+                }
+                (_, None) => format!("{name} ({current}) < {}", r.newest),
+            };
+            println!("{line}");
         }
     }
     if named && !rows.is_empty() {

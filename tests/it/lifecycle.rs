@@ -501,3 +501,144 @@ fn a_second_pkg_waits_for_the_prefix_lock_and_says_so() {
     run.says("Waiting").says("for another pkg");
     assert!(ctx.prefix.join("var/pkg/pinned/hello").exists());
 }
+
+/// `app` at each `(version, requirement on lib)`.
+fn app_formula(ctx: &TestContext, registry: &Registry, versions: &[(&str, &str)]) {
+    let host = registry.host();
+    let mut f = Formula::new("app");
+    for (v, req) in versions {
+        f = f.version_with(v, &format!("{host}/acme/app"), v, None, &[("lib", req)]);
+    }
+    ctx.write_formula("app", &f.to_toml());
+}
+
+#[test]
+fn upgrade_stops_at_the_newest_version_installed_dependents_accept() {
+    let registry = Registry::start();
+    publish(&registry, "lib", &["1.0.0", "1.5.0", "2.0.0"]);
+    publish(&registry, "app", &["1.0.0", "2.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "lib", &["1.0.0"]);
+    app_formula(&ctx, &registry, &[("1.0.0", "^1")]);
+    ctx.pkg(&["install", "app"]).success();
+
+    // lib 1.5.0 and 2.0.0 are released; app 1.0.0 accepts only 1.x.
+    formula(&ctx, &registry, "lib", &["1.0.0", "1.5.0", "2.0.0"]);
+    let out = ctx.pkg(&["outdated"]).success();
+    assert_eq!(
+        out.stdout,
+        "lib (1.0.0) < 1.5.0 [2.0.0 held back by app 1.0.0]\n"
+    );
+    let out = json(&ctx.pkg(&["outdated", "--json"]).success());
+    let row = &out["outdated"][0];
+    assert_eq!(row["name"], "lib");
+    assert_eq!(row["latest"], "2.0.0");
+    assert_eq!(row["allowed"], "1.5.0");
+    assert_eq!(row["held_back"]["by"], "app 1.0.0");
+
+    let run = ctx.pkg(&["upgrade"]).success();
+    run.says("Upgraded lib 1.0.0 -> 1.5.0")
+        .says("lib 2.0.0 is held back by app 1.0.0 (requires lib ^1)")
+        .says("Finished upgraded lib 1.0.0 -> 1.5.0 in ")
+        .says("; held back: lib 2.0.0");
+    assert_eq!(ctx.cellar_versions("lib"), ["1.5.0"]);
+    assert_eq!(run_bin(&ctx, "lib"), "lib 1.5.0");
+    assert_eq!(ctx.receipt("lib", "1.5.0")["installed_on_request"], false);
+
+    // Nothing left to do: held back is not a failure, run after run.
+    ctx.pkg(&["upgrade"])
+        .success()
+        .says("lib 2.0.0 is held back by app 1.0.0")
+        .says("nothing upgraded; held back: lib 2.0.0");
+    let up = json(&ctx.pkg(&["upgrade", "--json"]).success());
+    assert!(up["upgraded"].as_array().unwrap().is_empty(), "{up}");
+    assert!(up["failed"].as_array().unwrap().is_empty(), "{up}");
+    assert_eq!(up["held_back"][0]["name"], "lib");
+    assert_eq!(up["held_back"][0]["version"], "1.5.0");
+    assert_eq!(up["held_back"][0]["latest"], "2.0.0");
+    assert_eq!(up["held_back"][0]["by"], "app 1.0.0");
+    let out = ctx.pkg(&["outdated"]).success();
+    assert_eq!(out.stdout, "lib (1.5.0) < 2.0.0 [held back by app 1.0.0]\n");
+    let out = json(&ctx.pkg(&["outdated", "--json"]).success());
+    assert_eq!(out["outdated"][0]["allowed"], Value::Null);
+    ctx.pkg(&["outdated", "lib"]).failure();
+
+    // app 2.0.0 needs lib ^2: upgrading app takes lib along.
+    app_formula(&ctx, &registry, &[("1.0.0", "^1"), ("2.0.0", "^2")]);
+    let run = ctx.pkg(&["upgrade"]).success();
+    run.says("Upgraded lib 1.5.0 -> 2.0.0")
+        .says("Upgraded app 1.0.0 -> 2.0.0")
+        .says("upgraded lib 1.5.0 -> 2.0.0, app 1.0.0 -> 2.0.0 in ");
+    assert_eq!(ctx.cellar_versions("app"), ["2.0.0"]);
+    assert_eq!(ctx.cellar_versions("lib"), ["2.0.0"]);
+    assert_eq!(run_bin(&ctx, "lib"), "lib 2.0.0");
+    assert_eq!(ctx.pkg(&["outdated"]).success().stdout, "");
+    ctx.pkg(&["outdated", "lib"]).success();
+}
+
+#[test]
+fn a_pinned_dependency_never_moves_and_holds_back_what_needs_it_to() {
+    let registry = Registry::start();
+    publish(&registry, "lib", &["1.0.0", "2.0.0"]);
+    publish(&registry, "app", &["1.0.0", "2.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "lib", &["1.0.0"]);
+    app_formula(&ctx, &registry, &[("1.0.0", "*")]);
+    ctx.pkg(&["install", "app"]).success();
+    ctx.pkg(&["pin", "lib"]).success();
+
+    // app 2.0.0 needs lib ^2, but lib is pinned at 1.0.0.
+    formula(&ctx, &registry, "lib", &["1.0.0", "2.0.0"]);
+    app_formula(&ctx, &registry, &[("1.0.0", "*"), ("2.0.0", "^2")]);
+    let pin = "app 2.0.0 needs lib ^2 but lib is pinned at 1.0.0; `pkg unpin lib` to allow it";
+    for args in [
+        &["upgrade"][..],
+        &["upgrade", "app"],
+        &["install", "--upgrade", "app"],
+    ] {
+        ctx.pkg(args).success().says(pin);
+        assert_eq!(ctx.cellar_versions("lib"), ["1.0.0"], "pkg {args:?}");
+        assert_eq!(ctx.cellar_versions("app"), ["1.0.0"], "pkg {args:?}");
+        assert_eq!(run_bin(&ctx, "lib"), "lib 1.0.0");
+    }
+    let up = json(&ctx.pkg(&["upgrade", "--json"]).success());
+    assert_eq!(up["pinned"][0]["name"], "lib");
+    assert_eq!(up["held_back"][0]["name"], "app");
+    assert_eq!(up["held_back"][0]["by"], "the pin on lib");
+    assert_eq!(up["held_back"][0]["reason"], pin);
+    let out = ctx.pkg(&["outdated"]).success();
+    assert_eq!(
+        out.stdout,
+        "app (1.0.0) < 2.0.0 [held back by the pin on lib]\nlib (1.0.0) < 2.0.0 [pinned]\n"
+    );
+    // Asking for another version of the pinned package itself is refused too.
+    ctx.pkg(&["install", "lib@2.0.0"])
+        .failure()
+        .says("lib is pinned at 1.0.0; `pkg unpin lib`");
+    assert_eq!(ctx.cellar_versions("lib"), ["1.0.0"]);
+
+    ctx.pkg(&["unpin", "lib"]).success();
+    ctx.pkg(&["upgrade"]).success();
+    assert_eq!(ctx.cellar_versions("app"), ["2.0.0"]);
+    assert_eq!(ctx.cellar_versions("lib"), ["2.0.0"]);
+}
+
+#[test]
+fn upgrade_ends_with_a_summary_of_what_changed() {
+    let registry = Registry::start();
+    publish(&registry, "hello", &["1.0.0", "2.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "hello", &["1.0.0"]);
+    ctx.pkg(&["install", "hello"]).success();
+    formula(&ctx, &registry, "hello", &["1.0.0", "2.0.0"]);
+    let run = ctx.pkg(&["upgrade"]).success();
+    // bin and bin/hello; "#!/bin/sh\necho hello 2.0.0\n" is 27 bytes.
+    run.says("Upgraded hello 1.0.0 -> 2.0.0 (2 files, 27 B)")
+        .says("Finished upgraded hello 1.0.0 -> 2.0.0 in ")
+        .says("is not on your PATH");
+    let finished = run.stderr.lines().find(|l| l.contains("Finished")).unwrap();
+    assert!(finished.ends_with('s'), "{finished}");
+    ctx.pkg(&["upgrade"])
+        .success()
+        .says("Up to date nothing to upgrade");
+}

@@ -80,7 +80,7 @@ impl Mirrors {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("could not reach {url}: {source}")]
+    #[error("could not reach {url}: {source}{}", timeout_hint(.source))]
     Transport {
         url: String,
         #[source]
@@ -148,6 +148,19 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Which setting a timeout comes from, for the message that reports it.
+fn timeout_hint(error: &ureq::Error) -> &'static str {
+    match error {
+        ureq::Error::Timeout(ureq::Timeout::Connect) => {
+            " (no connection within the connect timeout, PKG_CONNECT_TIMEOUT)"
+        }
+        ureq::Error::Timeout(
+            ureq::Timeout::RecvResponse | ureq::Timeout::PerRead | ureq::Timeout::RecvBody,
+        ) => " (silent for longer than the read timeout, PKG_READ_TIMEOUT)",
+        _ => "",
+    }
 }
 
 const MAX_TOKEN_BYTES: u64 = 1024 * 1024;

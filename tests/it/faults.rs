@@ -794,3 +794,59 @@ fn a_corrupt_partial_download_fails_the_digest_check_is_deleted_and_the_next_run
     assert_eq!(gets[0].header("range"), None, "{}", rig.reg().describe());
     assert_cache_verified_and_settled(&rig.ctx.cache);
 }
+
+/// A listener whose accept queue is full, with the connections that fill it: a connection to it
+/// neither succeeds nor fails (the kernel drops its SYNs), as with a firewalled or unreachable
+/// host, but offline and without waiting for a real network to time out.
+fn unanswering_listener() -> (
+    std::net::TcpListener,
+    Vec<std::net::TcpStream>,
+    std::net::SocketAddr,
+) {
+    use std::os::fd::AsRawFd as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: listen(2) on a socket we own, already listening: only the backlog changes.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    loop {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(conn) => {
+                queued.push(conn);
+                assert!(queued.len() < 16, "the accept queue never fills");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+            Err(e) => panic!("connecting to {addr}: {e}"),
+        }
+    }
+    (listener, queued, addr)
+}
+
+#[test]
+fn a_registry_that_never_accepts_the_connection_is_given_up_on_at_the_connect_timeout() {
+    let (_listener, _queued, addr) = unanswering_listener();
+    let mut ctx = TestContext::new();
+    ctx.env("PKG_CONNECT_TIMEOUT", "1")
+        .env("PKG_RETRIES", "2")
+        .env("PKG_READ_TIMEOUT", "60");
+    ctx.write_formula(
+        "hello",
+        &Formula::new("hello")
+            .version("1.0.0", &format!("{addr}/acme/hello"), "1.0.0")
+            .to_toml(),
+    );
+
+    let started = Instant::now();
+    let run = ctx.pkg(&["install", "hello"]).failure();
+    let took = started.elapsed();
+    run.says(&addr.to_string())
+        .says("timeout: connect")
+        .says("PKG_CONNECT_TIMEOUT");
+    // Two tries of one second each and a backoff between them; left to the kernel, a connect
+    // to a host that drops SYNs takes about two minutes to fail.
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(10),
+        "gave up after {took:?}"
+    );
+    assert_nothing_installed(&ctx, "hello");
+}

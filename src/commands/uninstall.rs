@@ -1,8 +1,9 @@
 //! `pkg uninstall`: removes kegs and their links; refuses while installed packages depend on them.
 
-use anyhow::bail;
-use semver::Version;
+use anyhow::{Context as _, bail};
+use semver::{Version, VersionReq};
 
+use crate::cellar::receipt::Receipt;
 use crate::cli::UninstallArgs;
 use crate::link;
 use crate::prefix::Mark;
@@ -11,7 +12,7 @@ use super::{Ctx, name_and_version};
 
 pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
     let _lock = ctx.lock()?;
-    // What goes: (name, versions).
+    // What goes: (name, versions), one entry per name.
     let mut targets: Vec<(String, Vec<Version>)> = Vec::new();
     for arg in &args.packages {
         let (name, version) = name_and_version(arg)?;
@@ -27,39 +28,25 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
             }
             None => installed,
         };
-        targets.push((name, versions));
+        match targets.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, vs)) => {
+                vs.extend(versions);
+                vs.sort();
+                vs.dedup();
+            }
+            None => targets.push((name, versions)),
+        }
     }
 
     if !args.ignore_dependencies {
-        let kegs = ctx.cellar.kegs();
-        for (name, versions) in &targets {
-            let remaining = ctx.cellar.installed_versions(name).len() - versions.len();
-            if remaining > 0 {
-                continue;
-            }
-            let dependents: Vec<String> = kegs
-                .iter()
-                .filter(|k| k.receipt.dependencies.contains_key(name))
-                .filter(|k| {
-                    !targets
-                        .iter()
-                        .any(|(n, vs)| *n == k.name && vs.contains(&k.version))
-                })
-                .map(|k| format!("{} {}", k.name, k.version))
-                .collect();
-            if !dependents.is_empty() {
-                bail!(
-                    "refusing to uninstall `{name}`: required by {}.\nUninstall those first, or pass --ignore-dependencies.",
-                    dependents.join(", ")
-                );
-            }
-        }
+        check_dependents(ctx, &targets)?;
     }
 
     let prefix = &ctx.settings.prefix;
     for (name, versions) in &targets {
         let linked = link::linked_version(prefix, name);
-        if linked.is_none() || versions.iter().any(|v| Some(v.to_string()) == linked) {
+        let removes_linked = versions.iter().any(|v| Some(v.to_string()) == linked);
+        if linked.is_none() || removes_linked {
             link::unlink(prefix, name)?;
         }
         for v in versions {
@@ -69,11 +56,105 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
         if args.force {
             ctx.cellar.remove_all(name)?;
         }
-        if ctx.cellar.installed_versions(name).is_empty() {
+        let remaining = ctx.cellar.installed_versions(name);
+        if remaining.is_empty() {
             ctx.records.set(Mark::Pinned, name, false)?;
             ctx.records.set(Mark::Unlinked, name, false)?;
+        } else if removes_linked && !ctx.records.has(Mark::Unlinked, name) {
+            link_newest(ctx, name, &remaining)?;
         }
     }
+    Ok(())
+}
+
+/// Refuses when an installed package that stays depends on what goes: on a package removed
+/// entirely, or on a version whose removal leaves no installed version that meets its
+/// requirement.
+fn check_dependents(ctx: &Ctx, targets: &[(String, Vec<Version>)]) -> anyhow::Result<()> {
+    let kegs = ctx.cellar.kegs();
+    let goes = |name: &str, version: &Version| {
+        targets
+            .iter()
+            .any(|(n, vs)| n == name && vs.contains(version))
+    };
+    for (name, versions) in targets {
+        let remaining: Vec<Version> = ctx
+            .cellar
+            .installed_versions(name)
+            .into_iter()
+            .filter(|v| !versions.contains(v))
+            .collect();
+        let mut dependents = Vec::new();
+        for keg in kegs.iter().filter(|k| !goes(&k.name, &k.version)) {
+            let Some(used) = keg.receipt.dependencies.get(name) else {
+                continue;
+            };
+            if remaining.is_empty() {
+                dependents.push(format!("{} {}", keg.name, keg.version));
+                continue;
+            }
+            // The requirement its formula states; without the formula, the version it was
+            // installed with.
+            let req = ctx
+                .formulary
+                .load(&keg.name)
+                .ok()
+                .and_then(|f| f.versions.get(&keg.version)?.depends_on.get(name).cloned())
+                .or_else(|| VersionReq::parse(&format!("={used}")).ok());
+            let Some(req) = req else {
+                continue;
+            };
+            if versions.iter().any(|v| req.matches(v)) && !remaining.iter().any(|v| req.matches(v))
+            {
+                dependents.push(format!("{} {} ({name} {req})", keg.name, keg.version));
+            }
+        }
+        if dependents.is_empty() {
+            continue;
+        }
+        if remaining.is_empty() {
+            bail!(
+                "refusing to uninstall `{name}`: required by {}.\nUninstall those first, or pass --ignore-dependencies.",
+                dependents.join(", ")
+            );
+        }
+        bail!(
+            "refusing to uninstall `{name}` {}: required by {}, which the remaining {} does not satisfy.\nUninstall those first, or pass --ignore-dependencies.",
+            list_or_none(versions),
+            dependents.join(", "),
+            remaining
+                .iter()
+                .map(|v| format!("{name} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// After the linked version went: the newest remaining version takes its place.
+fn link_newest(ctx: &Ctx, name: &str, remaining: &[Version]) -> anyhow::Result<()> {
+    let Some(version) = remaining.last() else {
+        return Ok(());
+    };
+    let receipt = Receipt::read(&ctx.cellar.keg(name, version))?;
+    let links = link::link(
+        &ctx.settings.prefix,
+        name,
+        &version.to_string(),
+        &receipt.bin,
+        false,
+    )
+    .with_context(|| {
+        format!("the linked version of `{name}` was removed, but linking {name} {version} in its place failed; `pkg link {name}` to retry")
+    })?;
+    ctx.reporter.status(
+        "Linked",
+        &format!(
+            "{name} {version} ({} links; the newest remaining version)",
+            links.len()
+        ),
+    );
     Ok(())
 }
 

@@ -624,6 +624,58 @@ fn a_pinned_dependency_never_moves_and_holds_back_what_needs_it_to() {
 }
 
 #[test]
+fn uninstall_of_one_version_checks_dependents_and_links_the_newest_remaining() {
+    let registry = Registry::start();
+    publish(&registry, "lib", &["1.0.0", "2.0.0"]);
+    publish(&registry, "app", &["1.0.0"]);
+    publish(&registry, "hello", &["1.0.0", "2.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "lib", &["1.0.0", "2.0.0"]);
+    formula(&ctx, &registry, "hello", &["1.0.0", "2.0.0"]);
+    app_formula(&ctx, &registry, &[("1.0.0", "^1")]);
+    ctx.pkg(&["install", "lib@2.0.0"]).success();
+    ctx.pkg(&["install", "app"]).success();
+    assert_eq!(ctx.cellar_versions("lib"), ["1.0.0", "2.0.0"]);
+    assert_eq!(run_bin(&ctx, "lib"), "lib 1.0.0");
+
+    // Only lib 1.0.0 meets app's ^1: it stays.
+    ctx.pkg(&["uninstall", "lib@1.0.0"])
+        .failure()
+        .says("required by app 1.0.0 (lib ^1)")
+        .says("which the remaining lib 2.0.0 does not satisfy");
+    assert_eq!(ctx.cellar_versions("lib"), ["1.0.0", "2.0.0"]);
+    assert_eq!(run_bin(&ctx, "lib"), "lib 1.0.0");
+    // 2.0.0 is not needed and not linked: it goes, the links stay.
+    ctx.pkg(&["uninstall", "lib@2.0.0"]).success();
+    assert_eq!(ctx.cellar_versions("lib"), ["1.0.0"]);
+    assert_eq!(run_bin(&ctx, "lib"), "lib 1.0.0");
+
+    // Removing the linked version links the newest one left.
+    ctx.pkg(&["install", "hello@1.0.0"]).success();
+    ctx.pkg(&["install", "hello@2.0.0"]).success();
+    assert_eq!(run_bin(&ctx, "hello"), "hello 2.0.0");
+    ctx.pkg(&["uninstall", "hello@2.0.0"])
+        .success()
+        .says("Linked hello 1.0.0");
+    assert_eq!(ctx.cellar_versions("hello"), ["1.0.0"]);
+    assert_eq!(run_bin(&ctx, "hello"), "hello 1.0.0");
+    assert!(
+        ctx.prefix_listing()
+            .contains("opt/hello -> ../Cellar/hello/1.0.0"),
+        "{}",
+        ctx.prefix_listing()
+    );
+
+    // ... unless the user unlinked the package.
+    ctx.pkg(&["install", "hello@2.0.0"]).success();
+    ctx.pkg(&["unlink", "hello"]).success();
+    ctx.pkg(&["uninstall", "hello@2.0.0"]).success();
+    assert_eq!(ctx.cellar_versions("hello"), ["1.0.0"]);
+    assert!(std::fs::symlink_metadata(ctx.prefix.join("bin/hello")).is_err());
+    assert!(std::fs::symlink_metadata(ctx.prefix.join("opt/hello")).is_err());
+}
+
+#[test]
 fn upgrade_ends_with_a_summary_of_what_changed() {
     let registry = Registry::start();
     publish(&registry, "hello", &["1.0.0", "2.0.0"]);

@@ -1,5 +1,6 @@
 //! Property tests over every parser that reads text from outside pkg: formulae, manifests and
-//! indexes, `WWW-Authenticate` challenges, repository references and digests. Arbitrary input
+//! indexes, `WWW-Authenticate` challenges, repository references and digests, and the command
+//! line's `REGISTRY/REPO:TAG@DIGEST` references and `NAME@REQ` requests. Arbitrary input
 //! must give a value or an error, never a panic; and what is accepted is canonical (a digest or a
 //! repository prints back as it was read, and is safe in a URL or a path).
 //!
@@ -13,6 +14,7 @@ use pkg::formula::{Formula, Origin};
 use pkg::registry::Repository;
 use pkg::registry::auth::parse_challenges;
 use pkg::registry::manifest;
+use pkg::resolve::Request;
 
 const FORMULA: &str = r#"name = "hello"
 desc = "Says hello"
@@ -152,6 +154,47 @@ proptest! {
             let len = match algorithm { "sha256" => 64, "sha512" => 128, _ => 0 };
             prop_assert_eq!(hex.len(), len);
             prop_assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        }
+    }
+
+    #[test]
+    fn reference_parser_never_panics(
+        text in prop_oneof![
+            ".{0,200}",
+            concat!(
+                r"(ghcr\.io|127\.0\.0\.1:5000|localhost|[a-zA-Z0-9.:\[\]-]{0,20})",
+                r"/[a-zA-Z0-9._/:@-]{0,40}",
+                r"(:[a-zA-Z0-9._:/-]{0,20})?",
+                r"(@(sha256|sha512|md5)?:?[0-9a-fA-F]{0,130})?",
+            ),
+        ],
+    ) {
+        if let Ok(reference) = pkg::byref::parse(&text) {
+            // Whatever is accepted names a valid repository and can be turned into a package.
+            let repository = reference.repository.to_string();
+            prop_assert!(repository.parse::<Repository>().is_ok(), "{}", repository);
+            if let Some(digest) = &reference.digest {
+                prop_assert_eq!(&reference.tag, &digest.to_string());
+            }
+            let _ = reference.name();
+            let _ = reference.version();
+        }
+    }
+
+    #[test]
+    fn request_parser_never_panics(
+        text in prop_oneof![
+            ".{0,120}",
+            r"[a-z0-9-]{0,12}@[ ]?(\^|~|=|>=|<=|<|>|\*)?[0-9.xX*]{0,12}(-[a-z0-9.]{0,6})?(, ?(<|>)=?[0-9.]{0,8})?",
+        ],
+    ) {
+        if let Ok(request) = Request::parse(&text) {
+            let (name, spelled) = match text.split_once('@') {
+                Some((name, spec)) => (name, Some(spec.trim())),
+                None => (text.as_str(), None),
+            };
+            prop_assert_eq!(request.name.as_str(), name);
+            prop_assert_eq!(request.spelled.as_deref(), spelled);
         }
     }
 }

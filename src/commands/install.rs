@@ -333,7 +333,8 @@ fn link_step(ctx: &Ctx, step: &Step, poured: &Poured, overwrite: bool) -> anyhow
 }
 
 /// An installed keg asked for by name is made the linked one, unless the user unlinked the
-/// package on purpose: this switches versions, and finishes an install that died before linking.
+/// package on purpose (then says how to link it): this switches versions, and finishes an
+/// install that died before linking.
 fn relink_if_needed(
     ctx: &Ctx,
     name: &str,
@@ -341,9 +342,13 @@ fn relink_if_needed(
     overwrite: bool,
 ) -> anyhow::Result<()> {
     let prefix = &ctx.settings.prefix;
-    if ctx.records.has(Mark::Unlinked, name)
-        || link::linked_version(prefix, name).as_deref() == Some(version.to_string().as_str())
-    {
+    if ctx.records.has(Mark::Unlinked, name) {
+        ctx.reporter.warn(&format!(
+            "{name} {version} is installed but not linked (`pkg unlink {name}` took its links away); `pkg link {name}` to link it"
+        ));
+        return Ok(());
+    }
+    if link::linked_version(prefix, name).as_deref() == Some(version.to_string().as_str()) {
         return Ok(());
     }
     let receipt = crate::cellar::receipt::Receipt::read(&ctx.cellar.keg(name, version))?;

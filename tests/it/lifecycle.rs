@@ -694,3 +694,20 @@ fn upgrade_ends_with_a_summary_of_what_changed() {
         .success()
         .says("Up to date nothing to upgrade");
 }
+
+#[test]
+fn install_of_an_unlinked_package_says_how_to_link_it() {
+    let registry = Registry::start();
+    publish(&registry, "hello", &["1.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "hello", &["1.0.0"]);
+    ctx.pkg(&["install", "hello"]).success();
+    ctx.pkg(&["unlink", "hello"]).success();
+    ctx.pkg(&["install", "hello"])
+        .success()
+        .says("hello 1.0.0 is installed but not linked")
+        .says("`pkg link hello` to link it");
+    assert!(std::fs::symlink_metadata(ctx.prefix.join("bin/hello")).is_err());
+    ctx.pkg(&["link", "hello"]).success();
+    assert_eq!(run_bin(&ctx, "hello"), "hello 1.0.0");
+}

@@ -141,7 +141,7 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
     if failed.len() > 1 {
         let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
         for (what, e) in &failed {
-            ctx.reporter.warn(&format!(
+            ctx.reporter.error(&format!(
                 "installing {what} failed; nothing was changed: {e:#}"
             ));
         }

@@ -46,7 +46,7 @@ pub fn update(ctx: &Ctx) -> anyhow::Result<()> {
                 .status("Skipping", &format!("{} (a local directory)", t.name)),
             Err(e) => {
                 failed += 1;
-                ctx.reporter.warn(&e.to_string());
+                ctx.reporter.error(&e.to_string());
             }
         }
     }

@@ -239,7 +239,7 @@ pub fn upgrade(
                 moved.extend(m);
             }
             Err(e) => {
-                ctx.reporter.warn(&format!("{name}: {e:#}"));
+                ctx.reporter.error(&format!("{name}: {e:#}"));
                 failed.push(json!({"name": name, "error": format!("{e:#}")}));
             }
         }

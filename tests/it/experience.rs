@@ -263,6 +263,29 @@ fn quiet_prints_errors_only_not_status_lines_or_warnings() {
         "{}",
         failed.stderr
     );
+    // So do the causes when several packages of one command fail.
+    for name in ["gone1", "gone2"] {
+        ctx.write_formula(
+            name,
+            &Formula::new(name)
+                .version(
+                    "1.0.0",
+                    &format!("{}/acme/{name}", registry.host()),
+                    "1.0.0",
+                )
+                .to_toml(),
+        );
+    }
+    let failed = ctx.pkg(&["-q", "install", "gone1", "gone2"]).failure();
+    for name in ["gone1", "gone2"] {
+        assert!(
+            failed
+                .stderr
+                .contains(&format!("error: installing {name} 1.0.0 failed")),
+            "the cause for {name} is missing under -q:\n{}",
+            failed.stderr
+        );
+    }
 }
 
 /// Runs `pkg ARGS…` (with the context's environment plus `env`) on a pseudo-terminal made by

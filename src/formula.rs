@@ -170,7 +170,7 @@ pub enum FormulaError {
         name: String,
         suggestions: Vec<String>,
     },
-    #[error("invalid package name `{0}`: names use lowercase letters, digits and `-_.+@`")]
+    #[error("invalid package name `{0}`: names use lowercase letters, digits and `-_.+@`{hint}", hint = lowercase_hint(.0))]
     BadName(String),
     #[error("{file}: {message}")]
     Parse { file: String, message: String },
@@ -189,6 +189,16 @@ fn suggest(suggestions: &[String]) -> String {
         [] => ". `pkg search` lists the known formulae; add directories with PKG_FORMULAE".into(),
         [one] => format!("; did you mean `{one}`?"),
         many => format!("; did you mean one of: {}?", many.join(", ")),
+    }
+}
+
+/// `; did you mean `hello`?` for `Hello`, when lowercasing makes a valid name.
+fn lowercase_hint(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    if lower != name && valid_name(&lower) {
+        format!("; did you mean `{lower}`?")
+    } else {
+        String::new()
     }
 }
 
@@ -320,6 +330,16 @@ impl Formulary {
             name: name.to_owned(),
             suggestions: self.similar(name),
         })
+    }
+
+    /// Whether a formula of this name exists (without parsing it).
+    pub fn has(&self, name: &str) -> bool {
+        valid_name(name)
+            && (self
+                .dirs
+                .iter()
+                .any(|d| d.join(format!("{name}.toml")).is_file())
+                || embedded::EMBEDDED.iter().any(|(n, _)| *n == name))
     }
 
     /// Every formula name known, sorted and deduplicated.

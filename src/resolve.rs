@@ -28,6 +28,16 @@ pub enum ResolveError {
     },
     #[error(transparent)]
     Formula(#[from] FormulaError),
+    /// A dependency's formula could not be loaded: says who needs it.
+    #[error("{needed_by} needs `{name}`: {source}")]
+    Dependency {
+        name: String,
+        /// `app 1.0.0`, or several joined with `, `.
+        needed_by: String,
+        source: FormulaError,
+    },
+    #[error("`{arg}` names no package before `@`; write NAME@VERSION, e.g. hello@1.2.0")]
+    NoName { arg: String },
     #[error("no version of `{name}` matches `{req}` (required by {by}); available: {available}")]
     NoMatch {
         name: String,
@@ -92,16 +102,35 @@ impl ResolveError {
 }
 
 impl Request {
+    fn newest(name: &str) -> Request {
+        Request {
+            name: name.to_owned(),
+            req: VersionReq::STAR,
+            spelled: None,
+        }
+    }
+
+    /// [`Request::parse`] knowing the formulae: an argument that is itself a formula's name
+    /// (Homebrew-style `openssl@3`) means that formula's newest version.
+    pub fn parse_in(arg: &str, formulary: &Formulary) -> Result<Request, ResolveError> {
+        if arg.contains('@') && formulary.has(arg) {
+            return Ok(Request::newest(arg));
+        }
+        Request::parse(arg)
+    }
+
     /// `NAME` (newest), `NAME@1.2.3` (exactly that version, as `cargo install` reads it) or
-    /// `NAME@REQ` for a semver range (`^1.2`, `~1.2`, `1`, `>=1, <2`).
+    /// `NAME@REQ` for a semver range (`^1.2`, `~1.2`, `1`, `>=1, <2`). A requirement never holds
+    /// an `@`, so the last one separates it: `openssl@3@^3.1` is `openssl@3` at `^3.1`.
     pub fn parse(arg: &str) -> Result<Request, ResolveError> {
-        let Some((name, spec)) = arg.split_once('@') else {
-            return Ok(Request {
-                name: arg.to_owned(),
-                req: VersionReq::STAR,
-                spelled: None,
-            });
+        let Some((name, spec)) = arg.rsplit_once('@') else {
+            return Ok(Request::newest(arg));
         };
+        if name.is_empty() {
+            return Err(ResolveError::NoName {
+                arg: arg.to_owned(),
+            });
+        }
         let bad = |reason: String| ResolveError::BadRequirement {
             arg: arg.to_owned(),
             spec: spec.to_owned(),
@@ -264,7 +293,23 @@ pub fn resolve(
         let mut next = BTreeMap::new();
         for (name, cs) in &constraints {
             if !formulae.contains_key(name) {
-                formulae.insert(name.clone(), formulary.load(name)?);
+                let formula = formulary.load(name).map_err(|source| {
+                    let by: Vec<&str> = cs
+                        .iter()
+                        .filter(|c| matches!(c.source, Source::Dependency | Source::Installed))
+                        .map(|c| c.by.as_str())
+                        .collect();
+                    if by.is_empty() {
+                        ResolveError::Formula(source)
+                    } else {
+                        ResolveError::Dependency {
+                            name: name.clone(),
+                            needed_by: by.join(", "),
+                            source,
+                        }
+                    }
+                })?;
+                formulae.insert(name.clone(), formula);
             }
             let formula = &formulae[name];
             let fits = |v: &Version| cs.iter().all(|c| c.req.matches(v));
@@ -564,6 +609,38 @@ mod tests {
             .to_string();
         assert!(err.contains("1.0.0, 1.2.0, 1.2.5, 2.0.0"), "{err}");
         assert!(Request::parse("hello@not a version").is_err());
+    }
+
+    #[test]
+    fn names_with_an_at_sign_and_requests_without_a_name() {
+        let d = tempfile::tempdir().unwrap();
+        formula(d.path(), "openssl@3", &[("3.0.0", ""), ("3.1.0", "")]);
+        formula(d.path(), "openssl", &[("1.1.1", "")]);
+        let formulary = Formulary::new(vec![d.path().to_path_buf()]);
+        let r = Request::parse_in("openssl@3", &formulary).unwrap();
+        assert_eq!((r.name.as_str(), r.spelled), ("openssl@3", None));
+        let r = Request::parse_in("openssl@3@~3.0", &formulary).unwrap();
+        assert_eq!(r.name, "openssl@3");
+        assert!(r.req.matches(&Version::new(3, 0, 9)) && !r.req.matches(&Version::new(3, 1, 0)));
+        // Not a formula name: a version request, as before.
+        let r = Request::parse_in("openssl@1", &formulary).unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.spelled.as_deref()),
+            ("openssl", Some("1"))
+        );
+        let err = Request::parse("@1").unwrap_err().to_string();
+        assert!(err.contains("names no package before `@`"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_dependency_names_who_needs_it() {
+        let d = tempfile::tempdir().unwrap();
+        formula(d.path(), "app", &[("1.0.0", "nosuchdep = \"^1\"")]);
+        let err = plan(d.path(), &["app"], &NoneInstalled)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("app 1.0.0 needs `nosuchdep`"), "{err}");
+        assert!(err.contains("no formula named `nosuchdep`"), "{err}");
     }
 
     #[test]

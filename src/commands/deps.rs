@@ -11,7 +11,7 @@ use crate::resolve::{self, Request};
 use super::{Ctx, InstalledState};
 
 pub fn deps(ctx: &Ctx, args: &DepsArgs) -> anyhow::Result<()> {
-    let mut request = Request::parse(&args.name)?;
+    let mut request = Request::parse_in(&args.name, &ctx.formulary)?;
     if request.spelled.is_none()
         && let Some(current) = ctx.current(&request.name)
     {

@@ -8,7 +8,7 @@ use super::{Ctx, human_bytes};
 pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<()> {
     let pourer = ctx.pourer()?;
     for arg in &args.packages {
-        let request = Request::parse(arg)?;
+        let request = Request::parse_in(arg, &ctx.formulary)?;
         let formula = super::load(ctx, &request.name)?;
         let Some(version) = formula
             .versions

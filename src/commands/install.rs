@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
             };
             request
         } else {
-            Request::parse(arg)?
+            Request::parse_in(arg, &ctx.formulary)?
         };
         // `pkg install NAME` of an outdated package says so; it upgrades only with --upgrade.
         if request.spelled.is_none()

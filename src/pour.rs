@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use semver::Version;
 
+mod ahead;
 mod pipeline;
 
 use crate::cellar::receipt::{self, Receipt, ReceiptError};
@@ -105,6 +106,8 @@ pub struct Pourer<'a> {
     pub host: Platform,
     pub reporter: &'a dyn Reporter,
     pub limits: Limits,
+    /// Downloads at once ahead of the unpacking, for an image of several layers (`--jobs`).
+    pub jobs: usize,
 }
 
 impl Pourer<'_> {
@@ -171,21 +174,49 @@ impl Pourer<'_> {
         let image = self.image(spec)?;
         let mut downloaded = 0;
         for layer in &image.manifest.layers {
-            if self.store.cached(&layer.digest).is_some() {
-                continue;
+            if self.fetch_layer(&spec.repository, layer, &|| false)? {
+                downloaded += layer.size;
             }
-            let mut reader = self.store.reader(&layer.digest, layer.size, |offset| {
-                self.open_blob(&spec.repository, &layer.digest, layer.size, offset)
-            })?;
-            let copied = std::io::copy(&mut reader, &mut std::io::sink());
-            reader.finish()?;
-            copied.map_err(|source| StoreError::Io {
-                path: self.store.blob_path(&layer.digest),
-                source,
-            })?;
-            downloaded += layer.size;
         }
         Ok(downloaded)
+    }
+
+    /// Downloads one layer into the cache, verified; `false` when it was cached already. Stops
+    /// early (keeping the partial download for later) once `give_up` says so.
+    fn fetch_layer(
+        &self,
+        repo: &Source,
+        layer: &manifest::Descriptor,
+        give_up: &dyn Fn() -> bool,
+    ) -> Result<bool, PourError> {
+        if self.store.cached(&layer.digest).is_some() {
+            return Ok(false);
+        }
+        let mut reader = self.store.reader(&layer.digest, layer.size, |offset| {
+            self.open_blob(repo, &layer.digest, layer.size, offset)
+        })?;
+        let io = |source| StoreError::Io {
+            path: self.store.blob_path(&layer.digest),
+            source,
+        };
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            if give_up() {
+                return Ok(false);
+            }
+            match std::io::Read::read(&mut reader, &mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // The digest verdict, when there is one, says more than the read error.
+                    reader.finish()?;
+                    return Err(io(e).into());
+                }
+            }
+        }
+        reader.finish()?;
+        Ok(true)
     }
 
     /// Pours `formula` at `version` into the Cellar: nothing appears there unless every layer
@@ -208,51 +239,28 @@ impl Pourer<'_> {
         let mut progress = self
             .reporter
             .progress(&format!("{} {version}", formula.name), total);
-        for (layer, format) in image.manifest.layers.iter().zip(&image.formats) {
-            let reader = self.store.reader(&layer.digest, layer.size, |offset| {
-                self.open_blob(repo, &layer.digest, layer.size, offset)
-            })?;
-            let root = staging.path();
-            let gunzip = *format == LayerFormat::TarGzip;
-            let bar = &mut progress;
-            let advance = &mut move |n| bar.advance(n);
-            let outcome = pipeline::run(reader, gunzip, advance, |counted| match format {
-                // Gunzipped by the pipeline.
-                LayerFormat::TarGzip | LayerFormat::Tar => {
-                    unpack::unpack_tar(counted, root, &self.limits, &mut stats)
-                        .map_err(Placed::Unpack)
-                }
-                LayerFormat::File(name) => {
-                    place_file(root, name, counted, &self.limits, &mut stats)
-                }
-                LayerFormat::TarOrFile(name) => {
-                    // ORAS marks plain files as `…layer.v1.tar`: a tar header decides.
-                    let mut head = Vec::with_capacity(512);
-                    let read = std::io::Read::read_to_end(
-                        &mut std::io::Read::take(&mut *counted, 512),
-                        &mut head,
-                    );
-                    match read {
-                        Err(e) => Err(Placed::Io(root.to_owned(), e)),
-                        Ok(_) => {
-                            let rest = std::io::Read::chain(head.as_slice(), counted);
-                            if head.get(257..262) == Some(b"ustar".as_slice()) {
-                                unpack::unpack_tar(rest, root, &self.limits, &mut stats)
-                                    .map_err(Placed::Unpack)
-                            } else {
-                                place_file(root, name, rest, &self.limits, &mut stats)
-                            }
-                        }
-                    }
-                }
-            });
-            // A tampered or truncated blob often breaks gzip or tar first: the digest check is
-            // the real verdict, so it is reported in preference to the unpack error.
-            outcome.verified?;
-            outcome
-                .unpacked
-                .map_err(|e| e.into_pour_error(repo, &layer.digest))?;
-        }
+        let layers = &image.manifest.layers;
+        let ahead = ahead::Ahead::new(layers.len(), self.jobs);
+        std::thread::scope(|scope| {
+            for _ in 0..ahead.helpers() {
+                scope.spawn(|| {
+                    ahead.help(|i| {
+                        self.fetch_layer(repo, &layers[i], &|| ahead.cancelled())
+                            .map(drop)
+                    })
+                });
+            }
+            let unpacked = self.unpack_layers(
+                repo,
+                &image,
+                &ahead,
+                staging.path(),
+                &mut stats,
+                &mut *progress,
+            );
+            ahead.cancel();
+            unpacked
+        })?;
 
         // A Homebrew bottle (`NAME/VERSION/…`) becomes the keg itself, relocated to this prefix.
         if brew::strip_bottle_prefix(staging.path(), &formula.name)? {
@@ -336,6 +344,63 @@ impl Pourer<'_> {
             stats,
             files,
         })
+    }
+
+    /// Unpacks the layers in order into `staging`: the first streams from the registry (or
+    /// cache) as it arrives, each later one once `ahead` has it in the cache.
+    fn unpack_layers(
+        &self,
+        repo: &Source,
+        image: &Image,
+        ahead: &ahead::Ahead,
+        staging: &std::path::Path,
+        stats: &mut Stats,
+        progress: &mut dyn crate::report::Progress,
+    ) -> Result<(), PourError> {
+        for (i, (layer, format)) in image.manifest.layers.iter().zip(&image.formats).enumerate() {
+            ahead.wait(i)?;
+            let reader = self.store.reader(&layer.digest, layer.size, |offset| {
+                self.open_blob(repo, &layer.digest, layer.size, offset)
+            })?;
+            let root = staging;
+            let gunzip = *format == LayerFormat::TarGzip;
+            let bar = &mut *progress;
+            let advance = &mut move |n| bar.advance(n);
+            let outcome = pipeline::run(reader, gunzip, advance, |counted| match format {
+                // Gunzipped by the pipeline.
+                LayerFormat::TarGzip | LayerFormat::Tar => {
+                    unpack::unpack_tar(counted, root, &self.limits, stats).map_err(Placed::Unpack)
+                }
+                LayerFormat::File(name) => place_file(root, name, counted, &self.limits, stats),
+                LayerFormat::TarOrFile(name) => {
+                    // ORAS marks plain files as `…layer.v1.tar`: a tar header decides.
+                    let mut head = Vec::with_capacity(512);
+                    let read = std::io::Read::read_to_end(
+                        &mut std::io::Read::take(&mut *counted, 512),
+                        &mut head,
+                    );
+                    match read {
+                        Err(e) => Err(Placed::Io(root.to_owned(), e)),
+                        Ok(_) => {
+                            let rest = std::io::Read::chain(head.as_slice(), counted);
+                            if head.get(257..262) == Some(b"ustar".as_slice()) {
+                                unpack::unpack_tar(rest, root, &self.limits, stats)
+                                    .map_err(Placed::Unpack)
+                            } else {
+                                place_file(root, name, rest, &self.limits, stats)
+                            }
+                        }
+                    }
+                }
+            });
+            // A tampered or truncated blob often breaks gzip or tar first: the digest check is
+            // the real verdict, so it is reported in preference to the unpack error.
+            outcome.verified?;
+            outcome
+                .unpacked
+                .map_err(|e| e.into_pour_error(repo, &layer.digest))?;
+        }
+        Ok(())
     }
 
     /// The manifest a tag points to. A pinned digest already in the cache needs no network; when

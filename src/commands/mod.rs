@@ -158,6 +158,7 @@ impl Ctx<'_> {
             host: Platform::host(),
             reporter: self.reporter,
             limits: Limits::from_env()?,
+            jobs: self.settings.jobs,
         })
     }
 

@@ -220,3 +220,85 @@ fn dependencies_are_poured_first_and_every_repository_gets_one_token() {
     expected.sort();
     assert_eq!(scopes, expected, "one token per repository");
 }
+
+/// The layers of one image download at once: while the first streams into the keg, the later
+/// ones are fetched into the cache, then unpacked in order (a later layer's file wins).
+#[test]
+fn the_layers_of_one_image_download_at_once_and_unpack_in_order() {
+    use crate::faults::{Rig, host_platform, noise};
+    use crate::harness::layout::{FileEntry, gzip, tar_bytes};
+    use crate::harness::proxy::{Fault, Times};
+    use std::time::Duration;
+
+    let rig = Rig::start();
+    let (os, arch) = host_platform();
+    let layer = |n: u64, text: &str| {
+        gzip(&tar_bytes(&[
+            FileEntry {
+                path: "bin/layered".into(),
+                contents: format!("#!/bin/sh\necho {text}\n").into_bytes(),
+                mode: 0o755,
+            },
+            FileEntry {
+                path: format!("share/layered/data{n}"),
+                contents: noise(96 * 1024, n),
+                mode: 0o644,
+            },
+        ]))
+    };
+    const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let built = rig.registry.push(
+        "acme/layered",
+        "1.0.0",
+        &Fixture::Image(
+            ImageSpec::new(os, arch)
+                .raw_layer(layer(1, "first"), GZIP)
+                .raw_layer(layer(2, "second"), GZIP)
+                .raw_layer(layer(3, "third"), GZIP),
+        ),
+    );
+    let layers = built.image().layer_digests.clone();
+    assert_eq!(layers.len(), 3);
+    rig.ctx.write_formula(
+        "layered",
+        &Formula::new("layered")
+            .version(
+                "1.0.0",
+                &format!("{}/acme/layered", rig.proxy.host()),
+                "1.0.0",
+            )
+            .to_toml(),
+    );
+    // Each blob takes about a second to arrive: one after the other would take three.
+    rig.reg().on(
+        "GET",
+        "/blobs/sha256:",
+        Times::Always,
+        Fault::Throttle(8 * 1024, Duration::from_millis(80)),
+    );
+    rig.ctx.pkg(&["install", "layered"]).success();
+
+    let starts: Vec<_> = layers
+        .iter()
+        .map(|d| {
+            let seen = rig.reg().matching("GET", d);
+            assert_eq!(seen.len(), 1, "{d} fetched once: {}", rig.reg().describe());
+            seen[0].at
+        })
+        .collect();
+    let first = starts.iter().min().unwrap();
+    let last = starts.iter().max().unwrap();
+    assert!(
+        last.duration_since(*first) < Duration::from_millis(500),
+        "the layers were fetched one after another: {:?}",
+        starts
+            .iter()
+            .map(|t| t.duration_since(*first))
+            .collect::<Vec<_>>()
+    );
+    let keg = rig.ctx.keg("layered", "1.0.0");
+    for n in 1..=3 {
+        assert!(keg.join(format!("share/layered/data{n}")).is_file());
+    }
+    assert_eq!(crate::faults::run_bin(&rig.ctx, "layered"), "third");
+}

@@ -371,7 +371,7 @@ impl Client {
                 return Err(RegistryError::Unauthorized {
                     repository: repo.to_string(),
                     detail: error_detail(resp),
-                    hint: CREDENTIAL_HINT,
+                    hint: hint_for(self.credentials.lookup(&host_port(&base)).is_some()),
                 });
             }
             retried = true;
@@ -476,6 +476,10 @@ impl Client {
     ) -> Result<String, RegistryError> {
         let url = auth::token_url(realm, service, scope);
         let credentials = self.credentials.lookup(&host_port(base));
+        let hint = hint_for(credentials.is_some());
+        // A realm is the registry's word: it could carry userinfo or a query worth hiding.
+        let shown = Url::parse(realm).map_or_else(|_| realm.to_owned(), |u| redact(&u));
+        let realm = shown.as_str();
         let resp = self.with_retries(true, || {
             let mut req = self.agent.get(&url);
             if let Some(c) = &credentials {
@@ -504,14 +508,14 @@ impl Client {
                 return Err(RegistryError::Unauthorized {
                     repository: repo.to_string(),
                     detail: format!("token service {realm}: {}", error_detail(resp)),
-                    hint: CREDENTIAL_HINT,
+                    hint,
                 });
             }
             403 => {
                 return Err(RegistryError::Denied {
                     repository: repo.to_string(),
                     detail: format!("token service {realm}: {}", error_detail(resp)),
-                    hint: CREDENTIAL_HINT,
+                    hint,
                 });
             }
             status => {
@@ -524,9 +528,19 @@ impl Client {
             }
         }
         let body = read_limited(resp, realm, MAX_TOKEN_BYTES)?;
-        let token = serde_json::from_slice::<auth::TokenResponse>(&body)
-            .ok()
-            .and_then(|t| t.into_token(Instant::now()))
+        let answer: auth::TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| RegistryError::Realm {
+                realm: realm.to_owned(),
+                // Where, not what: the text around the error could be the token itself.
+                reason: format!(
+                    "the answer is not a token document (JSON {:?} error at line {}, column {})",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
+            })?;
+        let token = answer
+            .into_token(Instant::now())
             .ok_or_else(|| RegistryError::Realm {
                 realm: realm.to_owned(),
                 reason: "the answer holds no `token` or `access_token`".into(),
@@ -653,6 +667,17 @@ impl<'a> Call<'a> {
     pub fn body(mut self, body: &'a [u8]) -> Call<'a> {
         self.body = Some(body);
         self
+    }
+}
+
+const REFUSED_CREDENTIAL_HINT: &str = "The credentials pkg sent were refused: check PKG_REGISTRY_USERNAME and PKG_REGISTRY_PASSWORD, or the login stored for this registry (`pkg login`, `docker login`, `podman login`); for GHCR the token needs read:packages (write:packages to push)";
+
+/// What to tell a user refused access: to give credentials, or that the ones given failed.
+fn hint_for(sent_credentials: bool) -> &'static str {
+    if sent_credentials {
+        REFUSED_CREDENTIAL_HINT
+    } else {
+        CREDENTIAL_HINT
     }
 }
 

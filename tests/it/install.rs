@@ -603,6 +603,7 @@ fn wrong_credentials_fail_without_installing() {
     publish_hello(&registry, &ctx, None);
 
     let run = ctx.pkg(&["install", "hello"]).failure();
+    run.says("credentials pkg sent were refused");
     assert!(
         !run.output().contains("wrong-password"),
         "the password was printed:\n{}",
@@ -636,6 +637,7 @@ fn a_registry_with_basic_auth_gets_the_credentials_it_asks_for() {
 
     ctx.credentials("tester", "not-the-password");
     let run = ctx.pkg(&["install", "hello"]).failure();
+    run.says("credentials pkg sent were refused");
     assert!(
         !run.output().contains("not-the-password"),
         "{}",

@@ -170,14 +170,24 @@ impl Pourer<'_> {
 
     /// Downloads and verifies every layer into the cache without unpacking. Returns the bytes
     /// downloaded (0 when everything was cached).
-    pub fn fetch(&self, spec: &VersionSpec) -> Result<u64, PourError> {
+    /// `label` names the download on the progress bar.
+    pub fn fetch(&self, spec: &VersionSpec, label: &str) -> Result<u64, PourError> {
         let image = self.image(spec)?;
+        let missing: Vec<_> = (image.manifest.layers.iter())
+            .filter(|l| self.store.cached(&l.digest).is_none())
+            .collect();
+        let total = missing.iter().map(|l| l.size).sum();
+        if total == 0 {
+            return Ok(0);
+        }
+        let progress = self.reporter.progress(label, total);
         let mut downloaded = 0;
-        for layer in &image.manifest.layers {
-            if self.fetch_layer(&spec.repository, layer, &|| false)? {
+        for layer in missing {
+            if self.fetch_layer(&spec.repository, layer, &|| false, &*progress)? {
                 downloaded += layer.size;
             }
         }
+        progress.finish();
         Ok(downloaded)
     }
 
@@ -188,6 +198,7 @@ impl Pourer<'_> {
         repo: &Source,
         layer: &manifest::Descriptor,
         give_up: &dyn Fn() -> bool,
+        progress: &dyn crate::report::Progress,
     ) -> Result<bool, PourError> {
         if self.store.cached(&layer.digest).is_some() {
             return Ok(false);
@@ -206,7 +217,7 @@ impl Pourer<'_> {
             }
             match std::io::Read::read(&mut reader, &mut buf) {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(n) => progress.advance(n as u64),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // The digest verdict, when there is one, says more than the read error.
@@ -245,8 +256,13 @@ impl Pourer<'_> {
             for _ in 0..ahead.helpers() {
                 scope.spawn(|| {
                     ahead.help(|i| {
-                        self.fetch_layer(repo, &layers[i], &|| ahead.cancelled())
-                            .map(drop)
+                        self.fetch_layer(
+                            repo,
+                            &layers[i],
+                            &|| ahead.cancelled(),
+                            &crate::report::NoProgress,
+                        )
+                        .map(drop)
                     })
                 });
             }

@@ -24,7 +24,10 @@ pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<()> {
                 available.join(", ")
             );
         };
-        let bytes = pourer.fetch(&formula.versions[version])?;
+        let bytes = pourer.fetch(
+            &formula.versions[version],
+            &format!("{} {version}", formula.name),
+        )?;
         let how = if bytes == 0 {
             "already in the cache".to_owned()
         } else {

@@ -386,6 +386,14 @@ fn on_a_terminal_a_bar_is_drawn_and_follows_the_colour_choice() {
     let (code, out) = pkg_on_tty(&ctx, &[], &["--quiet", "install", "big"]);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(out, "", "--quiet on a terminal");
+
+    // `pkg fetch` shows its download too (a fresh cache, so there is something to fetch).
+    let fresh = TestContext::new();
+    big(&registry, &fresh);
+    let (code, out) = pkg_on_tty(&fresh, &[], &["fetch", "big"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(" eta "), "no bar for pkg fetch:\n{out:?}");
+    assert!(out.contains("Fetched"), "{out:?}");
 }
 
 #[test]

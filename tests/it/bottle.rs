@@ -1133,6 +1133,79 @@ fn mount_from_a_sibling_repository_uploads_nothing() {
     assert_eq!(sha256_digest(&raw), s(&out["push"]["digest"]));
 }
 
+/// A mount the registry declines (the source lacks the blob: 202 and an upload session) goes on
+/// as an upload into that session; and the repositories a `--write` formula already names are
+/// tried as mount sources without `--mount-from`.
+#[test]
+fn a_declined_mount_becomes_the_upload_and_the_formula_names_mount_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let proxy = Proxy::start(&registry.url(), false);
+    let mut ctx = TestContext::new();
+    ctx.with_credentials();
+    let src = scratch(&tmp, "src");
+    hello_tree(&src, "declined");
+    let bottle = |target: &str, extra: &[&str]| {
+        let mut args = vec![
+            path_str(&src),
+            "--name",
+            "hello",
+            "--version",
+            "1.0.0",
+            "--push",
+            target,
+        ];
+        args.extend_from_slice(extra);
+        bottle_json(&ctx, &args)
+    };
+    let hows = |out: &serde_json::Value| -> Vec<String> {
+        out["push"]["blobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| s(&b["how"]).to_owned())
+            .collect()
+    };
+
+    // acme/empty holds nothing: each mount is answered 202, and the blob goes up in that session.
+    let empty = format!("{}/acme/empty", proxy.host());
+    let one = format!("{}/acme/one:1.0.0", proxy.host());
+    let out = bottle(&one, &["--mount-from", &empty]);
+    assert_eq!(hows(&out), ["uploaded", "uploaded"], "{}", out["push"]);
+    let requests = proxy.requests();
+    let declined: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.contains("mount="))
+        .collect();
+    assert_eq!(declined.len(), 2, "{requests:#?}");
+    assert!(declined.iter().all(|r| r.status == 202), "{declined:#?}");
+    let posts = requests.iter().filter(|r| r.method == "POST").count();
+    assert_eq!(
+        posts, 2,
+        "no second upload session was opened: {requests:#?}"
+    );
+    let raw = skopeo_inspect(&format!("{}/acme/one:1.0.0", registry.host()), true).unwrap();
+    assert_eq!(sha256_digest(&raw), s(&out["push"]["digest"]));
+
+    // A formula whose other version lives in acme/one: pushing to acme/two mounts from there.
+    let formula_file = tmp.path().join("hello.toml");
+    std::fs::write(
+        &formula_file,
+        formula(
+            "hello",
+            &[("0.9.0", &format!("{}/acme/one", proxy.host()), "1.0.0")],
+        ),
+    )
+    .unwrap();
+    proxy.clear();
+    let two = format!("{}/acme/two:1.0.0", proxy.host());
+    let out = bottle(&two, &["--write", path_str(&formula_file)]);
+    assert_eq!(hows(&out), ["mounted", "mounted"], "{}", out["push"]);
+    let written = std::fs::read_to_string(&formula_file).unwrap();
+    assert!(written.contains("[versions.\"1.0.0\"]"), "{written}");
+    assert!(written.contains("[versions.\"0.9.0\"]"), "{written}");
+}
+
 /// `pkg login` with the password on stdin: wrong credentials store nothing; right ones are
 /// stored with mode 0600 and used by a push without any credential in the environment.
 #[test]

@@ -336,6 +336,67 @@ fn cleanup_frees_exactly_the_unreferenced_blobs() {
     assert_eq!(run_bin(&ctx, "hello"), "hello 2.0.0");
 }
 
+/// `pkg cleanup` also removes dependencies nothing installed on request needs any more, and
+/// `--prune DAYS` drops cached blobs older than that even when a keg references them, keeping
+/// the recent ones.
+#[test]
+fn cleanup_removes_unneeded_dependencies_and_prune_goes_by_age() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    app_and_lib(&ctx, &registry);
+    ctx.pkg(&["install", "app"]).success();
+    let lib_layers: Vec<String> = ctx.receipt("lib", "1.0.0")["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_owned())
+        .collect();
+    let app = ctx.receipt("app", "1.0.0");
+    let app_layer = app["layers"][0].as_str().unwrap().to_owned();
+
+    // Everything is referenced and recent: --prune 30 keeps it all.
+    let before = cache_blobs(&ctx.cache);
+    ctx.pkg(&["cleanup", "--prune", "30"]).success();
+    assert_eq!(cache_blobs(&ctx.cache), before);
+
+    // app's layer is made 40 days old: --prune 30 drops it, app stays installed.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400);
+    let path = ctx
+        .cache
+        .join("v1/blobs/sha256")
+        .join(app_layer.strip_prefix("sha256:").unwrap());
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    ctx.pkg(&["cleanup", "--prune", "30"]).success();
+    let after = cache_blobs(&ctx.cache);
+    assert!(!after.contains(&app_layer), "{after:?}");
+    assert!(lib_layers.iter().all(|d| after.contains(d)), "{after:?}");
+    assert_eq!(ctx.cellar_versions("app"), ["1.0.0"]);
+
+    // app goes; lib, a dependency nobody needs now, goes with the next cleanup.
+    ctx.pkg(&["uninstall", "app"]).success();
+    assert_eq!(ctx.cellar_versions("lib"), ["1.0.0"]);
+    ctx.pkg(&["cleanup", "--dry-run"]).success();
+    assert_eq!(
+        ctx.cellar_versions("lib"),
+        ["1.0.0"],
+        "a dry run removed it"
+    );
+    ctx.pkg(&["cleanup"]).success();
+    assert!(
+        ctx.cellar_versions("lib").is_empty(),
+        "{}",
+        ctx.prefix_listing()
+    );
+    assert!(std::fs::symlink_metadata(ctx.prefix.join("bin/lib")).is_err());
+    let left = cache_blobs(&ctx.cache);
+    assert!(lib_layers.iter().all(|d| !left.contains(d)), "{left:?}");
+}
+
 #[test]
 fn install_of_an_outdated_package_says_so_and_upgrades_only_when_asked() {
     let registry = Registry::start();

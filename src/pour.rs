@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use semver::Version;
 
-mod ahead;
+pub mod ahead;
 mod pipeline;
 
 use crate::cellar::receipt::{self, Receipt, ReceiptError};
@@ -106,8 +106,10 @@ pub struct Pourer<'a> {
     pub host: Platform,
     pub reporter: &'a dyn Reporter,
     pub limits: Limits,
-    /// Downloads at once ahead of the unpacking, for an image of several layers (`--jobs`).
+    /// Helper threads per keg for the layers after the first (`--jobs`).
     pub jobs: usize,
+    /// Downloads fetched ahead at once across every keg being poured (`--jobs`).
+    pub ahead: ahead::Budget,
 }
 
 impl Pourer<'_> {
@@ -255,7 +257,7 @@ impl Pourer<'_> {
         std::thread::scope(|scope| {
             for _ in 0..ahead.helpers() {
                 scope.spawn(|| {
-                    ahead.help(|i| {
+                    ahead.help(&self.ahead, |i| {
                         self.fetch_layer(
                             repo,
                             &layers[i],
@@ -266,16 +268,17 @@ impl Pourer<'_> {
                     })
                 });
             }
-            let unpacked = self.unpack_layers(
+            // However the unpacking ends (error, panic or done), the helpers stop before the
+            // scope waits for them.
+            let _cancel = ahead::CancelOnDrop(&ahead);
+            self.unpack_layers(
                 repo,
                 &image,
                 &ahead,
                 staging.path(),
                 &mut stats,
                 &mut *progress,
-            );
-            ahead.cancel();
-            unpacked
+            )
         })?;
 
         // A Homebrew bottle (`NAME/VERSION/…`) becomes the keg itself, relocated to this prefix.

@@ -159,6 +159,7 @@ impl Ctx<'_> {
             reporter: self.reporter,
             limits: Limits::from_env()?,
             jobs: self.settings.jobs,
+            ahead: crate::pour::ahead::Budget::new(self.settings.jobs),
         })
     }
 

@@ -1,7 +1,8 @@
 //! Layers fetched ahead: while one layer of a keg streams and unpacks, the layers after it
-//! download into the verified cache on helper threads (at most `--jobs` at once), so an image
-//! of many layers costs about its slowest layer on the network, not the sum of them. Layers
-//! still unpack one by one, in order; each later one is read back from the cache.
+//! download into the verified cache on helper threads, so an image of many layers costs about
+//! its slowest layer on the network, not the sum of them. Layers still unpack one by one, in
+//! order; each later one is read back from the cache. One [`Budget`] bounds the downloads
+//! fetched ahead across every keg a run pours at once (`--jobs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -36,7 +37,63 @@ impl Drop for Finish<'_> {
         let result = self.result.take().unwrap_or(Ok(()));
         let mut state = self.ahead.lock();
         state.slots[self.index] = Some(result);
+        if std::thread::panicking() {
+            // This helper is gone and others may be too: the unpacking side fetches every
+            // layer not taken yet itself rather than wait for it.
+            let taken = state.next;
+            for slot in state.slots.iter_mut().skip(taken) {
+                *slot = Some(Ok(()));
+            }
+            state.next = state.slots.len();
+        }
         self.ahead.changed.notify_all();
+    }
+}
+
+/// How many layers may be fetched ahead at once, shared by every pour of a run.
+pub struct Budget {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One download's share of a [`Budget`], given back on drop.
+pub struct Permit<'a>(&'a Budget);
+
+impl Budget {
+    pub fn new(downloads: usize) -> Budget {
+        Budget {
+            free: Mutex::new(downloads.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free download.
+    pub fn take(&self) -> Permit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free == 0 {
+            free = self
+                .freed
+                .wait(free)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// Cancels the helpers when the pour leaves, whether by an error, a panic or success.
+pub struct CancelOnDrop<'a>(pub &'a Ahead);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
@@ -66,10 +123,12 @@ impl Ahead {
         self.helpers
     }
 
-    /// A helper's loop: takes layers in order and fetches each with `fetch`, until none are
-    /// left or the pour was given up. `fetch` should return early once [`Ahead::cancelled`].
-    pub fn help(&self, fetch: impl Fn(usize) -> Result<(), PourError>) {
+    /// A helper's loop: takes layers in order and fetches each with `fetch` once `budget` has a
+    /// download free, until none are left or the pour was given up. `fetch` should return early
+    /// once [`Ahead::cancelled`].
+    pub fn help(&self, budget: &Budget, fetch: impl Fn(usize) -> Result<(), PourError>) {
         loop {
+            let _permit = budget.take();
             let index = {
                 let mut state = self.lock();
                 if self.cancelled() || state.next >= state.slots.len() {
@@ -124,11 +183,12 @@ mod tests {
     #[test]
     fn every_later_layer_is_fetched_once_and_waits_see_each_result() {
         let ahead = Ahead::new(5, 2);
+        let budget = Budget::new(2);
         let calls = AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..ahead.helpers() {
                 s.spawn(|| {
-                    ahead.help(|i| {
+                    ahead.help(&budget, |i| {
                         calls.fetch_add(1, Ordering::SeqCst);
                         std::thread::sleep(Duration::from_millis(10));
                         if i == 3 {
@@ -165,20 +225,53 @@ mod tests {
 
     #[test]
     fn a_cancelled_pour_takes_no_more_layers_and_a_panicking_fetch_never_hangs_the_waiter() {
+        let budget = Budget::new(1);
         let ahead = Ahead::new(4, 2);
         ahead.cancel();
         let calls = AtomicUsize::new(0);
-        ahead.help(|_| {
+        ahead.help(&budget, |_| {
             calls.fetch_add(1, Ordering::SeqCst);
             Ok(())
         });
         assert_eq!(calls.load(Ordering::SeqCst), 0);
 
-        let ahead = Ahead::new(2, 1);
+        // One helper for three later layers dies on the first: the waiter gets every one of
+        // them back (to fetch itself) instead of waiting for layers nobody will take.
+        let ahead = Ahead::new(4, 1);
         std::thread::scope(|s| {
-            let helper = s.spawn(|| ahead.help(|_| panic!("fetch blew up")));
-            assert!(ahead.wait(1).is_ok());
+            let helper = s.spawn(|| ahead.help(&budget, |_| panic!("fetch blew up")));
+            for i in 1..4 {
+                assert!(ahead.wait(i).is_ok(), "layer {i}");
+            }
             assert!(helper.join().is_err());
         });
+    }
+
+    #[test]
+    fn a_budget_bounds_the_downloads_fetched_ahead_across_pours() {
+        let budget = Budget::new(2);
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let pours: Vec<Ahead> = (0..3).map(|_| Ahead::new(4, 3)).collect();
+        std::thread::scope(|s| {
+            for ahead in &pours {
+                for _ in 0..ahead.helpers() {
+                    s.spawn(|| {
+                        ahead.help(&budget, |_| {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(5));
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            Ok(())
+                        })
+                    });
+                }
+            }
+        });
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            2,
+            "9 helpers, 2 downloads at once"
+        );
     }
 }

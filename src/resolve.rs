@@ -233,7 +233,67 @@ fn exactly(version: &Version) -> VersionReq {
     }
 }
 
+/// The versions to install for `requests`, dependencies first.
+///
+/// A plan that fails on a pin blames the pin only when unpinning would let it through: if the
+/// plan fails without that pin too, that failure (a miss, a conflict, an installed package
+/// holding it back) is the one reported, since `pkg unpin` would not help.
 pub fn resolve(
+    requests: &[Request],
+    formulary: &Formulary,
+    installed: &dyn Installed,
+    host: &Platform,
+) -> Result<Plan, ResolveError> {
+    let err = match resolve_with_pins(requests, formulary, installed, host) {
+        Ok(plan) => return Ok(plan),
+        Err(e) => e,
+    };
+    let (ResolveError::Pinned { name, .. } | ResolveError::PinnedUnavailable { name, .. }) = &err
+    else {
+        return Err(err);
+    };
+    let unpinned = Unpinned {
+        inner: installed,
+        name,
+    };
+    match resolve(requests, formulary, &unpinned, host) {
+        // Without the pin the plan fails for another reason: that is the one to say.
+        Err(other)
+            if !matches!(
+                other,
+                ResolveError::Pinned { .. } | ResolveError::PinnedUnavailable { .. }
+            ) =>
+        {
+            Err(other)
+        }
+        // Unpinning it helps (or another pin stands in the way as well): the pin is the cause.
+        _ => Err(err),
+    }
+}
+
+/// What is installed, with one package's pin taken away.
+struct Unpinned<'a> {
+    inner: &'a dyn Installed,
+    name: &'a str,
+}
+
+impl Installed for Unpinned<'_> {
+    fn versions(&self, name: &str) -> Vec<Version> {
+        self.inner.versions(name)
+    }
+    fn requirements(&self) -> Vec<(String, VersionReq, String)> {
+        self.inner.requirements()
+    }
+    fn pinned(&self, name: &str) -> Option<Version> {
+        if name == self.name {
+            None
+        } else {
+            self.inner.pinned(name)
+        }
+    }
+}
+
+fn resolve_with_pins(
     requests: &[Request],
     formulary: &Formulary,
     installed: &dyn Installed,
@@ -350,12 +410,23 @@ fn no_version(
     cs: &[Constraint],
     pinned: Option<Version>,
 ) -> ResolveError {
-    // A pin that stands in the way: name what wants the package to move.
-    if let Some(version) = pinned {
-        return match cs
-            .iter()
-            .find(|c| c.source != Source::Pin && !c.req.matches(&version))
-        {
+    // The pin is not part of what the plan asks for: without it, would anything fit?
+    let cs: Vec<Constraint> = cs
+        .iter()
+        .filter(|c| c.source != Source::Pin)
+        .cloned()
+        .collect();
+    let cs = cs.as_slice();
+    // A pin that stands in the way: name what wants the package to move. Only when a version
+    // meets everything else, so that `pkg unpin` would help; otherwise the real miss or
+    // conflict is said below, as if there were no pin.
+    if let Some(version) = pinned
+        && formula
+            .versions
+            .keys()
+            .any(|v| cs.iter().all(|c| c.req.matches(v)))
+    {
+        return match cs.iter().find(|c| !c.req.matches(&version)) {
             Some(c) => ResolveError::Pinned {
                 name: name.to_owned(),
                 version,
@@ -802,6 +873,69 @@ mod tests {
             plan(d.path(), &["app@2.0.0"], &free).unwrap(),
             ["lib@2.0.0(dep)", "app@2.0.0"]
         );
+    }
+
+    #[test]
+    fn a_pin_is_blamed_only_when_unpinning_would_let_the_plan_through() {
+        let d = tempfile::tempdir().unwrap();
+        formula(
+            d.path(),
+            "app",
+            &[
+                ("1.0.0", "lib = \"*\""),
+                ("2.0.0", "lib = \"^3\""),
+                ("3.0.0", "lib = \"^2\", tool = \"*\""),
+            ],
+        );
+        formula(d.path(), "lib", &[("1.0.0", ""), ("2.0.0", "")]);
+        formula(d.path(), "tool", &[("1.0.0", "lib = \"^1\"")]);
+        let pinned = PinnedLib {
+            pinned: true,
+            tool: false,
+        };
+        // No lib 3.x exists: the pin is not what stands in the way.
+        let err = plan(d.path(), &["app@2.0.0"], &pinned).unwrap_err();
+        assert!(err.held_by().is_none(), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "no version of `lib` matches `^3` (required by app 2.0.0); available: 1.0.0, 2.0.0"
+        );
+        // Nor when the plan's own requirements conflict: app 3.0.0 needs lib ^2, tool ^1.
+        let err = plan(d.path(), &["app@3.0.0"], &pinned).unwrap_err();
+        assert!(err.held_by().is_none(), "{err}");
+        assert!(
+            err.to_string().starts_with(
+                "conflicting requirements on `lib`: app 3.0.0 requires ^2, tool 1.0.0 requires ^1"
+            ),
+            "{err}"
+        );
+        // An installed package that holds lib back is named, not the pin.
+        let both = PinnedLib {
+            pinned: true,
+            tool: true,
+        };
+        formula(
+            d.path(),
+            "app",
+            &[("1.0.0", "lib = \"*\""), ("2.0.0", "lib = \"^2\"")],
+        );
+        let err = plan(d.path(), &["app@2.0.0"], &both).unwrap_err();
+        assert_eq!(err.held_by().as_deref(), Some("tool 1.0.0"));
+        assert_eq!(
+            err.to_string(),
+            "app 2.0.0 needs lib ^2 but the installed tool 1.0.0 requires lib ^1"
+        );
+        // A version a pinned package's formula lacks is a miss, not the pin's fault either.
+        let err = plan(d.path(), &["lib@3.0.0"], &pinned).unwrap_err();
+        assert!(err.held_by().is_none(), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("no version of `lib` matches `=3.0.0`"),
+            "{err}"
+        );
+        // Where unpinning would help, the pin is still named.
+        let err = plan(d.path(), &["app@2.0.0"], &pinned).unwrap_err();
+        assert_eq!(err.held_by().as_deref(), Some("the pin on lib"));
     }
 
     #[test]

@@ -34,13 +34,24 @@ pub struct MirrorError {
     reason: String,
 }
 
+/// `HOST=SCHEME://***@REST` for `HOST=SCHEME://USER:PASSWORD@REST`: a mirror entry as it may
+/// be shown.
+fn without_userinfo(entry: &str) -> String {
+    match (entry.find("://"), entry.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &entry[..scheme + 3], &entry[at..])
+        }
+        _ => entry.to_owned(),
+    }
+}
+
 impl Mirrors {
     /// Parses `ghcr.io=http://127.0.0.1:5000,other.io=https://mirror.example`.
     pub fn parse(spec: &str) -> Result<Mirrors, MirrorError> {
         let mut entries = Vec::new();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let err = |reason: &str| MirrorError {
-                entry: entry.to_owned(),
+                entry: without_userinfo(entry),
                 reason: reason.to_owned(),
             };
             let (host, target) = entry.split_once('=').ok_or_else(|| err("missing `=`"))?;
@@ -48,6 +59,11 @@ impl Mirrors {
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                 return Err(err(
                     "the endpoint must be an http:// or https:// URL with a host",
+                ));
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(err(
+                    "credentials do not belong in the mirror's URL: set PKG_REGISTRY_USERNAME and PKG_REGISTRY_PASSWORD, or log in to the mirror's host",
                 ));
             }
             if url.path() != "/" || url.query().is_some() {
@@ -474,9 +490,38 @@ impl Client {
         realm: &str,
         service: Option<&str>,
     ) -> Result<String, RegistryError> {
-        let url = auth::token_url(realm, service, scope);
+        self.fetch_token_for(base, key, repo, &[scope], realm, service, None)
+    }
+
+    /// Asks the token service for a token carrying every scope (a push with a cross-repository
+    /// mount needs two), remembered under the scopes joined by spaces. `hint` replaces the usual
+    /// advice when the token is refused (pushes have their own).
+    #[allow(clippy::too_many_arguments)]
+    fn fetch_token_for(
+        &self,
+        base: &Url,
+        key: &str,
+        repo: &Repository,
+        scopes: &[&str],
+        realm: &str,
+        service: Option<&str>,
+        hint: Option<&'static str>,
+    ) -> Result<String, RegistryError> {
+        let Some((first, rest)) = scopes.split_first() else {
+            return Err(RegistryError::Realm {
+                realm: realm.to_owned(),
+                reason: "no scope to ask for".into(),
+            });
+        };
+        let mut url = auth::token_url(realm, service, first);
+        for scope in rest {
+            url.push_str("&scope=");
+            url.extend(url::form_urlencoded::byte_serialize(scope.as_bytes()));
+        }
+        let scope = scopes.join(" ");
+        let scope = scope.as_str();
         let credentials = self.credentials.lookup(&host_port(base));
-        let hint = hint_for(credentials.is_some());
+        let hint = hint.unwrap_or_else(|| hint_for(credentials.is_some()));
         // A realm is the registry's word: it could carry userinfo or a query worth hiding.
         let shown = Url::parse(realm).map_or_else(|_| realm.to_owned(), |u| redact(&u));
         let realm = shown.as_str();
@@ -928,6 +973,15 @@ mod tests {
             "ghcr.io=nonsense",
         ] {
             assert!(Mirrors::parse(bad).is_err(), "{bad} accepted");
+        }
+        // Credentials in a mirror URL are refused, and never repeated in the message.
+        for bad in [
+            "ghcr.io=https://me:hunter2@mirror.example",
+            "ghcr.io=https://me:hunter2@mirror.example/path",
+        ] {
+            let err = Mirrors::parse(bad).unwrap_err().to_string();
+            assert!(!err.contains("hunter2") && !err.contains("me:"), "{err}");
+            assert!(err.contains("https://***@mirror.example"), "{err}");
         }
     }
 

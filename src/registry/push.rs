@@ -7,8 +7,6 @@
 //! resolved against the URL of the request that returned them, and `digest=` is appended to
 //! whatever query is already there.
 
-use std::time::Instant;
-
 use ureq::http::{self, Response};
 use url::Url;
 
@@ -230,13 +228,14 @@ impl Client {
         let authorization = match self.tokens.token(&key, &combined) {
             Some(t) => format!("Bearer {}", t.value),
             None => match self.tokens.realm(&key) {
-                Some(realm) => self.fetch_scoped_token(
+                Some(realm) => self.fetch_token_for(
                     &base,
                     &key,
                     repo,
-                    scopes,
+                    &scopes.iter().map(String::as_str).collect::<Vec<_>>(),
                     &realm.realm,
                     realm.service.as_deref(),
+                    Some(LOGIN_HINT),
                 )?,
                 None => return self.request(repo, PUSH, call),
             },
@@ -253,57 +252,6 @@ impl Client {
             });
         }
         Ok(resp)
-    }
-
-    fn fetch_scoped_token(
-        &self,
-        base: &Url,
-        key: &str,
-        repo: &Repository,
-        scopes: &[String],
-        realm: &str,
-        service: Option<&str>,
-    ) -> Result<String, RegistryError> {
-        let Some((first, rest)) = scopes.split_first() else {
-            return Err(RegistryError::Realm {
-                realm: realm.to_owned(),
-                reason: "no scope to ask for".into(),
-            });
-        };
-        let mut url = auth::token_url(realm, service, first);
-        for scope in rest {
-            url.push_str("&scope=");
-            url.extend(url::form_urlencoded::byte_serialize(scope.as_bytes()));
-        }
-        let credentials = self.credentials.lookup(&super::host_port(base));
-        let resp = self.with_retries(true, || {
-            let mut req = self.agent.get(&url);
-            if let Some(c) = &credentials {
-                req = req.header("Authorization", c.basic_header());
-            }
-            req.call().map_err(|source| RegistryError::Transport {
-                url: realm.to_owned(),
-                source,
-            })
-        })?;
-        if resp.status() != 200 {
-            return Err(RegistryError::Unauthorized {
-                repository: repo.to_string(),
-                detail: format!("token service {realm}: {}", super::error_detail(resp)),
-                hint: LOGIN_HINT,
-            });
-        }
-        let body = super::read_limited(resp, realm, super::MAX_TOKEN_BYTES)?;
-        let token = serde_json::from_slice::<auth::TokenResponse>(&body)
-            .ok()
-            .and_then(|t| t.into_token(Instant::now()))
-            .ok_or_else(|| RegistryError::Realm {
-                realm: realm.to_owned(),
-                reason: "the answer holds no `token` or `access_token`".into(),
-            })?;
-        let header = format!("Bearer {}", token.value);
-        self.tokens.store_token(key, &scopes.join(" "), token);
-        Ok(header)
     }
 
     /// Checks that `credentials` are accepted by `registry` (for `pkg login`): the token service

@@ -9,38 +9,12 @@ use std::process::{Command, Stdio};
 use crate::faults::{Rig, assert_nothing_installed, host_platform, run_bin};
 use crate::harness::layout::{FileEntry, OciLayout, tar_bytes};
 use crate::harness::proxy::{Fault, Times};
-use crate::harness::registry::skopeo_push;
+use crate::harness::registry::{skopeo_copy, skopeo_push};
 use crate::harness::token::{PASSWORD, USERNAME};
 use crate::harness::{Fixture, Formula, ImageSpec, Registry, TestContext};
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-
-/// `skopeo copy ARGS oci:LAYOUT:TAG docker://DEST` as the test user; panics with its output
-/// when it fails.
-fn skopeo_copy(args: &[&str], layout: &Path, tag: &str, dest: &str) {
-    let home = tempfile::tempdir().unwrap();
-    let output = Command::new("skopeo")
-        .args(["--insecure-policy", "copy"])
-        .args(args)
-        .arg("--dest-creds")
-        .arg(format!("{USERNAME}:{PASSWORD}"))
-        .arg("--dest-tls-verify=false")
-        .arg(format!("oci:{}:{tag}", layout.display()))
-        .arg(format!("docker://{dest}"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("XDG_RUNTIME_DIR", home.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run skopeo (Debian's `skopeo` package; scripts/test installs it)");
-    assert!(
-        output.status.success(),
-        "skopeo copy {args:?} to {dest} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// The manifest (or index) a tag points to, as the registry serves it.
 fn raw_manifest(registry: &Registry, repo: &str, tag: &str) -> serde_json::Value {

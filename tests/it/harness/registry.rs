@@ -278,9 +278,16 @@ impl Drop for Registry {
 /// `skopeo copy --all oci:DIR:TAG docker://DEST` with the test user's credentials; panics with
 /// skopeo's output when it fails.
 pub fn skopeo_push(layout: &Path, tag: &str, dest: &str) {
+    skopeo_copy(&["--all", "--preserve-digests"], layout, tag, dest);
+}
+
+/// `skopeo copy ARGS oci:DIR:TAG docker://DEST` with the test user's credentials (e.g.
+/// `--format v2s2` to convert to Docker's formats); panics with skopeo's output when it fails.
+pub fn skopeo_copy(args: &[&str], layout: &Path, tag: &str, dest: &str) {
     let home = tempfile::tempdir().unwrap();
     let output = Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "--all", "--preserve-digests"])
+        .args(["--insecure-policy", "copy"])
+        .args(args)
         .arg("--dest-creds")
         .arg(format!("{USERNAME}:{PASSWORD}"))
         .arg("--dest-tls-verify=false")

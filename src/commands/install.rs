@@ -14,7 +14,7 @@ use crate::pour::{PourError, Poured, Pourer};
 use crate::prefix::Mark;
 use crate::resolve::{self, Request, Step};
 
-use super::{Ctx, human_bytes, upgrade};
+use super::{Ctx, InstalledState, human_bytes, upgrade};
 
 pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -54,7 +54,7 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
     let plan = resolve::resolve(
         &requests,
         &ctx.formulary,
-        &upgrade::Prefix { ctx },
+        &InstalledState { ctx },
         &Platform::host(),
     )?;
     if args.dry_run {

@@ -30,7 +30,7 @@ use crate::formula::{Formula, Formulary};
 use crate::lock::{self, PrefixLock};
 use crate::platform::Platform;
 use crate::pour::Pourer;
-use crate::prefix::Records;
+use crate::prefix::{Mark, Records};
 use crate::registry::Client;
 use crate::report::Reporter;
 use crate::resolve::Installed;
@@ -193,8 +193,10 @@ impl Ctx<'_> {
     }
 }
 
-/// The Cellar as the resolver sees it: installed versions, and the requirements that installed
-/// packages place on their dependencies.
+/// The prefix as the resolver sees it: installed versions, the requirements that installed
+/// packages place on their dependencies, and pins (a pinned package stays at its current
+/// version, also when it would be pulled along as a dependency). Every command that plans
+/// (install, upgrade, outdated, deps) plans with it, so they agree.
 struct InstalledState<'a> {
     ctx: &'a Ctx<'a>,
 }
@@ -221,6 +223,14 @@ impl Installed for InstalledState<'_> {
             }
         }
         out
+    }
+
+    fn pinned(&self, name: &str) -> Option<Version> {
+        if self.ctx.records.has(Mark::Pinned, name) {
+            self.ctx.current(name)
+        } else {
+            None
+        }
     }
 }
 

@@ -27,31 +27,6 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> anyhow::Result<()> {
     upgrade(ctx, &names, args.dry_run, args.keep_old, args.json)
 }
 
-/// The prefix as the resolver sees it when something is about to change: what is installed,
-/// what installed packages require, and pins (a pinned package stays at its current version,
-/// also when it would be pulled along as a dependency).
-pub(super) struct Prefix<'a> {
-    pub ctx: &'a Ctx<'a>,
-}
-
-impl Installed for Prefix<'_> {
-    fn versions(&self, name: &str) -> Vec<Version> {
-        InstalledState { ctx: self.ctx }.versions(name)
-    }
-
-    fn requirements(&self) -> Vec<(String, VersionReq, String)> {
-        InstalledState { ctx: self.ctx }.requirements()
-    }
-
-    fn pinned(&self, name: &str) -> Option<Version> {
-        if self.ctx.records.has(Mark::Pinned, name) {
-            self.ctx.current(name)
-        } else {
-            None
-        }
-    }
-}
-
 /// Why a package does not go to the newest version its formula has.
 struct Hold {
     /// The version held back (the formula's newest).
@@ -87,7 +62,7 @@ fn choose(ctx: &Ctx, name: &str, current: &Version, formula: &Formula) -> anyhow
     if newer.is_empty() {
         return Ok(Choice::UpToDate);
     }
-    let state = Prefix { ctx };
+    let state = InstalledState { ctx };
     // What installed dependents (other than the package's own kegs) require of it.
     let dependents: Vec<(String, VersionReq)> = state
         .requirements()

@@ -672,6 +672,9 @@ fn a_pinned_dependency_never_moves_and_holds_back_what_needs_it_to() {
         out.stdout,
         "app (1.0.0) < 2.0.0 [held back by the pin on lib]\nlib (1.0.0) < 2.0.0 [pinned]\n"
     );
+    // `pkg deps` plans as install does: with the pin.
+    ctx.pkg(&["deps", "app@2.0.0"]).failure().says(pin);
+    assert_eq!(ctx.pkg(&["deps", "app"]).success().stdout, "lib 1.0.0\n");
     // Asking for another version of the pinned package itself is refused too.
     ctx.pkg(&["install", "lib@2.0.0"])
         .failure()

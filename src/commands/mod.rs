@@ -234,14 +234,23 @@ impl Installed for InstalledState<'_> {
     }
 }
 
-/// Splits `NAME@VERSION` for commands that name one installed version.
-fn name_and_version(arg: &str) -> anyhow::Result<(String, Option<Version>)> {
-    match arg.split_once('@') {
-        None => Ok((arg.to_owned(), None)),
-        Some((name, v)) => match Version::parse(v) {
-            Ok(v) => Ok((name.to_owned(), Some(v))),
-            Err(e) => bail!("invalid version in `{arg}`: {e}; expected NAME@X.Y.Z"),
-        },
+/// Splits `NAME@VERSION` for commands that name one installed version. Names may hold an `@`
+/// (Homebrew-style `openssl@3`) and a version never does, so the last `@` separates them
+/// (`openssl@3@3.1.0`); an argument that is itself an installed package's or a formula's name
+/// is that name (`openssl@3`).
+fn name_and_version(ctx: &Ctx, arg: &str) -> anyhow::Result<(String, Option<Version>)> {
+    let is_name = |name: &str| ctx.cellar.keg_dir_exists(name) || ctx.formulary.has(name);
+    let Some((name, v)) = arg.rsplit_once('@').filter(|_| !is_name(arg)) else {
+        return Ok((arg.to_owned(), None));
+    };
+    if name.is_empty() {
+        bail!("`{arg}` names no package before `@`; write NAME@VERSION, e.g. hello@1.2.0");
+    }
+    match Version::parse(v) {
+        Ok(v) => Ok((name.to_owned(), Some(v))),
+        Err(e) => bail!(
+            "invalid version in `{arg}`: {e}; expected NAME@X.Y.Z (and `{arg}` is neither installed nor a formula)"
+        ),
     }
 }
 

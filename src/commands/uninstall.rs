@@ -15,7 +15,7 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
     // What goes: (name, versions), one entry per name.
     let mut targets: Vec<(String, Vec<Version>)> = Vec::new();
     for arg in &args.packages {
-        let (name, version) = name_and_version(arg)?;
+        let (name, version) = name_and_version(ctx, arg)?;
         let installed = ctx.cellar.installed_versions(&name);
         let versions = match version {
             Some(v) if installed.contains(&v) => vec![v],

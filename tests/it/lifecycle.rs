@@ -775,3 +775,63 @@ fn install_of_an_unlinked_package_says_how_to_link_it() {
     ctx.pkg(&["link", "hello"]).success();
     assert_eq!(run_bin(&ctx, "hello"), "hello 1.0.0");
 }
+
+#[test]
+fn names_with_an_at_sign_work_for_every_verb_that_names_an_installed_package() {
+    let registry = Registry::start();
+    publish(&registry, "tool", &["2.0.0", "2.1.0"]);
+    let ctx = TestContext::new();
+    let repo = format!("{}/acme/tool", registry.host());
+    let tool2 = Formula::new("tool@2")
+        .version("2.0.0", &repo, "2.0.0")
+        .version("2.1.0", &repo, "2.1.0");
+    ctx.write_formula("tool@2", &tool2.to_toml());
+    ctx.pkg(&["install", "tool@2@2.0.0"]).success();
+    ctx.pkg(&["install", "tool@2@2.1.0"]).success();
+    assert_eq!(ctx.cellar_versions("tool@2"), ["2.0.0", "2.1.0"]);
+    assert_eq!(run_bin(&ctx, "tool"), "tool 2.1.0");
+
+    let info = ctx.pkg(&["info", "tool@2"]).success();
+    assert!(
+        info.stdout.starts_with("tool@2: 2.1.0\n"),
+        "{}",
+        info.stdout
+    );
+    assert!(
+        info.stdout.contains("2.1.0 (linked, on request)"),
+        "{}",
+        info.stdout
+    );
+    ctx.pkg(&["unlink", "tool@2"])
+        .success()
+        .says("Unlinked tool@2 2.1.0");
+    assert!(std::fs::symlink_metadata(ctx.prefix.join("bin/tool")).is_err());
+    ctx.pkg(&["link", "tool@2"])
+        .success()
+        .says("Linked tool@2 2.1.0");
+    assert_eq!(run_bin(&ctx, "tool"), "tool 2.1.0");
+    ctx.pkg(&["pin", "tool@2"]).success();
+    ctx.pkg(&["unpin", "tool@2"]).success();
+
+    // NAME@VERSION splits at the last `@`.
+    ctx.pkg(&["uninstall", "tool@2@2.1.0"])
+        .success()
+        .says("Uninstalled tool@2 2.1.0")
+        .says("Linked tool@2 2.0.0");
+    assert_eq!(ctx.cellar_versions("tool@2"), ["2.0.0"]);
+    assert_eq!(run_bin(&ctx, "tool"), "tool 2.0.0");
+    ctx.pkg(&["uninstall", "tool@2@9.9.9"])
+        .failure()
+        .says("`tool@2` 9.9.9 is not installed (installed: 2.0.0)");
+    // The whole argument is the installed package's name, even with its formula gone.
+    std::fs::remove_file(ctx.formulae.join("tool@2.toml")).unwrap();
+    ctx.pkg(&["uninstall", "tool@2"])
+        .success()
+        .says("Uninstalled tool@2 2.0.0");
+    assert!(ctx.cellar_versions("tool@2").is_empty());
+    assert!(std::fs::symlink_metadata(ctx.prefix.join("bin/tool")).is_err());
+    // Neither installed nor a formula: still a version that does not parse.
+    ctx.pkg(&["uninstall", "tool@2"])
+        .failure()
+        .says("invalid version in `tool@2`");
+}

@@ -43,6 +43,9 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
     }
 
     let prefix = &ctx.settings.prefix;
+    // Packages whose removed linked version could not be replaced by the newest remaining one:
+    // their kegs are gone all the same, and the other targets still go.
+    let mut unlinked: Vec<(&str, anyhow::Error)> = Vec::new();
     for (name, versions) in &targets {
         let linked = link::linked_version(prefix, name);
         let removes_linked = versions.iter().any(|v| Some(v.to_string()) == linked);
@@ -60,11 +63,28 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
         if remaining.is_empty() {
             ctx.records.set(Mark::Pinned, name, false)?;
             ctx.records.set(Mark::Unlinked, name, false)?;
-        } else if removes_linked && !ctx.records.has(Mark::Unlinked, name) {
-            link_newest(ctx, name, &remaining)?;
+        } else if removes_linked
+            && !ctx.records.has(Mark::Unlinked, name)
+            && let Err(e) = link_newest(ctx, name, &remaining)
+        {
+            unlinked.push((name, e));
         }
     }
-    Ok(())
+    if unlinked.len() > 1 {
+        let names: Vec<&str> = unlinked.iter().map(|(n, _)| *n).collect();
+        for (_, e) in &unlinked {
+            ctx.reporter.error(&format!("{e:#}"));
+        }
+        bail!(
+            "uninstalled what was asked, but {} packages are left with no version linked: {}; `pkg link NAME` to retry",
+            unlinked.len(),
+            names.join(", ")
+        );
+    }
+    match unlinked.pop() {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Refuses when an installed package that stays depends on what goes: on a package removed

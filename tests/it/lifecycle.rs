@@ -835,3 +835,48 @@ fn names_with_an_at_sign_work_for_every_verb_that_names_an_installed_package() {
         .failure()
         .says("invalid version in `tool@2`");
 }
+
+#[test]
+fn uninstall_goes_on_when_relinking_the_newest_remaining_version_fails() {
+    let registry = Registry::start();
+    // hello 1.0.0 has a binary 2.0.0 lacks: relinking 1.0.0 puts bin/hello-old back.
+    let old = ImageSpec::new("linux", "amd64")
+        .file("bin/hello", "#!/bin/sh\necho hello 1.0.0\n", 0o755)
+        .file("bin/hello-old", "#!/bin/sh\necho old\n", 0o755);
+    registry.push("acme/hello", "1.0.0", &Fixture::Image(old));
+    publish(&registry, "hello", &["2.0.0"]);
+    publish(&registry, "other", &["1.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "hello", &["1.0.0", "2.0.0"]);
+    formula(&ctx, &registry, "other", &["1.0.0"]);
+    ctx.pkg(&["install", "hello@1.0.0"]).success();
+    ctx.pkg(&["install", "hello@2.0.0", "other"]).success();
+    assert_eq!(run_bin(&ctx, "hello"), "hello 2.0.0");
+    assert!(std::fs::symlink_metadata(ctx.prefix.join("bin/hello-old")).is_err());
+    std::fs::write(ctx.prefix.join("bin/hello-old"), "mine").unwrap();
+
+    let run = ctx.pkg(&["uninstall", "hello@2.0.0", "other"]).failure();
+    run.says("Uninstalled hello 2.0.0")
+        .says("Uninstalled other 1.0.0")
+        .says("linking hello 1.0.0 in its place failed; `pkg link hello` to retry")
+        .says("bin/hello-old");
+    assert_eq!(
+        ctx.cellar_versions("hello"),
+        ["1.0.0"],
+        "the removal stays done"
+    );
+    assert!(
+        ctx.cellar_versions("other").is_empty(),
+        "the next target still went"
+    );
+    assert!(std::fs::symlink_metadata(ctx.prefix.join("bin/other")).is_err());
+    assert_eq!(
+        std::fs::read_to_string(ctx.prefix.join("bin/hello-old")).unwrap(),
+        "mine"
+    );
+
+    // The retry it names works once the file is out of the way.
+    std::fs::remove_file(ctx.prefix.join("bin/hello-old")).unwrap();
+    ctx.pkg(&["link", "hello"]).success();
+    assert_eq!(run_bin(&ctx, "hello"), "hello 1.0.0");
+}

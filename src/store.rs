@@ -15,7 +15,8 @@
 //! runs never share one; the second downloads into a temporary file of its own). A partial that
 //! outlives its run is read back, rehashed and fed downstream by the next run, which asks the
 //! registry only for the rest (`Range: bytes=N-`). Nothing joins `blobs/` before size and digest
-//! verify; a partial that fails them is deleted, so the try after it starts from zero.
+//! verify; a partial that fails them is deleted, so the try after it starts from zero. So is one
+//! whose ranged answer the registry botches (then the blob is fetched whole, in the same run).
 
 use std::fs::{File, TryLockError};
 use std::io::{self, Read, Seek, Write};
@@ -23,7 +24,7 @@ use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, HashingReader};
-use crate::registry::blob::BlobStream;
+use crate::registry::blob::{BlobStream, refuses_range};
 use crate::registry::{RegistryError, Repository};
 
 const LAYOUT: &str = "v1";
@@ -288,12 +289,14 @@ impl Store {
     /// [`BlobReader::finish`] has checked size and digest. When an earlier run left part of the
     /// blob there, those bytes are read back first (rehashed and handed on like the rest) and
     /// `open` is asked for the rest only: it gets the offset to start from (0 for a fresh
-    /// download), and is not called at all when the partial already holds the whole blob.
+    /// download), and is not called at all when the partial already holds the whole blob. When
+    /// the registry botches the ranged answer (see [`refuses_range`]), the kept bytes are dropped
+    /// and `open` is called again for the whole blob, from 0.
     pub fn reader(
         &self,
         digest: &Digest,
         size: u64,
-        open: impl FnOnce(u64) -> Result<BlobStream, RegistryError>,
+        mut open: impl FnMut(u64) -> Result<BlobStream, RegistryError>,
     ) -> Result<BlobReader, StoreError> {
         if let Some(path) = self.cached(digest) {
             self.drop_stale_partial(digest);
@@ -318,7 +321,7 @@ impl Store {
                 _interrupted: None,
             });
         }
-        let (download, kept) = match self.lock_partial(digest)? {
+        let (mut download, mut kept) = match self.lock_partial(digest)? {
             Some(mut file) => {
                 let path = self.partial_path(digest);
                 let mut kept = file.metadata().map_err(io_err(&path))?.len();
@@ -340,7 +343,22 @@ impl Store {
                 reader: Box::new(io::empty()),
             }
         } else {
-            match open(kept) {
+            let mut answer = open(kept);
+            if kept > 0
+                && let Err(e) = &answer
+                && refuses_range(e)
+            {
+                // The registry's ranges are broken: asking for the rest again would fail the
+                // same way in every later run. Nothing has been handed out yet, so the kept
+                // bytes go and the whole blob is fetched, without a range.
+                if let Err(e) = download.truncate() {
+                    download.discard();
+                    return Err(e);
+                }
+                kept = 0;
+                answer = open(0);
+            }
+            match answer {
                 Ok(stream) => stream,
                 Err(e) => {
                     download.abandon();
@@ -412,6 +430,15 @@ impl Download {
                 }
             }
         }
+    }
+
+    /// Empties the partial (its bytes are not to be resumed from), keeping its lock.
+    fn truncate(&mut self) -> Result<(), StoreError> {
+        if let Download::Partial { path, file } = self {
+            file.set_len(0).map_err(io_err(path))?;
+            file.seek(io::SeekFrom::Start(0)).map_err(io_err(path))?;
+        }
+        Ok(())
     }
 
     /// The bytes failed their check: they go, whatever kind of file holds them.
@@ -677,7 +704,7 @@ mod tests {
         store: &Store,
         digest: &Digest,
         size: usize,
-        open: impl FnOnce(u64) -> Result<BlobStream, RegistryError>,
+        open: impl FnMut(u64) -> Result<BlobStream, RegistryError>,
     ) -> (Vec<u8>, Result<(), StoreError>) {
         let mut reader = store.reader(digest, size as u64, open).unwrap();
         let mut out = Vec::new();
@@ -702,7 +729,7 @@ mod tests {
         let first = bytes[..100_000].to_vec();
         let (_, verdict) = read_blob(&store, &digest, bytes.len(), |offset| {
             assert_eq!(offset, 0);
-            stream(first, true)
+            stream(first.clone(), true)
         });
         assert!(matches!(verdict, Err(StoreError::Io { .. })), "{verdict:?}");
         assert!(
@@ -869,6 +896,63 @@ mod tests {
         verdict.unwrap();
         assert!(out == bytes);
         assert!(store.temporary_files().is_empty());
+    }
+
+    #[test]
+    fn a_ranged_answer_the_registry_botches_drops_the_partial_and_fetches_the_blob_from_0() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let bytes = blob_bytes(50_000);
+        let digest = Digest::of_bytes(&bytes);
+        let partial = store.partial_path(&digest);
+        // The kept bytes are even wrong: fetched whole, the blob verifies all the same.
+        let mut kept = bytes[..20_000].to_vec();
+        kept[10] ^= 1;
+        std::fs::write(&partial, &kept).unwrap();
+
+        let mut asked = Vec::new();
+        let (out, verdict) = read_blob(&store, &digest, bytes.len(), |offset| {
+            asked.push(offset);
+            if offset > 0 {
+                return Err(crate::registry::blob::range_refused(
+                    "http://registry.test/blob",
+                    "the server sent Content-Range `bytes 0-49999/50000`".into(),
+                ));
+            }
+            stream(bytes.clone(), false)
+        });
+        verdict.unwrap();
+        assert_eq!(asked, [20_000, 0]);
+        assert!(out == bytes, "the reader did not hand out the blob from 0");
+        assert!(store.cached(&digest).is_some());
+        assert!(!partial.exists());
+
+        // When the try from 0 fails too, no partial is left to be asked for by range again.
+        let other = blob_bytes(30_000);
+        let digest = Digest::of_bytes(&other);
+        let partial = store.partial_path(&digest);
+        std::fs::write(&partial, &other[..5_000]).unwrap();
+        let mut asked = Vec::new();
+        let opened = store.reader(&digest, other.len() as u64, |offset| {
+            asked.push(offset);
+            if offset > 0 {
+                return Err(crate::registry::blob::range_refused(
+                    "http://registry.test/blob",
+                    "the server answered 416".into(),
+                ));
+            }
+            Err(RegistryError::Status {
+                url: "http://registry.test/blob".into(),
+                status: 503,
+                detail: String::new(),
+            })
+        });
+        assert!(matches!(opened, Err(StoreError::Registry(_))));
+        assert_eq!(asked, [5_000, 0]);
+        assert!(
+            !partial.exists(),
+            "a partial whose range was refused was kept"
+        );
     }
 
     #[test]

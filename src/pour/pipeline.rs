@@ -249,7 +249,7 @@ mod tests {
             .reader(digest, bytes.len() as u64, |_| {
                 Ok(BlobStream {
                     url: "http://registry.test/blob".into(),
-                    reader: Box::new(io::Cursor::new(body)),
+                    reader: Box::new(io::Cursor::new(body.clone())),
                 })
             })
             .unwrap()
@@ -288,7 +288,7 @@ mod tests {
                 assert_eq!(offset, kept as u64);
                 Ok(BlobStream {
                     url: "http://registry.test/blob".into(),
-                    reader: Box::new(io::Cursor::new(rest)),
+                    reader: Box::new(io::Cursor::new(rest.clone())),
                 })
             })
             .unwrap();

@@ -2,7 +2,16 @@
 //! resumes itself with `Range: bytes=N-` when the connection breaks, and that can start at an
 //! offset (the rest of a partial download an earlier run left). Hashing and size checks happen
 //! in the store as the bytes flow.
+//!
+//! A ranged answer that contradicts what was asked (a 206 whose `Content-Range` or
+//! `Content-Length` is not that of the rest of the blob, or a 416 for a range inside it) says the
+//! server's range support is broken, not the network: it is refused with an error
+//! [`refuses_range`] recognises, and the body is then asked for again without `Range` (the store
+//! drops a partial it was resuming and starts from 0; a stream that broke off midway reads the
+//! whole blob again and skips the bytes already handed out), so the same bad answer is never
+//! asked for again.
 
+use std::fmt;
 use std::io::{self, Read};
 
 use super::{Call, Client, RegistryError, Repository, retry};
@@ -29,7 +38,8 @@ impl Client {
     /// Downloads `digest` from byte `offset` on (a partial download an earlier run left holds
     /// the bytes before it): `Range: bytes=OFFSET-`, a 206 whose `Content-Range` must match, or
     /// a 200 from a server that ignores ranges, read from the start with the first `offset`
-    /// bytes skipped.
+    /// bytes skipped. A ranged answer that contradicts the range is an error [`refuses_range`]
+    /// recognises (the caller then starts over from 0).
     pub fn open_blob_from(
         &self,
         repo: &Repository,
@@ -37,7 +47,7 @@ impl Client {
         size: u64,
         offset: u64,
     ) -> Result<BlobStream, RegistryError> {
-        let (url, body) = self.blob_from(repo, digest, size, offset)?;
+        let (url, body) = self.blob_from(repo, digest, size, offset, true)?;
         Ok(BlobStream {
             url: url.clone(),
             reader: Box::new(Resuming {
@@ -50,22 +60,26 @@ impl Client {
                 offset,
                 resumes_left: self.network().resumes,
                 attempt: 0,
+                ranges: true,
             }),
         })
     }
 
-    /// GET the blob from byte `offset` on. A server that ignores the range (200) is read from
-    /// the start and the first `offset` bytes are skipped.
+    /// GET the blob from byte `offset` on, with `Range: bytes=OFFSET-` when `ranged`. A 200
+    /// (a server that ignores the range, or no range asked for) is read from the start and the
+    /// first `offset` bytes are skipped.
     fn blob_from(
         &self,
         repo: &Repository,
         digest: &Digest,
         size: u64,
         offset: u64,
+        ranged: bool,
     ) -> Result<(String, Box<dyn Read + Send>), RegistryError> {
         let url = self.url(repo, &format!("blobs/{digest}"))?;
         let mut call = Call::get(&url).header("Accept", "*/*");
-        if offset > 0 {
+        let ranged = ranged && offset > 0;
+        if ranged {
             call = call.header("Range", format!("bytes={offset}-"));
         }
         let resp = self.request(repo, "pull", &call)?;
@@ -104,18 +118,23 @@ impl Client {
                 }
                 Ok((url, Box::new(body)))
             }
-            206 if offset > 0 => {
+            206 | 416 if ranged => {
+                let refused = |reason: String| {
+                    range_refused(
+                        &url,
+                        format!("asked for bytes {offset}- of {digest} ({size} bytes): {reason}"),
+                    )
+                };
+                if status == 416 {
+                    return Err(refused(
+                        "the server answered 416 (Range Not Satisfiable) for a range inside the blob"
+                            .into(),
+                    ));
+                }
                 let range = resp
                     .headers()
                     .get("content-range")
                     .and_then(|v| v.to_str().ok());
-                let refused = |reason: String| RegistryError::Read {
-                    url: url.clone(),
-                    source: io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("asked for bytes {offset}- of {digest} ({size} bytes): {reason}"),
-                    ),
-                };
                 check_content_range(range, offset, size).map_err(refused)?;
                 if let Some(len) = length
                     && len != size - offset
@@ -130,6 +149,37 @@ impl Client {
             _ => Err(self.status_error(repo, &url, resp, || format!("blob {digest}"))),
         }
     }
+}
+
+/// Why a ranged answer was refused (the source of the [`RegistryError::Read`] that says so).
+#[derive(Debug)]
+struct RangeRefused(String);
+
+impl fmt::Display for RangeRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RangeRefused {}
+
+/// The error that refuses a ranged answer from `url`, for `reason`.
+pub(crate) fn range_refused(url: &str, reason: String) -> RegistryError {
+    RegistryError::Read {
+        url: url.to_owned(),
+        source: io::Error::new(io::ErrorKind::InvalidData, RangeRefused(reason)),
+    }
+}
+
+/// Whether `error` is the refusal of a ranged answer that contradicts the range asked for (a
+/// wrong `Content-Range` or `Content-Length` on a 206, a 416): the server's ranges are broken,
+/// and asking again without `Range` is the way on. Network errors and timeouts are not.
+pub fn refuses_range(error: &RegistryError) -> bool {
+    matches!(
+        error,
+        RegistryError::Read { source, .. }
+            if source.get_ref().is_some_and(|e| e.is::<RangeRefused>())
+    )
 }
 
 /// The `Content-Range` of a 206 answer to `Range: bytes=OFFSET-` must be exactly
@@ -179,6 +229,10 @@ struct Resuming {
     offset: u64,
     resumes_left: u32,
     attempt: u32,
+    /// Whether resuming asks for `Range: bytes=OFFSET-`: false once the server answered a range
+    /// with something that contradicts it (then the whole blob is read again, the bytes already
+    /// handed out skipped).
+    ranges: bool,
 }
 
 impl Resuming {
@@ -189,10 +243,23 @@ impl Resuming {
         self.resumes_left -= 1;
         std::thread::sleep(retry::delay(self.client.network(), self.attempt, None));
         self.attempt += 1;
-        let (url, body) = self
-            .client
-            .blob_from(&self.repo, &self.digest, self.size, self.offset)
-            .map_err(|e| io::Error::other(format!("{cause}; resuming {} failed: {e}", self.url)))?;
+        let (client, repo, digest) = (&self.client, &self.repo, &self.digest);
+        let from = |ranged| client.blob_from(repo, digest, self.size, self.offset, ranged);
+        let answer = match from(self.ranges) {
+            Err(refused) if refuses_range(&refused) => from(false)
+                .map(|answer| (answer, false))
+                .map_err(|e| {
+                    format!(
+                        "{cause}; resuming {} was refused ({refused}), and reading it again from the start failed: {e}",
+                        self.url
+                    )
+                }),
+            other => other
+                .map(|answer| (answer, self.ranges))
+                .map_err(|e| format!("{cause}; resuming {} failed: {e}", self.url)),
+        };
+        let ((url, body), ranges) = answer.map_err(io::Error::other)?;
+        self.ranges = ranges;
         self.url = url;
         self.inner = body;
         Ok(())

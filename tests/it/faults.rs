@@ -175,12 +175,12 @@ pub fn assert_cache_verified_and_settled(cache: &Path) {
     assert!(tmp.is_empty(), "downloads left in the cache: {tmp:?}");
 }
 
-fn blob_gets(proxy: &Proxy) -> Vec<Seen> {
+pub fn blob_gets(proxy: &Proxy) -> Vec<Seen> {
     proxy.matching("GET", "/blobs/")
 }
 
 /// `bytes=N-` → N.
-fn range_start(seen: &Seen) -> Option<u64> {
+pub fn range_start(seen: &Seen) -> Option<u64> {
     seen.header("range")?
         .strip_prefix("bytes=")?
         .strip_suffix('-')?
@@ -376,63 +376,152 @@ fn content_range(value: &str) -> Option<(u64, u64, u64)> {
     Some((first.parse().ok()?, last.parse().ok()?, total.parse().ok()?))
 }
 
+/// Rewrites every 206 answer (a ranged one) so that it contradicts the range asked for: another
+/// total in its `Content-Range`, another start, another end, no `Content-Range`, a body one
+/// byte longer than the rest of the blob (so `Content-Length` is wrong), or a 416 in its place.
+type Botch = fn(&mut crate::harness::proxy::Response);
+
+const BOTCHED_RANGES: [(&str, Botch); 6] = [
+    ("another total", |r| {
+        if let Some((f, l, t)) = r.header("content-range").and_then(content_range) {
+            r.set_header("Content-Range", &format!("bytes {f}-{l}/{}", t + 1));
+        }
+    }),
+    ("another start", |r| {
+        if let Some((f, l, t)) = r.header("content-range").and_then(content_range) {
+            r.set_header("Content-Range", &format!("bytes {}-{l}/{t}", f - 1));
+        }
+    }),
+    ("another end", |r| {
+        if let Some((f, l, t)) = r.header("content-range").and_then(content_range) {
+            r.set_header("Content-Range", &format!("bytes {f}-{}/{t}", l - 1));
+        }
+    }),
+    ("no Content-Range", |r| r.remove_header("Content-Range")),
+    ("a wrong Content-Length", |r| r.body.push(0)),
+    ("416", |r| {
+        r.status = 416;
+        r.remove_header("Content-Range");
+        r.body.clear();
+    }),
+];
+
+/// [`BOTCHED_RANGES`]'s `botch`, on every ranged answer from now on.
+fn botch_every_range(proxy: &Proxy, botch: Botch) {
+    proxy.on(
+        "GET",
+        "/blobs/",
+        Times::Always,
+        Fault::rewrite(move |r| {
+            if r.status == 206 {
+                botch(r);
+            }
+        }),
+    );
+}
+
 #[test]
-fn a_206_whose_content_range_contradicts_the_range_asked_for_is_refused() {
-    type Forge = fn(u64, u64, u64) -> Option<String>;
-    let cases: [(&str, Forge); 4] = [
-        ("another total", |f, l, t| {
-            Some(format!("bytes {f}-{l}/{}", t + 1))
-        }),
-        ("another start", |f, l, t| {
-            Some(format!("bytes {}-{l}/{t}", f - 1))
-        }),
-        ("another end", |f, l, t| {
-            Some(format!("bytes {f}-{}/{t}", l - 1))
-        }),
-        ("none", |_, _, _| None),
-    ];
+fn a_ranged_answer_that_contradicts_the_range_asked_for_is_refused_and_the_blob_read_again_from_the_start()
+ {
     let rig = Rig::start();
     rig.publish("hello", &["1.0.0"], DATA);
-    for (what, forge) in cases {
+    for (what, botch) in BOTCHED_RANGES {
         let ctx = rig.ctx.sharing_cache();
         let _ = std::fs::remove_dir_all(ctx.cache.join("v1"));
         let before = blob_gets(rig.reg()).len();
-        rig.reg()
-            .on(
-                "GET",
-                "/blobs/",
-                Times::Once,
-                Fault::TruncateAfter(DATA / 2),
-            )
-            .on(
-                "GET",
-                "/blobs/",
-                Times::Once,
-                Fault::rewrite(move |r| {
-                    let real = r.header("content-range").and_then(content_range);
-                    if let (206, Some((f, l, t))) = (r.status, real) {
-                        match forge(f, l, t) {
-                            Some(v) => r.set_header("Content-Range", &v),
-                            None => r.remove_header("Content-Range"),
-                        }
-                    }
-                }),
-            );
+        rig.reg().on(
+            "GET",
+            "/blobs/",
+            Times::Once,
+            Fault::TruncateAfter(DATA / 2),
+        );
+        // The server's ranges stay broken: asking for the rest again would fail again.
+        botch_every_range(rig.reg(), botch);
 
-        let run = ctx.pkg(&["install", "hello"]).failure();
-        run.says("Content-Range");
-        assert_nothing_installed(&ctx, "hello");
-        let gets = blob_gets(rig.reg());
-        let forged = gets[before..]
-            .iter()
-            .find(|s| range_start(s).is_some())
-            .unwrap_or_else(|| panic!("{what}: no resume:\n{}", rig.reg().describe()));
-        assert_eq!(forged.status, 206, "{what}:\n{}", rig.reg().describe());
-        rig.reg().clear();
-        // Whatever the refused answer left, the next run installs.
         ctx.pkg(&["install", "hello"]).success();
         assert_eq!(run_bin(&ctx, "hello"), "hello 1.0.0", "{what}");
+        // Cut, resumed with a range whose answer was refused, then read whole without one.
+        let gets = blob_gets_since(rig.reg(), before);
+        let statuses: Vec<(Option<u64>, u16)> =
+            gets.iter().map(|s| (range_start(s), s.status)).collect();
+        assert_eq!(statuses.len(), 3, "{what}:\n{}", rig.reg().describe());
+        assert_eq!(
+            statuses[0],
+            (None, 200),
+            "{what}:\n{}",
+            rig.reg().describe()
+        );
+        assert!(
+            matches!(statuses[1], (Some(start), 206 | 416) if start > 0),
+            "{what}: no botched resume:\n{}",
+            rig.reg().describe()
+        );
+        assert_eq!(
+            statuses[2],
+            (None, 200),
+            "{what}:\n{}",
+            rig.reg().describe()
+        );
         assert_cache_verified_and_settled(&ctx.cache);
+        rig.reg().clear();
+    }
+}
+
+#[test]
+fn a_partial_whose_ranged_answers_are_always_botched_is_dropped_and_the_blob_fetched_whole() {
+    let rig = Rig::start();
+    let built = rig.publish("hello", &["1.0.0"], DATA);
+    let digest = built[0].layer_digest().to_owned();
+    for (what, botch) in BOTCHED_RANGES {
+        let _ = std::fs::remove_dir_all(rig.ctx.cache.join("v1"));
+        // An earlier run was killed with half the blob on disk.
+        let blob = plant_partial(&rig, &digest, DATA / 2, false);
+        botch_every_range(rig.reg(), botch);
+        let before = blob_gets(rig.reg()).len();
+
+        let ctx = rig.ctx.sharing_cache();
+        ctx.pkg(&["install", "hello"]).success();
+        assert_eq!(run_bin(&ctx, "hello"), "hello 1.0.0", "{what}");
+        let gets = blob_gets_since(rig.reg(), before);
+        let statuses: Vec<(Option<u64>, u16)> =
+            gets.iter().map(|s| (range_start(s), s.status)).collect();
+        assert_eq!(
+            statuses.len(),
+            2,
+            "{what}: the partial's range, then the whole blob:\n{}",
+            rig.reg().describe()
+        );
+        assert!(
+            matches!(statuses[0], (Some(start), 206 | 416) if start == DATA as u64 / 2),
+            "{what}:\n{}",
+            rig.reg().describe()
+        );
+        assert_eq!(
+            statuses[1],
+            (None, 200),
+            "{what}:\n{}",
+            rig.reg().describe()
+        );
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        assert_eq!(
+            std::fs::read(ctx.cache.join("v1/blobs/sha256").join(hex)).unwrap(),
+            blob,
+            "{what}"
+        );
+        assert!(!partial_of(&ctx.cache, &digest).exists(), "{what}");
+        assert_cache_verified_and_settled(&ctx.cache);
+
+        // A later run never asks for that range again.
+        let before = blob_gets(rig.reg()).len();
+        let again = rig.ctx.sharing_cache();
+        again.pkg(&["install", "hello"]).success();
+        assert_eq!(run_bin(&again, "hello"), "hello 1.0.0", "{what}");
+        let ranged: Vec<Seen> = blob_gets_since(rig.reg(), before)
+            .into_iter()
+            .filter(|s| s.header("range").is_some())
+            .collect();
+        assert!(ranged.is_empty(), "{what}:\n{}", rig.reg().describe());
+        rig.reg().clear();
     }
 }
 
@@ -656,7 +745,7 @@ fn a_token_that_expires_mid_run_is_renewed_once() {
 }
 
 /// The cache's partial download of `digest` (`v1/tmp/sha256-HEX.partial`).
-fn partial_of(cache: &Path, digest: &str) -> PathBuf {
+pub fn partial_of(cache: &Path, digest: &str) -> PathBuf {
     let hex = digest.strip_prefix("sha256:").unwrap();
     cache.join(format!("v1/tmp/sha256-{hex}.partial"))
 }
@@ -676,7 +765,7 @@ fn plant_partial(rig: &Rig, digest: &str, len: usize, flip: bool) -> Vec<u8> {
 }
 
 /// The blob GETs made since `before` of them had been.
-fn blob_gets_since(proxy: &Proxy, before: usize) -> Vec<Seen> {
+pub fn blob_gets_since(proxy: &Proxy, before: usize) -> Vec<Seen> {
     blob_gets(proxy).split_off(before)
 }
 

@@ -16,7 +16,8 @@
 //! outlives its run is read back, rehashed and fed downstream by the next run, which asks the
 //! registry only for the rest (`Range: bytes=N-`). Nothing joins `blobs/` before size and digest
 //! verify; a partial that fails them is deleted, so the try after it starts from zero. So is one
-//! whose ranged answer the registry botches (then the blob is fetched whole, in the same run).
+//! whose ranged answer the registry botches (then the blob is fetched whole, in the same run) and
+//! one a write failed to extend (it would have a hole).
 
 use std::fs::{File, TryLockError};
 use std::io::{self, Read, Seek, Write};
@@ -309,6 +310,7 @@ impl Store {
                         inner: Box::new(file),
                         copy: None,
                         room: 0,
+                        spoilt: None,
                     },
                     size,
                 ),
@@ -383,6 +385,7 @@ impl Store {
                     inner: stream.reader,
                     copy: Some(io::BufWriter::with_capacity(256 * 1024, download)),
                     room: size - kept,
+                    spoilt: None,
                 },
                 size,
             ),
@@ -441,7 +444,8 @@ impl Download {
         Ok(())
     }
 
-    /// The bytes failed their check: they go, whatever kind of file holds them.
+    /// The bytes failed their check, or a write into the file failed (so it may have a hole):
+    /// they go, whatever kind of file holds them.
     fn discard(self) {
         match self {
             Download::Temp(tmp) => drop(tmp),
@@ -469,8 +473,29 @@ impl Download {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: the first write into a download on this thread that starts at or past this
+    /// offset fails, as on a full disk (then this is cleared).
+    static FAIL_WRITE_AT: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
 impl Write for Download {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        #[cfg(test)]
+        if let Some(at) = FAIL_WRITE_AT.get() {
+            let file = match self {
+                Download::Temp(tmp) => tmp.as_file(),
+                Download::Partial { file, .. } => file,
+            };
+            if file.metadata()?.len() >= at {
+                FAIL_WRITE_AT.set(None);
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "No space left on device (test)",
+                ));
+            }
+        }
         match self {
             Download::Temp(tmp) => tmp.write(buf),
             Download::Partial { file, .. } => file.write(buf),
@@ -519,15 +544,48 @@ impl Read for Kept {
 /// The blob's bytes: those kept from an earlier run first, then the stream's, which are copied
 /// into the download file (never more than `room` of them, so a partial never grows past the
 /// blob's size, even by the byte that proves a stream too long).
+///
+/// A write that fails (a full disk) loses its chunk: the file would have a hole, and a partial
+/// with a hole resumed from its length yields another blob. So the first failed write deletes
+/// the file and stops the copy (`spoilt`), and every read after it fails: nothing downstream
+/// sees more, nothing is kept for a later run, nothing is published.
 struct Tee {
     kept: Option<Kept>,
     inner: Box<dyn Read + Send>,
     copy: Option<io::BufWriter<Download>>,
     room: u64,
+    /// The file whose write failed (deleted), with the error.
+    spoilt: Option<(PathBuf, io::Error)>,
+}
+
+impl Tee {
+    /// The error every read returns once a write failed.
+    fn spoilt_error(&self) -> Option<io::Error> {
+        let (path, e) = self.spoilt.as_ref()?;
+        Some(io::Error::new(
+            e.kind(),
+            format!("writing the download to {}: {e}", path.display()),
+        ))
+    }
+
+    /// A write into the download failed: the file goes, and so does the copy.
+    fn spoil(&mut self, e: io::Error) -> io::Error {
+        if let Some(copy) = self.copy.take() {
+            let (download, _unwritten) = copy.into_parts();
+            let path = download.path().to_owned();
+            download.discard();
+            self.spoilt = Some((path, e));
+        }
+        self.spoilt_error()
+            .unwrap_or_else(|| io::Error::other("the download was spoilt"))
+    }
 }
 
 impl Read for Tee {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(e) = self.spoilt_error() {
+            return Err(e);
+        }
         if let Some(kept) = self.kept.as_mut() {
             match kept.read(buf)? {
                 0 => self.kept = None,
@@ -537,7 +595,9 @@ impl Read for Tee {
         let n = self.inner.read(buf)?;
         if let Some(copy) = self.copy.as_mut() {
             let take = n.min(usize::try_from(self.room).unwrap_or(usize::MAX));
-            copy.write_all(&buf[..take])?;
+            if let Err(e) = copy.write_all(&buf[..take]) {
+                return Err(self.spoil(e));
+            }
             self.room -= take as u64;
         }
         Ok(n)
@@ -566,7 +626,8 @@ impl Read for BlobReader {
 impl BlobReader {
     /// Drains what is left, checks size and digest, and publishes a downloaded blob into the cache.
     /// A cached blob or a partial download that does not verify is removed, so the next run
-    /// downloads it from the start. A download that breaks off keeps its partial file.
+    /// downloads it from the start; so is a partial a write failed to extend (the error is that
+    /// of the write). A download that breaks off keeps its partial file.
     pub fn finish(self) -> Result<(), StoreError> {
         let BlobReader {
             inner,
@@ -580,13 +641,20 @@ impl BlobReader {
         } = self;
         let mut inner = inner;
         let verdict = inner.finish();
-        let download = match inner.into_inner().copy.map(io::BufWriter::into_inner) {
+        let tee = inner.into_inner();
+        // A failed write is the verdict: the file it spoilt is gone, nothing is published.
+        if let Some((path, source)) = tee.spoilt {
+            return Err(StoreError::Io { path, source });
+        }
+        let download = match tee.copy.map(io::BufWriter::into_inner) {
             None => None,
             Some(Ok(download)) => Some(download),
             Some(Err(e)) => {
                 let (source, writer) = e.into_parts();
-                writer.into_parts().0.abandon();
-                return Err(StoreError::Io { path: dest, source });
+                let download = writer.into_parts().0;
+                let path = download.path().to_owned();
+                download.discard();
+                return Err(StoreError::Io { path, source });
             }
         };
         let (actual, count) = match verdict {
@@ -953,6 +1021,48 @@ mod tests {
             !partial.exists(),
             "a partial whose range was refused was kept"
         );
+    }
+
+    #[test]
+    fn a_write_that_fails_spoils_the_partial_which_is_deleted_not_kept_nor_published() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let bytes = blob_bytes(1_000_000);
+        let digest = Digest::of_bytes(&bytes);
+        let partial = store.partial_path(&digest);
+
+        // The disk fills once 256 KiB are on it (the write after that fails, later ones would
+        // not), then the connection breaks for good.
+        FAIL_WRITE_AT.set(Some(256 * 1024));
+        let (out, verdict) = read_blob(&store, &digest, bytes.len(), |offset| {
+            assert_eq!(offset, 0);
+            stream(bytes[..700_000].to_vec(), true)
+        });
+        assert_eq!(FAIL_WRITE_AT.get(), None, "no write failed");
+        assert!(!partial.exists(), "a partial with a hole in it was kept");
+        match verdict {
+            Err(StoreError::Io { path, source }) => {
+                assert_eq!(source.kind(), io::ErrorKind::StorageFull, "{source}");
+                assert_eq!(path, partial);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            out.len() < 700_000,
+            "bytes were handed out after the failed write"
+        );
+        assert!(bytes.starts_with(&out));
+        assert!(store.cached(&digest).is_none());
+        assert!(store.temporary_files().is_empty());
+
+        // The next try starts from 0.
+        let (out, verdict) = read_blob(&store, &digest, bytes.len(), |offset| {
+            assert_eq!(offset, 0, "resumed from a spoilt partial");
+            stream(bytes.clone(), false)
+        });
+        verdict.unwrap();
+        assert!(out == bytes);
+        assert!(store.cached(&digest).is_some());
     }
 
     #[test]

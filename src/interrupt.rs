@@ -1,5 +1,7 @@
 //! Ctrl-C and SIGTERM: remove this run's temporary files and directories, then exit 130.
 //! Whatever the signal interrupts is also repaired by the next run (see `Cellar::recover`).
+//! Partial downloads are not temporary files: they stay for the next run to resume (see
+//! `Store::reader`), and are never guarded here.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -27,7 +29,9 @@ pub fn install() -> Result<(), ctrlc::Error> {
                 Err(_) => {}
             }
         }
-        eprintln!("\ninterrupted; temporary files removed, nothing half-installed is left");
+        eprintln!(
+            "\ninterrupted; temporary files removed (partial downloads stay, for the next run to resume), nothing half-installed is left"
+        );
         std::process::exit(EXIT_CODE);
     })
 }
@@ -44,6 +48,12 @@ pub fn guard(path: &Path) -> Guard {
     Guard {
         path: path.to_owned(),
     }
+}
+
+/// The paths an interruption would remove now.
+#[cfg(test)]
+pub fn guarded() -> Vec<PathBuf> {
+    TEMPORARY.lock().map(|p| p.clone()).unwrap_or_default()
 }
 
 impl Drop for Guard {

@@ -13,7 +13,8 @@
 //!
 //! A blob is downloaded into the partial file named by its digest (locked while in use, so two
 //! runs never share one; the second downloads into a temporary file of its own). A partial that
-//! outlives its run is read back, rehashed and fed downstream by the next run, which asks the
+//! outlives its run (killed, failed, or interrupted by Ctrl-C: it is resumable state, not a
+//! temporary file) is read back, rehashed and fed downstream by the next run, which asks the
 //! registry only for the rest (`Range: bytes=N-`). Nothing joins `blobs/` before size and digest
 //! verify; a partial that fails them is deleted, so the try after it starts from zero. So is one
 //! whose ranged answer the registry botches (then the blob is fetched whole, in the same run) and
@@ -338,7 +339,13 @@ impl Store {
             }
             None => (Download::Temp(self.temp_file()?), 0),
         };
-        let guard = crate::interrupt::guard(download.path());
+        // Ctrl-C removes this run's own temporary file, never the partial: that is a locked,
+        // verified-size prefix of the blob named by its digest, which the next run resumes (and
+        // by the time the guard would be dropped, another run may have a new partial there).
+        let guard = match &download {
+            Download::Temp(tmp) => Some(crate::interrupt::guard(tmp.path())),
+            Download::Partial { .. } => None,
+        };
         let stream = if kept == size {
             BlobStream {
                 url: download.path().display().to_string(),
@@ -395,7 +402,7 @@ impl Store {
             cached: None,
             dest: self.blob_path(digest),
             resumed: kept,
-            _interrupted: Some(guard),
+            _interrupted: guard,
         })
     }
 }
@@ -1063,6 +1070,39 @@ mod tests {
         verdict.unwrap();
         assert!(out == bytes);
         assert!(store.cached(&digest).is_some());
+    }
+
+    #[test]
+    fn an_interruption_would_remove_a_temporary_download_but_never_a_partial() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let bytes = blob_bytes(4_000);
+        let digest = Digest::of_bytes(&bytes);
+        let partial = store.partial_path(&digest);
+        let open = |_| stream(bytes.clone(), false);
+
+        let reader = store.reader(&digest, bytes.len() as u64, open).unwrap();
+        assert!(partial.exists());
+        assert!(
+            !crate::interrupt::guarded().contains(&partial),
+            "Ctrl-C would delete the resumable partial"
+        );
+        drop(reader);
+
+        // Held by another run: this one's own temporary file is what Ctrl-C removes.
+        let owner = File::open(&partial).unwrap();
+        owner.lock().unwrap();
+        let reader = store.reader(&digest, bytes.len() as u64, open).unwrap();
+        let temporary: Vec<_> = store
+            .temporary_files()
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| *p != partial)
+            .collect();
+        assert_eq!(temporary.len(), 1);
+        assert!(crate::interrupt::guarded().contains(&temporary[0]));
+        drop(reader);
+        assert!(!crate::interrupt::guarded().contains(&temporary[0]));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Crash consistency: pkg is SIGKILLed at random points of install, upgrade, uninstall and
 //! cleanup (slowed down by the proxy so kills land mid-download and mid-unpack), then the prefix
 //! and the cache are checked and the command is run again, which must complete. Also: Ctrl-C and
-//! SIGTERM (exit 130, no temporary files), and several pkg processes at once on one prefix or on
-//! prefixes sharing one cache.
+//! SIGTERM (exit 130, no temporary files, the partial download kept and resumed by the rerun),
+//! and several pkg processes at once on one prefix or on prefixes sharing one cache.
 //!
 //! `PKG_CRASH_ITERATIONS` sets the kills per command (default 30); `PKG_CRASH_SEED` replays a run
 //! (every failure message names its seed).
@@ -11,7 +11,10 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::faults::{Rig, files_under, host_platform, noise, run_bin};
+use crate::faults::{
+    Rig, blob_gets, blob_gets_since, files_under, host_platform, noise, partial_of, range_start,
+    run_bin,
+};
 use crate::harness::proxy::{Fault, Times};
 use crate::harness::{Fixture, Formula, ImageSpec, TestContext, sha256_digest};
 
@@ -528,51 +531,80 @@ fn cleanup_killed_at_random_points_leaves_a_consistent_prefix_and_completes_on_r
     tally.report("cleanup", seed);
 }
 
-/// Starts `pkg install tool` with slow downloads and signals it mid-download.
+/// Starts `pkg install hello` with a slow download, signals it once a third of the blob is in
+/// its partial download, then checks what the interruption left and that a rerun resumes.
 fn interrupt_mid_download(signal: libc::c_int) {
-    let rig = crash_rig();
+    let rig = Rig::start();
+    let built = rig.publish("hello", &["1.0.0"], 2 * 1024 * 1024);
+    let digest = built[0].layer_digest().to_owned();
+    let blob = std::fs::read(rig.registry.blob_path(&digest)).unwrap();
+    let partial = partial_of(&rig.ctx.cache, &digest);
     rig.reg().on(
         "GET",
         "/blobs/",
         Times::Always,
-        Fault::Throttle(8 * 1024, Duration::from_millis(20)),
+        Fault::Throttle(16 * 1024, Duration::from_millis(10)),
     );
     let ctx = &rig.ctx;
-    let child = ctx.command(&["install", "tool"]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rig.reg().count("GET", "/blobs/") == 0 {
-        assert!(Instant::now() < deadline, "no download started");
-        std::thread::sleep(Duration::from_millis(10));
+    let mut child = ctx.command(&["install", "hello"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < blob.len() as u64 / 3 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "pkg finished before it was signalled:\n{}",
+            rig.reg().describe()
+        );
+        assert!(Instant::now() < deadline, "no partial download grew");
+        std::thread::sleep(Duration::from_millis(5));
     }
-    std::thread::sleep(Duration::from_millis(300));
-    let temporary = files_under(&ctx.cache.join("v1/tmp"));
-    assert!(
-        !temporary.is_empty(),
-        "the download should be in progress (a temporary file in the cache)"
-    );
     // SAFETY: signalling a child we started and have not yet waited for.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
-    let run = TestContext::wait(child, &["install", "tool"]);
+    let run = TestContext::wait(child, &["install", "hello"]);
     assert_eq!(run.code, 130, "{run:?}");
     run.says("interrupted");
-    // Nothing temporary is left, and nothing is half-installed.
-    assert!(files_under(&ctx.cache.join("v1/tmp")).is_empty());
+    // No temporary file of the run is left, and nothing is half-installed (no staging
+    // leftovers either); the partial download stays, named by its digest, a prefix of the blob.
+    let tmp = files_under(&ctx.cache.join("v1/tmp"));
+    assert!(
+        tmp.iter()
+            .all(|p| !p.file_name().unwrap().to_string_lossy().starts_with(".tmp")),
+        "temporary files left: {tmp:?}"
+    );
     check_invariants(ctx, true, "after the interruption");
-    assert!(ctx.cellar_versions("tool").is_empty());
+    assert!(ctx.cellar_versions("hello").is_empty());
+    let kept = std::fs::read(&partial).expect("the interruption deleted the partial download");
+    assert!(
+        !kept.is_empty() && kept.len() < blob.len() && blob.starts_with(&kept),
+        "the partial ({} bytes) is not a proper prefix of the {}-byte blob",
+        kept.len(),
+        blob.len()
+    );
 
+    // The rerun asks only for the rest.
     rig.reg().clear();
-    ctx.pkg(&["install", "tool"]).success();
+    let before = blob_gets(rig.reg()).len();
+    ctx.pkg(&["install", "hello"]).success();
+    let gets = blob_gets_since(rig.reg(), before);
+    assert_eq!(gets.len(), 1, "{}", rig.reg().describe());
+    assert_eq!(
+        range_start(&gets[0]),
+        Some(kept.len() as u64),
+        "the rerun did not resume the partial:\n{}",
+        rig.reg().describe()
+    );
+    assert_eq!(gets[0].status, 206, "{}", rig.reg().describe());
+    assert!(!partial.exists());
     check_invariants(ctx, true, "after the rerun");
-    assert_eq!(run_bin(ctx, "tool"), "tool 2.0.0");
+    assert_eq!(run_bin(ctx, "hello"), "hello 1.0.0");
 }
 
 #[test]
-fn ctrl_c_mid_download_exits_130_and_leaves_no_temporary_files() {
+fn ctrl_c_mid_download_exits_130_keeps_the_partial_download_and_the_rerun_resumes_it() {
     interrupt_mid_download(libc::SIGINT);
 }
 
 #[test]
-fn sigterm_mid_download_exits_130_and_leaves_no_temporary_files() {
+fn sigterm_mid_download_exits_130_keeps_the_partial_download_and_the_rerun_resumes_it() {
     interrupt_mid_download(libc::SIGTERM);
 }
 

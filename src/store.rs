@@ -145,6 +145,18 @@ impl Store {
         }
     }
 
+    /// Whether `path` (a file in `tmp/`) is a partial download named by its blob's digest:
+    /// resumable state, kept by the sweep at the start of a run, unlike the `.tmp*` files of runs
+    /// that died.
+    pub fn is_partial(path: &Path) -> bool {
+        partial_digest(path).is_some()
+    }
+
+    /// Whether a live run holds the lock of `path` (a file in `tmp/`).
+    pub fn in_use(path: &Path) -> bool {
+        File::open(path).is_ok_and(|f| f.try_lock().is_err())
+    }
+
     /// Where the partial download of `digest` lives: `tmp/sha256-HEX.partial`.
     pub fn partial_path(&self, digest: &Digest) -> PathBuf {
         self.root
@@ -205,6 +217,11 @@ impl Store {
             }));
         }
         out
+    }
+
+    /// Where downloads in progress, and partial ones kept for resuming, live.
+    pub fn temporary_dir(&self) -> PathBuf {
+        self.root.join("tmp")
     }
 
     /// Downloads in progress or left behind by a run that died.
@@ -1117,6 +1134,8 @@ mod tests {
             "/c/v1/tmp/md5-d41d8cd98f00b204e9800998ecf8427e.partial",
         ] {
             assert_eq!(partial_digest(Path::new(other)), None, "{other}");
+            assert!(!Store::is_partial(Path::new(other)));
         }
+        assert!(Store::is_partial(Path::new(&name)));
     }
 }

@@ -1,5 +1,6 @@
 //! `pkg doctor`: checks PATH, the prefix, links, kegs, locks, downloads and registries; every
 //! finding comes with the command or step that fixes it. Exit 1 when something was found.
+//! What is worth knowing but no problem (partial downloads kept for resuming) is a `Note:`.
 
 use std::collections::BTreeMap;
 use std::fs::TryLockError;
@@ -135,28 +136,43 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
         );
     }
 
-    // Partial downloads
+    // Downloads left in the cache: temporary files of runs that died are a problem (only
+    // `pkg cleanup` removes them for good); partial downloads named by their blob's digest are
+    // not, they are resumed by the next run that wants that blob.
+    let mut notes = Vec::new();
     if let Ok(store) = Store::open(&ctx.settings.cache) {
         let hour = Duration::from_secs(3600);
-        let stale: Vec<_> = store
+        let (partials, temporary): (Vec<_>, Vec<_>) = store
             .temporary_files()
             .into_iter()
-            .filter(|(_, m)| {
+            .partition(|(path, _)| Store::is_partial(path));
+        let dead = temporary
+            .iter()
+            .filter(|(path, m)| {
                 m.modified()
                     .ok()
                     .and_then(|t| SystemTime::now().duration_since(t).ok())
                     .is_some_and(|age| age > hour)
+                    && !Store::in_use(path)
             })
-            .collect();
-        if !stale.is_empty() {
+            .count();
+        if dead > 0 {
             add(
                 format!(
-                    "{} stale partial download(s) in {}",
-                    stale.len(),
-                    ctx.settings.cache.display()
+                    "{dead} temporary file(s) of runs that died in {}",
+                    store.temporary_dir().display()
                 ),
                 "run `pkg cleanup`".into(),
             );
+        }
+        if !partials.is_empty() {
+            let bytes = partials.iter().map(|(_, m)| m.len()).sum();
+            notes.push(format!(
+                "{} partial download(s) ({}) in {}, kept for the next run that wants them to resume; `pkg cleanup` drops them",
+                partials.len(),
+                super::human_bytes(bytes),
+                store.temporary_dir().display()
+            ));
         }
     }
 
@@ -197,6 +213,9 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
     }
 
     let mut out = std::io::stdout().lock();
+    for note in &notes {
+        writeln!(out, "Note: {note}")?;
+    }
     if findings.is_empty() {
         writeln!(out, "No problems found.")?;
         return Ok(());

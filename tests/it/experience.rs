@@ -520,21 +520,44 @@ fn doctor_finds_each_planted_problem_and_then_none() {
     };
     let (code, out) = doctor(&path_with_bin);
     assert_eq!((code, out.as_str()), (Some(0), "No problems found.\n"));
+    let three_hours_old = |path: &Path| {
+        assert!(
+            Command::new("touch")
+                .args(["-d", "3 hours ago"])
+                .arg(path)
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+
+    // A partial download an interrupted run left, however old, is resumable: a note, no problem.
+    let tmp = ctx.cache.join("v1/tmp");
+    let partial = tmp.join(format!(
+        "sha256-{}.partial",
+        "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
+    ));
+    std::fs::write(&partial, b"01234").unwrap();
+    three_hours_old(&partial);
+    let note = format!(
+        "Note: 1 partial download(s) (5 B) in {}, kept for the next run that wants them to resume; `pkg cleanup` drops them\n",
+        tmp.display()
+    );
+    let (code, out) = doctor(&path_with_bin);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), format!("{note}No problems found.\n").as_str())
+    );
 
     // Plant one of each.
     std::os::unix::fs::symlink("../Cellar/gone/1.0.0/bin/gone", bin.join("gone")).unwrap();
     std::fs::create_dir_all(ctx.prefix.join("Cellar/ghost/0.1.0")).unwrap();
     std::fs::create_dir_all(ctx.prefix.join("Cellar/.staging/keg-leftover")).unwrap();
-    let partial = ctx.cache.join("v1/tmp/old.partial");
-    std::fs::write(&partial, b"x").unwrap();
-    assert!(
-        Command::new("touch")
-            .args(["-d", "3 hours ago"])
-            .arg(&partial)
-            .status()
-            .unwrap()
-            .success()
-    );
+    // A dead run's temporary file, and a young one (a run may still be writing it).
+    let dead = tmp.join(".tmpDEAD01");
+    std::fs::write(&dead, b"x").unwrap();
+    three_hours_old(&dead);
+    std::fs::write(tmp.join(".tmpYOUNG1"), b"x").unwrap();
     registry.stop();
 
     let (code, out) = doctor(&std::env::var("PATH").unwrap_or_default());
@@ -548,12 +571,13 @@ fn doctor_finds_each_planted_problem_and_then_none() {
             "pkg uninstall --force ghost",
         ),
         ("leftovers of an interrupted run", "pkg cleanup"),
-        ("stale partial download", "pkg cleanup"),
+        ("1 temporary file(s) of runs that died", "pkg cleanup"),
         ("is unreachable", "PKG_REGISTRY_MIRRORS"),
     ] {
         assert!(fix_for(&found, expected).contains(fix), "{found:#?}");
     }
     assert_eq!(found.len(), 6, "{found:#?}");
+    assert!(out.starts_with(&note), "{out}");
 }
 
 /// `pkg doctor` with the context's settings, this PATH and `env` on top: exit code and stdout.

@@ -506,14 +506,7 @@ impl Pourer<'_> {
                     .and_then(|l| l.blob_stream(digest))
                     .map_err(|e| read(std::io::Error::other(e)))?;
                 // A local file: the bytes before `offset` are skipped by reading them.
-                let skipped = std::io::copy(
-                    &mut std::io::Read::take(&mut stream.reader, offset),
-                    &mut std::io::sink(),
-                )
-                .map_err(read)?;
-                if skipped != offset {
-                    return Err(read(std::io::ErrorKind::UnexpectedEof.into()));
-                }
+                crate::registry::blob::skip_exact(&mut stream.reader, offset).map_err(read)?;
                 Ok(stream)
             }
         }

@@ -103,19 +103,10 @@ impl Client {
                     });
                 }
                 let mut body = resp.into_body().into_reader();
-                if offset > 0 {
-                    let skipped = io::copy(&mut (&mut body).take(offset), &mut io::sink())
-                        .map_err(|source| RegistryError::Read {
-                            url: url.clone(),
-                            source,
-                        })?;
-                    if skipped != offset {
-                        return Err(RegistryError::Read {
-                            url,
-                            source: io::ErrorKind::UnexpectedEof.into(),
-                        });
-                    }
-                }
+                skip_exact(&mut body, offset).map_err(|source| RegistryError::Read {
+                    url: url.clone(),
+                    source,
+                })?;
                 Ok((url, Box::new(body)))
             }
             206 | 416 if ranged => {
@@ -291,6 +282,17 @@ impl Read for Resuming {
                 Err(e) => self.resume(e)?,
             }
         }
+    }
+}
+
+/// Reads and drops the first `n` bytes of `reader` (a source that cannot seek, or a server that
+/// sent the whole blob when asked for the rest); fewer than `n` is an `UnexpectedEof`.
+pub fn skip_exact(reader: &mut impl Read, n: u64) -> io::Result<()> {
+    let skipped = io::copy(&mut reader.take(n), &mut io::sink())?;
+    if skipped == n {
+        Ok(())
+    } else {
+        Err(io::ErrorKind::UnexpectedEof.into())
     }
 }
 

@@ -166,7 +166,7 @@ fn link_newest(ctx: &Ctx, name: &str, remaining: &[Version]) -> anyhow::Result<(
         false,
     )
     .with_context(|| {
-        format!("the linked version of `{name}` was removed, but linking {name} {version} in its place failed; `pkg link {name}` to retry")
+        format!("the linked version of `{name}` was removed, but linking {name} {version} in its place failed; `pkg link {name}` to retry, or `pkg link --overwrite {name}` to replace what is in the way")
     })?;
     ctx.reporter.status(
         "Linked",

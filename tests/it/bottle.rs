@@ -1318,6 +1318,39 @@ fn bottling_an_installed_keg_round_trips_to_the_same_layer() {
     assert_eq!(again["version"], "1.0.0");
     // (The manifests differ: the first took the formula's description as an annotation.)
     assert_eq!(again["layer"], first["layer"], "{}", ctx.prefix_listing());
+
+    // A Homebrew-style name with `@` is a keg name too, alone or with its version.
+    let file = ctx.formulae.join("tool@2.toml");
+    std::fs::write(&file, formula("tool@2", &[])).unwrap();
+    bottle_json(
+        &ctx,
+        &[
+            path_str(&src),
+            "--name",
+            "tool@2",
+            "--version",
+            "2.1.0",
+            "-o",
+            path_str(&ctx.formulae.join("layouts/tool")),
+            "--write",
+            path_str(&file),
+        ],
+    );
+    ctx.pkg(&["uninstall", "hello"]).success(); // its bin/hello would be in the way
+    ctx.pkg(&["install", "tool@2"]).success();
+    for keg in ["tool@2", "tool@2@2.1.0"] {
+        let out = bottle_json(
+            &ctx,
+            &[
+                "--keg",
+                keg,
+                "-o",
+                path_str(&scratch(&tmp, &format!("keg-{keg}"))),
+            ],
+        );
+        assert_eq!(out["name"], "tool@2", "{keg}");
+        assert_eq!(out["version"], "2.1.0", "{keg}");
+    }
 }
 
 /// `SOURCE_DATE_EPOCH` sets the entries' mtime: the same value gives the same digest, another

@@ -172,7 +172,7 @@ pub struct InstallArgs {
 #[derive(Debug, Args)]
 pub struct UpgradeArgs {
     /// Packages to upgrade (default: every installed package).
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", value_parser = package_name)]
     pub packages: Vec<String>,
     /// Print the plan and change nothing.
     #[arg(long, short = 'n')]
@@ -188,7 +188,7 @@ pub struct UpgradeArgs {
 #[derive(Debug, Args)]
 pub struct OutdatedArgs {
     /// Packages to check (default: every installed package). Exit 1 if any of them is outdated.
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", value_parser = package_name)]
     pub packages: Vec<String>,
     /// Print JSON on stdout.
     #[arg(long)]
@@ -198,7 +198,7 @@ pub struct OutdatedArgs {
 #[derive(Debug, Args)]
 pub struct UninstallArgs {
     /// Packages to remove: `NAME` (every installed version) or `NAME@VERSION`.
-    #[arg(required = true, value_name = "NAME[@VERSION]")]
+    #[arg(required = true, value_name = "NAME[@VERSION]", value_parser = package_name)]
     pub packages: Vec<String>,
     /// Also remove kegs whose receipt is missing or unreadable.
     #[arg(long, short)]
@@ -223,6 +223,7 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
+    #[arg(value_parser = package_name)]
     pub name: String,
     /// Print JSON on stdout.
     #[arg(long)]
@@ -242,11 +243,13 @@ pub struct SearchArgs {
 
 #[derive(Debug, Args)]
 pub struct NameArgs {
+    #[arg(value_parser = package_name)]
     pub name: String,
 }
 
 #[derive(Debug, Args)]
 pub struct LinkArgs {
+    #[arg(value_parser = package_name)]
     pub name: String,
     /// Replace files in PREFIX/bin that pkg did not install.
     #[arg(long)]
@@ -283,6 +286,7 @@ pub struct DryRunArgs {
 #[derive(Debug, Args)]
 pub struct DepsArgs {
     /// Package, `NAME` (installed version, else newest) or `NAME@VERSION`.
+    #[arg(value_parser = package_name)]
     pub name: String,
     /// Show the dependencies as a tree.
     #[arg(long)]
@@ -300,7 +304,7 @@ pub struct BottleArgs {
     pub dir: Option<std::path::PathBuf>,
     /// Bottle an installed keg instead: NAME (the linked or newest version) or NAME@VERSION.
     /// Its .pkg/ receipt is left out.
-    #[arg(long, value_name = "NAME[@VERSION]")]
+    #[arg(long, value_name = "NAME[@VERSION]", value_parser = package_name)]
     pub keg: Option<String>,
     /// Package name (default with --keg: the keg's).
     #[arg(long, required_unless_present = "keg")]
@@ -353,6 +357,20 @@ pub struct BottleArgs {
 }
 
 /// `1048576`, `512K`, `16M`, `16MiB`, `1G` → bytes.
+/// A package name as a command names it, `NAME` or `NAME@…`: what comes before the last `@`
+/// (or the whole, for Homebrew-style `openssl@3`) must be a valid formula name, so no argument
+/// can name a path (`../bin`, `/home/me`) under the Cellar, `opt/` or `var/pkg/`.
+pub fn package_name(value: &str) -> Result<String, String> {
+    let base = value.rsplit_once('@').map_or(value, |(name, _)| name);
+    if crate::formula::valid_name(value) || crate::formula::valid_name(base) {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "`{value}` is not a package name: names use lowercase letters, digits and `-_.+@`, and start with a letter or digit"
+        ))
+    }
+}
+
 pub fn parse_size(value: &str) -> Result<u64, String> {
     let v = value.trim();
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());

@@ -147,11 +147,21 @@ impl Cellar {
     }
 
     pub fn keg_dir_exists(&self, name: &str) -> bool {
-        self.root.join(name).is_dir()
+        crate::formula::valid_name(name) && self.root.join(name).is_dir()
     }
 
     /// Removes `Cellar/NAME` entirely, kegs without receipts included (`uninstall --force`).
+    /// Only ever a directory of the Cellar: a name that is not a package name is refused.
     pub fn remove_all(&self, name: &str) -> Result<(), CellarError> {
+        if !crate::formula::valid_name(name) {
+            return Err(CellarError::Io {
+                path: self.root.join(name),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("`{name}` is not a package name"),
+                ),
+            });
+        }
         let dir = self.root.join(name);
         if !dir.exists() {
             return Ok(());

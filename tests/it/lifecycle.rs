@@ -880,3 +880,39 @@ fn uninstall_goes_on_when_relinking_the_newest_remaining_version_fails() {
     ctx.pkg(&["link", "hello"]).success();
     assert_eq!(run_bin(&ctx, "hello"), "hello 1.0.0");
 }
+
+/// A package name on the command line is never a path: `../bin`, an absolute directory or a
+/// name with `/` are usage errors (exit 2) before anything under the prefix is touched.
+#[test]
+fn package_names_that_are_paths_are_refused_and_nothing_is_touched() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    publish(&registry, "hello", &["1.0.0"]);
+    formula(&ctx, &registry, "hello", &["1.0.0"]);
+    ctx.pkg(&["install", "hello"]).success();
+    let victim = ctx.root().join("victim");
+    std::fs::create_dir_all(victim.join("keep")).unwrap();
+    let victim_arg = victim.to_str().unwrap().to_owned();
+    for args in [
+        vec!["uninstall", "--force", "../bin"],
+        vec!["uninstall", "--force", &victim_arg],
+        vec!["uninstall", "../../victim@1.0.0"],
+        vec!["pin", "../../victim"],
+        vec!["unlink", "../bin"],
+        vec!["link", "../opt"],
+        vec!["info", "../bin"],
+        vec!["deps", "a/b"],
+        vec!["bottle", "--keg", "../bin"],
+    ] {
+        let run = ctx.pkg(&args).failure_with(2);
+        run.says("is not a package name");
+    }
+    assert!(
+        victim.join("keep").is_dir(),
+        "the directory outside was touched"
+    );
+    assert_eq!(run_bin(&ctx, "hello"), "hello 1.0.0");
+    assert!(ctx.prefix.join("opt/hello").exists());
+    assert!(!ctx.prefix.join("var/pkg/pinned/victim").exists());
+    assert!(!ctx.root().join("var").exists());
+}

@@ -67,17 +67,24 @@ impl Budget {
         }
     }
 
-    /// Waits for a free download.
-    pub fn take(&self) -> Permit<'_> {
+    /// Waits for a free download; `None` once `give_up` says so (checked at least every 50 ms,
+    /// so a pour that ended is not kept waiting on other pours' downloads).
+    pub fn take(&self, give_up: impl Fn() -> bool) -> Option<Permit<'_>> {
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        while *free == 0 {
+        loop {
+            if give_up() {
+                return None;
+            }
+            if *free > 0 {
+                *free -= 1;
+                return Some(Permit(self));
+            }
             free = self
                 .freed
-                .wait(free)
-                .unwrap_or_else(PoisonError::into_inner);
+                .wait_timeout(free, std::time::Duration::from_millis(50))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
-        *free -= 1;
-        Permit(self)
     }
 }
 
@@ -128,10 +135,16 @@ impl Ahead {
     /// once [`Ahead::cancelled`].
     pub fn help(&self, budget: &Budget, fetch: impl Fn(usize) -> Result<(), PourError>) {
         loop {
-            let _permit = budget.take();
+            let left = |state: &State| state.next < state.slots.len();
+            if self.cancelled() || !left(&self.lock()) {
+                return;
+            }
+            let Some(_permit) = budget.take(|| self.cancelled()) else {
+                return;
+            };
             let index = {
                 let mut state = self.lock();
-                if self.cancelled() || state.next >= state.slots.len() {
+                if self.cancelled() || !left(&state) {
                     return;
                 }
                 state.next += 1;
@@ -244,6 +257,30 @@ mod tests {
                 assert!(ahead.wait(i).is_ok(), "layer {i}");
             }
             assert!(helper.join().is_err());
+        });
+    }
+
+    #[test]
+    fn a_helper_waiting_for_the_budget_leaves_as_soon_as_its_pour_is_cancelled() {
+        let budget = Budget::new(1);
+        let held = Mutex::new(budget.take(|| false));
+        let ahead = Ahead::new(3, 1);
+        std::thread::scope(|s| {
+            let helper = s.spawn(|| ahead.help(&budget, |_| Ok(())));
+            std::thread::sleep(Duration::from_millis(20));
+            ahead.cancel();
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while !helper.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let left_in_time = helper.is_finished();
+            // Give the download back either way, so a failing run ends instead of hanging.
+            held.lock().unwrap().take();
+            helper.join().unwrap();
+            assert!(
+                left_in_time,
+                "the helper waited for the budget after the cancel"
+            );
         });
     }
 

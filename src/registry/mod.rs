@@ -34,14 +34,27 @@ pub struct MirrorError {
     reason: String,
 }
 
-/// `HOST=SCHEME://***@REST` for `HOST=SCHEME://USER:PASSWORD@REST`: a mirror entry as it may
-/// be shown.
+/// A mirror entry as an error may show it: userinfo masked (`HOST=SCHEME://***@REST`). An
+/// endpoint that does not parse has its whole authority masked, since a password holding a `,`
+/// or `@` splits the entry where a host or port would be expected; a piece without a scheme
+/// that holds an `@` (the rest of such a password) is masked up to it.
 fn without_userinfo(entry: &str) -> String {
-    match (entry.find("://"), entry.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}***{}", &entry[..scheme + 3], &entry[at..])
-        }
-        _ => entry.to_owned(),
+    let Some(scheme) = entry.find("://") else {
+        return match entry.rfind('@') {
+            Some(at) => format!("***{}", &entry[at..]),
+            None => entry.to_owned(),
+        };
+    };
+    let (head, rest) = entry.split_at(scheme + 3);
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let target = entry.split_once('=').map_or(entry, |(_, t)| t.trim());
+    if let Some(at) = authority.rfind('@') {
+        format!("{head}***{}{path}", &authority[at..])
+    } else if Url::parse(target).is_err() {
+        format!("{head}***{path}")
+    } else {
+        entry.to_owned()
     }
 }
 
@@ -983,6 +996,15 @@ mod tests {
             assert!(!err.contains("hunter2") && !err.contains("me:"), "{err}");
             assert!(err.contains("https://***@mirror.example"), "{err}");
         }
+        // A password with a `,` splits the list; neither half is shown.
+        let err = Mirrors::parse("ghcr.io=https://me:hun,ter2@mirror.example")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hun") && !err.contains("ter2"), "{err}");
+        assert_eq!(
+            without_userinfo("ter2@mirror.example"),
+            "***@mirror.example"
+        );
     }
 
     #[test]

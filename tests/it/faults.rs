@@ -508,19 +508,9 @@ fn a_partial_whose_ranged_answers_are_always_botched_is_dropped_and_the_blob_fet
             blob,
             "{what}"
         );
+        // No partial is left to be resumed with the same bad answer by a later run.
         assert!(!partial_of(&ctx.cache, &digest).exists(), "{what}");
         assert_cache_verified_and_settled(&ctx.cache);
-
-        // A later run never asks for that range again.
-        let before = blob_gets(rig.reg()).len();
-        let again = rig.ctx.sharing_cache();
-        again.pkg(&["install", "hello"]).success();
-        assert_eq!(run_bin(&again, "hello"), "hello 1.0.0", "{what}");
-        let ranged: Vec<Seen> = blob_gets_since(rig.reg(), before)
-            .into_iter()
-            .filter(|s| s.header("range").is_some())
-            .collect();
-        assert!(ranged.is_empty(), "{what}:\n{}", rig.reg().describe());
         rig.reg().clear();
     }
 }

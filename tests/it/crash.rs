@@ -12,8 +12,8 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::faults::{
-    Rig, blob_gets, blob_gets_since, files_under, host_platform, noise, partial_of, range_start,
-    run_bin,
+    Rig, assert_rerun_resumes, files_under, host_platform, kept_prefix, noise, partial_of, run_bin,
+    wait_for_a_third,
 };
 use crate::harness::proxy::{Fault, Times};
 use crate::harness::{Fixture, Formula, ImageSpec, TestContext, sha256_digest};
@@ -547,16 +547,7 @@ fn interrupt_mid_download(signal: libc::c_int) {
     );
     let ctx = &rig.ctx;
     let mut child = ctx.command(&["install", "hello"]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < blob.len() as u64 / 3 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "pkg finished before it was signalled:\n{}",
-            rig.reg().describe()
-        );
-        assert!(Instant::now() < deadline, "no partial download grew");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_a_third(&rig, &mut child, &partial, blob.len());
     // SAFETY: signalling a child we started and have not yet waited for.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
     let run = TestContext::wait(child, &["install", "hello"]);
@@ -572,28 +563,10 @@ fn interrupt_mid_download(signal: libc::c_int) {
     );
     check_invariants(ctx, true, "after the interruption");
     assert!(ctx.cellar_versions("hello").is_empty());
-    let kept = std::fs::read(&partial).expect("the interruption deleted the partial download");
-    assert!(
-        !kept.is_empty() && kept.len() < blob.len() && blob.starts_with(&kept),
-        "the partial ({} bytes) is not a proper prefix of the {}-byte blob",
-        kept.len(),
-        blob.len()
-    );
+    let kept = kept_prefix(&partial, &blob);
 
     // The rerun asks only for the rest.
-    rig.reg().clear();
-    let before = blob_gets(rig.reg()).len();
-    ctx.pkg(&["install", "hello"]).success();
-    let gets = blob_gets_since(rig.reg(), before);
-    assert_eq!(gets.len(), 1, "{}", rig.reg().describe());
-    assert_eq!(
-        range_start(&gets[0]),
-        Some(kept.len() as u64),
-        "the rerun did not resume the partial:\n{}",
-        rig.reg().describe()
-    );
-    assert_eq!(gets[0].status, 206, "{}", rig.reg().describe());
-    assert!(!partial.exists());
+    assert_rerun_resumes(&rig, ctx, kept.len(), &partial);
     check_invariants(ctx, true, "after the rerun");
     assert_eq!(run_bin(ctx, "hello"), "hello 1.0.0");
 }

@@ -781,47 +781,70 @@ fn a_blob_download_killed_midway_leaves_a_partial_that_the_next_run_resumes_with
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < blob.len() as u64 / 3 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "pkg finished before it was killed:\n{}",
-            rig.reg().describe()
-        );
-        assert!(Instant::now() < deadline, "no partial download grew");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_a_third(&rig, &mut child, &partial, blob.len());
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let kept = std::fs::read(&partial).expect("the partial download outlives the run");
-    assert!(
-        !kept.is_empty() && kept.len() < blob.len() && blob.starts_with(&kept),
-        "the partial ({} bytes) is not a proper prefix of the {}-byte blob",
-        kept.len(),
-        blob.len()
-    );
+    let kept = kept_prefix(&partial, &blob);
     // Nothing visible came of it (the staging dir it left is for the next run to clear).
     assert!(rig.ctx.cellar_versions("hello").is_empty());
     assert!(!exists_or_is_link(&rig.ctx.prefix.join("bin/hello")));
     let hex = digest.strip_prefix("sha256:").unwrap();
     assert!(!rig.ctx.cache.join("v1/blobs/sha256").join(hex).exists());
 
-    let before = blob_gets(rig.reg()).len();
-    rig.reg().clear();
-    rig.ctx.pkg(&["install", "hello"]).success();
+    assert_rerun_resumes(&rig, &rig.ctx, kept.len(), &partial);
     assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
+    assert_cache_verified_and_settled(&rig.ctx.cache);
+}
+
+/// Waits (at most a minute) until the download of the running `child` has put a third of the
+/// `blob_len`-byte blob into `partial`; fails if the child ends first.
+pub fn wait_for_a_third(
+    rig: &Rig,
+    child: &mut std::process::Child,
+    partial: &Path,
+    blob_len: usize,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(partial).map_or(0, |m| m.len()) < blob_len as u64 / 3 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "pkg finished before it was stopped:\n{}",
+            rig.reg().describe()
+        );
+        assert!(Instant::now() < deadline, "no partial download grew");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The partial download a stopped run left: a proper, non-empty prefix of `blob`.
+pub fn kept_prefix(partial: &Path, blob: &[u8]) -> Vec<u8> {
+    let kept = std::fs::read(partial).expect("the partial download outlives the run");
+    assert!(
+        !kept.is_empty() && kept.len() < blob.len() && blob.starts_with(&kept),
+        "the partial ({} bytes) is not a proper prefix of the {}-byte blob",
+        kept.len(),
+        blob.len()
+    );
+    kept
+}
+
+/// Runs `pkg install hello` again in `ctx` and checks it made one blob request, for the rest of
+/// the `kept`-byte partial, answered 206, and left no partial behind.
+pub fn assert_rerun_resumes(rig: &Rig, ctx: &TestContext, kept: usize, partial: &Path) {
+    rig.reg().clear(); // the faults; what was seen stays
+    let before = blob_gets(rig.reg()).len();
+    ctx.pkg(&["install", "hello"]).success();
     let gets = blob_gets_since(rig.reg(), before);
     assert_eq!(gets.len(), 1, "{}", rig.reg().describe());
     assert_eq!(
         range_start(&gets[0]),
-        Some(kept.len() as u64),
+        Some(kept as u64),
         "the rerun did not ask for the rest of the partial:\n{}",
         rig.reg().describe()
     );
     assert_eq!(gets[0].status, 206, "{}", rig.reg().describe());
     assert!(!partial.exists());
-    assert_cache_verified_and_settled(&rig.ctx.cache);
 }
 
 #[test]

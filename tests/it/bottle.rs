@@ -889,6 +889,17 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Makes a layout's `index.json` state `size` for its first entry, as the seed's anakin layout
+/// misstates its manifest's; returns the index as written.
+fn misstate_first_size(layout: &Path, size: u64) -> serde_json::Value {
+    let index_path = layout.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    index["manifests"][0]["size"] = size.into();
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    index
+}
+
 /// The seed's anakin layout says its manifest has 548 bytes; the blob has 504. pkg accepts an
 /// `index.json` size that is wrong when the digest verifies (with a warning); inside a manifest,
 /// which is content-addressed, a wrong size is refused.
@@ -913,10 +924,7 @@ fn layout_with_a_misstated_index_size_installs_with_a_warning() {
     );
     let real = out["manifest"]["size"].as_u64().unwrap();
     let index_path = layout.join("index.json");
-    let mut index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
-    index["manifests"][0]["size"] = (real + 44).into();
-    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let mut index = misstate_first_size(&layout, real + 44);
     ctx.write_formula(
         "hello",
         &formula(
@@ -1003,11 +1011,7 @@ fn a_second_platform_in_a_misstated_layout_gets_the_true_size_in_the_index() {
         ],
     );
     let real = first["manifest"]["size"].as_u64().unwrap();
-    let index_path = layout.join("index.json");
-    let mut index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
-    index["manifests"][0]["size"] = (real + 44).into();
-    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    misstate_first_size(&layout, real + 44);
 
     let second_src = scratch(&tmp, "second");
     hello_tree(&second_src, "host platform");

@@ -12,8 +12,8 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::faults::{
-    Rig, assert_rerun_resumes, files_under, host_platform, kept_prefix, noise, partial_of, run_bin,
-    wait_for_a_third,
+    Rig, assert_rerun_resumes, files_under, host_platform, kept_prefix, noise, run_bin,
+    throttled_hello, wait_for_a_third,
 };
 use crate::harness::proxy::{Fault, Times};
 use crate::harness::{Fixture, Formula, ImageSpec, TestContext, sha256_digest};
@@ -535,16 +535,7 @@ fn cleanup_killed_at_random_points_leaves_a_consistent_prefix_and_completes_on_r
 /// its partial download, then checks what the interruption left and that a rerun resumes.
 fn interrupt_mid_download(signal: libc::c_int) {
     let rig = Rig::start();
-    let built = rig.publish("hello", &["1.0.0"], 2 * 1024 * 1024);
-    let digest = built[0].layer_digest().to_owned();
-    let blob = std::fs::read(rig.registry.blob_path(&digest)).unwrap();
-    let partial = partial_of(&rig.ctx.cache, &digest);
-    rig.reg().on(
-        "GET",
-        "/blobs/",
-        Times::Always,
-        Fault::Throttle(16 * 1024, Duration::from_millis(10)),
-    );
+    let (_, blob, partial) = throttled_hello(&rig, 2 * 1024 * 1024, 16 * 1024);
     let ctx = &rig.ctx;
     let mut child = ctx.command(&["install", "hello"]).spawn().unwrap();
     wait_for_a_third(&rig, &mut child, &partial, blob.len());

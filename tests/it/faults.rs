@@ -762,16 +762,7 @@ pub fn blob_gets_since(proxy: &Proxy, before: usize) -> Vec<Seen> {
 #[test]
 fn a_blob_download_killed_midway_leaves_a_partial_that_the_next_run_resumes_with_a_range_request() {
     let rig = Rig::start();
-    let built = rig.publish("hello", &["1.0.0"], 8 * DATA);
-    let digest = built[0].layer_digest().to_owned();
-    let blob = std::fs::read(rig.registry.blob_path(&digest)).unwrap();
-    let partial = partial_of(&rig.ctx.cache, &digest);
-    rig.reg().on(
-        "GET",
-        "/blobs/",
-        Times::Always,
-        Fault::Throttle(32 * 1024, Duration::from_millis(10)),
-    );
+    let (digest, blob, partial) = throttled_hello(&rig, 8 * DATA, 32 * 1024);
 
     // Killed once a third of the blob is on disk.
     let mut child = rig
@@ -795,6 +786,23 @@ fn a_blob_download_killed_midway_leaves_a_partial_that_the_next_run_resumes_with
     assert_rerun_resumes(&rig, &rig.ctx, kept.len(), &partial);
     assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
     assert_cache_verified_and_settled(&rig.ctx.cache);
+}
+
+/// Publishes `hello` with `data_len` bytes of data behind a proxy that sends blobs in chunks of
+/// `chunk` bytes, 10 ms apart; returns the layer's digest, its bytes and where its partial
+/// download will be.
+pub fn throttled_hello(rig: &Rig, data_len: usize, chunk: usize) -> (String, Vec<u8>, PathBuf) {
+    let built = rig.publish("hello", &["1.0.0"], data_len);
+    let digest = built[0].layer_digest().to_owned();
+    let blob = std::fs::read(rig.registry.blob_path(&digest)).unwrap();
+    let partial = partial_of(&rig.ctx.cache, &digest);
+    rig.reg().on(
+        "GET",
+        "/blobs/",
+        Times::Always,
+        Fault::Throttle(chunk, Duration::from_millis(10)),
+    );
+    (digest, blob, partial)
 }
 
 /// Waits (at most a minute) until the download of the running `child` has put a third of the

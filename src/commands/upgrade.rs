@@ -239,6 +239,14 @@ pub fn upgrade(
             "pinned": pinned,
             "held_back": held_back,
             "failed": failed,
+            "moved": moved
+                .iter()
+                .map(|m| json!({
+                    "name": m.name,
+                    "from": m.from.as_ref().map(ToString::to_string),
+                    "to": m.to.to_string(),
+                }))
+                .collect::<Vec<_>>(),
         }))?;
     } else if upgraded.is_empty() && failed.is_empty() {
         if held_back.is_empty() {

@@ -531,7 +531,22 @@ fn dependencies_move_only_when_the_new_version_requires_it() {
 
     // app 3.0.0 needs lib ^1.5: now lib moves too, and stays a dependency.
     app(&[("1.0.0", "^1"), ("2.0.0", "^1"), ("3.0.0", "^1.5")]);
-    ctx.pkg(&["upgrade", "app"]).success();
+    let run = ctx.pkg(&["upgrade", "app", "--json"]).success();
+    let out = json(&run);
+    assert_eq!(
+        out["upgraded"],
+        serde_json::json!([{"name": "app", "from": "2.0.0", "to": "3.0.0"}])
+    );
+    // `moved` lists every package the run changed, the dependency that had to move included.
+    let mut moved: Vec<Value> = out["moved"].as_array().unwrap().clone();
+    moved.sort_by_key(|m| m["name"].as_str().unwrap().to_owned());
+    assert_eq!(
+        moved,
+        [
+            serde_json::json!({"name": "app", "from": "2.0.0", "to": "3.0.0"}),
+            serde_json::json!({"name": "lib", "from": "1.0.0", "to": "1.5.0"}),
+        ]
+    );
     assert_eq!(ctx.cellar_versions("app"), ["3.0.0"]);
     assert_eq!(ctx.cellar_versions("lib"), ["1.5.0"]);
     assert_eq!(ctx.receipt("lib", "1.5.0")["installed_on_request"], false);

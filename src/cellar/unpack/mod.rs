@@ -1,245 +1,73 @@
-//! Owns safe extraction of layer tarballs into a staging directory: nothing an archive says can
-//! make pkg write, link or delete outside that directory.
+//! Owns safe extraction of layer tarballs into a staging directory: an archive is restored as GNU
+//! tar restores it for a normal user, and nothing it says can make pkg write, link, change or
+//! delete anything outside that directory.
 //!
-//! Every entry is written by this module itself (never `tar::Entry::unpack*`), so each rule below
-//! is enforced in one place:
+//! Every entry is written by this module itself (never `tar::Entry::unpack*`), through
+//! [`beneath::Root`], so the containment rule is enforced in one place:
 //!
+//! - **A link's target is data.** Symlinks are created with the target the archive gives —
+//!   absolute, climbing or dangling — as GNU tar, bsdtar, umoci and containerd do. No path is ever
+//!   resolved through a symlink: parents are opened beneath the root with
+//!   `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` (or a no-follow walk), the last component is
+//!   created with `O_EXCL`/`O_NOFOLLOW` on that directory's descriptor, and modes, times and
+//!   xattrs are set on the new file's own descriptor. A later entry whose path crosses a symlink
+//!   is refused with an error naming the link.
 //! - Names: absolute paths, `..` components, NUL bytes and empty names are refused; `./` and `.`
-//!   components are dropped. GNU long names and pax `path`/`linkpath` are merged by the `tar`
-//!   crate (`entry.path_bytes()`); other pax records (`SCHILY.xattr.*`, `LIBARCHIVE.xattr.*`, …)
-//!   are ignored, so no xattrs are ever set.
-//! - Symlinks: never written through. Before anything is created, each parent component inside
-//!   the root is checked with `symlink_metadata`; a symlink (made by an earlier entry or layer)
-//!   makes the entry an error. Missing parents are created as plain directories.
-//! - Symlink targets must stay inside the root, resolved lexically from the link's own directory:
-//!   no absolute targets, no climbing above the root, and `..` only at the start of the target
-//!   (`a/b/../c` is refused: with `a/b` a symlink it could resolve anywhere, and pkg does not
-//!   follow links to find out).
-//! - Hard links: the target is checked like an entry name, its parents like an entry's, and it
-//!   must already be a regular file (not a symlink) inside the root. Created with
-//!   `std::fs::hard_link`, or copied (counted against the byte limit) when that fails.
+//!   components are dropped. GNU long names and links and pax `path`/`linkpath` are merged by the
+//!   `tar` crate; a pax sparse file's `GNU.sparse.name` is its name.
+//! - Hard links: the target is checked like an entry name and must already be in the root, a file
+//!   or a symlink (a hard link to a symlink links the symlink itself: `linkat` never follows).
+//!   Where the filesystem has no hard links, the file is copied (counted against the byte limit).
 //! - An entry that replaces an existing path removes it first (a symlink is removed, never
-//!   followed); files are created with `create_new`, which refuses to open through a link (the
-//!   removal happens when that creation finds something in the way).
-//! - Device nodes, fifos, unknown entry types and unmerged metadata headers are skipped: counted
-//!   as entries, not created. macOS AppleDouble files (`._NAME` holding the AppleDouble magic) are
-//!   skipped too: they carry extended attributes and resource forks, not package content.
-//! - Modes: regular files become 0o755 if the header has any execute bit, else 0o644 (setuid,
-//!   setgid and sticky dropped); directories are 0o755; nothing is chowned. Regular files get the
-//!   header's mtime (best effort); directories and symlinks do not.
+//!   followed; a directory by descriptor).
+//! - Sparse files (old GNU `S` entries and pax formats 0.0, 0.1 and 1.0): the real size and bytes,
+//!   holes kept as holes; a map that does not fit the entry is an error.
+//! - Fifos are created. Device nodes and unknown entry types are refused with an error naming the
+//!   entry and its type (pkg never makes device files; a package has no use for them). macOS
+//!   AppleDouble files (`._NAME` holding the AppleDouble magic) are skipped: they carry extended
+//!   attributes and resource forks, not package content.
+//! - Modes: the archive's permission bits, masked by the umask (as tar does for a normal user);
+//!   setuid, setgid and sticky are dropped, nothing is chowned. Directories keep their bits plus
+//!   `u+rwx`, so pkg can always fill, upgrade and remove a keg. Regular files get the header's
+//!   mtime (best effort).
+//! - Extended attributes: `user.*` from pax `SCHILY.xattr.*` and `LIBARCHIVE.xattr.*` records are
+//!   set on files and directories; where the filesystem refuses them they are counted in
+//!   [`Stats::xattrs_skipped`] for the caller to mention once. Other namespaces are ignored.
 //! - OCI whiteouts: `.wh.NAME` removes NAME and `.wh..wh..opq` empties its directory, both only
 //!   for what earlier layers (earlier calls) put there. Other `.wh..wh.*` markers are ignored.
-//! - Limits: the entry count and the bytes written are capped across all layers of one keg
-//!   (`Stats` accumulates); the errors name the limit and the variable that raises it.
+//! - Limits: the entry count and the bytes written (a sparse file's real size) are capped across
+//!   all layers of one keg (`Stats` accumulates); the errors name the limit and the variable that
+//!   raises it.
 //!
-//! Speed (this is the inner loop of an install; see docs/performance.md): directories already
-//! checked or created by this call are remembered, so a parent is inspected once, not once per
-//! entry; the memory is dropped whenever a directory is removed, as that is the only way a
-//! checked directory could stop being one. Creation is tried first and an existing path is
-//! inspected only when it is in the way. `chmod` after creation is skipped when the umask cannot
-//! have changed the mode. No file is synced: the keg gets one directory sync when it is published.
+//! Speed (this is the inner loop of an install; see docs/performance.md): the last parent
+//! directory opened is kept, so a directory's entries cost one `openat2` between them, not one per
+//! entry; creation is tried first and an existing path is inspected only when it is in the way.
+//! No file is synced: the keg gets one directory sync when it is published.
+
+pub mod beneath;
+mod error;
+mod limits;
+mod sparse;
+mod write;
 
 use std::collections::HashSet;
-use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
 use tar::EntryType;
 
-/// Raises [`Limits::max_bytes`] (see [`Limits::from_env`]).
-pub const MAX_BYTES_VAR: &str = "PKG_MAX_UNPACK_BYTES";
-/// Raises [`Limits::max_entries`] (see [`Limits::from_env`]).
-pub const MAX_ENTRIES_VAR: &str = "PKG_MAX_UNPACK_ENTRIES";
+use beneath::{Root, WalkError};
 
-/// Caps on what the layers of one keg may unpack to (decompression and tar bombs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Total bytes written to files, across all layers.
-    pub max_bytes: u64,
-    /// Total tar entries, across all layers.
-    pub max_entries: u64,
-}
-
-impl Default for Limits {
-    /// 8 GiB and 1,000,000 entries.
-    fn default() -> Self {
-        Limits {
-            max_bytes: 8 << 30,
-            max_entries: 1_000_000,
-        }
-    }
-}
-
-impl Limits {
-    /// The defaults, overridden by `PKG_MAX_UNPACK_BYTES` and `PKG_MAX_UNPACK_ENTRIES` when set
-    /// (whole numbers; empty means unset).
-    pub fn from_env() -> Result<Limits, UnpackError> {
-        let mut limits = Limits::default();
-        if let Some(n) = parse_limit(MAX_BYTES_VAR, std::env::var_os(MAX_BYTES_VAR))? {
-            limits.max_bytes = n;
-        }
-        if let Some(n) = parse_limit(MAX_ENTRIES_VAR, std::env::var_os(MAX_ENTRIES_VAR))? {
-            limits.max_entries = n;
-        }
-        Ok(limits)
-    }
-}
-
-fn parse_limit(var: &'static str, value: Option<OsString>) -> Result<Option<u64>, UnpackError> {
-    let Some(value) = value.filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    value
-        .to_str()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Some)
-        .ok_or_else(|| UnpackError::Limit {
-            var,
-            value: value.to_string_lossy().into(),
-        })
-}
-
-/// What has been unpacked so far into one root; pass the same value for every layer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Entries seen, skipped ones (devices, fifos, metadata) included.
-    pub entries: u64,
-    /// Bytes written to files.
-    pub bytes: u64,
-}
-
-/// Why unpacking stopped. Text fields are boxed to keep the error small (it travels inside other
-/// errors by value).
-#[derive(Debug, thiserror::Error)]
-pub enum UnpackError {
-    /// The tar (or gzip) stream itself is unreadable; `context` says where.
-    #[error("reading the layer tarball{context}: {source}")]
-    Read {
-        /// Empty, or " in `ENTRY`" / " after `ENTRY`".
-        context: Box<str>,
-        #[source]
-        source: io::Error,
-    },
-    /// A bad entry name (absolute, `..`, NUL, empty, …).
-    #[error("tar entry `{entry}` is refused: its name {reason}")]
-    Path { entry: Box<str>, reason: Reason },
-    /// A symlink or hard link whose target is not allowed.
-    #[error("tar entry `{entry}` is refused: its link target `{target}` {reason}")]
-    LinkTarget {
-        entry: Box<str>,
-        target: Box<str>,
-        reason: Reason,
-    },
-    #[error(
-        "tar entry `{entry}` is refused: `{symlink}` is a symlink (made by an earlier entry), and pkg never writes through one"
-    )]
-    ThroughSymlink { entry: Box<str>, symlink: Box<str> },
-    #[error("tar entry `{entry}` is refused: `{parent}` is not a directory")]
-    NotADirectory { entry: Box<str>, parent: Box<str> },
-    #[error(
-        "tar entry `{entry}` is truncated: its header promises {expected} bytes, the stream held {actual}"
-    )]
-    Truncated {
-        entry: Box<str>,
-        expected: u64,
-        actual: u64,
-    },
-    #[error(
-        "tar entry `{entry}` would take the unpacked size past the limit of {limit} bytes; if the package really is that large, set PKG_MAX_UNPACK_BYTES to a larger number of bytes"
-    )]
-    TooManyBytes { entry: Box<str>, limit: u64 },
-    #[error(
-        "tar entry `{entry}` is past the limit of {limit} entries; if the package really has that many files, set PKG_MAX_UNPACK_ENTRIES to a larger number"
-    )]
-    TooManyEntries { entry: Box<str>, limit: u64 },
-    /// The filesystem refused something pkg tried for `entry`.
-    #[error("tar entry `{entry}`: cannot {op} {}: {source}", path.display())]
-    Io {
-        entry: Box<str>,
-        op: Op,
-        path: Box<Path>,
-        #[source]
-        source: io::Error,
-    },
-    /// `PKG_MAX_UNPACK_BYTES` / `PKG_MAX_UNPACK_ENTRIES` is not a number.
-    #[error("{var}=`{value}` is not a whole number")]
-    Limit { var: &'static str, value: Box<str> },
-}
-
-/// Why a name or link target in [`UnpackError::Path`] / [`UnpackError::LinkTarget`] was refused;
-/// displayed as a predicate ("is an absolute path").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reason {
-    Empty,
-    Nul,
-    Absolute,
-    DotDot,
-    /// `./` on something other than a directory, or as a hard link target.
-    Root,
-    /// A symlink target climbing above the root.
-    Escapes,
-    /// A symlink target like `a/b/../c`.
-    DotDotAfterName,
-    /// A hard link to something not (yet) in the layers.
-    Missing,
-    /// A hard link to a directory, symlink, ….
-    NotAFile,
-    /// `.wh.` alone.
-    EmptyWhiteout,
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Reason::Empty => "is empty",
-            Reason::Nul => "contains a NUL byte",
-            Reason::Absolute => "is an absolute path",
-            Reason::DotDot => "has a `..` component",
-            Reason::Root => "is the root of the package",
-            Reason::Escapes => "points outside the package",
-            Reason::DotDotAfterName => {
-                "has `..` after a directory name, which pkg cannot check without following links"
-            }
-            Reason::Missing => "does not exist in the layers so far",
-            Reason::NotAFile => "is not a regular file",
-            Reason::EmptyWhiteout => "is a whiteout that names no file",
-        })
-    }
-}
-
-/// The filesystem operation in an [`UnpackError::Io`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    Inspect,
-    CreateDir,
-    Create,
-    Write,
-    SetPermissions,
-    Remove,
-    Symlink,
-    CopyTo,
-    List,
-}
-
-impl std::fmt::Display for Op {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Op::Inspect => "inspect",
-            Op::CreateDir => "create directory",
-            Op::Create => "create",
-            Op::Write => "write",
-            Op::SetPermissions => "set permissions on",
-            Op::Remove => "remove",
-            Op::Symlink => "create symlink",
-            Op::CopyTo => "copy to",
-            Op::List => "list",
-        })
-    }
-}
+pub use error::{Op, Reason, UnpackError};
+pub use limits::{Limits, MAX_BYTES_VAR, MAX_ENTRIES_VAR, Stats};
 
 /// Unpack one uncompressed tar stream into `root` (an existing staging dir on the target
 /// filesystem). Layers are unpacked in order into the same root with the same `stats`; later
@@ -251,13 +79,19 @@ pub fn unpack_tar<R: Read>(
     stats: &mut Stats,
 ) -> Result<(), UnpackError> {
     let mut archive = tar::Archive::new(reader);
+    let open_error = |source| UnpackError::Io {
+        entry: "".into(),
+        op: Op::Inspect,
+        path: root.into(),
+        source,
+    };
     let mut layer = Layer {
-        root,
+        root: Root::open(root).map_err(open_error)?,
+        root_path: root.to_owned(),
         limits,
-        first: fs::read_dir(root).is_ok_and(|mut d| d.next().is_none()),
+        first: std::fs::read_dir(root).is_ok_and(|mut d| d.next().is_none()),
         created: HashSet::new(),
-        dirs: HashSet::new(),
-        exact_modes: umask().is_some_and(|m| m & 0o755 == 0),
+        umask: umask().unwrap_or(0o022),
         last: None,
         buf: vec![0; COPY_BUF],
     };
@@ -287,41 +121,118 @@ const APPLE_DOUBLE_MAGIC: [u8; 4] = [0x00, 0x05, 0x16, 0x07];
 
 /// State for one layer (one call of [`unpack_tar`]).
 struct Layer<'a> {
-    root: &'a Path,
+    root: Root,
+    root_path: PathBuf,
     limits: &'a Limits,
     /// The root was empty when this layer started: everything in it is this layer's, so its
     /// whiteouts have nothing to remove and `created` is not kept (a first layer is most layers).
     first: bool,
     /// Root-relative paths this layer created, with their ancestors: whiteouts leave them alone.
     created: HashSet<PathBuf>,
-    /// Root-relative directories known to be real directories (checked or created by this call),
-    /// all their ancestors included. Cleared when [`remove_existing`] removes a directory.
-    dirs: HashSet<PathBuf>,
-    /// The umask leaves 0o755 and 0o644 alone, so creation already gives the exact mode.
-    exact_modes: bool,
+    umask: u32,
     /// The last entry seen, for errors between entries.
     last: Option<String>,
     buf: Vec<u8>,
 }
 
 /// The process umask, read from `/proc/self/status` (reading it with `umask(2)` would mean
-/// changing it); `None` where that is not available, and then every mode is set explicitly.
+/// changing it); `None` where that is not available, and then 0o022 is assumed.
 fn umask() -> Option<u32> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
     u32::from_str_radix(line.trim(), 8).ok()
 }
 
+fn record(first: bool, created: &mut HashSet<PathBuf>, rel: &Path) {
+    if first {
+        return;
+    }
+    for p in rel.ancestors() {
+        if p.as_os_str().is_empty() || !created.insert(p.to_path_buf()) {
+            break;
+        }
+    }
+}
+
 impl Layer<'_> {
     fn record(&mut self, rel: &Path) {
-        if self.first {
-            return;
-        }
-        for p in rel.ancestors() {
-            if p.as_os_str().is_empty() || !self.created.insert(p.to_path_buf()) {
-                break;
+        record(self.first, &mut self.created, rel);
+    }
+
+    /// The directory holding `rel`, opened beneath the root without following anything; missing
+    /// parents are created (0o777 before the umask, as tar does).
+    fn parent(&mut self, entry: &str, rel: &Path) -> Result<BorrowedFd<'_>, UnpackError> {
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let (first, created) = (self.first, &mut self.created);
+        let root_path = &self.root_path;
+        self.root
+            .dir(parent, Some(0o777), &mut |p| record(first, created, p))
+            .map_err(|e| walk_error(root_path, entry, Op::CreateDir, e))
+    }
+
+    /// Creates `rel` with `make` in its parent directory; whatever is in the way (never
+    /// followed) is removed first.
+    fn create<T>(
+        &mut self,
+        entry: &str,
+        rel: &Path,
+        op: Op,
+        make: impl Fn(BorrowedFd<'_>, &OsStr) -> rustix::io::Result<T>,
+    ) -> Result<T, UnpackError> {
+        let name = file_name(rel);
+        let made = make(self.parent(entry, rel)?, name);
+        let made = match made {
+            Err(Errno::EXIST) => {
+                self.remove(entry, rel)?;
+                make(self.parent(entry, rel)?, name)
             }
-        }
+            other => other,
+        };
+        let made = made.map_err(|e| io_error(entry, op, &self.root_path.join(rel), e.into()))?;
+        self.record(rel);
+        Ok(made)
+    }
+
+    /// Removes whatever is at `rel` (not followed; a directory with its contents).
+    fn remove(&mut self, entry: &str, rel: &Path) -> Result<(), UnpackError> {
+        let root_path = &self.root_path;
+        self.root
+            .remove(rel)
+            .map_err(|e| walk_error(root_path, entry, Op::Remove, e))
+    }
+}
+
+fn file_name(rel: &Path) -> &OsStr {
+    rel.file_name().unwrap_or(OsStr::new("."))
+}
+
+fn io_error(entry: &str, op: Op, path: &Path, source: io::Error) -> UnpackError {
+    UnpackError::Io {
+        entry: entry.into(),
+        op,
+        path: path.into(),
+        source,
+    }
+}
+
+fn walk_error(root: &Path, entry: &str, op: Op, e: WalkError) -> UnpackError {
+    let shown = |p: &Path| p.display().to_string().into();
+    match e {
+        WalkError::Symlink(p) => UnpackError::ThroughSymlink {
+            entry: entry.into(),
+            symlink: shown(&p),
+        },
+        WalkError::NotADirectory(p) | WalkError::NotAFile(p) => UnpackError::NotADirectory {
+            entry: entry.into(),
+            parent: shown(&p),
+        },
+        WalkError::Missing(p) => io_error(
+            entry,
+            op,
+            &root.join(p),
+            io::Error::from(io::ErrorKind::NotFound),
+        ),
+        WalkError::Io(p, source) => io_error(entry, op, &root.join(p), source),
     }
 }
 
@@ -361,139 +272,84 @@ fn sanitize_path(raw: &[u8]) -> Result<Option<PathBuf>, Reason> {
     Ok((!out.as_os_str().is_empty()).then_some(out))
 }
 
-/// Checks a symlink target: relative, and lexically inside the root when resolved from the
-/// directory holding `rel`, with `..` only at the start (see the module docs).
-fn check_symlink_target(rel: &Path, target: &[u8]) -> Result<(), Reason> {
-    if target.is_empty() {
-        return Err(Reason::Empty);
-    }
-    if target.contains(&0) {
-        return Err(Reason::Nul);
-    }
-    if target.starts_with(b"/") {
-        return Err(Reason::Absolute);
-    }
-    // Directories between the root and the link.
-    let mut depth = rel.components().count().saturating_sub(1);
-    let mut descended = false;
-    for component in target.split(|b| *b == b'/') {
-        match component {
-            b"" | b"." => {}
-            b".." if descended => return Err(Reason::DotDotAfterName),
-            b".." if depth == 0 => return Err(Reason::Escapes),
-            b".." => depth -= 1,
-            _ => descended = true,
-        }
-    }
-    Ok(())
+/// What an entry's pax records add: a sparse map and extended attributes.
+#[derive(Default)]
+struct Pax {
+    sparse: Option<sparse::Spec>,
+    /// `user.*` attributes: name, value.
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// Whether the parents of an entry are looked at only, or created when missing.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Parents {
-    Create,
-    MustExist,
-}
-
-/// Walks the parent directories of `rel` inside the root without following anything: each must be
-/// a real directory, never a symlink. With `Parents::Create`, missing ones are created (0o755) and
-/// the result is always `true`; with `Parents::MustExist` a missing one gives `false`.
-fn check_parents(
-    layer: &mut Layer<'_>,
-    entry: &str,
-    rel: &Path,
-    parents: Parents,
-) -> Result<bool, UnpackError> {
-    let Some(parent) = rel.parent() else {
-        return Ok(true);
-    };
-    if parent.as_os_str().is_empty() || layer.dirs.contains(parent) {
-        return Ok(true);
-    }
-    let mut dir = layer.root.to_path_buf();
-    let mut dir_rel = PathBuf::new();
-    for component in parent.components() {
-        dir.push(component);
-        dir_rel.push(component);
-        if layer.dirs.contains(&dir_rel) {
-            continue;
-        }
-        match fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(UnpackError::ThroughSymlink {
-                    entry: entry.into(),
-                    symlink: dir_rel.display().to_string().into(),
-                });
-            }
-            Ok(meta) if meta.is_dir() => {
-                layer.dirs.insert(dir_rel.clone());
-            }
-            Ok(_) => {
-                return Err(UnpackError::NotADirectory {
-                    entry: entry.into(),
-                    parent: dir_rel.display().to_string().into(),
-                });
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if parents == Parents::MustExist {
-                    return Ok(false);
-                }
-                create_dir(layer.exact_modes, entry, &dir)?;
-                layer.record(&dir_rel);
-                layer.dirs.insert(dir_rel.clone());
-            }
-            Err(source) => return Err(io_error(entry, Op::Inspect, &dir, source)),
-        }
-    }
-    Ok(true)
-}
-
-fn io_error(entry: &str, op: Op, path: &Path, source: io::Error) -> UnpackError {
-    UnpackError::Io {
-        entry: entry.into(),
-        op,
-        path: path.into(),
+fn read_pax<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Pax, UnpackError> {
+    let read_error = |source| UnpackError::Read {
+        context: format!(" in the pax header of `{name}`").into(),
         source,
-    }
-}
-
-/// Creates a directory whose parents were checked, mode 0o755 whatever the umask (`exact_modes`:
-/// the umask is known to leave 0o755 alone).
-fn create_dir(exact_modes: bool, entry: &str, path: &Path) -> Result<(), UnpackError> {
-    fs::DirBuilder::new()
-        .mode(0o755)
-        .create(path)
-        .map_err(|e| io_error(entry, Op::CreateDir, path, e))?;
-    if exact_modes {
-        return Ok(());
-    }
-    fs::set_permissions(path, Permissions::from_mode(0o755))
-        .map_err(|e| io_error(entry, Op::SetPermissions, path, e))
-}
-
-/// Removes whatever is at `path` (whose parents were checked) without following it: a symlink
-/// is removed itself, a directory with its contents (which forgets every checked directory).
-fn remove_existing(layer: &mut Layer<'_>, entry: &str, path: &Path) -> Result<(), UnpackError> {
-    let removed = match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_error(entry, Op::Inspect, path, e)),
-        // `remove_dir_all` does not follow symlinks inside the tree either.
-        Ok(meta) if meta.is_dir() => {
-            layer.dirs.clear();
-            fs::remove_dir_all(path)
-        }
-        Ok(_) => fs::remove_file(path),
     };
-    removed.map_err(|e| io_error(entry, Op::Remove, path, e))
+    let Some(exts) = entry.pax_extensions().map_err(read_error)? else {
+        return Ok(Pax::default());
+    };
+    let mut records = Vec::new();
+    for ext in exts {
+        let ext = ext.map_err(read_error)?;
+        if let Ok(key) = ext.key() {
+            records.push((key.to_owned(), ext.value_bytes().to_vec()));
+        }
+    }
+    let sparse = sparse::from_pax(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+        .map_err(|e| UnpackError::Sparse {
+            entry: name.into(),
+            reason: e.0.into(),
+        })?;
+    let mut xattrs = Vec::new();
+    for (key, value) in &records {
+        let xattr = if let Some(n) = key.strip_prefix("SCHILY.xattr.") {
+            Some((n.as_bytes().to_vec(), value.clone()))
+        } else if let Some(n) = key.strip_prefix("LIBARCHIVE.xattr.") {
+            // libarchive percent-encodes the name and base64-encodes the value.
+            use base64::Engine as _;
+            let value = base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(trim_padding(value))
+                .ok();
+            value.map(|v| (percent_decode(n.as_bytes()), v))
+        } else {
+            None
+        };
+        if let Some((n, v)) = xattr
+            && n.starts_with(b"user.")
+            && !xattrs.iter().any(|(seen, _)| *seen == n)
+        {
+            xattrs.push((n, v));
+        }
+    }
+    Ok(Pax { sparse, xattrs })
 }
 
-/// Files keep "executable or not" from the header, nothing more.
-fn file_mode(header_mode: u32) -> u32 {
-    if header_mode & 0o111 != 0 {
-        0o755
-    } else {
-        0o644
+/// A base64 value without its trailing whitespace and `=` padding.
+fn trim_padding(v: &[u8]) -> &[u8] {
+    let v = v.trim_ascii_end();
+    let end = v.iter().rposition(|b| *b != b'=').map_or(0, |i| i + 1);
+    &v[..end]
+}
+
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if s[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                s.get(i + 1).and_then(|b| hex(*b)),
+                s.get(i + 2).and_then(|b| hex(*b)),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
     }
+    out
 }
 
 /// Applies one entry of the archive to the root, after the limit and name checks.
@@ -502,8 +358,8 @@ fn apply_entry<R: Read>(
     layer: &mut Layer<'_>,
     stats: &mut Stats,
 ) -> Result<(), UnpackError> {
-    let raw = entry.path_bytes().into_owned();
-    let name = display_name(&raw);
+    let mut raw = entry.path_bytes().into_owned();
+    let mut name = display_name(&raw);
     layer.last = Some(name.clone());
 
     stats.entries += 1;
@@ -515,15 +371,24 @@ fn apply_entry<R: Read>(
     }
 
     let kind = entry.header().entry_type();
-    // Headers the tar crate merges into the next entry reach here only in pre-POSIX archives.
+    // Headers the tar crate merges into the next entry reach here only in pre-POSIX archives;
+    // `V` is a GNU volume label, not content.
     if matches!(
         kind,
         EntryType::XGlobalHeader
             | EntryType::XHeader
             | EntryType::GNULongName
             | EntryType::GNULongLink
-    ) {
+    ) || kind.as_byte() == b'V'
+    {
         return Ok(());
+    }
+
+    let pax = read_pax(entry, &name)?;
+    if let Some(real) = pax.sparse.as_ref().and_then(|s| s.name.clone()) {
+        raw = real;
+        name = display_name(&raw);
+        layer.last = Some(name.clone());
     }
 
     let rel = sanitize_path(&raw).map_err(|reason| UnpackError::Path {
@@ -550,20 +415,23 @@ fn apply_entry<R: Read>(
         return whiteout(layer, &name, &rel, &hidden);
     }
 
+    let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
     match kind {
         // Pre-POSIX archives mark directories with a trailing slash on a regular entry.
-        EntryType::Regular if raw.ends_with(b"/") => make_dir(layer, &name, &rel),
-        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-            write_file(entry, layer, &name, &rel, stats)
+        EntryType::Regular if raw.ends_with(b"/") => {
+            make_dir(layer, &name, &rel, mode, &pax, stats)
         }
-        EntryType::Directory => make_dir(layer, &name, &rel),
+        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+            write::file(entry, layer, &name, &rel, mode, &pax, stats)
+        }
+        EntryType::Directory => make_dir(layer, &name, &rel, mode, &pax, stats),
         EntryType::Symlink => {
             let target = entry.link_name_bytes().map(|t| t.into_owned());
             make_symlink(layer, &name, &rel, target.as_deref().unwrap_or_default())
         }
         EntryType::Link => {
             let target = entry.link_name_bytes().map(|t| t.into_owned());
-            make_hardlink(
+            write::hardlink(
                 layer,
                 &name,
                 &rel,
@@ -571,146 +439,79 @@ fn apply_entry<R: Read>(
                 stats,
             )
         }
-        // Device nodes, fifos and anything unknown: counted, not created.
-        _ => Ok(()),
+        EntryType::Fifo => layer.create(&name, &rel, Op::Create, |dir, n| {
+            rustix::fs::mknodat(dir, n, FileType::Fifo, Mode::from_raw_mode(mode), 0)
+        }),
+        EntryType::Char | EntryType::Block => Err(UnpackError::Device {
+            entry: name.into(),
+            kind: if kind == EntryType::Char {
+                "character device"
+            } else {
+                "block device"
+            },
+        }),
+        other => Err(UnpackError::UnknownType {
+            entry: name.into(),
+            code: other.as_byte(),
+        }),
     }
 }
 
-fn make_dir(layer: &mut Layer<'_>, name: &str, rel: &Path) -> Result<(), UnpackError> {
-    check_parents(layer, name, rel, Parents::Create)?;
-    let path = layer.root.join(rel);
-    match create_dir(layer.exact_modes, name, &path) {
-        Ok(()) => {}
-        Err(UnpackError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
-            match fs::symlink_metadata(&path) {
-                Ok(meta) if meta.is_dir() => {
-                    fs::set_permissions(&path, Permissions::from_mode(0o755))
-                        .map_err(|e| io_error(name, Op::SetPermissions, &path, e))?
-                }
-                Ok(_) => {
-                    remove_existing(layer, name, &path)?;
-                    create_dir(layer.exact_modes, name, &path)?;
-                }
-                Err(e) => return Err(io_error(name, Op::Inspect, &path, e)),
-            }
-        }
-        Err(e) => return Err(e),
-    }
-    layer.record(rel);
-    layer.dirs.insert(rel.to_path_buf());
-    Ok(())
+/// A directory's mode: the archive's bits plus `u+rwx` (pkg must be able to fill and remove it).
+fn dir_mode(mode: u32) -> u32 {
+    mode | 0o700
 }
 
-/// Reads into `buf` until it is full or the reader ends.
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
-fn write_file<R: Read>(
-    entry: &mut tar::Entry<'_, R>,
+fn make_dir(
     layer: &mut Layer<'_>,
     name: &str,
     rel: &Path,
+    mode: u32,
+    pax: &Pax,
     stats: &mut Stats,
 ) -> Result<(), UnpackError> {
-    // The logical size (pax `size` and sparse maps applied); the copy never goes past it.
-    let size = entry.size();
-    let read_error = |source| UnpackError::Read {
-        context: format!(" in `{name}`").into(),
-        source,
-    };
-    if stats
-        .bytes
-        .checked_add(size)
-        .is_none_or(|total| total > layer.limits.max_bytes)
-    {
-        return Err(UnpackError::TooManyBytes {
-            entry: name.into(),
-            limit: layer.limits.max_bytes,
-        });
-    }
-
-    let mut head = [0u8; APPLE_DOUBLE_MAGIC.len()];
-    let mut head_len = 0;
-    if rel
-        .file_name()
-        .is_some_and(|n| n.as_bytes().starts_with(b"._"))
-    {
-        head_len = read_up_to(entry, &mut head[..size.min(4) as usize]).map_err(read_error)?;
-        if head[..head_len] == APPLE_DOUBLE_MAGIC {
-            return Ok(());
+    let mode = dir_mode(mode);
+    let leaf = file_name(rel);
+    let path = layer.root_path.join(rel);
+    let dir = layer.parent(name, rel)?;
+    match rustix::fs::mkdirat(dir, leaf, Mode::from_raw_mode(mode)) {
+        Ok(()) => {}
+        Err(Errno::EXIST) => {
+            let is_dir = rustix::fs::statat(dir, leaf, AtFlags::SYMLINK_NOFOLLOW)
+                .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+                .map_err(|e| io_error(name, Op::Inspect, &path, e.into()))?;
+            if is_dir {
+                // Already there (made as a parent, or a duplicate): the archive's mode wins.
+                let umask = layer.umask;
+                layer
+                    .root
+                    .chmod(rel, mode & !umask)
+                    .map_err(|e| walk_error(&layer.root_path, name, Op::SetPermissions, e))?;
+            } else {
+                layer.remove(name, rel)?;
+                let dir = layer.parent(name, rel)?;
+                rustix::fs::mkdirat(dir, leaf, Mode::from_raw_mode(mode))
+                    .map_err(|e| io_error(name, Op::CreateDir, &path, e.into()))?;
+            }
         }
+        Err(e) => return Err(io_error(name, Op::CreateDir, &path, e.into())),
     }
-
-    check_parents(layer, name, rel, Parents::Create)?;
-    let path = layer.root.join(rel);
-    let mode = file_mode(entry.header().mode().unwrap_or(0o644));
-    let create = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&path)
-    };
-    let mut file = match create() {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            remove_existing(layer, name, &path)?;
-            create()
-        }
-        other => other,
-    }
-    .map_err(|e| io_error(name, Op::Create, &path, e))?;
     layer.record(rel);
-    let write_error = |e| io_error(name, Op::Write, &path, e);
-
-    file.write_all(&head[..head_len]).map_err(write_error)?;
-    let mut written = head_len as u64;
-    while written < size {
-        let want = (size - written).min(layer.buf.len() as u64) as usize;
-        let n = match entry.read(&mut layer.buf[..want]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(read_error(e)),
-        };
-        file.write_all(&layer.buf[..n]).map_err(write_error)?;
-        written += n as u64;
+    if !pax.xattrs.is_empty() {
+        let fd = (layer.root.open_any(rel))
+            .map_err(|e| walk_error(&layer.root_path, name, Op::Inspect, e))?;
+        set_xattrs(&fd, pax, stats);
     }
-    stats.bytes += written;
-    if written < size {
-        return Err(UnpackError::Truncated {
-            entry: name.into(),
-            expected: size,
-            actual: written,
-        });
-    }
-
-    // The umask applied at creation; the mode is exactly 0o755 or 0o644.
-    if !layer.exact_modes {
-        file.set_permissions(Permissions::from_mode(mode))
-            .map_err(|e| io_error(name, Op::SetPermissions, &path, e))?;
-    }
-    set_mtime(&file, entry.header());
     Ok(())
 }
 
-/// Best effort: a missing or odd mtime leaves the file's own.
-fn set_mtime(file: &File, header: &tar::Header) {
-    if let Some(time) = header
-        .mtime()
-        .ok()
-        .and_then(|secs| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs)))
-    {
-        let _ = file.set_modified(time);
+/// Sets the entry's `user.*` attributes on `fd`; refusals are counted, never fatal.
+fn set_xattrs(fd: &impl AsFd, pax: &Pax, stats: &mut Stats) {
+    for (key, value) in &pax.xattrs {
+        let key = OsStr::from_bytes(key);
+        if rustix::fs::fsetxattr(fd, key, value, rustix::fs::XattrFlags::empty()).is_err() {
+            stats.xattrs_skipped += 1;
+        }
     }
 }
 
@@ -720,79 +521,22 @@ fn make_symlink(
     rel: &Path,
     target: &[u8],
 ) -> Result<(), UnpackError> {
-    check_symlink_target(rel, target).map_err(|reason| UnpackError::LinkTarget {
-        entry: name.into(),
-        target: display_name(target).into(),
-        reason,
-    })?;
-    check_parents(layer, name, rel, Parents::Create)?;
-    let path = layer.root.join(rel);
-    let create = || std::os::unix::fs::symlink(OsStr::from_bytes(target), &path);
-    match create() {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            remove_existing(layer, name, &path)?;
-            create()
-        }
-        other => other,
-    }
-    .map_err(|e| io_error(name, Op::Symlink, &path, e))?;
-    layer.record(rel);
-    Ok(())
-}
-
-fn make_hardlink(
-    layer: &mut Layer<'_>,
-    name: &str,
-    rel: &Path,
-    target: &[u8],
-    stats: &mut Stats,
-) -> Result<(), UnpackError> {
     let refuse = |reason| UnpackError::LinkTarget {
         entry: name.into(),
         target: display_name(target).into(),
         reason,
     };
-    let target_rel = sanitize_path(target)
-        .map_err(refuse)?
-        .ok_or_else(|| refuse(Reason::Root))?;
-    if !check_parents(layer, name, &target_rel, Parents::MustExist)? {
-        return Err(refuse(Reason::Missing));
+    if target.is_empty() {
+        return Err(refuse(Reason::Empty));
     }
-    let target_path = layer.root.join(&target_rel);
-    match fs::symlink_metadata(&target_path) {
-        Ok(meta) if meta.file_type().is_file() => {}
-        Ok(_) => return Err(refuse(Reason::NotAFile)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(refuse(Reason::Missing)),
-        Err(e) => return Err(io_error(name, Op::Inspect, &target_path, e)),
+    if target.contains(&0) {
+        return Err(refuse(Reason::Nul));
     }
-    if target_rel == rel {
-        return Ok(());
-    }
-
-    check_parents(layer, name, rel, Parents::Create)?;
-    let path = layer.root.join(rel);
-    remove_existing(layer, name, &path)?;
-    if fs::hard_link(&target_path, &path).is_err() {
-        // Filesystems without hard links: a copy, which costs space like any file.
-        let len = fs::symlink_metadata(&target_path)
-            .map_err(|e| io_error(name, Op::Inspect, &target_path, e))?
-            .len();
-        if stats
-            .bytes
-            .checked_add(len)
-            .is_none_or(|total| total > layer.limits.max_bytes)
-        {
-            return Err(UnpackError::TooManyBytes {
-                entry: name.into(),
-                limit: layer.limits.max_bytes,
-            });
-        }
-        let copied =
-            fs::copy(&target_path, &path).map_err(|e| io_error(name, Op::CopyTo, &path, e))?;
-        stats.bytes += copied;
-    }
-    layer.record(rel);
-    Ok(())
+    // The target is data: created as the archive says, never resolved.
+    let target = OsStr::from_bytes(target);
+    layer.create(name, rel, Op::Symlink, |dir, n| {
+        rustix::fs::symlinkat(target, dir, n)
+    })
 }
 
 /// `.wh.NAME` removes NAME, `.wh..wh..opq` empties the directory; both spare what this layer made.
@@ -802,19 +546,19 @@ fn whiteout(
     rel: &Path,
     hidden: &[u8],
 ) -> Result<(), UnpackError> {
-    let dir_rel = rel.parent().unwrap_or(Path::new(""));
+    let dir_rel = rel.parent().unwrap_or(Path::new("")).to_owned();
     if hidden == b".wh..opq" {
-        check_parents(layer, name, rel, Parents::Create)?;
+        layer.parent(name, rel)?;
         if layer.first {
             return Ok(());
         }
-        layer.record(dir_rel);
-        let dir = layer.root.join(dir_rel);
-        let children = fs::read_dir(&dir).map_err(|e| io_error(name, Op::List, &dir, e))?;
-        for child in children {
-            let child = child.map_err(|e| io_error(name, Op::List, &dir, e))?;
-            if !layer.created.contains(&dir_rel.join(child.file_name())) {
-                remove_existing(layer, name, &child.path())?;
+        layer.record(&dir_rel);
+        let children = (layer.root.list(&dir_rel))
+            .map_err(|e| walk_error(&layer.root_path, name, Op::List, e))?;
+        for (child, _) in children {
+            let child_rel = dir_rel.join(child);
+            if !layer.created.contains(&child_rel) {
+                layer.remove(name, &child_rel)?;
             }
         }
         return Ok(());
@@ -833,13 +577,15 @@ fn whiteout(
         return Ok(());
     }
     let target_rel = dir_rel.join(OsStr::from_bytes(hidden));
-    if layer.created.contains(&target_rel)
-        || !check_parents(layer, name, &target_rel, Parents::MustExist)?
-    {
+    if layer.created.contains(&target_rel) {
         return Ok(());
     }
-    let path = layer.root.join(target_rel);
-    remove_existing(layer, name, &path)
+    match layer.root.stat(&target_rel) {
+        // A parent that is missing, a file or a link: there is nothing beneath it to remove.
+        Ok(None) | Err(WalkError::Missing(_) | WalkError::NotADirectory(_)) => Ok(()),
+        Ok(Some(_)) => layer.remove(name, &target_rel),
+        Err(e) => Err(walk_error(&layer.root_path, name, Op::Inspect, e)),
+    }
 }
 
 #[cfg(test)]

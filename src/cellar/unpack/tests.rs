@@ -1,4 +1,5 @@
 use super::*;
+use std::fs;
 use std::os::unix::fs::MetadataExt;
 use tar::Header;
 
@@ -354,50 +355,93 @@ fn whiteouts_in_a_first_layer_remove_nothing() {
 }
 
 #[test]
-fn refuses_escaping_symlinks() {
-    let cases = [
-        ("evil", "/etc/passwd", Reason::Absolute),
-        ("evil", "..", Reason::Escapes),
-        ("evil", "../root2", Reason::Escapes),
-        ("a/evil", "../../x", Reason::Escapes),
-        ("a/b/evil", "./../.././../x", Reason::Escapes),
-        ("evil", "", Reason::Empty),
+fn symlink_targets_are_data_and_never_written_through() {
+    // Created as the archive says, wherever they point (GNU tar does the same)…
+    let targets = [
+        ("evil", "/etc/passwd"),
+        ("up", ".."),
+        ("sibling", "../root2"),
+        ("a/climb", "../../x"),
+        ("a/b/dots", "./../.././../x"),
+        ("a/b/up", "../.."),
+        ("a/self", "."),
+        ("a/dangling", "../nowhere/x"),
+        ("a/after", "b/../../.."),
     ];
-    for (name, target, reason) in cases {
-        let mut s = Scratch::new();
-        let err = s.unpack(&Tar::new().symlink(name, target).bytes());
-        refused_link(err.unwrap_err(), name, reason);
-        assert!(!s.exists(name));
+    let mut s = Scratch::new();
+    let mut tar = Tar::new();
+    for (name, target) in targets {
+        tar.symlink(name, target);
     }
+    s.unpack(&tar.bytes()).unwrap();
+    for (name, target) in targets {
+        assert_eq!(
+            fs::read_link(s.root().join(name)).unwrap(),
+            Path::new(target),
+            "{name}"
+        );
+    }
+    // …and no later entry goes through one, whatever it is.
+    fs::write(s.outside().join("secret"), "secret").unwrap();
+    for (name, _) in targets {
+        for later in [
+            Tar::new()
+                .file(&format!("{name}/pwned"), 0o644, b"x")
+                .bytes(),
+            Tar::new().dir(&format!("{name}/pwned")).bytes(),
+            Tar::new().symlink(&format!("{name}/pwned"), "x").bytes(),
+            Tar::new()
+                .hardlink(&format!("{name}/pwned"), "a/self")
+                .bytes(),
+        ] {
+            let err = s.unpack(&later).unwrap_err();
+            assert!(
+                matches!(&err, UnpackError::ThroughSymlink { symlink, .. } if **symlink == *name),
+                "{name}: {err:?}"
+            );
+        }
+    }
+    let outside: Vec<_> = fs::read_dir(s.outside()).unwrap().collect();
+    assert_eq!(
+        outside.len(),
+        2,
+        "only root/ and secret are beside the root"
+    );
+    assert_eq!(
+        fs::read_to_string(s.outside().join("secret")).unwrap(),
+        "secret"
+    );
 
+    for (target, reason) in [("", Reason::Empty)] {
+        let mut s = Scratch::new();
+        let err = s.unpack(&Tar::new().symlink("l", target).bytes());
+        refused_link(err.unwrap_err(), "l", reason);
+        assert!(!s.exists("l"));
+    }
     // A NUL in a pax `linkpath`.
     let mut s = Scratch::new();
     let mut tar = Tar::new();
     tar.pax(&[("linkpath", b"ok\0/../../..")])
         .symlink("l", "ok");
     refused_link(s.unpack(&tar.bytes()).unwrap_err(), "l", Reason::Nul);
+}
 
-    // `up` resolves to the root, so `up/..` lexically stays inside but really escapes.
+#[test]
+fn a_hard_link_to_a_symlink_links_the_symlink() {
     let mut s = Scratch::new();
     let tar = Tar::new()
-        .symlink("a/up", "..")
-        .symlink("c", "a/up/..")
-        .bytes();
-    refused_link(s.unpack(&tar).unwrap_err(), "c", Reason::DotDotAfterName);
-    assert!(s.exists("a/up"));
-
-    // Allowed: inside the root, dangling or not.
-    let mut s = Scratch::new();
-    let tar = Tar::new()
-        .symlink("a/b/up", "../..")
-        .symlink("a/self", ".")
-        .symlink("a/dangling", "../nowhere/x")
+        .file("file", 0o644, b"data")
+        .symlink("sym", "/etc/passwd")
+        .hardlink("hardsym", "sym")
         .bytes();
     s.unpack(&tar).unwrap();
     assert_eq!(
-        fs::read_link(s.root().join("a/b/up")).unwrap(),
-        Path::new("../..")
+        fs::read_link(s.root().join("hardsym")).unwrap(),
+        Path::new("/etc/passwd")
     );
+    let a = fs::symlink_metadata(s.root().join("sym")).unwrap();
+    let b = fs::symlink_metadata(s.root().join("hardsym")).unwrap();
+    assert_eq!((a.ino(), a.nlink()), (b.ino(), 2));
 }
 
 #[test]
@@ -410,7 +454,6 @@ fn hardlinks_stay_inside_and_point_at_files() {
         (None, "missing", Some(Reason::Missing)),
         (None, "nodir/missing", Some(Reason::Missing)),
         (None, "d", Some(Reason::NotAFile)),
-        (Some(("sym", "file")), "sym", Some(Reason::NotAFile)),
         // Parents of the target are checked like an entry's.
         (Some(("dsym", "d")), "dsym/f", None),
     ];
@@ -437,17 +480,30 @@ fn hardlinks_stay_inside_and_point_at_files() {
 }
 
 #[test]
-fn skips_devices_and_fifos() {
+fn fifos_are_made_and_devices_refused() {
     let mut s = Scratch::new();
     let mut tar = Tar::new();
-    tar.raw(b"dev/null", EntryType::Char, b"", 0o666, b"");
-    tar.raw(b"dev/sda", EntryType::Block, b"", 0o660, b"");
-    tar.raw(b"pipe", EntryType::Fifo, b"", 0o644, b"");
+    tar.raw(b"pipe", EntryType::Fifo, b"", 0o640, b"");
     tar.file("kept", 0o644, b"k");
     s.unpack(&tar.bytes()).unwrap();
-    assert!(!s.exists("dev/null") && !s.exists("dev/sda") && !s.exists("pipe"));
+    use std::os::unix::fs::FileTypeExt as _;
+    let pipe = fs::symlink_metadata(s.root().join("pipe")).unwrap();
+    assert!(pipe.file_type().is_fifo());
+    assert_eq!(pipe.mode() & 0o777, 0o640);
     assert_eq!(s.read("kept"), "k");
-    assert_eq!(s.stats.entries, 4);
+    for (kind, shown) in [
+        (EntryType::Char, "character device"),
+        (EntryType::Block, "block device"),
+    ] {
+        let mut tar = Tar::new();
+        tar.raw(b"dev/x", kind, b"", 0o666, b"");
+        let err = Scratch::new().unpack(&tar.bytes()).unwrap_err().to_string();
+        assert!(err.contains("dev/x") && err.contains(shown), "{err}");
+    }
+    let mut tar = Tar::new();
+    tar.raw(b"odd", EntryType::new(b'Q'), b"", 0o644, b"");
+    let err = Scratch::new().unpack(&tar.bytes()).unwrap_err().to_string();
+    assert!(err.contains("`odd`") && err.contains("`Q`"), "{err}");
 }
 
 #[test]
@@ -460,6 +516,8 @@ fn xattr_headers_and_apple_double_files() {
             ("LIBARCHIVE.xattr.com.apple.quarantine", b"MDA4MTs1ZjAw"),
             ("SCHILY.xattr.trusted.evil", b"x"),
             ("SCHILY.xattr.security.capability", b"\x01\x00\x00\x02"),
+            ("SCHILY.xattr.user.origin", b"gnu tar"),
+            ("LIBARCHIVE.xattr.user.from%20bsdtar", b"YnNkdGFy"),
         ])
         .file("bin/tool", 0o755, b"tool")
         .file("bin/._tool", 0o644, &apple_double)
@@ -470,12 +528,20 @@ fn xattr_headers_and_apple_double_files() {
     assert_eq!(s.read("bin/tool"), "tool");
     assert_eq!(s.mode("bin/tool"), 0o755);
     assert!(!s.exists("bin/._tool"));
+    let xattr = |name: &str| {
+        let mut buf = vec![0u8; 64];
+        let n = rustix::fs::getxattr(s.root().join("bin/tool"), name, &mut buf).unwrap();
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    };
+    assert_eq!(xattr("user.origin"), "gnu tar");
+    assert_eq!(xattr("user.from bsdtar"), "bsdtar");
+    assert_eq!(s.stats.xattrs_skipped, 0);
     assert_eq!(s.read("._notes"), "not AppleDouble");
     assert_eq!(s.read("._"), "");
 }
 
 #[test]
-fn modes_are_normalized() {
+fn modes_are_the_archives_under_the_umask_without_setuid() {
     let mut s = Scratch::new();
     let mut tar = Tar::new();
     tar.file("suid", 0o4755, b"")
@@ -487,13 +553,15 @@ fn modes_are_normalized() {
     tar.raw(b"locked", EntryType::Directory, b"", 0o500, b"");
     tar.file("locked/inside", 0o644, b"");
     s.unpack(&tar.bytes()).unwrap();
-    assert_eq!(s.mode("suid"), 0o755);
-    assert_eq!(s.mode("sgid"), 0o644);
-    assert_eq!(s.mode("private-exec"), 0o755);
-    assert_eq!(s.mode("readonly"), 0o644);
-    assert_eq!(s.mode("world"), 0o644);
-    assert_eq!(s.mode("sticky"), 0o755);
-    assert_eq!(s.mode("locked"), 0o755);
+    let umask = umask().unwrap_or(0o022);
+    assert_eq!(s.mode("suid"), 0o755 & !umask);
+    assert_eq!(s.mode("sgid"), 0o644 & !umask);
+    assert_eq!(s.mode("private-exec"), 0o700);
+    assert_eq!(s.mode("readonly"), 0o400);
+    assert_eq!(s.mode("world"), 0o666 & !umask);
+    assert_eq!(s.mode("sticky"), 0o777 & !umask);
+    // Directories keep u+rwx, so pkg can always fill and remove them.
+    assert_eq!(s.mode("locked"), 0o700);
 }
 
 #[test]
@@ -697,4 +765,54 @@ fn sanitize_path_rules() {
     assert_eq!(sanitize_path(b"/a"), Err(Reason::Absolute));
     assert_eq!(sanitize_path(b"a/../b"), Err(Reason::DotDot));
     assert_eq!(display_name(b"a\0b\n"), "a\\u{0}b\\n");
+}
+
+/// Every sparse format GNU tar writes (old GNU `S`, pax 0.0, 0.1, 1.0) restores to the same
+/// bytes, with the holes left as holes (the filesystems tests run on all have them).
+#[test]
+fn sparse_files_from_gnu_tar_restore_exactly_with_their_holes() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    fs::create_dir_all(src.join("share")).unwrap();
+    let f = fs::File::create(src.join("share/disk.img")).unwrap();
+    f.set_len(8 << 20).unwrap();
+    f.write_all_at(b"hello", 4096 * 10).unwrap();
+    f.write_all_at(&[7u8; 10000], 3 << 20).unwrap();
+    drop(f);
+    let want = fs::read(src.join("share/disk.img")).unwrap();
+    for args in [
+        vec!["--format=gnu"],
+        vec!["--format=posix", "--sparse-version=0.0"],
+        vec!["--format=posix", "--sparse-version=0.1"],
+        vec!["--format=posix", "--sparse-version=1.0"],
+        vec!["--format=posix"],
+    ] {
+        let out = d.path().join("t.tar");
+        let st = std::process::Command::new("tar")
+            .args(&args)
+            .arg("-S")
+            .arg("-cf")
+            .arg(&out)
+            .arg("-C")
+            .arg(&src)
+            .arg("share")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mut s = Scratch::new();
+        s.unpack(&fs::read(&out).unwrap()).unwrap();
+        let got = fs::read(s.root().join("share/disk.img")).unwrap();
+        assert!(got == want, "{args:?}: {} bytes, not the file", got.len());
+        let names: Vec<_> = fs::read_dir(s.root().join("share"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["disk.img"], "{args:?}");
+        let allocated = fs::metadata(s.root().join("share/disk.img"))
+            .unwrap()
+            .blocks()
+            * 512;
+        assert!(allocated < 1 << 20, "{args:?}: {allocated} bytes allocated");
+        assert_eq!(s.stats.bytes, 8 << 20);
+    }
 }

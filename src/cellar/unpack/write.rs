@@ -1,0 +1,278 @@
+//! Writes the contents of file entries (plain, sparse) and hard links, each on a descriptor
+//! opened beneath the root.
+
+use super::*;
+
+/// Bytes of zeros that a sparse file's restore leaves as a hole instead of writing.
+const HOLE_BLOCK: usize = 4096;
+
+fn check_room(name: &str, size: u64, layer: &Layer<'_>, stats: &Stats) -> Result<(), UnpackError> {
+    if stats
+        .bytes
+        .checked_add(size)
+        .is_none_or(|total| total > layer.limits.max_bytes)
+    {
+        return Err(UnpackError::TooManyBytes {
+            entry: name.into(),
+            limit: layer.limits.max_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Reads into `buf` until it is full or the reader ends.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Creates the file `rel` (mode before the umask) on a descriptor, replacing what is in the way.
+fn create_file(
+    layer: &mut Layer<'_>,
+    name: &str,
+    rel: &Path,
+    mode: u32,
+) -> Result<File, UnpackError> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = layer.create(name, rel, Op::Create, |dir, n| {
+        rustix::fs::openat(dir, n, flags, Mode::from_raw_mode(mode))
+    })?;
+    Ok(File::from(fd))
+}
+
+/// A regular file, an old GNU sparse file (holes come from the `tar` crate as zeros and are
+/// punched back as holes) or a pax sparse file (segments placed by its map).
+pub(super) fn file<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    layer: &mut Layer<'_>,
+    name: &str,
+    rel: &Path,
+    mode: u32,
+    pax: &Pax,
+    stats: &mut Stats,
+) -> Result<(), UnpackError> {
+    let read_error = |source| UnpackError::Read {
+        context: format!(" in `{name}`").into(),
+        source,
+    };
+    // The logical size (pax `size` and old GNU sparse maps applied); the copy never goes past it.
+    let size = entry.size();
+    let logical = pax.sparse.as_ref().map_or(size, |s| s.realsize);
+    check_room(name, logical, layer, stats)?;
+
+    let mut head = [0u8; APPLE_DOUBLE_MAGIC.len()];
+    let mut head_len = 0;
+    if pax.sparse.is_none()
+        && rel
+            .file_name()
+            .is_some_and(|n| n.as_bytes().starts_with(b"._"))
+    {
+        head_len = read_up_to(entry, &mut head[..size.min(4) as usize]).map_err(read_error)?;
+        if head[..head_len] == APPLE_DOUBLE_MAGIC {
+            return Ok(());
+        }
+    }
+
+    let mut file = create_file(layer, name, rel, mode)?;
+    let path = layer.root_path.join(rel);
+    let write_error = |e| io_error(name, Op::Write, &path, e);
+
+    if let Some(spec) = &pax.sparse {
+        let map = match &spec.map {
+            Some(map) => map.clone(),
+            None => {
+                let (map, used) = sparse::read_map(entry, size).map_err(|e| match e.kind() {
+                    io::ErrorKind::InvalidData => UnpackError::Sparse {
+                        entry: name.into(),
+                        reason: e.to_string().into(),
+                    },
+                    _ => read_error(e),
+                })?;
+                // What follows the map is the data.
+                let data = size - used;
+                sparse::check(&map, spec.realsize, data).map_err(|e| UnpackError::Sparse {
+                    entry: name.into(),
+                    reason: e.0.into(),
+                })?;
+                map
+            }
+        };
+        if spec.map.is_some() {
+            sparse::check(&map, spec.realsize, size).map_err(|e| UnpackError::Sparse {
+                entry: name.into(),
+                reason: e.0.into(),
+            })?;
+        }
+        for (offset, len) in map {
+            let copied = copy_at(entry, &file, offset, len, &mut layer.buf, false)
+                .map_err(|e| e.into_unpack(name, &path))?;
+            if copied < len {
+                return Err(UnpackError::Truncated {
+                    entry: name.into(),
+                    expected: len,
+                    actual: copied,
+                });
+            }
+        }
+        file.set_len(spec.realsize).map_err(write_error)?;
+        stats.bytes += spec.realsize;
+    } else {
+        file.write_all(&head[..head_len]).map_err(write_error)?;
+        let holes = entry.header().entry_type() == EntryType::GNUSparse;
+        let rest = size - head_len as u64;
+        let copied = copy_at(entry, &file, head_len as u64, rest, &mut layer.buf, holes)
+            .map_err(|e| e.into_unpack(name, &path))?;
+        let written = head_len as u64 + copied;
+        stats.bytes += written;
+        if written < size {
+            return Err(UnpackError::Truncated {
+                entry: name.into(),
+                expected: size,
+                actual: written,
+            });
+        }
+        if holes {
+            file.set_len(size).map_err(write_error)?;
+        }
+    }
+    set_xattrs(&file, pax, stats);
+    set_mtime(&file, entry.header());
+    Ok(())
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+impl CopyError {
+    fn into_unpack(self, name: &str, path: &Path) -> UnpackError {
+        match self {
+            CopyError::Read(source) => UnpackError::Read {
+                context: format!(" in `{name}`").into(),
+                source,
+            },
+            CopyError::Write(e) => io_error(name, Op::Write, path, e),
+        }
+    }
+}
+
+/// Copies up to `len` bytes from `from` into `file` at `offset`; with `holes`, whole blocks of
+/// zeros are skipped (left as holes). Returns the bytes read.
+fn copy_at(
+    from: &mut impl Read,
+    file: &File,
+    offset: u64,
+    len: u64,
+    buf: &mut [u8],
+    holes: bool,
+) -> Result<u64, CopyError> {
+    let mut done = 0u64;
+    while done < len {
+        let want = (len - done).min(buf.len() as u64) as usize;
+        let n = match from.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        let at = offset + done;
+        if holes {
+            for (i, block) in buf[..n].chunks(HOLE_BLOCK).enumerate() {
+                if block.iter().any(|b| *b != 0) {
+                    let pos = at + (i * HOLE_BLOCK) as u64;
+                    file.write_all_at(block, pos).map_err(CopyError::Write)?;
+                }
+            }
+        } else {
+            file.write_all_at(&buf[..n], at).map_err(CopyError::Write)?;
+        }
+        done += n as u64;
+    }
+    Ok(done)
+}
+
+/// Best effort: a missing or odd mtime leaves the file's own.
+fn set_mtime(file: &File, header: &tar::Header) {
+    if let Some(time) = header
+        .mtime()
+        .ok()
+        .and_then(|secs| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs)))
+    {
+        let _ = file.set_modified(time);
+    }
+}
+
+/// A hard link to a file or a symlink already in the root (never to a directory). `linkat`
+/// without `AT_SYMLINK_FOLLOW` links a symlink itself; where the filesystem has no hard links, a
+/// file is copied and a symlink recreated.
+pub(super) fn hardlink(
+    layer: &mut Layer<'_>,
+    name: &str,
+    rel: &Path,
+    target: &[u8],
+    stats: &mut Stats,
+) -> Result<(), UnpackError> {
+    let refuse = |reason| UnpackError::LinkTarget {
+        entry: name.into(),
+        target: display_name(target).into(),
+        reason,
+    };
+    let target_rel = sanitize_path(target)
+        .map_err(refuse)?
+        .ok_or_else(|| refuse(Reason::Root))?;
+    let target_path = layer.root_path.join(&target_rel);
+    let target_kind = match layer.root.stat(&target_rel) {
+        Ok(Some(st)) => FileType::from_raw_mode(st.st_mode),
+        Ok(None) | Err(WalkError::Missing(_)) => return Err(refuse(Reason::Missing)),
+        Err(e) => return Err(walk_error(&layer.root_path, name, Op::Inspect, e)),
+    };
+    if target_kind == FileType::Directory {
+        return Err(refuse(Reason::NotAFile));
+    }
+    if target_rel == rel {
+        return Ok(());
+    }
+    let (target_parent, target_name) = beneath::split(&target_rel)
+        .map_err(|e| walk_error(&layer.root_path, name, Op::Inspect, e))?;
+    let target_dir = (layer.root.open_dir(target_parent, None, &mut |_| {}))
+        .map_err(|e| walk_error(&layer.root_path, name, Op::Inspect, e))?;
+    let linked = layer.create(name, rel, Op::CopyTo, |dir, n| {
+        match rustix::fs::linkat(&target_dir, target_name, dir, n, AtFlags::empty()) {
+            Err(Errno::EXIST) => Err(Errno::EXIST),
+            Err(_) => Ok(false),
+            Ok(()) => Ok(true),
+        }
+    })?;
+    if linked {
+        return Ok(());
+    }
+    // No hard links here: the same bytes (or the same link) under the second name.
+    if target_kind == FileType::Symlink {
+        let to = (layer.root.read_link(&target_rel))
+            .map_err(|e| walk_error(&layer.root_path, name, Op::Inspect, e))?;
+        return layer.create(name, rel, Op::Symlink, |dir, n| {
+            rustix::fs::symlinkat(&to, dir, n)
+        });
+    }
+    let mut from = (layer.root.open_file(&target_rel, false))
+        .map_err(|e| walk_error(&layer.root_path, name, Op::Inspect, e))?;
+    let meta = from
+        .metadata()
+        .map_err(|e| io_error(name, Op::Inspect, &target_path, e))?;
+    check_room(name, meta.len(), layer, stats)?;
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut to = create_file(layer, name, rel, meta.permissions().mode() & 0o777)?;
+    let copied =
+        io::copy(&mut from, &mut to).map_err(|e| io_error(name, Op::CopyTo, &target_path, e))?;
+    stats.bytes += copied;
+    Ok(())
+}

@@ -43,7 +43,10 @@ impl Limits {
     }
 }
 
-fn parse_limit(var: &'static str, value: Option<OsString>) -> Result<Option<u64>, UnpackError> {
+pub(super) fn parse_limit(
+    var: &'static str,
+    value: Option<OsString>,
+) -> Result<Option<u64>, UnpackError> {
     let Some(value) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };

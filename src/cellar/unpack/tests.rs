@@ -1,3 +1,4 @@
+use super::limits::parse_limit;
 use super::*;
 use std::fs;
 use std::os::unix::fs::MetadataExt;

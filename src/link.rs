@@ -1,8 +1,11 @@
 //! Links into the prefix: `PREFIX/bin/*` and `PREFIX/opt/NAME`, relative symlinks swapped in by
 //! temp name + rename, never over a file pkg does not own, rolled back as a whole on failure.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::FileType;
+
+use crate::cellar::unpack::beneath::{Resolved, Root, WalkError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -14,6 +17,22 @@ pub enum LinkError {
     },
     #[error("the formula lists `{entry}` in `bin`, but the package has no such file")]
     MissingBin { entry: String },
+    #[error(
+        "the formula lists `{entry}` in `bin`, but `{}` in the package is a link that leads out of it (to `{}`); pkg never follows a link out of a keg. Fix the formula's `bin` entry or the package",
+        link.display(),
+        target.display()
+    )]
+    BinLeavesKeg {
+        entry: String,
+        link: PathBuf,
+        target: PathBuf,
+    },
+    #[error("{}: {error}", keg.display())]
+    Walk {
+        keg: PathBuf,
+        #[source]
+        error: WalkError,
+    },
     #[error("{} file(s) in the way, not linked:\n{}\nTo replace them, run again with --overwrite.", .0.len(), list(.0))]
     Conflicts(Vec<Conflict>),
 }
@@ -41,37 +60,101 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LinkError + '_ {
 
 /// The keg-relative files to link into `bin`: the formula's list, checked to exist, or by
 /// default every executable file (or link to one) directly in the keg's `bin/`.
+///
+/// Nothing is followed to find out: links inside the keg are resolved lexically beneath it
+/// ([`Root::resolve`]). A listed entry that passes through a link leading out of the keg is an
+/// error; one that *is* such a link (a virtualenv's `bin/python3 -> /usr/bin/python3.11`) is
+/// linked as it is, and so is such a link found in `bin/`.
 pub fn bins_for(keg: &Path, listed: Option<&[String]>) -> Result<Vec<String>, LinkError> {
+    let mut root = Root::open(keg).map_err(io_err(keg))?;
+    let walk = |error| LinkError::Walk {
+        keg: keg.to_owned(),
+        error,
+    };
     if let Some(listed) = listed {
         for entry in listed {
-            if std::fs::symlink_metadata(keg.join(entry)).is_err() {
-                return Err(LinkError::MissingBin {
-                    entry: entry.clone(),
-                });
+            match root.resolve(Path::new(entry), false).map_err(walk)? {
+                Resolved::Inside(_) => {}
+                Resolved::Missing(_) => {
+                    return Err(LinkError::MissingBin {
+                        entry: entry.clone(),
+                    });
+                }
+                Resolved::Outside { link, target } => {
+                    return Err(LinkError::BinLeavesKeg {
+                        entry: entry.clone(),
+                        link,
+                        target,
+                    });
+                }
             }
         }
         return Ok(listed.to_vec());
     }
-    let dir = keg.join("bin");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
+    let dir = match root.resolve(Path::new("bin"), true).map_err(walk)? {
+        Resolved::Inside(dir) => dir,
+        Resolved::Missing(_) | Resolved::Outside { .. } => return Ok(Vec::new()),
+    };
+    let entries = match root.list(&dir) {
+        Ok(entries) => entries,
+        Err(WalkError::NotADirectory(_) | WalkError::Missing(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(walk(e)),
     };
     let mut bins = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io_err(&dir))?;
-        let Ok(name) = entry.file_name().into_string() else {
+    for (name, kind) in entries {
+        let Some(name) = name.to_str() else {
             continue;
         };
-        // Follows a link inside the keg; a dangling one is not linked.
-        let Ok(meta) = std::fs::metadata(entry.path()) else {
-            continue;
+        let rel = dir.join(name);
+        let target = match kind {
+            FileType::RegularFile => rel,
+            FileType::Symlink => match root.resolve(&rel, true).map_err(walk)? {
+                Resolved::Inside(target) => target,
+                // Where it leads is not pkg's to look at: linked as it is.
+                Resolved::Outside { .. } => {
+                    bins.push(format!("bin/{name}"));
+                    continue;
+                }
+                // Dangling: not linked.
+                Resolved::Missing(_) => continue,
+            },
+            _ => continue,
         };
-        if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+        if let Some(st) = root.stat(&target).map_err(walk)?
+            && FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+            && st.st_mode & 0o111 != 0
+        {
             bins.push(format!("bin/{name}"));
         }
     }
     bins.sort();
     Ok(bins)
+}
+
+/// Files the formula lists in `bin` are executables, whatever mode the layer gave them (ORAS
+/// files arrive as plain bytes): each regular file without an execute bit gets one wherever it
+/// can be read (0644 becomes 0755, 0600 becomes 0700). Links are left as they are; the file is
+/// changed by descriptor, after [`bins_for`] checked that no link on the way leads out.
+pub fn make_executable(keg: &Path, listed: &[String]) -> Result<(), LinkError> {
+    let mut root = Root::open(keg).map_err(io_err(keg))?;
+    let walk = |error| LinkError::Walk {
+        keg: keg.to_owned(),
+        error,
+    };
+    for entry in listed {
+        let Resolved::Inside(real) = root.resolve(Path::new(entry), false).map_err(walk)? else {
+            continue;
+        };
+        let Some(st) = root.stat(&real).map_err(walk)? else {
+            continue;
+        };
+        let mode = st.st_mode & 0o7777;
+        if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && mode & 0o111 == 0 {
+            root.chmod(&real, mode | (mode & 0o444) >> 2)
+                .map_err(walk)?;
+        }
+    }
+    Ok(())
 }
 
 /// One link to put in place: `dest` → `target` (relative to `dest`'s directory).
@@ -357,6 +440,7 @@ fn rollback(done: Vec<Undo>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn keg(prefix: &Path, name: &str, version: &str, bins: &[&str]) {
         let k = prefix.join("Cellar").join(name).join(version).join("bin");

@@ -16,11 +16,12 @@ use crate::formula::{Formula, Source, VersionSpec};
 use crate::link::{self, LinkError};
 use crate::platform::Platform;
 use crate::registry::blob::BlobStream;
-use crate::registry::manifest::{self, Document, ImageManifest, LayerFormat, ManifestError};
+use crate::registry::manifest::{
+    self, Document, ImageManifest, LayerFormat, LayerFormatError, ManifestError,
+};
 use crate::registry::{Client, FetchedManifest, RegistryError};
 use crate::report::Reporter;
 use crate::store::{Store, StoreError};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PourError {
@@ -57,12 +58,20 @@ pub enum PourError {
     )]
     NestedIndex { repository: Source, digest: Digest },
     #[error(
-        "layer {digest} of {repository} has media type `{media_type}`, which pkg cannot unpack (tar and tar+gzip are supported)"
+        "layer {digest} of {repository} has media type `{media_type}`, which pkg cannot unpack (tar, tar+gzip and tar+zstd are supported, and files named by an `org.opencontainers.image.title`)"
     )]
     LayerType {
         repository: Source,
         digest: Digest,
         media_type: String,
+    },
+    #[error(
+        "layer {digest} of {repository} is a file titled `{title}`, which is not a path inside the package (absolute, climbing out with `..`, or empty); the artifact must be pushed with a relative file name"
+    )]
+    UnsafeTitle {
+        repository: Source,
+        digest: Digest,
+        title: String,
     },
     #[error(transparent)]
     Brew(#[from] crate::cellar::brew::BrewError),
@@ -155,10 +164,17 @@ impl Pourer<'_> {
             .layers
             .iter()
             .map(|l| {
-                LayerFormat::for_layer(l).ok_or_else(|| PourError::LayerType {
-                    repository: repo.clone(),
-                    digest: l.digest.clone(),
-                    media_type: l.media_type.clone(),
+                LayerFormat::for_layer(l).map_err(|e| match e {
+                    LayerFormatError::MediaType => PourError::LayerType {
+                        repository: repo.clone(),
+                        digest: l.digest.clone(),
+                        media_type: l.media_type.clone(),
+                    },
+                    LayerFormatError::UnsafeTitle(title) => PourError::UnsafeTitle {
+                        repository: repo.clone(),
+                        digest: l.digest.clone(),
+                        title,
+                    },
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -281,8 +297,10 @@ impl Pourer<'_> {
             )
         })?;
 
-        // A Homebrew bottle (`NAME/VERSION/…`) becomes the keg itself, relocated to this prefix.
-        if brew::strip_bottle_prefix(staging.path(), &formula.name)? {
+        // A Homebrew bottle (`NAME/VERSION[_REVISION]/…` for this version) becomes the keg
+        // itself, relocated to this prefix.
+        let version_s = version.to_string();
+        if brew::strip_bottle_prefix(staging.path(), &formula.name, &version_s)? {
             let prefix = cellar.root().parent().unwrap_or(cellar.root());
             let changed = brew::relocate(staging.path(), prefix)?;
             if !changed.is_empty() {
@@ -297,42 +315,35 @@ impl Pourer<'_> {
                 );
             }
         }
-        // Files the formula links are executables, whatever mode the layer gave them (ORAS
-        // files arrive as plain bytes).
-        for entry in formula.bin.iter().flatten() {
-            let path = staging.path().join(entry);
-            if let Ok(meta) = std::fs::symlink_metadata(&path)
-                && meta.is_file()
-                && meta.permissions().mode() & 0o111 == 0
-            {
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(
-                    |source| CellarError::Io {
-                        path: path.clone(),
-                        source,
-                    },
-                )?;
-            }
+        if stats.xattrs_skipped > 0 {
+            self.reporter.warn(&format!(
+                "{repo}: {} extended attribute(s) of the package could not be set here (the filesystem refused them); the files are installed without them",
+                stats.xattrs_skipped
+            ));
         }
 
         // `.pkg/` is pkg's own: whatever a layer put there is replaced by the real receipt.
-        let meta = staging.path().join(receipt::META_DIR);
-        if let Ok(m) = std::fs::symlink_metadata(&meta) {
+        let meta = std::path::Path::new(receipt::META_DIR);
+        let mut root =
+            unpack::beneath::Root::open(staging.path()).map_err(|source| CellarError::Io {
+                path: staging.path().to_owned(),
+                source,
+            })?;
+        if let Ok(Some(_)) = root.stat(meta) {
             self.reporter.warn(&format!(
                 "{repo}: the package ships its own `{}`; pkg replaces it with its receipt",
                 receipt::META_DIR
             ));
-            let removed = if m.is_dir() {
-                std::fs::remove_dir_all(&meta)
-            } else {
-                std::fs::remove_file(&meta)
-            };
-            removed.map_err(|source| CellarError::Io {
-                path: meta.clone(),
-                source,
+            root.remove(meta).map_err(|error| LinkError::Walk {
+                keg: staging.path().to_owned(),
+                error,
             })?;
         }
-        progress.finish();
+        // Checked in the keg's final shape (after the bottle strip): no `bin` entry goes
+        // through a link out of the keg, and only then are listed files made executable.
         let bins = link::bins_for(staging.path(), formula.bin.as_deref())?;
+        link::make_executable(staging.path(), formula.bin.as_deref().unwrap_or_default())?;
+        progress.finish();
         let receipt = Receipt {
             schema: receipt::SCHEMA,
             name: formula.name.clone(),
@@ -382,36 +393,22 @@ impl Pourer<'_> {
                 self.open_blob(repo, &layer.digest, layer.size, offset)
             })?;
             let root = staging;
-            let gunzip = *format == LayerFormat::TarGzip;
+            let compression = match format {
+                LayerFormat::Tar(c) => *c,
+                LayerFormat::File(_) => manifest::Compression::None,
+            };
             let bar = &mut *progress;
             let advance = &mut move |n| bar.advance(n);
-            let outcome = pipeline::run(reader, gunzip, advance, |counted| match format {
-                // Gunzipped by the pipeline.
-                LayerFormat::TarGzip | LayerFormat::Tar => {
+            let outcome = if let LayerFormat::File(name) = format {
+                // Placed as it is: no magic to check, whatever the bytes hold.
+                pipeline::place(reader, advance, |counted| {
+                    place_file(root, name, counted, &self.limits, stats)
+                })
+            } else {
+                pipeline::run(reader, compression, advance, |counted| {
                     unpack::unpack_tar(counted, root, &self.limits, stats).map_err(Placed::Unpack)
-                }
-                LayerFormat::File(name) => place_file(root, name, counted, &self.limits, stats),
-                LayerFormat::TarOrFile(name) => {
-                    // ORAS marks plain files as `…layer.v1.tar`: a tar header decides.
-                    let mut head = Vec::with_capacity(512);
-                    let read = std::io::Read::read_to_end(
-                        &mut std::io::Read::take(&mut *counted, 512),
-                        &mut head,
-                    );
-                    match read {
-                        Err(e) => Err(Placed::Io(root.to_owned(), e)),
-                        Ok(_) => {
-                            let rest = std::io::Read::chain(head.as_slice(), counted);
-                            if head.get(257..262) == Some(b"ustar".as_slice()) {
-                                unpack::unpack_tar(rest, root, &self.limits, stats)
-                                    .map_err(Placed::Unpack)
-                            } else {
-                                place_file(root, name, rest, &self.limits, stats)
-                            }
-                        }
-                    }
-                }
-            });
+                })
+            };
             // A tampered or truncated blob often breaks gzip or tar first: the digest check is
             // the real verdict, so it is reported in preference to the unpack error.
             outcome.verified?;
@@ -561,7 +558,7 @@ impl Placed {
 
 /// Writes an ORAS file layer at `root/name`: parents are created as real directories (never
 /// through a link an earlier layer made), a previous file there is replaced, the unpack limits
-/// apply, and the mode is 0644.
+/// apply, and the mode is 0644 (under the umask).
 fn place_file(
     root: &std::path::Path,
     name: &str,
@@ -573,34 +570,17 @@ fn place_file(
         name: name.to_owned(),
         reason: reason.to_owned(),
     };
-    let rel = std::path::Path::new(name);
-    let mut dir = root.to_path_buf();
-    if let Some(parent) = rel.parent() {
-        for comp in parent.components() {
-            dir.push(comp);
-            match std::fs::symlink_metadata(&dir) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(refused("a parent is a file or a link")),
-                Err(_) => std::fs::create_dir(&dir).map_err(|e| Placed::Io(dir.clone(), e))?,
-            }
-        }
-    }
-    let dest = root.join(rel);
-    match std::fs::symlink_metadata(&dest) {
-        Ok(m) if m.is_dir() => return Err(refused("a directory is in the way")),
-        Ok(_) => std::fs::remove_file(&dest).map_err(|e| Placed::Io(dest.clone(), e))?,
-        Err(_) => {}
-    }
     if stats.entries + 1 > limits.max_entries {
         return Err(refused("too many entries (PKG_MAX_UNPACK_ENTRIES)"));
     }
+    let rel = std::path::Path::new(name);
+    let mut beneath =
+        unpack::beneath::Root::open(root).map_err(|e| Placed::Io(root.to_owned(), e))?;
+    let mut file = beneath
+        .create_file(rel, 0o644)
+        .map_err(|e| refused(&e.to_string()))?;
     let room = limits.max_bytes.saturating_sub(stats.bytes);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&dest)
-        .map_err(|e| Placed::Io(dest.clone(), e))?;
+    let dest = root.join(rel);
     let written = std::io::copy(&mut std::io::Read::take(reader, room + 1), &mut file)
         .map_err(|e| Placed::Io(dest.clone(), e))?;
     if written > room {

@@ -2,7 +2,13 @@
 //! `@@HOMEBREW_…@@` placeholders in text files are replaced with pkg's paths. A binary file that
 //! holds a placeholder cannot be relocated safely, so such a bottle is refused.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::FileType;
+
+use crate::cellar::unpack::beneath::{Root, WalkError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrewError {
@@ -16,6 +22,12 @@ pub enum BrewError {
         "the bottle's binary file `{file}` holds the placeholder {placeholder}; it was built for one prefix and pkg cannot relocate binaries. Use a bottle built with `cellar :any_skip_relocation`, or build the package for pkg."
     )]
     BinaryNeedsRelocation { file: String, placeholder: String },
+    #[error("{}: {error}", root.display())]
+    Walk {
+        root: PathBuf,
+        #[source]
+        error: WalkError,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BrewError + '_ {
@@ -25,43 +37,59 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BrewError + '_ {
     }
 }
 
-/// If `root` holds exactly one directory `NAME` that holds exactly one directory (the version),
-/// moves that directory's contents up to `root`. Returns whether it did.
-pub fn strip_bottle_prefix(root: &Path, name: &str) -> Result<bool, BrewError> {
-    let entries = |dir: &Path| -> Result<Vec<std::fs::DirEntry>, BrewError> {
-        std::fs::read_dir(dir)
-            .map_err(io_err(dir))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(io_err(dir))
+/// Whether `dir` is the directory a bottle of `version` is packed in: `VERSION` or
+/// `VERSION_REVISION` (`1.0.0_1`).
+fn is_version_dir(dir: &OsStr, version: &str) -> bool {
+    let Some(rest) = dir.as_bytes().strip_prefix(version.as_bytes()) else {
+        return false;
     };
-    let top = entries(root)?;
-    let [only] = top.as_slice() else {
+    match rest.strip_prefix(b"_") {
+        None => rest.is_empty(),
+        Some(revision) => !revision.is_empty() && revision.iter().all(u8::is_ascii_digit),
+    }
+}
+
+/// If `root` holds exactly `NAME/VERSION[_REVISION]/` for the version being installed (both
+/// real directories, nothing beside them), moves that directory's contents up to `root`.
+/// Returns whether it did. Every step is by descriptor beneath `root`: no link is followed, and
+/// links move as they are (where they point is checked by whoever uses them, in their final
+/// place).
+pub fn strip_bottle_prefix(root: &Path, name: &str, version: &str) -> Result<bool, BrewError> {
+    let mut beneath = Root::open(root).map_err(io_err(root))?;
+    let walk = |error| BrewError::Walk {
+        root: root.to_owned(),
+        error,
+    };
+    let top = beneath.list(Path::new("")).map_err(walk)?;
+    let [(only, kind)] = top.as_slice() else {
         return Ok(false);
     };
-    let name_dir = only.path();
-    if only.file_name() != name || !only.file_type().map_err(io_err(&name_dir))?.is_dir() {
+    if only.as_bytes() != name.as_bytes() || *kind != FileType::Directory {
         return Ok(false);
     }
-    let inner = entries(&name_dir)?;
-    let [version] = inner.as_slice() else {
+    let inner = beneath.list(Path::new(only)).map_err(walk)?;
+    let [(version_dir, kind)] = inner.as_slice() else {
         return Ok(false);
     };
-    if !version.file_type().map_err(io_err(&name_dir))?.is_dir() {
+    if *kind != FileType::Directory || !is_version_dir(version_dir, version) {
         return Ok(false);
     }
     // Move NAME/ aside first, so a file called NAME inside the version dir cannot collide.
-    let aside = root.join(".pkg-bottle-top");
-    fs_err::rename(&name_dir, &aside).map_err(io_err(&name_dir))?;
-    let version_dir = aside.join(version.file_name());
-    for e in entries(&version_dir)? {
-        let to = root.join(e.file_name());
-        fs_err::rename(e.path(), &to).map_err(io_err(&to))?;
+    let aside = Path::new(".pkg-bottle-top");
+    beneath.rename(Path::new(only), aside).map_err(walk)?;
+    let version_rel = aside.join(version_dir);
+    for (entry, _) in beneath.list(&version_rel).map_err(walk)? {
+        beneath
+            .rename(&version_rel.join(&entry), Path::new(&entry))
+            .map_err(walk)?;
     }
-    fs_err::remove_dir_all(&aside).map_err(io_err(&aside))?;
+    beneath.remove(aside).map_err(walk)?;
     Ok(true)
 }
 
 /// Replaces Homebrew's placeholders in every text file under `root`; returns the files changed.
+/// The tree is walked by descriptor: links are never followed, only regular files are read, and
+/// each changed file is replaced whole (same mode) by a rename in its own directory.
 pub fn relocate(root: &Path, prefix: &Path) -> Result<Vec<String>, BrewError> {
     let prefix_s = prefix.to_string_lossy().into_owned();
     let replacements = [
@@ -84,35 +112,36 @@ pub fn relocate(root: &Path, prefix: &Path) -> Result<Vec<String>, BrewError> {
                 .into_owned(),
         ),
     ];
+    let mut beneath = Root::open(root).map_err(io_err(root))?;
+    let walk = |error| BrewError::Walk {
+        root: root.to_owned(),
+        error,
+    };
     let mut changed = Vec::new();
-    let mut stack = vec![root.to_owned()];
+    let mut stack = vec![PathBuf::new()];
     while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let e = e.map_err(io_err(&dir))?;
-            let path = e.path();
-            let kind = e.file_type().map_err(io_err(&path))?;
-            if kind.is_dir() {
-                stack.push(path);
+        for (name, kind) in beneath.list(&dir).map_err(walk)? {
+            let rel = dir.join(name);
+            if kind == FileType::Directory {
+                stack.push(rel);
                 continue;
             }
-            if !kind.is_file() {
+            if kind != FileType::RegularFile {
                 continue;
             }
-            let bytes = fs_err::read(&path).map_err(io_err(&path))?;
+            let mut file = beneath.open_file(&rel, false).map_err(walk)?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io_err(&root.join(&rel)))?;
             let Some(found) = replacements
                 .iter()
                 .find(|(p, _)| contains(&bytes, p.as_bytes()))
             else {
                 continue;
             };
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .into_owned();
+            let shown = rel.to_string_lossy().into_owned();
             if bytes.contains(&0) {
                 return Err(BrewError::BinaryNeedsRelocation {
-                    file: rel,
+                    file: shown,
                     placeholder: found.0.to_owned(),
                 });
             }
@@ -120,16 +149,16 @@ pub fn relocate(root: &Path, prefix: &Path) -> Result<Vec<String>, BrewError> {
             for (placeholder, value) in &replacements {
                 text = text.replace(placeholder, value);
             }
-            // Same directory, then rename: the file is never half-written; its mode is kept.
-            let perms = e.metadata().map_err(io_err(&path))?.permissions();
-            let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(&dir))?;
-            std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io_err(&path))?;
-            fs_err::set_permissions(tmp.path(), perms).map_err(io_err(&path))?;
-            tmp.persist(&path).map_err(|e| BrewError::Io {
-                path: path.clone(),
-                source: e.error,
-            })?;
-            changed.push(rel);
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = file
+                .metadata()
+                .map_err(io_err(&root.join(&rel)))?
+                .permissions()
+                .mode();
+            beneath
+                .replace(&rel, text.as_bytes(), mode & 0o7777)
+                .map_err(walk)?;
+            changed.push(shown);
         }
     }
     changed.sort();
@@ -156,7 +185,7 @@ mod tests {
         .unwrap();
         std::fs::write(v.join("INSTALL_RECEIPT.json"), "{}").unwrap();
         std::fs::write(v.join("hello"), "a file named like the package").unwrap();
-        assert!(strip_bottle_prefix(d.path(), "hello").unwrap());
+        assert!(strip_bottle_prefix(d.path(), "hello", "1.2.3").unwrap());
         assert!(d.path().join("bin/hello").is_file());
         assert!(d.path().join("hello").is_file());
         assert!(!d.path().join(".pkg-bottle-top").exists());
@@ -167,7 +196,51 @@ mod tests {
             "#!/bin/sh\nexec /opt/pkg/libexec/x\n"
         );
         // Not a bottle layout: left alone.
-        assert!(!strip_bottle_prefix(d.path(), "hello").unwrap());
+        assert!(!strip_bottle_prefix(d.path(), "hello", "1.2.3").unwrap());
+    }
+
+    #[test]
+    fn the_strip_needs_exactly_name_and_this_version() {
+        let strip = |dirs: &[&str], version: &str| {
+            let d = tempfile::tempdir().unwrap();
+            for dir in dirs {
+                std::fs::create_dir_all(d.path().join(dir)).unwrap();
+            }
+            let stripped = strip_bottle_prefix(d.path(), "tool", version).unwrap();
+            (stripped, d)
+        };
+        assert!(strip(&["tool/1.0.0/bin"], "1.0.0").0);
+        assert!(strip(&["tool/1.0.0_1/bin"], "1.0.0").0);
+        // `NAME/SUBDIR/` is a tarball with a top directory, not a bottle.
+        let (stripped, d) = strip(&["tool/bin"], "1.0.0");
+        assert!(!stripped && d.path().join("tool/bin").is_dir());
+        assert!(!strip(&["tool/2.0.0/bin"], "1.0.0").0);
+        assert!(!strip(&["tool/1.0.0_x/bin"], "1.0.0").0);
+        assert!(!strip(&["tool/1.0.0/bin", "tool/extra"], "1.0.0").0);
+        assert!(!strip(&["other/1.0.0/bin"], "1.0.0").0);
+        // A link named like the version is not the version directory.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("tool")).unwrap();
+        std::os::unix::fs::symlink("/", d.path().join("tool/1.0.0")).unwrap();
+        assert!(!strip_bottle_prefix(d.path(), "tool", "1.0.0").unwrap());
+    }
+
+    #[test]
+    fn relocation_never_follows_a_link() {
+        let d = tempfile::tempdir().unwrap();
+        let (keg, outside) = (d.path().join("keg"), d.path().join("outside"));
+        std::fs::create_dir_all(keg.join("share")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("conf"), "p=@@HOMEBREW_PREFIX@@\n").unwrap();
+        std::os::unix::fs::symlink(&outside, keg.join("etc")).unwrap();
+        std::os::unix::fs::symlink(outside.join("conf"), keg.join("share/conf")).unwrap();
+        std::fs::write(keg.join("share/own"), "p=@@HOMEBREW_PREFIX@@\n").unwrap();
+        let changed = relocate(&keg, Path::new("/opt/pkg")).unwrap();
+        assert_eq!(changed, ["share/own"]);
+        assert_eq!(
+            std::fs::read_to_string(outside.join("conf")).unwrap(),
+            "p=@@HOMEBREW_PREFIX@@\n"
+        );
     }
 
     #[test]

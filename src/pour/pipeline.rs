@@ -12,6 +12,7 @@ use std::io::{self, BufRead, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread;
 
+use crate::registry::manifest::Compression;
 use crate::store::{BlobReader, StoreError};
 
 /// Bytes per chunk handed between stages.
@@ -45,11 +46,31 @@ pub struct Outcome<T> {
     pub unpacked: T,
 }
 
-/// Streams `blob` (through gunzip when `gunzip`) into `unpack`, which runs on this thread.
-/// `progress` is told of every byte of the blob read.
+/// Streams `blob` (decompressed as `compression` says, once its first bytes show that
+/// compression) into `unpack`, which runs on this thread. `progress` is told of every byte of
+/// the blob read.
 pub fn run<T>(
     blob: BlobReader,
-    gunzip: bool,
+    compression: Compression,
+    progress: &mut (dyn FnMut(u64) + Send),
+    unpack: impl FnOnce(&mut dyn Read) -> T,
+) -> Outcome<T> {
+    run_with(blob, Some(compression), progress, unpack)
+}
+
+/// Streams `blob` as it is into `place` (an ORAS file: no decompression, no magic to check).
+pub fn place<T>(
+    blob: BlobReader,
+    progress: &mut (dyn FnMut(u64) + Send),
+    place: impl FnOnce(&mut dyn Read) -> T,
+) -> Outcome<T> {
+    run_with(blob, None, progress, place)
+}
+
+/// `compression: None`: the bytes as they are, unchecked.
+fn run_with<T>(
+    blob: BlobReader,
+    compression: Option<Compression>,
     progress: &mut (dyn FnMut(u64) + Send),
     unpack: impl FnOnce(&mut dyn Read) -> T,
 ) -> Outcome<T> {
@@ -63,30 +84,92 @@ pub fn run<T>(
             // error), then checks size and digest and publishes the blob into the cache.
             blob.finish()
         });
-        let unpacked = if !gunzip {
-            let mut blob = fetched_rx;
-            unpack(&mut blob)
-        } else {
-            {
-                let (tar_tx, tar_rx) = channel();
-                let inflate = s.spawn(move || {
-                    let mut gz = flate2::bufread::MultiGzDecoder::new(fetched_rx);
-                    pump(&mut gz, &tar_tx, &mut |_| {});
-                });
-                let unpacked = {
-                    // Dropped before the joins: a stage blocked on sending to it is released.
-                    let mut tar = tar_rx;
-                    unpack(&mut tar)
+        let compression = match compression {
+            None => {
+                let mut blob = fetched_rx;
+                let unpacked = unpack(&mut blob);
+                return Outcome {
+                    verified: join(fetch),
+                    unpacked,
                 };
-                join(inflate);
-                unpacked
             }
+            Some(c) => c,
+        };
+        let unpacked = if compression == Compression::None {
+            let mut blob = fetched_rx;
+            match check_magic(&mut blob, Compression::None) {
+                Ok(()) => unpack(&mut blob),
+                Err(e) => unpack(&mut Failed(Some(e))),
+            }
+        } else {
+            let (tar_tx, tar_rx) = channel();
+            let inflate = s.spawn(move || {
+                let mut compressed = fetched_rx;
+                if let Err(e) = check_magic(&mut compressed, compression) {
+                    let _ = tar_tx.0.send(Err(e));
+                    return;
+                }
+                match compression {
+                    Compression::Zstd => match zstd::stream::read::Decoder::with_buffer(compressed)
+                    {
+                        Ok(mut zst) => pump(&mut zst, &tar_tx, &mut |_| {}),
+                        Err(e) => {
+                            let _ = tar_tx.0.send(Err(e));
+                        }
+                    },
+                    _ => {
+                        let mut gz = flate2::bufread::MultiGzDecoder::new(compressed);
+                        pump(&mut gz, &tar_tx, &mut |_| {});
+                    }
+                }
+            });
+            let unpacked = {
+                // Dropped before the joins: a stage blocked on sending to it is released.
+                let mut tar = tar_rx;
+                unpack(&mut tar)
+            };
+            join(inflate);
+            unpacked
         };
         Outcome {
             verified: join(fetch),
             unpacked,
         }
     })
+}
+
+/// Checks that the blob's first bytes are what its media type says: compressed streams start
+/// with their magic, and a plain tar is not secretly compressed.
+fn check_magic(blob: &mut Chunks, expected: Compression) -> io::Result<()> {
+    let head = blob.fill_buf()?;
+    let found = Compression::sniff(head);
+    if found == expected || (expected != Compression::None && head.len() < expected.magic().len()) {
+        return Ok(());
+    }
+    let shown: Vec<String> = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let what = match found {
+        Compression::None => "are not".to_owned(),
+        other => format!("are {other}"),
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "the layer's media type says {expected} but its bytes {what} (they start with {}); the publisher labelled the layer wrongly",
+            shown.join(" ")
+        ),
+    ))
+}
+
+/// A reader that fails once with the error it holds, then ends.
+struct Failed(Option<io::Error>);
+
+impl Read for Failed {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        match self.0.take() {
+            Some(e) => Err(e),
+            None => Ok(0),
+        }
+    }
 }
 
 fn join<T>(handle: thread::ScopedJoinHandle<'_, T>) -> T {
@@ -262,10 +345,15 @@ mod tests {
         let (plain, gz) = gzipped(3 * CHUNK + 123);
         let digest = Digest::of_bytes(&gz);
         let mut seen = 0;
-        let out = run(blob(&store, &digest, &gz), true, &mut |n| seen += n, |r| {
-            let mut v = Vec::new();
-            r.read_to_end(&mut v).map(|_| v)
-        });
+        let out = run(
+            blob(&store, &digest, &gz),
+            Compression::Gzip,
+            &mut |n| seen += n,
+            |r| {
+                let mut v = Vec::new();
+                r.read_to_end(&mut v).map(|_| v)
+            },
+        );
         out.verified.unwrap();
         assert!(out.unpacked.unwrap() == plain);
         assert_eq!(seen, gz.len() as u64);
@@ -293,7 +381,7 @@ mod tests {
             })
             .unwrap();
         let mut seen = 0;
-        let out = run(reader, true, &mut |n| seen += n, |r| {
+        let out = run(reader, Compression::Gzip, &mut |n| seen += n, |r| {
             let mut v = Vec::new();
             r.read_to_end(&mut v).map(|_| v)
         });
@@ -310,9 +398,12 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let (_, gz) = gzipped(8 * CHUNK);
         let digest = Digest::of_bytes(&gz);
-        let out = run(blob(&store, &digest, &gz), true, &mut |_| {}, |r| {
-            r.read(&mut [0; 10])
-        });
+        let out = run(
+            blob(&store, &digest, &gz),
+            Compression::Gzip,
+            &mut |_| {},
+            |r| r.read(&mut [0; 10]),
+        );
         out.verified.unwrap();
         assert_eq!(out.unpacked.unwrap(), 10);
         assert!(store.cached(&digest).is_some());
@@ -327,9 +418,12 @@ mod tests {
         let mut bad = gz.clone();
         let mid = bad.len() / 2;
         bad[mid] ^= 0xff;
-        let out = run(blob(&store, &digest, &bad), true, &mut |_| {}, |r| {
-            io::copy(r, &mut io::sink())
-        });
+        let out = run(
+            blob(&store, &digest, &bad),
+            Compression::Gzip,
+            &mut |_| {},
+            |r| io::copy(r, &mut io::sink()),
+        );
         assert!(
             matches!(out.verified, Err(StoreError::Mismatch { .. })),
             "{:?}",
@@ -338,9 +432,12 @@ mod tests {
         assert!(store.cached(&digest).is_none());
         // Not gzip at all: gunzip fails downstream, the digest verdict still comes first.
         let junk = vec![b'x'; CHUNK + 5];
-        let out = run(blob(&store, &digest, &junk), true, &mut |_| {}, |r| {
-            io::copy(r, &mut io::sink())
-        });
+        let out = run(
+            blob(&store, &digest, &junk),
+            Compression::Gzip,
+            &mut |_| {},
+            |r| io::copy(r, &mut io::sink()),
+        );
         assert!(out.unpacked.is_err());
         assert!(matches!(out.verified, Err(StoreError::Mismatch { .. })));
     }

@@ -226,54 +226,113 @@ pub fn bottle_tag_platform(tag: &str) -> Option<Platform> {
 /// How a layer's bytes are to be unpacked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LayerFormat {
-    TarGzip,
-    Tar,
-    /// An ORAS file: the bytes are one file, placed at this keg-relative path (its title).
+    /// A tar stream, compressed as its media type says.
+    Tar(Compression),
+    /// An ORAS file: the bytes are one file, placed at this keg-relative path (its title,
+    /// cleaned), whatever they hold.
     File(String),
-    /// Media type `…layer.v1.tar` with a title and no unpack annotation: ORAS labels plain files
-    /// this way, so the content decides (a tar header → tar, else a file named by the title).
-    TarOrFile(String),
+}
+
+/// The compression a layer's media type names; checked against the bytes' magic when read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The first bytes every stream of this compression starts with.
+    pub fn magic(self) -> &'static [u8] {
+        match self {
+            Compression::None => b"",
+            Compression::Gzip => &[0x1f, 0x8b],
+            Compression::Zstd => &[0x28, 0xb5, 0x2f, 0xfd],
+        }
+    }
+
+    /// The compression these first bytes show, if any.
+    pub fn sniff(head: &[u8]) -> Compression {
+        [Compression::Gzip, Compression::Zstd]
+            .into_iter()
+            .find(|c| head.starts_with(c.magic()))
+            .unwrap_or(Compression::None)
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::None => "tar",
+            Compression::Gzip => "tar+gzip",
+            Compression::Zstd => "tar+zstd",
+        })
+    }
+}
+
+/// Why a layer cannot be installed as it is described.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayerFormatError {
+    /// Neither an archive media type nor a titled file.
+    MediaType,
+    /// An ORAS file whose title is not a path inside the package.
+    UnsafeTitle(String),
 }
 
 impl LayerFormat {
-    /// The format of one layer, from its media type and ORAS annotations.
-    pub fn for_layer(d: &Descriptor) -> Option<LayerFormat> {
-        let title = d
-            .annotations
-            .get(TITLE)
-            .filter(|t| safe_relative(t))
-            .cloned();
+    /// The format of one layer, from its media type and ORAS annotations. A titled layer without
+    /// the unpack annotation is a file (ORAS labels plain files `…layer.v1.tar`), never unpacked
+    /// whatever its bytes; compressed tars (Homebrew bottles carry a title too) are unpacked.
+    pub fn for_layer(d: &Descriptor) -> Result<LayerFormat, LayerFormatError> {
+        let title = d.annotations.get(TITLE);
         let unpack = d.annotations.get(ORAS_UNPACK).is_some_and(|v| v == "true");
+        let file = |t: &String| {
+            clean_title(t)
+                .map(LayerFormat::File)
+                .ok_or_else(|| LayerFormatError::UnsafeTitle(t.clone()))
+        };
         match (LayerFormat::of(&d.media_type), title) {
-            (Some(LayerFormat::Tar), Some(t)) if !unpack => Some(LayerFormat::TarOrFile(t)),
-            (Some(f), _) => Some(f),
-            (None, Some(t)) if !unpack => Some(LayerFormat::File(t)),
-            (None, _) => None,
+            (Some(LayerFormat::Tar(Compression::None)), Some(t)) if !unpack => file(t),
+            (Some(f), _) => Ok(f),
+            (None, Some(t)) if !unpack => file(t),
+            (None, _) => Err(LayerFormatError::MediaType),
         }
     }
 
     pub fn of(media_type: &str) -> Option<LayerFormat> {
-        match media_type {
+        let compression = match media_type {
             "application/vnd.oci.image.layer.v1.tar+gzip"
             | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-            | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Some(LayerFormat::TarGzip),
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Compression::Gzip,
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Compression::Zstd,
             "application/vnd.oci.image.layer.v1.tar"
             | "application/vnd.oci.image.layer.nondistributable.v1.tar"
-            | "application/vnd.docker.image.rootfs.diff.tar" => Some(LayerFormat::Tar),
-            _ => None,
-        }
+            | "application/vnd.docker.image.rootfs.diff.tar" => Compression::None,
+            _ => return None,
+        };
+        Some(LayerFormat::Tar(compression))
     }
 }
 
-/// A keg-relative path for a file a layer names: relative, no `..`, no empty parts, no NUL.
-pub fn safe_relative(path: &str) -> bool {
-    !path.is_empty()
-        && path.len() <= 4096
-        && !path.starts_with('/')
-        && !path.contains('\0')
-        && path
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..")
+/// An ORAS title cleaned as ORAS Go cleans it (`./x` → `x`, `a//b` → `a/b`, `a/../b` → `b`);
+/// `None` when it is absolute, climbs out, holds a NUL or names nothing.
+pub fn clean_title(title: &str) -> Option<String> {
+    if title.starts_with('/') || title.contains('\0') || title.len() > 4096 {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in title.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
 }
 
 #[cfg(test)]
@@ -342,24 +401,68 @@ mod tests {
     fn oras_layers_and_bottle_tags() {
         let mut d = desc(None, 'a');
         d.media_type = "application/vnd.oci.image.layer.v1.tar".into();
-        assert_eq!(LayerFormat::for_layer(&d), Some(LayerFormat::Tar));
-        d.annotations.insert(TITLE.into(), "tool".into());
+        let tar = |c| Ok(LayerFormat::Tar(c));
+        assert_eq!(LayerFormat::for_layer(&d), tar(Compression::None));
+        // A titled `…layer.v1.tar` is an ORAS file, placed whatever its bytes.
+        d.annotations.insert(TITLE.into(), "release.tar".into());
         assert_eq!(
             LayerFormat::for_layer(&d),
-            Some(LayerFormat::TarOrFile("tool".into()))
+            Ok(LayerFormat::File("release.tar".into()))
+        );
+        d.annotations.insert(TITLE.into(), "./hello.sh".into());
+        assert_eq!(
+            LayerFormat::for_layer(&d),
+            Ok(LayerFormat::File("hello.sh".into()))
         );
         d.annotations.insert(ORAS_UNPACK.into(), "true".into());
-        assert_eq!(LayerFormat::for_layer(&d), Some(LayerFormat::Tar));
+        assert_eq!(LayerFormat::for_layer(&d), tar(Compression::None));
+        d.annotations.clear();
+        for (media_type, c) in [
+            (
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+                Compression::Zstd,
+            ),
+            (
+                "application/vnd.docker.image.rootfs.diff.tar.zstd",
+                Compression::Zstd,
+            ),
+            (
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                Compression::Gzip,
+            ),
+        ] {
+            d.media_type = media_type.into();
+            assert_eq!(LayerFormat::for_layer(&d), tar(c), "{media_type}");
+        }
+        // A bottle's title names its file; the layer is still unpacked.
+        d.annotations.insert(
+            TITLE.into(),
+            "hello--1.0.0.x86_64_linux.bottle.tar.gz".into(),
+        );
+        assert_eq!(LayerFormat::for_layer(&d), tar(Compression::Gzip));
         d.annotations.clear();
         d.media_type = "application/vnd.acme.thing".into();
-        assert_eq!(LayerFormat::for_layer(&d), None);
+        assert_eq!(LayerFormat::for_layer(&d), Err(LayerFormatError::MediaType));
         d.annotations.insert(TITLE.into(), "docs/readme.md".into());
         assert_eq!(
             LayerFormat::for_layer(&d),
-            Some(LayerFormat::File("docs/readme.md".into()))
+            Ok(LayerFormat::File("docs/readme.md".into()))
         );
-        d.annotations.insert(TITLE.into(), "../evil".into());
-        assert_eq!(LayerFormat::for_layer(&d), None);
+        for evil in ["../evil", "/etc/passwd", "a/../../b", ".", "", "a/\0"] {
+            d.annotations.insert(TITLE.into(), evil.into());
+            assert_eq!(
+                LayerFormat::for_layer(&d),
+                Err(LayerFormatError::UnsafeTitle(evil.into())),
+                "{evil:?}"
+            );
+        }
+        assert_eq!(clean_title("a//b/./c/../d").as_deref(), Some("a/b/d"));
+        assert_eq!(
+            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]),
+            Compression::Zstd
+        );
+        assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Compression::Gzip);
+        assert_eq!(Compression::sniff(b"hello"), Compression::None);
 
         assert_eq!(
             bottle_tag_platform("x86_64_linux").unwrap().to_string(),

@@ -21,19 +21,23 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
-/// Why a path could not be resolved beneath the root.
-#[derive(Debug)]
+/// Why a path could not be resolved beneath the root (paths are root-relative).
+#[derive(Debug, thiserror::Error)]
 pub enum WalkError {
-    /// This root-relative path is a symlink, and the walk would have to go through it.
+    /// The walk would have to go through this symlink.
+    #[error("`{}` is a symlink, and pkg never goes through one", .0.display())]
     Symlink(PathBuf),
-    /// This root-relative path exists and is not a directory.
+    #[error("`{}` is not a directory", .0.display())]
     NotADirectory(PathBuf),
-    /// This root-relative path does not exist (and was not to be created).
+    /// Does not exist (and was not to be created).
+    #[error("`{}` does not exist", .0.display())]
     Missing(PathBuf),
-    /// This root-relative path is not a regular file (a file was to be opened).
+    /// Not a regular file (a file was to be opened).
+    #[error("`{}` is not a regular file", .0.display())]
     NotAFile(PathBuf),
-    /// The filesystem refused something at this root-relative path.
-    Io(PathBuf, io::Error),
+    /// The filesystem refused something here.
+    #[error("`{}`: {}", .0.display(), .1)]
+    Io(PathBuf, #[source] io::Error),
 }
 
 /// What [`Root::resolve`] found where a path leads.
@@ -270,6 +274,62 @@ impl Root {
     pub fn list(&mut self, rel: &Path) -> Result<Vec<(OsString, FileType)>, WalkError> {
         let fd = self.open_dir(rel, None, &mut |_| {})?;
         list_fd(&fd).map_err(|e| WalkError::Io(rel.to_owned(), e))
+    }
+
+    /// Creates the regular file `rel` (parents made as real directories, mode before the umask),
+    /// replacing a file or link in its place; a directory in the way is an error.
+    pub fn create_file(&mut self, rel: &Path, mode: u32) -> Result<File, WalkError> {
+        let (parent, name) = split(rel)?;
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+        let mode = Mode::from_raw_mode(mode);
+        for _ in 0..2 {
+            let dir = self.dir(parent, Some(0o777), &mut |_| {})?;
+            match rustix::fs::openat(dir, name, flags | OFlags::CLOEXEC, mode) {
+                Ok(fd) => return Ok(File::from(fd)),
+                Err(rustix::io::Errno::EXIST) => {
+                    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| WalkError::Io(rel.to_owned(), e.into()))?;
+                    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                        return Err(WalkError::NotAFile(rel.to_owned()));
+                    }
+                    rustix::fs::unlinkat(dir, name, AtFlags::empty())
+                        .map_err(|e| WalkError::Io(rel.to_owned(), e.into()))?;
+                }
+                Err(e) => return Err(WalkError::Io(rel.to_owned(), e.into())),
+            }
+        }
+        Err(WalkError::Io(
+            rel.to_owned(),
+            io::Error::from(io::ErrorKind::AlreadyExists),
+        ))
+    }
+
+    /// Replaces the file at `rel` with `contents` and `mode`: written under a temporary name in
+    /// the same directory, then renamed over it, so it is never seen half-written.
+    pub fn replace(&mut self, rel: &Path, contents: &[u8], mode: u32) -> Result<(), WalkError> {
+        let (parent, name) = split(rel)?;
+        let dir = self.open_dir(parent, None, &mut |_| {})?;
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+        let io = |e: rustix::io::Errno| WalkError::Io(rel.to_owned(), e.into());
+        let mut tmp = OsString::from(".pkg-tmp-");
+        tmp.push(name);
+        tmp.push(format!("-{}", std::process::id()));
+        let fd = rustix::fs::openat(
+            &dir,
+            &tmp,
+            flags | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(io)?;
+        let mut file = File::from(fd);
+        let written = std::io::Write::write_all(&mut file, contents)
+            .map_err(|e| WalkError::Io(rel.to_owned(), e))
+            .and_then(|()| rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(io))
+            .and_then(|()| rustix::fs::renameat(&dir, &tmp, &dir, name).map_err(io));
+        if written.is_err() {
+            let _ = rustix::fs::unlinkat(&dir, &tmp, AtFlags::empty());
+        }
+        written
     }
 
     /// Renames `from` to `to` (both root-relative, parents real directories).

@@ -413,12 +413,10 @@ fn symlink_targets_are_data_and_never_written_through() {
         "secret"
     );
 
-    for (target, reason) in [("", Reason::Empty)] {
-        let mut s = Scratch::new();
-        let err = s.unpack(&Tar::new().symlink("l", target).bytes());
-        refused_link(err.unwrap_err(), "l", reason);
-        assert!(!s.exists("l"));
-    }
+    let mut s = Scratch::new();
+    let err = s.unpack(&Tar::new().symlink("l", "").bytes());
+    refused_link(err.unwrap_err(), "l", Reason::Empty);
+    assert!(!s.exists("l"));
     // A NUL in a pax `linkpath`.
     let mut s = Scratch::new();
     let mut tar = Tar::new();

@@ -5,7 +5,8 @@
 //! - entries sorted by their path bytes; every directory below the root has its own entry;
 //! - GNU headers, uid/gid 0, no user or group names, mtime fixed (`SOURCE_DATE_EPOCH` or 1);
 //! - modes normalized: directories 0755, files 0755 when any execute bit is set else 0644,
-//!   symlinks 0777; symlinks are kept as links (relative, pointing inside the bottle);
+//!   symlinks 0777; symlinks are kept as links with their targets as they are (absolute,
+//!   climbing or dangling: a link's target is data, and pkg install restores it the same);
 //! - hard links become separate regular files; sockets, fifos and devices are refused;
 //! - gzip header fixed: mtime 0, no file name or comment, OS byte 255 ("unknown"), level 6.
 //!
@@ -43,14 +44,6 @@ pub enum BuildError {
         "{path} is a {kind}; bottles hold only directories, regular files and symlinks. Remove it or bottle another directory"
     )]
     Unsupported { path: PathBuf, kind: &'static str },
-    #[error(
-        "{path} is a symlink to `{target}`, which {reason}; pkg install would refuse it. Make the link relative and inside the directory"
-    )]
-    Symlink {
-        path: PathBuf,
-        target: String,
-        reason: &'static str,
-    },
     #[error("{path} changed size while it was being packed ({expected} bytes, then {actual})")]
     Changed {
         path: PathBuf,
@@ -239,9 +232,7 @@ fn collect(
                 executable: meta.permissions().mode() & 0o111 != 0,
             }
         } else if ft.is_symlink() {
-            let target = fs_err::read_link(&abs).map_err(io(&abs))?;
-            check_symlink(&abs, &child, &target)?;
-            Kind::Symlink(target)
+            Kind::Symlink(fs_err::read_link(&abs).map_err(io(&abs))?)
         } else {
             use std::os::unix::fs::FileTypeExt as _;
             let kind = if ft.is_fifo() {
@@ -263,35 +254,6 @@ fn collect(
         });
         if is_dir {
             collect(&abs, &child, options, out)?;
-        }
-    }
-    Ok(())
-}
-
-/// A link must be relative and stay inside the bottle when resolved lexically from its directory
-/// (the rule pkg's unpacker applies).
-fn check_symlink(abs: &Path, rel: &[u8], target: &Path) -> Result<(), BuildError> {
-    let bad = |reason| BuildError::Symlink {
-        path: abs.to_owned(),
-        target: target.display().to_string(),
-        reason,
-    };
-    let bytes = target.as_os_str().as_bytes();
-    if bytes.is_empty() {
-        return Err(bad("is empty"));
-    }
-    if bytes.starts_with(b"/") {
-        return Err(bad("is absolute"));
-    }
-    let mut depth = rel.iter().filter(|b| **b == b'/').count();
-    let mut descended = false;
-    for component in bytes.split(|b| *b == b'/') {
-        match component {
-            b"" | b"." => {}
-            b".." if descended => return Err(bad("uses `..` after a name")),
-            b".." if depth == 0 => return Err(bad("points outside the directory")),
-            b".." => depth -= 1,
-            _ => descended = true,
         }
     }
     Ok(())
@@ -495,19 +457,36 @@ mod tests {
     }
 
     #[test]
-    fn escaping_symlinks_and_special_files_are_refused() {
+    fn links_are_packed_as_they_are_and_special_files_refused() {
         let dir = tempfile::tempdir().unwrap();
-        symlink("/etc/passwd", dir.path().join("abs")).unwrap();
-        let err = build_layer(dir.path(), &BuildOptions::default(), Vec::new()).unwrap_err();
-        assert!(err.to_string().contains("is absolute"), "{err}");
-        std::fs::remove_file(dir.path().join("abs")).unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        symlink("../../x", dir.path().join("sub/up")).unwrap();
-        let err = build_layer(dir.path(), &BuildOptions::default(), Vec::new()).unwrap_err();
-        assert!(err.to_string().contains("outside"), "{err}");
-        std::fs::remove_file(dir.path().join("sub/up")).unwrap();
-        symlink("../x", dir.path().join("sub/ok")).unwrap();
-        build_layer(dir.path(), &BuildOptions::default(), Vec::new()).unwrap();
+        symlink("/usr/bin/python3.11", dir.path().join("python3")).unwrap();
+        symlink(
+            "../../../etc/ssl/cert.pem",
+            dir.path().join("sub/cacert.pem"),
+        )
+        .unwrap();
+        symlink("nowhere", dir.path().join("sub/dangling")).unwrap();
+        let (_, tar_gz) = build_layer(dir.path(), &BuildOptions::default(), Vec::new()).unwrap();
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(tar_gz.as_slice()));
+        let links: Vec<(String, String)> = tar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.header().entry_type() == tar::EntryType::Symlink)
+            .map(|e| {
+                let path = e.path().unwrap().display().to_string();
+                (path, e.link_name().unwrap().unwrap().display().to_string())
+            })
+            .collect();
+        assert_eq!(
+            links,
+            [
+                ("python3".to_owned(), "/usr/bin/python3.11".to_owned()),
+                ("sub/cacert.pem".into(), "../../../etc/ssl/cert.pem".into()),
+                ("sub/dangling".into(), "nowhere".into()),
+            ]
+        );
         let fifo = dir.path().join("fifo");
         let status = std::process::Command::new("mkfifo")
             .arg(&fifo)

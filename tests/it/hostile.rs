@@ -499,11 +499,21 @@ impl TarRig {
         let outside = outside(&ctx);
         std::fs::create_dir_all(&outside).unwrap();
         std::fs::write(outside.join("secret"), "the user's secret").unwrap();
+        std::fs::set_permissions(
+            outside.join("secret"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         ctx
     }
 
     /// Pushes `acme/NAME:1.0.0` whose only layer is `tar` (gzipped) and writes its formula.
     fn push(&self, name: &str, tar: Vec<u8>) {
+        self.push_with_bins(name, tar, &[]);
+    }
+
+    /// [`TarRig::push`] with a formula that links `bins`.
+    fn push_with_bins(&self, name: &str, tar: Vec<u8>, bins: &[&str]) {
         let (os, arch) = host_platform();
         self.rig.registry.push(
             &format!("acme/{name}"),
@@ -514,7 +524,7 @@ impl TarRig {
         self.rig.ctx.write_formula(
             name,
             &Formula::new(name)
-                .bin(&[])
+                .bin(bins)
                 .version("1.0.0", &repo, "1.0.0")
                 .to_toml(),
         );
@@ -552,10 +562,12 @@ fn assert_nothing_escaped(ctx: &TestContext, case: &str) {
         "{case}: the file outside was changed"
     );
     use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::symlink_metadata(&secret).unwrap();
+    assert_eq!(meta.nlink(), 1, "{case}: the file outside was hard-linked");
     assert_eq!(
-        std::fs::metadata(&secret).unwrap().nlink(),
-        1,
-        "{case}: the file outside was hard-linked"
+        meta.mode() & 0o7777,
+        0o644,
+        "{case}: the file outside was chmod-ed"
     );
     for f in walk(ctx.root()) {
         let name = f.file_name().unwrap().to_string_lossy();
@@ -615,7 +627,7 @@ fn hostile_tarballs_are_refused_and_nothing_is_written_outside_staging() {
                     file("evil/pwned", b"x", 0o644),
                 ]
             }),
-            "is an absolute path",
+            "`evil` is a symlink (made by an earlier entry), and pkg never writes through one",
         ),
         (
             "symlink-relative-write-through",
@@ -625,7 +637,7 @@ fn hostile_tarballs_are_refused_and_nothing_is_written_outside_staging() {
                     file("up/pwned", b"x", 0o644),
                 ]
             }),
-            "points outside the package",
+            "`up` is a symlink (made by an earlier entry), and pkg never writes through one",
         ),
         (
             "symlink-chain",
@@ -638,7 +650,32 @@ fn hostile_tarballs_are_refused_and_nothing_is_written_outside_staging() {
                     file("a/pwned", b"x", 0o644),
                 ]
             }),
-            "has `..` after a directory name",
+            "`a` is a symlink (made by an earlier entry), and pkg never writes through one",
+        ),
+        (
+            "hardlink-through-a-link",
+            Box::new(|root| {
+                vec![
+                    other("l", Kind::Symlink(format!("{}/outside", root.display()))),
+                    other("h", Kind::Hardlink("l/secret".into())),
+                ]
+            }),
+            "`l` is a symlink (made by an earlier entry), and pkg never writes through one",
+        ),
+        (
+            "directory-through-a-link",
+            Box::new(|_| {
+                vec![
+                    other("up", Kind::Symlink("../../../../outside".into())),
+                    other("up/pwned-dir", Kind::Dir),
+                ]
+            }),
+            "`up` is a symlink (made by an earlier entry), and pkg never writes through one",
+        ),
+        (
+            "device",
+            Box::new(|_| vec![other("dev-null", Kind::Char(1, 3))]),
+            "`dev-null` is a character device",
         ),
         (
             "symlink-inside-then-write-through",
@@ -713,15 +750,138 @@ fn hostile_tarballs_are_refused_and_nothing_is_written_outside_staging() {
     eprintln!("hostile tarballs refused: {total}");
 }
 
+/// Links that lead out of the keg are data: created as the archive says, and nothing pkg does
+/// afterwards (the Homebrew strip, checking and chmod-ing `bin` entries, relocation, linking into
+/// the prefix) goes through one. Each case has the `outside/` canary, and another keg as one.
 #[test]
-fn devices_fifos_setuid_and_duplicates_are_neutralized_and_the_rest_installs() {
+fn links_out_of_the_keg_are_installed_but_never_followed() {
+    let t = TarRig::start();
+    let ctx = t.fresh();
+    let root = ctx.root().to_owned();
+
+    // A victim keg the next package tries to reach.
+    t.push(
+        "victim",
+        raw_tar(&[file("data.txt", b"victim's data", 0o644)]),
+    );
+    ctx.pkg(&["install", "victim"]).success();
+    let victim = ctx.keg("victim", "1.0.0").join("data.txt");
+
+    // `bin/sub -> ../../..` stays inside `stripevil/1.0.0/` as packed, and points at
+    // PREFIX/Cellar once the strip moved it up: the `bin` entry through it is refused.
+    t.push_with_bins(
+        "stripevil",
+        raw_tar(&[
+            file("stripevil/1.0.0/bin/stripevil", b"#!/bin/sh\n", 0o755),
+            other("stripevil/1.0.0/bin/sub", Kind::Symlink("../../..".into())),
+        ]),
+        &["bin/stripevil", "bin/sub/victim/1.0.0/data.txt"],
+    );
+    let run = ctx.pkg(&["install", "stripevil"]).failure();
+    run.says("`bin/sub/victim/1.0.0/data.txt`")
+        .says("`bin/sub` in the package is a link that leads out of it (to `../../..`)");
+    assert_nothing_installed(&ctx, "stripevil");
+    let meta = std::fs::metadata(&victim).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o644,
+        "another keg's file was chmod-ed"
+    );
+    assert!(
+        std::fs::symlink_metadata(ctx.prefix.join("bin/data.txt")).is_err(),
+        "a link into another keg was made"
+    );
+
+    // A `bin` entry below a link to an outside directory: refused before any chmod.
+    t.push_with_bins(
+        "chmodevil",
+        raw_tar(&[other(
+            "bin",
+            Kind::Symlink(format!("{}/outside", root.display())),
+        )]),
+        &["bin/secret"],
+    );
+    let run = ctx.pkg(&["install", "chmodevil"]).failure();
+    run.says("`bin` in the package is a link that leads out of it");
+    assert_nothing_installed(&ctx, "chmodevil");
+    assert_nothing_escaped(&ctx, "chmodevil");
+
+    // A `bin` entry that is itself a link out (a virtualenv's `bin/python3`): linked as it is,
+    // and the file it names is not made executable.
+    let secret = format!("{}/outside/secret", root.display());
+    t.push_with_bins(
+        "venvish",
+        raw_tar(&[
+            other("bin/python3", Kind::Symlink(secret.clone())),
+            other(
+                "lib/cacert.pem",
+                Kind::Symlink("../../../../../etc/ssl/cert.pem".into()),
+            ),
+            other("lib/dangling", Kind::Symlink("nowhere".into())),
+        ]),
+        &["bin/python3"],
+    );
+    ctx.pkg(&["install", "venvish"]).success();
+    let keg = ctx.keg("venvish", "1.0.0");
+    assert_eq!(
+        std::fs::read_link(keg.join("bin/python3")).unwrap(),
+        Path::new(&secret)
+    );
+    assert_eq!(
+        std::fs::read_link(keg.join("lib/cacert.pem")).unwrap(),
+        Path::new("../../../../../etc/ssl/cert.pem")
+    );
+    assert_eq!(
+        std::fs::read_link(ctx.prefix.join("bin/python3")).unwrap(),
+        Path::new("../Cellar/venvish/1.0.0/bin/python3")
+    );
+    assert_nothing_escaped(&ctx, "venvish");
+
+    // A bottle whose `etc` and `share/conf` lead outside: relocation reads neither.
+    let outside = outside(&ctx);
+    std::fs::write(outside.join("conf"), "prefix=@@HOMEBREW_PREFIX@@\n").unwrap();
+    t.push(
+        "relocevil",
+        raw_tar(&[
+            file(
+                "relocevil/1.0.0/share/own.txt",
+                b"prefix=@@HOMEBREW_PREFIX@@\n",
+                0o644,
+            ),
+            other(
+                "relocevil/1.0.0/etc",
+                Kind::Symlink(format!("{}/outside", root.display())),
+            ),
+            other(
+                "relocevil/1.0.0/share/conf",
+                Kind::Symlink(format!("{}/outside/conf", root.display())),
+            ),
+        ]),
+    );
+    ctx.pkg(&["install", "relocevil"]).success();
+    let keg = ctx.keg("relocevil", "1.0.0");
+    assert_eq!(
+        std::fs::read_to_string(keg.join("share/own.txt")).unwrap(),
+        format!("prefix={}\n", ctx.prefix.display()),
+        "the keg's own file is relocated"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.join("conf")).unwrap(),
+        "prefix=@@HOMEBREW_PREFIX@@\n",
+        "relocation wrote through a link"
+    );
+    std::fs::remove_file(outside.join("conf")).unwrap();
+    assert_nothing_escaped(&ctx, "relocevil");
+}
+
+#[test]
+fn fifos_setuid_and_duplicates_are_neutralized_and_the_rest_installs() {
     let t = TarRig::start();
     let tar = raw_tar(&[
         other("bin", Kind::Dir),
         file("bin/tool", b"#!/bin/sh\necho tool\n", 0o6755),
         file("share/real", b"real contents", 0o644),
         other("share/sticky", Kind::Dir),
-        other("dev-null", Kind::Char(1, 3)),
         other("fifo", Kind::Fifo),
         // A link, then a file of the same name: the link is replaced, never followed.
         other("bin/alias", Kind::Symlink("../share/real".into())),
@@ -740,12 +900,9 @@ fn devices_fifos_setuid_and_duplicates_are_neutralized_and_the_rest_installs() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o7777, 0o755, "setuid/setgid kept: {mode:o}");
-    for gone in ["dev-null", "fifo"] {
-        assert!(
-            std::fs::symlink_metadata(keg.join(gone)).is_err(),
-            "{gone} was created"
-        );
-    }
+    use std::os::unix::fs::FileTypeExt as _;
+    let fifo = std::fs::symlink_metadata(keg.join("fifo")).unwrap();
+    assert!(fifo.file_type().is_fifo(), "the fifo is restored as a fifo");
     let alias = std::fs::symlink_metadata(keg.join("bin/alias")).unwrap();
     assert!(alias.is_file(), "the duplicate did not replace the link");
     assert_eq!(

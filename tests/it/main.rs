@@ -14,4 +14,5 @@ mod install;
 mod lifecycle;
 mod parallel;
 mod reach;
+mod realworld;
 mod secrets;

@@ -33,6 +33,8 @@ pub struct ImageSpec {
     /// Layers given as bytes (blob, media type), after the one built from `files` (which is left
     /// out when there are no files).
     pub raw_layers: Vec<(Vec<u8>, String)>,
+    /// Annotations on every layer descriptor (an ORAS file's `org.opencontainers.image.title`).
+    pub layer_annotations: Vec<(String, String)>,
 }
 
 impl ImageSpec {
@@ -43,6 +45,7 @@ impl ImageSpec {
             files: Vec::new(),
             platform_in_index: true,
             raw_layers: Vec::new(),
+            layer_annotations: Vec::new(),
         }
     }
 
@@ -153,9 +156,17 @@ impl OciLayout {
         let mut descriptors = Vec::new();
         for (blob, media_type, _) in &layers {
             let digest = self.add_blob(blob);
-            descriptors.push(
-                serde_json::json!({"mediaType": media_type, "digest": digest, "size": blob.len()}),
-            );
+            let mut descriptor =
+                serde_json::json!({"mediaType": media_type, "digest": digest, "size": blob.len()});
+            if !spec.layer_annotations.is_empty() {
+                let annotations: serde_json::Map<String, serde_json::Value> = (spec
+                    .layer_annotations
+                    .iter())
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+                .collect();
+                descriptor["annotations"] = annotations.into();
+            }
+            descriptors.push(descriptor);
             layer_digests.push(digest);
         }
         let diff_ids: Vec<&String> = layers.iter().map(|(_, _, d)| d).collect();

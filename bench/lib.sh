@@ -145,31 +145,14 @@ write_formula() {
     } >"$dir/$name.toml"
 }
 
-# Symlinks pkg accepts (relative, lexically inside the keg, `..` only at the start): reads
-# `PATH<TAB>TARGET` lines (PATH relative to the keg root) and prints the PATHs that pass.
-good_symlinks() {
-    awk -F'\t' '{
-        n = split($1, parts, "/"); depth = n - 1; ok = 1; descended = 0
-        if (substr($2, 1, 1) == "/" || $2 == "") ok = 0
-        m = split($2, t, "/")
-        for (i = 1; ok && i <= m; i++) {
-            if (t[i] == "" || t[i] == ".") continue
-            if (t[i] == "..") { if (descended || depth == 0) ok = 0; else depth-- }
-            else descended = 1
-        }
-        if (ok) print $1
-    }'
-}
-
-# make_tree_tar SRC_PARENT SRC_NAME OUT.tar: a sorted, root-owned tar of SRC_PARENT/SRC_NAME
-# without the symlinks pkg refuses (absolute or escaping targets).
+# make_tree_tar SRC_PARENT SRC_NAME OUT.tar: a sorted, root-owned tar of SRC_PARENT/SRC_NAME, as
+# a real tree is: every symlink kept as it is (absolute, climbing, dangling).
 make_tree_tar() {
     local parent=$1 name=$2 out=$3 list
     list=$(mktemp)
     (
         cd "$parent" || exit 1
-        find "$name" ! -type l \( -type f -o -type d \) -print
-        find "$name" -type l -printf '%p\t%l\n' | good_symlinks
+        find "$name" \( -type f -o -type d -o -type l \) -print
     ) | LC_ALL=C sort >"$list"
     tar -C "$parent" --no-recursion --owner=0 --group=0 --numeric-owner --mtime=@1700000000 \
         -cf "$out" -T "$list"

@@ -62,9 +62,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LinkError + '_ {
 /// default every executable file (or link to one) directly in the keg's `bin/`.
 ///
 /// Nothing is followed to find out: links inside the keg are resolved lexically beneath it
-/// ([`Root::resolve`]). A listed entry that passes through a link leading out of the keg is an
-/// error; one that *is* such a link (a virtualenv's `bin/python3 -> /usr/bin/python3.11`) is
-/// linked as it is, and so is such a link found in `bin/`.
+/// ([`Root::resolve`]). A listed entry that passes through a link leading out of the keg, or is
+/// a link climbing out of it, is an error; one that is a link to an absolute path (a
+/// virtualenv's `bin/python3 -> /usr/bin/python3.11`) is linked as it is, and so is such a link
+/// found in `bin/`.
 pub fn bins_for(keg: &Path, listed: Option<&[String]>) -> Result<Vec<String>, LinkError> {
     let mut root = Root::open(keg).map_err(io_err(keg))?;
     let walk = |error| LinkError::Walk {
@@ -74,7 +75,18 @@ pub fn bins_for(keg: &Path, listed: Option<&[String]>) -> Result<Vec<String>, Li
     if let Some(listed) = listed {
         for entry in listed {
             match root.resolve(Path::new(entry), false).map_err(walk)? {
-                Resolved::Inside(_) => {}
+                // The entry itself may be a link: one to an absolute path (a venv's python) is
+                // the package's business; one climbing out of the keg (into another keg) is not.
+                Resolved::Inside(real) => match root.resolve(&real, true).map_err(walk)? {
+                    Resolved::Outside { link, target } if !target.is_absolute() => {
+                        return Err(LinkError::BinLeavesKeg {
+                            entry: entry.clone(),
+                            link,
+                            target,
+                        });
+                    }
+                    _ => {}
+                },
                 Resolved::Missing(_) => {
                     return Err(LinkError::MissingBin {
                         entry: entry.clone(),
@@ -110,9 +122,12 @@ pub fn bins_for(keg: &Path, listed: Option<&[String]>) -> Result<Vec<String>, Li
             FileType::RegularFile => rel,
             FileType::Symlink => match root.resolve(&rel, true).map_err(walk)? {
                 Resolved::Inside(target) => target,
-                // Where it leads is not pkg's to look at: linked as it is.
-                Resolved::Outside { .. } => {
-                    bins.push(format!("bin/{name}"));
+                // A link to an absolute path: where it leads is not pkg's to look at, and it
+                // is linked as it is. One climbing out of the keg is not linked.
+                Resolved::Outside { target, .. } => {
+                    if target.is_absolute() {
+                        bins.push(format!("bin/{name}"));
+                    }
                     continue;
                 }
                 // Dangling: not linked.

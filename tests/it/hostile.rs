@@ -792,6 +792,21 @@ fn links_out_of_the_keg_are_installed_but_never_followed() {
         "a link into another keg was made"
     );
 
+    // A `bin` entry that is itself a link climbing into another keg: refused too.
+    t.push_with_bins(
+        "climbevil",
+        raw_tar(&[other(
+            "bin/data",
+            Kind::Symlink("../../../victim/1.0.0/data.txt".into()),
+        )]),
+        &["bin/data"],
+    );
+    let run = ctx.pkg(&["install", "climbevil"]).failure();
+    run.says("`bin/data` in the package is a link that leads out of it");
+    assert_nothing_installed(&ctx, "climbevil");
+    let meta = std::fs::metadata(&victim).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+
     // A `bin` entry below a link to an outside directory: refused before any chmod.
     t.push_with_bins(
         "chmodevil",

@@ -55,7 +55,10 @@ fn user_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for name in names[..n].split(|b| *b == 0).filter(|n| n.starts_with(b"user.")) {
+    for name in names[..n]
+        .split(|b| *b == 0)
+        .filter(|n| n.starts_with(b"user."))
+    {
         let name = String::from_utf8_lossy(name).into_owned();
         let mut value = vec![0u8; 4096];
         let len = rustix::fs::lgetxattr(path, name.as_str(), &mut value).unwrap();
@@ -99,7 +102,11 @@ fn listing(root: &Path) -> BTreeMap<String, Facts> {
                 Facts {
                     kind,
                     // A symlink's own mode is not the archive's to set.
-                    mode: if ft.is_symlink() { 0 } else { meta.mode() & 0o7777 },
+                    mode: if ft.is_symlink() {
+                        0
+                    } else {
+                        meta.mode() & 0o7777
+                    },
                     size: if ft.is_dir() { 0 } else { meta.len() },
                     sha256,
                     link: ft.is_symlink().then(|| std::fs::read_link(&path).unwrap()),
@@ -268,7 +275,11 @@ fn trees_from_gnu_tar_and_bsdtar_install_exactly_as_gnu_tar_extracts_them() {
 
         // What the standards name, said outright (the comparison holds them too).
         let private = std::fs::metadata(keg.join("share/private/id_ed25519")).unwrap();
-        assert_eq!(private.mode() & 0o777, 0o600, "{case}: a private file widened");
+        assert_eq!(
+            private.mode() & 0o777,
+            0o600,
+            "{case}: a private file widened"
+        );
         let dir = std::fs::metadata(keg.join("share/private")).unwrap();
         assert_eq!(dir.mode() & 0o777, 0o700, "{case}: a private dir widened");
         assert_eq!(
@@ -293,7 +304,10 @@ fn trees_from_gnu_tar_and_bsdtar_install_exactly_as_gnu_tar_extracts_them() {
             );
         }
         let hardsym = std::fs::symlink_metadata(keg.join("lib/hardsym")).unwrap();
-        assert!(hardsym.file_type().is_symlink(), "{case}: hard link to a symlink");
+        assert!(
+            hardsym.file_type().is_symlink(),
+            "{case}: hard link to a symlink"
+        );
     }
 }
 
@@ -443,6 +457,58 @@ fn a_virtualenv_installs_runs_and_round_trips_through_pkg_bottle() {
     }
 }
 
+/// A Homebrew bottle (GNU tar `--format=pax --sort=name` of `NAME/1.0.0_1/`, as brew packs one)
+/// becomes the keg with that top stripped, links moved as they are; a tarball whose top is
+/// `NAME/SUBDIR/` keeps its shape. Both compared with GNU tar's extraction.
+#[test]
+fn the_bottle_strip_fires_only_on_name_and_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    sh(
+        tmp.path(),
+        r#"
+mkdir -p src/brewed/1.0.0_1/bin src/brewed/1.0.0_1/lib/python3.12/site-packages/certifi src/brewed/1.0.0_1/.brew
+printf '#!/bin/sh
+echo brewed
+' > src/brewed/1.0.0_1/bin/brewed
+chmod 0755 src/brewed/1.0.0_1/bin/brewed
+printf 'class Brewed < Formula; end
+' > src/brewed/1.0.0_1/.brew/brewed.rb
+printf '{}' > src/brewed/1.0.0_1/INSTALL_RECEIPT.json
+ln -s ../../../../../../etc/ssl/cert.pem src/brewed/1.0.0_1/lib/python3.12/site-packages/certifi/cacert.pem
+mkdir -p src/mytool/bin && printf '#!/bin/sh
+echo mytool
+' > src/mytool/bin/mytool && chmod 0755 src/mytool/bin/mytool
+"#,
+    );
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    for (name, top) in [("brewed", "brewed/1.0.0_1"), ("mytool", "")] {
+        let tar = tmp.path().join(format!("{name}.tar"));
+        sh(
+            &src,
+            &format!(
+                "tar --format=pax --sort=name --owner=0 --group=0 --numeric-owner -cf '{}' {name}",
+                tar.display()
+            ),
+        );
+        let reference = tmp.path().join(format!("{name}-gnu-tar"));
+        gnu_extract(&tar, &reference);
+        install(&reg, &ctx, name, compress(&tar, GZIP), GZIP);
+        assert_same_tree(name, &ctx.keg(name, "1.0.0"), &reference.join(top));
+    }
+    let keg = ctx.keg("brewed", "1.0.0");
+    assert_eq!(
+        std::fs::read_link(keg.join("lib/python3.12/site-packages/certifi/cacert.pem")).unwrap(),
+        Path::new("../../../../../../etc/ssl/cert.pem")
+    );
+    assert!(
+        ctx.keg("mytool", "1.0.0")
+            .join("mytool/bin/mytool")
+            .is_file()
+    );
+}
+
 /// ORAS file layers are placed whatever their bytes (a `.tar` file stays a file) and their
 /// titles are cleaned as ORAS Go cleans them; an unsafe title is a clear error.
 #[test]
@@ -450,7 +516,10 @@ fn oras_files_are_placed_never_unpacked() {
     let tmp = tempfile::tempdir().unwrap();
     let tree = tmp.path().join("tree");
     std::fs::create_dir_all(&tree).unwrap();
-    sh(&tree, "printf 'inside\\n' > inside.txt && tar -cf ../release.tar inside.txt");
+    sh(
+        &tree,
+        "printf 'inside\\n' > inside.txt && tar -cf ../release.tar inside.txt",
+    );
     let release = std::fs::read(tmp.path().join("release.tar")).unwrap();
     let reg = Registry::start();
     let ctx = TestContext::new();
@@ -472,14 +541,13 @@ fn oras_files_are_placed_never_unpacked() {
         );
         let run = ctx.pkg(&["install", name]);
         if ok {
-            let placed = ctx
-                .keg(name, "1.0.0")
-                .join(title.trim_start_matches("./"));
+            let placed = ctx.keg(name, "1.0.0").join(title.trim_start_matches("./"));
             assert_eq!(std::fs::read(&placed).unwrap(), release, "{name}");
             assert!(!ctx.keg(name, "1.0.0").join("inside.txt").exists());
         } else {
             assert_eq!(run.code, 1, "{}", run.output());
-            run.says("`../../escaped`").says("not a path inside the package");
+            run.says("`../../escaped`")
+                .says("not a path inside the package");
         }
     }
 }

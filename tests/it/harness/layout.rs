@@ -159,11 +159,10 @@ impl OciLayout {
             let mut descriptor =
                 serde_json::json!({"mediaType": media_type, "digest": digest, "size": blob.len()});
             if !spec.layer_annotations.is_empty() {
-                let annotations: serde_json::Map<String, serde_json::Value> = (spec
-                    .layer_annotations
-                    .iter())
-                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
-                .collect();
+                let annotations: serde_json::Map<String, serde_json::Value> =
+                    (spec.layer_annotations.iter())
+                        .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+                        .collect();
                 descriptor["annotations"] = annotations.into();
             }
             descriptors.push(descriptor);

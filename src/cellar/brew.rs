@@ -1,4 +1,4 @@
-//! Homebrew bottles poured as kegs: the `NAME/VERSION/` top directory is stripped, and the
+//! Homebrew bottles poured as kegs: the `NAME/VERSION[_REVISION]/` top directory is stripped, and the
 //! `@@HOMEBREW_…@@` placeholders in text files are replaced with pkg's paths. A binary file that
 //! holds a placeholder cannot be relocated safely, so such a bottle is refused.
 

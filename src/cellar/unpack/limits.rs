@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 
-use super::UnpackError;
+use super::error::UnpackError;
 
 /// Raises [`Limits::max_bytes`] (see [`Limits::from_env`]).
 pub const MAX_BYTES_VAR: &str = "PKG_MAX_UNPACK_BYTES";

@@ -551,3 +551,46 @@ fn oras_files_are_placed_never_unpacked() {
         }
     }
 }
+
+/// Decompression follows the media type, and the bytes must agree with it: a gzip blob labelled
+/// `tar+zstd`, or a zstd blob labelled plain `tar`, is refused with a message saying both, and
+/// nothing is installed.
+#[test]
+fn a_layer_whose_bytes_contradict_its_media_type_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(tree.join("bin/x"), "x").unwrap();
+    let tar = tmp.path().join("x.tar");
+    sh(&tree, &format!("tar -cf '{}' bin", tar.display()));
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    for (name, bytes_of, labelled, says) in [
+        (
+            "gzlabelledzstd",
+            GZIP,
+            ZSTD,
+            "media type says tar+zstd but its bytes are tar+gzip",
+        ),
+        (
+            "zstdlabelledtar",
+            ZSTD,
+            PLAIN,
+            "media type says tar but its bytes are tar+zstd",
+        ),
+    ] {
+        let (os, arch) = host_platform();
+        let spec = ImageSpec::new(os, arch).raw_layer(compress(&tar, bytes_of), labelled);
+        reg.push(&format!("acme/{name}"), "1.0.0", &Fixture::Image(spec));
+        ctx.write_formula(
+            name,
+            &Formula::new(name)
+                .bin(&[])
+                .version("1.0.0", &format!("{}/acme/{name}", reg.host()), "1.0.0")
+                .to_toml(),
+        );
+        let run = ctx.pkg(&["install", name]).failure();
+        run.says(says);
+        crate::faults::assert_nothing_installed(&ctx, name);
+    }
+}

@@ -540,6 +540,20 @@ fn xattr_headers_and_apple_double_files() {
 }
 
 #[test]
+fn xattrs_the_filesystem_refuses_are_counted_not_fatal() {
+    let mut s = Scratch::new();
+    // A name longer than any filesystem takes (ERANGE): refused whatever the filesystem.
+    let long = format!("SCHILY.xattr.user.{}", "n".repeat(300));
+    let tar = Tar::new()
+        .pax(&[(long.as_str(), b"v"), ("SCHILY.xattr.user.ok", b"v")])
+        .file("f", 0o644, b"f")
+        .bytes();
+    s.unpack(&tar).unwrap();
+    assert_eq!(s.read("f"), "f");
+    assert_eq!(s.stats.xattrs_skipped, 1);
+}
+
+#[test]
 fn modes_are_the_archives_under_the_umask_without_setuid() {
     let mut s = Scratch::new();
     let mut tar = Tar::new();

@@ -82,6 +82,10 @@ pub enum SettingsError {
         what: &'static str,
         var: &'static str,
     },
+    #[error(
+        "PKG_REGISTRY_HOST names `{value}`, which is not a registry host (`ghcr.io`, `registry.example.com:5000`); it says which registries PKG_REGISTRY_USERNAME and PKG_REGISTRY_PASSWORD are for"
+    )]
+    CredentialsHost { value: String },
     #[error("{set} is set but {unset} is not; set both or neither")]
     HalfCredentials {
         set: &'static str,
@@ -317,11 +321,31 @@ impl Settings {
                 });
             }
         };
+        // The hosts the environment's credentials are for: never any other.
+        let env_hosts: Vec<String> = match std::env::var("PKG_REGISTRY_HOST") {
+            Ok(v) if !v.trim().is_empty() => {
+                let mut hosts = Vec::new();
+                for h in v.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+                    if h.contains('/') || h.contains('@') || h.contains(char::is_whitespace) {
+                        return Err(SettingsError::CredentialsHost {
+                            value: h.to_owned(),
+                        });
+                    }
+                    hosts.push(h.to_ascii_lowercase());
+                }
+                hosts
+            }
+            _ => vec![crate::registry::auth::DEFAULT_CREDENTIALS_HOST.to_owned()],
+        };
         shown.insert(
             "credentials",
             (
                 match &env {
-                    Some(c) => format!("{} (PKG_REGISTRY_USERNAME/PASSWORD)", c.username),
+                    Some(c) => format!(
+                        "{} (PKG_REGISTRY_USERNAME/PASSWORD, for {} only)",
+                        c.username,
+                        env_hosts.join(", ")
+                    ),
                     None => "auth files".into(),
                 },
                 if env.is_some() {
@@ -339,6 +363,7 @@ impl Settings {
             mirrors,
             credentials: CredentialSource {
                 env,
+                env_hosts,
                 auth_files: auth_files(base.as_ref()),
             },
             network,

@@ -196,6 +196,7 @@ mod tests {
         assert_eq!(mode, 0o600);
         let source = CredentialSource {
             env: None,
+            env_hosts: Vec::new(),
             auth_files: vec![path.clone()],
         };
         let c = source.lookup("ghcr.io").unwrap();

@@ -149,18 +149,40 @@ impl Credentials {
     }
 }
 
-/// Where credentials come from: `PKG_REGISTRY_USERNAME`/`PKG_REGISTRY_PASSWORD` (any registry),
-/// else the `auths` of docker's `config.json` or podman's `auth.json` for that host.
+/// The host environment credentials are for when `PKG_REGISTRY_HOST` does not say: GHCR, the
+/// registry pkg is first made for.
+pub const DEFAULT_CREDENTIALS_HOST: &str = "ghcr.io";
+
+/// Where credentials come from, for one endpoint at a time (the host and port pkg really talks
+/// to, a mirror's when a registry is mirrored): `PKG_REGISTRY_USERNAME`/`PKG_REGISTRY_PASSWORD`
+/// for the hosts in `env_hosts` only (`PKG_REGISTRY_HOST`, default `ghcr.io`), else the `auths`
+/// of pkg's own `auth.json` (`pkg login`), podman's `auth.json` or docker's `config.json` for
+/// exactly that host. Nothing is ever handed to another host, another port or a mirror.
 #[derive(Clone, Debug, Default)]
 pub struct CredentialSource {
     pub env: Option<Credentials>,
+    /// Hosts (`host` or `host:port`) the environment's credentials are for.
+    pub env_hosts: Vec<String>,
     pub auth_files: Vec<PathBuf>,
 }
 
+/// `host` and `host:443` are one endpoint for https; everything else compares as written,
+/// ASCII case ignored.
+pub fn same_endpoint(a: &str, b: &str) -> bool {
+    let norm = |h: &str| {
+        let h = h.to_ascii_lowercase();
+        h.strip_suffix(":443").map(str::to_owned).unwrap_or(h)
+    };
+    norm(a) == norm(b)
+}
+
 impl CredentialSource {
-    /// Credentials for a registry host (`ghcr.io`, `127.0.0.1:5000`), if any are configured.
+    /// Credentials for the endpoint `host` (`ghcr.io`, `127.0.0.1:5000`), if any are configured
+    /// for exactly that host. The one lookup every request, token and login goes through.
     pub fn lookup(&self, host: &str) -> Option<Credentials> {
-        if let Some(c) = &self.env {
+        if let Some(c) = &self.env
+            && self.env_hosts.iter().any(|h| same_endpoint(h, host))
+        {
             return Some(c.clone());
         }
         self.auth_files
@@ -180,7 +202,7 @@ fn from_auth_file(file: &Path, host: &str) -> Option<Credentials> {
             .trim_start_matches("https://")
             .trim_start_matches("http://");
         let key = key.split('/').next().unwrap_or(key);
-        (key == host).then_some(v)
+        same_endpoint(key, host).then_some(v)
     })?;
     if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
         let raw = base64::engine::general_purpose::STANDARD
@@ -466,11 +488,45 @@ mod tests {
         .unwrap();
         let src = CredentialSource {
             env: None,
+            env_hosts: Vec::new(),
             auth_files: vec![dir.path().join("missing.json"), file],
         };
         let c = src.lookup("ghcr.io").unwrap();
         assert_eq!((c.username.as_str(), c.password.as_str()), ("me", "pw"));
         assert!(src.lookup("docker.io").is_none());
         assert!(!format!("{c:?}").contains("pw"));
+    }
+
+    #[test]
+    fn environment_credentials_reach_only_their_host() {
+        let me = Credentials {
+            username: "octocat".into(),
+            password: "ghp_secret".into(),
+        };
+        let src = CredentialSource {
+            env: Some(me),
+            env_hosts: vec![DEFAULT_CREDENTIALS_HOST.into()],
+            auth_files: Vec::new(),
+        };
+        for (endpoint, gets) in [
+            ("ghcr.io", true),
+            ("GHCR.io", true),
+            ("ghcr.io:443", true),
+            // Another port of the same host, a mirror, another registry, a look-alike.
+            ("ghcr.io:8443", false),
+            ("127.0.0.1:5000", false),
+            ("registry.example.com", false),
+            ("ghcr.io.evil.example", false),
+            ("evil.example", false),
+        ] {
+            assert_eq!(src.lookup(endpoint).is_some(), gets, "{endpoint}");
+        }
+        let mirror = CredentialSource {
+            env_hosts: vec!["127.0.0.1:5000".into()],
+            ..src.clone()
+        };
+        assert!(mirror.lookup("127.0.0.1:5000").is_some());
+        assert!(mirror.lookup("ghcr.io").is_none());
+        assert!(mirror.lookup("127.0.0.1:5001").is_none());
     }
 }

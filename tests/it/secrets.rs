@@ -227,3 +227,88 @@ fn credentials_and_tokens_never_appear_in_output_receipts_or_the_cache() {
         secrets(&rig).len()
     );
 }
+
+/// Every header the registry and token proxies saw, as one text.
+fn headers_seen(rig: &Rig) -> String {
+    let mut all = String::new();
+    for seen in rig
+        .proxy
+        .registry
+        .seen()
+        .into_iter()
+        .chain(rig.proxy.token.seen())
+    {
+        for (name, value) in &seen.headers {
+            all.push_str(&format!("{} {}: {name}: {value}\n", seen.method, seen.path));
+        }
+    }
+    all
+}
+
+/// The environment's credentials are for `ghcr.io` (or `PKG_REGISTRY_HOST`) only: a registry a
+/// formula names, and a mirror standing in for ghcr.io, never see them — not in a Basic header
+/// to the registry, nor to its token service; the public package installs anonymously.
+#[test]
+fn environment_credentials_never_reach_another_registry_or_a_mirror() {
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], 1024);
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{USERNAME}:{PASSWORD}"));
+    let leaked = |rig: &Rig, case: &str| {
+        let seen = headers_seen(rig);
+        assert!(
+            !seen.contains(&basic) && !seen.contains(PASSWORD),
+            "{case}: the password reached the registry or its token service:\n{seen}"
+        );
+        assert!(
+            !seen.to_ascii_lowercase().contains("authorization: basic"),
+            "{case}: credentials were sent:\n{seen}"
+        );
+    };
+
+    // A formula naming a third-party registry (the proxy), credentials meant for ghcr.io.
+    let mut ctx = rig.ctx.sharing_cache();
+    ctx.with_credentials().credentials_host("");
+    ctx.pkg(&["install", "hello"]).success();
+    leaked(&rig, "a registry a formula names");
+
+    // The same for a host named explicitly, but another port of it.
+    let port = rig
+        .proxy
+        .host()
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse::<u16>()
+        .unwrap();
+    let mut ctx = rig.ctx.sharing_cache();
+    ctx.with_credentials()
+        .credentials_host(&format!("127.0.0.1:{}", port + 1));
+    ctx.pkg(&["install", "hello"]).success();
+    leaked(&rig, "another port of the host");
+
+    // A mirror standing in for ghcr.io: the formula says ghcr.io, pkg talks to the proxy.
+    let mut ctx = rig.ctx.sharing_cache();
+    ctx.with_credentials()
+        .credentials_host("")
+        .mirrors(&format!("ghcr.io=http://{}", rig.proxy.host()));
+    ctx.write_formula(
+        "ghello",
+        &crate::harness::Formula::new("ghello")
+            .version("1.0.0", "ghcr.io/acme/hello", "1.0.0")
+            .to_toml(),
+    );
+    ctx.pkg(&["install", "ghello"]).success();
+    leaked(&rig, "a mirror of ghcr.io");
+
+    // Meant for the proxy's host: then, and only then, they are sent.
+    let before = rig.registry.issuer().requests().len();
+    let mut fresh = rig.ctx.sharing_cache();
+    fresh.with_credentials().credentials_host(&rig.proxy.host());
+    fresh.pkg(&["install", "hello"]).success();
+    assert!(
+        rig.registry.issuer().requests()[before..]
+            .iter()
+            .any(|r| r.caller == crate::harness::token::Caller::User),
+        "credentials for the proxy's host were not used there"
+    );
+}

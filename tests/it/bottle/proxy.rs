@@ -43,6 +43,7 @@ impl Proxy {
     pub fn start_with(upstream: &str, relative: bool, patch_416: Option<usize>) -> Proxy {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("proxy binds"));
         let port = server.server_addr().to_ip().expect("proxy address").port();
+        crate::harness::note_host(&format!("127.0.0.1:{port}"));
         let log = Arc::new(Mutex::new(Vec::new()));
         let thread = {
             let server = Arc::clone(&server);

@@ -20,6 +20,11 @@ pub struct TestContext {
     pub formulae: PathBuf,
     mirrors: Option<String>,
     credentials: Option<(String, String)>,
+    /// `PKG_REGISTRY_HOST` for the credentials; `None`: every registry this test started.
+    credentials_host: Option<String>,
+    /// The test's registries when the credentials were given (a command may run on another
+    /// thread, which started none).
+    hosts_at_credentials: String,
     /// Extra environment for every run (`PKG_RETRIES`, timeouts, limits…).
     env: Vec<(String, String)>,
 }
@@ -110,6 +115,8 @@ impl TestContext {
             _root: root,
             mirrors: None,
             credentials: None,
+            credentials_host: None,
+            hosts_at_credentials: String::new(),
             env: Vec::new(),
         }
     }
@@ -121,6 +128,8 @@ impl TestContext {
         other.formulae = self.formulae.clone();
         other.mirrors = self.mirrors.clone();
         other.credentials = self.credentials.clone();
+        other.credentials_host = self.credentials_host.clone();
+        other.hosts_at_credentials = self.hosts_at_credentials.clone();
         other.env = self.env.clone();
         other
     }
@@ -148,9 +157,18 @@ impl TestContext {
         self.credentials(USERNAME, PASSWORD)
     }
 
-    /// Passes these credentials in `PKG_REGISTRY_USERNAME`/`PKG_REGISTRY_PASSWORD`.
+    /// Passes these credentials in `PKG_REGISTRY_USERNAME`/`PKG_REGISTRY_PASSWORD`, for every
+    /// registry and proxy this test started (`PKG_REGISTRY_HOST`, unless
+    /// [`TestContext::credentials_host`] says otherwise).
     pub fn credentials(&mut self, username: &str, password: &str) -> &mut Self {
         self.credentials = Some((username.to_owned(), password.to_owned()));
+        self.hosts_at_credentials = super::test_hosts();
+        self
+    }
+
+    /// The `PKG_REGISTRY_HOST` the environment's credentials are for (`""`: pkg's default).
+    pub fn credentials_host(&mut self, hosts: &str) -> &mut Self {
+        self.credentials_host = Some(hosts.to_owned());
         self
     }
 
@@ -208,8 +226,19 @@ impl TestContext {
             cmd.env("PKG_REGISTRY_MIRRORS", m);
         }
         if let Some((user, password)) = &self.credentials {
+            let hosts = (self.credentials_host.clone()).unwrap_or_else(|| {
+                let now = super::test_hosts();
+                [self.hosts_at_credentials.as_str(), now.as_str()]
+                    .into_iter()
+                    .filter(|h| !h.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            });
             cmd.env("PKG_REGISTRY_USERNAME", user)
                 .env("PKG_REGISTRY_PASSWORD", password);
+            if !hosts.is_empty() {
+                cmd.env("PKG_REGISTRY_HOST", hosts);
+            }
         }
         for (k, v) in &self.env {
             cmd.env(k, v);

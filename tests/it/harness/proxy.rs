@@ -184,6 +184,7 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy binds 127.0.0.1:0");
         let cdn = TcpListener::bind("127.0.0.2:0").expect("proxy CDN binds 127.0.0.2:0");
         let addr = listener.local_addr().unwrap().to_string();
+        super::note_host(&addr);
         let inner = Arc::new(Inner {
             upstream: upstream.to_owned(),
             rules: Mutex::new(Vec::new()),

@@ -91,7 +91,10 @@ impl Registry {
         for _attempt in 0..5 {
             let port = next_port();
             match registry.spawn(port) {
-                Ok(()) => return registry,
+                Ok(()) => {
+                    super::note_host(&registry.host());
+                    return registry;
+                }
                 Err(log) => last_log = log,
             }
         }

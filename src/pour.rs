@@ -7,6 +7,9 @@ use semver::Version;
 
 pub mod ahead;
 mod pipeline;
+mod place;
+
+use place::{Placed, place_file};
 
 use crate::cellar::receipt::{self, Receipt, ReceiptError};
 use crate::cellar::unpack::{self, Limits, Stats, UnpackError};
@@ -75,6 +78,11 @@ pub enum PourError {
     },
     #[error(transparent)]
     Brew(#[from] crate::cellar::brew::BrewError),
+    #[error("{second}\n(It was the second try: the first download failed too: {first})")]
+    BadTwice {
+        first: Box<PourError>,
+        second: Box<PourError>,
+    },
     #[error("layer {digest} of {repository}: cannot place `{name}`: {reason}")]
     Place {
         repository: Source,
@@ -88,6 +96,18 @@ pub enum PourError {
         #[source]
         source: Box<ManifestError>,
     },
+}
+
+impl PourError {
+    /// A blob whose bytes failed their digest or size check (another download may be sound).
+    pub fn is_bad_blob(&self) -> bool {
+        let registry = |e: &RegistryError| matches!(e, RegistryError::SizeMismatch { .. });
+        match self {
+            PourError::Store(StoreError::Mismatch { .. } | StoreError::Size { .. }) => true,
+            PourError::Store(StoreError::Registry(e)) | PourError::Registry(e) => registry(e),
+            _ => false,
+        }
+    }
 }
 
 /// The image a formula version resolves to on this host.
@@ -261,41 +281,26 @@ impl Pourer<'_> {
         let spec = &formula.versions[version];
         let repo = &spec.repository;
         let image = self.image(spec)?;
-        let staging = cellar.stage()?;
-        let _interrupted = crate::interrupt::guard(staging.path());
-        let mut stats = Stats::default();
-        let total = image.manifest.layers.iter().map(|l| l.size).sum();
-        let mut progress = self
-            .reporter
-            .progress(&format!("{} {version}", formula.name), total);
-        let layers = &image.manifest.layers;
-        let ahead = ahead::Ahead::new(layers.len(), self.jobs);
-        std::thread::scope(|scope| {
-            for _ in 0..ahead.helpers() {
-                scope.spawn(|| {
-                    ahead.help(&self.ahead, |i| {
-                        self.fetch_layer(
-                            repo,
-                            &layers[i],
-                            &|| ahead.cancelled(),
-                            &crate::report::NoProgress,
-                        )
-                        .map(drop)
-                    })
-                });
+        // A blob that fails its digest or size check is fetched once more, from nothing, into a
+        // fresh staging directory; a second failure names both.
+        let (staging, _interrupted, stats) = match self.stage(cellar, formula, version, &image) {
+            Err(first) if first.is_bad_blob() => {
+                self.reporter
+                    .warn(&format!("{first}\nFetching it once more from the start."));
+                self.stage(cellar, formula, version, &image)
+                    .map_err(|second| {
+                        if second.is_bad_blob() {
+                            PourError::BadTwice {
+                                first: Box::new(first),
+                                second: Box::new(second),
+                            }
+                        } else {
+                            second
+                        }
+                    })?
             }
-            // However the unpacking ends (error, panic or done), the helpers stop before the
-            // scope waits for them.
-            let _cancel = ahead::CancelOnDrop(&ahead);
-            self.unpack_layers(
-                repo,
-                &image,
-                &ahead,
-                staging.path(),
-                &mut stats,
-                &mut *progress,
-            )
-        })?;
+            other => other?,
+        };
 
         // A Homebrew bottle (`NAME/VERSION[_REVISION]/…` for this version) becomes the keg
         // itself, relocated to this prefix.
@@ -343,7 +348,6 @@ impl Pourer<'_> {
         // through a link out of the keg, and only then are listed files made executable.
         let bins = link::bins_for(staging.path(), formula.bin.as_deref())?;
         link::make_executable(staging.path(), formula.bin.as_deref().unwrap_or_default())?;
-        progress.finish();
         let receipt = Receipt {
             schema: receipt::SCHEMA,
             name: formula.name.clone(),
@@ -374,6 +378,55 @@ impl Pourer<'_> {
             stats,
             files,
         })
+    }
+
+    /// A fresh staging directory (guarded against Ctrl-C) holding every layer of `image`
+    /// unpacked, and what was unpacked.
+    fn stage(
+        &self,
+        cellar: &Cellar,
+        formula: &Formula,
+        version: &Version,
+        image: &Image,
+    ) -> Result<(tempfile::TempDir, crate::interrupt::Guard, Stats), PourError> {
+        let repo = &formula.versions[version].repository;
+        let staging = cellar.stage()?;
+        let interrupted = crate::interrupt::guard(staging.path());
+        let mut stats = Stats::default();
+        let total = image.manifest.layers.iter().map(|l| l.size).sum();
+        let mut progress = self
+            .reporter
+            .progress(&format!("{} {version}", formula.name), total);
+        let layers = &image.manifest.layers;
+        let ahead = ahead::Ahead::new(layers.len(), self.jobs);
+        std::thread::scope(|scope| {
+            for _ in 0..ahead.helpers() {
+                scope.spawn(|| {
+                    ahead.help(&self.ahead, |i| {
+                        self.fetch_layer(
+                            repo,
+                            &layers[i],
+                            &|| ahead.cancelled(),
+                            &crate::report::NoProgress,
+                        )
+                        .map(drop)
+                    })
+                });
+            }
+            // However the unpacking ends (error, panic or done), the helpers stop before the
+            // scope waits for them.
+            let _cancel = ahead::CancelOnDrop(&ahead);
+            self.unpack_layers(
+                repo,
+                image,
+                &ahead,
+                staging.path(),
+                &mut stats,
+                &mut *progress,
+            )
+        })?;
+        progress.finish();
+        Ok((staging, interrupted, stats))
     }
 
     /// Unpacks the layers in order into `staging`: the first streams from the registry (or
@@ -445,7 +498,7 @@ impl Pourer<'_> {
                 self.store.put_ref(repo, tag, &m.digest)?;
                 Ok(m)
             }
-            Err(err @ RegistryError::Transport { .. }) => {
+            Err(err @ (RegistryError::Transport { .. } | RegistryError::Body { .. })) => {
                 if let Some(digest) = self.store.get_ref(repo, tag)
                     && let Some(cached) = self.cached_manifest(source, &digest)?
                 {
@@ -528,68 +581,4 @@ impl Pourer<'_> {
             url: self.store.blob_path(digest).display().to_string(),
         }))
     }
-}
-
-/// What placing one layer can fail with, before the repository and digest are known.
-enum Placed {
-    Unpack(UnpackError),
-    Io(std::path::PathBuf, std::io::Error),
-    Refused { name: String, reason: String },
-}
-
-impl Placed {
-    fn into_pour_error(self, repository: &Source, digest: &Digest) -> PourError {
-        match self {
-            Placed::Unpack(source) => PourError::Unpack {
-                repository: repository.clone(),
-                digest: digest.clone(),
-                source: Box::new(source),
-            },
-            Placed::Io(path, source) => PourError::Cellar(CellarError::Io { path, source }),
-            Placed::Refused { name, reason } => PourError::Place {
-                repository: repository.clone(),
-                digest: digest.clone(),
-                name,
-                reason,
-            },
-        }
-    }
-}
-
-/// Writes an ORAS file layer at `root/name`: parents are created as real directories (never
-/// through a link an earlier layer made), a previous file there is replaced, the unpack limits
-/// apply, and the mode is 0644 (under the umask).
-fn place_file(
-    root: &std::path::Path,
-    name: &str,
-    reader: impl std::io::Read,
-    limits: &Limits,
-    stats: &mut Stats,
-) -> Result<(), Placed> {
-    let refused = |reason: &str| Placed::Refused {
-        name: name.to_owned(),
-        reason: reason.to_owned(),
-    };
-    if stats.entries + 1 > limits.max_entries {
-        return Err(refused("too many entries (PKG_MAX_UNPACK_ENTRIES)"));
-    }
-    let rel = std::path::Path::new(name);
-    let mut beneath =
-        unpack::beneath::Root::open(root).map_err(|e| Placed::Io(root.to_owned(), e))?;
-    let mut file = beneath
-        .create_file(rel, 0o644)
-        .map_err(|e| refused(&e.to_string()))?;
-    let room = limits.max_bytes.saturating_sub(stats.bytes);
-    let dest = root.join(rel);
-    let written = std::io::copy(&mut std::io::Read::take(reader, room + 1), &mut file)
-        .map_err(|e| Placed::Io(dest.clone(), e))?;
-    if written > room {
-        return Err(refused(&format!(
-            "larger than the {} bytes left under the unpack limit; set PKG_MAX_UNPACK_BYTES to raise it",
-            room
-        )));
-    }
-    stats.entries += 1;
-    stats.bytes += written;
-    Ok(())
 }

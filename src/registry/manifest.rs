@@ -55,6 +55,13 @@ pub enum Document {
     Index(ImageIndex),
 }
 
+impl ManifestError {
+    /// JSON that ends before the document does: a body cut short, which another try may mend.
+    pub fn is_not_json(&self) -> bool {
+        matches!(self, ManifestError::Json { source, .. } if source.is_eof())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("the manifest is not valid JSON for {media_type}: {source}")]

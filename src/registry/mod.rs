@@ -115,6 +115,15 @@ pub enum RegistryError {
         #[source]
         source: ureq::Error,
     },
+    /// The answer's headers came, its body broke off (reset, cut short, stalled, too long).
+    #[error("reading the answer from {url}: {source}{}", timeout_hint(.source))]
+    Body {
+        url: String,
+        #[source]
+        source: ureq::Error,
+    },
+    #[error("{url}: the answer ended before the {what} did (the body was cut short)")]
+    CutShort { url: String, what: &'static str },
     #[error("{url}: {reason}")]
     BadUrl { url: String, reason: String },
     #[error("{repository}: authentication failed ({detail}). {hint}")]
@@ -179,6 +188,20 @@ pub enum RegistryError {
     },
 }
 
+impl RegistryError {
+    /// A failure another try of the same request may not repeat: a body that broke off, bytes
+    /// that do not hash to the digest named for them, or a document cut short (not JSON).
+    pub fn another_try_may_mend(&self) -> bool {
+        match self {
+            RegistryError::Body { .. }
+            | RegistryError::CutShort { .. }
+            | RegistryError::DigestMismatch { .. } => true,
+            RegistryError::Manifest { source, .. } => source.is_not_json(),
+            _ => false,
+        }
+    }
+}
+
 /// Which setting a timeout comes from, for the message that reports it.
 fn timeout_hint(error: &ureq::Error) -> &'static str {
     match error {
@@ -193,6 +216,8 @@ fn timeout_hint(error: &ureq::Error) -> &'static str {
 }
 
 const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
+/// The longest token pkg sends back in an `Authorization` header (real ones are a few KiB).
+const MAX_TOKEN_HEADER: usize = 64 * 1024;
 const MAX_ERROR_BYTES: u64 = 64 * 1024;
 const MAX_REDIRECTS: usize = 10;
 
@@ -290,9 +315,39 @@ impl Client {
         }
     }
 
+    /// Runs `attempt` (a whole request: send, status, body, checks) again after a backoff while
+    /// it fails in a way another try can mend — a body that broke off, or bytes that do not
+    /// match the digest the registry or the caller named — up to the configured tries.
+    pub(crate) fn with_body_retries<T>(
+        &self,
+        mut attempt: impl FnMut() -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        let tries = self.net.tries.max(1);
+        let mut done = 0;
+        loop {
+            match attempt() {
+                Err(e) if done + 1 < tries && e.another_try_may_mend() => {
+                    self.log(|| format!("retrying after: {e}"));
+                    std::thread::sleep(retry::delay(&self.net, done, None));
+                }
+                other => return other,
+            }
+            done += 1;
+        }
+    }
+
     /// GET a manifest by tag or digest, hash exactly the bytes received, and check them against
-    /// `Docker-Content-Digest` and against the digest asked for.
+    /// `Docker-Content-Digest` and against the digest asked for. A body that breaks off or does
+    /// not match is asked for again (see [`Client::with_body_retries`]).
     pub fn fetch_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+    ) -> Result<FetchedManifest, RegistryError> {
+        self.with_body_retries(|| self.fetch_manifest_once(repo, reference))
+    }
+
+    fn fetch_manifest_once(
         &self,
         repo: &Repository,
         reference: &str,
@@ -387,7 +442,9 @@ impl Client {
         let scope = auth::scope(&repo.name, actions);
         let key = origin_key(&base);
         let mut authorization = self.cached_authorization(&base, &key, repo, &scope)?;
-        let mut retried = false;
+        // A 401 means the token expired or was not accepted: renewed each time, up to the retry
+        // budget (a token can expire again while a 429 is waited out).
+        let mut renewals = 0;
         let idempotent = call.method != http::Method::PATCH && call.method != http::Method::POST;
         loop {
             let resp = self.with_retries(idempotent, || {
@@ -396,14 +453,31 @@ impl Client {
             if resp.status() != 401 {
                 return Ok(resp);
             }
-            if retried {
+            let sent = self.credentials.lookup(&host_port(&base)).is_some();
+            if renewals >= self.net.tries.max(2) {
+                let tokens = authorization
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with("Bearer "));
                 return Err(RegistryError::Unauthorized {
                     repository: repo.to_string(),
-                    detail: error_detail(resp),
-                    hint: hint_for(self.credentials.lookup(&host_port(&base)).is_some()),
+                    detail: format!(
+                        "the registry answered 401 {} times in a row{}: {}",
+                        renewals + 1,
+                        if tokens {
+                            ", each time to a token its token service had just issued"
+                        } else {
+                            ""
+                        },
+                        error_detail(resp)
+                    ),
+                    hint: if sent || !tokens {
+                        hint_for(sent)
+                    } else {
+                        REFUSED_TOKEN_HINT
+                    },
                 });
             }
-            retried = true;
+            renewals += 1;
             let challenges = parse_www_authenticate(&resp);
             self.tokens.forget_token(&key, &scope);
             authorization = Some(self.authenticate(&base, &key, repo, &scope, &challenges)?);
@@ -538,71 +612,94 @@ impl Client {
         // A realm is the registry's word: it could carry userinfo or a query worth hiding.
         let shown = Url::parse(realm).map_or_else(|_| realm.to_owned(), |u| redact(&u));
         let realm = shown.as_str();
-        let resp = self.with_retries(true, || {
-            let mut req = self.agent.get(&url);
-            if let Some(c) = &credentials {
-                req = req.header("Authorization", c.basic_header());
-            }
-            let resp = req.call().map_err(|source| RegistryError::Transport {
-                url: realm.to_owned(),
-                source,
+        // The whole exchange is one try: a body that breaks off or ends early is asked again.
+        let token = self.with_body_retries(|| {
+            let resp = self.with_retries(true, || {
+                let mut req = self.agent.get(&url);
+                if let Some(c) = &credentials {
+                    req = req.header("Authorization", c.basic_header());
+                }
+                let resp = req.call().map_err(|source| RegistryError::Transport {
+                    url: realm.to_owned(),
+                    source,
+                })?;
+                self.log(|| {
+                    format!(
+                        "GET {realm} (token for {scope}{}) -> {}",
+                        if credentials.is_some() {
+                            ", with credentials"
+                        } else {
+                            ", anonymous"
+                        },
+                        resp.status().as_u16()
+                    )
+                });
+                Ok(resp)
             })?;
-            self.log(|| {
-                format!(
-                    "GET {realm} (token for {scope}{}) -> {}",
-                    if credentials.is_some() {
-                        ", with credentials"
-                    } else {
-                        ", anonymous"
-                    },
-                    resp.status().as_u16()
-                )
-            });
-            Ok(resp)
-        })?;
-        match resp.status().as_u16() {
-            200 => {}
-            401 => {
-                return Err(RegistryError::Unauthorized {
-                    repository: repo.to_string(),
-                    detail: format!("token service {realm}: {}", error_detail(resp)),
-                    hint,
-                });
+            match resp.status().as_u16() {
+                200 => {}
+                401 => {
+                    return Err(RegistryError::Unauthorized {
+                        repository: repo.to_string(),
+                        detail: format!("token service {realm}: {}", error_detail(resp)),
+                        hint,
+                    });
+                }
+                403 => {
+                    return Err(RegistryError::Denied {
+                        repository: repo.to_string(),
+                        detail: format!("token service {realm}: {}", error_detail(resp)),
+                        hint,
+                    });
+                }
+                status => {
+                    // Said as the token service's answer, not the registry's: a challenge may
+                    // name any URL as its realm.
+                    return Err(RegistryError::Realm {
+                        realm: realm.to_owned(),
+                        reason: format!("answered {status}: {}", error_detail(resp)),
+                    });
+                }
             }
-            403 => {
-                return Err(RegistryError::Denied {
-                    repository: repo.to_string(),
-                    detail: format!("token service {realm}: {}", error_detail(resp)),
-                    hint,
-                });
-            }
-            status => {
-                // Said as the token service's answer, not the registry's: a challenge may
-                // name any URL as its realm.
-                return Err(RegistryError::Realm {
-                    realm: realm.to_owned(),
-                    reason: format!("answered {status}: {}", error_detail(resp)),
-                });
-            }
-        }
-        let body = read_limited(resp, realm, MAX_TOKEN_BYTES)?;
-        let answer: auth::TokenResponse =
-            serde_json::from_slice(&body).map_err(|e| RegistryError::Realm {
-                realm: realm.to_owned(),
+            let body = read_limited(resp, realm, MAX_TOKEN_BYTES)?;
+            let answer: auth::TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+                if e.is_eof() {
+                    // Cut short: another try may get it whole.
+                    return RegistryError::CutShort {
+                        url: realm.to_owned(),
+                        what: "token document",
+                    };
+                }
                 // Where, not what: the text around the error could be the token itself.
-                reason: format!(
+                let reason = format!(
                     "the answer is not a token document (JSON {:?} error at line {}, column {})",
                     e.classify(),
                     e.line(),
                     e.column()
-                ),
+                );
+                RegistryError::Realm {
+                    realm: realm.to_owned(),
+                    reason,
+                }
             })?;
-        let token = answer
-            .into_token(Instant::now())
-            .ok_or_else(|| RegistryError::Realm {
-                realm: realm.to_owned(),
-                reason: "the answer holds no `token` or `access_token`".into(),
-            })?;
+            let token = answer
+                .into_token(Instant::now())
+                .ok_or_else(|| RegistryError::Realm {
+                    realm: realm.to_owned(),
+                    reason: "the answer holds no `token` or `access_token`".into(),
+                })?;
+            if token.value.len() > MAX_TOKEN_HEADER {
+                return Err(RegistryError::Realm {
+                    realm: realm.to_owned(),
+                    reason: format!(
+                        "the token it gave is {} KiB; registries issue tokens of a few KiB, and one this large cannot be sent back in a request header (pkg's limit: {} KiB)",
+                        token.value.len() / 1024,
+                        MAX_TOKEN_HEADER / 1024
+                    ),
+                });
+            }
+            Ok(token)
+        })?;
         let header = format!("Bearer {}", token.value);
         self.tokens.store_token(key, scope, token);
         Ok(header)
@@ -729,6 +826,10 @@ impl<'a> Call<'a> {
 }
 
 const REFUSED_CREDENTIAL_HINT: &str = "The credentials pkg sent were refused: check PKG_REGISTRY_USERNAME and PKG_REGISTRY_PASSWORD, or the login stored for this registry (`pkg login`, `docker login`, `podman login`); for GHCR the token needs read:packages (write:packages to push)";
+
+/// When the registry refuses, again and again, anonymous tokens its own token service issued:
+/// nothing a user's credentials would change for a public package.
+const REFUSED_TOKEN_HINT: &str = "pkg asked anonymously, the token service gave a token each time, and the registry refused it each time: the registry's token service and the registry disagree (a registry-side fault, or clocks far apart). Try again later; only if the package is private do credentials help (PKG_REGISTRY_USERNAME/PKG_REGISTRY_PASSWORD, or `pkg login`)";
 
 /// What to tell a user refused access: to give credentials, or that the ones given failed.
 fn hint_for(sent_credentials: bool) -> &'static str {
@@ -899,7 +1000,7 @@ pub(crate) fn read_limited(
                 url: url.to_owned(),
                 limit,
             },
-            source => RegistryError::Transport {
+            source => RegistryError::Body {
                 url: url.to_owned(),
                 source,
             },

@@ -20,25 +20,39 @@ impl Client {
         let origin = url.origin();
         let mut tags = Vec::new();
         for _ in 0..MAX_PAGES {
-            let resp = self.request(
-                repo,
-                "pull",
-                &Call::get(&url).header("Accept", "application/json"),
-            )?;
-            if resp.status() != 200 {
-                return Err(self.status_error(repo, url.as_str(), resp, || "tag list".to_owned()));
-            }
-            let next = resp
-                .headers()
-                .get_all("link")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(next_link);
-            let body = read_limited(resp, url.as_str(), MAX_PAGE_BYTES)?;
-            let page: Page = serde_json::from_slice(&body).map_err(|e| RegistryError::Status {
-                url: url.to_string(),
-                status: 200,
-                detail: format!(": the tag list is not valid JSON ({e})"),
+            // One page is one try: a body that breaks off or ends early is asked again.
+            let (page, next) = self.with_body_retries(|| {
+                let resp = self.request(
+                    repo,
+                    "pull",
+                    &Call::get(&url).header("Accept", "application/json"),
+                )?;
+                if resp.status() != 200 {
+                    return Err(
+                        self.status_error(repo, url.as_str(), resp, || "tag list".to_owned())
+                    );
+                }
+                let next = resp
+                    .headers()
+                    .get_all("link")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find_map(next_link);
+                let body = read_limited(resp, url.as_str(), MAX_PAGE_BYTES)?;
+                let page: Page = serde_json::from_slice(&body).map_err(|e| {
+                    if e.is_eof() {
+                        return RegistryError::CutShort {
+                            url: url.to_string(),
+                            what: "tag list",
+                        };
+                    }
+                    RegistryError::Status {
+                        url: url.to_string(),
+                        status: 200,
+                        detail: format!(": the tag list is not valid JSON ({e})"),
+                    }
+                })?;
+                Ok((page, next))
             })?;
             tags.extend(page.tags.unwrap_or_default());
             let Some(next) = next else {

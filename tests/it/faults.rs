@@ -586,20 +586,160 @@ fn a_content_length_that_contradicts_the_descriptor_is_refused_before_reading() 
 }
 
 #[test]
-fn a_corrupted_byte_fails_the_digest_check_leaves_nothing_and_the_next_run_succeeds() {
+fn a_corrupted_byte_is_fetched_once_more_in_the_same_run_and_twice_fails_naming_both() {
     let rig = Rig::start();
     let built = rig.publish("hello", &["1.0.0"], DATA);
     rig.reg()
         .on("GET", "/blobs/", Times::Once, Fault::CorruptByte);
+    let run = rig.ctx.pkg(&["install", "hello"]).success();
+    run.says("mismatch").says("Fetching it once more");
+    assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
+    assert_eq!(blob_gets(rig.reg()).len(), 2, "{}", rig.reg().describe());
+    assert_cache_verified_and_settled(&rig.ctx.cache);
 
+    // Bad every time: the second failure fails the install, naming the first as well.
+    let rig = Rig::start();
+    let built_again = rig.publish("hello", &["1.0.0"], DATA);
+    assert_eq!(built[0].layer_digest(), built_again[0].layer_digest());
+    rig.reg()
+        .on("GET", "/blobs/", Times::Always, Fault::CorruptByte);
     let run = rig.ctx.pkg(&["install", "hello"]).failure();
-    run.says(built[0].layer_digest()).says("mismatch");
+    run.says(built[0].layer_digest())
+        .says("It was the second try: the first download failed too");
+    assert_eq!(blob_gets(rig.reg()).len(), 2, "{}", rig.reg().describe());
     assert_nothing_installed(&rig.ctx, "hello");
     assert_cache_verified_and_settled(&rig.ctx.cache);
+}
 
-    rig.ctx.pkg(&["install", "hello"]).success();
+#[test]
+fn a_blob_content_length_off_by_a_few_bytes_once_is_fetched_again_and_installs() {
+    for delta in [3, -3] {
+        let rig = Rig::start();
+        rig.publish("hello", &["1.0.0"], DATA);
+        rig.reg().on(
+            "GET",
+            "/blobs/",
+            Times::Once,
+            Fault::WrongContentLength(delta),
+        );
+        rig.ctx.pkg(&["install", "hello"]).success();
+        assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0", "delta {delta}");
+        assert_cache_verified_and_settled(&rig.ctx.cache);
+    }
+}
+
+/// Each fault on its own, once, on the manifest or the token answer: the install goes through.
+#[test]
+fn a_manifest_or_token_body_that_breaks_off_once_is_asked_again_and_installs() {
+    let cases: Vec<(&str, &str, Fault)> = vec![
+        ("token body cut off", "/token", Fault::TruncateAfter(10)),
+        ("token connection reset", "/token", Fault::ResetAfter(10)),
+        (
+            "token body too short",
+            "/token",
+            Fault::WrongContentLength(-5),
+        ),
+        (
+            "manifest body cut off",
+            "/manifests/",
+            Fault::TruncateAfter(40),
+        ),
+        (
+            "manifest connection reset",
+            "/manifests/",
+            Fault::ResetAfter(40),
+        ),
+        (
+            "manifest body too long",
+            "/manifests/",
+            Fault::WrongContentLength(7),
+        ),
+        (
+            "manifest body too short",
+            "/manifests/",
+            Fault::WrongContentLength(-7),
+        ),
+        (
+            "manifest stalls past the read timeout",
+            "/manifests/",
+            Fault::StallAfter(20, Duration::from_secs(5)),
+        ),
+    ];
+    for (case, path, fault) in cases {
+        let rig = Rig::start();
+        rig.publish("hello", &["1.0.0"], DATA);
+        let proxy = if path == "/token" {
+            &rig.proxy.token
+        } else {
+            rig.reg()
+        };
+        proxy.on("GET", path, Times::Once, fault);
+        let run = rig.ctx.pkg(&["install", "hello"]);
+        assert_eq!(
+            run.code,
+            0,
+            "{case}:\n{}\n{}",
+            run.output(),
+            proxy.describe()
+        );
+        assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0", "{case}");
+        assert!(
+            proxy.count("GET", path) >= 2,
+            "{case}: not asked again:\n{}",
+            proxy.describe()
+        );
+    }
+}
+
+/// A token that expires while a 429 is waited out: 401 (anonymous) → token → 429 with
+/// Retry-After 1 → 401 for the expired token → a new token → 200. Renewals are bounded by the
+/// retry budget, not one per request.
+#[test]
+fn a_token_that_expires_during_a_retry_after_wait_is_renewed_again() {
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], DATA);
+    rig.reg()
+        // The first, anonymous, request goes through (and gets the registry's 401).
+        .on(
+            "GET",
+            "/manifests/",
+            Times::Once,
+            Fault::Delay(Duration::ZERO),
+        )
+        .on(
+            "GET",
+            "/manifests/",
+            Times::Once,
+            Fault::status_with(429, &[("Retry-After", "1")]),
+        )
+        .on("GET", "/manifests/", Times::Once, Fault::DropAuthorization);
+    rig.reg()
+        .on("GET", "/blobs/", Times::Once, Fault::DropAuthorization);
+    let run = rig.ctx.pkg(&["install", "hello"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.output(), rig.reg().describe());
     assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
-    assert_cache_verified_and_settled(&rig.ctx.cache);
+    assert!(rig.proxy.token.count("GET", "/token") >= 3);
+
+    // A registry that refuses every anonymous token it is handed: a bounded number of renewals,
+    // and a message that does not blame a missing login.
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], DATA);
+    rig.reg().on(
+        "GET",
+        "/manifests/",
+        Times::Always,
+        Fault::DropAuthorization,
+    );
+    let run = rig.ctx.pkg(&["install", "hello"]).failure();
+    run.says("401")
+        .says("a token its token service had just issued");
+    assert!(
+        !run.stderr.contains("If the package is private"),
+        "{}",
+        run.stderr
+    );
+    let tokens = rig.proxy.token.count("GET", "/token");
+    assert!((2..=6).contains(&tokens), "{tokens} tokens asked for");
 }
 
 #[test]
@@ -711,7 +851,7 @@ fn a_redirect_loop_stops_after_ten_hops_with_a_clear_error() {
 }
 
 #[test]
-fn a_token_that_expires_mid_run_is_renewed_once() {
+fn a_token_that_expires_mid_run_is_renewed() {
     let rig = Rig::start();
     rig.publish("hello", &["1.0.0"], DATA);
     // The blob GET reaches the registry without its token: the registry answers 401 with a
@@ -880,28 +1020,26 @@ fn a_partial_download_is_resumed_from_a_server_that_ignores_the_range_by_skippin
 }
 
 #[test]
-fn a_corrupt_partial_download_fails_the_digest_check_is_deleted_and_the_next_run_starts_clean() {
+fn a_corrupt_partial_download_fails_the_digest_check_is_deleted_and_the_blob_fetched_again_from_0()
+{
     let rig = Rig::start();
     let built = rig.publish("hello", &["1.0.0"], DATA);
     let digest = built[0].layer_digest().to_owned();
     plant_partial(&rig, &digest, DATA / 2, true);
 
-    let run = rig.ctx.pkg(&["install", "hello"]).failure();
+    // The resumed download fails its digest check (the message says bytes were kept from an
+    // earlier run); the partial is deleted and the same run fetches the blob whole.
+    let run = rig.ctx.pkg(&["install", "hello"]).success();
     run.says(&digest)
         .says("mismatch")
-        .says("kept from an earlier run");
-    assert_nothing_installed(&rig.ctx, "hello");
-    assert!(!partial_of(&rig.ctx.cache, &digest).exists());
-    assert_cache_verified_and_settled(&rig.ctx.cache);
-    let resumed = blob_gets(rig.reg());
-    assert_eq!(range_start(&resumed[0]), Some(DATA as u64 / 2));
-
-    let before = resumed.len();
-    rig.ctx.pkg(&["install", "hello"]).success();
+        .says("kept from an earlier run")
+        .says("Fetching it once more");
     assert_eq!(run_bin(&rig.ctx, "hello"), "hello 1.0.0");
-    let gets = blob_gets_since(rig.reg(), before);
-    assert_eq!(gets.len(), 1, "{}", rig.reg().describe());
-    assert_eq!(gets[0].header("range"), None, "{}", rig.reg().describe());
+    assert!(!partial_of(&rig.ctx.cache, &digest).exists());
+    let gets = blob_gets(rig.reg());
+    assert_eq!(gets.len(), 2, "{}", rig.reg().describe());
+    assert_eq!(range_start(&gets[0]), Some(DATA as u64 / 2));
+    assert_eq!(gets[1].header("range"), None, "{}", rig.reg().describe());
     assert_cache_verified_and_settled(&rig.ctx.cache);
 }
 

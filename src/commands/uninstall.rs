@@ -14,17 +14,24 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
     let _lock = ctx.lock()?;
     // What goes: (name, versions), one entry per name.
     let mut targets: Vec<(String, Vec<Version>)> = Vec::new();
+    // Asked for but not installed (a typo, or already removed by a run that died): said once
+    // each, and the rest still goes. Only what is still there after the run is a failure.
+    let mut absent: Vec<String> = Vec::new();
     for arg in &args.packages {
         let (name, version) = name_and_version(ctx, arg)?;
         let installed = ctx.cellar.installed_versions(&name);
         let versions = match version {
             Some(v) if installed.contains(&v) => vec![v],
-            Some(v) => bail!(
-                "`{name}` {v} is not installed (installed: {})",
-                list_or_none(&installed)
-            ),
+            Some(v) => {
+                absent.push(format!(
+                    "`{name}` {v} is not installed (installed: {})",
+                    list_or_none(&installed)
+                ));
+                continue;
+            }
             None if installed.is_empty() && !(args.force && ctx.cellar.keg_dir_exists(&name)) => {
-                bail!("`{name}` is not installed; `pkg list` shows what is")
+                absent.push(format!("`{name}` is not installed"));
+                continue;
             }
             None => installed,
         };
@@ -36,6 +43,11 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
             }
             None => targets.push((name, versions)),
         }
+    }
+    for note in &absent {
+        ctx.reporter.warn(&format!(
+            "{note}; nothing to remove (`pkg list` shows what is)"
+        ));
     }
 
     if !args.ignore_dependencies {

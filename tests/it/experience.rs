@@ -231,9 +231,7 @@ fn color_always_colours_status_and_warning_lines_and_never_none() {
         assert!(!has_colour(&run.stderr), "{args:?}:\n{:?}", run.stderr);
     }
     // An error under --color always: the message is still plain text after its prefix.
-    let run = ctx
-        .pkg(&["--color", "always", "uninstall", "nothere"])
-        .failure();
+    let run = ctx.pkg(&["--color", "always", "info", "nothere"]).failure();
     assert!(run.stderr.contains("nothere"), "{}", run.stderr);
 }
 
@@ -257,7 +255,7 @@ fn quiet_prints_errors_only_not_status_lines_or_warnings() {
     let quiet = ctx.pkg(&["--quiet", "uninstall", "hello"]).success();
     assert_eq!(quiet.stderr, "");
     // Errors still print.
-    let failed = ctx.pkg(&["-q", "uninstall", "nothere"]).failure();
+    let failed = ctx.pkg(&["-q", "info", "nothere"]).failure();
     assert!(
         failed.stderr.starts_with("error:") && failed.stderr.contains("nothere"),
         "{}",

@@ -232,8 +232,8 @@ fn uninstall_is_refused_while_a_dependent_is_installed() {
     ctx.pkg(&["uninstall", "lib"]).success();
     assert!(ctx.cellar_versions("lib").is_empty());
     ctx.pkg(&["uninstall", "lib"])
-        .failure()
-        .says("not installed");
+        .success()
+        .says("not installed; nothing to remove");
 }
 
 #[test]
@@ -836,8 +836,9 @@ fn names_with_an_at_sign_work_for_every_verb_that_names_an_installed_package() {
     assert_eq!(ctx.cellar_versions("tool@2"), ["2.0.0"]);
     assert_eq!(run_bin(&ctx, "tool"), "tool 2.0.0");
     ctx.pkg(&["uninstall", "tool@2@9.9.9"])
-        .failure()
-        .says("`tool@2` 9.9.9 is not installed (installed: 2.0.0)");
+        .success()
+        .says("`tool@2` 9.9.9 is not installed (installed: 2.0.0); nothing to remove");
+    assert_eq!(ctx.cellar_versions("tool@2"), ["2.0.0"]);
     // The whole argument is the installed package's name, even with its formula gone.
     std::fs::remove_file(ctx.formulae.join("tool@2.toml")).unwrap();
     ctx.pkg(&["uninstall", "tool@2"])
@@ -898,6 +899,27 @@ fn uninstall_goes_on_when_relinking_the_newest_remaining_version_fails() {
 
 /// A package name on the command line is never a path: `../bin`, an absolute directory or a
 /// name with `/` are usage errors (exit 2) before anything under the prefix is touched.
+/// `pkg uninstall A B` where A is not installed (a typo, or a run that died after removing it):
+/// B goes, A is reported, and the exit is 0 since nothing asked for is left; run again, it is
+/// the same.
+#[test]
+fn uninstall_removes_what_is_installed_and_reports_what_is_not() {
+    let registry = Registry::start();
+    publish(&registry, "hello", &["1.0.0"]);
+    let ctx = TestContext::new();
+    formula(&ctx, &registry, "hello", &["1.0.0"]);
+    ctx.pkg(&["install", "hello"]).success();
+    for _ in 0..2 {
+        let run = ctx.pkg(&["uninstall", "gone", "hello"]).success();
+        run.says("`gone` is not installed; nothing to remove");
+        assert!(ctx.cellar_versions("hello").is_empty());
+        assert!(std::fs::symlink_metadata(ctx.prefix.join("bin/hello")).is_err());
+    }
+    ctx.pkg(&["uninstall", "hello"])
+        .success()
+        .says("`hello` is not installed");
+}
+
 #[test]
 fn package_names_that_are_paths_are_refused_and_nothing_is_touched() {
     let registry = Registry::start();

@@ -184,6 +184,30 @@ pub enum FormulaError {
     },
 }
 
+/// A formula larger than this is refused unread (real ones are a few KiB; 1 MiB holds thousands
+/// of versions).
+pub const MAX_FORMULA_BYTES: usize = 1024 * 1024;
+
+/// Longest line of input quoted in a message.
+const MAX_QUOTED_LINE: usize = 200;
+
+/// Cuts every line of `message` to `max` characters, saying how many were left out.
+pub fn cut_lines(message: &str, max: usize) -> String {
+    message
+        .lines()
+        .map(|line| {
+            let n = line.chars().count();
+            if n <= max {
+                line.to_owned()
+            } else {
+                let kept: String = line.chars().take(max).collect();
+                format!("{kept}… ({} more characters)", n - max)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn suggest(suggestions: &[String]) -> String {
     match suggestions {
         [] => ". `pkg search` lists the known formulae; add directories with PKG_FORMULAE".into(),
@@ -222,9 +246,18 @@ impl Formula {
         expected_name: Option<&str>,
     ) -> Result<Formula, FormulaError> {
         let file = origin.to_string();
+        if text.len() > MAX_FORMULA_BYTES {
+            return Err(FormulaError::Invalid {
+                file,
+                message: format!(
+                    "the formula is {} bytes, past the {MAX_FORMULA_BYTES}-byte limit for a formula; it is not one pkg will read",
+                    text.len()
+                ),
+            });
+        }
         let raw: RawFormula = toml::from_str(text).map_err(|e| FormulaError::Parse {
             file: file.clone(),
-            message: e.to_string().trim_end().to_owned(),
+            message: cut_lines(e.to_string().trim_end(), MAX_QUOTED_LINE),
         })?;
         let invalid = |message: String| FormulaError::Invalid {
             file: file.clone(),
@@ -317,7 +350,16 @@ impl Formulary {
         }
         for dir in &self.dirs {
             let path = dir.join(format!("{name}.toml"));
-            match std::fs::read_to_string(&path) {
+            // Read at most one byte past the cap: a huge file is refused without reading it all.
+            let read = std::fs::File::open(&path).and_then(|f| {
+                let mut text = String::new();
+                std::io::Read::read_to_string(
+                    &mut std::io::Read::take(f, MAX_FORMULA_BYTES as u64 + 1),
+                    &mut text,
+                )
+                .map(|_| text)
+            });
+            match read {
                 Ok(text) => return Formula::parse(&text, Origin::File(path), Some(name)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(source) => return Err(FormulaError::Io { path, source }),
@@ -394,6 +436,22 @@ tag = "1.2.0"
 digest = "sha256:aa986f18e5556f9ce7ce265242ec6457ea2802030d92e5dc4c3c807a495db1e4"
 depends_on = { libfoo = "^2" }
 "#;
+
+    #[test]
+    fn messages_quote_input_briefly_and_huge_formulae_are_refused() {
+        // 100k nested inline tables on one line: the parse error quotes a cut line.
+        let nested = format!(
+            "name = \"x\"\ndesc = {}1{}\n",
+            "{ a = ".repeat(100_000),
+            " }".repeat(99_999)
+        );
+        let err = parse(&nested).unwrap_err().to_string();
+        assert!(err.len() < 2_000, "{} bytes", err.len());
+        assert!(err.contains("more characters"), "{err}");
+        let huge = format!("{GOOD}\n# {}\n", "x".repeat(MAX_FORMULA_BYTES));
+        let err = parse(&huge).unwrap_err().to_string();
+        assert!(err.contains("limit for a formula"), "{err}");
+    }
 
     fn parse(text: &str) -> Result<Formula, FormulaError> {
         Formula::parse(text, Origin::File("hello.toml".into()), Some("hello"))

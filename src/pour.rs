@@ -57,6 +57,14 @@ pub enum PourError {
         actual: Digest,
     },
     #[error(
+        "{repository}:{tag} is an image with no layers: there is nothing to install (a signature or attestation, or a broken push)"
+    )]
+    NoLayers { repository: Source, tag: String },
+    #[error(
+        "layer {digest} of {repository} is described as 0 bytes long, but that digest is not the empty blob's: the manifest is wrong (ask its publisher to push it again)"
+    )]
+    ZeroSize { repository: Source, digest: Digest },
+    #[error(
         "{repository}@{digest} is an image index inside an image index; pkg installs manifests only"
     )]
     NestedIndex { repository: Source, digest: Digest },
@@ -180,6 +188,24 @@ impl Pourer<'_> {
                 }
             }
         };
+        if manifest.layers.is_empty() {
+            return Err(PourError::NoLayers {
+                repository: repo.clone(),
+                tag: tag.clone(),
+            });
+        }
+        // A size of 0 can only be right for the empty blob: anything else is a wrong manifest,
+        // which no download could satisfy (it would read as a digest mismatch).
+        if let Some(l) = manifest
+            .layers
+            .iter()
+            .find(|l| l.size == 0 && l.digest != Digest::of_bytes_with(l.digest.kind(), b""))
+        {
+            return Err(PourError::ZeroSize {
+                repository: repo.clone(),
+                digest: l.digest.clone(),
+            });
+        }
         let formats = manifest
             .layers
             .iter()

@@ -304,7 +304,12 @@ fn resolve_with_pins(
     let mut selected: BTreeMap<String, Version> = BTreeMap::new();
     let held = installed.requirements();
 
-    for _round in 0..64 {
+    // Each round can reach one more level of dependencies, so a chain of N packages needs N
+    // rounds: the bound grows with the packages found, and only a plan that keeps changing
+    // (requirements that chase each other) runs into it.
+    let mut round = 0;
+    while round < 64 + 4 * formulae.len() {
+        round += 1;
         // Constraints from the command line and from the currently selected versions.
         let mut constraints: BTreeMap<String, Vec<Constraint>> = BTreeMap::new();
         for r in requests {
@@ -641,6 +646,24 @@ mod tests {
                 )
             })
             .collect())
+    }
+
+    #[test]
+    fn a_long_linear_chain_of_dependencies_settles() {
+        let d = tempfile::tempdir().unwrap();
+        let n = 150;
+        for i in 0..n {
+            let deps = if i + 1 < n {
+                format!("p{} = \"^1\"", i + 1)
+            } else {
+                String::new()
+            };
+            formula(d.path(), &format!("p{i}"), &[("1.0.0", &deps)]);
+        }
+        let steps = plan(d.path(), &["p0"], &NoneInstalled).unwrap();
+        assert_eq!(steps.len(), n);
+        assert_eq!(steps[0], format!("p{}@1.0.0(dep)", n - 1));
+        assert_eq!(steps[n - 1], "p0@1.0.0");
     }
 
     #[test]

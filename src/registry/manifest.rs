@@ -77,6 +77,34 @@ pub enum ManifestError {
     MediaTypeMismatch { body: String, header: String },
     #[error("no entry of the image index fits {host}; it has: {available}")]
     NoPlatform { host: Platform, available: String },
+    #[error(
+        "the document has both `layers` and `manifests`, so it is neither a manifest nor an index; pkg refuses to guess which it is"
+    )]
+    Ambiguous,
+}
+
+/// At most this many items of a list that came from the registry are quoted in a message.
+pub const QUOTED_ITEMS: usize = 12;
+
+/// `a, b, c, … and N more`: a list from input, cut to [`QUOTED_ITEMS`] distinct items.
+pub fn quote_list(items: impl IntoIterator<Item = String>) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    let mut more = 0usize;
+    for item in items {
+        if seen.contains(&item) {
+            continue;
+        }
+        if seen.len() < QUOTED_ITEMS {
+            seen.push(item.chars().take(80).collect());
+        } else {
+            more += 1;
+        }
+    }
+    let mut out = seen.join(", ");
+    if more > 0 {
+        out.push_str(&format!(", … and {more} more"));
+    }
+    out
 }
 
 #[derive(serde::Deserialize)]
@@ -108,6 +136,9 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Document, Manif
             body: body.to_owned(),
             header: header.to_owned(),
         });
+    }
+    if probe.manifests.is_some() && probe.layers.is_some() {
+        return Err(ManifestError::Ambiguous);
     }
     let declared = probe.media_type.or(header);
     let (kind, media_type) = match declared.as_deref() {
@@ -158,15 +189,15 @@ impl ImageIndex {
             .ok_or_else(|| ManifestError::NoPlatform {
                 host: host.clone(),
                 available: {
-                    let list: Vec<String> = self
-                        .manifests
-                        .iter()
-                        .filter_map(|d| platform_of(d).map(|p| p.to_string()))
-                        .collect();
+                    let list = quote_list(
+                        self.manifests
+                            .iter()
+                            .filter_map(|d| platform_of(d).map(|p| p.to_string())),
+                    );
                     if list.is_empty() {
                         "no platforms".to_owned()
                     } else {
-                        list.join(", ")
+                        list
                     }
                 },
             })
@@ -524,5 +555,15 @@ mod tests {
         };
         let err = index.pick(&host).unwrap_err().to_string();
         assert!(err.contains("darwin/arm64, windows/amd64"), "{err}");
+    }
+
+    #[test]
+    fn ambiguous_documents_are_refused_and_long_lists_are_cut() {
+        let both = br#"{"schemaVersion":2,"layers":[],"manifests":[]}"#;
+        assert!(matches!(parse(both, None), Err(ManifestError::Ambiguous)));
+        let list = quote_list((0..10_000).map(|i| format!("linux/arch{i}")));
+        assert!(list.len() < 400, "{}", list.len());
+        assert!(list.ends_with(&format!("… and {} more", 10_000 - QUOTED_ITEMS)));
+        assert_eq!(quote_list(["a".to_owned(), "a".to_owned()]), "a");
     }
 }

@@ -339,6 +339,7 @@ impl Store {
                 dest: self.blob_path(digest),
                 resumed: 0,
                 _interrupted: None,
+                _empty: None,
             });
         }
         let (mut download, mut kept) = match self.lock_partial(digest)? {
@@ -362,6 +363,13 @@ impl Store {
         let guard = match &download {
             Download::Temp(tmp) => Some(crate::interrupt::guard(tmp.path())),
             Download::Partial { .. } => None,
+        };
+        // An empty partial resumes nothing: an interruption before its first byte removes it.
+        let empty_guard = match &download {
+            Download::Partial { path, .. } if kept == 0 => {
+                Some(crate::interrupt::guard_if_empty(path))
+            }
+            _ => None,
         };
         let stream = if kept == size {
             BlobStream {
@@ -420,6 +428,7 @@ impl Store {
             dest: self.blob_path(digest),
             resumed: kept,
             _interrupted: guard,
+            _empty: empty_guard,
         })
     }
 }
@@ -639,6 +648,7 @@ pub struct BlobReader {
     /// Bytes taken from a partial download an earlier run left.
     resumed: u64,
     _interrupted: Option<crate::interrupt::Guard>,
+    _empty: Option<crate::interrupt::EmptyGuard>,
 }
 
 impl Read for BlobReader {
@@ -662,6 +672,7 @@ impl BlobReader {
             dest,
             resumed,
             _interrupted,
+            _empty,
         } = self;
         let mut inner = inner;
         let verdict = inner.finish();

@@ -572,6 +572,37 @@ fn sigterm_mid_download_exits_130_keeps_the_partial_download_and_the_rerun_resum
     interrupt_mid_download(libc::SIGTERM);
 }
 
+/// Ctrl-C before the blob's first byte arrived: the partial this run created is empty, resumes
+/// nothing, and goes with the interruption (no 0-byte `.partial` is left behind).
+#[test]
+fn ctrl_c_before_the_first_byte_leaves_no_empty_partial() {
+    let rig = Rig::start();
+    let built = rig.publish("hello", &["1.0.0"], 64 * 1024);
+    rig.reg().on(
+        "GET",
+        "/blobs/",
+        Times::Always,
+        Fault::Stall(std::time::Duration::from_secs(20)),
+    );
+    let partial = crate::faults::partial_of(&rig.ctx.cache, built[0].layer_digest());
+    let mut child = rig.ctx.command(&["install", "hello"]).spawn().unwrap();
+    let start = std::time::Instant::now();
+    while !partial.exists() && start.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(partial.exists(), "the download never started");
+    assert_eq!(std::fs::metadata(&partial).unwrap().len(), 0);
+    // SAFETY: signalling a child we started and have not yet waited for.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let run = TestContext::wait(child, &["install", "hello"]);
+    assert_eq!(run.code, 130, "{run:?}");
+    assert!(!partial.exists(), "an empty partial was left");
+    check_invariants(&rig.ctx, true, "after the interruption");
+}
+
 /// Starts every command at once and waits for all.
 fn all_at_once(runs: &[(&TestContext, &[&str])]) -> Vec<crate::harness::Run> {
     let children: Vec<(Child, Vec<&str>)> = runs

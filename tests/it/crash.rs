@@ -585,7 +585,7 @@ fn ctrl_c_before_the_first_byte_leaves_no_empty_partial() {
         Fault::Stall(std::time::Duration::from_secs(20)),
     );
     let partial = crate::faults::partial_of(&rig.ctx.cache, built[0].layer_digest());
-    let mut child = rig.ctx.command(&["install", "hello"]).spawn().unwrap();
+    let child = rig.ctx.command(&["install", "hello"]).spawn().unwrap();
     let start = std::time::Instant::now();
     while !partial.exists() && start.elapsed() < std::time::Duration::from_secs(20) {
         std::thread::sleep(std::time::Duration::from_millis(20));

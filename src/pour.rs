@@ -484,8 +484,13 @@ impl Pourer<'_> {
                     place_file(root, name, counted, &self.limits, stats)
                 })
             } else {
+                // A compressed layer's caps follow its size (bombs stop in seconds).
+                let limits = match compression {
+                    manifest::Compression::None => self.limits,
+                    _ => self.limits.for_layer(layer.size, stats),
+                };
                 pipeline::run(reader, compression, advance, |counted| {
-                    unpack::unpack_tar(counted, root, &self.limits, stats).map_err(Placed::Unpack)
+                    unpack::unpack_tar(counted, root, &limits, stats).map_err(Placed::Unpack)
                 })
             };
             // A tampered or truncated blob often breaks gzip or tar first: the digest check is

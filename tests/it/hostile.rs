@@ -956,6 +956,15 @@ fn bombs_stop_at_the_configured_limits_with_a_clear_error() {
     run.says("PKG_MAX_UNPACK_ENTRIES");
     assert_nothing_installed(&ctx, "entrybomb");
 
+    // Under the default caps, a layer that expands past 200 times its blob (80 MiB of zeros in
+    // some 80 KiB of gzip) is stopped before the file is written.
+    let ratio = raw_tar(&[file("share/zeros", &vec![0u8; 80 << 20], 0o644)]);
+    let ctx = t.case("ratiobomb", ratio);
+    let run = ctx.pkg(&["install", "ratiobomb"]).failure();
+    run.says("PKG_MAX_UNPACK_RATIO").says("share/zeros");
+    assert_nothing_installed(&ctx, "ratiobomb");
+    assert_nothing_escaped(&ctx, "ratiobomb");
+
     // Within the limits, the same packages install.
     let mut ctx = t.rig.ctx.sharing_cache();
     ctx.env("PKG_MAX_UNPACK_BYTES", &(64 << 20).to_string());

@@ -57,6 +57,22 @@ pub enum UnpackError {
         "tar entry `{entry}` is past the limit of {limit} entries; if the package really has that many files, set PKG_MAX_UNPACK_ENTRIES to a larger number"
     )]
     TooManyEntries { entry: Box<str>, limit: u64 },
+    #[error(
+        "tar entry `{entry}` would take the layer past {ratio} times its {compressed}-byte blob: it expands like a decompression bomb. If the package really compresses that well, set PKG_MAX_UNPACK_RATIO to a larger number (0 turns the check off)"
+    )]
+    TooExpanded {
+        entry: Box<str>,
+        ratio: u64,
+        compressed: u64,
+    },
+    #[error(
+        "tar entry `{entry}` is past {limit} entries, more than a {compressed}-byte layer holds unless it is a tar bomb; if the package really has that many files, set PKG_MAX_UNPACK_ENTRIES to a larger number"
+    )]
+    TooManyEntriesForSize {
+        entry: Box<str>,
+        limit: u64,
+        compressed: u64,
+    },
     /// The filesystem refused something pkg tried for `entry`.
     #[error("tar entry `{entry}`: cannot {op} {}: {source}", path.display())]
     Io {

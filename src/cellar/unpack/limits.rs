@@ -8,6 +8,16 @@ use super::error::UnpackError;
 pub const MAX_BYTES_VAR: &str = "PKG_MAX_UNPACK_BYTES";
 /// Raises [`Limits::max_entries`] (see [`Limits::from_env`]).
 pub const MAX_ENTRIES_VAR: &str = "PKG_MAX_UNPACK_ENTRIES";
+/// Raises [`Limits::max_ratio`] (`0` turns the check off).
+pub const MAX_RATIO_VAR: &str = "PKG_MAX_UNPACK_RATIO";
+
+/// A layer may always write this much, whatever its compressed size.
+pub const RATIO_FLOOR_BYTES: u64 = 64 << 20;
+/// A layer may always hold this many entries, whatever its compressed size.
+pub const ENTRY_FLOOR: u64 = 100_000;
+/// Past [`ENTRY_FLOOR`], one entry per this many compressed bytes (a real tree takes a few
+/// KiB of gzip per entry; a tar of empty files, some 30 bytes).
+pub const COMPRESSED_BYTES_PER_ENTRY: u64 = 256;
 
 /// Caps on what the layers of one keg may unpack to (decompression and tar bombs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,14 +26,34 @@ pub struct Limits {
     pub max_bytes: u64,
     /// Total tar entries, across all layers.
     pub max_entries: u64,
+    /// Data one layer may write per byte of its blob (past [`RATIO_FLOOR_BYTES`]); 0: no check.
+    pub max_ratio: u64,
+    /// `PKG_MAX_UNPACK_ENTRIES` was given: the count is the user's, not tied to the layer size.
+    pub entries_set: bool,
+    /// The layer being unpacked, once [`Limits::for_layer`] tied the caps to it.
+    pub layer: Option<LayerCaps>,
+}
+
+/// The caps of one layer, from its compressed size and what earlier layers wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerCaps {
+    /// The blob's size.
+    pub compressed: u64,
+    /// `Stats::written` may reach this before the layer is refused.
+    pub written_until: u64,
+    /// `Stats::entries` may reach this before the layer is refused.
+    pub entries_until: u64,
 }
 
 impl Default for Limits {
-    /// 8 GiB and 1,000,000 entries.
+    /// 8 GiB, 1,000,000 entries, and 200 times the compressed size.
     fn default() -> Self {
         Limits {
             max_bytes: 8 << 30,
             max_entries: 1_000_000,
+            max_ratio: 200,
+            entries_set: false,
+            layer: None,
         }
     }
 }
@@ -38,8 +68,36 @@ impl Limits {
         }
         if let Some(n) = parse_limit(MAX_ENTRIES_VAR, std::env::var_os(MAX_ENTRIES_VAR))? {
             limits.max_entries = n;
+            limits.entries_set = true;
+        }
+        if let Some(n) = parse_limit(MAX_RATIO_VAR, std::env::var_os(MAX_RATIO_VAR))? {
+            limits.max_ratio = n;
         }
         Ok(limits)
+    }
+
+    /// These limits for one compressed layer of `compressed` bytes, after `stats`: it may write
+    /// `max_ratio` times its size (at least [`RATIO_FLOOR_BYTES`]) and hold an entry per
+    /// [`COMPRESSED_BYTES_PER_ENTRY`] (at least [`ENTRY_FLOOR`]), so a bomb stops in seconds.
+    pub fn for_layer(&self, compressed: u64, stats: &Stats) -> Limits {
+        let written = if self.max_ratio == 0 {
+            u64::MAX
+        } else {
+            (compressed.saturating_mul(self.max_ratio)).max(RATIO_FLOOR_BYTES)
+        };
+        let entries = if self.entries_set {
+            u64::MAX
+        } else {
+            (compressed / COMPRESSED_BYTES_PER_ENTRY).max(ENTRY_FLOOR)
+        };
+        Limits {
+            layer: Some(LayerCaps {
+                compressed,
+                written_until: stats.written.saturating_add(written),
+                entries_until: stats.entries.saturating_add(entries),
+            }),
+            ..*self
+        }
     }
 }
 
@@ -67,6 +125,9 @@ pub struct Stats {
     pub entries: u64,
     /// Bytes written to files (a sparse file counts its real size).
     pub bytes: u64,
+    /// Bytes of data the layers held for files (a sparse file's holes not counted): what a
+    /// layer's compression ratio is measured by.
+    pub written: u64,
     /// `user.*` extended attributes the filesystem refused.
     pub xattrs_skipped: u64,
 }

@@ -67,7 +67,7 @@ use tar::EntryType;
 use beneath::{Root, WalkError};
 
 pub use error::{Op, Reason, UnpackError};
-pub use limits::{Limits, MAX_BYTES_VAR, MAX_ENTRIES_VAR, Stats};
+pub use limits::{LayerCaps, Limits, MAX_BYTES_VAR, MAX_ENTRIES_VAR, MAX_RATIO_VAR, Stats};
 
 /// Unpack one uncompressed tar stream into `root` (an existing staging dir on the target
 /// filesystem). Layers are unpacked in order into the same root with the same `stats`; later
@@ -367,6 +367,15 @@ fn apply_entry<R: Read>(
         return Err(UnpackError::TooManyEntries {
             entry: name.into(),
             limit: layer.limits.max_entries,
+        });
+    }
+    if let Some(caps) = layer.limits.layer
+        && stats.entries > caps.entries_until
+    {
+        return Err(UnpackError::TooManyEntriesForSize {
+            entry: name.into(),
+            limit: caps.entries_until,
+            compressed: caps.compressed,
         });
     }
 

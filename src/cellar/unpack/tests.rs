@@ -1,4 +1,4 @@
-use super::limits::parse_limit;
+use super::limits::{self, parse_limit};
 use super::*;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -537,6 +537,58 @@ fn xattr_headers_and_apple_double_files() {
     assert_eq!(s.stats.xattrs_skipped, 0);
     assert_eq!(s.read("._notes"), "not AppleDouble");
     assert_eq!(s.read("._"), "");
+}
+
+#[test]
+fn a_layer_is_capped_by_its_compressed_size() {
+    // The caps follow the blob: at least the floors, else ratio and bytes per entry.
+    let limits = Limits::default();
+    let stats = Stats {
+        entries: 7,
+        written: 1000,
+        ..Stats::default()
+    };
+    let caps = limits.for_layer(1 << 20, &stats).layer.unwrap();
+    assert_eq!(caps.written_until, 1000 + (200 << 20));
+    assert_eq!(caps.entries_until, 7 + limits::ENTRY_FLOOR);
+    let small = limits.for_layer(10, &Stats::default()).layer.unwrap();
+    assert_eq!(small.written_until, limits::RATIO_FLOOR_BYTES);
+    let big = limits.for_layer(1 << 30, &Stats::default()).layer.unwrap();
+    assert_eq!(big.entries_until, (1 << 30) / limits::COMPRESSED_BYTES_PER_ENTRY);
+    let off = Limits {
+        max_ratio: 0,
+        entries_set: true,
+        ..limits
+    };
+    let off = off.for_layer(10, &Stats::default()).layer.unwrap();
+    assert_eq!((off.written_until, off.entries_until), (u64::MAX, u64::MAX));
+
+    // Past either cap, the entry that crosses it is refused by name.
+    let caps = LayerCaps {
+        compressed: 10,
+        written_until: 100,
+        entries_until: 3,
+    };
+    let mut s = Scratch::new();
+    s.limits.layer = Some(caps);
+    let err = s
+        .unpack(&Tar::new().file("a", 0o644, &[0; 60]).file("b", 0o644, &[0; 60]).bytes())
+        .unwrap_err();
+    assert!(matches!(&err, UnpackError::TooExpanded { entry, .. } if &**entry == "b"), "{err}");
+    assert!(err.to_string().contains("PKG_MAX_UNPACK_RATIO"), "{err}");
+    let mut s = Scratch::new();
+    s.limits.layer = Some(caps);
+    let tar = Tar::new()
+        .file("a", 0o644, b"")
+        .file("b", 0o644, b"")
+        .file("c", 0o644, b"")
+        .file("d", 0o644, b"")
+        .bytes();
+    let err = s.unpack(&tar).unwrap_err();
+    assert!(
+        matches!(&err, UnpackError::TooManyEntriesForSize { entry, .. } if &**entry == "d"),
+        "{err}"
+    );
 }
 
 #[test]

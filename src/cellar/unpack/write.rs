@@ -6,6 +6,20 @@ use super::*;
 /// Bytes of zeros that a sparse file's restore leaves as a hole instead of writing.
 const HOLE_BLOCK: usize = 4096;
 
+/// Checks the layer's compression ratio before `data` more bytes of file data are written.
+fn check_ratio(name: &str, data: u64, layer: &Layer<'_>, stats: &Stats) -> Result<(), UnpackError> {
+    if let Some(caps) = layer.limits.layer
+        && stats.written.saturating_add(data) > caps.written_until
+    {
+        return Err(UnpackError::TooExpanded {
+            entry: name.into(),
+            ratio: layer.limits.max_ratio,
+            compressed: caps.compressed,
+        });
+    }
+    Ok(())
+}
+
 fn check_room(name: &str, size: u64, layer: &Layer<'_>, stats: &Stats) -> Result<(), UnpackError> {
     if stats
         .bytes
@@ -67,6 +81,13 @@ pub(super) fn file<R: Read>(
     let size = entry.size();
     let logical = pax.sparse.as_ref().map_or(size, |s| s.realsize);
     check_room(name, logical, layer, stats)?;
+    // The data the archive holds for it (holes are not data): what the ratio counts.
+    let data = match entry.header().entry_type() {
+        EntryType::GNUSparse => entry.header().entry_size().unwrap_or(size),
+        _ => size,
+    };
+    check_ratio(name, data, layer, stats)?;
+    stats.written += data;
 
     let mut head = [0u8; APPLE_DOUBLE_MAGIC.len()];
     let mut head_len = 0;
@@ -269,6 +290,8 @@ pub(super) fn hardlink(
         .metadata()
         .map_err(|e| io_error(name, Op::Inspect, &target_path, e))?;
     check_room(name, meta.len(), layer, stats)?;
+    check_ratio(name, meta.len(), layer, stats)?;
+    stats.written += meta.len();
     use std::os::unix::fs::PermissionsExt as _;
     let mut to = create_file(layer, name, rel, meta.permissions().mode() & 0o777)?;
     let copied =

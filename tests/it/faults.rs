@@ -1098,3 +1098,92 @@ fn a_registry_that_never_accepts_the_connection_is_given_up_on_at_the_connect_ti
     );
     assert_nothing_installed(&ctx, "hello");
 }
+
+/// 100 cold installs (20 fresh prefixes and caches, 5 packages each, 4 at a time) through the
+/// proxies with a seeded 10 % chance of a fault on every registry and token request: resets,
+/// cut bodies, wrong lengths, flipped bytes, 503s and stalls past the read timeout. At least
+/// 99 must complete, and every one that does must be exactly what was published.
+#[test]
+fn a_hundred_installs_under_ten_percent_random_faults_complete_and_none_is_corrupt() {
+    let seed: u64 = std::env::var("PKG_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261202);
+    let rig = Rig::start();
+    let names = ["ra", "rb", "rc", "rd", "re"];
+    for name in names {
+        rig.publish(name, &["1.0.0"], DATA);
+    }
+    let faults = std::sync::Arc::new(vec![
+        Fault::ResetAfter(100),
+        Fault::TruncateAfter(100),
+        Fault::WrongContentLength(3),
+        Fault::WrongContentLength(-3),
+        Fault::CorruptByte,
+        Fault::status(503),
+        Fault::StallAfter(10, Duration::from_secs(4)),
+    ]);
+    let sometimes = || Fault::Sometimes {
+        percent: 10,
+        seed,
+        faults: faults.clone(),
+        count: Default::default(),
+    };
+    rig.reg().on("", "/v2/", Times::Always, sometimes());
+    rig.proxy.token.on("", "/token", Times::Always, sometimes());
+
+    let repo = |n: &str| format!("{}/acme/{n}", rig.proxy.host());
+    let rounds: Vec<TestContext> = (0..20)
+        .map(|_| {
+            let mut ctx = TestContext::new();
+            ctx.env("PKG_RETRIES", "4")
+                .env("PKG_READ_TIMEOUT", "2")
+                .env("PKG_CONNECT_TIMEOUT", "2");
+            for name in names {
+                ctx.write_formula(
+                    name,
+                    &Formula::new(name)
+                        .version("1.0.0", &repo(name), "1.0.0")
+                        .to_toml(),
+                );
+            }
+            ctx
+        })
+        .collect();
+    let mut args = vec!["install"];
+    args.extend(names);
+    let runs: Vec<crate::harness::Run> = std::thread::scope(|s| {
+        let chunks: Vec<_> = rounds
+            .chunks(5)
+            .map(|chunk| {
+                let args = &args;
+                s.spawn(move || chunk.iter().map(|ctx| ctx.pkg(args)).collect::<Vec<_>>())
+            })
+            .collect();
+        chunks.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let mut complete = 0;
+    let mut failures = Vec::new();
+    for (ctx, run) in rounds.iter().zip(&runs) {
+        for name in names {
+            if ctx.cellar_versions(name) == ["1.0.0"] {
+                assert_eq!(run_bin(ctx, name), format!("{name} 1.0.0"), "corrupt keg");
+                complete += 1;
+            }
+        }
+        if run.code != 0 {
+            failures.push(run.stderr.clone());
+        }
+        assert_cache_verified_and_settled(&ctx.cache);
+    }
+    let faulted = rig.reg().seen().len() + rig.proxy.token.seen().len();
+    eprintln!(
+        "random faults (seed {seed}): {complete}/100 installs complete, {} requests seen",
+        faulted
+    );
+    assert!(
+        complete >= 99,
+        "{complete}/100 complete (seed {seed}); failures:\n{}",
+        failures.join("\n---\n")
+    );
+}

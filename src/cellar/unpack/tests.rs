@@ -554,7 +554,10 @@ fn a_layer_is_capped_by_its_compressed_size() {
     let small = limits.for_layer(10, &Stats::default()).layer.unwrap();
     assert_eq!(small.written_until, limits::RATIO_FLOOR_BYTES);
     let big = limits.for_layer(1 << 30, &Stats::default()).layer.unwrap();
-    assert_eq!(big.entries_until, (1 << 30) / limits::COMPRESSED_BYTES_PER_ENTRY);
+    assert_eq!(
+        big.entries_until,
+        (1 << 30) / limits::COMPRESSED_BYTES_PER_ENTRY
+    );
     let off = Limits {
         max_ratio: 0,
         entries_set: true,
@@ -572,9 +575,17 @@ fn a_layer_is_capped_by_its_compressed_size() {
     let mut s = Scratch::new();
     s.limits.layer = Some(caps);
     let err = s
-        .unpack(&Tar::new().file("a", 0o644, &[0; 60]).file("b", 0o644, &[0; 60]).bytes())
+        .unpack(
+            &Tar::new()
+                .file("a", 0o644, &[0; 60])
+                .file("b", 0o644, &[0; 60])
+                .bytes(),
+        )
         .unwrap_err();
-    assert!(matches!(&err, UnpackError::TooExpanded { entry, .. } if &**entry == "b"), "{err}");
+    assert!(
+        matches!(&err, UnpackError::TooExpanded { entry, .. } if &**entry == "b"),
+        "{err}"
+    );
     assert!(err.to_string().contains("PKG_MAX_UNPACK_RATIO"), "{err}");
     let mut s = Scratch::new();
     s.limits.layer = Some(caps);

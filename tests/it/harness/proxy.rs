@@ -122,6 +122,14 @@ pub enum Fault {
     Throttle(usize, Duration),
     /// Upstream's answer, changed by a function (body, headers, status).
     Rewrite(Rewrite),
+    /// For each matching request, with `percent` chance (a seeded hash of the request's
+    /// number), one of `faults` (picked the same way); else forwarded as it is.
+    Sometimes {
+        percent: u64,
+        seed: u64,
+        faults: Arc<Vec<Fault>>,
+        count: Arc<std::sync::atomic::AtomicU64>,
+    },
 }
 
 impl Fault {
@@ -639,9 +647,31 @@ fn pick_fault(inner: &Inner, method: &str, path: &str) -> Option<Fault> {
             Some(n) => *n -= 1,
             None => {}
         }
+        if let Fault::Sometimes {
+            percent,
+            seed,
+            faults,
+            count,
+        } = &rule.fault
+        {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let roll = splitmix(seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            if roll % 100 >= *percent || faults.is_empty() {
+                return None;
+            }
+            return Some(faults[(roll / 100) as usize % faults.len()].clone());
+        }
         return Some(rule.fault.clone());
     }
     None
+}
+
+/// A well-mixed 64-bit hash (SplitMix64's finalizer): the seeded dice of [`Fault::Sometimes`].
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 fn record(inner: &Inner, req: &Request, status: u16, cdn: bool) {
@@ -763,6 +793,8 @@ fn serve(inner: &Inner, mut conn: TcpStream) -> io::Result<()> {
             f(&mut r);
             r
         }
+        // Resolved to one of its faults (or none) by `pick_fault`.
+        Some(Fault::Sometimes { .. }) => upstream_answer(inner, &req, &[]),
     };
     record(inner, &req, resp.status, false);
     write_response(&mut conn, &resp, head_only, length, how, inner)

@@ -202,14 +202,18 @@ impl Client {
         let call = Call::new(http::Method::PUT, &url)
             .header("Content-Type", media_type)
             .body(bytes);
-        let resp = self.request(repo, PUSH, &call)?;
         let digest = Digest::of_bytes(bytes);
-        if !matches!(resp.status().as_u16(), 200 | 201 | 204) {
-            return Err(self.status_error(repo, url.as_str(), resp, || {
-                format!("manifest `{reference}`")
-            }));
-        }
-        check_digest_header(&resp, &digest, url.as_str(), "manifest")?;
+        // A PUT of the same bytes is idempotent: an answer whose `Docker-Content-Digest` says
+        // the registry stored something else is tried again, as a whole.
+        self.with_body_retries(|| {
+            let resp = self.request(repo, PUSH, &call)?;
+            if !matches!(resp.status().as_u16(), 200 | 201 | 204) {
+                return Err(self.status_error(repo, url.as_str(), resp, || {
+                    format!("manifest `{reference}`")
+                }));
+            }
+            check_digest_header(&resp, &digest, url.as_str(), "manifest")
+        })?;
         Ok(digest)
     }
 

@@ -1187,3 +1187,66 @@ fn a_hundred_installs_under_ten_percent_random_faults_complete_and_none_is_corru
         failures.join("\n---\n")
     );
 }
+
+/// A manifest PUT whose answer says the registry stored other bytes (`Docker-Content-Digest`)
+/// is sent again as a whole; the push then completes and installs.
+#[test]
+fn a_manifest_put_answered_with_another_digest_is_sent_again() {
+    let rig = Rig::start();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(src.path().join("bin")).unwrap();
+    std::fs::write(
+        src.path().join("bin/pushed"),
+        "#!/bin/sh\necho pushed 1.0.0\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(
+        src.path().join("bin/pushed"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    rig.reg().on(
+        "PUT",
+        "/manifests/",
+        Times::Once,
+        Fault::rewrite(|r| {
+            r.set_header(
+                "Docker-Content-Digest",
+                "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            )
+        }),
+    );
+    let mut ctx = rig.ctx.sharing_cache();
+    ctx.with_credentials();
+    let target = format!("{}/acme/pushed:1.0.0", rig.proxy.host());
+    let run = ctx.pkg(&[
+        "bottle",
+        src.path().to_str().unwrap(),
+        "--name",
+        "pushed",
+        "--version",
+        "1.0.0",
+        "--push",
+        &target,
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.output(), rig.reg().describe());
+    assert_eq!(
+        rig.reg().count("PUT", "/manifests/"),
+        2,
+        "{}",
+        rig.reg().describe()
+    );
+    ctx.write_formula(
+        "pushed",
+        &Formula::new("pushed")
+            .version(
+                "1.0.0",
+                &format!("{}/acme/pushed", rig.proxy.host()),
+                "1.0.0",
+            )
+            .to_toml(),
+    );
+    ctx.pkg(&["install", "pushed"]).success();
+    assert_eq!(run_bin(&ctx, "pushed"), "pushed 1.0.0");
+}

@@ -39,6 +39,85 @@ fn rewrite_manifest(rig: &Rig, f: impl Fn(&mut serde_json::Value) + Send + Sync 
     );
 }
 
+/// Manifests that cannot be right are refused with what is wrong, not a misleading symptom: both
+/// `layers` and `manifests`, no layers at all, a layer described as 0 bytes (whose digest is
+/// not the empty blob's, so it would read as a digest mismatch).
+#[test]
+fn manifests_that_cannot_be_right_are_refused_saying_why() {
+    type Edit = Box<dyn Fn(&mut serde_json::Value) + Send + Sync>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "both",
+            Box::new(|m| m["manifests"] = serde_json::json!([])),
+            "has both `layers` and `manifests`",
+        ),
+        (
+            "nolayers",
+            Box::new(|m| m["layers"] = serde_json::json!([])),
+            "is an image with no layers",
+        ),
+        (
+            "zerosize",
+            Box::new(|m| m["layers"][0]["size"] = serde_json::json!(0)),
+            "is described as 0 bytes long",
+        ),
+    ];
+    for (case, edit, says) in cases {
+        let rig = Rig::start();
+        rig.publish("hello", &["1.0.0"], 1024);
+        rewrite_manifest(&rig, move |m| {
+            if m.get("layers").is_some() {
+                edit(m)
+            }
+        });
+        let run = rig.ctx.pkg(&["install", "hello"]);
+        assert_eq!(run.code, 1, "{case}: {}", run.output());
+        assert!(run.stderr.contains(says), "{case}: {}", run.stderr);
+        assert!(!run.stderr.contains("SHA-256 mismatch"), "{case}: {}", run.stderr);
+        assert_nothing_installed(&rig.ctx, "hello");
+    }
+}
+
+/// An index of 10,000 entries, none for this host: the message quotes a dozen and counts the rest.
+#[test]
+fn an_index_with_no_match_is_quoted_briefly() {
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], 1024);
+    rig.reg().on(
+        "GET",
+        "/manifests/",
+        Times::Always,
+        Fault::rewrite(|r: &mut Response| {
+            if r.status != 200 {
+                return;
+            }
+            let entries: Vec<serde_json::Value> = (0..10_000)
+                .map(|i| {
+                    serde_json::json!({
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": format!("sha256:{:064x}", i),
+                        "size": 100,
+                        "platform": {"os": "plan9", "architecture": format!("arch{i}")}
+                    })
+                })
+                .collect();
+            let index = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": entries,
+            });
+            r.set_header("Content-Type", "application/vnd.oci.image.index.v1+json");
+            r.set_body(serde_json::to_vec(&index).unwrap());
+        }),
+    );
+    let run = rig.ctx.pkg(&["install", "hello"]).failure();
+    run.says("no entry of the image index fits")
+        .says("plan9/arch0")
+        .says("and 9988 more");
+    assert!(run.stderr.len() < 4_000, "{} bytes of error", run.stderr.len());
+    assert_nothing_installed(&rig.ctx, "hello");
+}
+
 #[test]
 fn an_oversized_manifest_is_refused_at_the_cap() {
     let rig = Rig::start();

@@ -73,7 +73,11 @@ fn manifests_that_cannot_be_right_are_refused_saying_why() {
         let run = rig.ctx.pkg(&["install", "hello"]);
         assert_eq!(run.code, 1, "{case}: {}", run.output());
         assert!(run.stderr.contains(says), "{case}: {}", run.stderr);
-        assert!(!run.stderr.contains("SHA-256 mismatch"), "{case}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("SHA-256 mismatch"),
+            "{case}: {}",
+            run.stderr
+        );
         assert_nothing_installed(&rig.ctx, "hello");
     }
 }
@@ -114,7 +118,11 @@ fn an_index_with_no_match_is_quoted_briefly() {
     run.says("no entry of the image index fits")
         .says("plan9/arch0")
         .says("and 9988 more");
-    assert!(run.stderr.len() < 4_000, "{} bytes of error", run.stderr.len());
+    assert!(
+        run.stderr.len() < 4_000,
+        "{} bytes of error",
+        run.stderr.len()
+    );
     assert_nothing_installed(&rig.ctx, "hello");
 }
 

@@ -663,11 +663,11 @@ impl Client {
             }
             let body = read_limited(resp, realm, MAX_TOKEN_BYTES)?;
             let answer: auth::TokenResponse = serde_json::from_slice(&body).map_err(|e| {
-                if e.is_eof() {
+                if e.is_eof() && !body.is_empty() {
                     // Cut short: another try may get it whole.
                     return RegistryError::CutShort {
                         url: realm.to_owned(),
-                        what: "token document",
+                        what: "token service's token document",
                     };
                 }
                 // Where, not what: the text around the error could be the token itself.

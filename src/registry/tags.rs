@@ -40,7 +40,7 @@ impl Client {
                     .find_map(next_link);
                 let body = read_limited(resp, url.as_str(), MAX_PAGE_BYTES)?;
                 let page: Page = serde_json::from_slice(&body).map_err(|e| {
-                    if e.is_eof() {
+                    if e.is_eof() && !body.is_empty() {
                         return RegistryError::CutShort {
                             url: url.to_string(),
                             what: "tag list",

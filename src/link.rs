@@ -27,6 +27,11 @@ pub enum LinkError {
         link: PathBuf,
         target: PathBuf,
     },
+    #[error(
+        "{} is needed by a relocated Homebrew bottle, but this machine's dynamic loader was not found (the interpreter of /bin/sh)",
+        dest.display()
+    )]
+    NoLoader { dest: PathBuf },
     #[error("{}: {error}", keg.display())]
     Walk {
         keg: PathBuf,
@@ -170,6 +175,24 @@ pub fn make_executable(keg: &Path, listed: &[String]) -> Result<(), LinkError> {
         }
     }
     Ok(())
+}
+
+/// `PREFIX/lib/ld.so`, which relocated Homebrew bottles name as their interpreter: a link to this
+/// machine's dynamic loader, made (temp name + rename) when missing; one already there is left.
+pub fn ensure_loader(prefix: &Path) -> Result<(), LinkError> {
+    let dest = prefix.join("lib/ld.so");
+    if std::fs::symlink_metadata(&dest).is_ok() {
+        return Ok(());
+    }
+    let Some(loader) = crate::cellar::brew::elf::host_loader() else {
+        return Err(LinkError::NoLoader { dest });
+    };
+    let dir = prefix.join("lib");
+    fs_err::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let tmp = dir.join(format!(".ld.so.pkg-new-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&loader, &tmp).map_err(io_err(&tmp))?;
+    fs_err::rename(&tmp, &dest).map_err(io_err(&dest))
 }
 
 /// One link to put in place: `dest` → `target` (relative to `dest`'s directory).

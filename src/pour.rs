@@ -333,7 +333,11 @@ impl Pourer<'_> {
         let version_s = version.to_string();
         if brew::strip_bottle_prefix(staging.path(), &formula.name, &version_s)? {
             let prefix = cellar.root().parent().unwrap_or(cellar.root());
-            let changed = brew::relocate(staging.path(), prefix)?;
+            let relocation = brew::relocate(staging.path(), prefix)?;
+            if relocation.interpreters > 0 {
+                link::ensure_loader(prefix)?;
+            }
+            let changed = relocation.changed;
             if !changed.is_empty() {
                 self.reporter.status(
                     "Relocated",

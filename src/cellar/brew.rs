@@ -1,6 +1,7 @@
 //! Homebrew bottles poured as kegs: the `NAME/VERSION[_REVISION]/` top directory is stripped, and the
-//! `@@HOMEBREW_…@@` placeholders in text files are replaced with pkg's paths. A binary file that
-//! holds a placeholder cannot be relocated safely, so such a bottle is refused.
+//! `@@HOMEBREW_…@@` placeholders are replaced with pkg's paths: in text files everywhere, in ELF
+//! files in the interpreter and RUNPATH/RPATH (`elf.rs`) and elsewhere where the new string fits.
+//! A binary whose placeholder cannot be replaced that way is refused.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
@@ -9,6 +10,8 @@ use std::path::{Path, PathBuf};
 use rustix::fs::FileType;
 
 use crate::cellar::unpack::beneath::{Root, WalkError};
+
+pub mod elf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrewError {
@@ -19,9 +22,14 @@ pub enum BrewError {
         source: std::io::Error,
     },
     #[error(
-        "the bottle's binary file `{file}` holds the placeholder {placeholder}; it was built for one prefix and pkg cannot relocate binaries. Use a bottle built with `cellar :any_skip_relocation`, or build the package for pkg."
+        "the bottle's binary file `{file}` holds the placeholder {placeholder} and cannot be relocated: {source}. Use a bottle built with `cellar :any_skip_relocation`, or build the package for pkg."
     )]
-    BinaryNeedsRelocation { file: String, placeholder: String },
+    Binary {
+        file: String,
+        placeholder: String,
+        #[source]
+        source: elf::ElfError,
+    },
     #[error("{}: {error}", root.display())]
     Walk {
         root: PathBuf,
@@ -90,7 +98,7 @@ pub fn strip_bottle_prefix(root: &Path, name: &str, version: &str) -> Result<boo
 /// Replaces Homebrew's placeholders in every text file under `root`; returns the files changed.
 /// The tree is walked by descriptor: links are never followed, only regular files are read, and
 /// each changed file is replaced whole (same mode) by a rename in its own directory.
-pub fn relocate(root: &Path, prefix: &Path) -> Result<Vec<String>, BrewError> {
+pub fn relocate(root: &Path, prefix: &Path) -> Result<Relocation, BrewError> {
     let prefix_s = prefix.to_string_lossy().into_owned();
     let replacements = [
         ("@@HOMEBREW_PREFIX@@", prefix_s.clone()),
@@ -118,6 +126,7 @@ pub fn relocate(root: &Path, prefix: &Path) -> Result<Vec<String>, BrewError> {
         error,
     };
     let mut changed = Vec::new();
+    let mut interpreters = 0;
     let mut stack = vec![PathBuf::new()];
     while let Some(dir) = stack.pop() {
         for (name, kind) in beneath.list(&dir).map_err(walk)? {
@@ -140,10 +149,26 @@ pub fn relocate(root: &Path, prefix: &Path) -> Result<Vec<String>, BrewError> {
             };
             let shown = rel.to_string_lossy().into_owned();
             if bytes.contains(&0) {
-                return Err(BrewError::BinaryNeedsRelocation {
-                    file: shown,
+                // A binary: an ELF file's interpreter and search paths are rewritten by an ELF
+                // editor, other strings in place where they fit; else the bottle is refused.
+                drop(file);
+                let mut file = beneath.open_file(&rel, true).map_err(walk)?;
+                let result = if bytes.starts_with(elf::MAGIC) {
+                    elf::relocate(&mut file, &replacements)
+                } else {
+                    elf::in_place(&mut file, &replacements).map(|n| elf::Relocated {
+                        in_place: n,
+                        ..Default::default()
+                    })
+                };
+                let done = result.map_err(|source| BrewError::Binary {
+                    file: shown.clone(),
                     placeholder: found.0.to_owned(),
-                });
+                    source,
+                })?;
+                interpreters += usize::from(done.interpreter);
+                changed.push(shown);
+                continue;
             }
             let mut text = String::from_utf8_lossy(&bytes).into_owned();
             for (placeholder, value) in &replacements {
@@ -162,7 +187,19 @@ pub fn relocate(root: &Path, prefix: &Path) -> Result<Vec<String>, BrewError> {
         }
     }
     changed.sort();
-    Ok(changed)
+    Ok(Relocation {
+        changed,
+        interpreters,
+    })
+}
+
+/// What [`relocate`] changed.
+#[derive(Debug, Default)]
+pub struct Relocation {
+    /// Keg-relative files rewritten, sorted.
+    pub changed: Vec<String>,
+    /// ELF files whose interpreter is now `PREFIX/lib/ld.so` (which must then exist).
+    pub interpreters: usize,
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -189,7 +226,7 @@ mod tests {
         assert!(d.path().join("bin/hello").is_file());
         assert!(d.path().join("hello").is_file());
         assert!(!d.path().join(".pkg-bottle-top").exists());
-        let changed = relocate(d.path(), Path::new("/opt/pkg")).unwrap();
+        let changed = relocate(d.path(), Path::new("/opt/pkg")).unwrap().changed;
         assert_eq!(changed, ["bin/hello"]);
         assert_eq!(
             std::fs::read_to_string(d.path().join("bin/hello")).unwrap(),
@@ -235,12 +272,31 @@ mod tests {
         std::os::unix::fs::symlink(&outside, keg.join("etc")).unwrap();
         std::os::unix::fs::symlink(outside.join("conf"), keg.join("share/conf")).unwrap();
         std::fs::write(keg.join("share/own"), "p=@@HOMEBREW_PREFIX@@\n").unwrap();
-        let changed = relocate(&keg, Path::new("/opt/pkg")).unwrap();
+        let changed = relocate(&keg, Path::new("/opt/pkg")).unwrap().changed;
         assert_eq!(changed, ["share/own"]);
         assert_eq!(
             std::fs::read_to_string(outside.join("conf")).unwrap(),
             "p=@@HOMEBREW_PREFIX@@\n"
         );
+    }
+
+    #[test]
+    fn strings_in_binaries_are_replaced_in_place_only_when_they_fit() {
+        let d = tempfile::tempdir().unwrap();
+        let data = b"\0\x01\x02@@HOMEBREW_PREFIX@@/share/x\0tail\0";
+        std::fs::write(d.path().join("data.bin"), data).unwrap();
+        // `/p` is shorter than the placeholder: rewritten and padded with NULs.
+        let done = relocate(d.path(), Path::new("/p")).unwrap();
+        assert_eq!(done.changed, ["data.bin"]);
+        let bytes = std::fs::read(d.path().join("data.bin")).unwrap();
+        assert_eq!(bytes.len(), data.len());
+        assert!(bytes.starts_with(b"\0\x01\x02/p/share/x\0"));
+        assert!(bytes.ends_with(b"\0tail\0"));
+        // A longer prefix does not fit: refused, saying so.
+        std::fs::write(d.path().join("data.bin"), data).unwrap();
+        let long = Path::new("/a/much/longer/prefix/than/the/placeholder");
+        let err = relocate(d.path(), long).unwrap_err().to_string();
+        assert!(err.contains("data.bin") && err.contains("longer"), "{err}");
     }
 
     #[test]

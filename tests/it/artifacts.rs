@@ -288,3 +288,109 @@ fn a_bottle_whose_binary_needs_relocation_is_refused() {
         ctx.prefix_listing()
     );
 }
+
+/// A dynamically linked Linux bottle built the way brew builds one: a shared library and an
+/// executable from `cc`, patched with patchelf to brew's placeholders (interpreter
+/// `@@HOMEBREW_PREFIX@@/lib/ld.so`, RUNPATH with `@@HOMEBREW_CELLAR@@` and `@@HOMEBREW_PREFIX@@`),
+/// tarred by GNU tar as `NAME/VERSION/`. After `pkg install` the executable runs from
+/// `PREFIX/bin` with no LD_LIBRARY_PATH, finds its library through its relocated RUNPATH, and no
+/// installed file holds a placeholder.
+#[test]
+fn a_dynamically_linked_linux_bottle_is_relocated_and_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keg = tmp.path().join("src/greeter/1.0.0");
+    std::fs::create_dir_all(keg.join("bin")).unwrap();
+    std::fs::create_dir_all(keg.join("lib")).unwrap();
+    let script = r#"
+set -eu
+cat > greet.c <<'C'
+#include <stdio.h>
+void greet(void) { puts("hello from libgreet"); }
+C
+cat > main.c <<'C'
+void greet(void);
+int main(void) { greet(); return 0; }
+C
+cc -shared -fPIC -Wl,-soname,libgreet.so.1 -o src/greeter/1.0.0/lib/libgreet.so.1 greet.c
+cc -o src/greeter/1.0.0/bin/greeter main.c -Lsrc/greeter/1.0.0/lib -l:libgreet.so.1
+# patchelf reads an argument starting with `@` as a file name: the placeholders go in files.
+printf '%s' '@@HOMEBREW_PREFIX@@/lib/ld.so' > interp
+printf '%s' '@@HOMEBREW_CELLAR@@/greeter/1.0.0/lib:@@HOMEBREW_PREFIX@@/lib' > app-rpath
+printf '%s' '@@HOMEBREW_PREFIX@@/lib' > lib-rpath
+patchelf --set-interpreter @interp src/greeter/1.0.0/bin/greeter
+patchelf --set-rpath @app-rpath src/greeter/1.0.0/bin/greeter
+patchelf --set-rpath @lib-rpath src/greeter/1.0.0/lib/libgreet.so.1
+patchelf --print-interpreter src/greeter/1.0.0/bin/greeter | grep -q '^@@HOMEBREW_PREFIX@@/lib/ld.so$'
+patchelf --print-rpath src/greeter/1.0.0/bin/greeter | grep -q '^@@HOMEBREW_CELLAR@@/greeter'
+printf 'prefix=@@HOMEBREW_PREFIX@@\n' > src/greeter/1.0.0/INSTALL_RECEIPT.json
+cd src && tar --format=pax --sort=name --owner=0 --group=0 --numeric-owner -czf ../bottle.tar.gz greeter
+"#;
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let blob = std::fs::read(tmp.path().join("bottle.tar.gz")).unwrap();
+    let registry = Registry::start();
+    let (os, arch) = crate::faults::host_platform();
+    registry.push(
+        "acme/greeter",
+        "1.0.0",
+        &crate::harness::Fixture::Image(
+            crate::harness::ImageSpec::new(os, arch)
+                .raw_layer(blob, crate::harness::layout::LAYER_TYPE),
+        ),
+    );
+    let ctx = TestContext::new();
+    ctx.write_formula(
+        "greeter",
+        &Formula::new("greeter")
+            .bin(&["bin/greeter"])
+            .version(
+                "1.0.0",
+                &format!("{}/acme/greeter", registry.host()),
+                "1.0.0",
+            )
+            .to_toml(),
+    );
+    ctx.pkg(&["install", "greeter"]).success().says("Relocated");
+    let run = Command::new(ctx.prefix.join("bin/greeter"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "hello from libgreet",
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let loader = std::fs::read_link(ctx.prefix.join("lib/ld.so")).unwrap();
+    assert!(loader.is_absolute() && loader.exists(), "{loader:?}");
+    let grep = Command::new("grep")
+        .args(["-r", "-l", "@@HOMEBREW_"])
+        .arg(ctx.keg("greeter", "1.0.0"))
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "placeholders left in: {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+    // Shown as patchelf reads it: the real prefix.
+    let interp = Command::new("patchelf")
+        .arg("--print-interpreter")
+        .arg(ctx.keg("greeter", "1.0.0").join("bin/greeter"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&interp.stdout).trim(),
+        ctx.prefix.join("lib/ld.so").display().to_string()
+    );
+}

@@ -1,0 +1,184 @@
+//! Relocating a Homebrew Linux bottle's ELF files: the interpreter `@@HOMEBREW_PREFIX@@/lib/ld.so`
+//! and the RUNPATH/RPATH placeholders brew's `keg_relocate.rb` writes become this prefix's paths.
+//! The dynamic string table may have to grow, which takes a real ELF editor (`elb`); any other
+//! placeholder in the file is rewritten in place only when the new string fits, as brew does.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+
+use elb::{DynamicTag, Elf, ElfPatcher};
+
+/// What relocating one file did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Relocated {
+    /// The interpreter was a placeholder and now names `PREFIX/lib/ld.so`.
+    pub interpreter: bool,
+    /// RUNPATH or RPATH entries rewritten.
+    pub search_paths: usize,
+    /// Other strings rewritten in place.
+    pub in_place: usize,
+}
+
+/// Why an ELF file cannot be relocated.
+#[derive(Debug, thiserror::Error)]
+pub enum ElfError {
+    #[error("it is not an ELF file pkg can read ({0})")]
+    Read(elb::Error),
+    #[error("rewriting its {what} failed ({source})")]
+    Patch {
+        what: &'static str,
+        #[source]
+        source: elb::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "it holds `{old}`, and `{new}` is longer: a string inside a binary can only be replaced by one that fits"
+    )]
+    DoesNotFit { old: String, new: String },
+}
+
+const PAGE: u64 = 4096;
+
+/// The first bytes of every ELF file.
+pub const MAGIC: &[u8; 4] = b"\x7fELF";
+
+fn replaced(s: &[u8], replacements: &[(&str, String)]) -> Option<Vec<u8>> {
+    let mut text = String::from_utf8_lossy(s).into_owned();
+    let before = text.clone();
+    for (placeholder, value) in replacements {
+        text = text.replace(placeholder, value);
+    }
+    (text != before).then(|| text.into_bytes())
+}
+
+fn cstring(bytes: Vec<u8>) -> Result<CString, ElfError> {
+    CString::new(bytes).map_err(|e| ElfError::Io(std::io::Error::other(e)))
+}
+
+/// Relocates the ELF file open in `file` (read and write): interpreter, then RUNPATH/RPATH,
+/// then whatever placeholders remain, in place where they fit. `replacements` maps each
+/// placeholder to its value.
+pub fn relocate(file: &mut File, replacements: &[(&str, String)]) -> Result<Relocated, ElfError> {
+    let mut done = Relocated::default();
+    // The old values stay in the file, unreferenced, once the new ones are written elsewhere:
+    // they are blanked afterwards, so no placeholder is left behind.
+    let mut stale: Vec<Vec<u8>> = Vec::new();
+    let elf = Elf::read(file, PAGE).map_err(ElfError::Read)?;
+    let mut patcher = ElfPatcher::new(elf, &mut *file);
+    let patch = |what| move |source| ElfError::Patch { what, source };
+    let mut changed = false;
+    if let Some(interp) = patcher.read_interpreter().map_err(patch("interpreter"))?
+        && let Some(new) = replaced(interp.to_bytes(), replacements)
+    {
+        stale.push(interp.to_bytes().to_vec());
+        patcher
+            .set_interpreter(&cstring(new)?)
+            .map_err(patch("interpreter"))?;
+        done.interpreter = true;
+        changed = true;
+    }
+    let table = patcher
+        .read_dynamic_table()
+        .map_err(patch("dynamic table"))?;
+    let strings = patcher
+        .read_dynamic_string_table()
+        .map_err(patch("string table"))?;
+    if let (Some(table), Some(strings)) = (table, strings) {
+        for tag in [DynamicTag::Runpath, DynamicTag::Rpath] {
+            let Some(value) = table
+                .get(tag)
+                .and_then(|offset| strings.get_string(offset as usize))
+            else {
+                continue;
+            };
+            if let Some(new) = replaced(value.to_bytes(), replacements) {
+                stale.push(value.to_bytes().to_vec());
+                patcher
+                    .set_dynamic_tag(tag, cstring(new)?.as_c_str())
+                    .map_err(patch("RUNPATH"))?;
+                done.search_paths += 1;
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        patcher.finish().map_err(patch("headers"))?;
+    }
+    done.in_place = rewrite_strings(file, replacements, &stale)?;
+    Ok(done)
+}
+
+/// [`rewrite_strings`] with nothing known to be stale: for binaries that are not ELF.
+pub fn in_place(file: &mut File, replacements: &[(&str, String)]) -> Result<usize, ElfError> {
+    rewrite_strings(file, replacements, &[])
+}
+
+/// Rewrites every NUL-terminated string that still holds a placeholder, padding with NULs, when
+/// the new string is no longer than the old; else the file is refused. A string equal to one
+/// of `stale` (an old value the ELF editor replaced, no longer referenced) is blanked instead.
+/// Returns how many strings were rewritten.
+fn rewrite_strings(
+    file: &mut File,
+    replacements: &[(&str, String)],
+    stale: &[Vec<u8>],
+) -> Result<usize, ElfError> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let mut count = 0;
+    let mut changed = false;
+    let mut from = 0;
+    while let Some(found) = replacements
+        .iter()
+        .filter_map(|(p, _)| find(&bytes[from..], p.as_bytes()).map(|i| from + i))
+        .min()
+    {
+        // The string around it: back to the previous NUL, on to the next.
+        let start = bytes[..found]
+            .iter()
+            .rposition(|b| *b == 0)
+            .map_or(0, |i| i + 1);
+        let end = bytes[found..]
+            .iter()
+            .position(|b| *b == 0)
+            .map_or(bytes.len(), |i| found + i);
+        let old = &bytes[start..end];
+        let new = if stale.iter().any(|s| s.as_slice() == old) {
+            Vec::new()
+        } else {
+            replaced(old, replacements).unwrap_or_else(|| old.to_vec())
+        };
+        if new.len() > old.len() {
+            return Err(ElfError::DoesNotFit {
+                old: String::from_utf8_lossy(old).chars().take(200).collect(),
+                new: String::from_utf8_lossy(&new).chars().take(200).collect(),
+            });
+        }
+        let mut padded = new;
+        padded.resize(end - start, 0);
+        bytes[start..end].copy_from_slice(&padded);
+        count += 1;
+        changed = true;
+        from = end;
+    }
+    if changed {
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&bytes)?;
+    }
+    Ok(count)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The dynamic loader this machine's programs use (the interpreter of `/bin/sh`).
+pub fn host_loader() -> Option<std::path::PathBuf> {
+    let mut file = File::open("/bin/sh").ok()?;
+    let elf = Elf::read(&mut file, PAGE).ok()?;
+    let interp = elf.read_interpreter(&mut file).ok()??;
+    use std::os::unix::ffi::OsStrExt as _;
+    Some(std::ffi::OsStr::from_bytes(interp.to_bytes()).into())
+}

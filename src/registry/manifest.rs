@@ -78,6 +78,10 @@ pub enum ManifestError {
     #[error("no entry of the image index fits {host}; it has: {available}")]
     NoPlatform { host: Platform, available: String },
     #[error(
+        "the bottle for this platform needs glibc {needs}, and this machine has glibc {has}; install a newer system, or ask for a bottle built against an older glibc"
+    )]
+    Glibc { needs: String, has: String },
+    #[error(
         "the document has both `layers` and `manifests`, so it is neither a manifest nor an index; pkg refuses to guess which it is"
     )]
     Ambiguous,
@@ -174,18 +178,65 @@ fn is_known(t: &str) -> bool {
     matches!(t, OCI_INDEX | OCI_MANIFEST | DOCKER_LIST | DOCKER_MANIFEST)
 }
 
+/// The annotation Homebrew writes with the glibc version a Linux bottle was built against.
+pub const GLIBC_VERSION: &str = "sh.brew.bottle.glibc.version";
+
+/// `2.35` < `2.36` < `2.36.1`: numeric components compared in turn.
+fn version_parts(v: &str) -> Vec<u64> {
+    v.split('.')
+        .map(|p| p.trim().parse().unwrap_or(0))
+        .collect()
+}
+
+/// The glibc this machine runs, where it is a glibc system.
+pub fn host_glibc() -> Option<String> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: gnu_get_libc_version returns a pointer to a static NUL-terminated string.
+        let v = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+        return v.to_str().ok().map(str::to_owned);
+    }
+    #[allow(unreachable_code)]
+    None
+}
+
 impl ImageIndex {
     /// The entry for `host`, else an entry without a platform; attestation manifests
-    /// (`unknown/unknown`) never count.
+    /// (`unknown/unknown`) never count. A Linux bottle built against a newer glibc than this
+    /// machine's is passed over, and when that leaves nothing the error names both versions.
     pub fn pick(&self, host: &Platform) -> Result<&Descriptor, ManifestError> {
+        self.pick_with(host, host_glibc().as_deref())
+    }
+
+    /// [`ImageIndex::pick`] for a host with this glibc (`None`: not a glibc host, or unknown).
+    pub fn pick_with(
+        &self,
+        host: &Platform,
+        glibc: Option<&str>,
+    ) -> Result<&Descriptor, ManifestError> {
         let manifests = || {
             self.manifests
                 .iter()
                 .filter(|d| d.media_type.is_empty() || is_known(&d.media_type))
         };
+        let too_new = |d: &Descriptor| match (d.annotations.get(GLIBC_VERSION), glibc) {
+            (Some(needs), Some(has)) => version_parts(needs) > version_parts(has),
+            _ => false,
+        };
+        let fitting = || manifests().filter(|d| platform_of(d).is_some_and(|p| host.accepts(&p)));
+        if let Some(d) = fitting().find(|d| !too_new(d)) {
+            return Ok(d);
+        }
+        if let Some(d) = fitting().next()
+            && let (Some(needs), Some(has)) = (d.annotations.get(GLIBC_VERSION), glibc)
+        {
+            return Err(ManifestError::Glibc {
+                needs: needs.chars().take(32).collect(),
+                has: has.to_owned(),
+            });
+        }
         manifests()
-            .find(|d| platform_of(d).is_some_and(|p| host.accepts(&p)))
-            .or_else(|| manifests().find(|d| platform_of(d).is_none()))
+            .find(|d| platform_of(d).is_none())
             .ok_or_else(|| ManifestError::NoPlatform {
                 host: host.clone(),
                 available: {
@@ -214,8 +265,14 @@ pub fn platform_of(d: &Descriptor) -> Option<Platform> {
     if let Some(p) = &d.platform {
         return Some(p.clone());
     }
-    let (_version, tag) = d.annotations.get(REF_NAME)?.rsplit_once('.')?;
-    bottle_tag_platform(tag)
+    // `1.2.3.x86_64_linux`, or with a rebuild number `1.2.3.x86_64_linux.1`.
+    let name = d.annotations.get(REF_NAME)?;
+    let (rest, last) = name.rsplit_once('.')?;
+    if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+        let (_version, tag) = rest.rsplit_once('.')?;
+        return bottle_tag_platform(tag);
+    }
+    bottle_tag_platform(last)
 }
 
 /// Homebrew bottle tag → platform: `x86_64_linux`, `arm64_linux`, `arm64_sonoma`, `sonoma`, ….
@@ -565,5 +622,42 @@ mod tests {
         assert!(list.len() < 400, "{}", list.len());
         assert!(list.ends_with(&format!("… and {} more", 10_000 - QUOTED_ITEMS)));
         assert_eq!(quote_list(["a".to_owned(), "a".to_owned()]), "a");
+    }
+
+    #[test]
+    fn bottle_rebuilds_and_glibc_versions_pick_the_right_entry() {
+        let entry = |ref_name: &str, glibc: Option<&str>, c: char| {
+            let mut d = desc(None, c);
+            d.annotations.insert(REF_NAME.into(), ref_name.into());
+            if let Some(g) = glibc {
+                d.annotations.insert(GLIBC_VERSION.into(), g.into());
+            }
+            d
+        };
+        let linux = Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+        };
+        // No `platform`, rebuild suffixes: the Linux bottle, not the first (darwin) entry.
+        let index = ImageIndex {
+            manifests: vec![
+                entry("1.0.0.arm64_sonoma.1", None, 'a'),
+                entry("1.0.0.x86_64_linux.1", Some("2.35"), 'b'),
+            ],
+            media_type: None,
+        };
+        let picked = index.pick_with(&linux, Some("2.36")).unwrap();
+        assert_eq!(picked.digest, index.manifests[1].digest);
+        // Built against a newer glibc than the host's: refused, naming both.
+        let err = index
+            .pick_with(&linux, Some("2.31"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("glibc 2.35") && err.contains("glibc 2.31"),
+            "{err}"
+        );
+        assert!(index.pick_with(&linux, None).is_ok());
     }
 }

@@ -80,15 +80,18 @@ pub fn parse(arg: &str) -> Result<Reference, ByRefError> {
 }
 
 impl Reference {
-    /// The package name: the repository's last path component.
+    /// The package name: the repository's last path component; in a Homebrew tap's repository
+    /// (`homebrew/core/NAME/N`), the formula name Homebrew's `github_packages.rb` made it from
+    /// (`NAME@N`: `@` became `/`).
     pub fn name(&self) -> Result<String, ByRefError> {
-        let last = self
-            .repository
-            .name
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let last = homebrew_formula_name(&self.repository.name).unwrap_or_else(|| {
+            self.repository
+                .name
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        });
         if valid_name(&last) {
             Ok(last)
         } else {
@@ -113,6 +116,18 @@ impl Reference {
         Version::parse(&format!("0.0.0-{ident}"))
             .or_else(|_| Version::parse(&format!("0.0.0+{ident}")))
             .unwrap_or_else(|_| Version::new(0, 0, 0))
+    }
+}
+
+/// `homebrew/TAP/NAME/N` → `NAME@N`, as Homebrew names the image of a versioned formula
+/// (`openssl@3` → `homebrew/core/openssl/3`); `None` for any other repository.
+pub fn homebrew_formula_name(repository: &str) -> Option<String> {
+    let rest = repository.strip_prefix("homebrew/")?;
+    let (_tap, image) = rest.split_once('/')?;
+    match image.split_once('/') {
+        Some((name, n)) if !n.contains('/') && !n.is_empty() => Some(format!("{name}@{n}")),
+        Some(_) => None,
+        None => Some(image.to_owned()),
     }
 }
 
@@ -203,6 +218,22 @@ impl References {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn homebrew_image_names_give_the_formula_name() {
+        assert_eq!(
+            homebrew_formula_name("homebrew/core/openssl/3").as_deref(),
+            Some("openssl@3")
+        );
+        assert_eq!(
+            homebrew_formula_name("homebrew/core/wget").as_deref(),
+            Some("wget")
+        );
+        assert_eq!(homebrew_formula_name("acme/tools/hello"), None);
+        assert_eq!(homebrew_formula_name("homebrew/core/a/b/c"), None);
+        let r = parse("ghcr.io/homebrew/core/tool/2:2.1.0").unwrap();
+        assert_eq!(r.name().unwrap(), "tool@2");
+    }
 
     #[test]
     fn references_and_their_names_and_versions() {

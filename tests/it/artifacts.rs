@@ -394,3 +394,31 @@ cd src && tar --format=pax --sort=name --owner=0 --group=0 --numeric-owner -czf 
         ctx.prefix.join("lib/ld.so").display().to_string()
     );
 }
+
+/// `tool@2` lives at `homebrew/core/tool/2` (Homebrew's image name): installed by reference, it is
+/// the package `tool@2`, its `tool@2/2.1.0/` top is stripped, and its binary is linked.
+#[test]
+fn a_versioned_homebrew_formula_installed_by_reference_keeps_its_name() {
+    let registry = Registry::start();
+    let layer = gzip(&tar_bytes(&[entry(
+        "tool@2/2.1.0/bin/tool",
+        "#!/bin/sh\necho tool 2.1.0\n",
+        0o755,
+    )]));
+    let (os, arch) = crate::faults::host_platform();
+    registry.push(
+        "homebrew/core/tool/2",
+        "2.1.0",
+        &crate::harness::Fixture::Image(
+            crate::harness::ImageSpec::new(os, arch)
+                .raw_layer(layer, crate::harness::layout::LAYER_TYPE),
+        ),
+    );
+    let ctx = TestContext::new();
+    let reference = format!("{}/homebrew/core/tool/2:2.1.0", registry.host());
+    ctx.pkg(&["install", &reference]).success();
+    assert_eq!(ctx.cellar_versions("tool@2"), ["2.1.0"]);
+    assert!(ctx.keg("tool@2", "2.1.0").join("bin/tool").is_file());
+    let out = Command::new(ctx.prefix.join("bin/tool")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "tool 2.1.0");
+}

@@ -39,6 +39,10 @@ pub struct Formula {
     pub license: Option<String>,
     /// Keg-relative files to link into `PREFIX/bin`; `None` means the executables in `bin/`.
     pub bin: Option<Vec<String>>,
+    /// Keg directories linked file by file into the same place in the prefix, as brew links
+    /// (`link = "all"`: [`BREW_LINK_DIRS`]); empty: `bin` and `opt/NAME` only. Homebrew bottles
+    /// get all of them when this is empty.
+    pub link: Vec<String>,
     /// Platforms (`os[/arch[/variant]]`) the package installs on; `None` means any.
     pub platforms: Option<Vec<String>>,
     pub versions: BTreeMap<Version, VersionSpec>,
@@ -148,6 +152,49 @@ impl<'de> serde::Deserialize<'de> for KegPath {
     }
 }
 
+/// The keg directories Homebrew links file by file into the prefix.
+pub const BREW_LINK_DIRS: [&str; 7] = [
+    "bin",
+    "sbin",
+    "lib",
+    "include",
+    "share",
+    "etc",
+    "Frameworks",
+];
+
+/// `link = "all"` or `link = ["lib", "include"]`: keg directories linked file by file.
+struct LinkDirs(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for LinkDirs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        let bad = |what: &str| {
+            serde::de::Error::custom(format!(
+                "invalid link entry `{what}`: `link` is \"all\" or a list of {}",
+                BREW_LINK_DIRS.join(", ")
+            ))
+        };
+        match Raw::deserialize(d)? {
+            Raw::One(all) if all == "all" => Ok(LinkDirs(
+                BREW_LINK_DIRS.iter().map(|d| d.to_string()).collect(),
+            )),
+            Raw::One(other) => Err(bad(&other)),
+            Raw::Many(dirs) => {
+                if let Some(d) = dirs.iter().find(|d| !BREW_LINK_DIRS.contains(&d.as_str())) {
+                    return Err(bad(d));
+                }
+                Ok(LinkDirs(dirs))
+            }
+        }
+    }
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFormula {
@@ -158,6 +205,8 @@ struct RawFormula {
     license: Option<String>,
     #[serde(default)]
     bin: Option<Vec<KegPath>>,
+    #[serde(default)]
+    link: Option<LinkDirs>,
     #[serde(default)]
     platforms: Option<Vec<String>>,
     versions: BTreeMap<VersionKey, VersionSpec>,
@@ -322,6 +371,7 @@ impl Formula {
             homepage: raw.homepage,
             license: raw.license,
             bin: raw.bin.map(|b| b.into_iter().map(|p| p.0).collect()),
+            link: raw.link.map(|l| l.0).unwrap_or_default(),
             platforms: raw.platforms,
             versions,
             origin,

@@ -195,6 +195,41 @@ pub fn ensure_loader(prefix: &Path) -> Result<(), LinkError> {
     fs_err::rename(&tmp, &dest).map_err(io_err(&dest))
 }
 
+/// Keg-relative paths of every file and link under the keg's `dirs` (walked by descriptor, links
+/// not followed; a directory that is a link is linked itself, as a file would be).
+fn keg_files(keg: &Path, dirs: &[String]) -> Result<Vec<PathBuf>, LinkError> {
+    if dirs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut root = Root::open(keg).map_err(io_err(keg))?;
+    let walk = |error| LinkError::Walk {
+        keg: keg.to_owned(),
+        error,
+    };
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = Vec::new();
+    for dir in dirs {
+        match root.stat(Path::new(dir)).map_err(walk)? {
+            Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                stack.push(PathBuf::from(dir))
+            }
+            _ => {}
+        }
+    }
+    while let Some(dir) = stack.pop() {
+        for (child, kind) in root.list(&dir).map_err(walk)? {
+            let rel = dir.join(child);
+            if kind == FileType::Directory {
+                stack.push(rel);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// One link to put in place: `dest` → `target` (relative to `dest`'s directory).
 #[derive(Clone, Debug)]
 pub struct Planned {
@@ -208,17 +243,30 @@ enum Undo {
     Restore { dest: PathBuf, backup: PathBuf },
 }
 
-/// The links for keg `Cellar/NAME/VERSION`: each of `bins` as `bin/<file name>`, and `opt/NAME`;
-/// with every conflict found. Changes nothing (this is `pkg link --dry-run`).
+/// The links for keg `Cellar/NAME/VERSION`: each of `bins` as `bin/<file name>`, every file
+/// (or link) under the keg directories `dirs` at the same place in the prefix (as brew links:
+/// directories are shared between kegs and never linked themselves), and `opt/NAME`; with
+/// every conflict found. Changes nothing (this is `pkg link --dry-run`).
 pub fn plan(
     prefix: &Path,
     name: &str,
     version: &str,
     bins: &[String],
+    dirs: &[String],
     overwrite: bool,
 ) -> Result<(Vec<Planned>, Vec<Conflict>), LinkError> {
     let keg_rel = Path::new("Cellar").join(name).join(version);
     let mut plan = Vec::new();
+    for rel in keg_files(&prefix.join(&keg_rel), dirs)? {
+        let up: PathBuf = rel
+            .parent()
+            .map(|p| p.components().map(|_| "..").collect())
+            .unwrap_or_default();
+        plan.push(Planned {
+            dest: prefix.join(&rel),
+            target: up.join(&keg_rel).join(&rel),
+        });
+    }
     for entry in bins {
         let file_name = Path::new(entry)
             .file_name()
@@ -235,6 +283,9 @@ pub fn plan(
         dest: prefix.join("opt").join(name),
         target: Path::new("..").join(&keg_rel),
     });
+    // A `bin` entry and the walk of `bin/` name the same link once.
+    let mut seen = std::collections::HashSet::new();
+    plan.retain(|p| seen.insert(p.dest.clone()));
     let conflicts = plan
         .iter()
         .filter_map(|p| conflict(prefix, name, &p.dest, overwrite))
@@ -251,9 +302,10 @@ pub fn link(
     name: &str,
     version: &str,
     bins: &[String],
+    dirs: &[String],
     overwrite: bool,
 ) -> Result<Vec<PathBuf>, LinkError> {
-    let (plan, conflicts) = plan(prefix, name, version, bins, overwrite)?;
+    let (plan, conflicts) = plan(prefix, name, version, bins, dirs, overwrite)?;
     if !conflicts.is_empty() {
         return Err(LinkError::Conflicts(conflicts));
     }
@@ -279,14 +331,27 @@ pub fn link(
     Ok(dests)
 }
 
-/// Every link in `bin/` that points into a keg of `name`, and `opt/NAME` if it is a link.
+/// Every link under the prefix's linked directories (`bin/`, `lib/`, `share/`, …, walked
+/// without following links) that points into a keg of `name`, and `opt/NAME` if it is a link.
 pub fn links_of(prefix: &Path, name: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let bin = prefix.join("bin");
-    if let Ok(entries) = std::fs::read_dir(&bin) {
+    let mut stack: Vec<PathBuf> = crate::formula::BREW_LINK_DIRS
+        .iter()
+        .map(|d| prefix.join(d))
+        .collect();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
-            if let Ok(target) = std::fs::read_link(&path)
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_symlink()
+                && let Ok(target) = std::fs::read_link(&path)
                 && owner(prefix, &path, &target).as_deref() == Some(name)
             {
                 out.push(path);
@@ -387,11 +452,20 @@ fn normalize(path: &Path) -> PathBuf {
 /// prefix lock held. Returns the paths it repaired.
 pub fn recover(prefix: &Path) -> Vec<PathBuf> {
     let mut repaired = Vec::new();
-    for dir in [prefix.join("bin"), prefix.join("opt")] {
+    let mut dirs: Vec<PathBuf> = crate::formula::BREW_LINK_DIRS
+        .iter()
+        .map(|d| prefix.join(d))
+        .collect();
+    dirs.push(prefix.join("opt"));
+    while let Some(dir) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) && dir != prefix.join("opt") {
+                dirs.push(entry.path());
+                continue;
+            }
             let Ok(file) = entry.file_name().into_string() else {
                 continue;
             };
@@ -496,7 +570,7 @@ mod tests {
         keg(d.path(), "hello", "1.0.0", &["hello"]);
         let bins = bins_for(&d.path().join("Cellar/hello/1.0.0"), None).unwrap();
         assert_eq!(bins, ["bin/hello"]);
-        link(d.path(), "hello", "1.0.0", &bins, false).unwrap();
+        link(d.path(), "hello", "1.0.0", &bins, &[], false).unwrap();
         assert_eq!(
             std::fs::read_link(d.path().join("bin/hello")).unwrap(),
             Path::new("../Cellar/hello/1.0.0/bin/hello")
@@ -507,7 +581,7 @@ mod tests {
         );
         // A newer version of the same package takes the links over.
         keg(d.path(), "hello", "2.0.0", &["hello"]);
-        link(d.path(), "hello", "2.0.0", &bins, false).unwrap();
+        link(d.path(), "hello", "2.0.0", &bins, &[], false).unwrap();
         assert_eq!(
             std::fs::read_link(d.path().join("bin/hello")).unwrap(),
             Path::new("../Cellar/hello/2.0.0/bin/hello")
@@ -529,10 +603,19 @@ mod tests {
             "hello",
             "1.0.0",
             &["bin/hello".into(), "bin/old-tool".into()],
+            &[],
             false,
         )
         .unwrap();
-        link(d.path(), "hello", "2.0.0", &["bin/hello".into()], false).unwrap();
+        link(
+            d.path(),
+            "hello",
+            "2.0.0",
+            &["bin/hello".into()],
+            &[],
+            false,
+        )
+        .unwrap();
         assert!(std::fs::symlink_metadata(d.path().join("bin/old-tool")).is_err());
     }
 
@@ -541,10 +624,18 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         keg(d.path(), "hello", "1.0.0", &["hello", "greet"]);
         keg(d.path(), "other", "1.0.0", &["greet"]);
-        link(d.path(), "other", "1.0.0", &["bin/greet".into()], false).unwrap();
+        link(
+            d.path(),
+            "other",
+            "1.0.0",
+            &["bin/greet".into()],
+            &[],
+            false,
+        )
+        .unwrap();
         std::fs::write(d.path().join("bin/hello"), "mine").unwrap();
         let bins = vec!["bin/greet".to_string(), "bin/hello".to_string()];
-        let err = link(d.path(), "hello", "1.0.0", &bins, false)
+        let err = link(d.path(), "hello", "1.0.0", &bins, &[], false)
             .unwrap_err()
             .to_string();
         assert!(
@@ -558,7 +649,7 @@ mod tests {
             "mine"
         );
         assert!(!d.path().join("opt/hello").exists());
-        link(d.path(), "hello", "1.0.0", &bins, true).unwrap();
+        link(d.path(), "hello", "1.0.0", &bins, &[], true).unwrap();
         assert!(std::fs::read_link(d.path().join("bin/hello")).is_ok());
         let leftovers: Vec<_> = std::fs::read_dir(d.path().join("bin"))
             .unwrap()
@@ -574,7 +665,7 @@ mod tests {
     fn failure_midway_restores_previous_links() {
         let d = tempfile::tempdir().unwrap();
         keg(d.path(), "hello", "1.0.0", &["a", "b"]);
-        link(d.path(), "hello", "1.0.0", &["bin/a".into()], false).unwrap();
+        link(d.path(), "hello", "1.0.0", &["bin/a".into()], &[], false).unwrap();
         // opt/hello cannot be created: opt is a file.
         std::fs::remove_dir_all(d.path().join("opt")).unwrap();
         std::fs::write(d.path().join("opt"), "x").unwrap();
@@ -585,6 +676,7 @@ mod tests {
                 "hello",
                 "2.0.0",
                 &["bin/a".into(), "bin/b".into()],
+                &[],
                 false
             )
             .is_err()

@@ -132,6 +132,8 @@ pub struct Image {
 pub struct Poured {
     pub keg: std::path::PathBuf,
     pub bins: Vec<String>,
+    /// Keg directories linked file by file (see [`Formula::link`]).
+    pub link: Vec<String>,
     pub stats: Stats,
     /// Files, links and directories in the keg (as its receipt lists them).
     pub files: usize,
@@ -331,7 +333,8 @@ impl Pourer<'_> {
         // A Homebrew bottle (`NAME/VERSION[_REVISION]/…` for this version) becomes the keg
         // itself, relocated to this prefix.
         let version_s = version.to_string();
-        if brew::strip_bottle_prefix(staging.path(), &formula.name, &version_s)? {
+        let bottle = brew::strip_bottle_prefix(staging.path(), &formula.name, &version_s)?;
+        if bottle {
             let prefix = cellar.root().parent().unwrap_or(cellar.root());
             let relocation = brew::relocate(staging.path(), prefix)?;
             if relocation.interpreters > 0 {
@@ -378,6 +381,15 @@ impl Pourer<'_> {
         // through a link out of the keg, and only then are listed files made executable.
         let bins = link::bins_for(staging.path(), formula.bin.as_deref())?;
         link::make_executable(staging.path(), formula.bin.as_deref().unwrap_or_default())?;
+        // A Homebrew bottle is linked as brew links it, unless its formula says otherwise.
+        let link_dirs: Vec<String> = if formula.link.is_empty() && bottle {
+            crate::formula::BREW_LINK_DIRS
+                .iter()
+                .map(|d| d.to_string())
+                .collect()
+        } else {
+            formula.link.clone()
+        };
         let receipt = Receipt {
             schema: receipt::SCHEMA,
             name: formula.name.clone(),
@@ -394,6 +406,7 @@ impl Pourer<'_> {
                 .collect(),
             files: cellar::list_files(staging.path())?,
             bin: bins.clone(),
+            link: link_dirs.clone(),
             installed_on_request: on_request,
             dependencies,
             time: receipt::now(),
@@ -405,6 +418,7 @@ impl Pourer<'_> {
         Ok(Poured {
             keg,
             bins,
+            link: link_dirs,
             stats,
             files,
         })

@@ -28,6 +28,10 @@ pub struct Receipt {
     pub files: Vec<String>,
     /// Keg-relative paths linked into `PREFIX/bin`.
     pub bin: Vec<String>,
+    /// Keg directories linked file by file into the prefix (Homebrew-style linking); absent in
+    /// receipts written before it existed, which means none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link: Vec<String>,
     pub installed_on_request: bool,
     /// Dependencies as resolved at install time (name → version).
     #[serde(default)]

@@ -312,6 +312,7 @@ fn link_step(ctx: &Ctx, step: &Step, poured: &Poured, overwrite: bool) -> anyhow
             name,
             &version.to_string(),
             &poured.bins,
+            &poured.link,
             overwrite,
         );
         if let Err(e) = linked {
@@ -352,7 +353,14 @@ fn relink_if_needed(
         return Ok(());
     }
     let receipt = crate::cellar::receipt::Receipt::read(&ctx.cellar.keg(name, version))?;
-    link::link(prefix, name, &version.to_string(), &receipt.bin, overwrite)?;
+    link::link(
+        prefix,
+        name,
+        &version.to_string(),
+        &receipt.bin,
+        &receipt.link,
+        overwrite,
+    )?;
     ctx.reporter.status("Linked", &format!("{name} {version}"));
     Ok(())
 }

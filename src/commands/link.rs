@@ -20,6 +20,7 @@ pub fn link(ctx: &Ctx, args: &LinkArgs) -> anyhow::Result<()> {
             name,
             &version.to_string(),
             &receipt.bin,
+            &receipt.link,
             args.overwrite,
         )?;
         for p in &plan {
@@ -36,6 +37,7 @@ pub fn link(ctx: &Ctx, args: &LinkArgs) -> anyhow::Result<()> {
         name,
         &version.to_string(),
         &receipt.bin,
+        &receipt.link,
         args.overwrite,
     )?;
     ctx.records.set(Mark::Unlinked, name, false)?;

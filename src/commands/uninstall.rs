@@ -175,6 +175,7 @@ fn link_newest(ctx: &Ctx, name: &str, remaining: &[Version]) -> anyhow::Result<(
         name,
         &version.to_string(),
         &receipt.bin,
+        &receipt.link,
         false,
     )
     .with_context(|| {

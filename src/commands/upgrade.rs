@@ -302,6 +302,7 @@ struct Ready<'s> {
     /// The version in use before.
     previous: Option<Version>,
     bins: Vec<String>,
+    link: Vec<String>,
     /// Poured by this run (taken back out if the upgrade fails).
     fresh: bool,
     files: usize,
@@ -388,6 +389,7 @@ fn upgrade_one<'a>(
                 bytes: keg_bytes(&keg, &receipt.files),
                 files: receipt.files.len(),
                 bins: receipt.bin,
+                link: receipt.link,
                 fresh: false,
             });
             continue;
@@ -414,6 +416,7 @@ fn upgrade_one<'a>(
                 step,
                 previous,
                 bins: p.bins,
+                link: p.link,
                 fresh: true,
                 files: p.files,
                 bytes: p.stats.bytes,
@@ -435,7 +438,14 @@ fn upgrade_one<'a>(
         if ctx.records.has(Mark::Unlinked, pname) {
             continue;
         }
-        if let Err(e) = link::link(prefix, pname, &r.step.version.to_string(), &r.bins, false) {
+        if let Err(e) = link::link(
+            prefix,
+            pname,
+            &r.step.version.to_string(),
+            &r.bins,
+            &r.link,
+            false,
+        ) {
             for (sname, prev) in switched.iter().rev() {
                 relink(ctx, sname, prev.as_ref());
             }
@@ -508,6 +518,7 @@ fn relink(ctx: &Ctx, name: &str, version: Option<&Version>) {
                 name,
                 &keg.version.to_string(),
                 &keg.receipt.bin,
+                &keg.receipt.link,
                 false,
             );
         }

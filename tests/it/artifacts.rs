@@ -422,3 +422,133 @@ fn a_versioned_homebrew_formula_installed_by_reference_keeps_its_name() {
     let out = Command::new(ctx.prefix.join("bin/tool")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "tool 2.1.0");
 }
+
+/// Two bottles built like brew's: `libgreet` (a shared library, its header and pkg-config file)
+/// and `app`, whose only RUNPATH is `@@HOMEBREW_PREFIX@@/lib`. Bottles are linked as brew links
+/// them, file by file into shared directories, so `app` finds the other bottle's library in
+/// `PREFIX/lib`; `pkg unlink`/`pkg link` take those links away and back; another package's file
+/// at the same place is a conflict found before anything changes.
+#[test]
+fn bottles_are_linked_file_by_file_and_find_each_others_libraries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = r#"
+set -eu
+mkdir -p src/libgreet/1.0.0/lib/pkgconfig src/libgreet/1.0.0/include src/app/1.0.0/bin
+printf '#include <stdio.h>\nvoid greet(void) { puts("hello from libgreet"); }\n' > greet.c
+printf 'void greet(void);\nint main(void) { greet(); return 0; }\n' > main.c
+printf 'void greet(void);\n' > src/libgreet/1.0.0/include/greet.h
+printf 'prefix=@@HOMEBREW_PREFIX@@\nLibs: -L${prefix}/lib -lgreet\n' > src/libgreet/1.0.0/lib/pkgconfig/greet.pc
+cc -shared -fPIC -Wl,-soname,libgreet.so.1 -o src/libgreet/1.0.0/lib/libgreet.so.1 greet.c
+ln -s libgreet.so.1 src/libgreet/1.0.0/lib/libgreet.so
+cc -o src/app/1.0.0/bin/app main.c -Lsrc/libgreet/1.0.0/lib -l:libgreet.so.1
+printf '%s' '@@HOMEBREW_PREFIX@@/lib/ld.so' > interp
+printf '%s' '@@HOMEBREW_PREFIX@@/lib' > rpath
+patchelf --set-interpreter @interp src/app/1.0.0/bin/app
+patchelf --set-rpath @rpath src/app/1.0.0/bin/app
+cd src
+tar --format=pax --sort=name --owner=0 --group=0 --numeric-owner -czf ../libgreet.tar.gz libgreet
+tar --format=pax --sort=name --owner=0 --group=0 --numeric-owner -czf ../app.tar.gz app
+mkdir -p clash/1.0.0/include && printf 'not greet\n' > clash/1.0.0/include/greet.h
+tar --format=pax --sort=name --owner=0 --group=0 --numeric-owner -czf ../clash.tar.gz clash
+"#;
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let registry = Registry::start();
+    let (os, arch) = crate::faults::host_platform();
+    let ctx = TestContext::new();
+    for (name, deps) in [
+        ("libgreet", &[][..]),
+        ("app", &[("libgreet", "^1")][..]),
+        ("clash", &[][..]),
+    ] {
+        let blob = std::fs::read(tmp.path().join(format!("{name}.tar.gz"))).unwrap();
+        registry.push(
+            &format!("acme/{name}"),
+            "1.0.0",
+            &crate::harness::Fixture::Image(
+                crate::harness::ImageSpec::new(os, arch)
+                    .raw_layer(blob, crate::harness::layout::LAYER_TYPE),
+            ),
+        );
+        ctx.write_formula(
+            name,
+            &Formula::new(name)
+                .version_with(
+                    "1.0.0",
+                    &format!("{}/acme/{name}", registry.host()),
+                    "1.0.0",
+                    None,
+                    deps,
+                )
+                .to_toml(),
+        );
+    }
+    ctx.pkg(&["install", "app"]).success();
+    let run_app = || {
+        Command::new(ctx.prefix.join("bin/app"))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap()
+    };
+    let out = run_app();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "hello from libgreet",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Shared directories are real; the files in them are links into the keg.
+    let pkgconfig = std::fs::symlink_metadata(ctx.prefix.join("lib/pkgconfig")).unwrap();
+    assert!(pkgconfig.is_dir());
+    assert_eq!(
+        std::fs::read_link(ctx.prefix.join("lib/pkgconfig/greet.pc")).unwrap(),
+        Path::new("../../Cellar/libgreet/1.0.0/lib/pkgconfig/greet.pc")
+    );
+    assert_eq!(
+        std::fs::read_to_string(ctx.prefix.join("lib/pkgconfig/greet.pc")).unwrap(),
+        format!(
+            "prefix={}\nLibs: -L${{prefix}}/lib -lgreet\n",
+            ctx.prefix.display()
+        )
+    );
+    assert!(ctx.prefix.join("include/greet.h").is_file());
+
+    // Unlink takes every link away (the app then lacks its library); link puts them back.
+    ctx.pkg(&["unlink", "libgreet"]).success();
+    for gone in [
+        "lib/libgreet.so.1",
+        "lib/libgreet.so",
+        "include/greet.h",
+        "lib/pkgconfig/greet.pc",
+    ] {
+        assert!(
+            std::fs::symlink_metadata(ctx.prefix.join(gone)).is_err(),
+            "{gone} is still linked"
+        );
+    }
+    assert!(!run_app().status.success());
+    ctx.pkg(&["link", "libgreet"]).success();
+    assert_eq!(
+        String::from_utf8_lossy(&run_app().stdout).trim(),
+        "hello from libgreet"
+    );
+
+    // Another bottle's header at the same place: a conflict, and nothing of it is linked.
+    let run = ctx.pkg(&["install", "clash"]).failure();
+    run.says("include/greet.h").says("libgreet");
+    assert_eq!(
+        std::fs::read_link(ctx.prefix.join("include/greet.h")).unwrap(),
+        Path::new("../Cellar/libgreet/1.0.0/include/greet.h")
+    );
+    assert!(std::fs::symlink_metadata(ctx.prefix.join("opt/clash")).is_err());
+}

@@ -37,12 +37,29 @@ pub enum ElfError {
         "it holds `{old}`, and `{new}` is longer: a string inside a binary can only be replaced by one that fits"
     )]
     DoesNotFit { old: String, new: String },
+    #[error(
+        "it is a Mach-O file (macOS), and pkg does not relocate Mach-O files yet: their load commands need install_name_tool's rules and a new code signature"
+    )]
+    MachO,
 }
 
 const PAGE: u64 = 4096;
 
 /// The first bytes of every ELF file.
 pub const MAGIC: &[u8; 4] = b"\x7fELF";
+
+/// Whether `bytes` start like a Mach-O file or a universal (fat) binary, either byte order.
+pub fn is_mach_o(bytes: &[u8]) -> bool {
+    const MAGICS: [[u8; 4]; 6] = [
+        [0xfe, 0xed, 0xfa, 0xce],
+        [0xfe, 0xed, 0xfa, 0xcf],
+        [0xce, 0xfa, 0xed, 0xfe],
+        [0xcf, 0xfa, 0xed, 0xfe],
+        [0xca, 0xfe, 0xba, 0xbe],
+        [0xbe, 0xba, 0xfe, 0xca],
+    ];
+    MAGICS.iter().any(|m| bytes.starts_with(m))
+}
 
 fn replaced(s: &[u8], replacements: &[(&str, String)]) -> Option<Vec<u8>> {
     let mut text = String::from_utf8_lossy(s).into_owned();

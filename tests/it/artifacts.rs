@@ -278,14 +278,29 @@ fn a_bottle_whose_binary_needs_relocation_is_refused() {
             .version("2.0.0", &format!("{}/acme/lib", registry.host()), "2.0.0")
             .to_toml(),
     );
+    // Not an ELF file an editor can read (just its magic): refused, saying why.
     ctx.pkg(&["install", "lib"])
         .failure()
-        .says("cannot relocate binaries")
+        .says("cannot be relocated")
+        .says("not an ELF file pkg can read")
         .says("lib/libx.so");
     assert!(
         !ctx.prefix.join("Cellar/lib").exists(),
         "{}",
         ctx.prefix_listing()
+    );
+}
+
+/// Pushes `blob` as the only (tar+gzip) layer of `repo:tag`, an image for this host.
+fn push_layer(registry: &Registry, repo: &str, tag: &str, blob: Vec<u8>) {
+    let (os, arch) = crate::faults::host_platform();
+    registry.push(
+        repo,
+        tag,
+        &crate::harness::Fixture::Image(
+            crate::harness::ImageSpec::new(os, arch)
+                .raw_layer(blob, crate::harness::layout::LAYER_TYPE),
+        ),
     );
 }
 
@@ -325,28 +340,10 @@ patchelf --print-rpath src/greeter/1.0.0/bin/greeter | grep -q '^@@HOMEBREW_CELL
 printf 'prefix=@@HOMEBREW_PREFIX@@\n' > src/greeter/1.0.0/INSTALL_RECEIPT.json
 cd src && tar --format=pax --sort=name --owner=0 --group=0 --numeric-owner -czf ../bottle.tar.gz greeter
 "#;
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(tmp.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::realworld::sh(tmp.path(), script);
     let blob = std::fs::read(tmp.path().join("bottle.tar.gz")).unwrap();
     let registry = Registry::start();
-    let (os, arch) = crate::faults::host_platform();
-    registry.push(
-        "acme/greeter",
-        "1.0.0",
-        &crate::harness::Fixture::Image(
-            crate::harness::ImageSpec::new(os, arch)
-                .raw_layer(blob, crate::harness::layout::LAYER_TYPE),
-        ),
-    );
+    push_layer(&registry, "acme/greeter", "1.0.0", blob);
     let ctx = TestContext::new();
     ctx.write_formula(
         "greeter",
@@ -405,15 +402,7 @@ fn a_versioned_homebrew_formula_installed_by_reference_keeps_its_name() {
         "#!/bin/sh\necho tool 2.1.0\n",
         0o755,
     )]));
-    let (os, arch) = crate::faults::host_platform();
-    registry.push(
-        "homebrew/core/tool/2",
-        "2.1.0",
-        &crate::harness::Fixture::Image(
-            crate::harness::ImageSpec::new(os, arch)
-                .raw_layer(layer, crate::harness::layout::LAYER_TYPE),
-        ),
-    );
+    push_layer(&registry, "homebrew/core/tool/2", "2.1.0", layer);
     let ctx = TestContext::new();
     let reference = format!("{}/homebrew/core/tool/2:2.1.0", registry.host());
     ctx.pkg(&["install", &reference]).success();
@@ -451,19 +440,8 @@ tar --format=pax --sort=name --owner=0 --group=0 --numeric-owner -czf ../app.tar
 mkdir -p clash/1.0.0/include && printf 'not greet\n' > clash/1.0.0/include/greet.h
 tar --format=pax --sort=name --owner=0 --group=0 --numeric-owner -czf ../clash.tar.gz clash
 "#;
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(tmp.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::realworld::sh(tmp.path(), script);
     let registry = Registry::start();
-    let (os, arch) = crate::faults::host_platform();
     let ctx = TestContext::new();
     for (name, deps) in [
         ("libgreet", &[][..]),
@@ -471,14 +449,7 @@ tar --format=pax --sort=name --owner=0 --group=0 --numeric-owner -czf ../clash.t
         ("clash", &[][..]),
     ] {
         let blob = std::fs::read(tmp.path().join(format!("{name}.tar.gz"))).unwrap();
-        registry.push(
-            &format!("acme/{name}"),
-            "1.0.0",
-            &crate::harness::Fixture::Image(
-                crate::harness::ImageSpec::new(os, arch)
-                    .raw_layer(blob, crate::harness::layout::LAYER_TYPE),
-            ),
-        );
+        push_layer(&registry, &format!("acme/{name}"), "1.0.0", blob);
         ctx.write_formula(
             name,
             &Formula::new(name)

@@ -20,7 +20,7 @@ const DOCKER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";
 const PLAIN: &str = "application/vnd.oci.image.layer.v1.tar";
 
 /// Runs `script` with bash in `dir`; panics with its output when it fails.
-fn sh(dir: &Path, script: &str) {
+pub fn sh(dir: &Path, script: &str) {
     let out = Command::new("bash")
         .arg("-euo")
         .arg("pipefail")

@@ -17,7 +17,7 @@ need_tools() {
     [[ -x /usr/bin/docker-registry ]] || need+=(docker-registry)
     [[ -x /usr/bin/time ]] || need+=(time)
     local tool
-    for tool in skopeo hyperfine curl strace gzip tar; do
+    for tool in skopeo hyperfine curl strace gzip tar patchelf; do
         command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
     done
     ((${#need[@]})) || return 0

@@ -124,9 +124,9 @@ struct VersionKey(Version);
 impl<'de> serde::Deserialize<'de> for VersionKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Version::parse(&s).map(VersionKey).map_err(|e| {
+        crate::version::parse(&s).map(VersionKey).map_err(|e| {
             serde::de::Error::custom(format!(
-                "invalid version `{s}`: {e} (versions are full semver, like `1.2.3`)"
+                "invalid version `{s}`: {e} (versions are full semver, like `1.2.3`, or with a Homebrew revision, like `1.2.3_1`)"
             ))
         })
     }

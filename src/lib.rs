@@ -22,3 +22,4 @@ pub mod resolve;
 pub mod settings;
 pub mod store;
 pub mod tap;
+pub mod version;

@@ -332,7 +332,7 @@ impl Pourer<'_> {
 
         // A Homebrew bottle (`NAME/VERSION[_REVISION]/…` for this version) becomes the keg
         // itself, relocated to this prefix.
-        let version_s = version.to_string();
+        let version_s = crate::version::show(version);
         let bottle = brew::strip_bottle_prefix(staging.path(), &formula.name, &version_s)?;
         if bottle {
             let prefix = cellar.root().parent().unwrap_or(cellar.root());
@@ -393,7 +393,7 @@ impl Pourer<'_> {
         let receipt = Receipt {
             schema: receipt::SCHEMA,
             name: formula.name.clone(),
-            version: version.to_string(),
+            version: crate::version::show(version),
             repository: repo.to_string(),
             tag: spec.tag.0.clone(),
             manifest_digest: image.digest,

@@ -137,8 +137,9 @@ impl Request {
             reason,
         };
         let spec_trim = spec.trim();
-        let req = if let Ok(v) = Version::parse(spec_trim) {
-            VersionReq::parse(&format!("={v}")).map_err(|e| bad(e.to_string()))?
+        // A full version is exact (its Homebrew revision too: see `Constraint::exact`).
+        let req = if let Ok(v) = crate::version::parse(spec_trim) {
+            exactly(&v)
         } else {
             VersionReq::parse(spec_trim).map_err(|e| bad(e.to_string()))?
         };
@@ -183,6 +184,9 @@ struct Constraint {
     by: String,
     req: VersionReq,
     source: Source,
+    /// A full version asked for (`NAME@1.0.0_1`, a pin): the Homebrew revision must match
+    /// too, which a `VersionReq` cannot say.
+    exact: Option<Version>,
 }
 
 impl Constraint {
@@ -320,6 +324,10 @@ fn resolve_with_pins(
                     by: "the command line".into(),
                     req: r.req.clone(),
                     source: Source::Request,
+                    exact: r
+                        .spelled
+                        .as_deref()
+                        .and_then(|s| crate::version::parse(s).ok()),
                 });
         }
         for (name, version) in &selected {
@@ -332,6 +340,7 @@ fn resolve_with_pins(
                         by: format!("{name} {version}"),
                         req: req.clone(),
                         source: Source::Dependency,
+                        exact: None,
                     });
             }
         }
@@ -343,6 +352,7 @@ fn resolve_with_pins(
                     by: by.clone(),
                     req: req.clone(),
                     source: Source::Installed,
+                    exact: None,
                 });
             }
         }
@@ -352,6 +362,7 @@ fn resolve_with_pins(
                     by: format!("the pin on {name}"),
                     req: exactly(&version),
                     source: Source::Pin,
+                    exact: Some(version),
                 });
             }
         }
@@ -377,7 +388,10 @@ fn resolve_with_pins(
                 formulae.insert(name.clone(), formula);
             }
             let formula = &formulae[name];
-            let fits = |v: &Version| cs.iter().all(|c| c.req.matches(v));
+            let fits = |v: &Version| {
+                cs.iter()
+                    .all(|c| c.req.matches(v) && c.exact.as_ref().is_none_or(|e| e == v))
+            };
             // A dependency already installed at a fitting version stays as it is.
             let keep = (!requested.contains(name.as_str()))
                 .then(|| {

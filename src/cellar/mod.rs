@@ -54,7 +54,7 @@ impl Cellar {
     }
 
     pub fn keg(&self, name: &str, version: &Version) -> PathBuf {
-        self.root.join(name).join(version.to_string())
+        self.root.join(name).join(crate::version::show(version))
     }
 
     /// A keg counts as installed only with its receipt (a keg appears whole, receipt included).
@@ -69,7 +69,7 @@ impl Cellar {
         };
         let mut versions: Vec<Version> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter_map(|n| Version::parse(&n).ok())
+            .filter_map(|n| crate::version::parse(&n).ok())
             .filter(|v| self.is_installed(name, v))
             .collect();
         versions.sort();

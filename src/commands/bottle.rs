@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use semver::Version;
 
 use crate::bottle::build::{self, BuildOptions};
 use crate::bottle::publish::{self, How, PushOptions, PushReport};
@@ -25,7 +24,7 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
     if !formula::valid_name(&name) {
         bail!("invalid package name `{name}`: names use lowercase letters, digits and `-_.+@`");
     }
-    Version::parse(&version).with_context(|| {
+    crate::version::parse(&version).with_context(|| {
         format!("invalid version `{version}`: versions are full semver, like `1.2.3`")
     })?;
     let platform = match &args.platform {
@@ -212,7 +211,10 @@ fn source(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<(PathBuf, String, Stri
             }
             let dir = ctx.cellar.keg(&name, &version);
             let name = args.name.clone().unwrap_or(name);
-            let version = args.version.clone().unwrap_or(version.to_string());
+            let version = args
+                .version
+                .clone()
+                .unwrap_or(crate::version::show(&version));
             Ok((
                 dir,
                 name,

@@ -162,7 +162,8 @@ fn remove_keg(ctx: &Ctx, name: &str, version: &Version, dry_run: bool) -> anyhow
         return Ok(size);
     }
     let prefix = &ctx.settings.prefix;
-    if link::linked_version(prefix, name).as_deref() == Some(version.to_string().as_str()) {
+    if link::linked_version(prefix, name).as_deref() == Some(crate::version::show(version).as_str())
+    {
         link::unlink(prefix, name)?;
     }
     ctx.cellar.remove(name, version)?;

@@ -16,7 +16,8 @@ pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<()> {
             .rev()
             .find(|v| request.req.matches(v))
         else {
-            let available: Vec<String> = formula.versions.keys().map(ToString::to_string).collect();
+            let available: Vec<String> =
+                formula.versions.keys().map(crate::version::show).collect();
             anyhow::bail!(
                 "no version of `{}` matches `{}`; available: {}",
                 request.name,

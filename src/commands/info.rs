@@ -38,9 +38,9 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
             .iter()
             .map(|k| {
                 json!({
-                    "version": k.version.to_string(),
+                    "version": crate::version::show(&k.version),
                     "path": k.path,
-                    "linked": linked.as_deref() == Some(k.version.to_string().as_str()),
+                    "linked": linked.as_deref() == Some(crate::version::show(&k.version).as_str()),
                     "receipt": k.receipt,
                 })
             })
@@ -52,9 +52,9 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
                 "license": f.license,
                 "bin": f.bin,
                 "source": f.origin.to_string(),
-                "newest": f.newest().map(ToString::to_string),
+                "newest": f.newest().map(crate::version::show),
                 "versions": f.versions.iter().map(|(v, spec)| json!({
-                    "version": v.to_string(),
+                    "version": crate::version::show(v),
                     "repository": spec.repository.to_string(),
                     "tag": spec.tag.to_string(),
                     "digest": spec.digest,
@@ -76,7 +76,7 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match &formula {
         Some(f) => {
-            let newest = f.newest().map(ToString::to_string).unwrap_or_default();
+            let newest = f.newest().map(crate::version::show).unwrap_or_default();
             writeln!(
                 out,
                 "{name}: {newest}{}",
@@ -88,7 +88,7 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
                 writeln!(out, "License: {l}")?;
             }
             writeln!(out, "Formula: {}", f.origin)?;
-            let versions: Vec<String> = f.versions.keys().map(ToString::to_string).collect();
+            let versions: Vec<String> = f.versions.keys().map(crate::version::show).collect();
             writeln!(out, "Versions: {}", versions.join(", "))?;
             if let Some(newest) = f.newest() {
                 let deps = &f.versions[newest].depends_on;
@@ -105,7 +105,7 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
     } else {
         writeln!(out, "Installed:")?;
         for k in &kegs {
-            let is_linked = linked.as_deref() == Some(k.version.to_string().as_str());
+            let is_linked = linked.as_deref() == Some(crate::version::show(&k.version).as_str());
             let mut notes = Vec::new();
             if is_linked {
                 notes.push("linked");

@@ -76,7 +76,7 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
     let resolved: BTreeMap<String, String> = plan
         .steps
         .iter()
-        .map(|s| (s.formula.name.clone(), s.version.to_string()))
+        .map(|s| (s.formula.name.clone(), crate::version::show(&s.version)))
         .collect();
     let mut todo = Vec::new();
     for step in &plan.steps {
@@ -84,8 +84,13 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
         if ctx.cellar.is_installed(name, version) {
             if step.on_request {
                 ctx.cellar.mark_on_request(name, version)?;
-                ctx.reporter
-                    .status("Skipping", &format!("{name} {version}: already installed"));
+                ctx.reporter.status(
+                    "Skipping",
+                    &format!(
+                        "{name} {}: already installed",
+                        crate::version::Shown(version)
+                    ),
+                );
                 relink_if_needed(ctx, name, version, args.overwrite)?;
             }
             continue;
@@ -212,8 +217,11 @@ fn pour_all(
         ctx.reporter.status(
             "Fetching",
             &format!(
-                "{} {version} ({}:{})",
-                formula.name, spec.repository, spec.tag
+                "{} {} ({}:{})",
+                formula.name,
+                crate::version::Shown(version),
+                spec.repository,
+                spec.tag
             ),
         );
         let dependencies = spec
@@ -310,7 +318,7 @@ fn link_step(ctx: &Ctx, step: &Step, poured: &Poured, overwrite: bool) -> anyhow
         let linked = link::link(
             &ctx.settings.prefix,
             name,
-            &version.to_string(),
+            &crate::version::show(version),
             &poured.bins,
             &poured.link,
             overwrite,
@@ -324,7 +332,8 @@ fn link_step(ctx: &Ctx, step: &Step, poured: &Poured, overwrite: bool) -> anyhow
     ctx.reporter.status(
         "Installed",
         &format!(
-            "{name} {version} ({}, {}) in {}",
+            "{name} {} ({}, {}) in {}",
+            crate::version::Shown(version),
             super::count(poured.files, "file"),
             human_bytes(poured.stats.bytes),
             poured.keg.display()
@@ -349,19 +358,23 @@ fn relink_if_needed(
         ));
         return Ok(());
     }
-    if link::linked_version(prefix, name).as_deref() == Some(version.to_string().as_str()) {
+    if link::linked_version(prefix, name).as_deref() == Some(crate::version::show(version).as_str())
+    {
         return Ok(());
     }
     let receipt = crate::cellar::receipt::Receipt::read(&ctx.cellar.keg(name, version))?;
     link::link(
         prefix,
         name,
-        &version.to_string(),
+        &crate::version::show(version),
         &receipt.bin,
         &receipt.link,
         overwrite,
     )?;
-    ctx.reporter.status("Linked", &format!("{name} {version}"));
+    ctx.reporter.status(
+        "Linked",
+        &format!("{name} {}", crate::version::Shown(version)),
+    );
     Ok(())
 }
 

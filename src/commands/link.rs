@@ -18,7 +18,7 @@ pub fn link(ctx: &Ctx, args: &LinkArgs) -> anyhow::Result<()> {
         let (plan, conflicts) = link::plan(
             prefix,
             name,
-            &version.to_string(),
+            &crate::version::show(&version),
             &receipt.bin,
             &receipt.link,
             args.overwrite,
@@ -35,7 +35,7 @@ pub fn link(ctx: &Ctx, args: &LinkArgs) -> anyhow::Result<()> {
     let links = link::link(
         prefix,
         name,
-        &version.to_string(),
+        &crate::version::show(&version),
         &receipt.bin,
         &receipt.link,
         args.overwrite,
@@ -43,7 +43,11 @@ pub fn link(ctx: &Ctx, args: &LinkArgs) -> anyhow::Result<()> {
     ctx.records.set(Mark::Unlinked, name, false)?;
     ctx.reporter.status(
         "Linked",
-        &format!("{name} {version} ({} links)", links.len()),
+        &format!(
+            "{name} {} ({} links)",
+            crate::version::Shown(&version),
+            links.len()
+        ),
     );
     Ok(())
 }

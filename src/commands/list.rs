@@ -35,7 +35,7 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
                 });
                 json!({
                     "name": name,
-                    "versions": versions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "versions": versions.iter().map(crate::version::show).collect::<Vec<_>>(),
                     "linked": linked,
                     "pinned": pinned,
                     "installed_on_request": on_request,
@@ -47,7 +47,7 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for (name, versions, _) in &rows {
         if args.versions {
-            let vs: Vec<String> = versions.iter().map(ToString::to_string).collect();
+            let vs: Vec<String> = versions.iter().map(crate::version::show).collect();
             writeln!(out, "{name} {}", vs.join(" "))?;
         } else {
             writeln!(out, "{name}")?;

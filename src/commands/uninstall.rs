@@ -60,13 +60,18 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
     let mut unlinked: Vec<(&str, anyhow::Error)> = Vec::new();
     for (name, versions) in &targets {
         let linked = link::linked_version(prefix, name);
-        let removes_linked = versions.iter().any(|v| Some(v.to_string()) == linked);
+        let removes_linked = versions
+            .iter()
+            .any(|v| Some(crate::version::show(v)) == linked);
         if linked.is_none() || removes_linked {
             link::unlink(prefix, name)?;
         }
         for v in versions {
             ctx.cellar.remove(name, v)?;
-            ctx.reporter.status("Uninstalled", &format!("{name} {v}"));
+            ctx.reporter.status(
+                "Uninstalled",
+                &format!("{name} {}", crate::version::Shown(v)),
+            );
         }
         if args.force {
             ctx.cellar.remove_all(name)?;
@@ -173,7 +178,7 @@ fn link_newest(ctx: &Ctx, name: &str, remaining: &[Version]) -> anyhow::Result<(
     let links = link::link(
         &ctx.settings.prefix,
         name,
-        &version.to_string(),
+        &crate::version::show(version),
         &receipt.bin,
         &receipt.link,
         false,
@@ -197,7 +202,7 @@ fn list_or_none(versions: &[Version]) -> String {
     } else {
         versions
             .iter()
-            .map(ToString::to_string)
+            .map(crate::version::show)
             .collect::<Vec<_>>()
             .join(", ")
     }

@@ -181,8 +181,8 @@ pub fn upgrade(
         ctx.reporter.warn(&hold.reason);
         held_back.push(json!({
             "name": name,
-            "version": version.to_string(),
-            "latest": hold.version.to_string(),
+            "version": crate::version::show(version),
+            "latest": crate::version::show(&hold.version),
             "by": hold.by,
             "reason": hold.reason,
         }));
@@ -190,14 +190,14 @@ pub fn upgrade(
     for name in names {
         match upgrade_one(ctx, &mut pourer, name, dry_run && !json, dry_run, keep_old) {
             Ok(Outcome::UpToDate(v)) => {
-                up_to_date.push(json!({"name": name, "version": v.to_string()}))
+                up_to_date.push(json!({"name": name, "version": crate::version::show(&v)}))
             }
             Ok(Outcome::Pinned(v)) => {
                 ctx.reporter.status(
                     "Pinned",
                     &format!("{name} {v} (pinned; `pkg unpin {name}` to upgrade it)"),
                 );
-                pinned.push(json!({"name": name, "version": v.to_string()}));
+                pinned.push(json!({"name": name, "version": crate::version::show(&v)}));
             }
             Ok(Outcome::Held { version, hold }) => held(name, &version, &hold),
             Ok(Outcome::Upgraded {
@@ -243,8 +243,8 @@ pub fn upgrade(
                 .iter()
                 .map(|m| json!({
                     "name": m.name,
-                    "from": m.from.as_ref().map(ToString::to_string),
-                    "to": m.to.to_string(),
+                    "from": m.from.as_ref().map(crate::version::show),
+                    "to": crate::version::show(&m.to),
                 }))
                 .collect::<Vec<_>>(),
         }))?;
@@ -343,8 +343,12 @@ fn upgrade_one<'a>(
         for step in todo.iter().filter(|_| print_plan) {
             let from = ctx
                 .current(&step.formula.name)
-                .map_or("not installed".to_owned(), |v| v.to_string());
-            println!("upgrade {} {from} -> {}", step.formula.name, step.version);
+                .map_or("not installed".to_owned(), |v| crate::version::show(&v));
+            println!(
+                "upgrade {} {from} -> {}",
+                step.formula.name,
+                crate::version::Shown(&step.version)
+            );
         }
         return Ok(Outcome::Upgraded {
             from: current,
@@ -353,8 +357,14 @@ fn upgrade_one<'a>(
             moved: Vec::new(),
         });
     }
-    ctx.reporter
-        .status("Upgrading", &format!("{name} {current} -> {target}"));
+    ctx.reporter.status(
+        "Upgrading",
+        &format!(
+            "{name} {} -> {}",
+            crate::version::Shown(&current),
+            crate::version::Shown(&target)
+        ),
+    );
     let on_request = ctx
         .cellar
         .kegs()
@@ -364,7 +374,7 @@ fn upgrade_one<'a>(
     let resolved: BTreeMap<String, String> = plan
         .steps
         .iter()
-        .map(|s| (s.formula.name.clone(), s.version.to_string()))
+        .map(|s| (s.formula.name.clone(), crate::version::show(&s.version)))
         .collect();
 
     // 1. Pour every new keg; on failure take them all back out: nothing was switched yet.
@@ -441,7 +451,7 @@ fn upgrade_one<'a>(
         if let Err(e) = link::link(
             prefix,
             pname,
-            &r.step.version.to_string(),
+            &crate::version::show(&r.step.version),
             &r.bins,
             &r.link,
             false,
@@ -471,12 +481,20 @@ fn upgrade_one<'a>(
             human_bytes(r.bytes)
         );
         match &r.previous {
-            Some(prev) => ctx
-                .reporter
-                .status("Upgraded", &format!("{pname} {prev} -> {version} {size}")),
+            Some(prev) => ctx.reporter.status(
+                "Upgraded",
+                &format!(
+                    "{pname} {} -> {} {size}",
+                    crate::version::Shown(prev),
+                    crate::version::Shown(version)
+                ),
+            ),
             None => ctx.reporter.status(
                 "Installed",
-                &format!("{pname} {version} {size} (a new dependency)"),
+                &format!(
+                    "{pname} {} {size} (a new dependency)",
+                    crate::version::Shown(version)
+                ),
             ),
         }
         moved.push(Moved {
@@ -516,7 +534,7 @@ fn relink(ctx: &Ctx, name: &str, version: Option<&Version>) {
             let _ = link::link(
                 prefix,
                 name,
-                &keg.version.to_string(),
+                &crate::version::show(&keg.version),
                 &keg.receipt.bin,
                 &keg.receipt.link,
                 false,
@@ -594,28 +612,31 @@ pub fn outdated(ctx: &Ctx, args: &OutdatedArgs) -> anyhow::Result<()> {
             "schema": JSON_SCHEMA,
             "outdated": rows.iter().map(|r| json!({
                 "name": r.name,
-                "installed": r.current.to_string(),
-                "latest": r.newest.to_string(),
+                "installed": crate::version::show(&r.current),
+                "latest": crate::version::show(&r.newest),
                 "pinned": r.pinned,
-                "allowed": r.allowed.as_ref().map(ToString::to_string),
+                "allowed": r.allowed.as_ref().map(crate::version::show),
                 "held_back": r.hold.as_ref().map(|h| json!({"by": h.by, "reason": h.reason})),
             })).collect::<Vec<_>>(),
         }))?;
     } else {
         for r in &rows {
-            let (name, current) = (&r.name, &r.current);
+            let (name, current) = (&r.name, crate::version::Shown(&r.current));
+            let newest = crate::version::Shown(&r.newest);
             let line = match (&r.allowed, &r.hold) {
-                _ if r.pinned => format!("{name} ({current}) < {} [pinned]", r.newest),
+                _ if r.pinned => format!("{name} ({current}) < {newest} [pinned]"),
                 (Some(to), Some(h)) => {
                     format!(
-                        "{name} ({current}) < {to} [{} held back by {}]",
-                        h.version, h.by
+                        "{name} ({current}) < {} [{} held back by {}]",
+                        crate::version::Shown(to),
+                        crate::version::Shown(&h.version),
+                        h.by
                     )
                 }
                 (None, Some(h)) => {
-                    format!("{name} ({current}) < {} [held back by {}]", r.newest, h.by)
+                    format!("{name} ({current}) < {newest} [held back by {}]", h.by)
                 }
-                (_, None) => format!("{name} ({current}) < {}", r.newest),
+                (_, None) => format!("{name} ({current}) < {newest}"),
             };
             println!("{line}");
         }

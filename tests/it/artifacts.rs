@@ -523,3 +523,46 @@ tar --format=pax --sort=name --owner=0 --group=0 --numeric-owner -czf ../clash.t
     );
     assert!(std::fs::symlink_metadata(ctx.prefix.join("opt/clash")).is_err());
 }
+
+/// A revision bottle (`1.0.0_1`, packed as `rev/1.0.0_1/`) is a version of its own: it orders
+/// after `1.0.0`, its keg is `Cellar/rev/1.0.0_1` as its own relocated paths expect, and an
+/// upgrade moves `1.0.0` to it.
+#[test]
+fn a_revision_bottle_is_the_newer_version_and_finds_its_own_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    crate::realworld::sh(
+        tmp.path(),
+        r#"
+for v in 1.0.0 1.0.0_1; do
+    mkdir -p src/rev/$v/bin src/rev/$v/share/rev
+    printf 'rev %s\n' $v > src/rev/$v/share/rev/msg
+    printf '#!/bin/sh\ncat @@HOMEBREW_CELLAR@@/rev/%s/share/rev/msg\n' $v > src/rev/$v/bin/rev
+    chmod 0755 src/rev/$v/bin/rev
+    (cd src && tar --format=pax --sort=name --owner=0 --group=0 --numeric-owner -czf ../rev-$v.tar.gz rev/$v)
+done
+"#,
+    );
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    let repo = format!("{}/acme/rev", registry.host());
+    let mut formula = Formula::new("rev");
+    for v in ["1.0.0", "1.0.0_1"] {
+        let blob = std::fs::read(tmp.path().join(format!("rev-{v}.tar.gz"))).unwrap();
+        push_layer(&registry, "acme/rev", v, blob);
+        formula = formula.version(v, &repo, v);
+    }
+    ctx.write_formula("rev", &formula.to_toml());
+    let run_rev = || {
+        let out = Command::new(ctx.prefix.join("bin/rev")).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    ctx.pkg(&["install", "rev@1.0.0"]).success();
+    assert_eq!(ctx.cellar_versions("rev"), ["1.0.0"]);
+    assert_eq!(run_rev(), "rev 1.0.0");
+    ctx.pkg(&["outdated"]).success().says("1.0.0_1");
+    ctx.pkg(&["upgrade"]).success();
+    assert!(ctx.keg("rev", "1.0.0_1").join("bin/rev").is_file());
+    assert_eq!(run_rev(), "rev 1.0.0_1");
+    let list = ctx.pkg(&["list", "--versions"]).success();
+    assert!(list.stdout.contains("rev 1.0.0_1"), "{}", list.stdout);
+}

@@ -62,7 +62,7 @@ pub enum ResolveError {
     #[error("the dependency requirements of the requested packages do not settle; involved: {0}")]
     NoFixpoint(String),
     /// A pinned package would have to change version.
-    #[error("{wanted} but {name} is pinned at {version}; `pkg unpin {name}` to allow it")]
+    #[error("{wanted} but {name} is pinned at {}; `pkg unpin {name}` to allow it", crate::version::Shown(.version))]
     Pinned {
         name: String,
         version: Version,
@@ -71,7 +71,8 @@ pub enum ResolveError {
     },
     /// A pinned package's version is no longer in its formula, so nothing can be planned with it.
     #[error(
-        "{name} is pinned at {version}, which its formula no longer lists; `pkg unpin {name}` to allow another version"
+        "{name} is pinned at {}, which its formula no longer lists; `pkg unpin {name}` to allow another version",
+        crate::version::Shown(.version)
     )]
     PinnedUnavailable { name: String, version: Version },
     /// The plan needs a version that installed packages outside it do not accept.
@@ -337,7 +338,7 @@ fn resolve_with_pins(
                     .entry(dep.clone())
                     .or_default()
                     .push(Constraint {
-                        by: format!("{name} {version}"),
+                        by: format!("{name} {}", crate::version::Shown(version)),
                         req: req.clone(),
                         source: Source::Dependency,
                         exact: None,

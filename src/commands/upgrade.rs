@@ -85,7 +85,8 @@ fn choose(ctx: &Ctx, name: &str, current: &Version, formula: &Formula) -> anyhow
                     .collect::<Vec<_>>()
                     .join(", "),
                 reason: format!(
-                    "{name} {version} is held back by {}",
+                    "{name} {} is held back by {}",
+                    crate::version::Shown(version),
                     against
                         .iter()
                         .map(|(by, req)| format!("{by} (requires {name} {req})"))
@@ -195,7 +196,10 @@ pub fn upgrade(
             Ok(Outcome::Pinned(v)) => {
                 ctx.reporter.status(
                     "Pinned",
-                    &format!("{name} {v} (pinned; `pkg unpin {name}` to upgrade it)"),
+                    &format!(
+                        "{name} {} (pinned; `pkg unpin {name}` to upgrade it)",
+                        crate::version::Shown(&v)
+                    ),
                 );
                 pinned.push(json!({"name": name, "version": crate::version::show(&v)}));
             }

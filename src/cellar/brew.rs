@@ -143,7 +143,7 @@ pub fn relocate(root: &Path, prefix: &Path) -> Result<Relocation, BrewError> {
             std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io_err(&root.join(&rel)))?;
             let Some(found) = replacements
                 .iter()
-                .find(|(p, _)| contains(&bytes, p.as_bytes()))
+                .find(|(p, _)| elf::find(&bytes, p.as_bytes()).is_some())
             else {
                 continue;
             };
@@ -204,10 +204,6 @@ pub struct Relocation {
     pub changed: Vec<String>,
     /// ELF files whose interpreter is now `PREFIX/lib/ld.so` (which must then exist).
     pub interpreters: usize,
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]

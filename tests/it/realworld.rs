@@ -188,6 +188,17 @@ python3 -c 'import os; os.setxattr("share/private/id_ed25519", "user.origin", b"
     );
 }
 
+/// Writes the formula `name` 1.0.0 at `repository` (tag `1.0.0`), linking `bins`.
+fn write_formula(ctx: &TestContext, name: &str, repository: &str, bins: &[&str]) {
+    ctx.write_formula(
+        name,
+        &Formula::new(name)
+            .bin(bins)
+            .version("1.0.0", repository, "1.0.0")
+            .to_toml(),
+    );
+}
+
 /// Installs `blob` as the only layer of `acme/NAME:1.0.0`, by a formula linking `bins`.
 fn install(reg: &Registry, ctx: &TestContext, name: &str, blob: Vec<u8>, media_type: &str) {
     install_with(reg, ctx, name, blob, media_type, &[]);
@@ -208,13 +219,7 @@ fn install_with(
         &Fixture::Image(ImageSpec::new(os, arch).raw_layer(blob, media_type)),
     );
     let repo = format!("{}/acme/{name}", reg.host());
-    ctx.write_formula(
-        name,
-        &Formula::new(name)
-            .bin(bins)
-            .version("1.0.0", &repo, "1.0.0")
-            .to_toml(),
-    );
+    write_formula(ctx, name, &repo, bins);
     ctx.pkg(&["install", name]).success();
 }
 
@@ -339,13 +344,7 @@ umoci repack --image layout:1.0.0 bundle
         &format!("{}/acme/umoci:1.0.0", reg.host()),
     );
     let ctx = TestContext::new();
-    ctx.write_formula(
-        "umoci",
-        &Formula::new("umoci")
-            .bin(&[])
-            .version("1.0.0", &format!("{}/acme/umoci", reg.host()), "1.0.0")
-            .to_toml(),
-    );
+    write_formula(&ctx, "umoci", &format!("{}/acme/umoci", reg.host()), &[]);
     ctx.pkg(&["install", "umoci"]).success();
 
     // The layer umoci wrote, extracted by GNU tar.
@@ -433,12 +432,11 @@ fn a_virtualenv_installs_runs_and_round_trips_through_pkg_bottle() {
         layout.to_str().unwrap(),
     ])
     .success();
-    ctx.write_formula(
+    write_formula(
+        &ctx,
         "venvbottle",
-        &Formula::new("venvbottle")
-            .bin(&[])
-            .version("1.0.0", &format!("oci:{}", layout.display()), "1.0.0")
-            .to_toml(),
+        &format!("oci:{}", layout.display()),
+        &[],
     );
     ctx.pkg(&["install", "venvbottle"]).success();
     let bottled = listing(&ctx.keg("venvbottle", "1.0.0"));
@@ -532,13 +530,7 @@ fn oras_files_are_placed_never_unpacked() {
         let mut spec = ImageSpec::new(os, arch).raw_layer(release.clone(), PLAIN);
         spec.layer_annotations = vec![("org.opencontainers.image.title".into(), title.into())];
         reg.push(&format!("acme/{name}"), "1.0.0", &Fixture::Image(spec));
-        ctx.write_formula(
-            name,
-            &Formula::new(name)
-                .bin(&[])
-                .version("1.0.0", &format!("{}/acme/{name}", reg.host()), "1.0.0")
-                .to_toml(),
-        );
+        write_formula(&ctx, name, &format!("{}/acme/{name}", reg.host()), &[]);
         let run = ctx.pkg(&["install", name]);
         if ok {
             let placed = ctx.keg(name, "1.0.0").join(title.trim_start_matches("./"));
@@ -582,13 +574,7 @@ fn a_layer_whose_bytes_contradict_its_media_type_is_refused() {
         let (os, arch) = host_platform();
         let spec = ImageSpec::new(os, arch).raw_layer(compress(&tar, bytes_of), labelled);
         reg.push(&format!("acme/{name}"), "1.0.0", &Fixture::Image(spec));
-        ctx.write_formula(
-            name,
-            &Formula::new(name)
-                .bin(&[])
-                .version("1.0.0", &format!("{}/acme/{name}", reg.host()), "1.0.0")
-                .to_toml(),
-        );
+        write_formula(&ctx, name, &format!("{}/acme/{name}", reg.host()), &[]);
         let run = ctx.pkg(&["install", name]).failure();
         run.says(says);
         crate::faults::assert_nothing_installed(&ctx, name);

@@ -56,7 +56,6 @@ pub enum Resolved {
 /// so unpacking a directory's entries opens it once, not once per entry.
 pub struct Root {
     fd: OwnedFd,
-    path: PathBuf,
     /// The last parent opened: root-relative path and descriptor.
     last: Option<(PathBuf, OwnedFd)>,
     /// `openat2` works here (it is tried once and dropped on `ENOSYS`, `EPERM` or `EINVAL`).
@@ -73,7 +72,6 @@ impl Root {
         let fd = rustix::fs::open(path, dir_flags(), Mode::empty())?;
         Ok(Root {
             fd,
-            path: path.to_owned(),
             last: None,
             openat2: true,
         })
@@ -85,14 +83,6 @@ impl Root {
         let mut root = Root::open(path)?;
         root.openat2 = false;
         Ok(root)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
     }
 
     /// Forgets the remembered parent directory. Call after removing or renaming a directory: the

@@ -109,7 +109,7 @@ impl Reference {
             Some(d) => format!("{}.{}", d.algorithm(), &d.hex()[..12]),
             None => self.tag.clone(),
         };
-        if let Ok(v) = crate::version::parse(tag.strip_prefix('v').unwrap_or(&tag)) {
+        if let Ok(v) = crate::version::parse_brew(tag.strip_prefix('v').unwrap_or(&tag)) {
             return v;
         }
         let ident = tag.replace('_', "-");

@@ -117,16 +117,16 @@ impl fmt::Display for Tag {
     }
 }
 
-/// A version key of `[versions."X"]`: must be a full semver version.
+/// A version key of `[versions."X"]`: semver, a Homebrew revision, or Homebrew's `X.Y`.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct VersionKey(Version);
 
 impl<'de> serde::Deserialize<'de> for VersionKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        crate::version::parse(&s).map(VersionKey).map_err(|e| {
+        crate::version::parse_brew(&s).map(VersionKey).map_err(|e| {
             serde::de::Error::custom(format!(
-                "invalid version `{s}`: {e} (versions are full semver, like `1.2.3`, or with a Homebrew revision, like `1.2.3_1`)"
+                "invalid version `{s}`: {e} (versions are semver, like `1.2.3`, with a Homebrew revision, like `1.2.3_1`, or written as Homebrew does, like `10.44`)"
             ))
         })
     }
@@ -536,9 +536,9 @@ depends_on = { libfoo = "^2" }
 
     #[test]
     fn bad_version_is_reported_with_its_line() {
-        let err = error_of(&GOOD.replace("[versions.\"1.0.0\"]", "[versions.\"1.0\"]"));
+        let err = error_of(&GOOD.replace("[versions.\"1.0.0\"]", "[versions.\"1.0.0.0\"]"));
         assert!(
-            err.contains("line 7") && err.contains("invalid version `1.0`"),
+            err.contains("line 7") && err.contains("invalid version `1.0.0.0`"),
             "{err}"
         );
     }

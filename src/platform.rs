@@ -8,6 +8,14 @@ pub struct Platform {
     pub architecture: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// `os.version`: on the host, the macOS release (`14.5`); in a Homebrew bottle index,
+    /// what the bottle was built for (`macOS 14`). Never part of [`Platform::accepts`].
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub os_version: Option<String>,
 }
 
 impl Platform {
@@ -29,6 +37,7 @@ impl Platform {
             os: os.to_owned(),
             architecture: architecture.to_owned(),
             variant: variant.map(str::to_owned),
+            os_version: host_macos(),
         }
     }
 
@@ -60,6 +69,41 @@ impl Platform {
     }
 }
 
+/// The macOS release this machine runs (`kern.osproductversion`), on macOS only.
+fn host_macos() -> Option<String> {
+    #[cfg(target_os = "macos")]
+    {
+        let mut buf = [0u8; 64];
+        let mut len = buf.len();
+        // SAFETY: the name is NUL-terminated; buf and len describe a writable buffer.
+        let rc = unsafe {
+            libc::sysctlbyname(
+                c"kern.osproductversion".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                &mut len,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if rc == 0 {
+            let end = buf[..len.min(buf.len())]
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(len.min(buf.len()));
+            return std::str::from_utf8(&buf[..end]).ok().map(str::to_owned);
+        }
+    }
+    None
+}
+
+/// A macOS release as numbers: `macOS 14` → [14], `10.15.7` → [10, 15, 7]; `None` when the
+/// text names no release.
+pub fn macos_release(text: &str) -> Option<Vec<u64>> {
+    let digits = text.trim().trim_start_matches("macOS").trim();
+    let parts: Option<Vec<u64>> = digits.split('.').map(|p| p.parse().ok()).collect();
+    parts.filter(|p| !p.is_empty())
+}
+
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;
@@ -79,6 +123,7 @@ mod tests {
             os: os.into(),
             architecture: arch.into(),
             variant: variant.map(Into::into),
+            os_version: None,
         }
     }
 

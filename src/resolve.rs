@@ -139,10 +139,9 @@ impl Request {
         };
         let spec_trim = spec.trim();
         // A full version is exact (its Homebrew revision too: see `Constraint::exact`).
-        let req = if let Ok(v) = crate::version::parse(spec_trim) {
-            exactly(&v)
-        } else {
-            VersionReq::parse(spec_trim).map_err(|e| bad(e.to_string()))?
+        let req = match exact_of(spec_trim) {
+            Some(v) => exactly(&v),
+            None => VersionReq::parse(spec_trim).map_err(|e| bad(e.to_string()))?,
         };
         Ok(Request {
             name: name.to_owned(),
@@ -226,6 +225,17 @@ pub trait Installed {
 }
 
 /// A requirement matching exactly `version` (build metadata aside).
+/// The exact version a request spells: a full version (`1.2.0`, `1.2.0_1`), or a Homebrew one
+/// that is no requirement (`10.44_1`); `@1.2` stays the requirement `^1.2`.
+fn exact_of(spelled: &str) -> Option<Version> {
+    crate::version::parse(spelled).ok().or_else(|| {
+        VersionReq::parse(spelled)
+            .is_err()
+            .then(|| crate::version::parse_brew(spelled).ok())
+            .flatten()
+    })
+}
+
 fn exactly(version: &Version) -> VersionReq {
     VersionReq {
         comparators: vec![Comparator {
@@ -325,10 +335,7 @@ fn resolve_with_pins(
                     by: "the command line".into(),
                     req: r.req.clone(),
                     source: Source::Request,
-                    exact: r
-                        .spelled
-                        .as_deref()
-                        .and_then(|s| crate::version::parse(s).ok()),
+                    exact: r.spelled.as_deref().and_then(exact_of),
                 });
         }
         for (name, version) in &selected {
@@ -635,6 +642,7 @@ mod tests {
             os: "linux".into(),
             architecture: "amd64".into(),
             variant: None,
+            os_version: None,
         }
     }
 

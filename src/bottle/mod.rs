@@ -395,6 +395,7 @@ pub fn platform_of_config(bytes: &[u8]) -> Option<Platform> {
         os: c.os.filter(|s| !s.is_empty())?,
         architecture: c.architecture.filter(|s| !s.is_empty())?,
         variant: c.variant.filter(|s| !s.is_empty()),
+        os_version: None,
     })
 }
 
@@ -414,11 +415,13 @@ pub fn parse_platform(value: &str) -> Result<Platform, BottleError> {
             os: (*os).to_owned(),
             architecture: (*arch).to_owned(),
             variant: None,
+            os_version: None,
         }),
         [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => Ok(Platform {
             os: (*os).to_owned(),
             architecture: (*arch).to_owned(),
             variant: Some((*variant).to_owned()),
+            os_version: None,
         }),
         _ => Err(bad()),
     }
@@ -433,6 +436,7 @@ mod tests {
             os: os.into(),
             architecture: arch.into(),
             variant: None,
+            os_version: None,
         }
     }
 

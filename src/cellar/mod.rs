@@ -69,7 +69,7 @@ impl Cellar {
         };
         let mut versions: Vec<Version> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter_map(|n| crate::version::parse(&n).ok())
+            .filter_map(|n| crate::version::parse_brew(&n).ok())
             .filter(|v| self.is_installed(name, v))
             .collect();
         versions.sort();

@@ -179,7 +179,7 @@ impl Ctx<'_> {
     /// The version in use: the linked one, else the newest installed.
     fn current(&self, name: &str) -> Option<Version> {
         crate::link::linked_version(&self.settings.prefix, name)
-            .and_then(|v| crate::version::parse(&v).ok())
+            .and_then(|v| crate::version::parse_brew(&v).ok())
             .filter(|v| self.cellar.is_installed(name, v))
             .or_else(|| self.cellar.installed_versions(name).pop())
     }
@@ -246,7 +246,7 @@ fn name_and_version(ctx: &Ctx, arg: &str) -> anyhow::Result<(String, Option<Vers
     if name.is_empty() {
         bail!("`{arg}` names no package before `@`; write NAME@VERSION, e.g. hello@1.2.0");
     }
-    match crate::version::parse(v) {
+    match crate::version::parse_brew(v) {
         Ok(v) => Ok((name.to_owned(), Some(v))),
         Err(e) => bail!(
             "invalid version in `{arg}`: {e}; expected NAME@X.Y.Z (and `{arg}` is neither installed nor a formula)"

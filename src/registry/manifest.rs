@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::digest::Digest;
-use crate::platform::Platform;
+use crate::platform::{Platform, macos_release};
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -81,6 +81,10 @@ pub enum ManifestError {
         "the bottle for this platform needs glibc {needs}, and this machine has glibc {has}; install a newer system, or ask for a bottle built against an older glibc"
     )]
     Glibc { needs: String, has: String },
+    #[error(
+        "the oldest bottle for this platform is built for macOS {needs}, and this machine runs macOS {has}; update macOS, or ask for a bottle built for an older release"
+    )]
+    MacOs { needs: String, has: String },
     #[error(
         "the document has both `layers` and `manifests`, so it is neither a manifest nor an index; pkg refuses to guess which it is"
     )]
@@ -224,6 +228,27 @@ impl ImageIndex {
             _ => false,
         };
         let fitting = || manifests().filter(|d| platform_of(d).is_some_and(|p| host.accepts(&p)));
+        // On macOS: the newest release not newer than the host's (brew's rule); a bottle for
+        // a newer macOS is passed over, and when that leaves nothing the error names both.
+        if let Some(has) = host.os_version.as_deref().and_then(macos_release)
+            && host.os == "darwin"
+        {
+            let release = |d: &Descriptor| macos_of(d);
+            let runs = |d: &&Descriptor| release(d).is_none_or(|r| r <= has);
+            let best = fitting()
+                .filter(|d| !too_new(d))
+                .filter(runs)
+                .max_by(|a, b| release(a).cmp(&release(b)));
+            if let Some(d) = best {
+                return Ok(d);
+            }
+            if let Some(needs) = fitting().filter_map(release).min() {
+                return Err(ManifestError::MacOs {
+                    needs: join_release(&needs),
+                    has: join_release(&has),
+                });
+            }
+        }
         if let Some(d) = fitting().find(|d| !too_new(d)) {
             return Ok(d);
         }
@@ -255,6 +280,53 @@ impl ImageIndex {
     }
 }
 
+/// The macOS release an entry is built for: its `os.version` (`macOS 14`), else the one its
+/// bottle tag names (`arm64_sonoma` → 14).
+fn macos_of(d: &Descriptor) -> Option<Vec<u64>> {
+    if let Some(r) = d
+        .platform
+        .as_ref()
+        .and_then(|p| p.os_version.as_deref())
+        .and_then(macos_release)
+    {
+        return Some(r);
+    }
+    let tag = bottle_tag_of(d.annotations.get(REF_NAME)?)?;
+    let release = tag.strip_prefix("arm64_").unwrap_or(tag);
+    MACOS
+        .iter()
+        .find(|(name, _)| *name == release)
+        .map(|(_, numbers)| numbers.to_vec())
+}
+
+fn join_release(r: &[u64]) -> String {
+    r.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+}
+
+/// The bottle tag of a ref name: `1.2.3.arm64_sonoma` or, with a rebuild, `1.2.3.arm64_sonoma.1`.
+fn bottle_tag_of(name: &str) -> Option<&str> {
+    let (rest, last) = name.rsplit_once('.')?;
+    if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+        return rest.rsplit_once('.').map(|(_, tag)| tag);
+    }
+    Some(last)
+}
+
+/// Homebrew's macOS bottle tags and the releases they name, newest first.
+const MACOS: [(&str, &[u64]); 11] = [
+    ("tahoe", &[26]),
+    ("sequoia", &[15]),
+    ("sonoma", &[14]),
+    ("ventura", &[13]),
+    ("monterey", &[12]),
+    ("big_sur", &[11]),
+    ("catalina", &[10, 15]),
+    ("mojave", &[10, 14]),
+    ("high_sierra", &[10, 13]),
+    ("sierra", &[10, 12]),
+    ("el_capitan", &[10, 11]),
+];
+
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const TITLE: &str = "org.opencontainers.image.title";
 pub const ORAS_UNPACK: &str = "io.deis.oras.content.unpack";
@@ -265,14 +337,7 @@ pub fn platform_of(d: &Descriptor) -> Option<Platform> {
     if let Some(p) = &d.platform {
         return Some(p.clone());
     }
-    // `1.2.3.x86_64_linux`, or with a rebuild number `1.2.3.x86_64_linux.1`.
-    let name = d.annotations.get(REF_NAME)?;
-    let (rest, last) = name.rsplit_once('.')?;
-    if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
-        let (_version, tag) = rest.rsplit_once('.')?;
-        return bottle_tag_platform(tag);
-    }
-    bottle_tag_platform(last)
+    bottle_tag_platform(bottle_tag_of(d.annotations.get(REF_NAME)?)?)
 }
 
 /// Homebrew bottle tag → platform: `x86_64_linux`, `arm64_linux`, `arm64_sonoma`, `sonoma`, ….
@@ -292,22 +357,10 @@ pub fn bottle_tag_platform(tag: &str) -> Option<Platform> {
         };
         ("linux", arch)
     } else {
-        const MACOS: [&str; 11] = [
-            "tahoe",
-            "sequoia",
-            "sonoma",
-            "ventura",
-            "monterey",
-            "big_sur",
-            "catalina",
-            "mojave",
-            "high_sierra",
-            "sierra",
-            "el_capitan",
-        ];
+        let known = |t: &str| MACOS.iter().any(|(name, _)| *name == t);
         match tag.strip_prefix("arm64_") {
-            Some(release) if MACOS.contains(&release) => ("darwin", "arm64"),
-            None if MACOS.contains(&tag) => ("darwin", "amd64"),
+            Some(release) if known(release) => ("darwin", "arm64"),
+            None if known(tag) => ("darwin", "amd64"),
             _ => return None,
         }
     };
@@ -315,6 +368,7 @@ pub fn bottle_tag_platform(tag: &str) -> Option<Platform> {
         os: os.to_owned(),
         architecture: arch.to_owned(),
         variant: None,
+        os_version: None,
     })
 }
 
@@ -487,6 +541,7 @@ mod tests {
                 os: os.into(),
                 architecture: arch.into(),
                 variant: None,
+                os_version: None,
             }),
             annotations: BTreeMap::new(),
         }
@@ -589,6 +644,7 @@ mod tests {
             os: "linux".into(),
             architecture: "amd64".into(),
             variant: None,
+            os_version: None,
         };
         let index = ImageIndex {
             media_type: None,
@@ -638,6 +694,7 @@ mod tests {
             os: "linux".into(),
             architecture: "amd64".into(),
             variant: None,
+            os_version: None,
         };
         // No `platform`, rebuild suffixes: the Linux bottle, not the first (darwin) entry.
         let index = ImageIndex {
@@ -659,5 +716,43 @@ mod tests {
             "{err}"
         );
         assert!(index.pick_with(&linux, None).is_ok());
+    }
+
+    #[test]
+    fn on_macos_the_newest_bottle_not_newer_than_the_host_is_picked() {
+        let entry = |ref_name: &str, os_version: Option<&str>, c: char| {
+            let mut d = desc(Some(("darwin", "arm64")), c);
+            if let Some(p) = d.platform.as_mut() {
+                p.os_version = os_version.map(Into::into);
+            }
+            d.annotations.insert(REF_NAME.into(), ref_name.into());
+            d
+        };
+        let index = ImageIndex {
+            manifests: vec![
+                entry("1.0.0.arm64_ventura", Some("macOS 13"), 'a'),
+                entry("1.0.0.arm64_sequoia", Some("macOS 15"), 'b'),
+                // No os.version: the tag says 14.
+                entry("1.0.0.arm64_sonoma", None, 'c'),
+                entry("1.0.0.arm64_tahoe", Some("macOS 26"), 'd'),
+            ],
+            media_type: None,
+        };
+        let mac = |release: &str| Platform {
+            os: "darwin".into(),
+            architecture: "arm64".into(),
+            variant: Some("v8".into()),
+            os_version: Some(release.into()),
+        };
+        let pick = |release: &str| index.pick_with(&mac(release), None).map(|d| d.digest.hex());
+        assert_eq!(pick("15.1").unwrap(), "b".repeat(64));
+        assert_eq!(pick("14.6.1").unwrap(), "c".repeat(64));
+        assert_eq!(pick("13.0").unwrap(), "a".repeat(64));
+        assert_eq!(pick("27.0").unwrap(), "d".repeat(64));
+        let err = pick("12.7").unwrap_err().to_string();
+        assert!(
+            err.contains("macOS 13") && err.contains("macOS 12.7"),
+            "{err}"
+        );
     }
 }

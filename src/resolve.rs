@@ -56,7 +56,7 @@ pub enum ResolveError {
     #[error("`{name}` does not install on {host}; its formula allows only: {allowed}")]
     Platform {
         name: String,
-        host: Platform,
+        host: String,
         allowed: String,
     },
     #[error("the dependency requirements of the requested packages do not settle; involved: {0}")]
@@ -588,7 +588,7 @@ fn order(
         {
             return Err(ResolveError::Platform {
                 name: step.formula.name.clone(),
-                host: host.clone(),
+                host: host.to_string(),
                 allowed: allowed.join(", "),
             });
         }

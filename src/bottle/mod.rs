@@ -225,7 +225,7 @@ pub enum Current {
     Nothing,
     /// A single manifest; `platform` from its config when it names one.
     Manifest {
-        descriptor: Descriptor,
+        descriptor: Box<Descriptor>,
         platform: Option<Platform>,
     },
     /// An image index, as JSON (its other fields and annotations are kept).
@@ -292,7 +292,7 @@ pub fn merge(current: Current, ours: &[Descriptor]) -> Result<Merged, BottleErro
             if ours.iter().any(|o| o.digest == descriptor.digest) || replaced(platform.as_ref()) {
                 (serde_json::Value::Null, Vec::new())
             } else {
-                let mut d = descriptor;
+                let mut d = *descriptor;
                 d.platform = platform;
                 d.annotations.remove(layout::REF_NAME);
                 (serde_json::Value::Null, vec![entry(&d)])
@@ -375,7 +375,7 @@ fn layout_current(layout: &Layout, tag: &str) -> Result<Current, BottleError> {
             let mut descriptor = top;
             descriptor.size = fetched.bytes.len() as u64;
             Current::Manifest {
-                descriptor,
+                descriptor: Box::new(descriptor),
                 platform,
             }
         }
@@ -464,7 +464,7 @@ mod tests {
 
         let darwin = m('b', Some(p("darwin", "arm64")));
         let current = Current::Manifest {
-            descriptor: m('a', None),
+            descriptor: Box::new(m('a', None)),
             platform: Some(p("linux", "amd64")),
         };
         let merged = merge(current, std::slice::from_ref(&darwin)).unwrap();
@@ -480,7 +480,7 @@ mod tests {
     #[test]
     fn same_platform_replaces_and_index_keeps_other_entries_and_fields() {
         let current = Current::Manifest {
-            descriptor: m('a', None),
+            descriptor: Box::new(m('a', None)),
             platform: Some(p("linux", "amd64")),
         };
         let rebuilt = m('c', Some(p("linux", "amd64")));
@@ -516,7 +516,7 @@ mod tests {
     #[test]
     fn unknown_platform_is_kept_as_a_fallback_entry() {
         let current = Current::Manifest {
-            descriptor: m('a', None),
+            descriptor: Box::new(m('a', None)),
             platform: None,
         };
         let merged = merge(current, &[m('b', Some(p("linux", "amd64")))]).unwrap();

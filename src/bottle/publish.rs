@@ -304,7 +304,7 @@ fn remote_current(client: &Client, repo: &Repository, tag: &str) -> Result<Curre
                 .ok()
                 .and_then(|b| super::platform_of_config(&b));
             Current::Manifest {
-                descriptor: Descriptor {
+                descriptor: Box::new(Descriptor {
                     media_type: m
                         .media_type
                         .clone()
@@ -313,7 +313,7 @@ fn remote_current(client: &Client, repo: &Repository, tag: &str) -> Result<Curre
                     size: fetched.bytes.len() as u64,
                     platform: None,
                     annotations: Default::default(),
-                },
+                }),
                 platform,
             }
         }

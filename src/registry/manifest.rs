@@ -76,7 +76,7 @@ pub enum ManifestError {
     )]
     MediaTypeMismatch { body: String, header: String },
     #[error("no entry of the image index fits {host}; it has: {available}")]
-    NoPlatform { host: Platform, available: String },
+    NoPlatform { host: String, available: String },
     #[error(
         "the bottle for this platform needs glibc {needs}, and this machine has glibc {has}; install a newer system, or ask for a bottle built against an older glibc"
     )]
@@ -263,7 +263,7 @@ impl ImageIndex {
         manifests()
             .find(|d| platform_of(d).is_none())
             .ok_or_else(|| ManifestError::NoPlatform {
-                host: host.clone(),
+                host: host.to_string(),
                 available: {
                     let list = quote_list(
                         self.manifests

@@ -102,6 +102,26 @@ impl Reference {
         }
     }
 
+    /// [`Reference::name`], where the image is a Homebrew one whose name `github_packages.rb`
+    /// changed (`+` became `x`): the formula among `known` with that image (`gtkx3` → `gtk+3`).
+    pub fn name_among(&self, known: impl FnOnce() -> Vec<String>) -> Result<String, ByRefError> {
+        let name = self.name()?;
+        let Some(tap_image) = self.repository.name.strip_prefix("homebrew/") else {
+            return Ok(name);
+        };
+        let Some((_tap, image)) = tap_image.split_once('/') else {
+            return Ok(name);
+        };
+        if !image.contains('x') {
+            return Ok(name);
+        }
+        let mut matching = known().into_iter().filter(|n| image_name(n) == image);
+        match (matching.next(), matching.next()) {
+            (Some(only), None) => Ok(only),
+            _ => Ok(name),
+        }
+    }
+
     /// The keg version: the tag when it is semver (a leading `v` allowed), else `0.0.0-TAG`
     /// (or `0.0.0+TAG` when TAG is not a valid pre-release).
     pub fn version(&self) -> Version {
@@ -109,6 +129,16 @@ impl Reference {
             Some(d) => format!("{}.{}", d.algorithm(), &d.hex()[..12]),
             None => self.tag.clone(),
         };
+        // A Homebrew bottle's rebuild is the tag's `-N` (`1.0.0_1-2`): the same version, not a
+        // pre-release.
+        if homebrew_formula_name(&self.repository.name).is_some()
+            && let Some((version, rebuild)) = tag.rsplit_once('-')
+            && !rebuild.is_empty()
+            && rebuild.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(v) = crate::version::parse_brew(version)
+        {
+            return v;
+        }
         if let Ok(v) = crate::version::parse_brew(tag.strip_prefix('v').unwrap_or(&tag)) {
             return v;
         }
@@ -117,6 +147,12 @@ impl Reference {
             .or_else(|_| Version::parse(&format!("0.0.0+{ident}")))
             .unwrap_or_else(|_| Version::new(0, 0, 0))
     }
+}
+
+/// A formula name as Homebrew's `github_packages.rb` names its image: `@` → `/`, `+` → `x`
+/// (`openssl@3` → `openssl/3`, `gtk+3` → `gtkx3`).
+pub fn image_name(formula: &str) -> String {
+    formula.replace('@', "/").replace('+', "x")
 }
 
 /// `homebrew/TAP/NAME/N` → `NAME@N`, as Homebrew names the image of a versioned formula
@@ -152,10 +188,11 @@ impl References {
     pub fn record(
         &self,
         arg: &str,
+        name: &str,
         reference: &Reference,
         existing: Option<Formula>,
     ) -> Result<(String, Version), ByRefError> {
-        let name = reference.name()?;
+        let name = name.to_owned();
         let version = reference.version();
         let path = self.dir.join(format!("{name}.toml"));
         // A formula that already has this repository and tag is simply used.
@@ -231,6 +268,17 @@ mod tests {
         );
         assert_eq!(homebrew_formula_name("acme/tools/hello"), None);
         assert_eq!(homebrew_formula_name("homebrew/core/a/b/c"), None);
+        let r = parse("ghcr.io/homebrew/core/gtkx3:3.24.43-1").unwrap();
+        assert_eq!(
+            crate::version::show(&r.version()),
+            "3.24.43",
+            "-1 is a rebuild"
+        );
+        let known = || vec!["gtk+3".to_owned(), "libxml2".to_owned()];
+        assert_eq!(r.name_among(known).unwrap(), "gtk+3");
+        let r = parse("ghcr.io/homebrew/core/libxml2:2.13.5").unwrap();
+        assert_eq!(r.name_among(known).unwrap(), "libxml2");
+        assert_eq!(image_name("openssl@3"), "openssl/3");
         let r = parse("ghcr.io/homebrew/core/tool/2:2.1.0").unwrap();
         assert_eq!(r.name().unwrap(), "tool@2");
     }
@@ -277,14 +325,15 @@ mod tests {
         let refs = References::new(dir.path());
         let r = parse("ghcr.io/acme/hello:1.0.0").unwrap();
         assert_eq!(
-            refs.record("x", &r, None).unwrap(),
+            refs.record("x", &r.name().unwrap(), &r, None).unwrap(),
             ("hello".into(), Version::new(1, 0, 0))
         );
         let r2 = parse("ghcr.io/acme/hello:2.0.0").unwrap();
         let existing = crate::formula::Formulary::new(vec![refs.dir().to_owned()])
             .load("hello")
             .ok();
-        refs.record("x", &r2, existing).unwrap();
+        refs.record("x", &r2.name().unwrap(), &r2, existing)
+            .unwrap();
         let f = crate::formula::Formulary::new(vec![refs.dir().to_owned()])
             .load("hello")
             .unwrap();
@@ -292,7 +341,12 @@ mod tests {
         let embedded = crate::formula::Formulary::default().load("anakin").unwrap();
         let r3 = parse("ghcr.io/other/anakin:1.0.0").unwrap();
         let err = refs
-            .record("ghcr.io/other/anakin:1.0.0", &r3, Some(embedded))
+            .record(
+                "ghcr.io/other/anakin:1.0.0",
+                &r3.name().unwrap(),
+                &r3,
+                Some(embedded),
+            )
             .unwrap_err();
         assert!(err.to_string().contains("already exists"), "{err}");
     }

@@ -147,7 +147,8 @@ pub enum Command {
         #[command(subcommand)]
         command: TapCommand,
     },
-    /// Refresh the git taps (`git pull --ff-only`).
+    /// Refresh the taps: `git pull --ff-only` in git taps, and ask each formula API whether it
+    /// changed.
     #[command(after_help = "Examples:\n  pkg update")]
     Update,
 }
@@ -423,17 +424,24 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TapCommand {
-    /// Add a tap from a local directory (linked) or a git URL (cloned).
+    /// Add a tap from a local directory (linked), a git URL (cloned), or a formula JSON API
+    /// (homebrew/core's: its bottles installed by their sha256).
     #[command(
-        after_help = "Examples:\n  pkg tap add acme https://github.com/acme/pkg-formulae.git   cloned; `pkg update` pulls it\n  pkg tap add local ~/my-formulae                            linked; edits show at once\n\nFormulae are read from the tap's formulae/ directory if it has one, else from its top."
+        after_help = "Examples:\n  pkg tap add acme https://github.com/acme/pkg-formulae.git   cloned; `pkg update` pulls it\n  pkg tap add local ~/my-formulae                            linked; edits show at once\n  pkg tap add homebrew/core                                  Homebrew's formula API (formulae.brew.sh)\n  pkg tap add homebrew/core --api http://127.0.0.1:8000/formula.json\n\nFormulae are read from the tap's formulae/ directory if it has one, else from its top.\nAn API tap keeps the formulae written from the API; `pkg update` asks whether it changed (ETag)."
     )]
     Add {
-        /// Name of the tap: lowercase letters, digits and `-_.`.
+        /// Name of the tap: lowercase letters, digits and `-_.`, or OWNER/NAME (homebrew/core).
         name: String,
         /// A local directory, or a git URL (https://, ssh://, git@…, file://, or ending in .git).
-        source: String,
+        /// Not needed for homebrew/core, whose formulae come from Homebrew's formula API.
+        #[arg(conflicts_with = "api")]
+        source: Option<String>,
+        /// Read the formulae from this formula JSON API document (homebrew/core's shape; a URL
+        /// ending in `/` means its formula.json): https://, http:// or file://.
+        #[arg(long, value_name = "URL")]
+        api: Option<String>,
     },
-    /// List the taps: name, kind (git or dir) and directory, tab-separated.
+    /// List the taps: name, kind (git, dir or api) and directory, tab-separated.
     #[command(
         after_help = "Examples:\n  pkg tap list\n  pkg tap list | cut -f1     the names only"
     )]

@@ -43,6 +43,8 @@ pub struct Formula {
     /// (`link = "all"`: [`BREW_LINK_DIRS`]); empty: `bin` and `opt/NAME` only. Homebrew bottles
     /// get all of them when this is empty.
     pub link: Vec<String>,
+    /// Homebrew's `keg_only`: nothing is linked into the prefix but `opt/NAME`.
+    pub keg_only: bool,
     /// Platforms (`os[/arch[/variant]]`) the package installs on; `None` means any.
     pub platforms: Option<Vec<String>>,
     pub versions: BTreeMap<Version, VersionSpec>,
@@ -59,6 +61,20 @@ pub struct VersionSpec {
     pub digest: Option<Digest>,
     #[serde(default)]
     pub depends_on: BTreeMap<String, VersionReq>,
+    /// Homebrew bottles by bottle tag (`x86_64_linux`, `arm64_sonoma`, `all`), as homebrew/core's
+    /// formula API lists them: the layer poured must be the file of the host's tag.
+    #[serde(default)]
+    pub bottles: BTreeMap<String, BottleFile>,
+}
+
+/// One bottle file of a Homebrew formula: the sha256 of its `tar.gz` and, when Homebrew built it
+/// for one cellar only (`cellar` a path, not `:any`), that cellar.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BottleFile {
+    pub sha256: Digest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cellar: Option<String>,
 }
 
 /// Where a version's image is: a registry repository, or an OCI image layout on disk
@@ -208,6 +224,8 @@ struct RawFormula {
     #[serde(default)]
     link: Option<LinkDirs>,
     #[serde(default)]
+    keg_only: bool,
+    #[serde(default)]
     platforms: Option<Vec<String>>,
     versions: BTreeMap<VersionKey, VersionSpec>,
 }
@@ -326,6 +344,11 @@ impl Formula {
                 raw.name
             )));
         }
+        if raw.keg_only && (raw.bin.is_some() || raw.link.is_some()) {
+            return Err(invalid(
+                "a `keg_only` formula links nothing into the prefix but opt/NAME; drop its `bin` and `link`, or `keg_only`".into(),
+            ));
+        }
         if raw.versions.is_empty() {
             return Err(invalid(
                 "the formula lists no versions; add a [versions.\"X.Y.Z\"] table".into(),
@@ -372,6 +395,7 @@ impl Formula {
             license: raw.license,
             bin: raw.bin.map(|b| b.into_iter().map(|p| p.0).collect()),
             link: raw.link.map(|l| l.0).unwrap_or_default(),
+            keg_only: raw.keg_only,
             platforms: raw.platforms,
             versions,
             origin,

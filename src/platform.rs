@@ -104,6 +104,48 @@ pub fn macos_release(text: &str) -> Option<Vec<u64>> {
     parts.filter(|p| !p.is_empty())
 }
 
+/// Homebrew's macOS bottle tags and the releases they name, newest first.
+pub const MACOS_RELEASES: [(&str, &[u64]); 11] = [
+    ("tahoe", &[26]),
+    ("sequoia", &[15]),
+    ("sonoma", &[14]),
+    ("ventura", &[13]),
+    ("monterey", &[12]),
+    ("big_sur", &[11]),
+    ("catalina", &[10, 15]),
+    ("mojave", &[10, 14]),
+    ("high_sierra", &[10, 13]),
+    ("sierra", &[10, 12]),
+    ("el_capitan", &[10, 11]),
+];
+
+impl Platform {
+    /// The Homebrew bottle tags this (host) platform runs, best first: `x86_64_linux`; on
+    /// macOS `arm64_sequoia`, `arm64_sonoma`, … (none newer than its release); then `all`.
+    pub fn bottle_tags(&self) -> Vec<String> {
+        let mut tags = Vec::new();
+        match (self.os.as_str(), self.architecture.as_str()) {
+            ("linux", "amd64") => tags.push("x86_64_linux".to_owned()),
+            ("linux", "arm64") => tags.push("arm64_linux".to_owned()),
+            ("darwin", arch) => {
+                let has = self.os_version.as_deref().and_then(macos_release);
+                for (name, release) in MACOS_RELEASES {
+                    if has.as_ref().is_some_and(|h| release > h.as_slice()) {
+                        continue;
+                    }
+                    match arch {
+                        "arm64" => tags.push(format!("arm64_{name}")),
+                        _ => tags.push(name.to_owned()),
+                    }
+                }
+            }
+            _ => {}
+        }
+        tags.push("all".to_owned());
+        tags
+    }
+}
+
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use semver::Version;
 
 pub mod ahead;
+mod pinned;
 mod pipeline;
 mod place;
 
@@ -86,6 +87,8 @@ pub enum PourError {
     },
     #[error(transparent)]
     Brew(#[from] crate::cellar::brew::BrewError),
+    #[error(transparent)]
+    Pinned(#[from] pinned::PinnedError),
     #[error("{second}\n(It was the second try: the first download failed too: {first})")]
     BadTwice {
         first: Box<PourError>,
@@ -169,15 +172,22 @@ impl Pourer<'_> {
             // Cached under the pin too, so the next install needs no registry.
             self.store.put_verified(pinned, &top.bytes)?;
         }
+        // Bottles pinned by homebrew/core's formula API: the host's, and no other, is poured.
+        let bottle = match spec.bottles.is_empty() {
+            true => None,
+            false => Some(pinned::pick(&spec.bottles, &self.host, repo)?),
+        };
         let (manifest, platform_digest) = match top.document {
             Document::Manifest(m) => (m, None),
             Document::Index(index) => {
-                let entry = index
-                    .pick(&self.host)
-                    .map_err(|source| PourError::Manifest {
-                        repository: repo.clone(),
-                        source: Box::new(source),
-                    })?;
+                let entry = match bottle {
+                    Some((_, file)) => pinned::entry(&index, file, &self.host),
+                    None => index.pick(&self.host),
+                }
+                .map_err(|source| PourError::Manifest {
+                    repository: repo.clone(),
+                    source: Box::new(source),
+                })?;
                 let child = self.fetch_digest(repo, entry)?;
                 match child.document {
                     Document::Manifest(m) => (m, Some(entry.digest.clone())),
@@ -190,6 +200,9 @@ impl Pourer<'_> {
                 }
             }
         };
+        if let Some((bottle_tag, file)) = bottle {
+            pinned::check(&manifest, bottle_tag, file, repo)?;
+        }
         if manifest.layers.is_empty() {
             return Err(PourError::NoLayers {
                 repository: repo.clone(),
@@ -379,10 +392,18 @@ impl Pourer<'_> {
         }
         // Checked in the keg's final shape (after the bottle strip): no `bin` entry goes
         // through a link out of the keg, and only then are listed files made executable.
-        let bins = link::bins_for(staging.path(), formula.bin.as_deref())?;
+        // A keg-only formula links nothing but opt/NAME (as brew does).
+        let bin_entries = if formula.keg_only {
+            Some(&[][..])
+        } else {
+            formula.bin.as_deref()
+        };
+        let bins = link::bins_for(staging.path(), bin_entries)?;
         link::make_executable(staging.path(), formula.bin.as_deref().unwrap_or_default())?;
         // A Homebrew bottle is linked as brew links it, unless its formula says otherwise.
-        let link_dirs: Vec<String> = if formula.link.is_empty() && bottle {
+        let link_dirs: Vec<String> = if formula.keg_only {
+            Vec::new()
+        } else if formula.link.is_empty() && bottle {
             crate::formula::BREW_LINK_DIRS
                 .iter()
                 .map(|d| d.to_string())

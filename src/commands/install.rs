@@ -396,7 +396,7 @@ pub(super) fn caveat_path(ctx: &Ctx) {
 /// requested at exactly its version like any other package.
 fn by_reference(ctx: &Ctx, arg: &str, dry_run: bool) -> anyhow::Result<Option<Request>> {
     let reference = crate::byref::parse(arg)?;
-    let name = reference.name()?;
+    let name = reference.name_among(|| ctx.formulary.names())?;
     let version = reference.version();
     if dry_run {
         let state = if ctx.cellar.is_installed(&name, &version) {
@@ -409,6 +409,7 @@ fn by_reference(ctx: &Ctx, arg: &str, dry_run: bool) -> anyhow::Result<Option<Re
     }
     let refs = crate::byref::References::new(&ctx.settings.prefix);
     let existing = ctx.formulary.load(&name).ok();
-    refs.record(arg, &reference, existing)?;
+    let (name, version) = refs.record(arg, &name, &reference, existing)?;
+    // `{version}` spells it whole (`10.44.0+x2`), so the request is exactly that version.
     Ok(Some(Request::parse(&format!("{name}@{version}"))?))
 }

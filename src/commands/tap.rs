@@ -1,23 +1,87 @@
-//! `pkg tap add|list|remove` and `pkg update`: formula directories by name, local or from git.
+//! `pkg tap add|list|remove` and `pkg update`: formula directories by name, local, from git,
+//! or written from a formula JSON API.
 
 use std::io::Write as _;
 
 use crate::cli::TapCommand;
-use crate::tap::Taps;
+use crate::platform::Platform;
+use crate::tap::{Refreshed, Taps, Updated, api};
 
-use super::Ctx;
+use super::{Ctx, SilentExit};
+
+/// Where a new tap's formulae come from.
+enum From<'a> {
+    /// A formula JSON API document's URL.
+    Api(&'a str),
+    /// A directory or a git URL.
+    Source(&'a str),
+}
+
+/// `3 formulae (2 left out: openssh: version `9.9p1` …, …)`.
+fn api_summary(r: &Refreshed) -> String {
+    let mut out = format!("{} formulae", r.meta.formulae);
+    if !r.meta.skipped.is_empty() {
+        let shown: Vec<String> = r
+            .meta
+            .skipped
+            .iter()
+            .take(3)
+            .map(|(name, why)| format!("{name}: {why}"))
+            .collect();
+        let more = r.meta.skipped.len().saturating_sub(shown.len());
+        out.push_str(&format!(
+            "; {} left out: {}{}",
+            r.meta.skipped.len(),
+            shown.join("; "),
+            if more > 0 {
+                format!("; … and {more} more (listed in api.toml)")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    out
+}
 
 pub fn tap(ctx: &Ctx, command: &TapCommand) -> anyhow::Result<()> {
     let taps = Taps::new(&ctx.settings.prefix);
     match command {
-        TapCommand::Add { name, source } => {
+        TapCommand::Add { name, source, api } => {
+            let from = match (source, api) {
+                (_, Some(url)) => From::Api(url),
+                (None, None) if name == "homebrew/core" => From::Api(api::DEFAULT_URL),
+                (None, None) => {
+                    ctx.reporter.error(&format!(
+                        "`pkg tap add {name}` needs where the formulae are: a directory, a git URL, or --api URL"
+                    ));
+                    return Err(SilentExit(2).into());
+                }
+                (Some(source), None) => From::Source(source),
+            };
             let _lock = ctx.lock()?;
-            let tap = taps.add(name, source)?;
-            let count = formula_count(&tap.path);
-            ctx.reporter.status(
-                "Tapped",
-                &format!("{name} ({}, {count} formulae) from {source}", tap.kind),
-            );
+            match from {
+                From::Api(url) => {
+                    let (tap, refreshed) = taps.add_api(
+                        name,
+                        url,
+                        &ctx.client(),
+                        ctx.cellar.root(),
+                        &Platform::host(),
+                    )?;
+                    ctx.reporter.status(
+                        "Tapped",
+                        &format!("{} (api, {}) from {url}", tap.name, api_summary(&refreshed)),
+                    );
+                }
+                From::Source(source) => {
+                    let tap = taps.add(name, source)?;
+                    let count = formula_count(&tap.path);
+                    ctx.reporter.status(
+                        "Tapped",
+                        &format!("{name} ({}, {count} formulae) from {source}", tap.kind),
+                    );
+                }
+            }
         }
         TapCommand::List => {
             let mut out = std::io::stdout().lock();
@@ -38,10 +102,19 @@ pub fn update(ctx: &Ctx) -> anyhow::Result<()> {
     let _lock = ctx.lock()?;
     let taps = Taps::new(&ctx.settings.prefix);
     let mut failed = 0;
+    let client = ctx.client();
+    let host = Platform::host();
     for t in taps.list() {
-        match taps.update(&t) {
-            Ok(true) => ctx.reporter.status("Updated", &t.name),
-            Ok(false) => ctx
+        match taps.update(&t, &client, ctx.cellar.root(), &host) {
+            Ok(Updated::Pulled) => ctx.reporter.status("Updated", &t.name),
+            Ok(Updated::Api(r)) if r.changed => ctx
+                .reporter
+                .status("Updated", &format!("{} ({})", t.name, api_summary(&r))),
+            Ok(Updated::Api(_)) => ctx.reporter.status(
+                "Unchanged",
+                &format!("{} (the formula API has not changed)", t.name),
+            ),
+            Ok(Updated::Local) => ctx
                 .reporter
                 .status("Skipping", &format!("{} (a local directory)", t.name)),
             Err(e) => {

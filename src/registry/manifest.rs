@@ -184,6 +184,8 @@ fn is_known(t: &str) -> bool {
 
 /// The annotation Homebrew writes with the glibc version a Linux bottle was built against.
 pub const GLIBC_VERSION: &str = "sh.brew.bottle.glibc.version";
+/// The annotation Homebrew writes with the sha256 (hex) of an index entry's bottle file.
+pub const BOTTLE_DIGEST: &str = "sh.brew.bottle.digest";
 
 /// `2.35` < `2.36` < `2.36.1`: numeric components compared in turn.
 fn version_parts(v: &str) -> Vec<u64> {
@@ -293,7 +295,7 @@ fn macos_of(d: &Descriptor) -> Option<Vec<u64>> {
     }
     let tag = bottle_tag_of(d.annotations.get(REF_NAME)?)?;
     let release = tag.strip_prefix("arm64_").unwrap_or(tag);
-    MACOS
+    crate::platform::MACOS_RELEASES
         .iter()
         .find(|(name, _)| *name == release)
         .map(|(_, numbers)| numbers.to_vec())
@@ -311,21 +313,6 @@ fn bottle_tag_of(name: &str) -> Option<&str> {
     }
     Some(last)
 }
-
-/// Homebrew's macOS bottle tags and the releases they name, newest first.
-const MACOS: [(&str, &[u64]); 11] = [
-    ("tahoe", &[26]),
-    ("sequoia", &[15]),
-    ("sonoma", &[14]),
-    ("ventura", &[13]),
-    ("monterey", &[12]),
-    ("big_sur", &[11]),
-    ("catalina", &[10, 15]),
-    ("mojave", &[10, 14]),
-    ("high_sierra", &[10, 13]),
-    ("sierra", &[10, 12]),
-    ("el_capitan", &[10, 11]),
-];
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const TITLE: &str = "org.opencontainers.image.title";
@@ -357,7 +344,11 @@ pub fn bottle_tag_platform(tag: &str) -> Option<Platform> {
         };
         ("linux", arch)
     } else {
-        let known = |t: &str| MACOS.iter().any(|(name, _)| *name == t);
+        let known = |t: &str| {
+            crate::platform::MACOS_RELEASES
+                .iter()
+                .any(|(name, _)| *name == t)
+        };
         match tag.strip_prefix("arm64_") {
             Some(release) if known(release) => ("darwin", "arm64"),
             None if known(tag) => ("darwin", "amd64"),

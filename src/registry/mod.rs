@@ -9,6 +9,7 @@ pub mod reference;
 pub mod retry;
 pub mod tags;
 mod token;
+pub mod web;
 
 use std::sync::Arc;
 

@@ -1,0 +1,475 @@
+//! Taps: extra formula directories by name (`acme`, or `owner/repo` as brew names them), a
+//! local directory (linked), a git repository (cloned with the `git` command), or a formula
+//! JSON API (homebrew/core's; see [`api`]), kept under `PREFIX/var/pkg/taps/NAME`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub mod api;
+
+use crate::platform::Platform;
+use crate::registry::Client;
+use crate::registry::web::{Document, Validators};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TapError {
+    #[error(
+        "invalid tap name `{0}`: use lowercase letters, digits and `-_.`, or OWNER/NAME of those (like homebrew/core)"
+    )]
+    BadName(String),
+    #[error("a tap named `{0}` exists already; `pkg tap remove {0}` first")]
+    Exists(String),
+    #[error("no tap named `{0}`; `pkg tap list` shows them")]
+    Unknown(String),
+    #[error("`{source_}` is neither a directory nor a git URL")]
+    BadSource { source_: String },
+    #[error("tap source `{source_}` starts with `-`; for a directory of that name use ./{source_}")]
+    DashSource { source_: String },
+    #[error("git {action} of tap `{name}` failed: {detail}")]
+    Git {
+        name: String,
+        action: &'static str,
+        detail: String,
+    },
+    #[error(
+        "`{0}` is not a tap that reads a formula API; give it a directory or a git URL, or leave out --api"
+    )]
+    NotApi(String),
+    #[error(transparent)]
+    Api(#[from] api::ApiError),
+    #[error("fetching the formula API of tap `{name}`: {source}")]
+    Fetch {
+        name: String,
+        #[source]
+        source: crate::registry::RegistryError,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Tap {
+    pub name: String,
+    /// The directory holding the tap (a clone, or the linked directory).
+    pub path: PathBuf,
+    /// `git`, `dir` or `api`.
+    pub kind: &'static str,
+}
+
+/// What adding or refreshing an API tap did.
+pub struct Refreshed {
+    /// `false` when the server said the document had not changed (304).
+    pub changed: bool,
+    pub meta: api::Meta,
+}
+
+pub struct Taps {
+    root: PathBuf,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TapError + '_ {
+    move |source| TapError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn valid_part(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        })
+}
+
+/// `acme`, or `owner/name` (one `/`, as brew names taps).
+fn valid(name: &str) -> bool {
+    match name.split_once('/') {
+        Some((owner, rest)) => valid_part(owner) && valid_part(rest),
+        None => valid_part(name),
+    }
+}
+
+/// Is this directory entry a tap itself (rather than an `owner/` directory of taps)?
+fn is_tap(path: &Path, linked: bool) -> bool {
+    linked
+        || path.join(".git").exists()
+        || path.join(api::META_FILE).exists()
+        || path.join("formulae").is_dir()
+        || std::fs::read_dir(path).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".toml"))
+        })
+}
+
+fn looks_like_git_url(s: &str) -> bool {
+    s.starts_with("https://")
+        || s.starts_with("http://")
+        || s.starts_with("ssh://")
+        || s.starts_with("git@")
+        || s.starts_with("file://")
+        || s.ends_with(".git")
+}
+
+impl Taps {
+    pub fn new(prefix: &Path) -> Taps {
+        Taps {
+            root: prefix.join("var/pkg/taps"),
+        }
+    }
+
+    pub fn list(&self) -> Vec<Tap> {
+        let mut taps = Vec::new();
+        list_in(&self.root, None, &mut taps);
+        taps.sort_by(|a, b| a.name.cmp(&b.name));
+        taps
+    }
+
+    /// Where each tap keeps its formulae: its `formulae/` directory if it has one, else its root.
+    pub fn formula_dirs(&self) -> Vec<PathBuf> {
+        self.list()
+            .into_iter()
+            .map(|t| {
+                let sub = t.path.join("formulae");
+                if sub.is_dir() { sub } else { t.path }
+            })
+            .collect()
+    }
+
+    /// Checks a new tap's name and that it is free; returns where it goes.
+    fn new_dest(&self, name: &str) -> Result<PathBuf, TapError> {
+        if !valid(name) {
+            return Err(TapError::BadName(name.to_owned()));
+        }
+        let dest = self.root.join(name);
+        if std::fs::symlink_metadata(&dest).is_ok() {
+            return Err(TapError::Exists(name.to_owned()));
+        }
+        let parent = dest.parent().unwrap_or(&self.root);
+        fs_err::create_dir_all(parent).map_err(io_err(parent))?;
+        Ok(dest)
+    }
+
+    fn find(&self, name: &str) -> Result<Tap, TapError> {
+        self.list()
+            .into_iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| TapError::Unknown(name.to_owned()))
+    }
+
+    /// Adds a tap from a local directory (linked, so edits show at once) or a git URL (cloned).
+    pub fn add(&self, name: &str, source: &str) -> Result<Tap, TapError> {
+        // Never let a source reach git as an option (`--upload-pack=…` runs a command).
+        if source.starts_with('-') {
+            return Err(TapError::DashSource {
+                source_: source.to_owned(),
+            });
+        }
+        let local = Path::new(source);
+        if !local.is_dir() && !looks_like_git_url(source) {
+            return Err(TapError::BadSource {
+                source_: source.to_owned(),
+            });
+        }
+        let dest = self.new_dest(name)?;
+        if local.is_dir() {
+            let target = std::fs::canonicalize(local).map_err(io_err(local))?;
+            std::os::unix::fs::symlink(&target, &dest).map_err(io_err(&dest))?;
+        } else {
+            // Clone beside the destination, then rename: a failed clone leaves nothing behind.
+            let tmp = tempfile::Builder::new()
+                .prefix(".clone-")
+                .tempdir_in(&self.root)
+                .map_err(io_err(&self.root))?;
+            let checkout = tmp.path().join("tap");
+            git(
+                name,
+                "clone",
+                &["clone", "--depth", "1", "--quiet", "--", source],
+                Some(&checkout),
+            )?;
+            fs_err::rename(&checkout, &dest).map_err(io_err(&dest))?;
+        }
+        self.find(name)
+    }
+
+    /// Adds a tap whose formulae come from a formula JSON API at `url` (homebrew/core's shape),
+    /// written for bottles poured into `cellar` on `host`. Nothing appears unless it all worked.
+    pub fn add_api(
+        &self,
+        name: &str,
+        url: &str,
+        client: &Client,
+        cellar: &Path,
+        host: &Platform,
+    ) -> Result<(Tap, Refreshed), TapError> {
+        let doc_url = api::document_url(url)?;
+        let dest = self.new_dest(name)?;
+        let Document::Fresh {
+            bytes,
+            etag,
+            last_modified,
+        } = fetch(client, name, &doc_url, &Validators::default())?
+        else {
+            return Err(TapError::NotApi(name.to_owned()));
+        };
+        let meta = api::Meta {
+            schema: api::SCHEMA,
+            url: url.to_owned(),
+            etag,
+            last_modified,
+            ..Default::default()
+        };
+        let (staged, meta) = self.stage_api(meta, &bytes, cellar, host)?;
+        fs_err::rename(staged.path().join("tap"), &dest).map_err(io_err(&dest))?;
+        Ok((
+            self.find(name)?,
+            Refreshed {
+                changed: true,
+                meta,
+            },
+        ))
+    }
+
+    /// Asks the API tap's server whether its document changed (ETag / Last-Modified) and, when
+    /// it did, writes its formulae again and swaps them in at once.
+    pub fn refresh_api(
+        &self,
+        tap: &Tap,
+        client: &Client,
+        cellar: &Path,
+        host: &Platform,
+    ) -> Result<Refreshed, TapError> {
+        let old = api::Meta::read(&tap.path).ok_or_else(|| TapError::NotApi(tap.name.clone()))?;
+        let doc_url = api::document_url(&old.url)?;
+        // Formulae written by another version of pkg are written again, whatever the server says.
+        let current = old.schema == api::SCHEMA;
+        let validators = Validators {
+            etag: old.etag.as_deref().filter(|_| current),
+            last_modified: old.last_modified.as_deref().filter(|_| current),
+        };
+        let (bytes, etag, last_modified) = match fetch(client, &tap.name, &doc_url, &validators)? {
+            Document::NotModified => {
+                return Ok(Refreshed {
+                    changed: false,
+                    meta: old,
+                });
+            }
+            Document::Fresh {
+                bytes,
+                etag,
+                last_modified,
+            } => (bytes, etag, last_modified),
+        };
+        let meta = api::Meta {
+            schema: api::SCHEMA,
+            url: old.url.clone(),
+            etag,
+            last_modified,
+            ..Default::default()
+        };
+        let (staged, meta) = self.stage_api(meta, &bytes, cellar, host)?;
+        swap(&staged.path().join("tap"), &tap.path)?;
+        Ok(Refreshed {
+            changed: true,
+            meta,
+        })
+    }
+
+    /// The API tap in a staging directory beside the taps: `tap/api.toml` and `tap/formulae/`.
+    fn stage_api(
+        &self,
+        mut meta: api::Meta,
+        bytes: &[u8],
+        cellar: &Path,
+        host: &Platform,
+    ) -> Result<(tempfile::TempDir, api::Meta), TapError> {
+        let converted = api::convert(bytes, &meta.url, cellar, host)?;
+        fs_err::create_dir_all(&self.root).map_err(io_err(&self.root))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".api-")
+            .tempdir_in(&self.root)
+            .map_err(io_err(&self.root))?;
+        let formulae = tmp.path().join("tap/formulae");
+        fs_err::create_dir_all(&formulae).map_err(io_err(&formulae))?;
+        for (name, text) in &converted.formulae {
+            let path = formulae.join(format!("{name}.toml"));
+            fs_err::write(&path, text).map_err(io_err(&path))?;
+        }
+        meta.formulae = converted.formulae.len();
+        meta.skipped = converted.skipped;
+        let path = tmp.path().join("tap").join(api::META_FILE);
+        let text = toml::to_string(&meta).unwrap_or_default();
+        fs_err::write(&path, text).map_err(io_err(&path))?;
+        Ok((tmp, meta))
+    }
+
+    pub fn remove(&self, name: &str) -> Result<(), TapError> {
+        let tap = self.find(name)?;
+        let dest = &tap.path;
+        let meta = std::fs::symlink_metadata(dest).map_err(io_err(dest))?;
+        if meta.file_type().is_symlink() {
+            fs_err::remove_file(dest).map_err(io_err(dest))?;
+        } else {
+            fs_err::remove_dir_all(dest).map_err(io_err(dest))?;
+        }
+        // An `owner/` directory goes with its last tap.
+        if let Some((owner, _)) = name.split_once('/') {
+            let _ = std::fs::remove_dir(self.root.join(owner));
+        }
+        Ok(())
+    }
+
+    /// Refreshes one tap: `git pull --ff-only` in a git tap, a conditional GET for an API tap;
+    /// linked directories need nothing.
+    pub fn update(
+        &self,
+        tap: &Tap,
+        client: &Client,
+        cellar: &Path,
+        host: &Platform,
+    ) -> Result<Updated, TapError> {
+        match tap.kind {
+            "git" => {
+                let dir = tap.path.to_string_lossy().into_owned();
+                git(
+                    &tap.name,
+                    "pull",
+                    &["-C", &dir, "pull", "--ff-only", "--quiet"],
+                    None,
+                )?;
+                Ok(Updated::Pulled)
+            }
+            "api" => Ok(Updated::Api(self.refresh_api(tap, client, cellar, host)?)),
+            _ => Ok(Updated::Local),
+        }
+    }
+}
+
+/// What `update` did for one tap.
+pub enum Updated {
+    Pulled,
+    Api(Refreshed),
+    /// A linked directory: nothing to do.
+    Local,
+}
+
+/// The API document at `url`: from the file for `file://`, else by a (conditional) GET.
+fn fetch(
+    client: &Client,
+    name: &str,
+    url: &url::Url,
+    validators: &Validators<'_>,
+) -> Result<Document, TapError> {
+    if url.scheme() == "file" {
+        let path = url.to_file_path().map_err(|()| api::ApiError::BadUrl {
+            url: url.to_string(),
+            reason: "not a local file path".into(),
+        })?;
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|f| {
+                std::io::Read::read_to_end(&mut std::io::Read::take(f, api::MAX_BYTES), &mut bytes)
+            })
+            .map_err(io_err(&path))?;
+        return Ok(Document::Fresh {
+            bytes,
+            etag: None,
+            last_modified: None,
+        });
+    }
+    client
+        .get_document(url, validators, api::MAX_BYTES)
+        .map_err(|source| TapError::Fetch {
+            name: name.to_owned(),
+            source,
+        })
+}
+
+/// Puts `new` where `old` is in one step (`renameat2(RENAME_EXCHANGE)`), leaving the old
+/// tree at `new`'s path for its staging directory to remove; two renames where the kernel or
+/// filesystem cannot exchange.
+fn swap(new: &Path, old: &Path) -> Result<(), TapError> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    if renameat_with(CWD, new, CWD, old, RenameFlags::EXCHANGE).is_ok() {
+        return Ok(());
+    }
+    let aside = new.with_extension("old");
+    fs_err::rename(old, &aside).map_err(io_err(old))?;
+    fs_err::rename(new, old).map_err(io_err(old))?;
+    fs_err::rename(&aside, new).map_err(io_err(new))
+}
+
+/// The taps in `dir`: each entry a tap, or (at the top) an `owner/` directory of taps.
+fn list_in(dir: &Path, owner: Option<&str>, taps: &mut Vec<Tap>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Ok(file) = e.file_name().into_string() else {
+            continue;
+        };
+        if file.starts_with('.') || !valid_part(&file) {
+            continue;
+        }
+        let path = e.path();
+        // How the tap was added decides: `add` links a directory and clones a URL. A linked
+        // directory may well be a git repository of the user's own; pkg never runs git in it.
+        let linked = e.file_type().is_ok_and(|t| t.is_symlink());
+        if !is_tap(&path, linked) {
+            if owner.is_none() && path.is_dir() {
+                list_in(&path, Some(&file), taps);
+            }
+            continue;
+        }
+        let kind = if linked {
+            "dir"
+        } else if path.join(api::META_FILE).exists() {
+            "api"
+        } else if path.join(".git").is_dir() {
+            "git"
+        } else {
+            "dir"
+        };
+        let name = match owner {
+            Some(o) => format!("{o}/{file}"),
+            None => file,
+        };
+        taps.push(Tap { name, path, kind });
+    }
+}
+
+fn git(
+    name: &str,
+    action: &'static str,
+    args: &[&str],
+    dest: Option<&Path>,
+) -> Result<(), TapError> {
+    let mut cmd = Command::new("git");
+    cmd.args(args);
+    if let Some(d) = dest {
+        cmd.arg(d);
+    }
+    let out = cmd
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| TapError::Git {
+            name: name.to_owned(),
+            action,
+            detail: format!("cannot run git ({e}); install git"),
+        })?;
+    if !out.status.success() {
+        return Err(TapError::Git {
+            name: name.to_owned(),
+            action,
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(())
+}

@@ -13,12 +13,12 @@ use crate::harness::registry::skopeo_push;
 use crate::harness::{Formula, Registry, TestContext, sha256_digest};
 
 /// A minimal OCI layout writer for hand-made manifests.
-struct Layout {
+pub struct Layout {
     dir: tempfile::TempDir,
 }
 
 impl Layout {
-    fn new() -> Layout {
+    pub fn new() -> Layout {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
         std::fs::write(
@@ -29,7 +29,7 @@ impl Layout {
         Layout { dir }
     }
 
-    fn blob(&self, bytes: &[u8]) -> String {
+    pub fn blob(&self, bytes: &[u8]) -> String {
         let digest = sha256_digest(bytes);
         std::fs::write(
             self.dir.path().join("blobs/sha256").join(&digest[7..]),
@@ -39,7 +39,7 @@ impl Layout {
         digest
     }
 
-    fn descriptor(&self, media_type: &str, bytes: &[u8], annotations: Value) -> Value {
+    pub fn descriptor(&self, media_type: &str, bytes: &[u8], annotations: Value) -> Value {
         let mut d =
             json!({"mediaType": media_type, "digest": self.blob(bytes), "size": bytes.len()});
         if annotations.as_object().is_some_and(|a| !a.is_empty()) {
@@ -48,7 +48,7 @@ impl Layout {
         d
     }
 
-    fn tag(&self, tag: &str, top: &Value) {
+    pub fn tag(&self, tag: &str, top: &Value) {
         let index = json!({
             "schemaVersion": 2,
             "manifests": [{
@@ -59,13 +59,13 @@ impl Layout {
         std::fs::write(self.dir.path().join("index.json"), index.to_string()).unwrap();
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.dir.path()
     }
 }
 
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 fn entry(path: &str, contents: &str, mode: u32) -> FileEntry {
     FileEntry {

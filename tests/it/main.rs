@@ -9,6 +9,7 @@ mod faults;
 mod formats;
 mod harness;
 mod harness_selftest;
+mod homebrew;
 mod hostile;
 mod install;
 mod lifecycle;

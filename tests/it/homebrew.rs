@@ -1,0 +1,429 @@
+//! homebrew/core as a formula source: bottles built the way brew builds them (a library and a
+//! dynamically linked program from `cc`, patched by patchelf to brew's placeholders, tarred by
+//! GNU tar as `NAME/VERSION/`), put in indexes with the annotations `github_packages.rb` writes,
+//! pushed by skopeo; their formulae served in the formula JSON API's shape by a local HTTP
+//! server that answers ETag revalidation as formulae.brew.sh does.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use crate::artifacts::{INDEX, Layout, MANIFEST};
+use crate::harness::registry::skopeo_push;
+use crate::harness::{Registry, TestContext};
+
+/// A formula JSON API: one document with an ETag; `If-None-Match` with that ETag gets a 304.
+/// Every request is logged as `STATUS if-none-match=…`.
+struct ApiServer {
+    url: String,
+    state: Arc<Mutex<(String, Vec<u8>)>>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ApiServer {
+    fn start(document: &Value) -> ApiServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/api/formula.json", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new((String::new(), Vec::new())));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let server = ApiServer { url, state, log };
+        server.serve(document);
+        let (state, log) = (server.state.clone(), server.log.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut if_none_match = None;
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':')
+                        && k.eq_ignore_ascii_case("if-none-match")
+                    {
+                        if_none_match = Some(v.trim().to_owned());
+                    }
+                    line.clear();
+                }
+                let (etag, body) = state.lock().unwrap().clone();
+                let mut out = stream;
+                let status = if if_none_match.as_deref() == Some(etag.as_str()) {
+                    let _ = write!(
+                        out,
+                        "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    304
+                } else {
+                    let _ = write!(
+                        out,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: {etag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = out.write_all(&body);
+                    200
+                };
+                log.lock().unwrap().push(format!(
+                    "{status} if-none-match={}",
+                    if_none_match.unwrap_or_default()
+                ));
+            }
+        });
+        server
+    }
+
+    /// Serves `document` from now on, under a new ETag.
+    fn serve(&self, document: &Value) {
+        let body = serde_json::to_vec_pretty(document).unwrap();
+        let etag = format!("\"{}\"", &crate::harness::sha256_digest(&body)[7..23]);
+        *self.state.lock().unwrap() = (etag, body);
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// One bottle of a formula, as brew publishes it: its tar.gz under an index entry for its tag.
+struct Bottle {
+    tag: &'static str,
+    tar_gz: Vec<u8>,
+}
+
+/// Pushes `bottles` of NAME at PKG_VERSION (rebuild `rebuild`) as Homebrew's index to
+/// `homebrew/core/IMAGE:TAG`, annotated as `github_packages.rb` annotates it. Returns the sha256
+/// (hex) of each bottle by tag.
+fn publish(
+    registry: &Registry,
+    image: &str,
+    pkg_version: &str,
+    rebuild: u32,
+    bottles: &[Bottle],
+) -> Vec<(String, String)> {
+    let layout = Layout::new();
+    let mut entries = Vec::new();
+    let mut shas = Vec::new();
+    let suffix = if rebuild > 0 {
+        format!(".{rebuild}")
+    } else {
+        String::new()
+    };
+    for b in bottles {
+        let (os, arch, os_version) = match b.tag {
+            "x86_64_linux" => ("linux", "amd64", "Ubuntu 22.04"),
+            "arm64_sonoma" => ("darwin", "arm64", "macOS 14"),
+            other => panic!("no platform for {other}"),
+        };
+        let config = json!({"architecture": arch, "os": os, "os.version": os_version,
+            "rootfs": {"type": "layers", "diff_ids": []}})
+        .to_string();
+        let config = layout.descriptor(
+            "application/vnd.oci.image.config.v1+json",
+            config.as_bytes(),
+            json!({}),
+        );
+        let ref_name = format!("{pkg_version}.{}{suffix}", b.tag);
+        let layer = layout.descriptor(
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            &b.tar_gz,
+            json!({"org.opencontainers.image.title":
+                format!("{image}--{pkg_version}.{}.bottle{suffix}.tar.gz", b.tag)}),
+        );
+        let sha = layer["digest"].as_str().unwrap()[7..].to_owned();
+        let tab = json!({"homebrew_version": "4.4.0", "changed_files": [], "arch": arch,
+            "built_on": {"os": os, "os_version": os_version}})
+        .to_string();
+        let manifest = json!({
+            "schemaVersion": 2, "mediaType": MANIFEST, "config": config, "layers": [layer],
+            "annotations": {"org.opencontainers.image.ref.name": ref_name,
+                "sh.brew.bottle.digest": sha, "sh.brew.tab": tab},
+        })
+        .to_string();
+        let mut entry = layout.descriptor(
+            MANIFEST,
+            manifest.as_bytes(),
+            json!({"org.opencontainers.image.ref.name": ref_name,
+                "sh.brew.bottle.digest": sha,
+                "sh.brew.bottle.size": b.tar_gz.len().to_string(),
+                "sh.brew.tab": tab}),
+        );
+        entry["platform"] = json!({"architecture": arch, "os": os, "os.version": os_version});
+        entries.push(entry);
+        shas.push((b.tag.to_owned(), sha));
+    }
+    let index = json!({
+        "schemaVersion": 2, "mediaType": INDEX, "manifests": entries,
+        "annotations": {"com.github.package.type": "homebrew_bottle",
+            "org.opencontainers.image.version": pkg_version},
+    })
+    .to_string();
+    let tag = if rebuild > 0 {
+        format!("{pkg_version}-{rebuild}")
+    } else {
+        pkg_version.to_owned()
+    };
+    let top = layout.descriptor(INDEX, index.as_bytes(), json!({}));
+    layout.tag(&tag, &top);
+    skopeo_push(
+        layout.path(),
+        &tag,
+        &format!("{}/homebrew/core/{image}:{tag}", registry.host()),
+    );
+    shas
+}
+
+/// A formula of the formula JSON API, in its real shape (fields pkg does not read included).
+fn api_formula(
+    registry: &Registry,
+    name: &str,
+    image: &str,
+    stable: &str,
+    revision: u32,
+    rebuild: u32,
+    dependencies: &[&str],
+    shas: &[(String, String)],
+) -> Value {
+    let files: serde_json::Map<String, Value> = shas
+        .iter()
+        .map(|(tag, sha)| {
+            (
+                tag.clone(),
+                json!({"cellar": ":any",
+                    "url": format!("http://{}/v2/homebrew/core/{image}/blobs/sha256:{sha}", registry.host()),
+                    "sha256": sha}),
+            )
+        })
+        .collect();
+    json!({
+        "name": name, "full_name": name, "tap": "homebrew/core", "oldnames": [], "aliases": [],
+        "versioned_formulae": [], "desc": format!("{name}, from the formula API"),
+        "license": "MIT", "homepage": "https://example.com",
+        "versions": {"stable": stable, "head": null, "bottle": true},
+        "urls": {"stable": {"url": "https://example.com/src.tar.gz", "tag": null, "revision": null}},
+        "revision": revision, "version_scheme": 0,
+        "bottle": {"stable": {"rebuild": rebuild,
+            "root_url": format!("http://{}/v2/homebrew/core", registry.host()), "files": files}},
+        "keg_only": false, "keg_only_reason": null, "options": [],
+        "build_dependencies": ["pkgconf"], "dependencies": dependencies,
+        "test_dependencies": [], "recommended_dependencies": [], "optional_dependencies": [],
+        "uses_from_macos": [{"python": "build"}], "requirements": [], "conflicts_with": [],
+        "caveats": null, "installed": [], "linked_keg": null, "pinned": false, "outdated": false,
+        "deprecated": false, "disabled": false, "post_install_defined": false, "service": null,
+        "variations": {}
+    })
+}
+
+fn tar_gz(dir: &Path, top: &str) -> Vec<u8> {
+    crate::realworld::sh(
+        dir,
+        &format!(
+            "cd src && tar --format=pax --sort=name --owner=0 --group=0 --numeric-owner -czf ../out.tar.gz {top}"
+        ),
+    );
+    std::fs::read(dir.join("out.tar.gz")).unwrap()
+}
+
+/// A user's week with homebrew/core as a tap: `tap add homebrew/core --api URL`, `install app`
+/// (which brings its dependency `libgreet`), the program runs from PREFIX/bin with no
+/// LD_LIBRARY_PATH and no placeholder is left; `pkg update` costs a 304; a formula whose sha256
+/// is not the registry's bottle installs nothing.
+#[test]
+fn homebrew_core_formulae_from_the_json_api_install_with_their_dependencies() {
+    let tmp = tempfile::tempdir().unwrap();
+    crate::realworld::sh(
+        tmp.path(),
+        r#"
+set -eu
+mkdir -p src/libgreet/1.2/lib/pkgconfig src/libgreet/1.2/include src/app/1.0.0_1/bin src/mac/x
+printf '#include <stdio.h>\nvoid greet(void) { puts("hello from libgreet"); }\n' > greet.c
+printf 'void greet(void);\nint main(void) { greet(); return 0; }\n' > main.c
+printf 'void greet(void);\n' > src/libgreet/1.2/include/greet.h
+printf 'prefix=@@HOMEBREW_PREFIX@@\nLibs: -L${prefix}/lib -lgreet\n' > src/libgreet/1.2/lib/pkgconfig/greet.pc
+cc -shared -fPIC -Wl,-soname,libgreet.so.1 -o src/libgreet/1.2/lib/libgreet.so.1 greet.c
+cc -o src/app/1.0.0_1/bin/app main.c -Lsrc/libgreet/1.2/lib -l:libgreet.so.1
+printf '%s' '@@HOMEBREW_PREFIX@@/lib/ld.so' > interp
+printf '%s' '@@HOMEBREW_PREFIX@@/lib' > rpath
+patchelf --set-interpreter @interp src/app/1.0.0_1/bin/app
+patchelf --set-rpath @rpath src/app/1.0.0_1/bin/app
+patchelf --set-rpath @rpath src/libgreet/1.2/lib/libgreet.so.1
+printf 'not for linux\n' > src/mac/x/README
+"#,
+    );
+    let registry = Registry::start();
+    let mac = || Bottle {
+        tag: "arm64_sonoma",
+        tar_gz: tar_gz(tmp.path(), "mac"),
+    };
+    // libgreet 1.2 (Homebrew's two-number version); app 1.0.0 revision 1, rebuild 1.
+    let lib_shas = publish(
+        &registry,
+        "libgreet",
+        "1.2",
+        0,
+        &[
+            mac(),
+            Bottle {
+                tag: "x86_64_linux",
+                tar_gz: tar_gz(tmp.path(), "libgreet"),
+            },
+        ],
+    );
+    let app_shas = publish(
+        &registry,
+        "app",
+        "1.0.0_1",
+        1,
+        &[
+            Bottle {
+                tag: "x86_64_linux",
+                tar_gz: tar_gz(tmp.path(), "app"),
+            },
+            mac(),
+        ],
+    );
+    let libgreet = api_formula(
+        &registry,
+        "libgreet",
+        "libgreet",
+        "1.2",
+        0,
+        0,
+        &[],
+        &lib_shas,
+    );
+    let app = api_formula(
+        &registry,
+        "app",
+        "app",
+        "1.0.0",
+        1,
+        1,
+        &["libgreet"],
+        &app_shas,
+    );
+    let api = ApiServer::start(&json!([libgreet, app]));
+
+    let ctx = TestContext::new();
+    ctx.pkg(&["tap", "add", "homebrew/core", "--api", &api.url])
+        .success()
+        .says("2 formulae");
+    let list = ctx.pkg(&["tap", "list"]).success();
+    assert!(
+        list.stdout.starts_with("homebrew/core\tapi\t"),
+        "{}",
+        list.stdout
+    );
+    ctx.pkg(&["install", "app"])
+        .success()
+        .says("libgreet")
+        .says("Relocated");
+    assert_eq!(ctx.cellar_versions("libgreet"), ["1.2"]);
+    assert_eq!(ctx.cellar_versions("app"), ["1.0.0_1"]);
+    let run = Command::new(ctx.prefix.join("bin/app"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "hello from libgreet",
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let grep = Command::new("grep")
+        .args(["-r", "-l", "@@HOMEBREW_"])
+        .arg(ctx.prefix.join("Cellar"))
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "placeholders left in: {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+    // The layer poured is the very file the API names, for this host's tag.
+    let receipt = ctx.receipt("app", "1.0.0_1");
+    let sha = &app_shas
+        .iter()
+        .find(|(t, _)| t == "x86_64_linux")
+        .unwrap()
+        .1;
+    assert_eq!(receipt["layers"][0], format!("sha256:{sha}"));
+    assert_eq!(receipt["tag"], "1.0.0_1-1");
+
+    // Nothing changed: `pkg update` sends the ETag back and gets a 304.
+    ctx.pkg(&["update"]).success().says("has not changed");
+    let log = api.log();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(log[1].starts_with("304 if-none-match=\""), "{log:?}");
+
+    // A formula whose sha256 is not what the registry holds: refused, nothing installed.
+    let mut wrong = api_formula(&registry, "wrong", "libgreet", "1.2", 0, 0, &[], &lib_shas);
+    wrong["bottle"]["stable"]["files"]["x86_64_linux"]["sha256"] = json!("0".repeat(64));
+    let libgreet = api_formula(
+        &registry,
+        "libgreet",
+        "libgreet",
+        "1.2",
+        0,
+        0,
+        &[],
+        &lib_shas,
+    );
+    let app = api_formula(
+        &registry,
+        "app",
+        "app",
+        "1.0.0",
+        1,
+        1,
+        &["libgreet"],
+        &app_shas,
+    );
+    api.serve(&json!([libgreet, app, wrong]));
+    ctx.pkg(&["update"]).success().says("3 formulae");
+    let run = ctx.pkg(&["install", "wrong"]).failure();
+    run.says("x86_64_linux bottle")
+        .says(&"0".repeat(64))
+        .says(sha_of(&lib_shas));
+    assert!(ctx.cellar_versions("wrong").is_empty());
+    // Removing the tap takes its formulae away; what was installed stays.
+    ctx.pkg(&["tap", "remove", "homebrew/core"]).success();
+    assert!(!ctx.prefix.join("var/pkg/taps/homebrew").exists());
+    assert_eq!(ctx.cellar_versions("app"), ["1.0.0_1"]);
+}
+
+fn sha_of(shas: &[(String, String)]) -> &str {
+    &shas.iter().find(|(t, _)| t == "x86_64_linux").unwrap().1
+}
+
+/// The same API document read from a `file://` URL; a formula the tap had to leave out (a
+/// version pkg cannot order) is named with its reason when the tap is added.
+#[test]
+fn a_formula_api_document_on_disk_is_a_tap_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = json!([
+        {"name": "hello", "desc": "hi", "homepage": "https://example.com",
+         "versions": {"stable": "2.12.1"}, "revision": 0,
+         "bottle": {"stable": {"rebuild": 0, "files": {"all": {"cellar": ":any_skip_relocation",
+            "url": "https://ghcr.io/v2/homebrew/core/hello/blobs/sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "sha256": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}}}},
+        {"name": "openssh", "versions": {"stable": "9.9p1"}, "bottle": {"stable": {"files": {}}}}
+    ]);
+    let path = tmp.path().join("formula.json");
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let ctx = TestContext::new();
+    let url = format!("file://{}", path.display());
+    ctx.pkg(&["tap", "add", "brewish", "--api", &url])
+        .success()
+        .says("1 formulae")
+        .says("openssh");
+    let info = ctx.pkg(&["info", "hello"]).success();
+    info.says("2.12.1");
+    // A name alone is homebrew/core's API; any other name needs a source.
+    ctx.pkg(&["tap", "add", "acme"])
+        .failure_with(2)
+        .says("--api");
+}

@@ -175,14 +175,13 @@ fn publish(
     shas
 }
 
-/// A formula of the formula JSON API, in its real shape (fields pkg does not read included).
+/// A formula of the formula JSON API, in its real shape (fields pkg does not read included):
+/// version `(stable, revision, rebuild)`.
 fn api_formula(
     registry: &Registry,
     name: &str,
     image: &str,
-    stable: &str,
-    revision: u32,
-    rebuild: u32,
+    (stable, revision, rebuild): (&str, u32, u32),
     dependencies: &[&str],
     shas: &[(String, String)],
 ) -> Value {
@@ -288,9 +287,7 @@ printf 'not for linux\n' > src/mac/x/README
         &registry,
         "libgreet",
         "libgreet",
-        "1.2",
-        0,
-        0,
+        ("1.2", 0, 0),
         &[],
         &lib_shas,
     );
@@ -298,9 +295,7 @@ printf 'not for linux\n' > src/mac/x/README
         &registry,
         "app",
         "app",
-        "1.0.0",
-        1,
-        1,
+        ("1.0.0", 1, 1),
         &["libgreet"],
         &app_shas,
     );
@@ -345,12 +340,10 @@ printf 'not for linux\n' > src/mac/x/README
     );
     // The layer poured is the very file the API names, for this host's tag.
     let receipt = ctx.receipt("app", "1.0.0_1");
-    let sha = &app_shas
-        .iter()
-        .find(|(t, _)| t == "x86_64_linux")
-        .unwrap()
-        .1;
-    assert_eq!(receipt["layers"][0], format!("sha256:{sha}"));
+    assert_eq!(
+        receipt["layers"][0],
+        format!("sha256:{}", sha_of(&app_shas))
+    );
     assert_eq!(receipt["tag"], "1.0.0_1-1");
 
     // Nothing changed: `pkg update` sends the ETag back and gets a 304.
@@ -360,15 +353,20 @@ printf 'not for linux\n' > src/mac/x/README
     assert!(log[1].starts_with("304 if-none-match=\""), "{log:?}");
 
     // A formula whose sha256 is not what the registry holds: refused, nothing installed.
-    let mut wrong = api_formula(&registry, "wrong", "libgreet", "1.2", 0, 0, &[], &lib_shas);
+    let mut wrong = api_formula(
+        &registry,
+        "wrong",
+        "libgreet",
+        ("1.2", 0, 0),
+        &[],
+        &lib_shas,
+    );
     wrong["bottle"]["stable"]["files"]["x86_64_linux"]["sha256"] = json!("0".repeat(64));
     let libgreet = api_formula(
         &registry,
         "libgreet",
         "libgreet",
-        "1.2",
-        0,
-        0,
+        ("1.2", 0, 0),
         &[],
         &lib_shas,
     );
@@ -376,9 +374,7 @@ printf 'not for linux\n' > src/mac/x/README
         &registry,
         "app",
         "app",
-        "1.0.0",
-        1,
-        1,
+        ("1.0.0", 1, 1),
         &["libgreet"],
         &app_shas,
     );

@@ -139,7 +139,7 @@ pub enum Command {
         after_help = "Examples:\n  pkg manpage > ~/.local/share/man/man1/pkg.1\n  pkg manpage | man -l -"
     )]
     Manpage,
-    /// Manage taps: formula directories by name, local or cloned from git.
+    /// Manage taps: formula directories by name, local, cloned from git, or from a formula API.
     #[command(
         after_help = "Examples:\n  pkg tap add acme https://github.com/acme/pkg-formulae.git\n  pkg tap add local ~/my-formulae\n  pkg tap list\n  pkg tap remove acme"
     )]
@@ -310,7 +310,7 @@ pub struct BottleArgs {
     /// Package name (default with --keg: the keg's).
     #[arg(long, required_unless_present = "keg")]
     pub name: Option<String>,
-    /// Package version, full semver (default with --keg: the keg's).
+    /// Package version: semver, or as Homebrew writes it (`1.2`, `1.2.3_1`) (default with --keg: the keg's).
     #[arg(long, required_unless_present = "keg")]
     pub version: Option<String>,
     /// Platform of the bottle, OS/ARCH[/VARIANT] (default: this machine's).

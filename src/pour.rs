@@ -459,9 +459,10 @@ impl Pourer<'_> {
         let interrupted = crate::interrupt::guard(staging.path());
         let mut stats = Stats::default();
         let total = image.manifest.layers.iter().map(|l| l.size).sum();
-        let mut progress = self
-            .reporter
-            .progress(&format!("{} {version}", formula.name), total);
+        let mut progress = self.reporter.progress(
+            &format!("{} {}", formula.name, crate::version::Shown(version)),
+            total,
+        );
         let layers = &image.manifest.layers;
         let ahead = ahead::Ahead::new(layers.len(), self.jobs);
         std::thread::scope(|scope| {

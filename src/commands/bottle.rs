@@ -24,8 +24,10 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
     if !formula::valid_name(&name) {
         bail!("invalid package name `{name}`: names use lowercase letters, digits and `-_.+@`");
     }
-    crate::version::parse(&version).with_context(|| {
-        format!("invalid version `{version}`: versions are full semver, like `1.2.3`")
+    crate::version::parse_brew(&version).with_context(|| {
+        format!(
+            "invalid version `{version}`: versions are semver, like `1.2.3`, or as Homebrew writes them, like `1.2` or `1.2.3_1`"
+        )
     })?;
     let platform = match &args.platform {
         Some(p) => bottle::parse_platform(p)?,
@@ -207,7 +209,10 @@ fn source(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<(PathBuf, String, Stri
                 None => ctx.require_installed(&name)?,
             };
             if !ctx.cellar.is_installed(&name, &version) {
-                bail!("{name} {version} is not installed; `pkg list --versions` shows what is");
+                bail!(
+                    "{name} {} is not installed; `pkg list --versions` shows what is",
+                    crate::version::Shown(&version)
+                );
             }
             let dir = ctx.cellar.keg(&name, &version);
             let name = args.name.clone().unwrap_or(name);

@@ -173,7 +173,11 @@ fn remove_keg(ctx: &Ctx, name: &str, version: &Version, dry_run: bool) -> anyhow
     }
     ctx.reporter.status(
         "Removed",
-        &format!("{name} {version} ({})", human_bytes(size)),
+        &format!(
+            "{name} {} ({})",
+            crate::version::Shown(version),
+            human_bytes(size)
+        ),
     );
     Ok(size)
 }

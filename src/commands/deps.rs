@@ -44,7 +44,12 @@ pub fn deps(ctx: &Ctx, args: &DepsArgs) -> anyhow::Result<()> {
         let Some((formula, version)) = chosen.get(name) else {
             return Ok(());
         };
-        writeln!(out, "{}{name} {version}", "  ".repeat(indent))?;
+        writeln!(
+            out,
+            "{}{name} {}",
+            "  ".repeat(indent),
+            crate::version::Shown(version)
+        )?;
         for dep in formula.versions[*version].depends_on.keys() {
             walk(out, chosen, dep, indent + 1)?;
         }

@@ -27,15 +27,21 @@ pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<()> {
         };
         let bytes = pourer.fetch(
             &formula.versions[version],
-            &format!("{} {version}", formula.name),
+            &format!("{} {}", formula.name, crate::version::Shown(version)),
         )?;
         let how = if bytes == 0 {
             "already in the cache".to_owned()
         } else {
             format!("{} downloaded", human_bytes(bytes))
         };
-        ctx.reporter
-            .status("Fetched", &format!("{} {version} ({how})", formula.name));
+        ctx.reporter.status(
+            "Fetched",
+            &format!(
+                "{} {} ({how})",
+                formula.name,
+                crate::version::Shown(version)
+            ),
+        );
     }
     Ok(())
 }

@@ -118,7 +118,7 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
             writeln!(
                 out,
                 "  {} ({}) {}, {}, from {}:{} {}",
-                k.version,
+                crate::version::Shown(&k.version),
                 notes.join(", "),
                 k.path.display(),
                 super::count(k.receipt.files.len(), "file"),

@@ -40,8 +40,10 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
                     to_upgrade.push(request.name.clone());
                 } else {
                     ctx.reporter.warn(&format!(
-                        "{} {current} is installed and {newest} is available; run `pkg upgrade {0}` or `pkg install --upgrade {0}`",
-                        request.name
+                        "{0} {1} is installed and {2} is available; run `pkg upgrade {0}` or `pkg install --upgrade {0}`",
+                        request.name,
+                        crate::version::Shown(&current),
+                        crate::version::Shown(newest)
                     ));
                 }
                 continue;
@@ -125,10 +127,10 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
             (Pour::Done(poured), None) => link_step(ctx, step, &poured, args.overwrite),
         };
         match outcome {
-            Ok(()) => installed.push(format!("{name} {version}")),
+            Ok(()) => installed.push(format!("{name} {}", crate::version::Shown(version))),
             Err(e) => {
                 failed_names.insert(name.clone());
-                failed.push((format!("{name} {version}"), e));
+                failed.push((format!("{name} {}", crate::version::Shown(version)), e));
             }
         }
     }
@@ -354,7 +356,8 @@ fn relink_if_needed(
     let prefix = &ctx.settings.prefix;
     if ctx.records.has(Mark::Unlinked, name) {
         ctx.reporter.warn(&format!(
-            "{name} {version} is installed but not linked (`pkg unlink {name}` took its links away); `pkg link {name}` to link it"
+            "{name} {} is installed but not linked (`pkg unlink {name}` took its links away); `pkg link {name}` to link it",
+            crate::version::Shown(version)
         ));
         return Ok(());
     }
@@ -404,7 +407,7 @@ fn by_reference(ctx: &Ctx, arg: &str, dry_run: bool) -> anyhow::Result<Option<Re
         } else {
             "install"
         };
-        println!("{state} {name} {version} ({arg})");
+        println!("{state} {name} {} ({arg})", crate::version::Shown(&version));
         return Ok(None);
     }
     let refs = crate::byref::References::new(&ctx.settings.prefix);

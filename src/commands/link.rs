@@ -60,7 +60,8 @@ pub fn unlink(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     ctx.reporter.status(
         "Unlinked",
         &format!(
-            "{name} {version} ({} links removed; upgrades keep it unlinked)",
+            "{name} {} ({} links removed; upgrades keep it unlinked)",
+            crate::version::Shown(&version),
             removed.len()
         ),
     );

@@ -15,7 +15,7 @@ pub fn pin(ctx: &Ctx, name: &str, on: bool) -> anyhow::Result<()> {
     };
     ctx.reporter.status(
         if on { "Pinned" } else { "Unpinned" },
-        &format!("{name} {version}{what}"),
+        &format!("{name} {}{what}", crate::version::Shown(&version)),
     );
     Ok(())
 }

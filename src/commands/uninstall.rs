@@ -24,7 +24,8 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
             Some(v) if installed.contains(&v) => vec![v],
             Some(v) => {
                 absent.push(format!(
-                    "`{name}` {v} is not installed (installed: {})",
+                    "`{name}` {} is not installed (installed: {})",
+                    crate::version::Shown(&v),
                     list_or_none(&installed)
                 ));
                 continue;
@@ -161,7 +162,7 @@ fn check_dependents(ctx: &Ctx, targets: &[(String, Vec<Version>)]) -> anyhow::Re
             dependents.join(", "),
             remaining
                 .iter()
-                .map(|v| format!("{name} {v}"))
+                .map(|v| format!("{name} {}", crate::version::Shown(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -184,12 +185,13 @@ fn link_newest(ctx: &Ctx, name: &str, remaining: &[Version]) -> anyhow::Result<(
         false,
     )
     .with_context(|| {
-        format!("the linked version of `{name}` was removed, but linking {name} {version} in its place failed; `pkg link {name}` to retry, or `pkg link --overwrite {name}` to replace what is in the way")
+        format!("the linked version of `{name}` was removed, but linking {name} {} in its place failed; `pkg link {name}` to retry, or `pkg link --overwrite {name}` to replace what is in the way", crate::version::Shown(version))
     })?;
     ctx.reporter.status(
         "Linked",
         &format!(
-            "{name} {version} ({} links; the newest remaining version)",
+            "{name} {} ({} links; the newest remaining version)",
+            crate::version::Shown(version),
             links.len()
         ),
     );

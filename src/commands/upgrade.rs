@@ -114,7 +114,10 @@ fn choose(ctx: &Ctx, name: &str, current: &Version, formula: &Formula) -> anyhow
                     });
                 }
                 None => {
-                    return Err(e).context(format!("planning {name} {version}"));
+                    return Err(e).context(format!(
+                        "planning {name} {}",
+                        crate::version::Shown(&version)
+                    ));
                 }
             },
         }
@@ -154,8 +157,13 @@ impl Moved {
     /// `lib 1.0.0 -> 2.0.0`, or `lib 2.0.0 (new)` for a dependency that was not installed.
     fn change(&self) -> String {
         match &self.from {
-            Some(from) => format!("{} {from} -> {}", self.name, self.to),
-            None => format!("{} {} (new)", self.name, self.to),
+            Some(from) => format!(
+                "{} {} -> {}",
+                self.name,
+                crate::version::Shown(from),
+                crate::version::Shown(&self.to)
+            ),
+            None => format!("{} {} (new)", self.name, crate::version::Shown(&self.to)),
         }
     }
 }

@@ -423,3 +423,77 @@ fn a_formula_api_document_on_disk_is_a_tap_too() {
         .failure_with(2)
         .says("--api");
 }
+
+/// Versions as Homebrew writes them (`1.2`, its revision `1.2_1`) read that way in every
+/// command's words and JSON: never as the semver pkg orders them by (`1.2.0+x2`, `1.2.0+x2.1`).
+#[test]
+fn homebrew_versions_are_written_as_homebrew_writes_them_everywhere() {
+    let registry = Registry::start();
+    let repo = format!("{}/acme/short", registry.host());
+    for (tag, says) in [("1.2", "one two"), ("1.2_1", "one two, rebuilt")] {
+        registry.push(
+            "acme/short",
+            tag,
+            &crate::harness::Fixture::Image({
+                let (os, arch) = crate::faults::host_platform();
+                crate::harness::ImageSpec::new(os, arch).file(
+                    "bin/short",
+                    format!("#!/bin/sh\necho {says}\n"),
+                    0o755,
+                )
+            }),
+        );
+    }
+    let ctx = TestContext::new();
+    let formula = |versions: &[&str]| {
+        let mut f = crate::harness::Formula::new("short");
+        for v in versions {
+            f = f.version(v, &repo, v);
+        }
+        ctx.write_formula("short", &f.to_toml());
+    };
+    formula(&["1.2"]);
+    let mut said = String::new();
+    let mut run = |args: &[&str]| {
+        let out = ctx.pkg(args);
+        said.push_str(&format!("$ pkg {}\n{}\n", args.join(" "), out.output()));
+        out
+    };
+    run(&["install", "short"]).success();
+    assert_eq!(ctx.cellar_versions("short"), ["1.2"]);
+    formula(&["1.2", "1.2_1"]);
+    run(&["outdated"]).success();
+    run(&["outdated", "--json"]).success();
+    run(&["upgrade", "--dry-run"]).success();
+    run(&["fetch", "short"]).success();
+    run(&["upgrade"]).success();
+    assert_eq!(ctx.cellar_versions("short"), ["1.2_1"]);
+    run(&["list", "--versions"]).success();
+    run(&["info", "short"]).success();
+    run(&["info", "--json", "short"]).success();
+    run(&["deps", "short"]).success();
+    run(&["pin", "short"]).success();
+    run(&["list", "--pinned"]).success();
+    run(&["unpin", "short"]).success();
+    run(&["unlink", "short"]).success();
+    run(&["link", "short"]).success();
+    run(&["uses", "short"]);
+    run(&["search", "short"]).success();
+    run(&["doctor"]);
+    let layout = ctx.root().join("short.oci");
+    let layout = layout.to_str().unwrap();
+    run(&["bottle", "--keg", "short", "--output", layout]).success();
+    run(&["cleanup", "--dry-run"]).success();
+    run(&["cleanup"]).success();
+    for wrong in ["1.2.0", "+x2"] {
+        assert!(!said.contains(wrong), "`{wrong}` in:\n{said}");
+    }
+    assert!(said.contains("1.2_1"), "{said}");
+    let out = Command::new(ctx.prefix.join("bin/short")).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "one two, rebuilt"
+    );
+    let out = ctx.pkg(&["uninstall", "short@1.2_1"]).success();
+    assert!(!out.output().contains("+x2"), "{}", out.output());
+}

@@ -116,7 +116,7 @@ fn choose(ctx: &Ctx, name: &str, current: &Version, formula: &Formula) -> anyhow
                 None => {
                     return Err(e).context(format!(
                         "planning {name} {}",
-                        crate::version::Shown(&version)
+                        crate::version::Shown(version)
                     ));
                 }
             },

@@ -102,20 +102,18 @@ impl Reference {
         }
     }
 
-    /// [`Reference::name`], where the image is a Homebrew one whose name `github_packages.rb`
-    /// changed (`+` became `x`): the formula among `known` with that image (`gtkx3` → `gtk+3`).
+    /// [`Reference::name`], unless the image is named as Homebrew's `github_packages.rb` names
+    /// one (`@` became `/`, `+` became `x`) for exactly one formula among `known`: then that
+    /// formula (`…/gtkx3` → `gtk+3`, `acme/tap/openssl/3` → `openssl@3`).
     pub fn name_among(&self, known: impl FnOnce() -> Vec<String>) -> Result<String, ByRefError> {
         let name = self.name()?;
-        let Some(tap_image) = self.repository.name.strip_prefix("homebrew/") else {
-            return Ok(name);
+        let repo = self.repository.name.as_str();
+        // Only a name with `@` or `+` is spelled otherwise in its image.
+        let named_for = |n: &str| {
+            let image = image_name(n);
+            image != n && (repo == image || repo.ends_with(&format!("/{image}")))
         };
-        let Some((_tap, image)) = tap_image.split_once('/') else {
-            return Ok(name);
-        };
-        if !image.contains('x') {
-            return Ok(name);
-        }
-        let mut matching = known().into_iter().filter(|n| image_name(n) == image);
+        let mut matching = known().into_iter().filter(|n| n != &name && named_for(n));
         match (matching.next(), matching.next()) {
             (Some(only), None) => Ok(only),
             _ => Ok(name),
@@ -278,6 +276,12 @@ mod tests {
         assert_eq!(r.name_among(known).unwrap(), "gtk+3");
         let r = parse("ghcr.io/homebrew/core/libxml2:2.13.5").unwrap();
         assert_eq!(r.name_among(known).unwrap(), "libxml2");
+        let r = parse("ghcr.io/acme/tap/openssl/3:3.4.0").unwrap();
+        assert_eq!(
+            r.name_among(|| vec!["openssl@3".into()]).unwrap(),
+            "openssl@3"
+        );
+        assert_eq!(r.name_among(Vec::new).unwrap(), "3");
         assert_eq!(image_name("openssl@3"), "openssl/3");
         let r = parse("ghcr.io/homebrew/core/tool/2:2.1.0").unwrap();
         assert_eq!(r.name().unwrap(), "tool@2");

@@ -322,7 +322,8 @@ pub struct BottleArgs {
     /// Tag in the layout (default: the --push tag, else the version).
     #[arg(long)]
     pub tag: Option<String>,
-    /// Push to REGISTRY/REPOSITORY[:TAG] (tag default: the layout tag).
+    /// Push to REGISTRY/REPOSITORY[:TAG] (tag default: the layout tag); REGISTRY/NAMESPACE/
+    /// names the image as Homebrew does (`openssl@3` → NAMESPACE/openssl/3, `gtk+3` → gtkx3).
     #[arg(long, value_name = "REGISTRY/REPO[:TAG]")]
     pub push: Option<String>,
     /// Another repository of the same registry that may hold the blobs (cross-repository

@@ -33,7 +33,11 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
         Some(p) => bottle::parse_platform(p)?,
         None => Platform::host(),
     };
-    let push = args.push.as_deref().map(parse_push).transpose()?;
+    let push = args
+        .push
+        .as_deref()
+        .map(|p| parse_push(p, &name))
+        .transpose()?;
     let tag = match (&args.tag, &push) {
         (Some(t), _) => t.clone(),
         (None, Some((_, Some(t)))) => t.clone(),
@@ -238,7 +242,19 @@ fn source(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<(PathBuf, String, Stri
 }
 
 /// `REGISTRY/REPO[:TAG]`.
-fn parse_push(value: &str) -> anyhow::Result<(Repository, Option<String>)> {
+/// `--push REGISTRY/REPO[:TAG]`; `REGISTRY/NAMESPACE/` (a trailing `/`) names the image as
+/// Homebrew's `github_packages.rb` does, under that namespace: `openssl@3` → `…/openssl/3`,
+/// `gtk+3` → `…/gtkx3`.
+fn parse_push(value: &str, name: &str) -> anyhow::Result<(Repository, Option<String>)> {
+    if let Some(namespace) = value.strip_suffix('/') {
+        let repo = format!("{namespace}/{}", crate::byref::image_name(name));
+        let repo: Repository = repo.parse().with_context(|| {
+            format!(
+                "--push {value}: expected REGISTRY/NAMESPACE/ (the image is named for the package)"
+            )
+        })?;
+        return Ok((repo, None));
+    }
     let (repo, tag) = match value.rsplit_once('/') {
         Some((head, last)) => match last.split_once(':') {
             Some((name, tag)) => (format!("{head}/{name}"), Some(tag.to_owned())),
@@ -429,23 +445,32 @@ mod tests {
 
     #[test]
     fn push_references() {
-        let (r, t) = parse_push("ghcr.io/acme/hello:1.2.0").unwrap();
+        let (r, t) = parse_push("ghcr.io/acme/hello:1.2.0", "hello").unwrap();
         assert_eq!(
             (r.to_string().as_str(), t.as_deref()),
             ("ghcr.io/acme/hello", Some("1.2.0"))
         );
-        let (r, t) = parse_push("127.0.0.1:5000/acme/hello").unwrap();
+        let (r, t) = parse_push("127.0.0.1:5000/acme/hello", "hello").unwrap();
         assert_eq!(
             (r.to_string().as_str(), t),
             ("127.0.0.1:5000/acme/hello", None)
         );
-        let (r, t) = parse_push("127.0.0.1:5000/acme/hello:v1").unwrap();
+        let (r, t) = parse_push("127.0.0.1:5000/acme/hello:v1", "hello").unwrap();
         assert_eq!(
             (r.registry.as_str(), t.as_deref()),
             ("127.0.0.1:5000", Some("v1"))
         );
-        assert!(parse_push("hello:1").is_err());
-        assert!(parse_push("ghcr.io/acme/hello:.bad").is_err());
+        assert!(parse_push("hello:1", "hello").is_err());
+        assert!(parse_push("ghcr.io/acme/hello:.bad", "hello").is_err());
+        // A namespace: the image is named as Homebrew names it.
+        for (name, repo) in [
+            ("openssl@3", "ghcr.io/acme/tap/openssl/3"),
+            ("gtk+3", "ghcr.io/acme/tap/gtkx3"),
+            ("hello", "ghcr.io/acme/tap/hello"),
+        ] {
+            let (r, t) = parse_push("ghcr.io/acme/tap/", name).unwrap();
+            assert_eq!((r.to_string().as_str(), t), (repo, None));
+        }
     }
 
     #[test]

@@ -246,6 +246,11 @@ fn name_and_version(ctx: &Ctx, arg: &str) -> anyhow::Result<(String, Option<Vers
     if name.is_empty() {
         bail!("`{arg}` names no package before `@`; write NAME@VERSION, e.g. hello@1.2.0");
     }
+    if !is_name(name) && !name.contains('@') && !name.contains('/') {
+        // `tool@2` where neither `tool@2` nor `tool` is known: whatever it means, it is the
+        // whole name that is not installed (a Homebrew version may be as short as `2`).
+        return Ok((arg.to_owned(), None));
+    }
     match crate::version::parse_brew(v) {
         Ok(v) => Ok((name.to_owned(), Some(v))),
         Err(e) => bail!(

@@ -1577,3 +1577,44 @@ fn a_push_to_a_mirrored_registry_goes_to_the_mirror() {
     ctx.pkg(&["install", "hello"]).success();
     assert_eq!(run_bin(&ctx, "hello"), "mirrored\n");
 }
+
+#[test]
+fn a_push_to_a_namespace_names_the_image_as_homebrew_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let mut ctx = TestContext::new();
+    ctx.with_credentials();
+    let src = scratch(&tmp, "src");
+    hello_tree(&src, "tool two");
+    let file = ctx.formulae.join("tool@2.toml");
+    std::fs::write(&file, formula("tool@2", &[])).unwrap();
+    let namespace = format!("{}/acme/tap/", registry.host());
+    let out = bottle_json(
+        &ctx,
+        &[
+            path_str(&src),
+            "--name",
+            "tool@2",
+            "--version",
+            "2.1",
+            "--push",
+            &namespace,
+            "--write",
+            path_str(&file),
+        ],
+    );
+    // `tool@2` is `NAMESPACE/tool/2`, tagged with its version as Homebrew tags it.
+    let image = format!("{}/acme/tap/tool/2", registry.host());
+    let manifest = skopeo_inspect(&format!("{image}:2.1"), true)
+        .unwrap_or_else(|e| panic!("skopeo finds no {image}:2.1: {e}\n{out}"));
+    assert_eq!(sha256_digest(&manifest), s(&out["push"]["digest"]));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains(&format!("repository = \"{image}\"")),
+        "{text}"
+    );
+    ctx.pkg(&["install", "tool@2"]).success();
+    assert_eq!(run_bin(&ctx, "hello"), "tool two\n");
+    let receipt = ctx.receipt("tool@2", "2.1");
+    assert_eq!(receipt["repository"], image.as_str(), "{receipt}");
+}

@@ -846,10 +846,10 @@ fn names_with_an_at_sign_work_for_every_verb_that_names_an_installed_package() {
         .says("Uninstalled tool@2 2.0.0");
     assert!(ctx.cellar_versions("tool@2").is_empty());
     assert!(std::fs::symlink_metadata(ctx.prefix.join("bin/tool")).is_err());
-    // Neither installed nor a formula: still a version that does not parse.
+    // Neither `tool@2` nor `tool` is installed or a formula: the whole name is not installed.
     ctx.pkg(&["uninstall", "tool@2"])
-        .failure()
-        .says("invalid version in `tool@2`");
+        .success()
+        .says("`tool@2` is not installed; nothing to remove");
 }
 
 #[test]

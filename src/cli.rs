@@ -168,6 +168,9 @@ pub struct InstallArgs {
     /// Upgrade packages that are installed at an older version (otherwise pkg says so and leaves them).
     #[arg(long, short = 'U')]
     pub upgrade: bool,
+    /// Print the result (or, with --dry-run, the plan) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

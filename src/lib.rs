@@ -3,6 +3,7 @@
 //! The modules follow the data flow of an install: formula → resolve → registry (auth, manifest,
 //! blob) → store (cache) → cellar (unpack, receipt) → link. See docs/architecture.md.
 
+pub mod apply;
 pub mod bottle;
 pub mod byref;
 pub mod cellar;
@@ -13,6 +14,7 @@ pub mod formula;
 pub mod interrupt;
 pub mod link;
 pub mod lock;
+pub mod plan;
 pub mod platform;
 pub mod pour;
 pub mod prefix;

@@ -8,7 +8,7 @@ use crate::formula::Formula;
 use crate::platform::Platform;
 use crate::resolve::{self, Request};
 
-use super::{Ctx, InstalledState};
+use super::Ctx;
 
 pub fn deps(ctx: &Ctx, args: &DepsArgs) -> anyhow::Result<()> {
     let mut request = Request::parse_in(&args.name, &ctx.formulary)?;
@@ -20,7 +20,7 @@ pub fn deps(ctx: &Ctx, args: &DepsArgs) -> anyhow::Result<()> {
     let plan = resolve::resolve(
         std::slice::from_ref(&request),
         &ctx.formulary,
-        &InstalledState { ctx },
+        &ctx.state(),
         &Platform::host(),
     )?;
     let mut out = std::io::stdout().lock();

@@ -21,7 +21,7 @@ mod upgrade;
 use std::io::Write as _;
 
 use anyhow::bail;
-use semver::{Version, VersionReq};
+use semver::Version;
 
 use crate::cellar::Cellar;
 use crate::cellar::unpack::Limits;
@@ -30,10 +30,9 @@ use crate::formula::{Formula, Formulary};
 use crate::lock::{self, PrefixLock};
 use crate::platform::Platform;
 use crate::pour::Pourer;
-use crate::prefix::{Mark, Records};
+use crate::prefix::Records;
 use crate::registry::Client;
-use crate::report::Reporter;
-use crate::resolve::Installed;
+use crate::report::{Reporter, count, human_bytes};
 use crate::settings::{Flags, Settings};
 use crate::store::Store;
 use ui::Stderr;
@@ -178,10 +177,30 @@ impl Ctx<'_> {
 
     /// The version in use: the linked one, else the newest installed.
     fn current(&self, name: &str) -> Option<Version> {
-        crate::link::linked_version(&self.settings.prefix, name)
-            .and_then(|v| crate::version::parse_brew(&v).ok())
-            .filter(|v| self.cellar.is_installed(name, v))
-            .or_else(|| self.cellar.installed_versions(name).pop())
+        self.state().in_use(name)
+    }
+
+    /// The prefix as the planner sees it: every command that plans (install, upgrade,
+    /// outdated, fetch, deps) plans with it, so they agree.
+    fn state(&self) -> crate::plan::State<'_> {
+        crate::plan::State::new(
+            &self.cellar,
+            &self.formulary,
+            &self.records,
+            &self.settings.prefix,
+        )
+    }
+
+    /// Where a plan is carried out.
+    fn target(&self, overwrite: bool) -> crate::apply::Target<'_> {
+        crate::apply::Target {
+            prefix: &self.settings.prefix,
+            cellar: &self.cellar,
+            records: &self.records,
+            reporter: self.reporter,
+            jobs: self.settings.jobs,
+            overwrite,
+        }
     }
 
     /// The current version, or an error saying the package is not installed.
@@ -189,47 +208,6 @@ impl Ctx<'_> {
         match self.current(name) {
             Some(v) => Ok(v),
             None => bail!("`{name}` is not installed; `pkg list` shows what is"),
-        }
-    }
-}
-
-/// The prefix as the resolver sees it: installed versions, the requirements that installed
-/// packages place on their dependencies, and pins (a pinned package stays at its current
-/// version, also when it would be pulled along as a dependency). Every command that plans
-/// (install, upgrade, outdated, deps) plans with it, so they agree.
-struct InstalledState<'a> {
-    ctx: &'a Ctx<'a>,
-}
-
-impl Installed for InstalledState<'_> {
-    fn versions(&self, name: &str) -> Vec<Version> {
-        self.ctx.cellar.installed_versions(name)
-    }
-
-    fn requirements(&self) -> Vec<(String, VersionReq, String)> {
-        let mut out = Vec::new();
-        for keg in self.ctx.cellar.kegs() {
-            let Ok(formula) = self.ctx.formulary.load(&keg.name) else {
-                continue;
-            };
-            if let Some(spec) = formula.versions.get(&keg.version) {
-                for (dep, req) in &spec.depends_on {
-                    out.push((
-                        dep.clone(),
-                        req.clone(),
-                        format!("{} {}", keg.name, keg.version),
-                    ));
-                }
-            }
-        }
-        out
-    }
-
-    fn pinned(&self, name: &str) -> Option<Version> {
-        if self.ctx.records.has(Mark::Pinned, name) {
-            self.ctx.current(name)
-        } else {
-            None
         }
     }
 }
@@ -264,33 +242,9 @@ fn load(ctx: &Ctx, name: &str) -> anyhow::Result<Formula> {
 }
 
 /// Writes a JSON document to stdout.
-fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     Ok(())
-}
-
-/// `1 file`, `3 files`.
-fn count(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

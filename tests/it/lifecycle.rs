@@ -543,8 +543,8 @@ fn dependencies_move_only_when_the_new_version_requires_it() {
     assert_eq!(
         moved,
         [
-            serde_json::json!({"name": "app", "from": "2.0.0", "to": "3.0.0"}),
-            serde_json::json!({"name": "lib", "from": "1.0.0", "to": "1.5.0"}),
+            serde_json::json!({"name": "app", "from": "2.0.0", "to": "3.0.0", "action": "upgrade"}),
+            serde_json::json!({"name": "lib", "from": "1.0.0", "to": "1.5.0", "action": "upgrade"}),
         ]
     );
     assert_eq!(ctx.cellar_versions("app"), ["3.0.0"]);

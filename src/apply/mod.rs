@@ -1,0 +1,292 @@
+//! Carries out a [`Plan`]: every keg it needs poured at once (up to `--jobs`), then unit by
+//! unit, dependencies first, links switched in a [`Transaction`] that puts everything back
+//! when the unit fails; old kegs go only after their unit committed.
+
+mod schedule;
+pub mod transaction;
+
+use std::path::Path;
+
+use semver::Version;
+
+use crate::cellar::receipt::{Receipt, ReceiptError};
+use crate::cellar::{Cellar, CellarError};
+use crate::link::LinkError;
+use crate::plan::{Move, Plan, UnitKind};
+use crate::pour::{PourError, Pourer};
+use crate::prefix::{Mark, PrefixError, Records};
+use crate::report::{Reporter, count, human_bytes};
+use schedule::Pour;
+pub use transaction::Transaction;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("fetching {name} {version} failed")]
+    Pour {
+        name: String,
+        version: String,
+        #[source]
+        source: Box<PourError>,
+    },
+    #[error("linking {name} {version} failed")]
+    Link {
+        name: String,
+        version: String,
+        #[source]
+        source: Box<LinkError>,
+    },
+    #[error("its dependency {0} could not be installed")]
+    Dependency(String),
+    #[error("it was planned on top of {0}, which failed")]
+    Earlier(String),
+    #[error(transparent)]
+    Receipt(#[from] ReceiptError),
+    #[error(transparent)]
+    Cellar(#[from] CellarError),
+    #[error(transparent)]
+    Prefix(#[from] PrefixError),
+}
+
+/// Where a plan is carried out.
+pub struct Target<'a> {
+    pub prefix: &'a Path,
+    pub cellar: &'a Cellar,
+    pub records: &'a Records,
+    pub reporter: &'a dyn Reporter,
+    pub jobs: usize,
+    /// `--overwrite`: links may replace files of other packages.
+    pub overwrite: bool,
+}
+
+/// What a moved package came to.
+pub struct Moved {
+    pub name: String,
+    pub from: Option<Version>,
+    pub to: Version,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// One result per unit of the plan, in order.
+pub type Outcome = Vec<Result<Vec<Moved>, ApplyError>>;
+
+/// Runs `plan`; `pourer` is needed when [`Plan::pours`].
+pub fn apply(target: &Target, plan: &Plan, pourer: Option<&Pourer>) -> Outcome {
+    for (name, version) in &plan.on_request {
+        if let Err(e) = target.cellar.mark_on_request(name, version) {
+            target.reporter.warn(&e.to_string());
+        }
+    }
+    for unit in plan.units.iter().filter(|u| u.kind == UnitKind::Upgrade) {
+        target.reporter.status(
+            "Upgrading",
+            &format!(
+                "{} {} -> {}",
+                unit.package,
+                unit.from
+                    .as_ref()
+                    .map_or_else(String::new, crate::version::show),
+                crate::version::Shown(&unit.to)
+            ),
+        );
+    }
+    let to_pour: Vec<&Move> = plan.moves().filter(|m| m.pour).collect();
+    let mut poured = match pourer {
+        Some(p) => schedule::pour_all(target.cellar, p, target.reporter, target.jobs, &to_pour),
+        None => to_pour
+            .iter()
+            .map(|_| Pour::Skipped {
+                dependency: "nothing".into(),
+            })
+            .collect(),
+    }
+    .into_iter();
+    // Each unit's pours, in the order of its moves.
+    let mut pours: Vec<Vec<Option<Pour>>> = plan
+        .units
+        .iter()
+        .map(|u| {
+            u.moves
+                .iter()
+                .map(|m| if m.pour { poured.next() } else { None })
+                .collect()
+        })
+        .collect();
+    let mut outcome: Outcome = Vec::with_capacity(plan.units.len());
+    for (i, unit) in plan.units.iter().enumerate() {
+        let pours = std::mem::take(&mut pours[i]);
+        let failed_before = unit
+            .after
+            .iter()
+            .find(|&&a| outcome.get(a).is_some_and(Result::is_err));
+        let result = match failed_before {
+            Some(&a) => {
+                let earlier = &plan.units[a];
+                let what = format!("{} {}", earlier.package, crate::version::Shown(&earlier.to));
+                // Kegs poured for it are not used.
+                for (m, p) in unit.moves.iter().zip(&pours) {
+                    if let Some(Pour::Done(_)) = p {
+                        let _ = target.cellar.remove(m.name(), &m.step.version);
+                    }
+                }
+                Err(match unit.kind {
+                    UnitKind::Install => ApplyError::Dependency(what),
+                    UnitKind::Upgrade => ApplyError::Earlier(format!("the upgrade of {what}")),
+                })
+            }
+            None => run_unit(target, unit.kind, &unit.moves, pours),
+        };
+        outcome.push(result);
+    }
+    outcome
+}
+
+fn run_unit(
+    target: &Target,
+    kind: UnitKind,
+    moves: &[Move],
+    pours: Vec<Option<Pour>>,
+) -> Result<Vec<Moved>, ApplyError> {
+    let mut tx = Transaction::new(target.prefix, target.cellar);
+    // 1. Every keg of the unit is in the Cellar, or the unit fails (its fresh kegs go).
+    let mut ready = Vec::new();
+    let mut failure = None;
+    for (m, p) in moves.iter().zip(pours) {
+        let shown = crate::version::show(&m.step.version);
+        match p {
+            Some(Pour::Done(p)) => {
+                tx.poured(m.name(), &m.step.version);
+                ready.push((m, p.bins, p.link, p.files, p.stats.bytes));
+            }
+            Some(Pour::Failed(source)) => {
+                failure.get_or_insert(ApplyError::Pour {
+                    name: m.name().to_owned(),
+                    version: shown,
+                    source: Box::new(source),
+                });
+            }
+            Some(Pour::Skipped { dependency }) => {
+                failure.get_or_insert(ApplyError::Dependency(dependency));
+            }
+            None => {
+                let keg = target.cellar.keg(m.name(), &m.step.version);
+                match Receipt::read(&keg) {
+                    Ok(r) => {
+                        let bytes = keg_bytes(&keg, &r.files);
+                        ready.push((m, r.bin, r.link, r.files.len(), bytes));
+                    }
+                    Err(e) => {
+                        failure.get_or_insert(e.into());
+                    }
+                }
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    // 2. Links, dependencies first; a failure puts every switched link back.
+    let mut switched = Vec::new();
+    for (m, bins, dirs, _, _) in &ready {
+        if !m.link {
+            switched.push(None);
+            continue;
+        }
+        let before = tx
+            .link(m.name(), &m.step.version, bins, dirs, target.overwrite)
+            .map_err(|source| ApplyError::Link {
+                name: m.name().to_owned(),
+                version: crate::version::show(&m.step.version),
+                source: Box::new(source),
+            })?;
+        switched.push(Some(before));
+    }
+    tx.commit();
+    // 3. Committed: marks, old kegs, and what the user is told.
+    let mut out = Vec::new();
+    for ((m, _, _, files, bytes), before) in ready.into_iter().zip(switched) {
+        let (name, version) = (m.name(), &m.step.version);
+        if m.link && m.step.on_request {
+            target.records.set(Mark::Unlinked, name, false)?;
+        }
+        if let Some(prev) = &m.from
+            && m.remove_old
+            && prev != version
+        {
+            target.cellar.remove(name, prev)?;
+        }
+        report(target, kind, m, files, bytes, before.flatten());
+        out.push(Moved {
+            name: name.to_owned(),
+            from: m.from.clone(),
+            to: version.clone(),
+            files,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+fn report(
+    target: &Target,
+    kind: UnitKind,
+    m: &Move,
+    files: usize,
+    bytes: u64,
+    linked_before: Option<Version>,
+) {
+    let (name, version) = (m.name(), crate::version::Shown(&m.step.version));
+    let size = format!("({}, {})", count(files, "file"), human_bytes(bytes));
+    let r = target.reporter;
+    match (kind, &m.from) {
+        (UnitKind::Upgrade, Some(prev)) => r.status(
+            if m.action() == crate::plan::Action::Downgrade {
+                "Downgraded"
+            } else {
+                "Upgraded"
+            },
+            &format!("{name} {} -> {version} {size}", crate::version::Shown(prev)),
+        ),
+        (UnitKind::Upgrade, None) => r.status(
+            "Installed",
+            &format!("{name} {version} {size} (a new dependency)"),
+        ),
+        (UnitKind::Install, _) if m.pour => r.status(
+            "Installed",
+            &format!(
+                "{name} {version} {size} in {}",
+                target.cellar.keg(name, &m.step.version).display()
+            ),
+        ),
+        (UnitKind::Install, _) => {}
+    }
+    // A switch of the linked version is said, for installs (an upgrade says it above).
+    if kind == UnitKind::Install && m.link {
+        match linked_before.filter(|b| *b != m.step.version) {
+            Some(before) => r.status(
+                "Linked",
+                &format!(
+                    "{name} {version}, was {}{}",
+                    crate::version::Shown(&before),
+                    if before > m.step.version {
+                        " (a downgrade)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            None if !m.pour => r.status("Linked", &format!("{name} {version}")),
+            None => {}
+        }
+    }
+}
+
+/// Bytes in the regular files a receipt lists (for a keg this run did not pour).
+fn keg_bytes(keg: &Path, files: &[String]) -> u64 {
+    files
+        .iter()
+        .filter_map(|f| std::fs::symlink_metadata(keg.join(f)).ok())
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len())
+        .sum()
+}

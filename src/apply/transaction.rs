@@ -1,0 +1,105 @@
+//! Link switches and new kegs of one unit, undone when dropped unless committed (rustup's
+//! `Transaction` is the model): the links that were there come back, the new kegs go.
+
+use std::path::Path;
+
+use semver::Version;
+
+use crate::cellar::Cellar;
+use crate::cellar::receipt::Receipt;
+use crate::link::{self, LinkError};
+
+pub struct Transaction<'a> {
+    prefix: &'a Path,
+    cellar: &'a Cellar,
+    /// Packages whose links were switched, with the version linked before (none: unlinked).
+    switched: Vec<(String, Option<Version>)>,
+    /// Kegs poured for this unit.
+    fresh: Vec<(String, Version)>,
+    committed: bool,
+}
+
+impl<'a> Transaction<'a> {
+    pub fn new(prefix: &'a Path, cellar: &'a Cellar) -> Self {
+        Transaction {
+            prefix,
+            cellar,
+            switched: Vec::new(),
+            fresh: Vec::new(),
+            committed: false,
+        }
+    }
+
+    /// A keg poured for this unit: taken back out if the unit does not commit.
+    pub fn poured(&mut self, name: &str, version: &Version) {
+        self.fresh.push((name.to_owned(), version.clone()));
+    }
+
+    /// Links `name` at `version` (its receipt's bins and directories); returns the version
+    /// linked before.
+    pub fn link(
+        &mut self,
+        name: &str,
+        version: &Version,
+        bins: &[String],
+        dirs: &[String],
+        overwrite: bool,
+    ) -> Result<Option<Version>, LinkError> {
+        let before = linked(self.prefix, self.cellar, name);
+        link::link(
+            self.prefix,
+            name,
+            &crate::version::show(version),
+            bins,
+            dirs,
+            overwrite,
+        )?;
+        self.switched.push((name.to_owned(), before.clone()));
+        Ok(before)
+    }
+
+    pub fn commit(mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        for (name, before) in self.switched.iter().rev() {
+            relink(self.prefix, self.cellar, name, before.as_ref());
+        }
+        for (name, version) in &self.fresh {
+            let _ = self.cellar.remove(name, version);
+        }
+    }
+}
+
+/// The version `opt/NAME` points to, when that keg is installed.
+fn linked(prefix: &Path, cellar: &Cellar, name: &str) -> Option<Version> {
+    link::linked_version(prefix, name)
+        .and_then(|v| crate::version::parse_brew(&v).ok())
+        .filter(|v| cellar.is_installed(name, v))
+}
+
+/// Puts back the links of `version`, or removes the package's links if it had none.
+pub fn relink(prefix: &Path, cellar: &Cellar, name: &str, version: Option<&Version>) {
+    let receipt = version.and_then(|v| Receipt::read(&cellar.keg(name, v)).ok());
+    match (version, receipt) {
+        (Some(v), Some(r)) => {
+            let _ = link::link(
+                prefix,
+                name,
+                &crate::version::show(v),
+                &r.bin,
+                &r.link,
+                false,
+            );
+        }
+        _ => {
+            let _ = link::unlink(prefix, name);
+        }
+    }
+}

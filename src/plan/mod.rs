@@ -1,0 +1,290 @@
+//! The planner: from the request, the installed state, pins and formulae, one [`Plan`] of what
+//! install and upgrade will do — the plan `--dry-run` prints, the run executes (`apply`), and
+//! `outdated`, `fetch` and `deps` read.
+
+pub mod doc;
+pub mod state;
+mod upgrade;
+
+use std::collections::BTreeMap;
+
+use semver::Version;
+
+use crate::formula::FormulaError;
+use crate::platform::Platform;
+use crate::prefix::Mark;
+use crate::resolve::{self, Request, ResolveError, Step};
+pub use state::State;
+pub use upgrade::Hold;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Resolve(#[from] Box<ResolveError>),
+    #[error(transparent)]
+    Formula(#[from] FormulaError),
+    #[error("planning {name} {version}: {source}")]
+    Planning {
+        name: String,
+        version: String,
+        #[source]
+        source: Box<ResolveError>,
+    },
+    #[error("`{0}` is not installed; `pkg list` shows what is")]
+    NotInstalled(String),
+}
+
+/// What a move does to a package, as the user is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A package that was not installed.
+    Install,
+    /// To a newer version than the one in use.
+    Upgrade,
+    /// To an older version than the one in use.
+    Downgrade,
+}
+
+/// One package put at one version: poured unless its keg is in the Cellar, then linked.
+#[derive(Clone, Debug)]
+pub struct Move {
+    pub step: Step,
+    /// The version in use before (linked, else the newest installed).
+    pub from: Option<Version>,
+    /// The keg must be poured (it is not in the Cellar yet).
+    pub pour: bool,
+    /// Its links are switched to it (not for a dependency the user unlinked).
+    pub link: bool,
+    /// The keg `from` is removed once the links are switched (an upgrade).
+    pub remove_old: bool,
+    /// Its dependencies as the receipt records them (name → version).
+    pub deps: BTreeMap<String, String>,
+}
+
+impl Move {
+    pub fn name(&self) -> &str {
+        &self.step.formula.name
+    }
+
+    pub fn action(&self) -> Action {
+        match &self.from {
+            None => Action::Install,
+            Some(from) if *from > self.step.version => Action::Downgrade,
+            Some(_) => Action::Upgrade,
+        }
+    }
+}
+
+/// Whether a unit installs what was asked for or upgrades an installed package.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnitKind {
+    Install,
+    Upgrade,
+}
+
+/// Moves that succeed or fail together: one package of an install, or one package's upgrade
+/// with the dependencies it takes along.
+#[derive(Clone, Debug)]
+pub struct Unit {
+    pub kind: UnitKind,
+    /// The package asked for.
+    pub package: String,
+    pub from: Option<Version>,
+    pub to: Version,
+    /// Dependencies first.
+    pub moves: Vec<Move>,
+    /// Earlier units this one was planned on top of: it does not run when one of them failed.
+    pub after: Vec<usize>,
+    /// Newer versions than `to` that are held back.
+    pub hold: Option<Hold>,
+}
+
+/// What the plan says of a package it does not move.
+#[derive(Clone, Debug)]
+pub enum Note {
+    /// Installed already at the version asked for (and linked).
+    Unchanged {
+        name: String,
+        version: Version,
+    },
+    /// Installed at the version asked for, unlinked on purpose by the user.
+    Unlinked {
+        name: String,
+        version: Version,
+    },
+    /// `pkg install NAME` of an installed package that has a newer version.
+    NotUpgraded {
+        name: String,
+        version: Version,
+        latest: Version,
+    },
+    UpToDate {
+        name: String,
+        version: Version,
+    },
+    Pinned {
+        name: String,
+        version: Version,
+    },
+    /// Stays at `version`: everything newer is held back.
+    Held {
+        name: String,
+        version: Version,
+        hold: Hold,
+    },
+    /// Its formula is gone: nothing can be planned for it.
+    Vanished {
+        name: String,
+        version: Version,
+        reason: String,
+    },
+    /// Planning it failed.
+    Failed {
+        name: String,
+        error: String,
+    },
+}
+
+/// Everything one command will do, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub units: Vec<Unit>,
+    /// Installed kegs asked for by name: recorded as installed on request.
+    pub on_request: Vec<(String, Version)>,
+    pub notes: Vec<Note>,
+}
+
+impl Plan {
+    pub fn moves(&self) -> impl Iterator<Item = &Move> {
+        self.units.iter().flat_map(|u| u.moves.iter())
+    }
+
+    /// Whether anything has to be fetched.
+    pub fn pours(&self) -> bool {
+        self.moves().any(|m| m.pour)
+    }
+}
+
+/// Plans `pkg install REQUEST…` (and, with `upgrade`, upgrades the requested packages that are
+/// installed at an older version).
+pub fn install(state: &mut State, requests: &[Request], upgrade: bool) -> Result<Plan, PlanError> {
+    let mut plan = Plan::default();
+    let mut wanted = Vec::new();
+    let mut to_upgrade = Vec::new();
+    for request in requests {
+        // `pkg install NAME` of an outdated package says so; it upgrades only with --upgrade.
+        if request.spelled.is_none()
+            && let Some(current) = state.in_use(&request.name)
+        {
+            let formula = state.formulary.load(&request.name)?;
+            if let Some(newest) = formula.newest().filter(|n| **n > current) {
+                if upgrade {
+                    to_upgrade.push(request.name.clone());
+                } else {
+                    plan.notes.push(Note::NotUpgraded {
+                        name: request.name.clone(),
+                        version: current,
+                        latest: newest.clone(),
+                    });
+                }
+                continue;
+            }
+        }
+        wanted.push(request.clone());
+    }
+    // Pins hold here as in upgrades: a plan that would move a pinned package is refused.
+    let resolved =
+        resolve::resolve(&wanted, state.formulary, &*state, &Platform::host()).map_err(Box::new)?;
+    let versions = versions_of(&resolved.steps);
+    let mut unit_of: BTreeMap<String, usize> = BTreeMap::new();
+    for step in &resolved.steps {
+        let (name, version) = (step.formula.name.clone(), step.version.clone());
+        let linked = state.linked(&name);
+        let from = state.current(&name);
+        let unlinked = state.records.has(Mark::Unlinked, &name);
+        let mv = if state.has_keg(&name, &version) {
+            if !step.on_request {
+                continue;
+            }
+            plan.on_request.push((name.clone(), version.clone()));
+            if unlinked {
+                plan.notes.push(Note::Unlinked { name, version });
+                continue;
+            }
+            if linked.as_ref() == Some(&version) {
+                plan.notes.push(Note::Unchanged { name, version });
+                continue;
+            }
+            plan.notes.push(Note::Unchanged {
+                name: name.clone(),
+                version: version.clone(),
+            });
+            Move {
+                step: step.clone(),
+                from: linked,
+                pour: false,
+                link: true,
+                remove_old: false,
+                deps: deps_of(step, &versions),
+            }
+        } else {
+            Move {
+                step: step.clone(),
+                from,
+                pour: true,
+                link: step.on_request || !unlinked,
+                remove_old: false,
+                deps: deps_of(step, &versions),
+            }
+        };
+        let after = step.formula.versions[&version]
+            .depends_on
+            .keys()
+            .filter_map(|d| unit_of.get(d).copied())
+            .collect();
+        unit_of.insert(name.clone(), plan.units.len());
+        state.apply(&name, &version, false);
+        plan.units.push(Unit {
+            kind: UnitKind::Install,
+            package: name,
+            from: mv.from.clone(),
+            to: version,
+            moves: vec![mv],
+            after,
+            hold: None,
+        });
+    }
+    if !to_upgrade.is_empty() {
+        let more = upgrade::plan(state, &to_upgrade, true, false);
+        let base = plan.units.len();
+        for mut unit in more.units {
+            unit.after.iter_mut().for_each(|a| *a += base);
+            plan.units.push(unit);
+        }
+        plan.notes.extend(more.notes);
+    }
+    Ok(plan)
+}
+
+/// Plans `pkg upgrade [NAME…]`: every package its newest allowed version, dependents before
+/// their dependencies, each on top of the ones before. `named`: the user named them (a
+/// vanished formula is then a failure, not a skip).
+pub fn upgrade(state: &mut State, names: &[String], named: bool, keep_old: bool) -> Plan {
+    upgrade::plan(state, names, named, keep_old)
+}
+
+fn versions_of(steps: &[Step]) -> BTreeMap<String, String> {
+    steps
+        .iter()
+        .map(|s| (s.formula.name.clone(), crate::version::show(&s.version)))
+        .collect()
+}
+
+fn deps_of(step: &Step, versions: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    step.formula.versions[&step.version]
+        .depends_on
+        .keys()
+        .filter_map(|d| Some((d.clone(), versions.get(d)?.clone())))
+        .collect()
+}

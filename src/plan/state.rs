@@ -1,0 +1,132 @@
+//! The prefix as the planner sees it — installed versions, what installed packages require of
+//! their dependencies, pins, the version in use — and as it will be once the units planned
+//! before have run (an overlay), so each package is planned on top of the ones before it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use semver::{Version, VersionReq};
+
+use crate::cellar::Cellar;
+use crate::formula::Formulary;
+use crate::prefix::{Mark, Records};
+use crate::resolve::Installed;
+
+/// What the planner reads: the Cellar, the formulae, the user's marks and links.
+pub struct State<'a> {
+    pub cellar: &'a Cellar,
+    pub formulary: &'a Formulary,
+    pub records: &'a Records,
+    pub prefix: &'a Path,
+    /// The version each package will be in use at after the units planned so far.
+    moved: BTreeMap<String, Version>,
+    /// Installed kegs, read once: (name, version).
+    kegs: Vec<(String, Version)>,
+}
+
+impl<'a> State<'a> {
+    pub fn new(
+        cellar: &'a Cellar,
+        formulary: &'a Formulary,
+        records: &'a Records,
+        prefix: &'a Path,
+    ) -> State<'a> {
+        let kegs = cellar
+            .names()
+            .into_iter()
+            .flat_map(|name| {
+                cellar
+                    .installed_versions(&name)
+                    .into_iter()
+                    .map(move |v| (name.clone(), v))
+            })
+            .collect();
+        State {
+            cellar,
+            formulary,
+            records,
+            prefix,
+            moved: BTreeMap::new(),
+            kegs,
+        }
+    }
+
+    /// The version linked now (`opt/NAME`), when that keg is installed.
+    pub fn linked(&self, name: &str) -> Option<Version> {
+        crate::link::linked_version(self.prefix, name)
+            .and_then(|v| crate::version::parse_brew(&v).ok())
+            .filter(|v| self.cellar.is_installed(name, v))
+    }
+
+    /// The version in use now: the linked one, else the newest installed.
+    pub fn in_use(&self, name: &str) -> Option<Version> {
+        self.linked(name)
+            .or_else(|| self.cellar.installed_versions(name).pop())
+    }
+
+    /// The version in use once the units planned so far have run.
+    pub fn current(&self, name: &str) -> Option<Version> {
+        self.moved.get(name).cloned().or_else(|| self.in_use(name))
+    }
+
+    /// Whether an earlier unit of the plan moves `name`.
+    pub fn is_moved(&self, name: &str) -> bool {
+        self.moved.contains_key(name)
+    }
+
+    /// Whether the keg is in the Cellar now or will be after the units planned so far.
+    pub fn has_keg(&self, name: &str, version: &Version) -> bool {
+        self.moved.get(name) == Some(version) || self.cellar.is_installed(name, version)
+    }
+
+    /// Records that a unit moves `name` to `version`, taking the old keg away when `remove_old`.
+    pub fn apply(&mut self, name: &str, version: &Version, remove_old: bool) {
+        if remove_old && let Some(old) = self.current(name) {
+            self.kegs.retain(|(n, v)| !(n == name && *v == old));
+        }
+        if !self.kegs.iter().any(|(n, v)| n == name && v == version) {
+            self.kegs.push((name.to_owned(), version.clone()));
+        }
+        self.moved.insert(name.to_owned(), version.clone());
+    }
+}
+
+impl Installed for State<'_> {
+    fn versions(&self, name: &str) -> Vec<Version> {
+        let mut v: Vec<Version> = self
+            .kegs
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn requirements(&self) -> Vec<(String, VersionReq, String)> {
+        let mut out = Vec::new();
+        for (name, version) in &self.kegs {
+            let Ok(formula) = self.formulary.load(name) else {
+                continue;
+            };
+            if let Some(spec) = formula.versions.get(version) {
+                for (dep, req) in &spec.depends_on {
+                    out.push((
+                        dep.clone(),
+                        req.clone(),
+                        format!("{name} {}", crate::version::Shown(version)),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn pinned(&self, name: &str) -> Option<Version> {
+        if self.records.has(Mark::Pinned, name) {
+            self.current(name)
+        } else {
+            None
+        }
+    }
+}

@@ -190,6 +190,29 @@ impl References {
         reference: &Reference,
         existing: Option<Formula>,
     ) -> Result<(String, Version), ByRefError> {
+        self.record_or_check(arg, name, reference, existing, true)
+    }
+
+    /// What [`References::record`] would do, refusing what it refuses, writing nothing (for
+    /// `pkg install --dry-run REFERENCE`).
+    pub fn check(
+        &self,
+        arg: &str,
+        name: &str,
+        reference: &Reference,
+        existing: Option<Formula>,
+    ) -> Result<(String, Version), ByRefError> {
+        self.record_or_check(arg, name, reference, existing, false)
+    }
+
+    fn record_or_check(
+        &self,
+        arg: &str,
+        name: &str,
+        reference: &Reference,
+        existing: Option<Formula>,
+        write: bool,
+    ) -> Result<(String, Version), ByRefError> {
         let name = name.to_owned();
         let version = reference.version();
         let path = self.dir.join(format!("{name}.toml"));
@@ -242,6 +265,9 @@ impl References {
         }
         // Parse before writing: a recorded formula is always a valid one.
         Formula::parse(&text, Origin::File(path.clone()), Some(&name))?;
+        if !write {
+            return Ok((name, version));
+        }
         fs_err::create_dir_all(&self.dir).map_err(io)?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
         std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io)?;

@@ -1,5 +1,6 @@
-//! The prefix's own records beside the kegs (`PREFIX/var/pkg/`): pins, and links the user removed
-//! on purpose (so an upgrade does not bring them back).
+//! The prefix's own records beside the kegs (`PREFIX/var/pkg/`): pins, links the user removed
+//! on purpose (so an upgrade does not bring them back), and the version ranges users asked for
+//! (`pkg install 'hello@^1.2'`, so upgrades stay within them).
 
 use std::path::{Path, PathBuf};
 
@@ -67,4 +68,56 @@ impl Records {
         }
         Ok(true)
     }
+
+    /// The version range the user asked for when installing `name` (`^1.2`), if any.
+    pub fn request(&self, name: &str) -> Option<semver::VersionReq> {
+        let text = std::fs::read_to_string(self.request_path(name)).ok()?;
+        let file: RequestFile = toml::from_str(&text).ok()?;
+        (file.schema == REQUEST_SCHEMA)
+            .then(|| file.requirement.parse().ok())
+            .flatten()
+    }
+
+    /// Remembers the range asked for, or forgets it (`None`: the newest version is wanted).
+    pub fn set_request(
+        &self,
+        name: &str,
+        requirement: Option<&semver::VersionReq>,
+    ) -> Result<(), PrefixError> {
+        let path = self.request_path(name);
+        let err = |source| PrefixError {
+            path: path.clone(),
+            source,
+        };
+        match requirement {
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(err(e)),
+                _ => Ok(()),
+            },
+            Some(req) => {
+                let dir = self.root.join("requests");
+                fs_err::create_dir_all(&dir).map_err(err)?;
+                let text = format!(
+                    "# What `pkg install {name}@…` asked for; upgrades stay within it.\nschema = {REQUEST_SCHEMA}\nrequirement = \"{req}\"\n"
+                );
+                let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(err)?;
+                std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(err)?;
+                tmp.persist(&path).map_err(|e| err(e.error))?;
+                Ok(())
+            }
+        }
+    }
+
+    fn request_path(&self, name: &str) -> PathBuf {
+        self.root.join("requests").join(format!("{name}.toml"))
+    }
+}
+
+/// The version of `var/pkg/requests/NAME.toml`.
+const REQUEST_SCHEMA: u32 = 1;
+
+#[derive(serde::Deserialize)]
+struct RequestFile {
+    schema: u32,
+    requirement: String,
 }

@@ -111,6 +111,15 @@ impl Request {
         }
     }
 
+    /// The range asked for, to be remembered: `None` for the newest (`NAME`) or one exact
+    /// version (`NAME@1.2.3`, installed as asked, then upgraded as usual).
+    pub fn range(&self) -> Option<&VersionReq> {
+        self.spelled
+            .as_deref()
+            .filter(|s| exact_of(s).is_none())
+            .map(|_| &self.req)
+    }
+
     /// [`Request::parse`] knowing the formulae: an argument that is itself a formula's name
     /// (Homebrew-style `openssl@3`) means that formula's newest version.
     pub fn parse_in(arg: &str, formulary: &Formulary) -> Result<Request, ResolveError> {

@@ -138,6 +138,16 @@ pub fn apply(target: &Target, plan: &Plan, pourer: Option<&Pourer>) -> Outcome {
         };
         outcome.push(result);
     }
+    for (name, req) in &plan.requests {
+        let failed = plan
+            .units
+            .iter()
+            .zip(&outcome)
+            .any(|(u, r)| u.package == *name && r.is_err());
+        if !failed && let Err(e) = target.records.set_request(name, req.as_ref()) {
+            target.reporter.warn(&e.to_string());
+        }
+    }
     outcome
 }
 

@@ -34,7 +34,24 @@ pub fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> anyhow::Result<()> {
         let Some(keep) = ctx.current(&name) else {
             continue;
         };
-        for v in versions.into_iter().filter(|v| *v != keep) {
+        // The newest installed version stays too: a user who linked an older one on purpose
+        // (`pkg install 'hello@^1.2'`) did not ask to lose it; `pkg uninstall NAME@VERSION` does.
+        let newest = versions.last().cloned().filter(|n| *n != keep);
+        if let Some(newest) = &newest {
+            ctx.reporter.status(
+                "Keeping",
+                &format!(
+                    "{name} {} (newer than the linked {}; `pkg uninstall {name}@{}` removes it)",
+                    crate::version::Shown(newest),
+                    crate::version::Shown(&keep),
+                    crate::version::Shown(newest)
+                ),
+            );
+        }
+        for v in versions
+            .into_iter()
+            .filter(|v| *v != keep && Some(v) != newest.as_ref())
+        {
             freed += remove_keg(ctx, &name, &v, args.dry_run)?;
             removed.insert((name.clone(), v));
         }

@@ -116,6 +116,18 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
         }
     }
 
+    // Installed packages whose formula is gone (its tap removed): upgrade skips them.
+    for name in ctx.cellar.names() {
+        if let Err(e) = ctx.formulary.load(&name) {
+            add(
+                format!(
+                    "{name} is installed but its formula is gone ({e}), so it is never upgraded"
+                ),
+                format!("add its tap again (`pkg tap add`), or `pkg uninstall {name}`"),
+            );
+        }
+    }
+
     // Locks and leftovers of interrupted runs
     if let Ok(lock) = std::fs::File::open(prefix.join("var/pkg/lock"))
         && let Err(TryLockError::WouldBlock) = lock.try_lock()

@@ -1,30 +1,23 @@
-//! `pkg fetch`: download and verify packages into the cache without installing them.
+//! `pkg fetch`: download and verify packages, with the dependencies an install of them would
+//! need, into the cache without installing them (so the install can then run offline).
 
 use crate::cli::FetchArgs;
-use crate::resolve::Request;
+use crate::platform::Platform;
+use crate::resolve::{self, Request};
 
 use super::{Ctx, human_bytes};
 
 pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<()> {
+    let requests = args
+        .packages
+        .iter()
+        .map(|arg| Request::parse_in(arg, &ctx.formulary))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The versions an install would pick, dependencies first: the planner's.
+    let plan = resolve::resolve(&requests, &ctx.formulary, &ctx.state(), &Platform::host())?;
     let pourer = ctx.pourer()?;
-    for arg in &args.packages {
-        let request = Request::parse_in(arg, &ctx.formulary)?;
-        let formula = super::load(ctx, &request.name)?;
-        let Some(version) = formula
-            .versions
-            .keys()
-            .rev()
-            .find(|v| request.req.matches(v))
-        else {
-            let available: Vec<String> =
-                formula.versions.keys().map(crate::version::show).collect();
-            anyhow::bail!(
-                "no version of `{}` matches `{}`; available: {}",
-                request.name,
-                request.req,
-                available.join(", ")
-            );
-        };
+    for step in &plan.steps {
+        let (formula, version) = (&step.formula, &step.version);
         let bytes = pourer.fetch(
             &formula.versions[version],
             &format!("{} {}", formula.name, crate::version::Shown(version)),
@@ -34,10 +27,15 @@ pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<()> {
         } else {
             format!("{} downloaded", human_bytes(bytes))
         };
+        let role = if step.on_request {
+            ""
+        } else {
+            ", a dependency"
+        };
         ctx.reporter.status(
             "Fetched",
             &format!(
-                "{} {} ({how})",
+                "{} {} ({how}{role})",
                 formula.name,
                 crate::version::Shown(version)
             ),

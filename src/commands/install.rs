@@ -216,8 +216,11 @@ pub(super) fn caveat_path(ctx: &Ctx) {
 fn by_reference(ctx: &Ctx, arg: &str, dry_run: bool) -> anyhow::Result<Option<Request>> {
     let reference = crate::byref::parse(arg)?;
     let name = reference.name_among(|| ctx.formulary.names())?;
-    let version = reference.version();
+    let refs = crate::byref::References::new(&ctx.settings.prefix);
+    let existing = ctx.formulary.load(&name).ok();
     if dry_run {
+        // Refused here as the run refuses it; nothing is recorded.
+        let (name, version) = refs.check(arg, &name, &reference, existing)?;
         let state = if ctx.cellar.is_installed(&name, &version) {
             "installed"
         } else {
@@ -226,8 +229,6 @@ fn by_reference(ctx: &Ctx, arg: &str, dry_run: bool) -> anyhow::Result<Option<Re
         println!("{state} {name} {} ({arg})", crate::version::Shown(&version));
         return Ok(None);
     }
-    let refs = crate::byref::References::new(&ctx.settings.prefix);
-    let existing = ctx.formulary.load(&name).ok();
     let (name, version) = refs.record(arg, &name, &reference, existing)?;
     // `{version}` spells it whole (`10.44.0+x2`), so the request is exactly that version.
     Ok(Some(Request::parse(&format!("{name}@{version}"))?))

@@ -26,7 +26,7 @@ use semver::Version;
 use crate::cellar::Cellar;
 use crate::cellar::unpack::Limits;
 use crate::cli::{Cli, Command};
-use crate::formula::{Formula, Formulary};
+use crate::formula::Formulary;
 use crate::lock::{self, PrefixLock};
 use crate::platform::Platform;
 use crate::pour::Pourer;
@@ -235,10 +235,6 @@ fn name_and_version(ctx: &Ctx, arg: &str) -> anyhow::Result<(String, Option<Vers
             "invalid version in `{arg}`: {e}; expected NAME@X.Y.Z (and `{arg}` is neither installed nor a formula)"
         ),
     }
-}
-
-fn load(ctx: &Ctx, name: &str) -> anyhow::Result<Formula> {
-    Ok(ctx.formulary.load(name)?)
 }
 
 /// Writes a JSON document to stdout.

@@ -91,8 +91,25 @@ pub fn tap(ctx: &Ctx, command: &TapCommand) -> anyhow::Result<()> {
         }
         TapCommand::Remove { name } => {
             let _lock = ctx.lock()?;
+            // Installed packages whose formula this tap gave: they stay, but nothing upgrades them.
+            let from_tap: Vec<String> = ctx
+                .cellar
+                .names()
+                .into_iter()
+                .filter(|n| {
+                    ctx.formulary
+                        .load(n)
+                        .is_ok_and(|f| taps.provides(name, &f.origin))
+                })
+                .collect();
             taps.remove(name)?;
             ctx.reporter.status("Untapped", name);
+            if !from_tap.is_empty() {
+                ctx.reporter.warn(&format!(
+                    "installed from {name}, now without a formula: {}; they stay installed but are not upgraded (`pkg tap add {name} …` again, or `pkg uninstall` them)",
+                    from_tap.join(", ")
+                ));
+            }
         }
     }
     Ok(())

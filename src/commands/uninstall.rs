@@ -81,6 +81,7 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
         if remaining.is_empty() {
             ctx.records.set(Mark::Pinned, name, false)?;
             ctx.records.set(Mark::Unlinked, name, false)?;
+            ctx.records.set_request(name, None)?;
         } else if removes_linked
             && !ctx.records.has(Mark::Unlinked, name)
             && let Err(e) = link_newest(ctx, name, &remaining)

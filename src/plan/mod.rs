@@ -153,6 +153,9 @@ pub struct Plan {
     /// Installed kegs asked for by name: recorded as installed on request.
     pub on_request: Vec<(String, Version)>,
     pub notes: Vec<Note>,
+    /// The ranges asked for (`hello@^1.2`), or none (`hello`, `hello@1.2.0`): remembered for
+    /// each package whose install did not fail, so upgrades stay within them.
+    pub requests: Vec<(String, Option<semver::VersionReq>)>,
 }
 
 impl Plan {
@@ -170,6 +173,10 @@ impl Plan {
 /// installed at an older version).
 pub fn install(state: &mut State, requests: &[Request], upgrade: bool) -> Result<Plan, PlanError> {
     let mut plan = Plan::default();
+    plan.requests = requests
+        .iter()
+        .map(|r| (r.name.clone(), r.range().cloned()))
+        .collect();
     let mut wanted = Vec::new();
     let mut to_upgrade = Vec::new();
     for request in requests {

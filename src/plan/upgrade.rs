@@ -216,7 +216,19 @@ fn choose(
         .map(|(_, req, by)| (by, req))
         .collect();
     let mut hold: Option<Hold> = None;
+    let asked = state.records.request(name);
     for version in newer {
+        if let Some(req) = asked.as_ref().filter(|r| !r.matches(version)) {
+            hold.get_or_insert_with(|| Hold {
+                version: version.clone(),
+                by: format!("your request {name}@{req}"),
+                reason: format!(
+                    "{name} {} is outside {name}@{req}, which you asked for; `pkg install {name}` to follow the newest",
+                    crate::version::Shown(version)
+                ),
+            });
+            continue;
+        }
         let against: Vec<&(String, VersionReq)> = dependents
             .iter()
             .filter(|(_, req)| !req.matches(version))

@@ -309,6 +309,14 @@ impl Taps {
         Ok((tmp, meta))
     }
 
+    /// Whether a formula read from `origin` came from the tap `name`.
+    pub fn provides(&self, name: &str, origin: &crate::formula::Origin) -> bool {
+        match (self.find(name), origin) {
+            (Ok(tap), crate::formula::Origin::File(path)) => path.starts_with(&tap.path),
+            _ => false,
+        }
+    }
+
     pub fn remove(&self, name: &str) -> Result<(), TapError> {
         let tap = self.find(name)?;
         let dest = &tap.path;

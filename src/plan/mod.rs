@@ -172,11 +172,13 @@ impl Plan {
 /// Plans `pkg install REQUEST…` (and, with `upgrade`, upgrades the requested packages that are
 /// installed at an older version).
 pub fn install(state: &mut State, requests: &[Request], upgrade: bool) -> Result<Plan, PlanError> {
-    let mut plan = Plan::default();
-    plan.requests = requests
-        .iter()
-        .map(|r| (r.name.clone(), r.range().cloned()))
-        .collect();
+    let mut plan = Plan {
+        requests: requests
+            .iter()
+            .map(|r| (r.name.clone(), r.range().cloned()))
+            .collect(),
+        ..Plan::default()
+    };
     let mut wanted = Vec::new();
     let mut to_upgrade = Vec::new();
     for request in requests {

@@ -187,7 +187,11 @@ pub fn install(state: &mut State, requests: &[Request], upgrade: bool) -> Result
             && let Some(current) = state.in_use(&request.name)
         {
             let formula = state.formulary.load(&request.name)?;
-            if let Some(newest) = formula.newest().filter(|n| **n > current) {
+            // (A newest version already in the Cellar is simply linked again.)
+            if let Some(newest) = formula
+                .newest()
+                .filter(|n| **n > current && !state.has_keg(&request.name, n))
+            {
                 if upgrade {
                     to_upgrade.push(request.name.clone());
                 } else {

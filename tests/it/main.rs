@@ -14,6 +14,7 @@ mod hostile;
 mod install;
 mod lifecycle;
 mod parallel;
+mod plan;
 mod reach;
 mod realworld;
 mod secrets;

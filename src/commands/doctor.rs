@@ -117,7 +117,9 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
     }
 
     // Installed packages whose formula is gone (its tap removed): upgrade skips them.
-    for name in ctx.cellar.names() {
+    let installed: std::collections::BTreeSet<String> =
+        ctx.cellar.kegs().into_iter().map(|k| k.name).collect();
+    for name in installed {
         if let Err(e) = ctx.formulary.load(&name) {
             add(
                 format!(

@@ -11,6 +11,7 @@ mod install;
 mod link;
 mod list;
 mod login;
+mod outcome;
 mod pin;
 mod shell;
 mod tap;

@@ -5,8 +5,7 @@ use anyhow::bail;
 use semver::Version;
 
 use crate::cli::{OutdatedArgs, UpgradeArgs};
-use crate::plan::doc::Document;
-use crate::plan::{Hold, Note, Plan};
+use crate::plan::{Hold, Note};
 use crate::prefix::Mark;
 
 use super::{Ctx, JSON_SCHEMA, SilentExit, print_json};
@@ -24,90 +23,7 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> anyhow::Result<()> {
         Some(ctx.lock()?)
     };
     let plan = crate::plan::upgrade(&mut ctx.state(), &names, named, args.keep_old);
-    super::install::carry_out(ctx, &plan, args.dry_run, args.json, false)
-}
-
-/// Says the plan's notes on an upgrade: held back, pinned, skipped, failed to plan.
-pub(super) fn say_notes(ctx: &Ctx, plan: &Plan) {
-    for note in &plan.notes {
-        match note {
-            Note::Pinned { name, version } => ctx.reporter.status(
-                "Pinned",
-                &format!(
-                    "{name} {} (pinned; `pkg unpin {name}` to upgrade it)",
-                    crate::version::Shown(version)
-                ),
-            ),
-            Note::Held { hold, .. } => ctx.reporter.warn(&hold.reason),
-            Note::Vanished { reason, .. } => ctx.reporter.warn(reason),
-            Note::Failed { name, error } => ctx.reporter.error(&format!("{name}: {error}")),
-            _ => {}
-        }
-    }
-    for unit in &plan.units {
-        if let Some(hold) = &unit.hold {
-            ctx.reporter.warn(&hold.reason);
-        }
-    }
-}
-
-/// `lib 2.0.0, app 3.0.0`: the versions a document says are held back.
-pub(super) fn held_versions(doc: &Document) -> String {
-    doc.held_back
-        .iter()
-        .map(|h| format!("{} {}", h.name, h.latest))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Ends an upgrade: the summary line, and an error naming what failed.
-pub(super) fn finish(ctx: &Ctx, doc: &Document, seconds: f64) -> anyhow::Result<()> {
-    let held = held_versions(doc);
-    if doc.moved.is_empty() && doc.failed.is_empty() {
-        if doc.held_back.is_empty() {
-            ctx.reporter.status("Up to date", "nothing to upgrade");
-        } else {
-            ctx.reporter
-                .status("Finished", &format!("nothing upgraded; held back: {held}"));
-        }
-    }
-    if !doc.moved.is_empty() {
-        let mut also = Vec::new();
-        if !doc.held_back.is_empty() {
-            also.push(format!("held back: {held}"));
-        }
-        if !doc.failed.is_empty() {
-            let names: Vec<&str> = doc.failed.iter().map(|f| f.name.as_str()).collect();
-            also.push(format!("failed: {}", names.join(", ")));
-        }
-        let also = if also.is_empty() {
-            String::new()
-        } else {
-            format!("; {}", also.join("; "))
-        };
-        let changes: Vec<String> = doc
-            .moved
-            .iter()
-            .map(|m| match &m.from {
-                Some(from) => format!("{} {from} -> {}", m.name, m.to),
-                None => format!("{} {} (new)", m.name, m.to),
-            })
-            .collect();
-        ctx.reporter.status(
-            "Finished",
-            &format!("upgraded {} in {seconds:.1}s{also}", changes.join(", ")),
-        );
-        super::install::caveat_path(ctx);
-    }
-    if !doc.failed.is_empty() {
-        let names: Vec<&str> = doc.failed.iter().map(|f| f.name.as_str()).collect();
-        bail!(
-            "{} package(s) failed to upgrade: {}; their previous versions are still linked",
-            names.len(),
-            names.join(", ")
-        );
-    }
-    Ok(())
+    super::outcome::carry_out(ctx, &plan, args.dry_run, args.json, false)
 }
 
 pub fn outdated(ctx: &Ctx, args: &OutdatedArgs) -> anyhow::Result<()> {

@@ -1,0 +1,270 @@
+//! What a plan says: printed for a dry run, or carried out (through `apply`) and reported —
+//! the notes, the summary line, the `--json` document and the exit — for install and upgrade.
+
+use crate::plan::doc::Document;
+use crate::plan::{Action, Note, Plan, UnitKind};
+
+use super::{Ctx, print_json};
+
+/// Prints the plan (a dry run) or carries it out, says what happened and ends with the
+/// command's error when a part failed. `install`: the summary and errors of an install.
+pub(super) fn carry_out(
+    ctx: &Ctx,
+    plan: &Plan,
+    dry_run: bool,
+    json: bool,
+    install: bool,
+) -> anyhow::Result<()> {
+    carry_out_with(ctx, plan, dry_run, json, install, false)
+}
+
+pub(super) fn carry_out_with(
+    ctx: &Ctx,
+    plan: &Plan,
+    dry_run: bool,
+    json: bool,
+    install: bool,
+    overwrite: bool,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    say_install_notes(ctx, plan);
+    say_upgrade_notes(ctx, plan);
+    if dry_run {
+        if json {
+            print_json(&Document::new(plan, true, &[]))?;
+        } else {
+            print_plan(plan);
+        }
+        return Ok(());
+    }
+    let pourer = if plan.pours() {
+        Some(ctx.pourer()?)
+    } else {
+        None
+    };
+    let outcome = crate::apply::apply(&ctx.target(overwrite), plan, pourer.as_ref());
+    let mut failures: Vec<(usize, String)> = Vec::new();
+    let mut errors: Vec<(String, anyhow::Error)> = Vec::new();
+    for (i, result) in outcome.into_iter().enumerate() {
+        if let Err(e) = result {
+            let unit = &plan.units[i];
+            let what = format!("{} {}", unit.package, crate::version::Shown(&unit.to));
+            let e = anyhow::Error::new(e);
+            failures.push((i, format!("{e:#}")));
+            errors.push((what, e));
+        }
+    }
+    let doc = Document::new(plan, false, &failures);
+    if json {
+        print_json(&doc)?;
+    }
+    if !install {
+        for (i, message) in &failures {
+            ctx.reporter
+                .error(&format!("{}: {message}", plan.units[*i].package));
+        }
+        return finish(ctx, &doc, started.elapsed().as_secs_f64());
+    }
+    if !doc.moved.is_empty() {
+        let what: Vec<String> = doc
+            .moved
+            .iter()
+            .map(|m| match (&m.from, m.action) {
+                (Some(from), Action::Upgrade | Action::Downgrade)
+                    if plan.units.iter().any(|u| {
+                        u.kind == UnitKind::Upgrade && u.moves.iter().any(|x| x.name() == m.name)
+                    }) =>
+                {
+                    format!("{} {from} -> {}", m.name, m.to)
+                }
+                _ => format!("{} {}", m.name, m.to),
+            })
+            .collect();
+        ctx.reporter.status(
+            "Finished",
+            &format!(
+                "installed {} in {:.1}s",
+                what.join(", "),
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        caveat_path(ctx);
+    }
+    if errors.len() > 1 {
+        let names: Vec<&str> = errors.iter().map(|(n, _)| n.as_str()).collect();
+        for (what, e) in &errors {
+            ctx.reporter.error(&format!(
+                "installing {what} failed; nothing was changed: {e:#}"
+            ));
+        }
+        anyhow::bail!(
+            "{} packages failed to install: {}; nothing of theirs was changed",
+            errors.len(),
+            names.join(", ")
+        );
+    }
+    if let Some((what, e)) = errors.pop() {
+        return Err(e.context(format!("installing {what} failed; nothing was changed")));
+    }
+    if !doc.failed.is_empty() {
+        let names: Vec<&str> = doc.failed.iter().map(|f| f.name.as_str()).collect();
+        anyhow::bail!("could not plan: {}", names.join(", "));
+    }
+    Ok(())
+}
+
+/// What an install says of the packages it leaves as they are.
+fn say_install_notes(ctx: &Ctx, plan: &Plan) {
+    for note in &plan.notes {
+        match note {
+            Note::Unchanged { name, version } => ctx.reporter.status(
+                "Skipping",
+                &format!("{name} {}: already installed", crate::version::Shown(version)),
+            ),
+            Note::Unlinked { name, version } => ctx.reporter.warn(&format!(
+                "{name} {} is installed but not linked (`pkg unlink {name}` took its links away); `pkg link {name}` to link it",
+                crate::version::Shown(version)
+            )),
+            Note::NotUpgraded {
+                name,
+                version,
+                latest,
+            } => ctx.reporter.warn(&format!(
+                "{name} {} is installed and {} is available; run `pkg upgrade {name}` or `pkg install --upgrade {name}`",
+                crate::version::Shown(version),
+                crate::version::Shown(latest)
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// The plan on stdout, a line a package: `install hello 1.2`, `upgrade lib 1.0 -> 2.0`,
+/// `downgrade hello 2.0 -> 1.3`, `installed hello 1.2` (asked for, already there).
+fn print_plan(plan: &Plan) {
+    for note in &plan.notes {
+        if let Note::Unchanged { name, version } | Note::Unlinked { name, version } = note {
+            if plan.moves().any(|m| m.name() == name) {
+                continue;
+            }
+            println!("installed {name} {}", crate::version::Shown(version));
+        }
+    }
+    for m in plan.moves() {
+        let to = crate::version::Shown(&m.step.version);
+        match (&m.from, m.action()) {
+            (Some(from), Action::Upgrade) => {
+                println!(
+                    "upgrade {} {} -> {to}",
+                    m.name(),
+                    crate::version::Shown(from)
+                )
+            }
+            (Some(from), Action::Downgrade) => {
+                println!(
+                    "downgrade {} {} -> {to}",
+                    m.name(),
+                    crate::version::Shown(from)
+                )
+            }
+            _ => println!("install {} {to}", m.name()),
+        }
+    }
+}
+
+/// Says so when `PREFIX/bin` is not on PATH: the linked commands cannot be run by name.
+pub(super) fn caveat_path(ctx: &Ctx) {
+    let bin = ctx.settings.prefix.join("bin");
+    let on_path =
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d == bin));
+    if !on_path && bin.is_dir() {
+        ctx.reporter.warn(&format!(
+            "{} is not on your PATH; add `export PATH=\"{}:$PATH\"` to your shell profile",
+            bin.display(),
+            bin.display()
+        ));
+    }
+}
+
+/// Says the plan's notes on an upgrade: held back, pinned, skipped, failed to plan.
+fn say_upgrade_notes(ctx: &Ctx, plan: &Plan) {
+    for note in &plan.notes {
+        match note {
+            Note::Pinned { name, version } => ctx.reporter.status(
+                "Pinned",
+                &format!(
+                    "{name} {} (pinned; `pkg unpin {name}` to upgrade it)",
+                    crate::version::Shown(version)
+                ),
+            ),
+            Note::Held { hold, .. } => ctx.reporter.warn(&hold.reason),
+            Note::Vanished { reason, .. } => ctx.reporter.warn(reason),
+            Note::Failed { name, error } => ctx.reporter.error(&format!("{name}: {error}")),
+            _ => {}
+        }
+    }
+    for unit in &plan.units {
+        if let Some(hold) = &unit.hold {
+            ctx.reporter.warn(&hold.reason);
+        }
+    }
+}
+
+/// `lib 2.0.0, app 3.0.0`: the versions a document says are held back.
+fn held_versions(doc: &Document) -> String {
+    doc.held_back
+        .iter()
+        .map(|h| format!("{} {}", h.name, h.latest))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Ends an upgrade: the summary line, and an error naming what failed.
+fn finish(ctx: &Ctx, doc: &Document, seconds: f64) -> anyhow::Result<()> {
+    let held = held_versions(doc);
+    if doc.moved.is_empty() && doc.failed.is_empty() {
+        if doc.held_back.is_empty() {
+            ctx.reporter.status("Up to date", "nothing to upgrade");
+        } else {
+            ctx.reporter
+                .status("Finished", &format!("nothing upgraded; held back: {held}"));
+        }
+    }
+    if !doc.moved.is_empty() {
+        let mut also = Vec::new();
+        if !doc.held_back.is_empty() {
+            also.push(format!("held back: {held}"));
+        }
+        if !doc.failed.is_empty() {
+            let names: Vec<&str> = doc.failed.iter().map(|f| f.name.as_str()).collect();
+            also.push(format!("failed: {}", names.join(", ")));
+        }
+        let also = if also.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", also.join("; "))
+        };
+        let changes: Vec<String> = doc
+            .moved
+            .iter()
+            .map(|m| match &m.from {
+                Some(from) => format!("{} {from} -> {}", m.name, m.to),
+                None => format!("{} {} (new)", m.name, m.to),
+            })
+            .collect();
+        ctx.reporter.status(
+            "Finished",
+            &format!("upgraded {} in {seconds:.1}s{also}", changes.join(", ")),
+        );
+        caveat_path(ctx);
+    }
+    if !doc.failed.is_empty() {
+        let names: Vec<&str> = doc.failed.iter().map(|f| f.name.as_str()).collect();
+        anyhow::bail!(
+            "{} package(s) failed to upgrade: {}; their previous versions are still linked",
+            names.len(),
+            names.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -202,13 +202,23 @@ fn run_unit(
             switched.push(None);
             continue;
         }
-        let before = tx
+        let (before, taken) = tx
             .link(m.name(), &m.step.version, bins, dirs, target.overwrite)
             .map_err(|source| ApplyError::Link {
                 name: m.name().to_owned(),
                 version: crate::version::show(&m.step.version),
                 source: Box::new(source),
             })?;
+        for (link, from) in &taken {
+            target.reporter.status(
+                "Took over",
+                &format!(
+                    "{} from {from} (--overwrite; uninstalling {} gives it back)",
+                    link.strip_prefix(target.prefix).unwrap_or(link).display(),
+                    m.name()
+                ),
+            );
+        }
         switched.push(Some(before));
     }
     tx.commit();

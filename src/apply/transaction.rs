@@ -36,7 +36,7 @@ impl<'a> Transaction<'a> {
     }
 
     /// Links `name` at `version` (its receipt's bins and directories); returns the version
-    /// linked before.
+    /// linked before and the links taken from other packages (`overwrite`).
     pub fn link(
         &mut self,
         name: &str,
@@ -44,9 +44,9 @@ impl<'a> Transaction<'a> {
         bins: &[String],
         dirs: &[String],
         overwrite: bool,
-    ) -> Result<Option<Version>, LinkError> {
+    ) -> Result<(Option<Version>, Vec<(std::path::PathBuf, String)>), LinkError> {
         let before = linked(self.prefix, self.cellar, name);
-        link::link(
+        let (_, taken) = link::link_taking(
             self.prefix,
             name,
             &crate::version::show(version),
@@ -55,7 +55,7 @@ impl<'a> Transaction<'a> {
             overwrite,
         )?;
         self.switched.push((name.to_owned(), before.clone()));
-        Ok(before)
+        Ok((before, taken))
     }
 
     pub fn commit(mut self) {

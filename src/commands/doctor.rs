@@ -150,10 +150,52 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
         );
     }
 
+    // Links of linked packages: each one there, pointing into the package or taken over.
+    let mut link_notes = Vec::new();
+    for keg in ctx.cellar.kegs() {
+        let shown = crate::version::show(&keg.version);
+        if crate::link::linked_version(prefix, &keg.name).as_deref() != Some(shown.as_str()) {
+            continue;
+        }
+        let Ok((planned, _)) = crate::link::plan(
+            prefix,
+            &keg.name,
+            &shown,
+            &keg.receipt.bin,
+            &keg.receipt.link,
+            true,
+        ) else {
+            continue;
+        };
+        for p in planned {
+            let rel = p
+                .dest
+                .strip_prefix(prefix)
+                .unwrap_or(&p.dest)
+                .display()
+                .to_string();
+            let owner = std::fs::read_link(&p.dest)
+                .ok()
+                .and_then(|t| crate::link::owner(prefix, &p.dest, &t));
+            match owner {
+                Some(o) if o == keg.name => {}
+                Some(o) => link_notes.push(format!(
+                    "{rel} of {} belongs to {o} (installed with --overwrite); uninstalling {o} gives it back",
+                    keg.name
+                )),
+                None if std::fs::symlink_metadata(&p.dest).is_err() => add(
+                    format!("{} is linked but its link {rel} is missing", keg.name),
+                    format!("`pkg link {}`", keg.name),
+                ),
+                None => {}
+            }
+        }
+    }
+
     // Downloads left in the cache: temporary files of runs that died are a problem (only
     // `pkg cleanup` removes them for good); partial downloads named by their blob's digest are
     // not, they are resumed by the next run that wants that blob.
-    let mut notes = Vec::new();
+    let mut notes = link_notes;
     if let Ok(store) = Store::open(&ctx.settings.cache) {
         let hour = Duration::from_secs(3600);
         let (partials, temporary): (Vec<_>, Vec<_>) = store

@@ -32,6 +32,10 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
     let linked = link::linked_version(prefix, name);
     let pinned = ctx.records.has(Mark::Pinned, name);
     let unlinked = ctx.records.has(Mark::Unlinked, name);
+    // Links of this package that another took with --overwrite, and links it took.
+    let takeovers = link::owners::list(prefix);
+    let lost: Vec<&link::owners::Takeover> = takeovers.iter().filter(|t| t.from == *name).collect();
+    let took: Vec<&link::owners::Takeover> = takeovers.iter().filter(|t| t.by == *name).collect();
 
     if args.json {
         let installed: Vec<_> = kegs
@@ -70,6 +74,8 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
             "linked": linked,
             "pinned": pinned,
             "unlinked": unlinked,
+            "taken_over_by_others": lost,
+            "taken_over_from_others": took,
         }));
     }
 
@@ -107,7 +113,9 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
         for k in &kegs {
             let is_linked = linked.as_deref() == Some(crate::version::show(&k.version).as_str());
             let mut notes = Vec::new();
-            if is_linked {
+            if is_linked && !lost.is_empty() {
+                notes.push("linked, but not all its links");
+            } else if is_linked {
                 notes.push("linked");
             }
             notes.push(if k.receipt.installed_on_request {
@@ -129,6 +137,20 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
         }
         if unlinked {
             writeln!(out, "Unlinked on purpose; `pkg link {name}` links it again")?;
+        }
+        for t in &lost {
+            writeln!(
+                out,
+                "{} belongs to {} now (--overwrite); uninstalling {} gives it back, `pkg link --overwrite {name}` takes it back",
+                t.path, t.by, t.by
+            )?;
+        }
+        for t in &took {
+            writeln!(
+                out,
+                "{} was taken over from {} (--overwrite)",
+                t.path, t.from
+            )?;
         }
     }
     if formula.is_none() && kegs.is_empty() {

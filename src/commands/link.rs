@@ -32,7 +32,7 @@ pub fn link(ctx: &Ctx, args: &LinkArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let _lock = ctx.lock()?;
-    let links = link::link(
+    let (links, taken) = link::link_taking(
         prefix,
         name,
         &crate::version::show(&version),
@@ -40,6 +40,15 @@ pub fn link(ctx: &Ctx, args: &LinkArgs) -> anyhow::Result<()> {
         &receipt.link,
         args.overwrite,
     )?;
+    for (path, from) in &taken {
+        ctx.reporter.status(
+            "Took over",
+            &format!(
+                "{} from {from} (unlinking or uninstalling {name} gives it back)",
+                path.strip_prefix(prefix).unwrap_or(path).display()
+            ),
+        );
+    }
     ctx.records.set(Mark::Unlinked, name, false)?;
     ctx.reporter.status(
         "Linked",
@@ -57,6 +66,7 @@ pub fn unlink(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     let version = ctx.require_installed(name)?;
     let removed = link::unlink(&ctx.settings.prefix, name)?;
     ctx.records.set(Mark::Unlinked, name, true)?;
+    give_back(ctx, name)?;
     ctx.reporter.status(
         "Unlinked",
         &format!(
@@ -65,5 +75,40 @@ pub fn unlink(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
             removed.len()
         ),
     );
+    Ok(())
+}
+
+/// Links taken over by `name` (`--overwrite`) go back to the packages that had them: each is
+/// linked again at its current version, unless the user unlinked it.
+pub(super) fn give_back(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
+    let prefix = &ctx.settings.prefix;
+    for from in link::owners::give_back(prefix, name)? {
+        if ctx.records.has(Mark::Unlinked, &from) {
+            continue;
+        }
+        let Some(version) = ctx.current(&from) else {
+            continue;
+        };
+        let receipt = Receipt::read(&ctx.cellar.keg(&from, &version))?;
+        match link::link(
+            prefix,
+            &from,
+            &crate::version::show(&version),
+            &receipt.bin,
+            &receipt.link,
+            false,
+        ) {
+            Ok(_) => ctx.reporter.status(
+                "Linked",
+                &format!(
+                    "{from} {} again (its links that {name} had taken over)",
+                    crate::version::Shown(&version)
+                ),
+            ),
+            Err(e) => ctx.reporter.warn(&format!(
+                "{from} could not get back the links {name} had taken over: {e}; `pkg link {from}` to retry"
+            )),
+        }
+    }
     Ok(())
 }

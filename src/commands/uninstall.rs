@@ -79,6 +79,8 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
         }
         let remaining = ctx.cellar.installed_versions(name);
         if remaining.is_empty() {
+            // What it took over with --overwrite goes back to the packages that had it.
+            super::link::give_back(ctx, name)?;
             ctx.records.set(Mark::Pinned, name, false)?;
             ctx.records.set(Mark::Unlinked, name, false)?;
             ctx.records.set_request(name, None)?;

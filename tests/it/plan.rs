@@ -684,3 +684,59 @@ fn fetch_brings_the_dependencies_so_the_install_runs_offline() {
     assert_eq!(ctx.cellar_versions("lib"), ["1.0.0"]);
     assert_eq!(ctx.cellar_versions("app"), ["1.0.0"]);
 }
+
+#[test]
+fn overwrite_records_the_takeover_which_info_and_doctor_say_and_uninstall_gives_back() {
+    let registry = Registry::start();
+    registry.push("acme/hello", "1.0.0", &image("hello", "hello 1.0.0"));
+    registry.push("acme/greet", "1.0.0", &image("hello", "greet says hello"));
+    let w = World {
+        registry: &registry,
+        ctx: TestContext::new(),
+    };
+    w.plain("hello", &["1.0.0"]);
+    w.plain("greet", &["1.0.0"]);
+    w.pkg(&["install", "hello"]);
+    w.ctx
+        .pkg(&["install", "greet"])
+        .failure()
+        .says("belongs to the installed package `hello`");
+    w.ctx
+        .pkg(&["install", "--overwrite", "greet"])
+        .success()
+        .says("Took over bin/hello from hello");
+    assert_eq!(w.runs("hello").as_deref(), Some("greet says hello"));
+    w.ctx
+        .pkg(&["info", "hello"])
+        .success()
+        .says("linked, but not all its links")
+        .says("bin/hello belongs to greet now");
+    let info = parse(&w.ctx.pkg(&["info", "hello", "--json"]).success().stdout);
+    assert_eq!(info["taken_over_by_others"][0]["by"], "greet");
+    let doctor = w.ctx.pkg(&["doctor"]).output();
+    assert!(
+        doctor.contains("bin/hello of hello belongs to greet"),
+        "{doctor}"
+    );
+
+    // Uninstalling the package that took the link gives it back.
+    w.ctx
+        .pkg(&["uninstall", "greet"])
+        .success()
+        .says("Linked hello 1.0.0 again");
+    assert_eq!(w.runs("hello").as_deref(), Some("hello 1.0.0"));
+    let doctor = w.ctx.pkg(&["doctor"]).output();
+    assert!(!doctor.contains("bin/hello"), "{doctor}");
+    w.ctx
+        .pkg(&["info", "hello"])
+        .success()
+        .says("1.0.0 (linked, on request)");
+
+    // A link of a linked package that vanished is a problem doctor names, with the fix.
+    std::fs::remove_file(w.ctx.prefix.join("bin/hello")).unwrap();
+    let doctor = w.ctx.pkg(&["doctor"]).failure().output();
+    assert!(
+        doctor.contains("hello is linked but its link bin/hello is missing"),
+        "{doctor}"
+    );
+}

@@ -1,6 +1,8 @@
 //! Links into the prefix: `PREFIX/bin/*` and `PREFIX/opt/NAME`, relative symlinks swapped in by
 //! temp name + rename, never over a file pkg does not own, rolled back as a whole on failure.
 
+pub mod owners;
+
 use std::path::{Path, PathBuf};
 
 use rustix::fs::FileType;
@@ -305,10 +307,25 @@ pub fn link(
     dirs: &[String],
     overwrite: bool,
 ) -> Result<Vec<PathBuf>, LinkError> {
+    Ok(link_taking(prefix, name, version, bins, dirs, overwrite)?.0)
+}
+
+/// [`link`], also returning the links it took from other packages (`overwrite`), as (link,
+/// previous owner); those takeovers are recorded ([`owners`]).
+pub fn link_taking(
+    prefix: &Path,
+    name: &str,
+    version: &str,
+    bins: &[String],
+    dirs: &[String],
+    overwrite: bool,
+) -> Result<(Vec<PathBuf>, Vec<(PathBuf, String)>), LinkError> {
     let (plan, conflicts) = plan(prefix, name, version, bins, dirs, overwrite)?;
     if !conflicts.is_empty() {
         return Err(LinkError::Conflicts(conflicts));
     }
+    let planned: Vec<PathBuf> = plan.iter().map(|p| p.dest.clone()).collect();
+    let taken = owners::taken_by(prefix, name, &planned);
     let mut done: Vec<Undo> = Vec::new();
     for p in &plan {
         if let Err(e) = put(p, &mut done) {
@@ -328,7 +345,8 @@ pub fn link(
             let _ = std::fs::remove_file(stale);
         }
     }
-    Ok(dests)
+    owners::record(prefix, name, &taken).map_err(io_err(prefix))?;
+    Ok((dests, taken))
 }
 
 /// Every link under the prefix's linked directories (`bin/`, `lib/`, `share/`, …, walked

@@ -44,7 +44,7 @@ impl<'a> Transaction<'a> {
         bins: &[String],
         dirs: &[String],
         overwrite: bool,
-    ) -> Result<(Option<Version>, Vec<(std::path::PathBuf, String)>), LinkError> {
+    ) -> Result<(Option<Version>, link::owners::Taken), LinkError> {
         let before = linked(self.prefix, self.cellar, name);
         let (_, taken) = link::link_taking(
             self.prefix,

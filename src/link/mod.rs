@@ -319,7 +319,7 @@ pub fn link_taking(
     bins: &[String],
     dirs: &[String],
     overwrite: bool,
-) -> Result<(Vec<PathBuf>, Vec<(PathBuf, String)>), LinkError> {
+) -> Result<(Vec<PathBuf>, owners::Taken), LinkError> {
     let (plan, conflicts) = plan(prefix, name, version, bins, dirs, overwrite)?;
     if !conflicts.is_empty() {
         return Err(LinkError::Conflicts(conflicts));

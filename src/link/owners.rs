@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// Links taken from other packages: (link, the package that owned it).
+pub type Taken = Vec<(PathBuf, String)>;
+
 /// The version of `takeovers.toml`.
 pub const SCHEMA: u32 = 1;
 
@@ -61,7 +64,7 @@ fn write(prefix: &Path, takeovers: Vec<Takeover>) -> std::io::Result<()> {
 
 /// The links in `dests` that belong to another installed package now: what linking `name` with
 /// `--overwrite` takes from them, as (link, owner).
-pub fn taken_by(prefix: &Path, name: &str, dests: &[PathBuf]) -> Vec<(PathBuf, String)> {
+pub fn taken_by(prefix: &Path, name: &str, dests: &[PathBuf]) -> Taken {
     dests
         .iter()
         .filter_map(|d| {

@@ -9,7 +9,7 @@ use semver::{Version, VersionReq};
 
 use crate::digest::Digest;
 use crate::registry::Repository;
-use crate::registry::reference::valid_tag;
+use crate::registry::repository::valid_tag;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded_formulae.rs"));

@@ -1,11 +1,11 @@
 //! pkg: a Homebrew-style package manager for artifacts stored in OCI registries.
 //!
 //! The modules follow the data flow of an install: formula → resolve → registry (auth, manifest,
-//! blob) → store (cache) → cellar (unpack, receipt) → link. See docs/architecture.md.
+//! blob) → store (cache) → cellar (unpack, receipt) → link; plan/ decides what install and
+//! upgrade do, apply/ carries it out. See docs/architecture.md.
 
 pub mod apply;
 pub mod bottle;
-pub mod byref;
 pub mod cellar;
 pub mod cli;
 pub mod commands;
@@ -17,7 +17,8 @@ pub mod lock;
 pub mod plan;
 pub mod platform;
 pub mod pour;
-pub mod prefix;
+pub mod records;
+pub mod references;
 pub mod registry;
 pub mod report;
 pub mod resolve;

@@ -169,7 +169,7 @@ proptest! {
             ),
         ],
     ) {
-        if let Ok(reference) = pkg::byref::parse(&text) {
+        if let Ok(reference) = pkg::references::parse(&text) {
             // Whatever is accepted names a valid repository and can be turned into a package.
             let repository = reference.repository.to_string();
             prop_assert!(repository.parse::<Repository>().is_ok(), "{}", repository);

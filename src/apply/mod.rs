@@ -14,7 +14,7 @@ use crate::cellar::{Cellar, CellarError};
 use crate::link::LinkError;
 use crate::plan::{Move, Plan, UnitKind};
 use crate::pour::{PourError, Pourer};
-use crate::prefix::{Mark, PrefixError, Records};
+use crate::records::{Mark, PrefixError, Records};
 use crate::report::{Reporter, count, human_bytes};
 use schedule::Pour;
 pub use transaction::Transaction;

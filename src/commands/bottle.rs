@@ -15,7 +15,7 @@ use crate::cli::BottleArgs;
 use crate::formula;
 use crate::platform::Platform;
 use crate::registry::Repository;
-use crate::registry::reference::valid_tag;
+use crate::registry::repository::valid_tag;
 
 use super::{Ctx, JSON_SCHEMA, human_bytes};
 
@@ -247,7 +247,7 @@ fn source(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<(PathBuf, String, Stri
 /// `gtk+3` → `…/gtkx3`.
 fn parse_push(value: &str, name: &str) -> anyhow::Result<(Repository, Option<String>)> {
     if let Some(namespace) = value.strip_suffix('/') {
-        let repo = format!("{namespace}/{}", crate::byref::image_name(name));
+        let repo = format!("{namespace}/{}", crate::references::image_name(name));
         let repo: Repository = repo.parse().with_context(|| {
             format!(
                 "--push {value}: expected REGISTRY/NAMESPACE/ (the image is named for the package)"

@@ -11,7 +11,7 @@ use crate::cellar::Keg;
 use crate::cli::CleanupArgs;
 use crate::digest::Digest;
 use crate::link;
-use crate::prefix::Mark;
+use crate::records::Mark;
 use crate::store::Store;
 
 use super::{Ctx, human_bytes};

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::cli::InfoArgs;
 use crate::link;
-use crate::prefix::Mark;
+use crate::records::Mark;
 
 use super::{Ctx, JSON_SCHEMA, print_json};
 

@@ -10,7 +10,7 @@ use super::Ctx;
 pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
     let mut requests = Vec::new();
     for arg in &args.packages {
-        let request = if crate::byref::is_reference(arg) {
+        let request = if crate::references::is_reference(arg) {
             let Some(request) = by_reference(ctx, arg, args.dry_run)? else {
                 continue;
             };
@@ -32,9 +32,9 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
 /// `REGISTRY/REPO[:TAG]` or `…@DIGEST`: recorded as a formula (unless a dry run), then
 /// requested at exactly its version like any other package.
 fn by_reference(ctx: &Ctx, arg: &str, dry_run: bool) -> anyhow::Result<Option<Request>> {
-    let reference = crate::byref::parse(arg)?;
+    let reference = crate::references::parse(arg)?;
     let name = reference.name_among(|| ctx.formulary.names())?;
-    let refs = crate::byref::References::new(&ctx.settings.prefix);
+    let refs = crate::references::References::new(&ctx.settings.prefix);
     let existing = ctx.formulary.load(&name).ok();
     if dry_run {
         // Refused here as the run refuses it; nothing is recorded.

@@ -5,7 +5,7 @@ use anyhow::bail;
 use crate::cellar::receipt::Receipt;
 use crate::cli::LinkArgs;
 use crate::link::{self, LinkError};
-use crate::prefix::Mark;
+use crate::records::Mark;
 
 use super::Ctx;
 

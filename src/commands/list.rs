@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::cli::{ListArgs, SearchArgs};
 use crate::link;
-use crate::prefix::Mark;
+use crate::records::Mark;
 
 use super::{Ctx, JSON_SCHEMA, SilentExit, print_json};
 

@@ -31,7 +31,7 @@ use crate::formula::Formulary;
 use crate::lock::{self, PrefixLock};
 use crate::platform::Platform;
 use crate::pour::Pourer;
-use crate::prefix::Records;
+use crate::records::Records;
 use crate::registry::Client;
 use crate::report::{Reporter, count, human_bytes};
 use crate::settings::{Flags, Settings};
@@ -106,7 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn formulary(settings: &Settings) -> Formulary {
     let mut dirs = settings.formula_dirs.clone();
     dirs.push(
-        crate::byref::References::new(&settings.prefix)
+        crate::references::References::new(&settings.prefix)
             .dir()
             .to_owned(),
     );
@@ -159,7 +159,7 @@ impl Ctx<'_> {
             reporter: self.reporter,
             limits: Limits::from_env()?,
             jobs: self.settings.jobs,
-            ahead: crate::pour::ahead::Budget::new(self.settings.jobs),
+            ahead: crate::pour::prefetch::Budget::new(self.settings.jobs),
         })
     }
 

@@ -1,6 +1,6 @@
 //! `pkg pin` / `pkg unpin`: keep a package at its installed version during upgrades.
 
-use crate::prefix::Mark;
+use crate::records::Mark;
 
 use super::Ctx;
 

@@ -6,7 +6,7 @@ use semver::{Version, VersionReq};
 use crate::cellar::receipt::Receipt;
 use crate::cli::UninstallArgs;
 use crate::link;
-use crate::prefix::Mark;
+use crate::records::Mark;
 
 use super::{Ctx, name_and_version};
 

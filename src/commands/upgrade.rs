@@ -6,7 +6,7 @@ use semver::Version;
 
 use crate::cli::{OutdatedArgs, UpgradeArgs};
 use crate::plan::{Hold, Note};
-use crate::prefix::Mark;
+use crate::records::Mark;
 
 use super::{Ctx, JSON_SCHEMA, SilentExit, print_json};
 

@@ -12,7 +12,7 @@ use semver::Version;
 
 use crate::formula::FormulaError;
 use crate::platform::Platform;
-use crate::prefix::Mark;
+use crate::records::Mark;
 use crate::resolve::{self, Request, ResolveError, Step};
 pub use state::State;
 pub use upgrade::Hold;

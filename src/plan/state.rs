@@ -9,7 +9,7 @@ use semver::{Version, VersionReq};
 
 use crate::cellar::Cellar;
 use crate::formula::Formulary;
-use crate::prefix::{Mark, Records};
+use crate::records::{Mark, Records};
 use crate::resolve::Installed;
 
 /// What the planner reads: the Cellar, the formulae, the user's marks and links.

@@ -8,7 +8,7 @@ use semver::{Version, VersionReq};
 use super::{Move, Note, Plan, PlanError, State, Unit, UnitKind, deps_of, versions_of};
 use crate::formula::Formula;
 use crate::platform::Platform;
-use crate::prefix::Mark;
+use crate::records::Mark;
 use crate::resolve::{self, Installed as _, Request};
 
 /// Why a package does not go to the newest version its formula has.

@@ -5,7 +5,7 @@ pub mod auth;
 pub mod blob;
 pub mod manifest;
 pub mod push;
-pub mod reference;
+pub mod repository;
 pub mod retry;
 pub mod tags;
 mod token;
@@ -18,7 +18,7 @@ use url::Url;
 
 use crate::digest::Digest;
 use auth::{Challenge, CredentialSource, TokenCache};
-pub use reference::Repository;
+pub use repository::Repository;
 
 /// Maps a registry host to another endpoint (`PKG_REGISTRY_MIRRORS`).
 #[derive(Clone, Debug, Default)]

@@ -278,7 +278,7 @@ fn write_formula(
         Some(r) => r,
         None => format!(
             "ghcr.io/homebrew/core/{}",
-            crate::byref::image_name(&f.name)
+            crate::references::image_name(&f.name)
         )
         .parse::<Repository>()
         .map_err(|e| format!("no repository for its bottles: {e}"))?,

@@ -9,7 +9,7 @@ use semver::Version;
 use crate::digest::Digest;
 use crate::formula::{Formula, Origin, valid_name};
 use crate::registry::Repository;
-use crate::registry::reference::valid_tag;
+use crate::registry::repository::valid_tag;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ByRefError {

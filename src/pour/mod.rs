@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use semver::Version;
 
-pub mod ahead;
 mod pinned;
 mod pipeline;
 mod place;
+pub mod prefetch;
 
 use place::{Placed, place_file};
 
@@ -151,7 +151,7 @@ pub struct Pourer<'a> {
     /// Helper threads per keg for the layers after the first (`--jobs`).
     pub jobs: usize,
     /// Downloads fetched ahead at once across every keg being poured (`--jobs`).
-    pub ahead: ahead::Budget,
+    pub ahead: prefetch::Budget,
 }
 
 impl Pourer<'_> {
@@ -464,7 +464,7 @@ impl Pourer<'_> {
             total,
         );
         let layers = &image.manifest.layers;
-        let ahead = ahead::Ahead::new(layers.len(), self.jobs);
+        let ahead = prefetch::Ahead::new(layers.len(), self.jobs);
         std::thread::scope(|scope| {
             for _ in 0..ahead.helpers() {
                 scope.spawn(|| {
@@ -481,7 +481,7 @@ impl Pourer<'_> {
             }
             // However the unpacking ends (error, panic or done), the helpers stop before the
             // scope waits for them.
-            let _cancel = ahead::CancelOnDrop(&ahead);
+            let _cancel = prefetch::CancelOnDrop(&ahead);
             self.unpack_layers(
                 repo,
                 image,
@@ -501,7 +501,7 @@ impl Pourer<'_> {
         &self,
         repo: &Source,
         image: &Image,
-        ahead: &ahead::Ahead,
+        ahead: &prefetch::Ahead,
         staging: &std::path::Path,
         stats: &mut Stats,
         progress: &mut dyn crate::report::Progress,

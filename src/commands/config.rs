@@ -2,8 +2,6 @@
 
 use std::io::Write as _;
 
-use serde_json::json;
-
 use super::{Ctx, JSON_SCHEMA, print_json};
 
 pub fn show(ctx: &Ctx, as_json: bool) -> anyhow::Result<()> {
@@ -13,16 +11,36 @@ pub fn show(ctx: &Ctx, as_json: bool) -> anyhow::Result<()> {
         .as_ref()
         .map(|p| p.display().to_string());
     if as_json {
-        let values: serde_json::Map<String, serde_json::Value> = settings
+        /// One setting: its value and where it came from.
+        #[derive(serde::Serialize)]
+        struct Setting {
+            value: String,
+            source: crate::settings::Source,
+        }
+        #[derive(serde::Serialize)]
+        struct Doc {
+            schema: u32,
+            config_file: Option<String>,
+            settings: std::collections::BTreeMap<String, Setting>,
+        }
+        let settings = settings
             .shown
             .iter()
-            .map(|(k, (v, src))| ((*k).to_owned(), json!({"value": v, "source": src})))
+            .map(|(k, (v, src))| {
+                (
+                    (*k).to_owned(),
+                    Setting {
+                        value: v.clone(),
+                        source: *src,
+                    },
+                )
+            })
             .collect();
-        return print_json(&json!({
-            "schema": JSON_SCHEMA,
-            "config_file": file,
-            "settings": values,
-        }));
+        return print_json(&Doc {
+            schema: JSON_SCHEMA,
+            config_file: file,
+            settings,
+        });
     }
     let mut out = std::io::stdout().lock();
     writeln!(

@@ -3,7 +3,6 @@
 use std::io::Write as _;
 
 use anyhow::bail;
-use serde_json::json;
 
 use crate::cli::InfoArgs;
 use crate::link;
@@ -38,45 +37,49 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
     let took: Vec<&link::owners::Takeover> = takeovers.iter().filter(|t| t.by == *name).collect();
 
     if args.json {
-        let installed: Vec<_> = kegs
+        let installed = kegs
             .iter()
-            .map(|k| {
-                json!({
-                    "version": crate::version::show(&k.version),
-                    "path": k.path,
-                    "linked": linked.as_deref() == Some(crate::version::show(&k.version).as_str()),
-                    "receipt": k.receipt,
-                })
+            .map(|k| Installed {
+                version: crate::version::show(&k.version),
+                path: k.path.display().to_string(),
+                linked: linked.as_deref() == Some(crate::version::show(&k.version).as_str()),
+                receipt: k.receipt.clone(),
             })
             .collect();
-        let formula_json = formula.as_ref().map(|f| {
-            json!({
-                "desc": f.desc,
-                "homepage": f.homepage,
-                "license": f.license,
-                "bin": f.bin,
-                "source": f.origin.to_string(),
-                "newest": f.newest().map(crate::version::show),
-                "versions": f.versions.iter().map(|(v, spec)| json!({
-                    "version": crate::version::show(v),
-                    "repository": spec.repository.to_string(),
-                    "tag": spec.tag.to_string(),
-                    "digest": spec.digest,
-                    "depends_on": spec.depends_on.iter().map(|(d, r)| (d.clone(), r.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
-                })).collect::<Vec<_>>(),
-            })
+        let formula = formula.as_ref().map(|f| FormulaDoc {
+            desc: f.desc.clone(),
+            homepage: f.homepage.clone(),
+            license: f.license.clone(),
+            bin: f.bin.clone(),
+            source: f.origin.to_string(),
+            newest: f.newest().map(crate::version::show),
+            versions: f
+                .versions
+                .iter()
+                .map(|(v, spec)| VersionDoc {
+                    version: crate::version::show(v),
+                    repository: spec.repository.to_string(),
+                    tag: spec.tag.to_string(),
+                    digest: spec.digest.as_ref().map(ToString::to_string),
+                    depends_on: spec
+                        .depends_on
+                        .iter()
+                        .map(|(d, r)| (d.clone(), r.to_string()))
+                        .collect(),
+                })
+                .collect(),
         });
-        return print_json(&json!({
-            "schema": JSON_SCHEMA,
-            "name": name,
-            "formula": formula_json,
-            "installed": installed,
-            "linked": linked,
-            "pinned": pinned,
-            "unlinked": unlinked,
-            "taken_over_by_others": lost,
-            "taken_over_from_others": took,
-        }));
+        return print_json(&Doc {
+            schema: JSON_SCHEMA,
+            name: name.clone(),
+            formula,
+            installed,
+            linked,
+            pinned,
+            unlinked,
+            taken_over_by_others: lost.into_iter().cloned().collect(),
+            taken_over_from_others: took.into_iter().cloned().collect(),
+        });
     }
 
     let mut out = std::io::stdout().lock();
@@ -157,4 +160,47 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
         bail!("`{name}` is neither a formula nor installed");
     }
     Ok(())
+}
+
+/// `pkg info --json`.
+#[derive(serde::Serialize)]
+struct Doc {
+    schema: u32,
+    name: String,
+    /// `null` when the formula can no longer be found but kegs are installed.
+    formula: Option<FormulaDoc>,
+    installed: Vec<Installed>,
+    linked: Option<String>,
+    pinned: bool,
+    unlinked: bool,
+    taken_over_by_others: Vec<link::owners::Takeover>,
+    taken_over_from_others: Vec<link::owners::Takeover>,
+}
+
+#[derive(serde::Serialize)]
+struct FormulaDoc {
+    desc: String,
+    homepage: String,
+    license: Option<String>,
+    bin: Option<Vec<String>>,
+    source: String,
+    newest: Option<String>,
+    versions: Vec<VersionDoc>,
+}
+
+#[derive(serde::Serialize)]
+struct VersionDoc {
+    version: String,
+    repository: String,
+    tag: String,
+    digest: Option<String>,
+    depends_on: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(serde::Serialize)]
+struct Installed {
+    version: String,
+    path: String,
+    linked: bool,
+    receipt: crate::cellar::receipt::Receipt,
 }

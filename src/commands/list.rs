@@ -2,8 +2,6 @@
 
 use std::io::Write as _;
 
-use serde_json::json;
-
 use crate::cli::{ListArgs, SearchArgs};
 use crate::link;
 use crate::records::Mark;
@@ -25,24 +23,37 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
         rows.push((name, versions, pinned));
     }
     if args.json {
-        let packages: Vec<_> = rows
+        /// One installed package in `pkg list --json`.
+        #[derive(serde::Serialize)]
+        struct Package {
+            name: String,
+            versions: Vec<String>,
+            linked: Option<String>,
+            pinned: bool,
+            installed_on_request: bool,
+        }
+        #[derive(serde::Serialize)]
+        struct Doc {
+            schema: u32,
+            packages: Vec<Package>,
+        }
+        let packages = rows
             .iter()
-            .map(|(name, versions, pinned)| {
-                let linked = link::linked_version(prefix, name);
-                let on_request = versions.iter().any(|v| {
+            .map(|(name, versions, pinned)| Package {
+                name: name.clone(),
+                versions: versions.iter().map(crate::version::show).collect(),
+                linked: link::linked_version(prefix, name),
+                pinned: *pinned,
+                installed_on_request: versions.iter().any(|v| {
                     crate::cellar::receipt::Receipt::read(&ctx.cellar.keg(name, v))
                         .is_ok_and(|r| r.installed_on_request)
-                });
-                json!({
-                    "name": name,
-                    "versions": versions.iter().map(crate::version::show).collect::<Vec<_>>(),
-                    "linked": linked,
-                    "pinned": pinned,
-                    "installed_on_request": on_request,
-                })
+                }),
             })
             .collect();
-        return print_json(&json!({"schema": JSON_SCHEMA, "packages": packages}));
+        return print_json(&Doc {
+            schema: JSON_SCHEMA,
+            packages,
+        });
     }
     let mut out = std::io::stdout().lock();
     for (name, versions, _) in &rows {

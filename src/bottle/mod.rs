@@ -9,6 +9,7 @@
 pub mod build;
 pub mod layout;
 pub mod publish;
+pub mod summary;
 pub mod write;
 
 use std::collections::BTreeMap;

@@ -8,16 +8,16 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{Context as _, bail};
 
 use crate::bottle::build::{self, BuildOptions};
-use crate::bottle::publish::{self, How, PushOptions, PushReport};
+use crate::bottle::publish::{self, PushOptions};
 use crate::bottle::write::{self, Entry};
-use crate::bottle::{self, BottleSpec, Bottled, layout::Layout};
+use crate::bottle::{self, BottleSpec, layout::Layout};
 use crate::cli::BottleArgs;
 use crate::formula;
 use crate::platform::Platform;
 use crate::registry::Repository;
 use crate::registry::repository::valid_tag;
 
-use super::{Ctx, JSON_SCHEMA, human_bytes};
+use super::{Ctx, human_bytes};
 
 pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
     let (dir, name, version, exclude) = source(ctx, args)?;
@@ -196,7 +196,13 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
         );
     }
     if args.json {
-        super::print_json(&summary(&spec, &bottled, pushed.as_ref(), &entry, args))?;
+        super::print_json(&crate::bottle::summary::Summary::new(
+            &spec,
+            &bottled,
+            pushed.as_ref(),
+            &entry,
+            args.write.as_deref(),
+        ))?;
     } else if args.write.is_none() {
         print!("{}", entry.snippet());
     }
@@ -340,80 +346,6 @@ fn relative_path(from: &Path, to: &Path) -> Option<PathBuf> {
         PathBuf::from(".")
     } else {
         out
-    })
-}
-
-fn summary(
-    spec: &BottleSpec,
-    bottled: &Bottled,
-    pushed: Option<&PushReport>,
-    entry: &Entry,
-    args: &BottleArgs,
-) -> serde_json::Value {
-    let push = pushed.map(|r| {
-        let blobs: Vec<serde_json::Value> = r
-            .blobs
-            .iter()
-            .map(|b| {
-                let mut v = serde_json::json!({"digest": b.digest, "size": b.size});
-                let (how, extra) = match &b.how {
-                    How::Existed => ("existed", None),
-                    How::Mounted(from) => ("mounted", Some(("from", from.to_string().into()))),
-                    How::Uploaded => ("uploaded", None),
-                    How::Chunked { chunks } => ("chunked", Some(("chunks", (*chunks).into()))),
-                };
-                v["how"] = how.into();
-                if let Some((k, val)) = extra {
-                    v[k] = val;
-                }
-                v
-            })
-            .collect();
-        serde_json::json!({
-            "repository": r.repository.to_string(),
-            "tag": r.tag,
-            "digest": r.digest,
-            "media_type": r.media_type,
-            "platforms": r.platforms.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "tag_changed": r.tag_changed,
-            "bytes_uploaded": r.bytes_uploaded(),
-            "blobs": blobs,
-        })
-    });
-    serde_json::json!({
-        "schema": JSON_SCHEMA,
-        "name": spec.name,
-        "version": spec.version,
-        "platform": spec.platform.to_string(),
-        "layout": bottled.layout.display().to_string(),
-        "tag": bottled.tag,
-        "layer": {
-            "digest": bottled.layer.digest,
-            "size": bottled.layer.size,
-            "diff_id": bottled.layer.diff_id,
-            "entries": bottled.layer.entries,
-            "installed_size": bottled.layer.installed_size,
-            "filename": spec.filename(),
-        },
-        "config": {"digest": bottled.config.digest, "size": bottled.config.size},
-        "manifest": {
-            "digest": bottled.manifest.digest,
-            "size": bottled.manifest.size,
-            "media_type": bottled.manifest.media_type,
-        },
-        "layout_tag": {
-            "digest": bottled.top.digest,
-            "media_type": bottled.top.media_type,
-            "platforms": bottled.platforms.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        },
-        "push": push,
-        "formula": {
-            "version": entry.version,
-            "repository": entry.repository,
-            "tag": entry.tag,
-            "digest": entry.digest,
-        },
-        "written": args.write.as_ref().map(|p| p.display().to_string()),
     })
 }
 

@@ -23,6 +23,7 @@ pub mod registry;
 pub mod report;
 pub mod resolve;
 pub mod settings;
+pub mod source;
 pub mod store;
 pub mod tap;
 pub mod version;

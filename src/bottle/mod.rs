@@ -1,5 +1,5 @@
 //! Bottling: the install flow walked in reverse. A directory becomes a reproducible tar.gz layer
-//! (build.rs), a config and a manifest in an OCI image layout (layout.rs), which can be pushed to
+//! (build.rs), a config and a manifest in an OCI image layout (source/layout.rs), which can be pushed to
 //! any registry (publish.rs) and written back into a formula (write.rs).
 //!
 //! Several platforms under one tag: adding a platform to a tag that already points at another
@@ -7,7 +7,6 @@
 //! registry alike — and re-bottling a platform replaces only that platform's entry ([`merge`]).
 
 pub mod build;
-pub mod layout;
 pub mod publish;
 pub mod summary;
 pub mod write;
@@ -18,8 +17,8 @@ use std::path::{Path, PathBuf};
 use crate::digest::Digest;
 use crate::platform::Platform;
 use crate::registry::manifest::{self, Descriptor};
+use crate::source::layout::{Layout, LayoutError, SizeCheck};
 use build::{BuildError, BuildOptions, LayerInfo};
-use layout::{Layout, LayoutError, SizeCheck};
 
 pub const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 pub const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -295,7 +294,7 @@ pub fn merge(current: Current, ours: &[Descriptor]) -> Result<Merged, BottleErro
             } else {
                 let mut d = *descriptor;
                 d.platform = platform;
-                d.annotations.remove(layout::REF_NAME);
+                d.annotations.remove(crate::source::layout::REF_NAME);
                 (serde_json::Value::Null, vec![entry(&d)])
             }
         }

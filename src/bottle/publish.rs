@@ -10,7 +10,6 @@ use std::path::PathBuf;
 
 use url::Url;
 
-use super::layout::{Layout, LayoutError, REF_NAME, SizeCheck};
 use super::{BottleError, Current, MAX_CONFIG_BYTES, Merged};
 use crate::digest::{Digest, HashingReader};
 use crate::platform::Platform;
@@ -18,6 +17,7 @@ use crate::registry::manifest::{self, Descriptor, Document, ImageManifest};
 use crate::registry::push::{Chunk, Mount};
 use crate::registry::{Client, RegistryError, Repository};
 use crate::report::Reporter;
+use crate::source::layout::{Layout, LayoutError, REF_NAME, SizeCheck};
 
 pub const DEFAULT_CHUNK_THRESHOLD: u64 = 32 * 1024 * 1024;
 pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;

@@ -10,12 +10,13 @@ use anyhow::{Context as _, bail};
 use crate::bottle::build::{self, BuildOptions};
 use crate::bottle::publish::{self, PushOptions};
 use crate::bottle::write::{self, Entry};
-use crate::bottle::{self, BottleSpec, layout::Layout};
+use crate::bottle::{self, BottleSpec};
 use crate::cli::BottleArgs;
 use crate::formula;
 use crate::platform::Platform;
 use crate::registry::Repository;
 use crate::registry::repository::valid_tag;
+use crate::source::layout::Layout;
 
 use super::{Ctx, human_bytes};
 

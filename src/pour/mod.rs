@@ -25,6 +25,7 @@ use crate::registry::manifest::{
 };
 use crate::registry::{Client, FetchedManifest, RegistryError};
 use crate::report::Reporter;
+use crate::source::SourceError;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +33,7 @@ pub enum PourError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
-    Layout(#[from] crate::bottle::layout::LayoutError),
+    Layout(#[from] crate::source::layout::LayoutError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -556,20 +557,20 @@ impl Pourer<'_> {
         {
             return Ok(cached);
         }
-        let repo = match source {
-            Source::Registry(repo) => repo,
-            Source::Layout(dir) => {
-                let layout = crate::bottle::layout::Layout::open(dir)?;
-                return Ok(layout.fetch_tag(tag, self.reporter)?);
-            }
+        let content = crate::source::open(source, &self.client);
+        let fetched = content.manifest_by_tag(tag, self.reporter);
+        let Some(repo) = content.repository() else {
+            return Ok(fetched?);
         };
-        match self.client.fetch_manifest(repo, tag) {
+        match fetched {
             Ok(m) => {
                 self.store.put_verified(&m.digest, &m.bytes)?;
                 self.store.put_ref(repo, tag, &m.digest)?;
                 Ok(m)
             }
-            Err(err @ (RegistryError::Transport { .. } | RegistryError::Body { .. })) => {
+            Err(SourceError::Registry(
+                err @ (RegistryError::Transport { .. } | RegistryError::Body { .. }),
+            )) => {
                 if let Some(digest) = self.store.get_ref(repo, tag)
                     && let Some(cached) = self.cached_manifest(source, &digest)?
                 {
@@ -594,16 +595,11 @@ impl Pourer<'_> {
         if let Some(cached) = self.cached_manifest(source, digest)? {
             return Ok(cached);
         }
-        let repo = match source {
-            Source::Registry(repo) => repo,
-            Source::Layout(dir) => {
-                let layout = crate::bottle::layout::Layout::open(dir)?;
-                let exact = crate::bottle::layout::SizeCheck::Exact;
-                return Ok(layout.read_manifest(descriptor, exact)?);
-            }
-        };
-        let m = self.client.fetch_manifest(repo, &digest.to_string())?;
-        self.store.put_verified(&m.digest, &m.bytes)?;
+        let content = crate::source::open(source, &self.client);
+        let m = content.manifest(descriptor)?;
+        if content.repository().is_some() {
+            self.store.put_verified(&m.digest, &m.bytes)?;
+        }
         Ok(m)
     }
 
@@ -616,21 +612,7 @@ impl Pourer<'_> {
         size: u64,
         offset: u64,
     ) -> Result<BlobStream, RegistryError> {
-        match source {
-            Source::Registry(repo) => self.client.open_blob_from(repo, digest, size, offset),
-            Source::Layout(dir) => {
-                let read = |source| RegistryError::Read {
-                    url: format!("oci:{}", dir.display()),
-                    source,
-                };
-                let mut stream = crate::bottle::layout::Layout::open(dir)
-                    .and_then(|l| l.blob_stream(digest))
-                    .map_err(|e| read(std::io::Error::other(e)))?;
-                // A local file: the bytes before `offset` are skipped by reading them.
-                crate::registry::blob::skip_exact(&mut stream.reader, offset).map_err(read)?;
-                Ok(stream)
-            }
-        }
+        crate::source::open(source, &self.client).open_blob(digest, size, offset)
     }
 
     fn cached_manifest(
@@ -651,5 +633,14 @@ impl Pourer<'_> {
             document,
             url: self.store.blob_path(digest).display().to_string(),
         }))
+    }
+}
+
+impl From<SourceError> for PourError {
+    fn from(e: SourceError) -> PourError {
+        match e {
+            SourceError::Registry(e) => PourError::Registry(e),
+            SourceError::Layout(e) => PourError::Layout(e),
+        }
     }
 }

@@ -1,0 +1,132 @@
+//! Where an image's manifests and layers come from — a registry repository or an OCI image
+//! layout on disk (`oci:PATH`) — behind one trait, so the install path reads both alike and
+//! never reaches into `bottle/`.
+
+pub mod layout;
+
+use std::path::PathBuf;
+
+use crate::digest::Digest;
+use crate::formula::Source;
+use crate::registry::blob::{BlobStream, skip_exact};
+use crate::registry::manifest::Descriptor;
+use crate::registry::{Client, FetchedManifest, RegistryError, Repository};
+use crate::report::Reporter;
+use layout::{Layout, LayoutError, SizeCheck};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+}
+
+/// Manifests by tag or descriptor, and layers from an offset, from one place.
+pub trait ContentSource {
+    /// The registry repository, for what is cached by tag (none for a layout on disk).
+    fn repository(&self) -> Option<&Repository>;
+    /// The manifest (or index) a tag points to.
+    fn manifest_by_tag(
+        &self,
+        tag: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<FetchedManifest, SourceError>;
+    /// The manifest a descriptor names, size and digest exact.
+    fn manifest(&self, descriptor: &Descriptor) -> Result<FetchedManifest, SourceError>;
+    /// A blob's bytes from byte `offset` on.
+    fn open_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        offset: u64,
+    ) -> Result<BlobStream, RegistryError>;
+}
+
+/// A repository of a registry, through the one client (mirrors, auth, retries).
+pub struct Registry<'a> {
+    pub client: &'a Client,
+    pub repository: &'a Repository,
+}
+
+impl ContentSource for Registry<'_> {
+    fn repository(&self) -> Option<&Repository> {
+        Some(self.repository)
+    }
+
+    fn manifest_by_tag(&self, tag: &str, _: &dyn Reporter) -> Result<FetchedManifest, SourceError> {
+        Ok(self.client.fetch_manifest(self.repository, tag)?)
+    }
+
+    fn manifest(&self, descriptor: &Descriptor) -> Result<FetchedManifest, SourceError> {
+        Ok(self
+            .client
+            .fetch_manifest(self.repository, &descriptor.digest.to_string())?)
+    }
+
+    fn open_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        offset: u64,
+    ) -> Result<BlobStream, RegistryError> {
+        self.client
+            .open_blob_from(self.repository, digest, size, offset)
+    }
+}
+
+/// An OCI image layout on disk; every blob read is checked against its digest.
+pub struct OnDisk {
+    dir: PathBuf,
+}
+
+impl OnDisk {
+    fn layout(&self) -> Result<Layout, LayoutError> {
+        Layout::open(&self.dir)
+    }
+}
+
+impl ContentSource for OnDisk {
+    fn repository(&self) -> Option<&Repository> {
+        None
+    }
+
+    fn manifest_by_tag(
+        &self,
+        tag: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<FetchedManifest, SourceError> {
+        Ok(self.layout()?.fetch_tag(tag, reporter)?)
+    }
+
+    fn manifest(&self, descriptor: &Descriptor) -> Result<FetchedManifest, SourceError> {
+        Ok(self.layout()?.read_manifest(descriptor, SizeCheck::Exact)?)
+    }
+
+    fn open_blob(
+        &self,
+        digest: &Digest,
+        _size: u64,
+        offset: u64,
+    ) -> Result<BlobStream, RegistryError> {
+        let read = |source| RegistryError::Read {
+            url: format!("oci:{}", self.dir.display()),
+            source,
+        };
+        let mut stream = self
+            .layout()
+            .and_then(|l| l.blob_stream(digest))
+            .map_err(|e| read(std::io::Error::other(e)))?;
+        // A local file: the bytes before `offset` are skipped by reading them.
+        skip_exact(&mut stream.reader, offset).map_err(read)?;
+        Ok(stream)
+    }
+}
+
+/// The content source a formula's version names.
+pub fn open<'a>(source: &'a Source, client: &'a Client) -> Box<dyn ContentSource + 'a> {
+    match source {
+        Source::Registry(repository) => Box::new(Registry { client, repository }),
+        Source::Layout(dir) => Box::new(OnDisk { dir: dir.clone() }),
+    }
+}

@@ -10,7 +10,7 @@ mod pipeline;
 mod place;
 pub mod prefetch;
 
-use place::{Placed, place_file};
+use place::Placed;
 
 use crate::cellar::receipt::{self, Receipt, ReceiptError};
 use crate::cellar::unpack::{self, Limits, Stats, UnpackError};
@@ -522,7 +522,8 @@ impl Pourer<'_> {
             let outcome = if let LayerFormat::File(name) = format {
                 // Placed as it is: no magic to check, whatever the bytes hold.
                 pipeline::place(reader, advance, |counted| {
-                    place_file(root, name, counted, &self.limits, stats)
+                    unpack::place_file(root, name, counted, &self.limits, stats)
+                        .map_err(Placed::from)
                 })
             } else {
                 // A compressed layer's caps follow its size (bombs stop in seconds).

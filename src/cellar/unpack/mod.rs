@@ -47,6 +47,7 @@
 pub mod beneath;
 mod error;
 mod limits;
+mod place;
 mod sparse;
 mod write;
 
@@ -68,6 +69,7 @@ use beneath::{Root, WalkError};
 
 pub use error::{Op, Reason, UnpackError};
 pub use limits::{LayerCaps, Limits, MAX_BYTES_VAR, MAX_ENTRIES_VAR, MAX_RATIO_VAR, Stats};
+pub use place::{PlaceError, place_file};
 
 /// Unpack one uncompressed tar stream into `root` (an existing staging dir on the target
 /// filesystem). Layers are unpacked in order into the same root with the same `stats`; later

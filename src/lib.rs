@@ -4,26 +4,26 @@
 //! blob) → store (cache) → cellar (unpack, receipt) → link; plan/ decides what install and
 //! upgrade do, apply/ carries it out. See docs/architecture.md.
 
-pub mod apply;
-pub mod bottle;
-pub mod cellar;
+pub(crate) mod apply;
+pub(crate) mod bottle;
+pub(crate) mod cellar;
 pub mod cli;
 pub mod commands;
 pub mod digest;
 pub mod formula;
 pub mod interrupt;
-pub mod link;
-pub mod lock;
-pub mod plan;
+pub(crate) mod link;
+pub(crate) mod lock;
+pub(crate) mod plan;
 pub mod platform;
-pub mod pour;
-pub mod records;
+pub(crate) mod pour;
+pub(crate) mod records;
 pub mod references;
 pub mod registry;
-pub mod report;
+pub(crate) mod report;
 pub mod resolve;
-pub mod settings;
-pub mod source;
-pub mod store;
-pub mod tap;
-pub mod version;
+pub(crate) mod settings;
+pub(crate) mod source;
+pub(crate) mod store;
+pub(crate) mod tap;
+pub(crate) mod version;

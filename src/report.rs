@@ -38,20 +38,6 @@ impl Reporter for Silent {
     fn warn(&self, _: &str) {}
 }
 
-/// A reader that tells a [`Progress`] how many bytes went through it.
-pub struct ProgressReader<'a, R> {
-    pub inner: R,
-    pub progress: &'a dyn Progress,
-}
-
-impl<R: std::io::Read> std::io::Read for ProgressReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.advance(n as u64);
-        Ok(n)
-    }
-}
-
 /// `1 file`, `3 files`.
 pub fn count(n: usize, what: &str) -> String {
     if n == 1 {

@@ -58,17 +58,8 @@ pub struct Target<'a> {
     pub overwrite: bool,
 }
 
-/// What a moved package came to.
-pub struct Moved {
-    pub name: String,
-    pub from: Option<Version>,
-    pub to: Version,
-    pub files: usize,
-    pub bytes: u64,
-}
-
 /// One result per unit of the plan, in order.
-pub type Outcome = Vec<Result<Vec<Moved>, ApplyError>>;
+pub type Outcome = Vec<Result<(), ApplyError>>;
 
 /// Runs `plan`; `pourer` is needed when [`Plan::pours`].
 pub fn apply(target: &Target, plan: &Plan, pourer: Option<&Pourer>) -> Outcome {
@@ -156,7 +147,7 @@ fn run_unit(
     kind: UnitKind,
     moves: &[Move],
     pours: Vec<Option<Pour>>,
-) -> Result<Vec<Moved>, ApplyError> {
+) -> Result<(), ApplyError> {
     let mut tx = Transaction::new(target.prefix, target.cellar);
     // 1. Every keg of the unit is in the Cellar, or the unit fails (its fresh kegs go).
     let mut ready = Vec::new();
@@ -223,7 +214,6 @@ fn run_unit(
     }
     tx.commit();
     // 3. Committed: marks, old kegs, and what the user is told.
-    let mut out = Vec::new();
     for ((m, _, _, files, bytes), before) in ready.into_iter().zip(switched) {
         let (name, version) = (m.name(), &m.step.version);
         if m.link && m.step.on_request {
@@ -236,15 +226,8 @@ fn run_unit(
             target.cellar.remove(name, prev)?;
         }
         report(target, kind, m, files, bytes, before.flatten());
-        out.push(Moved {
-            name: name.to_owned(),
-            from: m.from.clone(),
-            to: version.clone(),
-            files,
-            bytes,
-        });
     }
-    Ok(out)
+    Ok(())
 }
 
 fn report(

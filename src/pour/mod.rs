@@ -134,7 +134,6 @@ pub struct Image {
 
 /// A keg put in place (not yet linked).
 pub struct Poured {
-    pub keg: std::path::PathBuf,
     pub bins: Vec<String>,
     /// Keg directories linked file by file (see [`Formula::link`]).
     pub link: Vec<String>,
@@ -436,9 +435,8 @@ impl Pourer<'_> {
         };
         let files = receipt.files.len();
         receipt.write(staging.path())?;
-        let keg = cellar.publish(staging, &formula.name, version)?;
+        cellar.publish(staging, &formula.name, version)?;
         Ok(Poured {
-            keg,
             bins,
             link: link_dirs,
             stats,

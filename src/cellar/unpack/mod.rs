@@ -68,7 +68,9 @@ use tar::EntryType;
 use beneath::{Root, WalkError};
 
 pub use error::{Op, Reason, UnpackError};
-pub use limits::{LayerCaps, Limits, MAX_BYTES_VAR, MAX_ENTRIES_VAR, MAX_RATIO_VAR, Stats};
+#[cfg(test)]
+use limits::{LayerCaps, MAX_BYTES_VAR};
+pub use limits::{Limits, Stats};
 pub use place::{PlaceError, place_file};
 
 /// Unpack one uncompressed tar stream into `root` (an existing staging dir on the target

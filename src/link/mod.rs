@@ -531,10 +531,19 @@ fn put(p: &Planned, done: &mut Vec<Undo>) -> Result<(), LinkError> {
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(&p.target, &tmp).map_err(io_err(&tmp))?;
     let undo = match std::fs::symlink_metadata(&p.dest) {
-        Ok(_) => {
-            // Keep what was there (file or link) so a failure later can put it back.
+        Ok(meta) => {
+            // Keep what was there (file or link) so a failure later can put it back: a copy of
+            // the link, or a hard link to the file, so that `dest` itself is never missing —
+            // the rename below replaces it in one step.
             let backup = temp_name(&p.dest, "old");
-            if let Err(e) = std::fs::rename(&p.dest, &backup) {
+            let _ = std::fs::remove_file(&backup);
+            let kept = if meta.file_type().is_symlink() {
+                std::fs::read_link(&p.dest)
+                    .and_then(|target| std::os::unix::fs::symlink(target, &backup))
+            } else {
+                std::fs::hard_link(&p.dest, &backup)
+            };
+            if let Err(e) = kept {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(io_err(&p.dest)(e));
             }

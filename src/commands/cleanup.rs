@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 
 use semver::Version;
 
-use crate::cellar::Keg;
 use crate::cli::CleanupArgs;
 use crate::digest::Digest;
 use crate::link;
@@ -58,7 +57,7 @@ pub fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> anyhow::Result<()> {
     }
 
     // 2. Dependencies nothing installed on request needs.
-    for (name, v) in unneeded(ctx, &removed) {
+    for (name, v) in crate::plan::removal::unneeded(&ctx.state(), &removed) {
         freed += remove_keg(ctx, &name, &v, args.dry_run)?;
         removed.insert((name, v));
     }
@@ -127,7 +126,7 @@ pub fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> anyhow::Result<()> {
 pub fn autoremove(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
     let _lock = if dry_run { None } else { Some(ctx.lock()?) };
     let mut freed = 0;
-    let unneeded = unneeded(ctx, &BTreeSet::new());
+    let unneeded = crate::plan::removal::unneeded(&ctx.state(), &BTreeSet::new());
     for (name, v) in &unneeded {
         freed += remove_keg(ctx, name, v, dry_run)?;
     }
@@ -141,34 +140,6 @@ pub fn autoremove(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
         ),
     );
     Ok(())
-}
-
-/// Kegs installed as dependencies that no package installed on request needs, directly or not.
-fn unneeded(ctx: &Ctx, already_removed: &BTreeSet<(String, Version)>) -> Vec<(String, Version)> {
-    let kegs: Vec<Keg> = ctx
-        .cellar
-        .kegs()
-        .into_iter()
-        .filter(|k| !already_removed.contains(&(k.name.clone(), k.version.clone())))
-        .collect();
-    let mut needed: HashSet<String> = HashSet::new();
-    let mut queue: Vec<String> = kegs
-        .iter()
-        .filter(|k| k.receipt.installed_on_request || ctx.records.has(Mark::Pinned, &k.name))
-        .map(|k| k.name.clone())
-        .collect();
-    while let Some(name) = queue.pop() {
-        if !needed.insert(name.clone()) {
-            continue;
-        }
-        for k in kegs.iter().filter(|k| k.name == name) {
-            queue.extend(k.receipt.dependencies.keys().cloned());
-        }
-    }
-    kegs.into_iter()
-        .filter(|k| !needed.contains(&k.name))
-        .map(|k| (k.name, k.version))
-        .collect()
 }
 
 fn remove_keg(ctx: &Ctx, name: &str, version: &Version, dry_run: bool) -> anyhow::Result<u64> {

@@ -1,7 +1,7 @@
 //! `pkg uninstall`: removes kegs and their links; refuses while installed packages depend on them.
 
 use anyhow::{Context as _, bail};
-use semver::{Version, VersionReq};
+use semver::Version;
 
 use crate::cellar::receipt::Receipt;
 use crate::cli::UninstallArgs;
@@ -26,7 +26,7 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
                 absent.push(format!(
                     "`{name}` {} is not installed (installed: {})",
                     crate::version::Shown(&v),
-                    list_or_none(&installed)
+                    crate::plan::removal::list_or_none(&installed)
                 ));
                 continue;
             }
@@ -52,7 +52,7 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
     }
 
     if !args.ignore_dependencies {
-        check_dependents(ctx, &targets)?;
+        crate::plan::removal::check_dependents(&ctx.state(), &targets)?;
     }
 
     let prefix = &ctx.settings.prefix;
@@ -108,71 +108,6 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Refuses when an installed package that stays depends on what goes: on a package removed
-/// entirely, or on a version whose removal leaves no installed version that meets its
-/// requirement.
-fn check_dependents(ctx: &Ctx, targets: &[(String, Vec<Version>)]) -> anyhow::Result<()> {
-    let kegs = ctx.cellar.kegs();
-    let goes = |name: &str, version: &Version| {
-        targets
-            .iter()
-            .any(|(n, vs)| n == name && vs.contains(version))
-    };
-    for (name, versions) in targets {
-        let remaining: Vec<Version> = ctx
-            .cellar
-            .installed_versions(name)
-            .into_iter()
-            .filter(|v| !versions.contains(v))
-            .collect();
-        let mut dependents = Vec::new();
-        for keg in kegs.iter().filter(|k| !goes(&k.name, &k.version)) {
-            let Some(used) = keg.receipt.dependencies.get(name) else {
-                continue;
-            };
-            if remaining.is_empty() {
-                dependents.push(format!("{} {}", keg.name, keg.version));
-                continue;
-            }
-            // The requirement its formula states; without the formula, the version it was
-            // installed with.
-            let req = ctx
-                .formulary
-                .load(&keg.name)
-                .ok()
-                .and_then(|f| f.versions.get(&keg.version)?.depends_on.get(name).cloned())
-                .or_else(|| VersionReq::parse(&format!("={used}")).ok());
-            let Some(req) = req else {
-                continue;
-            };
-            if versions.iter().any(|v| req.matches(v)) && !remaining.iter().any(|v| req.matches(v))
-            {
-                dependents.push(format!("{} {} ({name} {req})", keg.name, keg.version));
-            }
-        }
-        if dependents.is_empty() {
-            continue;
-        }
-        if remaining.is_empty() {
-            bail!(
-                "refusing to uninstall `{name}`: required by {}.\nUninstall those first, or pass --ignore-dependencies.",
-                dependents.join(", ")
-            );
-        }
-        bail!(
-            "refusing to uninstall `{name}` {}: required by {}, which the remaining {} does not satisfy.\nUninstall those first, or pass --ignore-dependencies.",
-            list_or_none(versions),
-            dependents.join(", "),
-            remaining
-                .iter()
-                .map(|v| format!("{name} {}", crate::version::Shown(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    Ok(())
-}
-
 /// After the linked version went: the newest remaining version takes its place.
 fn link_newest(ctx: &Ctx, name: &str, remaining: &[Version]) -> anyhow::Result<()> {
     let Some(version) = remaining.last() else {
@@ -199,16 +134,4 @@ fn link_newest(ctx: &Ctx, name: &str, remaining: &[Version]) -> anyhow::Result<(
         ),
     );
     Ok(())
-}
-
-fn list_or_none(versions: &[Version]) -> String {
-    if versions.is_empty() {
-        "none".into()
-    } else {
-        versions
-            .iter()
-            .map(crate::version::show)
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
 }

@@ -3,6 +3,7 @@
 //! `outdated`, `fetch` and `deps` read.
 
 pub mod doc;
+pub mod removal;
 pub mod state;
 mod upgrade;
 

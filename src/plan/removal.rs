@@ -1,0 +1,138 @@
+//! What removing kegs would break, and which kegs nothing needs: the planner's side of
+//! `uninstall`, `autoremove` and `cleanup`.
+
+use std::collections::{BTreeSet, HashSet};
+
+use semver::{Version, VersionReq};
+
+use super::State;
+use crate::cellar::Keg;
+use crate::records::Mark;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemovalError {
+    #[error(
+        "refusing to uninstall `{name}`: required by {by}.\nUninstall those first, or pass --ignore-dependencies."
+    )]
+    Required { name: String, by: String },
+    #[error(
+        "refusing to uninstall `{name}` {versions}: required by {by}, which the remaining {remaining} does not satisfy.\nUninstall those first, or pass --ignore-dependencies."
+    )]
+    RequiredVersions {
+        name: String,
+        versions: String,
+        by: String,
+        remaining: String,
+    },
+}
+
+/// Refuses when an installed package that stays depends on what goes: on a package removed
+/// entirely, or on a version whose removal leaves no installed version that meets its
+/// requirement.
+pub fn check_dependents(
+    state: &State,
+    targets: &[(String, Vec<Version>)],
+) -> Result<(), RemovalError> {
+    let kegs = state.cellar.kegs();
+    let goes = |name: &str, version: &Version| {
+        targets
+            .iter()
+            .any(|(n, vs)| n == name && vs.contains(version))
+    };
+    for (name, versions) in targets {
+        let remaining: Vec<Version> = state
+            .cellar
+            .installed_versions(name)
+            .into_iter()
+            .filter(|v| !versions.contains(v))
+            .collect();
+        let mut dependents = Vec::new();
+        for keg in kegs.iter().filter(|k| !goes(&k.name, &k.version)) {
+            let Some(used) = keg.receipt.dependencies.get(name) else {
+                continue;
+            };
+            if remaining.is_empty() {
+                dependents.push(format!("{} {}", keg.name, keg.version));
+                continue;
+            }
+            // The requirement its formula states; without the formula, the version it was
+            // installed with.
+            let req = state
+                .formulary
+                .load(&keg.name)
+                .ok()
+                .and_then(|f| f.versions.get(&keg.version)?.depends_on.get(name).cloned())
+                .or_else(|| VersionReq::parse(&format!("={used}")).ok());
+            let Some(req) = req else {
+                continue;
+            };
+            if versions.iter().any(|v| req.matches(v)) && !remaining.iter().any(|v| req.matches(v))
+            {
+                dependents.push(format!("{} {} ({name} {req})", keg.name, keg.version));
+            }
+        }
+        if dependents.is_empty() {
+            continue;
+        }
+        if remaining.is_empty() {
+            return Err(RemovalError::Required {
+                name: name.clone(),
+                by: dependents.join(", "),
+            });
+        }
+        return Err(RemovalError::RequiredVersions {
+            name: name.clone(),
+            versions: list_or_none(versions),
+            by: dependents.join(", "),
+            remaining: remaining
+                .iter()
+                .map(|v| format!("{name} {}", crate::version::Shown(v)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// Kegs installed as dependencies that no package installed on request needs, directly or not.
+pub fn unneeded(
+    state: &State,
+    already_removed: &BTreeSet<(String, Version)>,
+) -> Vec<(String, Version)> {
+    let kegs: Vec<Keg> = state
+        .cellar
+        .kegs()
+        .into_iter()
+        .filter(|k| !already_removed.contains(&(k.name.clone(), k.version.clone())))
+        .collect();
+    let mut needed: HashSet<String> = HashSet::new();
+    let mut queue: Vec<String> = kegs
+        .iter()
+        .filter(|k| k.receipt.installed_on_request || state.records.has(Mark::Pinned, &k.name))
+        .map(|k| k.name.clone())
+        .collect();
+    while let Some(name) = queue.pop() {
+        if !needed.insert(name.clone()) {
+            continue;
+        }
+        for k in kegs.iter().filter(|k| k.name == name) {
+            queue.extend(k.receipt.dependencies.keys().cloned());
+        }
+    }
+    kegs.into_iter()
+        .filter(|k| !needed.contains(&k.name))
+        .map(|k| (k.name, k.version))
+        .collect()
+}
+
+pub fn list_or_none(versions: &[Version]) -> String {
+    if versions.is_empty() {
+        "none".into()
+    } else {
+        versions
+            .iter()
+            .map(crate::version::show)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

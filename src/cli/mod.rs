@@ -1,4 +1,6 @@
-//! Command-line definitions (clap types only).
+//! Command-line definitions (clap types), and the manual page generated from them (manual.rs).
+
+pub mod manual;
 
 use clap::{Args, Parser, Subcommand};
 

@@ -10,6 +10,7 @@ pub(crate) mod cellar;
 pub mod cli;
 pub mod commands;
 pub mod digest;
+pub(crate) mod doctor;
 pub mod formula;
 pub mod interrupt;
 pub(crate) mod link;

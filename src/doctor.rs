@@ -1,0 +1,288 @@
+//! The checkup behind `pkg doctor`: PATH, the prefix, links, kegs, locks, downloads and
+//! registries; every finding comes with the command or step that fixes it. What is worth
+//! knowing but no problem (partial downloads kept for resuming) is a note.
+
+use std::collections::BTreeMap;
+use std::fs::TryLockError;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::cellar::{Cellar, receipt};
+use crate::formula::Formulary;
+use crate::registry::auth::CredentialSource;
+use crate::registry::{Client, RegistryError, Repository};
+use crate::store::Store;
+
+/// One problem and how to fix it.
+pub struct Finding {
+    pub problem: String,
+    pub fix: String,
+}
+
+/// What the checkup found.
+pub struct Checkup {
+    pub findings: Vec<Finding>,
+    pub notes: Vec<String>,
+}
+
+/// What is examined.
+pub struct Subject<'a> {
+    pub prefix: &'a Path,
+    pub cache: &'a Path,
+    pub cellar: &'a Cellar,
+    pub formulary: &'a Formulary,
+    pub client: Client,
+    pub credentials: &'a CredentialSource,
+}
+
+pub fn examine(s: &Subject) -> Checkup {
+    let prefix = s.prefix;
+    let mut findings = Vec::new();
+    let mut add = |problem: String, fix: String| findings.push(Finding { problem, fix });
+
+    // PATH
+    let bin = prefix.join("bin");
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d == bin))
+        .unwrap_or(false);
+    if !on_path {
+        add(
+            format!(
+                "{} is not on your PATH, so installed commands cannot be run by name",
+                bin.display()
+            ),
+            format!(
+                "add `export PATH=\"{}:$PATH\"` to your shell profile",
+                bin.display()
+            ),
+        );
+    }
+
+    // Prefix permissions: the prefix, or the nearest existing directory it would be made in.
+    if prefix.exists() {
+        if !prefix.is_dir() {
+            add(
+                format!("the prefix {} is not a directory", prefix.display()),
+                "move it out of the way, or choose another prefix with PKG_PREFIX or --prefix"
+                    .into(),
+            );
+        } else if tempfile::tempfile_in(prefix).is_err() {
+            add(
+                format!("the prefix {} is not writable by you", prefix.display()),
+                format!(
+                    "fix its ownership (e.g. `sudo chown -R $USER {}`) or choose another with PKG_PREFIX",
+                    prefix.display()
+                ),
+            );
+        }
+    } else if let Some(ancestor) = prefix.ancestors().skip(1).find(|p| p.exists()) {
+        let why = if !ancestor.is_dir() {
+            Some("is not a directory")
+        } else if tempfile::tempfile_in(ancestor).is_err() {
+            Some("is not writable by you")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            add(
+                format!(
+                    "the prefix {} cannot be created: {} {why}",
+                    prefix.display(),
+                    ancestor.display()
+                ),
+                "choose a prefix you can create with PKG_PREFIX or --prefix (or fix that path)"
+                    .into(),
+            );
+        }
+    }
+
+    // Broken links
+    for dir in ["bin", "opt"] {
+        let Ok(entries) = std::fs::read_dir(prefix.join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if std::fs::read_link(&path).is_ok() && std::fs::metadata(&path).is_err() {
+                add(
+                    format!("{} is a broken link", path.display()),
+                    format!(
+                        "remove it (`rm {}`), or reinstall the package it belonged to",
+                        path.display()
+                    ),
+                );
+            }
+        }
+    }
+
+    // Kegs without receipts
+    for name in s.cellar.names() {
+        let Ok(entries) = std::fs::read_dir(s.cellar.keg_dir(&name)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if !receipt::path(&e.path()).is_file() {
+                add(
+                    format!(
+                        "{} has no receipt, so pkg does not count it as installed",
+                        e.path().display()
+                    ),
+                    format!("`pkg uninstall --force {name}` and install it again"),
+                );
+            }
+        }
+    }
+
+    // Installed packages whose formula is gone (its tap removed): upgrade skips them.
+    let installed: std::collections::BTreeSet<String> =
+        s.cellar.kegs().into_iter().map(|k| k.name).collect();
+    for name in installed {
+        if let Err(e) = s.formulary.load(&name) {
+            add(
+                format!(
+                    "{name} is installed but its formula is gone ({e}), so it is never upgraded"
+                ),
+                format!("add its tap again (`pkg tap add`), or `pkg uninstall {name}`"),
+            );
+        }
+    }
+
+    // Locks and leftovers of interrupted runs
+    if let Ok(lock) = std::fs::File::open(prefix.join("var/pkg/lock"))
+        && let Err(TryLockError::WouldBlock) = lock.try_lock()
+    {
+        add(
+            "another pkg is changing the prefix right now (the prefix lock is held)".into(),
+            "wait for it to finish; if none is running, the lock is released when that process exits (`pgrep -a pkg`)".into(),
+        );
+    }
+    let staging = s.cellar.root().join(".staging");
+    if std::fs::read_dir(&staging).is_ok_and(|mut d| d.next().is_some()) {
+        add(
+            format!(
+                "{} holds leftovers of an interrupted run",
+                staging.display()
+            ),
+            "run `pkg cleanup`: every command that changes the prefix clears them first".into(),
+        );
+    }
+
+    // Links of linked packages: each one there, pointing into the package or taken over.
+    let mut link_notes = Vec::new();
+    for keg in s.cellar.kegs() {
+        let shown = crate::version::show(&keg.version);
+        if crate::link::linked_version(prefix, &keg.name).as_deref() != Some(shown.as_str()) {
+            continue;
+        }
+        let Ok((planned, _)) = crate::link::plan(
+            prefix,
+            &keg.name,
+            &shown,
+            &keg.receipt.bin,
+            &keg.receipt.link,
+            true,
+        ) else {
+            continue;
+        };
+        for p in planned {
+            let rel = p
+                .dest
+                .strip_prefix(prefix)
+                .unwrap_or(&p.dest)
+                .display()
+                .to_string();
+            let owner = std::fs::read_link(&p.dest)
+                .ok()
+                .and_then(|t| crate::link::owner(prefix, &p.dest, &t));
+            match owner {
+                Some(o) if o == keg.name => {}
+                Some(o) => link_notes.push(format!(
+                    "{rel} of {} belongs to {o} (installed with --overwrite); uninstalling {o} gives it back",
+                    keg.name
+                )),
+                None if std::fs::symlink_metadata(&p.dest).is_err() => add(
+                    format!("{} is linked but its link {rel} is missing", keg.name),
+                    format!("`pkg link {}`", keg.name),
+                ),
+                None => {}
+            }
+        }
+    }
+
+    // Downloads left in the cache: temporary files of runs that died are a problem (only
+    // `pkg cleanup` removes them for good); partial downloads named by their blob's digest are
+    // not, they are resumed by the next run that wants that blob.
+    let mut notes = link_notes;
+    if let Ok(store) = Store::open(s.cache) {
+        let hour = Duration::from_secs(3600);
+        let (partials, temporary): (Vec<_>, Vec<_>) = store
+            .temporary_files()
+            .into_iter()
+            .partition(|(path, _)| Store::is_partial(path));
+        let dead = temporary
+            .iter()
+            .filter(|(path, m)| {
+                m.modified()
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .is_some_and(|age| age > hour)
+                    && !Store::in_use(path)
+            })
+            .count();
+        if dead > 0 {
+            add(
+                format!(
+                    "{dead} temporary file(s) of runs that died in {}",
+                    store.temporary_dir().display()
+                ),
+                "run `pkg cleanup`".into(),
+            );
+        }
+        if !partials.is_empty() {
+            let bytes = partials.iter().map(|(_, m)| m.len()).sum();
+            notes.push(format!(
+                "{} partial download(s) ({}) in {}, kept for the next run that wants them to resume; `pkg cleanup` drops them",
+                partials.len(),
+                crate::report::human_bytes(bytes),
+                store.temporary_dir().display()
+            ));
+        }
+    }
+
+    // Registries of what is installed: reachable, and the credentials (if any) accepted.
+    let mut registries: BTreeMap<String, (Repository, String)> = BTreeMap::new();
+    for keg in s.cellar.kegs() {
+        if let Ok(repo) = keg.receipt.repository.parse::<Repository>() {
+            registries
+                .entry(repo.registry.clone())
+                .or_insert((repo, keg.receipt.tag.clone()));
+        }
+    }
+    let client = &s.client;
+    for (registry, (repo, tag)) in &registries {
+        match client.fetch_manifest(repo, tag) {
+            Ok(_) => {}
+            Err(RegistryError::Transport { url, source }) => add(
+                format!("registry {registry} is unreachable ({url}: {source})"),
+                "check your network or PKG_REGISTRY_MIRRORS; installed packages keep working, and cached ones reinstall offline".into(),
+            ),
+            Err(e @ (RegistryError::Unauthorized { .. } | RegistryError::Denied { .. })) => {
+                let credentials = s.credentials;
+                let fix = if credentials.env.is_some() {
+                    "the credentials in PKG_REGISTRY_USERNAME/PKG_REGISTRY_PASSWORD were refused: correct them (for GHCR, a token with read:packages), or unset both to use `pkg login`".to_owned()
+                } else if credentials.lookup(registry).is_some() {
+                    format!("the stored login was refused: `pkg login {registry}` again (or renew your docker/podman login)")
+                } else {
+                    format!("the package may be private: `pkg login {registry}`, or set PKG_REGISTRY_USERNAME/PKG_REGISTRY_PASSWORD")
+                };
+                add(format!("registry {registry} refuses pkg: {e}"), fix);
+            }
+            Err(RegistryError::NotFound { .. }) => add(
+                format!("{repo}:{tag} is no longer in its registry"),
+                format!("it stays installed; `pkg info {}` shows where it came from", repo.name.rsplit('/').next().unwrap_or(&repo.name)),
+            ),
+            Err(e) => add(format!("registry {registry}: {e}"), "try again later; run with --verbose to see the requests".into()),
+        }
+    }
+    Checkup { findings, notes }
+}

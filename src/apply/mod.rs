@@ -2,6 +2,7 @@
 //! unit, dependencies first, links switched in a [`Transaction`] that puts everything back
 //! when the unit fails; old kegs go only after their unit committed.
 
+pub mod notes;
 mod schedule;
 pub mod transaction;
 

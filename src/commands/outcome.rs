@@ -2,7 +2,7 @@
 //! the notes, the summary line, the `--json` document and the exit — for install and upgrade.
 
 use crate::plan::doc::Document;
-use crate::plan::{Action, Note, Plan, UnitKind};
+use crate::plan::{Action, Plan, UnitKind};
 
 use super::{Ctx, print_json};
 
@@ -27,13 +27,14 @@ pub(super) fn carry_out_with(
     overwrite: bool,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    say_install_notes(ctx, plan);
-    say_upgrade_notes(ctx, plan);
+    crate::apply::notes::announce(plan, ctx.reporter);
     if dry_run {
         if json {
             print_json(&Document::new(plan, true, &[]))?;
         } else {
-            print_plan(plan);
+            for line in plan.lines() {
+                println!("{line}");
+            }
         }
         return Ok(());
     }
@@ -113,65 +114,6 @@ pub(super) fn carry_out_with(
     Ok(())
 }
 
-/// What an install says of the packages it leaves as they are.
-fn say_install_notes(ctx: &Ctx, plan: &Plan) {
-    for note in &plan.notes {
-        match note {
-            Note::Unchanged { name, version } => ctx.reporter.status(
-                "Skipping",
-                &format!("{name} {}: already installed", crate::version::Shown(version)),
-            ),
-            Note::Unlinked { name, version } => ctx.reporter.warn(&format!(
-                "{name} {} is installed but not linked (`pkg unlink {name}` took its links away); `pkg link {name}` to link it",
-                crate::version::Shown(version)
-            )),
-            Note::NotUpgraded {
-                name,
-                version,
-                latest,
-            } => ctx.reporter.warn(&format!(
-                "{name} {} is installed and {} is available; run `pkg upgrade {name}` or `pkg install --upgrade {name}`",
-                crate::version::Shown(version),
-                crate::version::Shown(latest)
-            )),
-            _ => {}
-        }
-    }
-}
-
-/// The plan on stdout, a line a package: `install hello 1.2`, `upgrade lib 1.0 -> 2.0`,
-/// `downgrade hello 2.0 -> 1.3`, `installed hello 1.2` (asked for, already there).
-fn print_plan(plan: &Plan) {
-    for note in &plan.notes {
-        if let Note::Unchanged { name, version } | Note::Unlinked { name, version } = note {
-            if plan.moves().any(|m| m.name() == name) {
-                continue;
-            }
-            println!("installed {name} {}", crate::version::Shown(version));
-        }
-    }
-    for m in plan.moves() {
-        let to = crate::version::Shown(&m.step.version);
-        match (&m.from, m.action()) {
-            (Some(from), Action::Upgrade) => {
-                println!(
-                    "upgrade {} {} -> {to}",
-                    m.name(),
-                    crate::version::Shown(from)
-                )
-            }
-            (Some(from), Action::Downgrade) => {
-                println!(
-                    "downgrade {} {} -> {to}",
-                    m.name(),
-                    crate::version::Shown(from)
-                )
-            }
-            _ => println!("install {} {to}", m.name()),
-        }
-    }
-}
-
 /// Says so when `PREFIX/bin` is not on PATH: the linked commands cannot be run by name.
 pub(super) fn caveat_path(ctx: &Ctx) {
     let bin = ctx.settings.prefix.join("bin");
@@ -183,30 +125,6 @@ pub(super) fn caveat_path(ctx: &Ctx) {
             bin.display(),
             bin.display()
         ));
-    }
-}
-
-/// Says the plan's notes on an upgrade: held back, pinned, skipped, failed to plan.
-fn say_upgrade_notes(ctx: &Ctx, plan: &Plan) {
-    for note in &plan.notes {
-        match note {
-            Note::Pinned { name, version } => ctx.reporter.status(
-                "Pinned",
-                &format!(
-                    "{name} {} (pinned; `pkg unpin {name}` to upgrade it)",
-                    crate::version::Shown(version)
-                ),
-            ),
-            Note::Held { hold, .. } => ctx.reporter.warn(&hold.reason),
-            Note::Vanished { reason, .. } => ctx.reporter.warn(reason),
-            Note::Failed { name, error } => ctx.reporter.error(&format!("{name}: {error}")),
-            _ => {}
-        }
-    }
-    for unit in &plan.units {
-        if let Some(hold) = &unit.hold {
-            ctx.reporter.warn(&hold.reason);
-        }
     }
 }
 

@@ -168,6 +168,44 @@ impl Plan {
     pub fn pours(&self) -> bool {
         self.moves().any(|m| m.pour)
     }
+
+    /// The plan as a dry run prints it, a line a package: `install hello 1.2`,
+    /// `upgrade lib 1.0 -> 2.0`, `downgrade hello 2.0 -> 1.3`, `installed hello 1.2` (asked for,
+    /// already there).
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for note in &self.notes {
+            if let Note::Unchanged { name, version } | Note::Unlinked { name, version } = note
+                && !self.moves().any(|m| m.name() == name)
+            {
+                out.push(format!(
+                    "installed {name} {}",
+                    crate::version::Shown(version)
+                ));
+            }
+        }
+        for m in self.moves() {
+            let to = crate::version::Shown(&m.step.version);
+            out.push(match (&m.from, m.action()) {
+                (Some(from), Action::Upgrade) => {
+                    format!(
+                        "upgrade {} {} -> {to}",
+                        m.name(),
+                        crate::version::Shown(from)
+                    )
+                }
+                (Some(from), Action::Downgrade) => {
+                    format!(
+                        "downgrade {} {} -> {to}",
+                        m.name(),
+                        crate::version::Shown(from)
+                    )
+                }
+                _ => format!("install {} {to}", m.name()),
+            });
+        }
+        out
+    }
 }
 
 /// Plans `pkg install REQUEST…` (and, with `upgrade`, upgrades the requested packages that are

@@ -7,6 +7,7 @@
 //! registry alike — and re-bottling a platform replaces only that platform's entry ([`merge`]).
 
 pub mod build;
+pub mod inputs;
 pub mod publish;
 pub mod summary;
 pub mod write;

@@ -4,14 +4,12 @@
 //! docker's and podman's. The password is never printed.
 
 use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use base64::Engine as _;
 
 use crate::cli::LoginArgs;
 use crate::registry::auth::Credentials;
+use crate::registry::login::store;
 
 use super::Ctx;
 
@@ -127,83 +125,9 @@ impl Drop for EchoOff {
     }
 }
 
-/// Adds (or replaces) `registry` in the auth file, keeping everything else in it.
-fn store(path: &Path, registry: &str, credentials: &Credentials) -> anyhow::Result<()> {
-    let dir = path.parent().context("the auth file has no directory")?;
-    if !dir.exists() {
-        fs_err::create_dir_all(dir)?;
-        fs_err::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    let mut doc: serde_json::Value = match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not valid JSON; fix or remove it", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let Some(obj) = doc.as_object_mut() else {
-        bail!("{} is not a JSON object; fix or remove it", path.display());
-    };
-    let auths = obj.entry("auths").or_insert_with(|| serde_json::json!({}));
-    let Some(auths) = auths.as_object_mut() else {
-        bail!(
-            "`auths` in {} is not an object; fix or remove it",
-            path.display()
-        );
-    };
-    let raw = format!("{}:{}", credentials.username, credentials.password);
-    auths.insert(
-        registry.to_owned(),
-        serde_json::json!({"auth": base64::engine::general_purpose::STANDARD.encode(raw)}),
-    );
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".auth-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    serde_json::to_writer_pretty(&mut tmp, &doc)?;
-    tmp.write_all(b"\n")?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::auth::CredentialSource;
-
-    #[test]
-    fn stores_docker_shaped_entries_with_mode_0600_and_keeps_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pkg/auth.json");
-        let me = Credentials {
-            username: "me".into(),
-            password: "pw1".into(),
-        };
-        store(&path, "ghcr.io", &me).unwrap();
-        store(
-            &path,
-            "127.0.0.1:5000",
-            &Credentials {
-                username: "you".into(),
-                password: "pw2".into(),
-            },
-        )
-        .unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let source = CredentialSource {
-            env: None,
-            env_hosts: Vec::new(),
-            auth_files: vec![path.clone()],
-        };
-        let c = source.lookup("ghcr.io").unwrap();
-        assert_eq!((c.username.as_str(), c.password.as_str()), ("me", "pw1"));
-        let c = source.lookup("127.0.0.1:5000").unwrap();
-        assert_eq!(c.username, "you");
-    }
 
     #[test]
     fn registry_names() {

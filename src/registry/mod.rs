@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod blob;
+pub mod login;
 pub mod manifest;
 mod mirrors;
 pub mod push;

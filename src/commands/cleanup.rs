@@ -1,14 +1,12 @@
 //! `pkg cleanup` and `pkg autoremove`: old kegs, dependencies nothing needs, cache blobs no keg
 //! references, and downloads a dead run left behind.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
 
 use semver::Version;
 
 use crate::cli::CleanupArgs;
-use crate::digest::Digest;
 use crate::link;
 use crate::records::Mark;
 use crate::store::Store;
@@ -64,37 +62,12 @@ pub fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> anyhow::Result<()> {
 
     // 3. Cache blobs no remaining keg references (and, with --prune, old referenced ones).
     let store = Store::open(&ctx.settings.cache)?;
-    let referenced: HashSet<Digest> = ctx
-        .cellar
-        .kegs()
-        .into_iter()
-        .filter(|k| !removed.contains(&(k.name.clone(), k.version.clone())))
-        .flat_map(|k| {
-            let r = k.receipt;
-            r.layers
-                .into_iter()
-                .chain(std::iter::once(r.manifest_digest))
-                .chain(r.platform_manifest_digest)
-        })
-        .collect();
-    let now = SystemTime::now();
-    let older_than = |meta: &std::fs::Metadata, age: Duration| {
-        meta.modified()
-            .ok()
-            .and_then(|m| now.duration_since(m).ok())
-            .is_some_and(|a| a >= age)
-    };
+    let referenced = crate::plan::removal::referenced_blobs(&ctx.state(), &removed);
     let mut blobs = 0;
-    for (digest, path, meta) in store.blobs() {
-        let prune = args
-            .prune
-            .is_some_and(|days| older_than(&meta, Duration::from_secs(days * 86_400)));
-        if referenced.contains(&digest) && !prune {
-            continue;
-        }
-        freed += meta.len();
+    for (path, size) in store.unreferenced(&referenced, args.prune) {
+        freed += size;
         blobs += 1;
-        remove_file(ctx, &path, meta.len(), args.dry_run)?;
+        remove_file(ctx, &path, size, args.dry_run)?;
     }
 
     // 4. Downloads left behind by runs that died (a live run holds the lock of its files, so

@@ -136,3 +136,23 @@ pub fn list_or_none(versions: &[Version]) -> String {
             .join(", ")
     }
 }
+
+/// The blobs the kegs that stay (all but `removed`) were installed from: layers and manifests.
+pub fn referenced_blobs(
+    state: &State,
+    removed: &BTreeSet<(String, Version)>,
+) -> HashSet<crate::digest::Digest> {
+    state
+        .cellar
+        .kegs()
+        .into_iter()
+        .filter(|k| !removed.contains(&(k.name.clone(), k.version.clone())))
+        .flat_map(|k| {
+            let r = k.receipt;
+            r.layers
+                .into_iter()
+                .chain(std::iter::once(r.manifest_digest))
+                .chain(r.platform_manifest_digest)
+        })
+        .collect()
+}

@@ -219,6 +219,29 @@ impl Store {
     }
 
     /// Where downloads in progress, and partial ones kept for resuming, live.
+    /// Blobs not in `referenced`, and with `prune_days` also referenced ones unused (unmodified)
+    /// that long: what `pkg cleanup` removes, as (path, size).
+    pub fn unreferenced(
+        &self,
+        referenced: &std::collections::HashSet<Digest>,
+        prune_days: Option<u64>,
+    ) -> Vec<(PathBuf, u64)> {
+        let now = std::time::SystemTime::now();
+        let older_than = |meta: &std::fs::Metadata, days: u64| {
+            meta.modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|a| a >= std::time::Duration::from_secs(days * 86_400))
+        };
+        self.blobs()
+            .into_iter()
+            .filter(|(digest, _, meta)| {
+                !referenced.contains(digest) || prune_days.is_some_and(|d| older_than(meta, d))
+            })
+            .map(|(_, path, meta)| (path, meta.len()))
+            .collect()
+    }
+
     pub fn temporary_dir(&self) -> PathBuf {
         self.root.join("tmp")
     }

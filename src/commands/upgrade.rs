@@ -2,11 +2,9 @@
 //! (`--dry-run`) or carries it out and reports what it did.
 
 use anyhow::bail;
-use semver::Version;
 
 use crate::cli::{OutdatedArgs, UpgradeArgs};
-use crate::plan::{Hold, Note};
-use crate::records::Mark;
+use crate::plan::Note;
 
 use super::{Ctx, JSON_SCHEMA, SilentExit, print_json};
 
@@ -36,17 +34,8 @@ pub fn outdated(ctx: &Ctx, args: &OutdatedArgs) -> anyhow::Result<()> {
     } else {
         ctx.cellar.names()
     };
-    struct Row {
-        name: String,
-        current: Version,
-        newest: Version,
-        pinned: bool,
-        /// What `pkg upgrade` would move it to; `None` when pinned or everything newer is held.
-        allowed: Option<Version>,
-        hold: Option<Hold>,
-    }
     // The very plan `pkg upgrade` of the same names makes.
-    let plan = crate::plan::upgrade(&mut ctx.state(), &names, named, false);
+    let (rows, plan) = crate::plan::outdated(&mut ctx.state(), &names, named);
     for note in &plan.notes {
         match note {
             Note::Vanished { reason, .. } => ctx.reporter.warn(reason),
@@ -54,43 +43,6 @@ pub fn outdated(ctx: &Ctx, args: &OutdatedArgs) -> anyhow::Result<()> {
             Note::Failed { name, error } => ctx.reporter.warn(&format!("{name}: {error}")),
             _ => {}
         }
-    }
-    let mut rows = Vec::new();
-    for name in &names {
-        let Some(current) = ctx.current(name) else {
-            continue;
-        };
-        let Ok(formula) = ctx.formulary.load(name) else {
-            continue;
-        };
-        let Some(newest) = formula.newest().filter(|n| **n > current).cloned() else {
-            continue;
-        };
-        let allowed = plan
-            .moves()
-            .find(|m| m.name() == name)
-            .map(|m| m.step.version.clone());
-        let hold = plan
-            .notes
-            .iter()
-            .find_map(|n| match n {
-                Note::Held { name: n, hold, .. } if n == name => Some(hold.clone()),
-                _ => None,
-            })
-            .or_else(|| {
-                plan.units
-                    .iter()
-                    .find(|u| u.package == *name)
-                    .and_then(|u| u.hold.clone())
-            });
-        rows.push(Row {
-            name: name.clone(),
-            current,
-            newest,
-            pinned: ctx.records.has(Mark::Pinned, name),
-            allowed,
-            hold,
-        });
     }
     if args.json {
         #[derive(serde::Serialize)]

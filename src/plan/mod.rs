@@ -340,3 +340,59 @@ fn deps_of(step: &Step, versions: &BTreeMap<String, String>) -> BTreeMap<String,
         .filter_map(|d| Some((d.clone(), versions.get(d)?.clone())))
         .collect()
 }
+
+/// One installed package with a newer version in its formula.
+#[derive(Clone, Debug)]
+pub struct Outdated {
+    pub name: String,
+    pub current: Version,
+    pub newest: Version,
+    pub pinned: bool,
+    /// What `pkg upgrade` would move it to; `None` when pinned or everything newer is held.
+    pub allowed: Option<Version>,
+    pub hold: Option<Hold>,
+}
+
+/// `pkg outdated`: the packages of `names` with a newer version, read off the very plan
+/// `pkg upgrade` of the same names makes (returned too, for its notes).
+pub fn outdated(state: &mut State, names: &[String], named: bool) -> (Vec<Outdated>, Plan) {
+    let plan = upgrade::plan(state, names, named, false);
+    let mut rows = Vec::new();
+    for name in names {
+        let Some(current) = state.in_use(name) else {
+            continue;
+        };
+        let Ok(formula) = state.formulary.load(name) else {
+            continue;
+        };
+        let Some(newest) = formula.newest().filter(|n| **n > current).cloned() else {
+            continue;
+        };
+        let allowed = plan
+            .moves()
+            .find(|m| m.name() == name)
+            .map(|m| m.step.version.clone());
+        let hold = plan
+            .notes
+            .iter()
+            .find_map(|n| match n {
+                Note::Held { name: n, hold, .. } if n == name => Some(hold.clone()),
+                _ => None,
+            })
+            .or_else(|| {
+                plan.units
+                    .iter()
+                    .find(|u| u.package == *name)
+                    .and_then(|u| u.hold.clone())
+            });
+        rows.push(Outdated {
+            name: name.clone(),
+            current,
+            newest,
+            pinned: state.records.has(Mark::Pinned, name),
+            allowed,
+            hold,
+        });
+    }
+    (rows, plan)
+}

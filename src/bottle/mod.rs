@@ -21,11 +21,7 @@ use crate::registry::manifest::{self, Descriptor};
 use crate::source::layout::{Layout, LayoutError, SizeCheck};
 use build::{BuildError, BuildOptions, LayerInfo};
 
-pub const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
-pub const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const TITLE: &str = "org.opencontainers.image.title";
-pub const VERSION: &str = "org.opencontainers.image.version";
-pub const CREATED: &str = "org.opencontainers.image.created";
+pub use crate::registry::manifest::{CONFIG_TYPE, CREATED, LAYER_TYPE, TITLE, VERSION};
 /// Largest config blob read back (to learn the platform of an existing manifest).
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 

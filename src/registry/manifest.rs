@@ -5,10 +5,23 @@ use std::collections::BTreeMap;
 use crate::digest::Digest;
 use crate::platform::{Platform, macos_release};
 
+// Media types and annotations: every one pkg reads or writes, in one block.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+pub const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// The tag of an image layout's `index.json` entry; Homebrew writes `VERSION.BOTTLE_TAG` there.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub const TITLE: &str = "org.opencontainers.image.title";
+pub const VERSION: &str = "org.opencontainers.image.version";
+pub const CREATED: &str = "org.opencontainers.image.created";
+pub const ORAS_UNPACK: &str = "io.deis.oras.content.unpack";
+/// The annotation Homebrew writes with the glibc version a Linux bottle was built against.
+pub const GLIBC_VERSION: &str = "sh.brew.bottle.glibc.version";
+/// The annotation Homebrew writes with the sha256 (hex) of an index entry's bottle file.
+pub const BOTTLE_DIGEST: &str = "sh.brew.bottle.digest";
 
 /// Everything pkg can read, for the `Accept` header of a manifest request.
 pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -182,11 +195,6 @@ fn is_known(t: &str) -> bool {
     matches!(t, OCI_INDEX | OCI_MANIFEST | DOCKER_LIST | DOCKER_MANIFEST)
 }
 
-/// The annotation Homebrew writes with the glibc version a Linux bottle was built against.
-pub const GLIBC_VERSION: &str = "sh.brew.bottle.glibc.version";
-/// The annotation Homebrew writes with the sha256 (hex) of an index entry's bottle file.
-pub const BOTTLE_DIGEST: &str = "sh.brew.bottle.digest";
-
 /// `2.35` < `2.36` < `2.36.1`: numeric components compared in turn.
 fn version_parts(v: &str) -> Vec<u64> {
     v.split('.')
@@ -313,10 +321,6 @@ fn bottle_tag_of(name: &str) -> Option<&str> {
     }
     Some(last)
 }
-
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
-pub const TITLE: &str = "org.opencontainers.image.title";
-pub const ORAS_UNPACK: &str = "io.deis.oras.content.unpack";
 
 /// An index entry's platform: its `platform`, else the one its Homebrew bottle tag names
 /// (`org.opencontainers.image.ref.name` = `1.2.3.x86_64_linux`, `1.2.3.arm64_sonoma`).

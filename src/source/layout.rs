@@ -25,7 +25,7 @@ use crate::report::Reporter;
 
 pub const LAYOUT_FILE: &str = "oci-layout";
 pub const INDEX_FILE: &str = "index.json";
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub use crate::registry::manifest::REF_NAME;
 const LAYOUT_VERSION: &str = "1.0.0";
 /// Largest `index.json` read.
 const MAX_INDEX_BYTES: u64 = 4 * 1024 * 1024;

@@ -13,6 +13,7 @@ pub mod digest;
 pub(crate) mod doctor;
 pub mod formula;
 pub mod interrupt;
+pub(crate) mod inventory;
 pub(crate) mod link;
 pub(crate) mod lock;
 pub(crate) mod plan;

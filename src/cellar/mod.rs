@@ -142,6 +142,25 @@ impl Cellar {
     }
 
     /// `Cellar/NAME`, where the kegs of every version of a package live.
+    /// Bytes of the files of a keg (links counted as themselves, never followed).
+    pub fn size(&self, name: &str, version: &Version) -> u64 {
+        let mut total = 0;
+        let mut stack = vec![self.keg(name, version)];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                match e.path().symlink_metadata() {
+                    Ok(meta) if meta.is_dir() => stack.push(e.path()),
+                    Ok(meta) => total += meta.len(),
+                    Err(_) => {}
+                }
+            }
+        }
+        total
+    }
+
     pub fn keg_dir(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }

@@ -215,10 +215,10 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
 fn source(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<(PathBuf, String, String, Vec<String>)> {
     match (&args.keg, &args.dir) {
         (Some(keg), _) => {
-            let (name, version) = super::name_and_version(ctx, keg)?;
+            let (name, version) = ctx.state().name_and_version(keg)?;
             let version = match version {
                 Some(v) => v,
-                None => ctx.require_installed(&name)?,
+                None => ctx.state().require_installed(&name)?,
             };
             if !ctx.cellar.is_installed(&name, &version) {
                 bail!(

@@ -22,36 +22,18 @@ pub fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> anyhow::Result<()> {
     let mut freed = 0u64;
     let mut removed: BTreeSet<(String, Version)> = BTreeSet::new();
 
-    // 1. Kegs other than the current one of each package.
-    for name in ctx.cellar.names() {
-        let versions = ctx.cellar.installed_versions(&name);
-        if versions.len() < 2 {
-            continue;
-        }
-        let Some(keep) = ctx.current(&name) else {
-            continue;
-        };
-        // The newest installed version stays too: a user who linked an older one on purpose
-        // (`pkg install 'hello@^1.2'`) did not ask to lose it; `pkg uninstall NAME@VERSION` does.
-        let newest = versions.last().cloned().filter(|n| *n != keep);
-        if let Some(newest) = &newest {
-            ctx.reporter.status(
-                "Keeping",
-                &format!(
-                    "{name} {} (newer than the linked {}; `pkg uninstall {name}@{}` removes it)",
-                    crate::version::Shown(newest),
-                    crate::version::Shown(&keep),
-                    crate::version::Shown(newest)
-                ),
-            );
-        }
-        for v in versions
-            .into_iter()
-            .filter(|v| *v != keep && Some(v) != newest.as_ref())
-        {
-            freed += remove_keg(ctx, &name, &v, args.dry_run)?;
-            removed.insert((name.clone(), v));
-        }
+    // 1. Kegs other than the one in use and the newest of each package.
+    let superseded = crate::plan::removal::superseded(&ctx.state());
+    for (name, newest, keep) in &superseded.kept {
+        let (newest, keep) = (crate::version::Shown(newest), crate::version::Shown(keep));
+        ctx.reporter.status(
+            "Keeping",
+            &format!("{name} {newest} (newer than the linked {keep}; `pkg uninstall {name}@{newest}` removes it)"),
+        );
+    }
+    for (name, v) in superseded.remove {
+        freed += remove_keg(ctx, &name, &v, args.dry_run)?;
+        removed.insert((name, v));
     }
 
     // 2. Dependencies nothing installed on request needs.
@@ -117,7 +99,7 @@ pub fn autoremove(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
 
 fn remove_keg(ctx: &Ctx, name: &str, version: &Version, dry_run: bool) -> anyhow::Result<u64> {
     let path = ctx.cellar.keg(name, version);
-    let size = dir_size(&path);
+    let size = ctx.cellar.size(name, version);
     if dry_run {
         println!("would remove {} ({})", path.display(), human_bytes(size));
         return Ok(size);
@@ -154,26 +136,4 @@ fn remove_file(ctx: &Ctx, path: &Path, size: u64, dry_run: bool) -> anyhow::Resu
         &format!("{} ({})", path.display(), human_bytes(size)),
     );
     Ok(())
-}
-
-/// Bytes of the files under `dir` (links counted as themselves, never followed).
-fn dir_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(meta) = e.path().symlink_metadata() else {
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(e.path());
-            } else {
-                total += meta.len();
-            }
-        }
-    }
-    total
 }

@@ -13,7 +13,7 @@ use super::Ctx;
 pub fn deps(ctx: &Ctx, args: &DepsArgs) -> anyhow::Result<()> {
     let mut request = Request::parse_in(&args.name, &ctx.formulary)?;
     if request.spelled.is_none()
-        && let Some(current) = ctx.current(&request.name)
+        && let Some(current) = ctx.state().in_use(&request.name)
     {
         request = Request::parse(&format!("{}@{current}", request.name))?;
     }

@@ -5,83 +5,25 @@ use std::io::Write as _;
 use anyhow::bail;
 
 use crate::cli::InfoArgs;
-use crate::link;
-use crate::records::Mark;
 
-use super::{Ctx, JSON_SCHEMA, print_json};
+use super::{Ctx, print_json};
 
 pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
     let name = &args.name;
-    let formula = ctx.formulary.load(name);
-    let kegs: Vec<_> = ctx
-        .cellar
-        .kegs()
-        .into_iter()
-        .filter(|k| &k.name == name)
-        .collect();
-    let formula = match formula {
+    let formula = match ctx.formulary.load(name) {
         Ok(f) => Some(f),
-        Err(e) if kegs.is_empty() => return Err(e.into()),
+        Err(e) if ctx.cellar.installed_versions(name).is_empty() => return Err(e.into()),
         Err(e) => {
             ctx.reporter.warn(&e.to_string());
             None
         }
     };
-    let prefix = &ctx.settings.prefix;
-    let linked = link::linked_version(prefix, name);
-    let pinned = ctx.records.has(Mark::Pinned, name);
-    let unlinked = ctx.records.has(Mark::Unlinked, name);
-    // Links of this package that another took with --overwrite, and links it took.
-    let takeovers = link::owners::list(prefix);
-    let lost: Vec<&link::owners::Takeover> = takeovers.iter().filter(|t| t.from == *name).collect();
-    let took: Vec<&link::owners::Takeover> = takeovers.iter().filter(|t| t.by == *name).collect();
-
+    let info = ctx.inventory().info(name, formula.as_ref());
     if args.json {
-        let installed = kegs
-            .iter()
-            .map(|k| Installed {
-                version: crate::version::show(&k.version),
-                path: k.path.display().to_string(),
-                linked: linked.as_deref() == Some(crate::version::show(&k.version).as_str()),
-                receipt: k.receipt.clone(),
-            })
-            .collect();
-        let formula = formula.as_ref().map(|f| FormulaDoc {
-            desc: f.desc.clone(),
-            homepage: f.homepage.clone(),
-            license: f.license.clone(),
-            bin: f.bin.clone(),
-            source: f.origin.to_string(),
-            newest: f.newest().map(crate::version::show),
-            versions: f
-                .versions
-                .iter()
-                .map(|(v, spec)| VersionDoc {
-                    version: crate::version::show(v),
-                    repository: spec.repository.to_string(),
-                    tag: spec.tag.to_string(),
-                    digest: spec.digest.as_ref().map(ToString::to_string),
-                    depends_on: spec
-                        .depends_on
-                        .iter()
-                        .map(|(d, r)| (d.clone(), r.to_string()))
-                        .collect(),
-                })
-                .collect(),
-        });
-        return print_json(&Doc {
-            schema: JSON_SCHEMA,
-            name: name.clone(),
-            formula,
-            installed,
-            linked,
-            pinned,
-            unlinked,
-            taken_over_by_others: lost.into_iter().cloned().collect(),
-            taken_over_from_others: took.into_iter().cloned().collect(),
-        });
+        return print_json(&info);
     }
-
+    let p = &info.package;
+    let (pinned, lost, took) = (p.pinned, &p.taken_over_by_others, &p.taken_over_from_others);
     let mut out = std::io::stdout().lock();
     match &formula {
         Some(f) => {
@@ -109,16 +51,15 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
         }
         None => writeln!(out, "{name} (no formula found)")?,
     }
-    if kegs.is_empty() {
+    if info.installed.is_empty() {
         writeln!(out, "Not installed")?;
     } else {
         writeln!(out, "Installed:")?;
-        for k in &kegs {
-            let is_linked = linked.as_deref() == Some(crate::version::show(&k.version).as_str());
+        for k in &info.installed {
             let mut notes = Vec::new();
-            if is_linked && !lost.is_empty() {
+            if k.linked && !lost.is_empty() {
                 notes.push("linked, but not all its links");
-            } else if is_linked {
+            } else if k.linked {
                 notes.push("linked");
             }
             notes.push(if k.receipt.installed_on_request {
@@ -129,7 +70,7 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
             writeln!(
                 out,
                 "  {} ({}) {}, {}, from {}:{} {}",
-                crate::version::Shown(&k.version),
+                k.version,
                 notes.join(", "),
                 k.path.display(),
                 super::count(k.receipt.files.len(), "file"),
@@ -138,17 +79,17 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
                 k.receipt.manifest_digest,
             )?;
         }
-        if unlinked {
+        if p.unlinked {
             writeln!(out, "Unlinked on purpose; `pkg link {name}` links it again")?;
         }
-        for t in &lost {
+        for t in lost {
             writeln!(
                 out,
                 "{} belongs to {} now (--overwrite); uninstalling {} gives it back, `pkg link --overwrite {name}` takes it back",
                 t.path, t.by, t.by
             )?;
         }
-        for t in &took {
+        for t in took {
             writeln!(
                 out,
                 "{} was taken over from {} (--overwrite)",
@@ -156,51 +97,8 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
             )?;
         }
     }
-    if formula.is_none() && kegs.is_empty() {
+    if formula.is_none() && info.installed.is_empty() {
         bail!("`{name}` is neither a formula nor installed");
     }
     Ok(())
-}
-
-/// `pkg info --json`.
-#[derive(serde::Serialize)]
-struct Doc {
-    schema: u32,
-    name: String,
-    /// `null` when the formula can no longer be found but kegs are installed.
-    formula: Option<FormulaDoc>,
-    installed: Vec<Installed>,
-    linked: Option<String>,
-    pinned: bool,
-    unlinked: bool,
-    taken_over_by_others: Vec<link::owners::Takeover>,
-    taken_over_from_others: Vec<link::owners::Takeover>,
-}
-
-#[derive(serde::Serialize)]
-struct FormulaDoc {
-    desc: String,
-    homepage: String,
-    license: Option<String>,
-    bin: Option<Vec<String>>,
-    source: String,
-    newest: Option<String>,
-    versions: Vec<VersionDoc>,
-}
-
-#[derive(serde::Serialize)]
-struct VersionDoc {
-    version: String,
-    repository: String,
-    tag: String,
-    digest: Option<String>,
-    depends_on: std::collections::BTreeMap<String, String>,
-}
-
-#[derive(serde::Serialize)]
-struct Installed {
-    version: String,
-    path: String,
-    linked: bool,
-    receipt: crate::cellar::receipt::Receipt,
 }

@@ -11,7 +11,7 @@ use super::Ctx;
 
 pub fn link(ctx: &Ctx, args: &LinkArgs) -> anyhow::Result<()> {
     let name = &args.name;
-    let version = ctx.require_installed(name)?;
+    let version = ctx.state().require_installed(name)?;
     let receipt = Receipt::read(&ctx.cellar.keg(name, &version))?;
     let prefix = &ctx.settings.prefix;
     if args.dry_run {
@@ -63,7 +63,7 @@ pub fn link(ctx: &Ctx, args: &LinkArgs) -> anyhow::Result<()> {
 
 pub fn unlink(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     let _lock = ctx.lock()?;
-    let version = ctx.require_installed(name)?;
+    let version = ctx.state().require_installed(name)?;
     let removed = link::unlink(&ctx.settings.prefix, name)?;
     ctx.records.set(Mark::Unlinked, name, true)?;
     give_back(ctx, name)?;
@@ -86,7 +86,7 @@ pub(super) fn give_back(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
         if ctx.records.has(Mark::Unlinked, &from) {
             continue;
         }
-        let Some(version) = ctx.current(&from) else {
+        let Some(version) = ctx.state().in_use(&from) else {
             continue;
         };
         let receipt = Receipt::read(&ctx.cellar.keg(&from, &version))?;

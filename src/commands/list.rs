@@ -3,66 +3,32 @@
 use std::io::Write as _;
 
 use crate::cli::{ListArgs, SearchArgs};
-use crate::link;
-use crate::records::Mark;
 
-use super::{Ctx, JSON_SCHEMA, SilentExit, print_json};
+use super::{Ctx, SilentExit, print_json};
 
 pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
-    let prefix = &ctx.settings.prefix;
-    let mut rows = Vec::new();
-    for name in ctx.cellar.names() {
-        let versions = ctx.cellar.installed_versions(&name);
-        if versions.is_empty() {
-            continue;
-        }
-        let pinned = ctx.records.has(Mark::Pinned, &name);
-        if args.pinned && !pinned {
-            continue;
-        }
-        rows.push((name, versions, pinned));
-    }
+    let mut list = ctx.inventory().list();
+    list.packages.retain(|p| p.pinned || !args.pinned);
     if args.json {
-        /// One installed package in `pkg list --json`.
-        #[derive(serde::Serialize)]
-        struct Package {
-            name: String,
-            versions: Vec<String>,
-            linked: Option<String>,
-            pinned: bool,
-            installed_on_request: bool,
-        }
-        #[derive(serde::Serialize)]
-        struct Doc {
-            schema: u32,
-            packages: Vec<Package>,
-        }
-        let packages = rows
-            .iter()
-            .map(|(name, versions, pinned)| Package {
-                name: name.clone(),
-                versions: versions.iter().map(crate::version::show).collect(),
-                linked: link::linked_version(prefix, name),
-                pinned: *pinned,
-                installed_on_request: versions.iter().any(|v| {
-                    crate::cellar::receipt::Receipt::read(&ctx.cellar.keg(name, v))
-                        .is_ok_and(|r| r.installed_on_request)
-                }),
-            })
-            .collect();
-        return print_json(&Doc {
-            schema: JSON_SCHEMA,
-            packages,
-        });
+        return print_json(&list);
     }
     let mut out = std::io::stdout().lock();
-    for (name, versions, _) in &rows {
+    for p in &list.packages {
         if args.versions {
-            let vs: Vec<String> = versions.iter().map(crate::version::show).collect();
-            writeln!(out, "{name} {}", vs.join(" "))?;
+            writeln!(out, "{} {}", p.name, p.versions.join(" "))?;
         } else {
-            writeln!(out, "{name}")?;
+            writeln!(out, "{}", p.name)?;
         }
+    }
+    // Names stay the data on stdout; who owns a link another package had is said beside them.
+    for t in list.packages.iter().flat_map(|p| &p.taken_over_from_others) {
+        ctx.reporter.status(
+            "Taken over",
+            &format!(
+                "{} belongs to {}, taken from {} (--overwrite); uninstalling {} gives it back",
+                t.path, t.by, t.from, t.by
+            ),
+        );
     }
     Ok(())
 }

@@ -21,9 +21,6 @@ mod upgrade;
 
 use std::io::Write as _;
 
-use anyhow::bail;
-use semver::Version;
-
 use crate::cellar::Cellar;
 use crate::cellar::unpack::Limits;
 use crate::cli::{Cli, Command};
@@ -176,11 +173,6 @@ impl Ctx<'_> {
         }
     }
 
-    /// The version in use: the linked one, else the newest installed.
-    fn current(&self, name: &str) -> Option<Version> {
-        self.state().in_use(name)
-    }
-
     /// The prefix as the planner sees it: every command that plans (install, upgrade,
     /// outdated, fetch, deps) plans with it, so they agree.
     fn state(&self) -> crate::plan::State<'_> {
@@ -190,6 +182,15 @@ impl Ctx<'_> {
             &self.records,
             &self.settings.prefix,
         )
+    }
+
+    /// What is installed, as `list` and `info` report it.
+    fn inventory(&self) -> crate::inventory::Inventory<'_> {
+        crate::inventory::Inventory {
+            cellar: &self.cellar,
+            records: &self.records,
+            prefix: &self.settings.prefix,
+        }
     }
 
     /// Where a plan is carried out.
@@ -202,39 +203,6 @@ impl Ctx<'_> {
             jobs: self.settings.jobs,
             overwrite,
         }
-    }
-
-    /// The current version, or an error saying the package is not installed.
-    fn require_installed(&self, name: &str) -> anyhow::Result<Version> {
-        match self.current(name) {
-            Some(v) => Ok(v),
-            None => bail!("`{name}` is not installed; `pkg list` shows what is"),
-        }
-    }
-}
-
-/// Splits `NAME@VERSION` for commands that name one installed version. Names may hold an `@`
-/// (Homebrew-style `openssl@3`) and a version never does, so the last `@` separates them
-/// (`openssl@3@3.1.0`); an argument that is itself an installed package's or a formula's name
-/// is that name (`openssl@3`).
-fn name_and_version(ctx: &Ctx, arg: &str) -> anyhow::Result<(String, Option<Version>)> {
-    let is_name = |name: &str| ctx.cellar.keg_dir_exists(name) || ctx.formulary.has(name);
-    let Some((name, v)) = arg.rsplit_once('@').filter(|_| !is_name(arg)) else {
-        return Ok((arg.to_owned(), None));
-    };
-    if name.is_empty() {
-        bail!("`{arg}` names no package before `@`; write NAME@VERSION, e.g. hello@1.2.0");
-    }
-    if !is_name(name) && !name.contains('@') && !name.contains('/') {
-        // `tool@2` where neither `tool@2` nor `tool` is known: whatever it means, it is the
-        // whole name that is not installed (a Homebrew version may be as short as `2`).
-        return Ok((arg.to_owned(), None));
-    }
-    match crate::version::parse_brew(v) {
-        Ok(v) => Ok((name.to_owned(), Some(v))),
-        Err(e) => bail!(
-            "invalid version in `{arg}`: {e}; expected NAME@X.Y.Z (and `{arg}` is neither installed nor a formula)"
-        ),
     }
 }
 

@@ -6,7 +6,7 @@ use super::Ctx;
 
 pub fn pin(ctx: &Ctx, name: &str, on: bool) -> anyhow::Result<()> {
     let _lock = ctx.lock()?;
-    let version = ctx.require_installed(name)?;
+    let version = ctx.state().require_installed(name)?;
     let changed = ctx.records.set(Mark::Pinned, name, on)?;
     let what = match (on, changed) {
         (_, true) => "",

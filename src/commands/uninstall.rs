@@ -8,7 +8,7 @@ use crate::cli::UninstallArgs;
 use crate::link;
 use crate::records::Mark;
 
-use super::{Ctx, name_and_version};
+use super::Ctx;
 
 pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
     let _lock = ctx.lock()?;
@@ -18,7 +18,7 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
     // each, and the rest still goes. Only what is still there after the run is a failure.
     let mut absent: Vec<String> = Vec::new();
     for arg in &args.packages {
-        let (name, version) = name_and_version(ctx, arg)?;
+        let (name, version) = ctx.state().name_and_version(arg)?;
         let installed = ctx.cellar.installed_versions(&name);
         let versions = match version {
             Some(v) if installed.contains(&v) => vec![v],

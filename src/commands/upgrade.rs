@@ -28,7 +28,7 @@ pub fn outdated(ctx: &Ctx, args: &OutdatedArgs) -> anyhow::Result<()> {
     let named = !args.packages.is_empty();
     let names = if named {
         for name in &args.packages {
-            ctx.require_installed(name)?;
+            ctx.state().require_installed(name)?;
         }
         args.packages.clone()
     } else {

@@ -94,6 +94,37 @@ pub fn check_dependents(
     Ok(())
 }
 
+/// The kegs `cleanup` removes as old versions, and the newer ones it keeps.
+#[derive(Debug, Default)]
+pub struct Superseded {
+    /// Every keg of a package but the one in use and the newest installed.
+    pub remove: Vec<(String, Version)>,
+    /// (name, newest, in use): kept although not in use — a user who linked an older version
+    /// on purpose (`pkg install 'hello@^1.2'`) did not ask to lose the newer one.
+    pub kept: Vec<(String, Version, Version)>,
+}
+
+/// What `cleanup` does with packages that have more than one keg.
+pub fn superseded(state: &State) -> Superseded {
+    let mut out = Superseded::default();
+    for name in state.cellar.names() {
+        let versions = state.cellar.installed_versions(&name);
+        let Some(keep) = state.in_use(&name).filter(|_| versions.len() > 1) else {
+            continue;
+        };
+        let newest = versions.last().cloned().filter(|n| *n != keep);
+        for v in &versions {
+            if *v != keep && Some(v) != newest.as_ref() {
+                out.remove.push((name.clone(), v.clone()));
+            }
+        }
+        if let Some(newest) = newest {
+            out.kept.push((name, newest, keep));
+        }
+    }
+    out
+}
+
 /// Kegs installed as dependencies that no package installed on request needs, directly or not.
 pub fn unneeded(
     state: &State,

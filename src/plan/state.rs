@@ -12,6 +12,17 @@ use crate::formula::Formulary;
 use crate::records::{Mark, Records};
 use crate::resolve::Installed;
 
+/// An argument that should name an installed package, perhaps with `@VERSION`.
+#[derive(Debug, thiserror::Error)]
+pub enum ArgError {
+    #[error("`{0}` names no package before `@`; write NAME@VERSION, e.g. hello@1.2.0")]
+    NoName(String),
+    #[error(
+        "invalid version in `{arg}`: {reason}; expected NAME@X.Y.Z (and `{arg}` is neither installed nor a formula)"
+    )]
+    BadVersion { arg: String, reason: String },
+}
+
 /// What the planner reads: the Cellar, the formulae, the user's marks and links.
 pub struct State<'a> {
     pub cellar: &'a Cellar,
@@ -77,6 +88,38 @@ impl<'a> State<'a> {
     /// Whether the keg is in the Cellar now or will be after the units planned so far.
     pub fn has_keg(&self, name: &str, version: &Version) -> bool {
         self.moved.get(name) == Some(version) || self.cellar.is_installed(name, version)
+    }
+
+    /// The version in use, or an error saying the package is not installed.
+    pub fn require_installed(&self, name: &str) -> Result<Version, super::PlanError> {
+        self.in_use(name)
+            .ok_or_else(|| super::PlanError::NotInstalled(name.to_owned()))
+    }
+
+    /// Splits `NAME@VERSION` for commands that name one installed version. Names may hold an
+    /// `@` (Homebrew-style `openssl@3`) and a version never does, so the last `@` separates
+    /// them (`openssl@3@3.1.0`); an argument that is itself an installed package's or a
+    /// formula's name is that name (`openssl@3`).
+    pub fn name_and_version(&self, arg: &str) -> Result<(String, Option<Version>), ArgError> {
+        let is_name = |name: &str| self.cellar.keg_dir_exists(name) || self.formulary.has(name);
+        let Some((name, v)) = arg.rsplit_once('@').filter(|_| !is_name(arg)) else {
+            return Ok((arg.to_owned(), None));
+        };
+        if name.is_empty() {
+            return Err(ArgError::NoName(arg.to_owned()));
+        }
+        if !is_name(name) && !name.contains('@') && !name.contains('/') {
+            // `tool@2` where neither `tool@2` nor `tool` is known: whatever it means, it is the
+            // whole name that is not installed (a Homebrew version may be as short as `2`).
+            return Ok((arg.to_owned(), None));
+        }
+        match crate::version::parse_brew(v) {
+            Ok(v) => Ok((name.to_owned(), Some(v))),
+            Err(e) => Err(ArgError::BadVersion {
+                arg: arg.to_owned(),
+                reason: e.to_string(),
+            }),
+        }
     }
 
     /// Records that a unit moves `name` to `version`, taking the old keg away when `remove_old`.

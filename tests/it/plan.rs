@@ -686,7 +686,7 @@ fn fetch_brings_the_dependencies_so_the_install_runs_offline() {
 }
 
 #[test]
-fn overwrite_records_the_takeover_which_info_and_doctor_say_and_uninstall_gives_back() {
+fn overwrite_records_the_takeover_which_info_list_and_doctor_say_and_uninstall_gives_back() {
     let registry = Registry::start();
     registry.push("acme/hello", "1.0.0", &image("hello", "hello 1.0.0"));
     registry.push("acme/greet", "1.0.0", &image("hello", "greet says hello"));
@@ -713,6 +713,19 @@ fn overwrite_records_the_takeover_which_info_and_doctor_say_and_uninstall_gives_
         .says("bin/hello belongs to greet now");
     let info = parse(&w.ctx.pkg(&["info", "hello", "--json"]).success().stdout);
     assert_eq!(info["taken_over_by_others"][0]["by"], "greet");
+    w.ctx
+        .pkg(&["list"])
+        .success()
+        .says("bin/hello belongs to greet, taken from hello");
+    let list = parse(&w.ctx.pkg(&["list", "--json"]).success().stdout);
+    let packages = list["packages"].as_array().unwrap();
+    let of = |name: &str| packages.iter().find(|p| p["name"] == name).unwrap().clone();
+    assert_eq!(of("hello")["taken_over_by_others"][0]["by"], "greet");
+    assert_eq!(of("greet")["taken_over_from_others"][0]["from"], "hello");
+    assert_eq!(
+        of("greet")["taken_over_from_others"][0]["path"],
+        "bin/hello"
+    );
     let doctor = w.ctx.pkg(&["doctor"]).output();
     assert!(
         doctor.contains("bin/hello of hello belongs to greet"),
@@ -727,6 +740,11 @@ fn overwrite_records_the_takeover_which_info_and_doctor_say_and_uninstall_gives_
     assert_eq!(w.runs("hello").as_deref(), Some("hello 1.0.0"));
     let doctor = w.ctx.pkg(&["doctor"]).output();
     assert!(!doctor.contains("bin/hello"), "{doctor}");
+    let list = parse(&w.ctx.pkg(&["list", "--json"]).success().stdout);
+    assert_eq!(
+        list["packages"][0]["taken_over_by_others"],
+        serde_json::json!([])
+    );
     w.ctx
         .pkg(&["info", "hello"])
         .success()

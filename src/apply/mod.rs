@@ -201,22 +201,22 @@ fn run_unit(
                 version: crate::version::show(&m.step.version),
                 source: Box::new(source),
             })?;
-        for (link, from) in &taken {
-            target.reporter.status(
-                "Took over",
-                &format!(
-                    "{} from {from} (--overwrite; uninstalling {} gives it back)",
-                    link.strip_prefix(target.prefix).unwrap_or(link).display(),
-                    m.name()
-                ),
-            );
-        }
-        switched.push(Some(before));
+        switched.push(Some((before, taken)));
     }
     tx.commit();
     // 3. Committed: marks, old kegs, and what the user is told.
-    for ((m, _, _, files, bytes), before) in ready.into_iter().zip(switched) {
+    for ((m, _, _, files, bytes), switch) in ready.into_iter().zip(switched) {
         let (name, version) = (m.name(), &m.step.version);
+        let (before, taken) = switch.unzip();
+        for (link, from) in taken.iter().flatten() {
+            target.reporter.status(
+                "Took over",
+                &format!(
+                    "{} from {from} (--overwrite; uninstalling {name} gives it back)",
+                    link.strip_prefix(target.prefix).unwrap_or(link).display(),
+                ),
+            );
+        }
         if m.link && m.step.on_request {
             target.records.set(Mark::Unlinked, name, false)?;
         }

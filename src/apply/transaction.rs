@@ -1,5 +1,6 @@
 //! Link switches and new kegs of one unit, undone when dropped unless committed (rustup's
-//! `Transaction` is the model): the links that were there come back, the new kegs go.
+//! `Transaction` is the model): the links that were there come back — those taken from other
+//! packages with `--overwrite` too, and the records of those takeovers go — and the new kegs go.
 
 use std::path::Path;
 
@@ -16,6 +17,8 @@ pub struct Transaction<'a> {
     switched: Vec<(String, Option<Version>)>,
     /// Kegs poured for this unit.
     fresh: Vec<(String, Version)>,
+    /// Links taken from other packages, by the package that took them.
+    taken: Vec<(String, link::owners::Taken)>,
     committed: bool,
 }
 
@@ -26,6 +29,7 @@ impl<'a> Transaction<'a> {
             cellar,
             switched: Vec::new(),
             fresh: Vec::new(),
+            taken: Vec::new(),
             committed: false,
         }
     }
@@ -55,6 +59,9 @@ impl<'a> Transaction<'a> {
             overwrite,
         )?;
         self.switched.push((name.to_owned(), before.clone()));
+        if !taken.is_empty() {
+            self.taken.push((name.to_owned(), taken.clone()));
+        }
         Ok((before, taken))
     }
 
@@ -70,6 +77,17 @@ impl Drop for Transaction<'_> {
         }
         for (name, before) in self.switched.iter().rev() {
             relink(self.prefix, self.cellar, name, before.as_ref());
+        }
+        // The packages links were taken from get them back, at the version they have linked.
+        for (by, taken) in self.taken.iter().rev() {
+            let _ = link::owners::forget(self.prefix, by, taken);
+            let mut owners: Vec<&String> = taken.iter().map(|(_, from)| from).collect();
+            owners.dedup();
+            for from in owners {
+                if let Some(v) = linked(self.prefix, self.cellar, from) {
+                    relink(self.prefix, self.cellar, from, Some(&v));
+                }
+            }
         }
         for (name, version) in &self.fresh {
             let _ = self.cellar.remove(name, version);

@@ -40,7 +40,7 @@ pub enum LinkError {
         #[source]
         error: WalkError,
     },
-    #[error("{} file(s) in the way, not linked:\n{}\nTo replace them, run again with --overwrite.", .0.len(), list(.0))]
+    #[error("{} file(s) in the way, not linked:\n{}\n{}", .0.len(), list(.0), hint(.0))]
     Conflicts(Vec<Conflict>),
 }
 
@@ -48,6 +48,17 @@ pub enum LinkError {
 pub struct Conflict {
     pub path: PathBuf,
     pub reason: String,
+    /// A directory: `--overwrite` does not replace it either.
+    pub directory: bool,
+}
+
+/// What to do about conflicts: `--overwrite` replaces files and links, never directories.
+fn hint(conflicts: &[Conflict]) -> &'static str {
+    if conflicts.iter().all(|c| c.directory) {
+        "Move them out of the way and run again (pkg never replaces a directory, even with --overwrite)."
+    } else {
+        "To replace them, run again with --overwrite."
+    }
 }
 
 fn list(conflicts: &[Conflict]) -> String {
@@ -413,6 +424,7 @@ fn conflict(prefix: &Path, name: &str, dest: &Path, overwrite: bool) -> Option<C
         Some(Conflict {
             path: dest.to_owned(),
             reason,
+            directory: meta.is_dir(),
         })
     };
     if meta.is_dir() {

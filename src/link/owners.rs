@@ -97,6 +97,27 @@ pub fn record(prefix: &Path, by: &str, taken: &[(PathBuf, String)]) -> std::io::
     write(prefix, all)
 }
 
+/// Forgets that `by` took `taken` (a link change undone): the records of those links go.
+pub fn forget(prefix: &Path, by: &str, taken: &[(PathBuf, String)]) -> std::io::Result<()> {
+    let rels: Vec<String> = taken
+        .iter()
+        .map(|(link, _)| {
+            let rel = link.strip_prefix(prefix).unwrap_or(link);
+            rel.to_string_lossy().into_owned()
+        })
+        .collect();
+    let all = read(prefix);
+    let before = all.len();
+    let rest: Vec<Takeover> = all
+        .into_iter()
+        .filter(|t| !(t.by == by && rels.contains(&t.path)))
+        .collect();
+    if rest.len() == before {
+        return Ok(());
+    }
+    write(prefix, rest)
+}
+
 /// The takeovers that still hold: the link exists and points into the package that took it.
 pub fn list(prefix: &Path) -> Vec<Takeover> {
     read(prefix)

@@ -758,3 +758,52 @@ fn overwrite_records_the_takeover_which_info_list_and_doctor_say_and_uninstall_g
         "{doctor}"
     );
 }
+
+#[test]
+fn a_unit_that_fails_to_link_gives_back_the_links_it_took_over() {
+    let registry = Registry::start();
+    registry.push("acme/hello", "1.0.0", &image("hello", "hello 1.0.0"));
+    registry.push("acme/lib", "1.0.0", &image("lib", "lib 1.0.0"));
+    registry.push("acme/app", "1.0.0", &image("app", "app 1.0.0"));
+    // lib 2.0.0 also ships bin/hello (taken from hello with --overwrite); app 2.0.0 ships
+    // bin/tool, where the user keeps a directory: its link fails after lib's went in.
+    let lib2 = ImageSpec::new("linux", "amd64")
+        .file("bin/lib", "#!/bin/sh\necho lib 2.0.0\n", 0o755)
+        .file("bin/hello", "#!/bin/sh\necho lib says hello\n", 0o755);
+    registry.push("acme/lib", "2.0.0", &Fixture::Image(lib2));
+    let app2 = ImageSpec::new("linux", "amd64")
+        .file("bin/app", "#!/bin/sh\necho app 2.0.0\n", 0o755)
+        .file("bin/tool", "#!/bin/sh\necho tool\n", 0o755);
+    registry.push("acme/app", "2.0.0", &Fixture::Image(app2));
+    let w = World {
+        registry: &registry,
+        ctx: TestContext::new(),
+    };
+    w.plain("hello", &["1.0.0"]);
+    w.plain("lib", &["1.0.0"]);
+    w.app(&[("1.0.0", "^1")]);
+    w.pkg(&["install", "hello", "app"]);
+    w.plain("lib", &["1.0.0", "2.0.0"]);
+    w.app(&[("1.0.0", "^1"), ("2.0.0", "^2")]);
+    std::fs::create_dir_all(w.ctx.prefix.join("bin/tool/mine")).unwrap();
+
+    let run = w
+        .ctx
+        .pkg(&["install", "--upgrade", "--overwrite", "app"])
+        .failure();
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(!said.contains("Took over"), "{said}");
+    assert!(said.contains("Move them out of the way"), "{said}");
+    assert!(!said.contains("run again with --overwrite"), "{said}");
+    assert_eq!(w.runs("hello").as_deref(), Some("hello 1.0.0"));
+    assert_eq!(w.runs("lib").as_deref(), Some("lib 1.0.0"));
+    assert_eq!(w.linked("app").as_deref(), Some("1.0.0"));
+    assert_eq!(w.versions("lib"), ["1.0.0"]);
+    let info = parse(&w.ctx.pkg(&["info", "hello", "--json"]).success().stdout);
+    assert_eq!(info["taken_over_by_others"], json!([]));
+    let records =
+        std::fs::read_to_string(w.ctx.prefix.join("var/pkg/takeovers.toml")).unwrap_or_default();
+    assert!(!records.contains("bin/hello"), "{records}");
+    let doctor = w.ctx.pkg(&["doctor"]).output();
+    assert!(!doctor.contains("bin/hello"), "{doctor}");
+}

@@ -302,3 +302,57 @@ fn the_layers_of_one_image_download_at_once_and_unpack_in_order() {
     }
     assert_eq!(crate::faults::run_bin(&rig.ctx, "layered"), "third");
 }
+
+/// `pkg upgrade` pours like `install`: the new versions of independent packages download at
+/// once, and each is switched only once it is poured.
+#[test]
+fn upgrade_pours_several_packages_at_once() {
+    use crate::faults::Rig;
+    use crate::harness::proxy::{Fault, Times};
+    use std::time::Duration;
+
+    let rig = Rig::start();
+    let names = ["one", "two", "three"];
+    for name in names {
+        rig.publish(name, &["1.0.0"], 96 * 1024);
+    }
+    rig.ctx.pkg(&["install", "one", "two", "three"]).success();
+    let layers: Vec<String> = names
+        .iter()
+        .map(|name| {
+            let built = rig.publish(name, &["1.0.0", "2.0.0"], 96 * 1024);
+            built[1].image().layer_digests[0].clone()
+        })
+        .collect();
+    rig.reg().clear();
+    // Each new blob takes about a second to arrive: one after the other would take three.
+    rig.reg().on(
+        "GET",
+        "/blobs/sha256:",
+        Times::Always,
+        Fault::Throttle(8 * 1024, Duration::from_millis(80)),
+    );
+    rig.ctx.pkg(&["--jobs", "3", "upgrade"]).success();
+
+    let starts: Vec<_> = layers
+        .iter()
+        .map(|d| {
+            let seen = rig.reg().matching("GET", d);
+            assert_eq!(seen.len(), 1, "{d} fetched once: {}", rig.reg().describe());
+            seen[0].at
+        })
+        .collect();
+    let first = starts.iter().min().unwrap();
+    let last = starts.iter().max().unwrap();
+    assert!(
+        last.duration_since(*first) < Duration::from_millis(500),
+        "the upgrades were poured one after another: {:?}",
+        starts
+            .iter()
+            .map(|t| t.duration_since(*first))
+            .collect::<Vec<_>>()
+    );
+    for name in names {
+        assert_eq!(rig.ctx.cellar_versions(name), ["2.0.0"]);
+    }
+}

@@ -247,6 +247,28 @@ pub fn examine(s: &Subject) -> Checkup {
                 store.temporary_dir().display()
             ));
         }
+        // Other prefixes sharing this cache: cleanup keeps what they use; gone ones are stale.
+        let registered = store.registrations();
+        let stale: Vec<String> = registered
+            .iter()
+            .filter(|r| r.is_stale())
+            .map(|r| r.prefix.display().to_string())
+            .collect();
+        if !stale.is_empty() {
+            notes.push(format!(
+                "the cache {} is registered to {} that no longer exist ({}); `pkg cleanup --cache-only` forgets them and frees what only they used",
+                s.cache.display(),
+                crate::report::count(stale.len(), "prefix"),
+                stale.join(", ")
+            ));
+        }
+        if registered.len() > 1 {
+            notes.push(format!(
+                "the cache {} is shared by {}; `pkg cleanup` in any of them keeps what the others use",
+                s.cache.display(),
+                crate::report::count(registered.len() - stale.len(), "prefix"),
+            ));
+        }
     }
 
     // Registries of what is installed: reachable, and the credentials (if any) accepted.

@@ -1,4 +1,6 @@
-//! The prefix lock: one `pkg` at a time changes a prefix; a second one waits, saying so.
+//! Locks: one `pkg` at a time changes a prefix (a second one waits, saying so); a shared cache is
+//! locked shared by every run that adds blobs to it and exclusively by `cleanup`, so a blob is
+//! never removed between its download and the receipt that references it.
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
@@ -17,6 +19,10 @@ pub enum LockError {
         "another pkg is changing {prefix}; try again when it has finished, or leave out --no-wait to wait for it"
     )]
     Busy { prefix: PathBuf },
+    #[error(
+        "another pkg is using the cache {cache}; try again when it has finished, or leave out --no-wait to wait for it"
+    )]
+    BusyCache { cache: PathBuf },
 }
 
 /// Held for as long as the prefix is being changed; released on drop (or when the process dies).
@@ -24,40 +30,88 @@ pub struct PrefixLock {
     _file: File,
 }
 
-/// Takes the lock, waiting (and saying so) while another pkg holds it, unless `wait` is false.
+/// Held while a run may add blobs to the cache (shared) or removes them (exclusive).
+pub struct CacheLock {
+    _file: File,
+}
+
+/// Takes the prefix lock, waiting (and saying so) while another pkg holds it, unless `wait` is
+/// false.
 pub fn acquire(
     prefix: &Path,
     wait: bool,
     reporter: &dyn Reporter,
 ) -> Result<PrefixLock, LockError> {
-    let dir = prefix.join("var/pkg");
+    let busy = || LockError::Busy {
+        prefix: prefix.to_owned(),
+    };
+    let waiting = format!("for another pkg to finish with {}", prefix.display());
+    let file = take(
+        &prefix.join("var/pkg"),
+        false,
+        wait,
+        reporter,
+        busy,
+        &waiting,
+    )?;
+    Ok(PrefixLock { _file: file })
+}
+
+/// Locks the cache at `cache`: `exclusive` for `cleanup`, shared otherwise.
+pub fn cache(
+    cache: &Path,
+    exclusive: bool,
+    wait: bool,
+    reporter: &dyn Reporter,
+) -> Result<CacheLock, LockError> {
+    let busy = || LockError::BusyCache {
+        cache: cache.to_owned(),
+    };
+    let waiting = format!(
+        "for other pkg runs to finish with the cache {}",
+        cache.display()
+    );
+    let file = take(cache, !exclusive, wait, reporter, busy, &waiting)?;
+    Ok(CacheLock { _file: file })
+}
+
+fn take(
+    dir: &Path,
+    shared: bool,
+    wait: bool,
+    reporter: &dyn Reporter,
+    busy: impl FnOnce() -> LockError,
+    waiting: &str,
+) -> Result<File, LockError> {
     let path = dir.join("lock");
     let err = |source| LockError::Io {
         path: path.clone(),
         source,
     };
-    fs_err::create_dir_all(&dir).map_err(err)?;
+    fs_err::create_dir_all(dir).map_err(err)?;
     let file = File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
         .map_err(err)?;
-    match file.try_lock() {
+    let tried = if shared {
+        file.try_lock_shared()
+    } else {
+        file.try_lock()
+    };
+    match tried {
         Ok(()) => {}
-        Err(TryLockError::WouldBlock) if !wait => {
-            return Err(LockError::Busy {
-                prefix: prefix.to_owned(),
-            });
-        }
+        Err(TryLockError::WouldBlock) if !wait => return Err(busy()),
         Err(TryLockError::WouldBlock) => {
-            reporter.status(
-                "Waiting",
-                &format!("for another pkg to finish with {}", prefix.display()),
-            );
-            file.lock().map_err(err)?;
+            reporter.status("Waiting", waiting);
+            if shared {
+                file.lock_shared().map_err(err)?;
+            } else {
+                file.lock().map_err(err)?;
+            }
         }
         Err(TryLockError::Error(e)) => return Err(err(e)),
     }
-    Ok(PrefixLock { _file: file })
+    Ok(file)
 }

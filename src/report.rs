@@ -38,13 +38,21 @@ impl Reporter for Silent {
     fn warn(&self, _: &str) {}
 }
 
-/// `1 file`, `3 files`.
+/// `1 file`, `3 files`, `2 prefixes`, `2 formulae`, `2 dependencies`.
 pub fn count(n: usize, what: &str) -> String {
     if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
+        return format!("1 {what}");
     }
+    let plural = if what.ends_with("formula") {
+        format!("{what}e")
+    } else if let Some(stem) = what.strip_suffix('y') {
+        format!("{stem}ies")
+    } else if ["s", "x", "ch", "sh"].iter().any(|end| what.ends_with(end)) {
+        format!("{what}es")
+    } else {
+        format!("{what}s")
+    };
+    format!("{n} {plural}")
 }
 
 pub fn human_bytes(n: u64) -> String {

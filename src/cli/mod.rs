@@ -100,7 +100,7 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Remove old kegs, unneeded dependencies, unreferenced cache blobs and stale downloads.
     #[command(
-        after_help = "Examples:\n  pkg cleanup --dry-run\n  pkg cleanup --prune 30        also drop cached blobs unused for 30 days"
+        after_help = "Examples:\n  pkg cleanup --dry-run\n  pkg cleanup --prune 30        also drop cached blobs unused for 30 days\n  pkg cleanup --cache-only      only the shared cache (every prefix using it is kept whole)\n  pkg cleanup --kegs-only       only this prefix's old kegs"
     )]
     Cleanup(CleanupArgs),
     /// Uninstall dependencies that no installed package needs any more.
@@ -280,6 +280,13 @@ pub struct CleanupArgs {
     /// (they are only needed for offline reinstalls); 0 means all of them.
     #[arg(long, value_name = "DAYS")]
     pub prune: Option<u64>,
+    /// Only the shared cache: blobs no prefix that uses it references, and dead downloads;
+    /// kegs are left alone.
+    #[arg(long, conflicts_with = "kegs_only")]
+    pub cache_only: bool,
+    /// Only this prefix's old kegs and unneeded dependencies; the cache is left alone.
+    #[arg(long)]
+    pub kegs_only: bool,
 }
 
 #[derive(Debug, Args)]

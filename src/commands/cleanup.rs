@@ -6,12 +6,13 @@ use std::path::Path;
 
 use semver::Version;
 
+use crate::cellar::Cellar;
 use crate::cli::CleanupArgs;
-use crate::link;
 use crate::records::Mark;
 use crate::store::Store;
+use crate::{link, lock};
 
-use super::{Ctx, human_bytes};
+use super::{Ctx, count, human_bytes};
 
 pub fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> anyhow::Result<()> {
     let _lock = if args.dry_run {
@@ -22,40 +23,112 @@ pub fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> anyhow::Result<()> {
     let mut freed = 0u64;
     let mut removed: BTreeSet<(String, Version)> = BTreeSet::new();
 
-    // 1. Kegs other than the one in use and the newest of each package.
-    let superseded = crate::plan::removal::superseded(&ctx.state());
-    for (name, newest, keep) in &superseded.kept {
-        let (newest, keep) = (crate::version::Shown(newest), crate::version::Shown(keep));
-        ctx.reporter.status(
-            "Keeping",
-            &format!("{name} {newest} (newer than the linked {keep}; `pkg uninstall {name}@{newest}` removes it)"),
-        );
-    }
-    for (name, v) in superseded.remove {
-        freed += remove_keg(ctx, &name, &v, args.dry_run)?;
-        removed.insert((name, v));
-    }
+    if !args.cache_only {
+        // 1. Kegs other than the one in use and the newest of each package.
+        let superseded = crate::plan::removal::superseded(&ctx.state());
+        for (name, newest, keep) in &superseded.kept {
+            let (newest, keep) = (crate::version::Shown(newest), crate::version::Shown(keep));
+            ctx.reporter.status(
+                "Keeping",
+                &format!("{name} {newest} (newer than the linked {keep}; `pkg uninstall {name}@{newest}` removes it)"),
+            );
+        }
+        for (name, v) in superseded.remove {
+            freed += remove_keg(ctx, &name, &v, args.dry_run)?;
+            removed.insert((name, v));
+        }
 
-    // 2. Dependencies nothing installed on request needs.
-    for (name, v) in crate::plan::removal::unneeded(&ctx.state(), &removed) {
-        freed += remove_keg(ctx, &name, &v, args.dry_run)?;
-        removed.insert((name, v));
+        // 2. Dependencies nothing installed on request needs.
+        for (name, v) in crate::plan::removal::unneeded(&ctx.state(), &removed) {
+            freed += remove_keg(ctx, &name, &v, args.dry_run)?;
+            removed.insert((name, v));
+        }
     }
+    let kegs = removed.len();
+    let blobs = if args.kegs_only {
+        0
+    } else {
+        clean_cache(ctx, args, &removed, &mut freed)?
+    };
 
-    // 3. Cache blobs no remaining keg references (and, with --prune, old referenced ones).
+    let verb = if args.dry_run { "Would free" } else { "Freed" };
+    ctx.reporter.status(
+        verb,
+        &format!(
+            "{} ({}, {})",
+            human_bytes(freed),
+            count(kegs, "keg"),
+            count(blobs, "cached blob")
+        ),
+    );
+    Ok(())
+}
+
+/// The shared cache: blobs that neither this prefix (once `removed` is gone) nor any other
+/// prefix registered in the cache references, and downloads left by runs that died. Returns
+/// how many blobs go.
+fn clean_cache(
+    ctx: &Ctx,
+    args: &CleanupArgs,
+    removed: &BTreeSet<(String, Version)>,
+    freed: &mut u64,
+) -> anyhow::Result<usize> {
     let store = Store::open(&ctx.settings.cache)?;
-    let referenced = crate::plan::removal::referenced_blobs(&ctx.state(), &removed);
+    // No run adds blobs while they are counted and removed.
+    let _cache = lock::cache(&ctx.settings.cache, true, ctx.wait, ctx.reporter)?;
+    let prefix = std::path::absolute(&ctx.settings.prefix)?;
+    if ctx.cellar.root().is_dir() {
+        store.register(&prefix)?;
+    }
+    let mut referenced = crate::plan::removal::referenced_blobs(&ctx.state(), removed);
+    let mut others = Vec::new();
+    for r in store.registrations() {
+        if r.prefix == prefix {
+            continue;
+        }
+        if r.is_stale() {
+            if !args.dry_run {
+                store.unregister(&r)?;
+            }
+            ctx.reporter.status(
+                if args.dry_run {
+                    "Would forget"
+                } else {
+                    "Forgot"
+                },
+                &format!("the prefix {} (it is gone)", r.prefix.display()),
+            );
+            continue;
+        }
+        let theirs = crate::plan::removal::blobs_of(&Cellar::new(&r.prefix));
+        let only_theirs = theirs
+            .iter()
+            .filter(|d| !referenced.contains(*d) && store.cached(d).is_some())
+            .count();
+        referenced.extend(theirs);
+        others.push((r.prefix, only_theirs));
+    }
+    // Cache blobs no remaining keg references (and, with --prune, old referenced ones).
     let mut blobs = 0;
     for (path, size) in store.unreferenced(&referenced, args.prune) {
-        freed += size;
+        *freed += size;
         blobs += 1;
         remove_file(ctx, &path, size, args.dry_run)?;
     }
-
-    // 4. Downloads left behind by runs that died (a live run holds the lock of its files, so
+    for (other, only_theirs) in others.iter().filter(|(_, n)| *n > 0) {
+        ctx.reporter.status(
+            "Keeping",
+            &format!(
+                "{} that {} uses (it shares this cache)",
+                count(*only_theirs, "cached blob"),
+                other.display()
+            ),
+        );
+    }
+    // Downloads left behind by runs that died (a live run holds the lock of its files, so
     // those are left alone however old they are).
     for (path, size) in store.sweep(args.dry_run) {
-        freed += size;
+        *freed += size;
         if args.dry_run {
             println!("would remove {} ({})", path.display(), human_bytes(size));
         } else {
@@ -65,17 +138,7 @@ pub fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> anyhow::Result<()> {
             );
         }
     }
-
-    let verb = if args.dry_run { "Would free" } else { "Freed" };
-    ctx.reporter.status(
-        verb,
-        &format!(
-            "{} ({} kegs, {blobs} cached blobs)",
-            human_bytes(freed),
-            removed.len()
-        ),
-    );
-    Ok(())
+    Ok(blobs)
 }
 
 pub fn autoremove(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {

@@ -146,6 +146,9 @@ impl Ctx<'_> {
     /// The network side, created only when something must be fetched.
     fn pourer(&self) -> anyhow::Result<Pourer<'_>> {
         let store = Store::open(&self.settings.cache)?;
+        // This prefix uses the cache: cleanup anywhere keeps what its receipts reference.
+        let cache_lock = lock::cache(&self.settings.cache, false, self.wait, self.reporter)?;
+        store.register(&self.settings.prefix)?;
         // Temporary files of runs that died; the cache may be shared, so not under our lock.
         // Their partial downloads stay, for this run or a later one to resume.
         store.sweep_keeping_partials();
@@ -157,6 +160,7 @@ impl Ctx<'_> {
             limits: Limits::from_env()?,
             jobs: self.settings.jobs,
             ahead: crate::pour::prefetch::Budget::new(self.settings.jobs),
+            _cache_lock: cache_lock,
         })
     }
 

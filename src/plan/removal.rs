@@ -173,11 +173,24 @@ pub fn referenced_blobs(
     state: &State,
     removed: &BTreeSet<(String, Version)>,
 ) -> HashSet<crate::digest::Digest> {
-    state
-        .cellar
+    blobs_where(state.cellar, |k| {
+        !removed.contains(&(k.name.clone(), k.version.clone()))
+    })
+}
+
+/// The blobs every keg of a Cellar (another prefix's) was installed from.
+pub fn blobs_of(cellar: &crate::cellar::Cellar) -> HashSet<crate::digest::Digest> {
+    blobs_where(cellar, |_| true)
+}
+
+fn blobs_where(
+    cellar: &crate::cellar::Cellar,
+    keep: impl Fn(&Keg) -> bool,
+) -> HashSet<crate::digest::Digest> {
+    cellar
         .kegs()
         .into_iter()
-        .filter(|k| !removed.contains(&(k.name.clone(), k.version.clone())))
+        .filter(keep)
         .flat_map(|k| {
             let r = k.receipt;
             r.layers

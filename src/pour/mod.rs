@@ -152,6 +152,8 @@ pub struct Pourer<'a> {
     pub jobs: usize,
     /// Downloads fetched ahead at once across every keg being poured (`--jobs`).
     pub ahead: prefetch::Budget,
+    /// The cache, locked shared while this run may add blobs that receipts will reference.
+    pub _cache_lock: crate::lock::CacheLock,
 }
 
 impl Pourer<'_> {

@@ -4,6 +4,8 @@
 //! Layout (versioned, so a future change can migrate instead of break):
 //! ```text
 //! CACHE/CACHEDIR.TAG
+//! CACHE/lock                             shared by runs that add blobs, exclusive for cleanup
+//! CACHE/v1/prefixes/<id>.toml            the prefixes using this cache (schema 1; see prefixes.rs)
 //! CACHE/v1/blobs/{sha256,sha512}/<hex>   verified content (layers, manifests)
 //! CACHE/v1/refs/<registry>/<repo>/<tag>  digest a tag pointed to when last fetched
 //! CACHE/v1/tmp/                          temporary files, each locked by its live run
@@ -334,6 +336,7 @@ fn partial_digest(path: &Path) -> Option<Digest> {
 }
 
 mod download;
+pub mod prefixes;
 #[cfg(test)]
 mod tests;
 

@@ -17,4 +17,5 @@ mod parallel;
 mod plan;
 mod reach;
 mod realworld;
+mod second_day;
 mod secrets;

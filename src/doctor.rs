@@ -284,8 +284,11 @@ pub fn examine(s: &Subject) -> Checkup {
     for (registry, (repo, tag)) in &registries {
         match client.fetch_manifest(repo, tag) {
             Ok(_) => {}
-            Err(RegistryError::Transport { url, source }) => add(
-                format!("registry {registry} is unreachable ({url}: {source})"),
+            Err(e @ RegistryError::Transport { .. }) => add(
+                format!(
+                    "registry {registry} is unreachable ({e}: {})",
+                    std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
+                ),
                 "check your network or PKG_REGISTRY_MIRRORS; installed packages keep working, and cached ones reinstall offline".into(),
             ),
             Err(e @ (RegistryError::Unauthorized { .. } | RegistryError::Denied { .. })) => {

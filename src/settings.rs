@@ -7,6 +7,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::registry::Mirrors;
 use crate::registry::auth::{CredentialSource, Credentials};
 use crate::registry::retry::NetworkOptions;
@@ -26,8 +28,27 @@ pub struct Settings {
     pub jobs: usize,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
-    /// What `pkg config` shows: key → (value, where it came from).
-    pub shown: BTreeMap<&'static str, (String, Source)>,
+    /// What `pkg config` shows: key → its value and where it came from.
+    pub shown: BTreeMap<&'static str, Shown>,
+}
+
+/// One setting as `pkg config` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Shown {
+    /// As text (`2s`, `ghcr.io=http://…`).
+    #[serde(skip)]
+    pub text: String,
+    /// As JSON: numbers as numbers (seconds for timeouts), lists as lists, unset as null.
+    pub value: serde_json::Value,
+    pub source: Source,
+}
+
+fn entry(text: impl Into<String>, value: serde_json::Value, source: Source) -> Shown {
+    Shown {
+        text: text.into(),
+        value,
+        source,
+    }
 }
 
 /// Where a setting's value came from.
@@ -59,6 +80,14 @@ pub struct Flags {
     pub jobs: Option<usize>,
 }
 
+/// A mirror or, in order, several (`"ghcr.io" = ["http://a:5000", "http://b:5000"]`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
 /// `config.toml`.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,7 +95,8 @@ struct File {
     prefix: Option<PathBuf>,
     cache: Option<PathBuf>,
     formula_dirs: Option<Vec<PathBuf>>,
-    mirrors: Option<BTreeMap<String, String>>,
+    mirrors: Option<BTreeMap<String, OneOrMany>>,
+    mirror_only: Option<Vec<String>>,
     jobs: Option<usize>,
     connect_timeout: Option<u64>,
     read_timeout: Option<u64>,
@@ -214,7 +244,10 @@ impl Settings {
             what: "prefix",
             var: "PKG_PREFIX",
         })?;
-        shown.insert("prefix", (prefix.display().to_string(), src));
+        shown.insert(
+            "prefix",
+            entry(prefix.display().to_string(), json!(prefix), src),
+        );
 
         let (cache, src) = pick(
             flags.cache.clone().map(Some),
@@ -226,7 +259,10 @@ impl Settings {
             what: "cache",
             var: "PKG_CACHE",
         })?;
-        shown.insert("cache", (cache.display().to_string(), src));
+        shown.insert(
+            "cache",
+            entry(cache.display().to_string(), json!(cache), src),
+        );
 
         let env_dirs: Option<Vec<PathBuf>> = std::env::var_os("PKG_FORMULAE").map(|v| {
             std::env::split_paths(&v)
@@ -236,10 +272,11 @@ impl Settings {
         let (formula_dirs, src) = pick(None, env_dirs, file.formula_dirs, Vec::new);
         shown.insert(
             "formula_dirs",
-            (
+            entry(
                 std::env::join_paths(&formula_dirs)
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default(),
+                json!(formula_dirs),
                 src,
             ),
         );
@@ -249,13 +286,28 @@ impl Settings {
             .filter(|m| !m.trim().is_empty());
         let file_mirrors = file.mirrors.map(|m| {
             m.iter()
-                .map(|(k, v)| format!("{k}={v}"))
+                .flat_map(|(k, v)| match v {
+                    OneOrMany::One(u) => vec![format!("{k}={u}")],
+                    OneOrMany::Many(us) => us.iter().map(|u| format!("{k}={u}")).collect(),
+                })
                 .collect::<Vec<_>>()
                 .join(",")
         });
         let (mirrors, src) = pick(None, env_mirrors, file_mirrors, String::new);
-        shown.insert("mirrors", (mirrors.clone(), src));
-        let mirrors = Mirrors::parse(&mirrors)?;
+        let list: Vec<&str> = mirrors.split(',').filter(|m| !m.is_empty()).collect();
+        shown.insert("mirrors", entry(mirrors.clone(), json!(list), src));
+        let env_only = std::env::var("PKG_REGISTRY_MIRROR_ONLY")
+            .ok()
+            .filter(|m| !m.trim().is_empty());
+        let (only, src) = pick(
+            None,
+            env_only,
+            file.mirror_only.map(|h| h.join(",")),
+            String::new,
+        );
+        let list: Vec<&str> = only.split(',').filter(|m| !m.is_empty()).collect();
+        shown.insert("mirror_only", entry(only.clone(), json!(list), src));
+        let mirrors = Mirrors::parse(&mirrors)?.mirror_only(&only)?;
 
         let mut network = NetworkOptions::default();
         let secs = |v: u64| Duration::from_secs(v.max(1));
@@ -266,7 +318,14 @@ impl Settings {
             || network.connect_timeout,
         );
         network.connect_timeout = connect;
-        shown.insert("connect_timeout", (format!("{}s", connect.as_secs()), src));
+        shown.insert(
+            "connect_timeout",
+            entry(
+                format!("{}s", connect.as_secs()),
+                json!(connect.as_secs()),
+                src,
+            ),
+        );
         let (read, src) = pick(
             None,
             env_number("PKG_READ_TIMEOUT", " of seconds")?.map(secs),
@@ -274,7 +333,10 @@ impl Settings {
             || network.read_timeout,
         );
         network.read_timeout = read;
-        shown.insert("read_timeout", (format!("{}s", read.as_secs()), src));
+        shown.insert(
+            "read_timeout",
+            entry(format!("{}s", read.as_secs()), json!(read.as_secs()), src),
+        );
         let tries = |n: u64| u32::try_from(n.clamp(1, 100)).unwrap_or(5);
         let (retries, src) = pick(
             None,
@@ -283,7 +345,7 @@ impl Settings {
             || network.tries,
         );
         network.tries = retries;
-        shown.insert("retries", (retries.to_string(), src));
+        shown.insert("retries", entry(retries.to_string(), json!(retries), src));
 
         let default_jobs = || {
             std::thread::available_parallelism()
@@ -297,7 +359,7 @@ impl Settings {
             default_jobs,
         );
         let jobs = jobs.clamp(1, 64);
-        shown.insert("jobs", (jobs.to_string(), src));
+        shown.insert("jobs", entry(jobs.to_string(), json!(jobs), src));
 
         let user = std::env::var("PKG_REGISTRY_USERNAME")
             .ok()
@@ -339,7 +401,7 @@ impl Settings {
         };
         shown.insert(
             "credentials",
-            (
+            entry(
                 match &env {
                     Some(c) => format!(
                         "{} (PKG_REGISTRY_USERNAME/PASSWORD, for {} only)",
@@ -347,6 +409,10 @@ impl Settings {
                         env_hosts.join(", ")
                     ),
                     None => "auth files".into(),
+                },
+                match &env {
+                    Some(c) => json!({"username": c.username, "hosts": env_hosts}),
+                    None => json!("auth files"),
                 },
                 if env.is_some() {
                     Source::Env

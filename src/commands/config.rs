@@ -1,8 +1,31 @@
-//! `pkg config`: the settings in effect and where each came from.
+//! `pkg config`: the settings in effect and where each came from, the mirror chains and the
+//! hosts that have credentials (never the credentials).
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use super::{Ctx, JSON_SCHEMA, print_json};
+use crate::settings::Shown;
+
+/// `pkg config --json`.
+#[derive(serde::Serialize)]
+struct Doc<'a> {
+    schema: u32,
+    /// The config file read; absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config_file: Option<String>,
+    settings: &'a BTreeMap<&'static str, Shown>,
+    /// `ghcr.io → http://mirror:5000, then https://ghcr.io`, per mirrored host.
+    mirror_chains: Vec<String>,
+    /// Hosts with credentials, and where they come from.
+    credentials_for: Vec<Credentialed>,
+}
+
+#[derive(serde::Serialize)]
+struct Credentialed {
+    host: String,
+    from: String,
+}
 
 pub fn show(ctx: &Ctx, as_json: bool) -> anyhow::Result<()> {
     let settings = ctx.settings;
@@ -10,36 +33,18 @@ pub fn show(ctx: &Ctx, as_json: bool) -> anyhow::Result<()> {
         .config_file
         .as_ref()
         .map(|p| p.display().to_string());
+    let chains = settings.mirrors.describe();
+    let hosts = settings.credentials.hosts();
     if as_json {
-        /// One setting: its value and where it came from.
-        #[derive(serde::Serialize)]
-        struct Setting {
-            value: String,
-            source: crate::settings::Source,
-        }
-        #[derive(serde::Serialize)]
-        struct Doc {
-            schema: u32,
-            config_file: Option<String>,
-            settings: std::collections::BTreeMap<String, Setting>,
-        }
-        let settings = settings
-            .shown
-            .iter()
-            .map(|(k, (v, src))| {
-                (
-                    (*k).to_owned(),
-                    Setting {
-                        value: v.clone(),
-                        source: *src,
-                    },
-                )
-            })
-            .collect();
         return print_json(&Doc {
             schema: JSON_SCHEMA,
             config_file: file,
-            settings,
+            settings: &settings.shown,
+            mirror_chains: chains,
+            credentials_for: hosts
+                .into_iter()
+                .map(|(host, from)| Credentialed { host, from })
+                .collect(),
         });
     }
     let mut out = std::io::stdout().lock();
@@ -51,8 +56,14 @@ pub fn show(ctx: &Ctx, as_json: bool) -> anyhow::Result<()> {
             None => "none".into(),
         })
     )?;
-    for (key, (value, source)) in &settings.shown {
-        writeln!(out, "{key:<16} {value}  ({source})")?;
+    for (key, s) in &settings.shown {
+        writeln!(out, "{key:<16} {}  ({})", s.text, s.source)?;
+    }
+    for chain in &chains {
+        writeln!(out, "{:<16} {chain}", "mirror chain")?;
+    }
+    for (host, from) in &hosts {
+        writeln!(out, "{:<16} {host} (from {from})", "logged in")?;
     }
     Ok(())
 }

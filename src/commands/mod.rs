@@ -62,7 +62,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         let log: crate::registry::Log = std::sync::Arc::new(move |line: &str| out.debug(line));
         log
     });
+    let notice: crate::registry::Log = {
+        let out = reporter.clone();
+        std::sync::Arc::new(move |line: &str| out.warn(line))
+    };
     let ctx = Ctx {
+        notice,
         cellar: Cellar::new(&settings.prefix),
         formulary: formulary(&settings),
         records: Records::new(&settings.prefix),
@@ -121,6 +126,8 @@ pub struct Ctx<'a> {
     pub wait: bool,
     /// `--verbose`: where the registry client logs its requests.
     pub log: Option<crate::registry::Log>,
+    /// Where the registry client says what the user should know (a mirror that did not answer).
+    pub notice: crate::registry::Log,
 }
 
 impl Ctx<'_> {
@@ -171,10 +178,11 @@ impl Ctx<'_> {
             self.settings.credentials.clone(),
             self.settings.network.clone(),
         );
-        match &self.log {
+        let client = match &self.log {
             Some(log) => client.with_log(log.clone()),
             None => client,
-        }
+        };
+        client.with_notice(self.notice.clone())
     }
 
     /// The prefix as the planner sees it: every command that plans (install, upgrade,

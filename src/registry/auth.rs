@@ -191,6 +191,38 @@ impl CredentialSource {
     }
 }
 
+impl CredentialSource {
+    /// The hosts credentials are configured for, each with where they come from (never the
+    /// values): the environment's hosts, then each auth file's entries.
+    pub fn hosts(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        if self.env.is_some() {
+            for h in &self.env_hosts {
+                out.push((h.clone(), "PKG_REGISTRY_USERNAME/PASSWORD".into()));
+            }
+        }
+        for file in &self.auth_files {
+            let Some(auths) = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|j| j.get("auths").and_then(|a| a.as_object().cloned()))
+            else {
+                continue;
+            };
+            for key in auths.keys() {
+                let host = key
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://");
+                let host = host.split('/').next().unwrap_or(host).to_owned();
+                if !out.iter().any(|(h, _)| same_endpoint(h, &host)) {
+                    out.push((host, file.display().to_string()));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Reads `{"auths": {"host": {"auth": base64("user:pass")}}}`; missing or unreadable files are
 /// simply not a source (credential helpers are not supported).
 fn from_auth_file(file: &Path, host: &str) -> Option<Credentials> {

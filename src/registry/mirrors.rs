@@ -1,13 +1,18 @@
-//! `PKG_REGISTRY_MIRRORS`: which endpoint answers for a registry host.
+//! `PKG_REGISTRY_MIRRORS`: which endpoints answer for a registry host — its mirrors in the order
+//! given, then the registry itself unless the host is mirror-only (`PKG_REGISTRY_MIRROR_ONLY`),
+//! as containerd's `hosts.toml` and Docker's `registry-mirrors` do.
 
 use url::Url;
 
 use super::RegistryError;
 
-/// Maps a registry host to another endpoint (`PKG_REGISTRY_MIRRORS`).
+/// Maps a registry host to the endpoints tried for it (`PKG_REGISTRY_MIRRORS`).
 #[derive(Clone, Debug, Default)]
 pub struct Mirrors {
+    /// (host, mirror), in the order given; a host may have several.
     entries: Vec<(String, Url)>,
+    /// Hosts whose registry itself is never asked (`*`: every mirrored host).
+    only: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,23 +76,96 @@ impl Mirrors {
             }
             entries.push((host.trim().to_owned(), url));
         }
-        Ok(Mirrors { entries })
-    }
-
-    /// The base URL (scheme://host[:port]) requests for `registry` go to.
-    pub fn endpoint(&self, registry: &str) -> Result<Url, RegistryError> {
-        if let Some((_, url)) = self.entries.iter().find(|(h, _)| h == registry) {
-            return Ok(url.clone());
-        }
-        let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
-        let scheme = if host == "localhost" || host == "[::1]" || host.starts_with("127.") {
-            "http"
-        } else {
-            "https"
-        };
-        Url::parse(&format!("{scheme}://{registry}/")).map_err(|e| RegistryError::BadUrl {
-            url: registry.to_owned(),
-            reason: e.to_string(),
+        Ok(Mirrors {
+            entries,
+            only: Vec::new(),
         })
     }
+
+    /// Makes `hosts` (comma-separated, or `*`) mirror-only: their registry itself is never asked.
+    pub fn mirror_only(mut self, hosts: &str) -> Result<Mirrors, MirrorError> {
+        for host in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+            if host != "*" && !self.entries.iter().any(|(h, _)| h == host) {
+                return Err(MirrorError {
+                    entry: host.to_owned(),
+                    reason: "PKG_REGISTRY_MIRROR_ONLY names a host that has no mirror".into(),
+                });
+            }
+            self.only.push(host.to_owned());
+        }
+        Ok(self)
+    }
+
+    /// The endpoints (scheme://host[:port]) requests for `registry` go to, in order: its
+    /// mirrors, then the registry itself unless it is mirror-only.
+    pub fn chain(&self, registry: &str) -> Result<Vec<Url>, RegistryError> {
+        let mut out: Vec<Url> = self
+            .entries
+            .iter()
+            .filter(|(h, _)| h == registry)
+            .map(|(_, u)| u.clone())
+            .collect();
+        if out.is_empty() || !self.is_mirror_only(registry) {
+            out.push(origin(registry)?);
+        }
+        Ok(out)
+    }
+
+    /// The endpoint tried first for `registry`.
+    pub fn endpoint(&self, registry: &str) -> Result<Url, RegistryError> {
+        let mut chain = self.chain(registry)?;
+        Ok(chain.remove(0))
+    }
+
+    fn is_mirror_only(&self, registry: &str) -> bool {
+        self.only.iter().any(|h| h == "*" || h == registry)
+    }
+
+    /// Whether `endpoint` is a mirror of `registry` (not the registry itself).
+    pub fn is_mirror(&self, registry: &str, endpoint: &Url) -> bool {
+        self.entries
+            .iter()
+            .any(|(h, u)| h == registry && u == endpoint)
+    }
+
+    /// Every mirrored host with its chain, as `pkg config` shows it: `ghcr.io → http://a:5000,
+    /// then https://ghcr.io`.
+    pub fn describe(&self) -> Vec<String> {
+        let mut hosts: Vec<&str> = Vec::new();
+        for (h, _) in &self.entries {
+            if !hosts.contains(&h.as_str()) {
+                hosts.push(h);
+            }
+        }
+        hosts
+            .into_iter()
+            .filter_map(|h| {
+                let chain = self.chain(h).ok()?;
+                let shown: Vec<String> = chain
+                    .iter()
+                    .map(|u| u.as_str().trim_end_matches('/').to_owned())
+                    .collect();
+                let tail = if self.is_mirror_only(h) {
+                    " (mirror-only)"
+                } else {
+                    ""
+                };
+                Some(format!("{h} → {}{tail}", shown.join(", then ")))
+            })
+            .collect()
+    }
+}
+
+/// The registry itself: https, except plain http on loopback.
+fn origin(registry: &str) -> Result<Url, RegistryError> {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+    let scheme = if host == "localhost" || host == "[::1]" || host.starts_with("127.") {
+        "http"
+    } else {
+        "https"
+    };
+    Url::parse(&format!("{scheme}://{registry}/")).map_err(|e| RegistryError::BadUrl {
+        url: registry.to_owned(),
+        reason: e.to_string(),
+    })
 }

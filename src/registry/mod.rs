@@ -27,11 +27,13 @@ use safety::{check_realm, host_port, next_hop, origin_key, same_origin};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("could not reach {url}: {source}{}", timeout_hint(.source))]
+    #[error("could not reach {url}{}{}", mirror_note(.mirror_of), timeout_hint(.source))]
     Transport {
         url: String,
         #[source]
-        source: ureq::Error,
+        source: Box<ureq::Error>,
+        /// The registry this endpoint is a mirror of (`PKG_REGISTRY_MIRRORS`).
+        mirror_of: Option<Box<str>>,
     },
     /// The answer's headers came, its body broke off (reset, cut short, stalled, too long).
     #[error("reading the answer from {url}: {source}{}", timeout_hint(.source))]
@@ -120,6 +122,25 @@ impl RegistryError {
     }
 }
 
+fn mirror_note(mirror_of: &Option<Box<str>>) -> String {
+    match mirror_of {
+        Some(r) => format!(" (the mirror of {r} in PKG_REGISTRY_MIRRORS)"),
+        None => String::new(),
+    }
+}
+
+/// The first line of an error's message, without its causes.
+pub(crate) fn first_line(e: &dyn std::error::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
+/// Moves `url` to the scheme, host and port of `base`.
+fn rebase(url: &mut Url, base: &Url) {
+    let _ = url.set_scheme(base.scheme());
+    let _ = url.set_host(base.host_str());
+    let _ = url.set_port(base.port());
+}
+
 /// Which setting a timeout comes from, for the message that reports it.
 fn timeout_hint(error: &ureq::Error) -> &'static str {
     match error {
@@ -149,6 +170,10 @@ pub struct Client {
     tokens: Arc<TokenCache>,
     net: Arc<retry::NetworkOptions>,
     log: Option<Log>,
+    /// Where notes for the user go (a mirror that did not answer).
+    notice: Option<Log>,
+    /// Per registry, the index in its chain of the endpoint that answered last.
+    preferred: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 /// Receives one line per HTTP exchange (`--verbose`); URLs are redacted, headers never logged.
@@ -184,6 +209,8 @@ impl Client {
             tokens: Arc::new(TokenCache::default()),
             net: Arc::new(net),
             log: None,
+            notice: None,
+            preferred: Arc::default(),
         }
     }
 
@@ -191,6 +218,19 @@ impl Client {
     pub fn with_log(mut self, log: Log) -> Client {
         self.log = Some(log);
         self
+    }
+
+    /// Says to `notice` what the user should know (a mirror that did not answer).
+    pub fn with_notice(mut self, notice: Log) -> Client {
+        self.notice = Some(notice);
+        self
+    }
+
+    fn notice(&self, line: &str) {
+        self.log(|| line.to_owned());
+        if let Some(notice) = &self.notice {
+            notice(line);
+        }
     }
 
     fn log(&self, line: impl FnOnce() -> String) {
@@ -337,9 +377,11 @@ impl Client {
         Ok((url.to_string(), resp))
     }
 
-    /// `BASE/v2/<repo>/<path>` for a repository, on its (possibly mirrored) endpoint.
+    /// `BASE/v2/<repo>/<path>` for a repository, on the endpoint its requests go to first (a
+    /// mirror's, or the one that answered last in this run).
     pub fn url(&self, repo: &Repository, path: &str) -> Result<Url, RegistryError> {
-        let base = self.mirrors.endpoint(&repo.registry)?;
+        let chain = self.mirrors.chain(&repo.registry)?;
+        let base = &chain[self.preferred(&repo.registry).min(chain.len() - 1)];
         let url = format!("{}v2/{}/{}", base, repo.name, path);
         Url::parse(&url).map_err(|e| RegistryError::BadUrl {
             url,
@@ -347,31 +389,105 @@ impl Client {
         })
     }
 
+    /// The index in its chain of the endpoint that answered last for `registry`.
+    fn preferred(&self, registry: &str) -> usize {
+        self.preferred
+            .lock()
+            .map_or(0, |p| p.get(registry).copied().unwrap_or(0))
+    }
+
     /// Sends `call` with a token for `repository:NAME:<actions>` (`pull` or `pull,push`), answering
     /// one 401 by (re)authenticating. GET and HEAD follow redirects; other methods return them.
     /// The body is a byte slice, so it can be sent again after a 401.
+    ///
+    /// A pull whose endpoint does not answer (no connection, or a 5xx) goes to the next endpoint
+    /// of the registry's chain (its next mirror, then the registry itself), and the rest of the
+    /// run starts there; each endpoint but the last is tried once.
     pub fn request(
         &self,
         repo: &Repository,
         actions: &str,
         call: &Call<'_>,
     ) -> Result<Response<ureq::Body>, RegistryError> {
-        let base = self.mirrors.endpoint(&repo.registry)?;
+        let chain = self.mirrors.chain(&repo.registry)?;
+        let start = chain.iter().position(|b| same_origin(b, &call.url));
+        let (Some(start), true) = (start, actions == "pull") else {
+            return self.request_at(&chain[0], repo, actions, call, true);
+        };
+        for (i, base) in chain.iter().enumerate().skip(start) {
+            let last = i + 1 == chain.len();
+            let mut moved = Call {
+                method: call.method.clone(),
+                url: call.url.clone(),
+                headers: call.headers.clone(),
+                body: call.body,
+            };
+            rebase(&mut moved.url, base);
+            let answer = self.request_at(base, repo, actions, &moved, last);
+            let down = match &answer {
+                Ok(resp) => resp.status().is_server_error(),
+                Err(e) => matches!(e, RegistryError::Transport { .. }),
+            };
+            if last || !down {
+                return answer.map_err(|e| self.via_mirror(e, &repo.registry, base));
+            }
+            let why = match answer {
+                Ok(resp) => format!("answered {}", resp.status().as_u16()),
+                Err(e) => format!("did not answer ({})", crate::registry::first_line(&e)),
+            };
+            let next = chain[i + 1].as_str().trim_end_matches('/');
+            self.notice(&format!(
+                "{} for {} {why}; trying {next}",
+                base.as_str().trim_end_matches('/'),
+                repo.registry
+            ));
+            if let Ok(mut p) = self.preferred.lock() {
+                p.insert(repo.registry.clone(), i + 1);
+            }
+        }
+        unreachable!("the last endpoint of a chain always returns")
+    }
+
+    /// A connection failure at a mirror says which registry it stands in for.
+    fn via_mirror(&self, e: RegistryError, registry: &str, base: &Url) -> RegistryError {
+        match e {
+            RegistryError::Transport { url, source, .. }
+                if self.mirrors.is_mirror(registry, base) =>
+            {
+                RegistryError::Transport {
+                    url,
+                    source,
+                    mirror_of: Some(registry.into()),
+                }
+            }
+            e => e,
+        }
+    }
+
+    fn request_at(
+        &self,
+        base: &Url,
+        repo: &Repository,
+        actions: &str,
+        call: &Call<'_>,
+        retry: bool,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
         let scope = auth::scope(&repo.name, actions);
-        let key = origin_key(&base);
-        let mut authorization = self.cached_authorization(&base, &key, repo, &scope)?;
+        let key = origin_key(base);
+        let mut authorization = self.cached_authorization(base, &key, repo, &scope)?;
         // A 401 means the token expired or was not accepted: renewed each time, up to the retry
         // budget (a token can expire again while a 429 is waited out).
         let mut renewals = 0;
-        let idempotent = call.method != http::Method::PATCH && call.method != http::Method::POST;
+        let idempotent =
+            retry && call.method != http::Method::PATCH && call.method != http::Method::POST;
         loop {
             let resp = self.with_retries(idempotent, || {
-                self.send_following(&base, call, authorization.as_deref())
+                self.send_following(base, call, authorization.as_deref())
             })?;
             if resp.status() != 401 {
                 return Ok(resp);
             }
-            let sent = self.credentials.lookup(&host_port(&base)).is_some();
+            let sent = self.credentials.lookup(&host_port(base)).is_some();
             if renewals >= self.net.tries.max(2) {
                 let tokens = authorization
                     .as_deref()
@@ -398,7 +514,7 @@ impl Client {
             renewals += 1;
             let challenges = parse_www_authenticate(&resp);
             self.tokens.forget_token(&key, &scope);
-            authorization = Some(self.authenticate(&base, &key, repo, &scope, &challenges)?);
+            authorization = Some(self.authenticate(base, &key, repo, &scope, &challenges)?);
         }
     }
 
@@ -429,7 +545,8 @@ impl Client {
             };
             let transport = |source| RegistryError::Transport {
                 url: redact(&current),
-                source,
+                source: Box::new(source),
+                mirror_of: None,
             };
             let resp = match call.body {
                 Some(body) => self.agent.run(req.body(body).map_err(bad)?),

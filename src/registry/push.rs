@@ -310,7 +310,8 @@ impl Client {
                     .call()
                     .map_err(|source| RegistryError::Transport {
                         url: super::redact(&realm),
-                        source,
+                        source: Box::new(source),
+                        mirror_of: None,
                     })
             })?;
             return match resp.status().as_u16() {

@@ -23,6 +23,36 @@ fn endpoints_default_to_https_except_loopback() {
 }
 
 #[test]
+fn several_mirrors_of_a_host_are_tried_in_order_then_the_registry_unless_mirror_only() {
+    let m =
+        Mirrors::parse("ghcr.io=http://a:5000,ghcr.io=http://b:5000,other.io=http://c").unwrap();
+    let chain: Vec<String> = m
+        .chain("ghcr.io")
+        .unwrap()
+        .iter()
+        .map(|u| u.to_string())
+        .collect();
+    assert_eq!(
+        chain,
+        ["http://a:5000/", "http://b:5000/", "https://ghcr.io/"]
+    );
+    assert_eq!(m.chain("quay.io").unwrap().len(), 1);
+    assert_eq!(
+        m.describe(),
+        [
+            "ghcr.io → http://a:5000, then http://b:5000, then https://ghcr.io",
+            "other.io → http://c, then https://other.io"
+        ]
+    );
+    let only = m.clone().mirror_only("ghcr.io").unwrap();
+    assert_eq!(only.chain("ghcr.io").unwrap().len(), 2);
+    assert_eq!(only.chain("other.io").unwrap().len(), 2);
+    let all = m.clone().mirror_only("*").unwrap();
+    assert_eq!(all.chain("other.io").unwrap().len(), 1);
+    assert!(m.mirror_only("quay.io").is_err());
+}
+
+#[test]
 fn mirrors_map_hosts_to_endpoints() {
     let m =
         Mirrors::parse("ghcr.io=http://127.0.0.1:5000, other.io=https://mirror.example").unwrap();

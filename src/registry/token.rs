@@ -152,7 +152,8 @@ impl Client {
                 }
                 let resp = req.call().map_err(|source| RegistryError::Transport {
                     url: realm.to_owned(),
-                    source,
+                    source: Box::new(source),
+                    mirror_of: None,
                 })?;
                 self.log(|| {
                     format!(

@@ -444,17 +444,22 @@ fn config_precedence_is_flag_then_env_then_file_then_default() {
     let c = config_json(home, &[], &[]);
     assert_eq!(c["settings"]["prefix"]["source"], "default");
     assert_eq!(c["settings"]["jobs"]["source"], "default");
-    assert_eq!(c["config_file"], Value::Null);
+    assert!(c.get("config_file").is_none(), "{c}");
 
     let c = config_json(home, &[file_env], &[]);
     assert_eq!(c["config_file"], file.to_str().unwrap());
     assert_eq!(c["settings"]["prefix"]["value"], "/from/file");
     assert_eq!(c["settings"]["prefix"]["source"], "file");
-    assert_eq!(c["settings"]["jobs"]["value"], "3");
-    assert_eq!(c["settings"]["retries"]["value"], "2");
+    assert_eq!(c["settings"]["jobs"]["value"], 3);
+    assert_eq!(c["settings"]["retries"]["value"], 2);
+    assert_eq!(c["settings"]["connect_timeout"]["value"], 30);
     assert_eq!(
         c["settings"]["mirrors"]["value"],
-        "ghcr.io=http://127.0.0.1:5999"
+        serde_json::json!(["ghcr.io=http://127.0.0.1:5999"])
+    );
+    assert_eq!(
+        c["mirror_chains"],
+        serde_json::json!(["ghcr.io → http://127.0.0.1:5999, then https://ghcr.io"])
     );
 
     let c = config_json(
@@ -464,7 +469,7 @@ fn config_precedence_is_flag_then_env_then_file_then_default() {
     );
     assert_eq!(c["settings"]["prefix"]["value"], "/from/env");
     assert_eq!(c["settings"]["prefix"]["source"], "env");
-    assert_eq!(c["settings"]["jobs"]["value"], "5");
+    assert_eq!(c["settings"]["jobs"]["value"], 5);
 
     let c = config_json(
         home,
@@ -473,7 +478,7 @@ fn config_precedence_is_flag_then_env_then_file_then_default() {
     );
     assert_eq!(c["settings"]["prefix"]["value"], "/from/flag");
     assert_eq!(c["settings"]["prefix"]["source"], "flag");
-    assert_eq!(c["settings"]["jobs"]["value"], "7");
+    assert_eq!(c["settings"]["jobs"]["value"], 7);
     assert_eq!(c["settings"]["retries"]["source"], "file");
 
     // A bad config file is an error that names the file, line and key.

@@ -70,3 +70,61 @@ fn cleanup_in_one_prefix_keeps_the_blobs_another_prefix_uses() {
     assert!(blob(&b, greet["layers"][0].as_str().unwrap()).is_file());
     assert_eq!(b.cellar_versions("greet"), ["1.0.0"]);
 }
+
+/// A port on 127.0.0.1 that nothing listens on.
+fn dead_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_dead_first_mirror_falls_back_to_the_next_then_to_the_registry() {
+    use crate::faults::Rig;
+
+    let rig = Rig::start();
+    let host = rig.registry.host();
+    publish(&rig.registry, &rig.ctx, "hello", &["1.0.0"]);
+    let dead = format!("http://127.0.0.1:{}", dead_port());
+
+    // Two mirrors, mirror-only: the dead one is tried once, the next one serves the install.
+    let mut ctx = rig.ctx.sharing_cache();
+    ctx.mirrors(&format!(
+        "{host}={dead},{host}={}",
+        rig.proxy.registry.url()
+    ))
+    .env("PKG_REGISTRY_MIRROR_ONLY", &host);
+    ctx.pkg(&["config"]).success().says(&format!(
+        "{host} → {dead}, then {}",
+        rig.proxy.registry.url()
+    ));
+    let run = ctx.pkg(&["install", "hello"]).success();
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        said.matches("did not answer").count(),
+        1,
+        "the dead mirror is tried once, then skipped for the run:\n{said}"
+    );
+    assert!(
+        said.contains(&format!("{dead} for {host} did not answer")),
+        "{said}"
+    );
+    assert!(!rig.reg().matching("GET", "/manifests/1.0.0").is_empty());
+    assert_eq!(ctx.cellar_versions("hello"), ["1.0.0"]);
+
+    // A dead mirror alone: the registry itself answers (the mirror is not mirror-only).
+    let mut ctx = rig.ctx.sharing_cache();
+    ctx.mirrors(&format!("{host}={dead}"));
+    ctx.pkg(&["install", "hello"])
+        .success()
+        .says(&format!("trying http://{host}"));
+
+    // Mirror-only with only the dead mirror: the install fails, naming the mirror mapping.
+    let mut ctx = rig.ctx.sharing_cache();
+    ctx.mirrors(&format!("{host}={dead}"))
+        .env("PKG_REGISTRY_MIRROR_ONLY", "*")
+        .env("PKG_RETRIES", "1");
+    std::fs::remove_dir_all(&ctx.cache).ok();
+    ctx.pkg(&["install", "hello"])
+        .failure()
+        .says(&format!("(the mirror of {host} in PKG_REGISTRY_MIRRORS)"));
+}

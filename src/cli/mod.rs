@@ -123,6 +123,9 @@ pub enum Command {
         after_help = "Examples:\n  echo \"$GITHUB_TOKEN\" | pkg login ghcr.io --username octocat --password-stdin\n  printf 'octocat\\n%s\\n' \"$GITHUB_TOKEN\" | pkg login ghcr.io   (username and password as two lines)"
     )]
     Login(LoginArgs),
+    /// Remove the credentials `pkg login` stored for a registry (or the mirror it is mirrored to).
+    #[command(after_help = "Examples:\n  pkg logout ghcr.io\n  pkg logout 127.0.0.1:5000")]
+    Logout(LogoutArgs),
     /// Show the settings in effect and where each comes from (flag, env, file, default).
     #[command(
         after_help = "Examples:\n  pkg config\n  pkg config --json\n  PKG_CONFIG=./pkg.toml pkg config"
@@ -419,6 +422,12 @@ pub struct LoginArgs {
     /// Store the credentials without checking them with the registry first.
     #[arg(long)]
     pub no_verify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Registry host, like ghcr.io or 127.0.0.1:5000.
+    pub registry: String,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
 
 use anyhow::{Context as _, bail};
 
-use crate::cli::LoginArgs;
+use crate::cli::{LoginArgs, LogoutArgs};
 use crate::registry::auth::Credentials;
 use crate::registry::login::store;
 
@@ -15,24 +15,85 @@ use super::Ctx;
 
 pub fn run(ctx: &Ctx, args: &LoginArgs) -> anyhow::Result<()> {
     let registry = normalize_registry(&args.registry)?;
+    // The credentials are for the endpoint pkg really talks to: a mirror's, when mirrored.
+    let (endpoint, mirrored) = endpoint_of(ctx, &registry)?;
     let credentials = read_credentials(args)?;
     if !args.no_verify {
         ctx.client()
             .check_login(&registry, &credentials)
-            .with_context(|| format!("logging in to {registry} failed; nothing was stored"))?;
+            .with_context(|| format!("logging in to {endpoint} failed; nothing was stored"))?;
     }
     let path = crate::settings::auth_file_path()
         .context("cannot find a home directory for pkg's auth file")?;
-    store(&path, &registry, &credentials)?;
+    store(&path, &endpoint, &credentials)?;
+    let whom = if mirrored {
+        format!("{registry} is mirrored to {endpoint}; logged in there")
+    } else {
+        format!("to {registry}")
+    };
     ctx.reporter.status(
         "Logged in",
         &format!(
-            "to {registry} as {} (stored in {})",
+            "{whom} as {} (stored in {})",
             credentials.username,
             path.display()
         ),
     );
     Ok(())
+}
+
+/// `pkg logout REGISTRY`: forgets what `pkg login` stored for it (for its mirror when mirrored).
+pub fn logout(ctx: &Ctx, args: &LogoutArgs) -> anyhow::Result<()> {
+    let registry = normalize_registry(&args.registry)?;
+    let (endpoint, mirrored) = endpoint_of(ctx, &registry)?;
+    let path = crate::settings::auth_file_path()
+        .context("cannot find a home directory for pkg's auth file")?;
+    let mut removed = crate::registry::login::remove(&path, &endpoint)?;
+    if mirrored {
+        // A login from before pkg followed mirrors, under the registry's own name.
+        removed |= crate::registry::login::remove(&path, &registry)?;
+    }
+    let whom = if mirrored {
+        format!("{endpoint} (the mirror of {registry})")
+    } else {
+        endpoint.clone()
+    };
+    if removed {
+        ctx.reporter.status("Logged out", &format!("of {whom}"));
+    } else {
+        ctx.reporter
+            .status("Not logged in", &format!("to {whom} in {}", path.display()));
+    }
+    // Credentials from elsewhere still apply; say where, never what.
+    if let Some((_, from)) = ctx
+        .settings
+        .credentials
+        .hosts()
+        .into_iter()
+        .find(|(h, _)| crate::registry::auth::same_endpoint(h, &endpoint))
+    {
+        let fix = if from.starts_with("PKG_") {
+            "unset PKG_REGISTRY_USERNAME and PKG_REGISTRY_PASSWORD".to_owned()
+        } else {
+            format!("remove them there (`docker logout {endpoint}` or `podman logout {endpoint}`)")
+        };
+        ctx.reporter.warn(&format!(
+            "credentials for {endpoint} still come from {from}; {fix}"
+        ));
+    }
+    Ok(())
+}
+
+/// The endpoint (host[:port]) requests for `registry` go to first, and whether it is a mirror.
+fn endpoint_of(ctx: &Ctx, registry: &str) -> anyhow::Result<(String, bool)> {
+    let mirrors = &ctx.settings.mirrors;
+    let url = mirrors.endpoint(registry)?;
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => registry.to_owned(),
+    };
+    Ok((host, mirrors.is_mirror(registry, &url)))
 }
 
 /// `ghcr.io`, `https://ghcr.io/`, `127.0.0.1:5000` → the host[:port] key.

@@ -95,6 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Uses(args) => deps::uses(&ctx, &args.name),
         Command::Bottle(args) => bottle::run(&ctx, &args),
         Command::Login(args) => login::run(&ctx, &args),
+        Command::Logout(args) => login::logout(&ctx, &args),
         Command::Config(args) => config::show(&ctx, args.json),
         Command::Doctor => doctor::run(&ctx),
         Command::Completions(_) | Command::Manpage => Ok(()),

@@ -55,6 +55,55 @@ pub fn store(path: &Path, registry: &str, credentials: &Credentials) -> Result<(
         registry.to_owned(),
         serde_json::json!({"auth": base64::engine::general_purpose::STANDARD.encode(raw)}),
     );
+    write(path, &doc)
+}
+
+/// Removes `registry` from the auth file; whether it was there.
+pub fn remove(path: &Path, registry: &str) -> Result<bool, LoginError> {
+    let bad = |what: &str| LoginError::Malformed {
+        path: path.to_owned(),
+        what: what.to_owned(),
+    };
+    let mut doc: serde_json::Value = match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|_| bad("not valid JSON"))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(LoginError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let Some(auths) = doc.get_mut("auths").and_then(|a| a.as_object_mut()) else {
+        return Ok(false);
+    };
+    let keys: Vec<String> = auths
+        .keys()
+        .filter(|k| {
+            let host = k
+                .trim_start_matches("https://")
+                .trim_start_matches("http://");
+            super::auth::same_endpoint(host.split('/').next().unwrap_or(host), registry)
+        })
+        .cloned()
+        .collect();
+    if keys.is_empty() {
+        return Ok(false);
+    }
+    for k in keys {
+        auths.remove(&k);
+    }
+    write(path, &doc)?;
+    Ok(true)
+}
+
+/// Writes the auth file whole, mode 0600, through a temp file in its directory and a rename.
+fn write(path: &Path, doc: &serde_json::Value) -> Result<(), LoginError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| LoginError::Io { path, source }
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".auth-")
         .tempfile_in(dir)
@@ -62,7 +111,7 @@ pub fn store(path: &Path, registry: &str, credentials: &Credentials) -> Result<(
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(io(tmp.path()))?;
-    serde_json::to_writer_pretty(&mut tmp, &doc).map_err(|e| io(path)(e.into()))?;
+    serde_json::to_writer_pretty(&mut tmp, doc).map_err(|e| io(path)(e.into()))?;
     tmp.write_all(b"\n").map_err(io(path))?;
     tmp.persist(path).map_err(|e| io(path)(e.error))?;
     Ok(())

@@ -128,3 +128,87 @@ fn a_dead_first_mirror_falls_back_to_the_next_then_to_the_registry() {
         .failure()
         .says(&format!("(the mirror of {host} in PKG_REGISTRY_MIRRORS)"));
 }
+
+/// `pkg login` with the password on stdin, as a user types it into CI.
+fn login(ctx: &TestContext, registry: &str, password: &str) -> crate::harness::Run {
+    use std::io::Write as _;
+    let args = [
+        "login",
+        registry,
+        "--username",
+        crate::harness::token::USERNAME,
+        "--password-stdin",
+    ];
+    let mut cmd = ctx.command(&args);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    TestContext::wait(child, &args)
+}
+
+/// A tree to bottle: `bin/NAME` printing `text`.
+fn tree(dir: &std::path::Path, name: &str, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    let bin = dir.join("bin").join(name);
+    std::fs::write(&bin, format!("#!/bin/sh\necho {text}\n")).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_login_through_a_mirror_is_for_the_mirror_and_push_then_logout_work() {
+    use crate::harness::token::PASSWORD;
+    let registry = Registry::start();
+    let endpoint = registry.host();
+    let mut ctx = TestContext::new();
+    ctx.mirrors(&format!("ghcr.io={}", registry.url()))
+        .env("PKG_REGISTRY_MIRROR_ONLY", "ghcr.io");
+
+    login(&ctx, "ghcr.io", PASSWORD).success().says(&format!(
+        "ghcr.io is mirrored to {endpoint}; logged in there"
+    ));
+    let auth = ctx.home.join(".config/pkg/auth.json");
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&auth).unwrap()).unwrap();
+    assert!(stored["auths"][&endpoint]["auth"].is_string(), "{stored}");
+    assert!(stored["auths"].get("ghcr.io").is_none(), "{stored}");
+    let config = ctx.pkg(&["config"]).success();
+    config.says(&format!("{endpoint} (from {})", auth.display()));
+    assert!(!config.output().contains(PASSWORD));
+
+    // The push to ghcr.io goes to the mirror, with the credentials stored for it.
+    let src = ctx.home.join("src");
+    tree(&src, "x", "mirrored");
+    let bottle = |version: &str| {
+        ctx.pkg(&[
+            "bottle",
+            src.to_str().unwrap(),
+            "--name",
+            "x",
+            "--version",
+            version,
+            "-o",
+            ctx.home.join(format!("x-{version}.oci")).to_str().unwrap(),
+            "--push",
+            &format!("ghcr.io/acme/x:{version}"),
+        ])
+    };
+    bottle("1.0.0").success().says("Pushed");
+    ctx.pkg(&["search", "--remote", "ghcr.io/acme/x"])
+        .success()
+        .says("1.0.0");
+
+    ctx.pkg(&["logout", "ghcr.io"])
+        .success()
+        .says(&format!("Logged out of {endpoint} (the mirror of ghcr.io)"));
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&auth).unwrap()).unwrap();
+    assert!(stored["auths"].get(&endpoint).is_none(), "{stored}");
+    bottle("1.0.1").failure();
+    ctx.pkg(&["logout", "ghcr.io"])
+        .success()
+        .says("Not logged in");
+}

@@ -212,3 +212,43 @@ fn a_login_through_a_mirror_is_for_the_mirror_and_push_then_logout_work() {
         .success()
         .says("Not logged in");
 }
+
+/// Five fresh machines install through one pull-through cache (CNCF distribution in proxy
+/// mode) in front of the registry: the registry serves each blob at most twice (distribution
+/// fetches once to stream and once to store on its first miss), never once per machine.
+#[test]
+fn five_machines_through_a_pull_through_cache_cost_the_origin_at_most_two_fetches_of_a_blob() {
+    use crate::faults::Rig;
+
+    let rig = Rig::start();
+    let origin = rig.registry.host();
+    let built = rig.registry.push(
+        "acme/hello",
+        "1.0.0",
+        &Fixture::Image(crate::faults::tool_image("hello", "1.0.0", 256 * 1024)),
+    );
+    let layer = built.image().layer_digests[0].clone();
+    let cache = Registry::start_pull_through(&rig.proxy.registry.url());
+    let formula = Formula::new("hello")
+        .version("1.0.0", &format!("{origin}/acme/hello"), "1.0.0")
+        .to_toml();
+    for machine in 0..5 {
+        let mut ctx = TestContext::new();
+        ctx.mirrors(&format!("{origin}={}", cache.url()))
+            .env("PKG_REGISTRY_MIRROR_ONLY", &origin);
+        ctx.write_formula("hello", &formula);
+        ctx.pkg(&["install", "hello"]).success();
+        assert_eq!(
+            crate::faults::run_bin(&ctx, "hello"),
+            "hello 1.0.0",
+            "machine {machine}"
+        );
+    }
+    let fetched = rig.reg().matching("GET", &layer).len();
+    eprintln!("the origin served the layer {fetched} time(s) for 5 machines");
+    assert!(
+        (1..=2).contains(&fetched),
+        "the origin served the layer {fetched} times: {}",
+        rig.reg().describe()
+    );
+}

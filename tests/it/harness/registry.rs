@@ -50,6 +50,9 @@ pub struct Registry {
     issuer: TokenIssuer,
     /// Plain `Basic` auth from an htpasswd file instead of tokens (the issuer then goes unused).
     htpasswd: bool,
+    /// A pull-through cache of this registry URL (distribution's `proxy.remoteurl`), open to
+    /// anonymous pulls: what a fleet puts in front of ghcr.io.
+    remote: Option<String>,
 }
 
 impl Registry {
@@ -64,7 +67,17 @@ impl Registry {
         Self::start_with(true)
     }
 
+    /// CNCF distribution as a pull-through cache of `remote` (which it asks for anonymous
+    /// tokens by itself), open to anonymous clients.
+    pub fn start_pull_through(remote: &str) -> Registry {
+        Self::start_mode(false, Some(remote.to_owned()))
+    }
+
     fn start_with(htpasswd: bool) -> Registry {
+        Self::start_mode(htpasswd, None)
+    }
+
+    fn start_mode(htpasswd: bool, remote: Option<String>) -> Registry {
         assert!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} is missing: install Debian's `docker-registry` package (scripts/test does)"
@@ -86,6 +99,7 @@ impl Registry {
             child: None,
             issuer,
             htpasswd,
+            remote,
         };
         let mut last_log = String::new();
         for _attempt in 0..5 {
@@ -125,7 +139,9 @@ http:
 {auth}",
             storage = root.join("storage").display(),
             secret = hex::encode(secret),
-            auth = if self.htpasswd {
+            auth = if let Some(remote) = &self.remote {
+                format!("proxy:\n  remoteurl: {remote}\n")
+            } else if self.htpasswd {
                 format!(
                     "auth:
   htpasswd:
@@ -185,7 +201,7 @@ http:
                 return Err(format!("(exited with {status})\n{}", self.log()));
             }
             if let Ok(resp) = agent.get(&url).call() {
-                if resp.status() == 401 {
+                if resp.status() == 401 || (self.remote.is_some() && resp.status() == 200) {
                     self.port = port;
                     self.child = Some(child);
                     return Ok(());

@@ -4,9 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-/// Exit codes, in one place: 0 success, 1 failure, 2 usage error (clap's own).
-const FAILURE: u8 = 1;
-
 fn main() -> ExitCode {
     let cli = pkg::cli::Cli::parse();
     if let Err(e) = pkg::interrupt::install() {
@@ -26,11 +23,16 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
+            let causes = pkg::commands::causes(&err);
+            let mut causes = causes.iter();
+            if let Some(first) = causes.next() {
+                eprintln!("error: {first}");
+            }
+            for cause in causes {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(FAILURE)
+            // 0 success, 1 failure, 2 usage error or bad input (clap's own code for usage).
+            ExitCode::from(pkg::commands::exit_code(&err))
         }
     }
 }

@@ -53,6 +53,11 @@ pub fn parse(arg: &str) -> Result<Reference, ByRefError> {
         arg: arg.to_owned(),
         reason: reason.to_owned(),
     };
+    if arg.starts_with('.') || arg.starts_with('/') || arg.starts_with('~') {
+        return Err(bad(
+            "that is a path; pkg installs packages by NAME[@VERSION] or by REGISTRY/REPOSITORY[:TAG] (to install a directory, `pkg bottle` it first)",
+        ));
+    }
     if let Some((repo, digest)) = arg.split_once('@') {
         let digest: Digest = digest.parse().map_err(|e| bad(&format!("{e}")))?;
         let repository: Repository = repo.parse().map_err(|e| bad(&format!("{e}")))?;

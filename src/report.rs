@@ -69,3 +69,64 @@ pub fn human_bytes(n: u64) -> String {
         format!("{value:.1} {}", UNITS[unit])
     }
 }
+
+/// An error and its causes, each said once: a cause whose text the message before it already
+/// holds (`io: Connection refused (os error 111)` then `Connection refused (os error 111)`) is
+/// left out.
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !out.last().is_some_and(|prev| prev.contains(text.trim())) && !text.trim().is_empty() {
+            out.push(text);
+        }
+        next = e.source();
+    }
+    out
+}
+
+/// [`causes`] on one line, joined with `: ` (as `{:#}` would, without the repeats).
+pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
+    causes(err).join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("could not reach http://x/v2/")]
+    struct Outer(#[source] Middle);
+    #[derive(Debug, thiserror::Error)]
+    #[error("io: {0}")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let e = Outer(Middle(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        )));
+        assert_eq!(
+            causes(&e),
+            [
+                "could not reach http://x/v2/",
+                "io: Connection refused (os error 111)"
+            ]
+        );
+        assert_eq!(
+            one_line(&e),
+            "could not reach http://x/v2/: io: Connection refused (os error 111)"
+        );
+    }
+
+    #[test]
+    fn plurals() {
+        assert_eq!(count(1, "keg"), "1 keg");
+        assert_eq!(count(2, "keg"), "2 kegs");
+        assert_eq!(count(2, "formula"), "2 formulae");
+        assert_eq!(count(2, "prefix"), "2 prefixes");
+        assert_eq!(count(3, "dependency"), "3 dependencies");
+    }
+}

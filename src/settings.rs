@@ -121,7 +121,7 @@ pub enum SettingsError {
         set: &'static str,
         unset: &'static str,
     },
-    #[error("{var} must be a whole number{unit}, got `{value}`")]
+    #[error("{var} must be a whole number{unit}, at least 1, got `{value}`")]
     Number {
         var: &'static str,
         unit: &'static str,
@@ -151,18 +151,17 @@ fn absolute(var: &'static str, p: PathBuf) -> Result<PathBuf, SettingsError> {
     }
 }
 
+/// A whole number of at least 1 from the environment (0 counts nothing: refused, not rounded).
 fn env_number(var: &'static str, unit: &'static str) -> Result<Option<u64>, SettingsError> {
     match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => {
-            v.trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| SettingsError::Number {
-                    var,
-                    unit,
-                    value: v,
-                })
-        }
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(Some(n)),
+            _ => Err(SettingsError::Number {
+                var,
+                unit,
+                value: v,
+            }),
+        },
         _ => Ok(None),
     }
 }

@@ -28,8 +28,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub cache: Option<std::path::PathBuf>,
     /// Downloads at once (overrides PKG_JOBS and the config file).
-    #[arg(long, short = 'j', global = true, value_name = "N")]
-    pub jobs: Option<usize>,
+    #[arg(long, short = 'j', global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
     /// Fail at once instead of waiting when another pkg is changing the prefix.
     #[arg(long, global = true)]
     pub no_wait: bool,

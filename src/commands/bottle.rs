@@ -19,18 +19,22 @@ use crate::registry::Repository;
 use crate::registry::repository::valid_tag;
 use crate::source::layout::Layout;
 
-use super::{Ctx, human_bytes};
+use super::{BadInput, Ctx, human_bytes};
 
 pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
     let (dir, name, version, exclude) = source(ctx, args)?;
     if !formula::valid_name(&name) {
-        bail!("invalid package name `{name}`: names use lowercase letters, digits and `-_.+@`");
+        return Err(BadInput(format!(
+            "invalid package name `{name}`: names use lowercase letters, digits and `-_.+@`"
+        ))
+        .into());
     }
-    crate::version::parse_brew(&version).with_context(|| {
-        format!(
-            "invalid version `{version}`: versions are semver, like `1.2.3`, or as Homebrew writes them, like `1.2` or `1.2.3_1`"
-        )
-    })?;
+    if let Err(e) = crate::version::parse_brew(&version) {
+        return Err(BadInput(format!(
+            "invalid version `{version}` ({e}): versions are semver, like `1.2.3`, or as Homebrew writes them, like `1.2` or `1.2.3_1`"
+        ))
+        .into());
+    }
     let platform = match &args.platform {
         Some(p) => bottle::parse_platform(p)?,
         None => Platform::host(),
@@ -46,9 +50,10 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
         _ => version.clone(),
     };
     if !valid_tag(&tag) {
-        bail!(
+        return Err(BadInput(format!(
             "`{tag}` is not a valid tag (1 to 128 of A-Z a-z 0-9 _ . -, not starting with . or -); choose one with --tag"
-        );
+        ))
+        .into());
     }
     let formula = match &args.write {
         Some(path) => Some(read_formula(path)?),

@@ -60,6 +60,10 @@ pub fn deps(ctx: &Ctx, args: &DepsArgs) -> anyhow::Result<()> {
 }
 
 pub fn uses(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
+    if !ctx.formulary.has(name) && !ctx.cellar.keg_dir_exists(name) {
+        // Not a package at all: say so (with suggestions) rather than print nothing.
+        ctx.formulary.load(name)?;
+    }
     let mut out = std::io::stdout().lock();
     for keg in ctx.cellar.kegs() {
         if keg.receipt.dependencies.contains_key(name) {

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
 use crate::cli::{LoginArgs, LogoutArgs};
 use crate::registry::auth::Credentials;
@@ -108,9 +108,10 @@ fn normalize_registry(value: &str) -> anyhow::Result<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
     if !ok {
-        bail!(
+        return Err(super::BadInput(format!(
             "`{value}` is not a registry host; expected something like ghcr.io or 127.0.0.1:5000"
-        );
+        ))
+        .into());
     }
     Ok(host.to_ascii_lowercase())
 }
@@ -147,14 +148,17 @@ fn read_credentials(args: &LoginArgs) -> anyhow::Result<Credentials> {
     } else {
         line(&mut lines, "")?
     };
+    let bad = |m: &str| Err(super::BadInput(m.to_owned()).into());
     if username.is_empty() {
-        bail!("no username given: pass --username or put it on the first line of standard input");
+        return bad(
+            "no username given: pass --username or put it on the first line of standard input",
+        );
     }
     if username.contains(':') {
-        bail!("a username cannot contain `:`");
+        return bad("a username cannot contain `:`");
     }
     if password.is_empty() {
-        bail!("no password or token given on standard input");
+        return bad("no password or token given on standard input");
     }
     Ok(Credentials { username, password })
 }

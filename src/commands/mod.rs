@@ -40,6 +40,63 @@ use ui::Stderr;
 #[error("exit status {0}")]
 pub struct SilentExit(pub u8);
 
+/// Bad input from the user (a malformed name, version, number or host): exit 2, like a usage
+/// error, and nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// An error's causes, each said once (see [`crate::report::causes`]).
+pub fn causes(err: &anyhow::Error) -> Vec<String> {
+    crate::report::causes(err.as_ref())
+}
+
+/// Exit codes: 2 for usage errors and bad input, 1 for every other failure.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(is_bad_input) { 2 } else { 1 }
+}
+
+fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
+    use crate::formula::FormulaError;
+    use crate::resolve::ResolveError;
+    use crate::tap::TapError;
+    let resolve = |r: &ResolveError| {
+        matches!(
+            r,
+            ResolveError::BadRequirement { .. }
+                | ResolveError::NoName { .. }
+                | ResolveError::Formula(FormulaError::BadName(_))
+        )
+    };
+    if let Some(e) = e.downcast_ref::<FormulaError>() {
+        return matches!(e, FormulaError::BadName(_));
+    }
+    if let Some(crate::plan::PlanError::Formula(FormulaError::BadName(_))) = e.downcast_ref() {
+        return true;
+    }
+    if let Some(e) = e.downcast_ref::<ResolveError>() {
+        return resolve(e);
+    }
+    if let Some(crate::plan::PlanError::Resolve(r)) = e.downcast_ref() {
+        return resolve(r);
+    }
+    if let Some(e) = e.downcast_ref::<TapError>() {
+        return matches!(
+            e,
+            TapError::BadName(_) | TapError::BadSource { .. } | TapError::DashSource { .. }
+        );
+    }
+    if let Some(e) = e.downcast_ref::<crate::references::ByRefError>() {
+        return matches!(e, crate::references::ByRefError::Invalid { .. });
+    }
+    e.is::<BadInput>()
+        || e.is::<crate::plan::state::ArgError>()
+        || e.is::<crate::settings::SettingsError>()
+        || e.is::<crate::registry::MirrorError>()
+        || e.is::<crate::registry::repository::ReferenceError>()
+        || e.is::<crate::bottle::inputs::InputError>()
+}
+
 /// Version of every `--json` document; bump when a field changes meaning.
 pub const JSON_SCHEMA: u32 = 1;
 
@@ -53,7 +110,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let flags = Flags {
         prefix: cli.prefix.clone(),
         cache: cli.cache.clone(),
-        jobs: cli.jobs,
+        jobs: cli.jobs.map(usize::from),
     };
     let settings = Settings::load(&flags)?;
     let reporter = Stderr::new(cli.quiet, cli.color);

@@ -51,7 +51,7 @@ pub(super) fn carry_out_with(
             let unit = &plan.units[i];
             let what = format!("{} {}", unit.package, crate::version::Shown(&unit.to));
             let e = anyhow::Error::new(e);
-            failures.push((i, format!("{e:#}")));
+            failures.push((i, crate::report::one_line(e.as_ref())));
             errors.push((what, e));
         }
     }
@@ -95,7 +95,8 @@ pub(super) fn carry_out_with(
         let names: Vec<&str> = errors.iter().map(|(n, _)| n.as_str()).collect();
         for (what, e) in &errors {
             ctx.reporter.error(&format!(
-                "installing {what} failed; nothing was changed: {e:#}"
+                "installing {what} failed; nothing was changed: {}",
+                crate::report::one_line(e.as_ref())
             ));
         }
         anyhow::bail!(

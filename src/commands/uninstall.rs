@@ -94,7 +94,7 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
     if unlinked.len() > 1 {
         let names: Vec<&str> = unlinked.iter().map(|(n, _)| *n).collect();
         for (_, e) in &unlinked {
-            ctx.reporter.error(&format!("{e:#}"));
+            ctx.reporter.error(&crate::report::one_line(e.as_ref()));
         }
         bail!(
             "uninstalled what was asked, but {} packages are left with no version linked: {}; `pkg link NAME` to retry",

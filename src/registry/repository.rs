@@ -62,12 +62,19 @@ fn valid_host(host: &str) -> bool {
         Some((n, p)) => (n, Some(p)),
         None => (host, None),
     };
+    // DNS labels: 1 to 63 letters, digits and inner `-`; `..` or a leading `.` is no host.
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
     !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-        && port
-            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+        && name.len() <= 253
+        && name.split('.').all(label)
+        && port.is_none_or(|p| {
+            p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0)
+        })
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`

@@ -164,6 +164,9 @@ impl Taps {
 
     /// Adds a tap from a local directory (linked, so edits show at once) or a git URL (cloned).
     pub fn add(&self, name: &str, source: &str) -> Result<Tap, TapError> {
+        if !valid(name) {
+            return Err(TapError::BadName(name.to_owned()));
+        }
         // Never let a source reach git as an option (`--upload-pack=…` runs a command).
         if source.starts_with('-') {
             return Err(TapError::DashSource {

@@ -484,7 +484,7 @@ fn config_precedence_is_flag_then_env_then_file_then_default() {
     // A bad config file is an error that names the file, line and key.
     std::fs::write(&file, "prefix = \"/x\"\ncolour = \"red\"\n").unwrap();
     let out = pkg_env(home, &[file_env], &["config"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "bad input");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("pkg.toml") && err.contains("line 2") && err.contains("colour"),

@@ -60,10 +60,10 @@ fn install_by_reference_records_a_formula_and_behaves_like_any_package() {
 
     // Bad references are errors that say what is wrong.
     ctx.pkg(&["install", &format!("{host}/Acme/Tool:1")])
-        .failure()
+        .failure_with(2)
         .says("invalid reference");
     ctx.pkg(&["install", &format!("{host}/acme/tool@sha256:xyz")])
-        .failure()
+        .failure_with(2)
         .says("invalid reference");
 }
 
@@ -232,10 +232,10 @@ fn taps_from_a_directory_and_from_git_and_update() {
     assert_eq!(ctx.cellar_versions("tool"), ["2.0.0"]);
 
     ctx.pkg(&["tap", "add", "bad", "not-a-dir-nor-url"])
-        .failure()
+        .failure_with(2)
         .says("neither a directory nor a git URL");
     ctx.pkg(&["tap", "add", "Bad/Name", local.to_str().unwrap()])
-        .failure()
+        .failure_with(2)
         .says("invalid tap name");
 }
 
@@ -306,7 +306,7 @@ fn a_tap_source_starting_with_a_dash_never_reaches_git() {
     let marker = ctx.home.join("pwned");
     let source = format!("--upload-pack=touch {};:.git", marker.display());
     ctx.pkg(&["tap", "add", "evil", "--", &source])
-        .failure()
+        .failure_with(2)
         .says("starts with `-`");
     assert!(!marker.exists(), "git ran the --upload-pack command");
     assert_eq!(ctx.pkg(&["tap", "list"]).success().stdout, "");
@@ -320,7 +320,7 @@ fn a_tap_source_starting_with_a_dash_never_reaches_git() {
     let odd = ctx.home.join("-odd");
     std::fs::create_dir_all(&odd).unwrap();
     ctx.pkg(&["tap", "add", "odd", "--", "-odd"])
-        .failure()
+        .failure_with(2)
         .says("./-odd");
     ctx.pkg(&["tap", "add", "odd", "./-odd"]).success();
 }

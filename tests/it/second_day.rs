@@ -252,3 +252,91 @@ fn five_machines_through_a_pull_through_cache_cost_the_origin_at_most_two_fetche
         rig.reg().describe()
     );
 }
+
+/// Every verb, given a malformed name, request, version, number or host, exits 2 with one
+/// `error:` line saying what was wrong, and changes nothing.
+#[test]
+fn bad_input_exits_2_everywhere_and_changes_nothing() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    publish(&registry, &ctx, "hello", &["1.0.0"]);
+    ctx.pkg(&["install", "hello"]).success();
+    let before = ctx.prefix_listing();
+    let src = ctx.home.join("src");
+    tree(&src, "x", "x");
+    let src = src.to_str().unwrap();
+    let table: &[&[&str]] = &[
+        &["install", "HELLO"],
+        &["install", "hello@garbage"],
+        &["install", "tool@garbage"],
+        &["install", "../bin"],
+        &["install", "a..b/acme/x:1.0.0"],
+        &["install", "--jobs", "0", "hello"],
+        &["fetch", "../bin"],
+        &["fetch", "HELLO"],
+        &["upgrade", "HELLO"],
+        &["outdated", "Bad"],
+        &["uninstall", "hello@@"],
+        &["uninstall", "@1.0.0"],
+        &["info", "HELLO"],
+        &["pin", "HELLO"],
+        &["unpin", "HELLO"],
+        &["link", "Bad"],
+        &["unlink", "Bad"],
+        &["deps", "hello@garbage"],
+        &["uses", "HELLO"],
+        &["search", "--remote", "ghcr.io/Bad Repo"],
+        &["tap", "add", "Bad_Name", "x"],
+        &["tap", "add", "ok", "--upload-pack=x"],
+        &["login", "bad host"],
+        &["logout", "bad host"],
+        &["bottle", src, "--name", "Bad", "--version", "1.0.0"],
+        &["bottle", src, "--name", "x", "--version", "garbage"],
+        &[
+            "bottle",
+            src,
+            "--name",
+            "x",
+            "--version",
+            "1.0.0",
+            "--tag",
+            "-bad",
+        ],
+        &[
+            "bottle",
+            src,
+            "--name",
+            "x",
+            "--version",
+            "1.0.0",
+            "--push",
+            "Bad Host/x",
+        ],
+        &["cleanup", "--prune", "soon"],
+        &["nosuchverb"],
+    ];
+    for args in table {
+        let run = ctx.pkg(args);
+        assert_eq!(run.code, 2, "{}", run.describe());
+        assert!(run.stderr.starts_with("error:"), "{}", run.describe());
+        assert!(!run.stderr.contains("panicked"), "{}", run.describe());
+    }
+    for (var, value) in [
+        ("PKG_JOBS", "0"),
+        ("PKG_RETRIES", "0"),
+        ("PKG_CONNECT_TIMEOUT", "soon"),
+        ("PKG_REGISTRY_MIRRORS", "ghcr.io"),
+        ("PKG_REGISTRY_MIRROR_ONLY", "quay.io"),
+    ] {
+        let mut bad = ctx.sharing_cache();
+        bad.prefix = ctx.prefix.clone();
+        bad.env(var, value);
+        let run = bad.pkg(&["install", "hello"]);
+        assert_eq!(run.code, 2, "{var}={value}: {}", run.describe());
+        run.says(var);
+    }
+    assert_eq!(ctx.prefix_listing(), before, "bad input changed the prefix");
+    assert!(!ctx.home.join("x-1.0.0.oci").exists());
+    // Unknown names are not bad input but a failure: exit 1.
+    assert_eq!(ctx.pkg(&["uses", "nothere"]).code, 1);
+}

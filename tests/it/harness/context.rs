@@ -39,7 +39,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         format!(
             "pkg {}\nexit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.args.join(" "),

@@ -125,11 +125,16 @@ impl Reference {
         }
     }
 
-    /// The keg version: the tag when it is semver (a leading `v` allowed), else `0.0.0-TAG`
-    /// (or `0.0.0+TAG` when TAG is not a valid pre-release).
+    /// The keg version: the tag when it is semver (a leading `v` allowed), else `0.0.0+tag.TAG`
+    /// (`0.0.0+sha256.HEX12` for a digest): build metadata, not a pre-release, so that a plain
+    /// `pkg install NAME` later resolves it like any version (a pre-release needs asking for).
     pub fn version(&self) -> Version {
         let tag = match &self.digest {
-            Some(d) => format!("{}.{}", d.algorithm(), &d.hex()[..12]),
+            Some(d) => {
+                let label = format!("{}.{}", d.algorithm(), &d.hex()[..12]);
+                return Version::parse(&format!("0.0.0+{label}"))
+                    .unwrap_or_else(|_| Version::new(0, 0, 0));
+            }
             None => self.tag.clone(),
         };
         // A Homebrew bottle's rebuild is the tag's `-N` (`1.0.0_1-2`): the same version, not a
@@ -146,9 +151,7 @@ impl Reference {
             return v;
         }
         let ident = tag.replace('_', "-");
-        Version::parse(&format!("0.0.0-{ident}"))
-            .or_else(|_| Version::parse(&format!("0.0.0+{ident}")))
-            .unwrap_or_else(|_| Version::new(0, 0, 0))
+        Version::parse(&format!("0.0.0+tag.{ident}")).unwrap_or_else(|_| Version::new(0, 0, 0))
     }
 }
 
@@ -179,6 +182,40 @@ impl References {
         References {
             dir: prefix.join("var/pkg/references"),
         }
+    }
+
+    /// What is recorded for `name` now (to put back if the install that records more fails).
+    pub fn snapshot(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.join(format!("{name}.toml"))).ok()
+    }
+
+    /// Puts back what [`References::snapshot`] saw: the earlier formula, or none.
+    pub fn restore(&self, name: &str, snapshot: Option<&str>) -> Result<(), ByRefError> {
+        let path = self.dir.join(format!("{name}.toml"));
+        let io = |source| ByRefError::Io {
+            path: path.clone(),
+            source,
+        };
+        match snapshot {
+            Some(text) => {
+                let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
+                std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io)?;
+                tmp.persist(&path).map_err(|e| io(e.error))?;
+            }
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+                _ => {}
+            },
+        }
+        Ok(())
+    }
+
+    /// Forgets the formula recorded for `name` (its last keg was uninstalled); whether there
+    /// was one.
+    pub fn forget(&self, name: &str) -> Result<bool, ByRefError> {
+        let had = self.snapshot(name).is_some();
+        self.restore(name, None)?;
+        Ok(had)
     }
 
     /// The directory to search for recorded formulae.
@@ -329,19 +366,23 @@ mod tests {
         let r = parse("127.0.0.1:5000/acme/hello").unwrap();
         assert_eq!(r.repository.registry, "127.0.0.1:5000");
         assert_eq!(r.tag, "latest");
-        assert_eq!(r.version().to_string(), "0.0.0-latest");
+        assert_eq!(r.version().to_string(), "0.0.0+tag.latest");
+        assert!(
+            semver::VersionReq::STAR.matches(&r.version()),
+            "a plain request takes it"
+        );
         assert_eq!(
             parse("ghcr.io/a/b:v2.0.1").unwrap().version().to_string(),
             "2.0.1"
         );
         assert_eq!(
             parse("ghcr.io/a/b:2024.01").unwrap().version().to_string(),
-            "0.0.0+2024.01"
+            "0.0.0+tag.2024.01"
         );
         let d = "sha256:aa986f18e5556f9ce7ce265242ec6457ea2802030d92e5dc4c3c807a495db1e4";
         let r = parse(&format!("ghcr.io/a/b@{d}")).unwrap();
         assert_eq!(r.tag, d);
-        assert_eq!(r.version().to_string(), "0.0.0-sha256.aa986f18e555");
+        assert_eq!(r.version().to_string(), "0.0.0+sha256.aa986f18e555");
         for bad in [
             "ghcr.io/a/b:",
             "ghcr.io/a/b@sha256:zz",

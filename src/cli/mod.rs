@@ -176,6 +176,9 @@ pub struct InstallArgs {
     /// Print the result (or, with --dry-run, the plan) as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The package name for the one reference given (default: its repository's last part).
+    #[arg(long = "as", value_name = "NAME", value_parser = package_name)]
+    pub as_name: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -8,35 +8,76 @@ use crate::resolve::Request;
 use super::Ctx;
 
 pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
-    let mut requests = Vec::new();
-    for arg in &args.packages {
-        let request = if crate::references::is_reference(arg) {
-            let Some(request) = by_reference(ctx, arg, args.dry_run)? else {
-                continue;
-            };
-            request
-        } else {
-            Request::parse_in(arg, &ctx.formulary)?
-        };
-        requests.push(request);
+    let references = args
+        .packages
+        .iter()
+        .filter(|a| crate::references::is_reference(a))
+        .count();
+    if args.as_name.is_some() && (references != 1 || args.packages.len() != 1) {
+        return Err(super::BadInput(
+            "--as names the package of one reference: `pkg install --as NAME REGISTRY/REPO[:TAG]`"
+                .into(),
+        )
+        .into());
     }
     let _lock = if args.dry_run {
         None
     } else {
         Some(ctx.lock()?)
     };
-    let plan = crate::plan::install(&mut ctx.state(), &requests, args.upgrade)?;
-    super::outcome::carry_out_with(ctx, &plan, args.dry_run, args.json, true, args.overwrite)
+    let mut requests = Vec::new();
+    // Formulae recorded for references, with what was there before: put back unless installed.
+    let mut recorded = Vec::new();
+    for arg in &args.packages {
+        let request = if crate::references::is_reference(arg) {
+            let Some((request, version, before)) = by_reference(ctx, arg, args)? else {
+                continue;
+            };
+            recorded.push((request.name.clone(), version, before));
+            request
+        } else {
+            Request::parse_in(arg, &ctx.formulary)?
+        };
+        requests.push(request);
+    }
+    let result = crate::plan::install(&mut ctx.state(), &requests, args.upgrade)
+        .map_err(anyhow::Error::from)
+        .and_then(|plan| {
+            super::outcome::carry_out_with(
+                ctx,
+                &plan,
+                args.dry_run,
+                args.json,
+                true,
+                args.overwrite,
+            )
+        });
+    // A reference is remembered only once its package is installed.
+    let refs = crate::references::References::new(&ctx.settings.prefix);
+    for (name, version, before) in &recorded {
+        if !ctx.cellar.is_installed(name, version) {
+            refs.restore(name, before.as_deref())?;
+        }
+    }
+    result
 }
 
 /// `REGISTRY/REPO[:TAG]` or `…@DIGEST`: recorded as a formula (unless a dry run), then
-/// requested at exactly its version like any other package.
-fn by_reference(ctx: &Ctx, arg: &str, dry_run: bool) -> anyhow::Result<Option<Request>> {
+/// requested at exactly its version like any other package. Returns the request, the version
+/// and what was recorded for the name before.
+fn by_reference(
+    ctx: &Ctx,
+    arg: &str,
+    args: &InstallArgs,
+) -> anyhow::Result<Option<(Request, semver::Version, Option<String>)>> {
     let reference = crate::references::parse(arg)?;
-    let name = reference.name_among(|| ctx.formulary.names())?;
+    let name = match &args.as_name {
+        Some(name) => name.clone(),
+        None => reference.name_among(|| ctx.formulary.names())?,
+    };
     let refs = crate::references::References::new(&ctx.settings.prefix);
     let existing = ctx.formulary.load(&name).ok();
-    if dry_run {
+    if args.dry_run {
         // Refused here as the run refuses it; nothing is recorded.
         let (name, version) = refs.check(arg, &name, &reference, existing)?;
         let state = if ctx.cellar.is_installed(&name, &version) {
@@ -47,7 +88,9 @@ fn by_reference(ctx: &Ctx, arg: &str, dry_run: bool) -> anyhow::Result<Option<Re
         println!("{state} {name} {} ({arg})", crate::version::Shown(&version));
         return Ok(None);
     }
+    let before = refs.snapshot(&name);
     let (name, version) = refs.record(arg, &name, &reference, existing)?;
     // `{version}` spells it whole (`10.44.0+x2`), so the request is exactly that version.
-    Ok(Some(Request::parse(&format!("{name}@{version}"))?))
+    let request = Request::parse(&format!("{name}@{version}"))?;
+    Ok(Some((request, version, before)))
 }

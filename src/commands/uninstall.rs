@@ -84,6 +84,13 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
             ctx.records.set(Mark::Pinned, name, false)?;
             ctx.records.set(Mark::Unlinked, name, false)?;
             ctx.records.set_request(name, None)?;
+            // What `pkg install REFERENCE` recorded for it goes too.
+            if crate::references::References::new(prefix).forget(name)? {
+                ctx.reporter.status(
+                    "Forgot",
+                    &format!("the formula `pkg install REFERENCE` recorded for {name}"),
+                );
+            }
         } else if removes_linked
             && !ctx.records.has(Mark::Unlinked, name)
             && let Err(e) = link_newest(ctx, name, &remaining)

@@ -48,7 +48,7 @@ fn install_by_reference_records_a_formula_and_behaves_like_any_package() {
     let hex12 = &built.digest["sha256:".len().."sha256:".len() + 12];
     assert!(
         ctx.cellar_versions("tool")
-            .contains(&format!("0.0.0-sha256.{hex12}"))
+            .contains(&format!("0.0.0+sha256.{hex12}"))
     );
 
     // A non-semver tag gets a pre-release version, and is linked as the one asked for last.

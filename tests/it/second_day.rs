@@ -340,3 +340,46 @@ fn bad_input_exits_2_everywhere_and_changes_nothing() {
     // Unknown names are not bad input but a failure: exit 1.
     assert_eq!(ctx.pkg(&["uses", "nothere"]).code, 1);
 }
+
+#[test]
+fn installs_by_reference_are_remembered_only_once_installed_and_resolve_like_any_package() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let ctx = TestContext::new();
+    let recorded = |name: &str| {
+        ctx.prefix
+            .join("var/pkg/references")
+            .join(format!("{name}.toml"))
+    };
+
+    // `latest` does not exist: nothing installed, nothing recorded, nothing to search.
+    registry.push("acme/lg", "main", &image("lg", "main"));
+    ctx.pkg(&["install", &format!("{host}/acme/lg")])
+        .failure()
+        .says("nothing was changed");
+    assert!(
+        !recorded("lg").exists(),
+        "a failed install left its formula"
+    );
+    ctx.pkg(&["search", "lg"]).failure();
+
+    // A tag that is not a version: installed, and a plain `pkg install lg` resolves it later.
+    ctx.pkg(&["install", &format!("{host}/acme/lg:main")])
+        .success();
+    assert!(recorded("lg").exists());
+    ctx.pkg(&["install", "lg"]).success();
+    ctx.pkg(&["outdated", "lg"]).success();
+    ctx.pkg(&["search", "lg"]).success().says("lg");
+
+    // Uninstalling it forgets what the reference recorded.
+    ctx.pkg(&["uninstall", "lg"]).success().says("Forgot");
+    assert!(!recorded("lg").exists());
+    ctx.pkg(&["search", "lg"]).failure();
+
+    // --as names the package.
+    ctx.pkg(&["install", "--as", "mytool", &format!("{host}/acme/lg:main")])
+        .success();
+    assert_eq!(ctx.cellar_versions("mytool").len(), 1);
+    assert_eq!(crate::faults::run_bin(&ctx, "lg"), "lg main");
+    ctx.pkg(&["install", "--as", "x", "hello"]).failure_with(2);
+}

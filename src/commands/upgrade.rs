@@ -20,8 +20,39 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> anyhow::Result<()> {
     } else {
         Some(ctx.lock()?)
     };
+    refresh_moved_tags(ctx)?;
     let plan = crate::plan::upgrade(&mut ctx.state(), &names, named, args.keep_old);
     super::outcome::carry_out(ctx, &plan, args.dry_run, args.json, false)
+}
+
+/// Installs by reference from a moving tag (`latest`, `main`): a tag that moved since becomes a
+/// newer version of its recorded formula, which the planner then sees like any other.
+fn refresh_moved_tags(ctx: &Ctx) -> anyhow::Result<()> {
+    let refs = crate::references::References::new(&ctx.settings.prefix);
+    if !refs.dir().is_dir() {
+        return Ok(());
+    }
+    let mut skipped = Vec::new();
+    let short = |d: &crate::digest::Digest| d.to_string().chars().take(19).collect::<String>();
+    for m in refs.refresh_moved_tags(&ctx.cellar, &ctx.client(), &mut skipped)? {
+        ctx.reporter.status(
+            "Moved",
+            &format!(
+                "{} points at {}… now (was {}…): {} {}",
+                m.reference,
+                short(&m.to),
+                short(&m.from),
+                m.name,
+                crate::version::Shown(&m.version)
+            ),
+        );
+    }
+    for s in skipped {
+        ctx.reporter.warn(&format!(
+            "could not check where a moving tag points now: {s}"
+        ));
+    }
+    Ok(())
 }
 
 pub fn outdated(ctx: &Ctx, args: &OutdatedArgs) -> anyhow::Result<()> {
@@ -34,6 +65,7 @@ pub fn outdated(ctx: &Ctx, args: &OutdatedArgs) -> anyhow::Result<()> {
     } else {
         ctx.cellar.names()
     };
+    refresh_moved_tags(ctx)?;
     // The very plan `pkg upgrade` of the same names makes.
     let (rows, plan) = crate::plan::outdated(&mut ctx.state(), &names, named);
     for note in &plan.notes {

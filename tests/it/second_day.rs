@@ -383,3 +383,39 @@ fn installs_by_reference_are_remembered_only_once_installed_and_resolve_like_any
     assert_eq!(crate::faults::run_bin(&ctx, "lg"), "lg main");
     ctx.pkg(&["install", "--as", "x", "hello"]).failure_with(2);
 }
+
+#[test]
+fn a_moved_latest_tag_is_found_by_outdated_and_taken_by_upgrade() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let mut ctx = TestContext::new();
+    ctx.env("PKG_RETRIES", "1");
+    registry.push("acme/lg", "latest", &image("lg", "first"));
+    ctx.pkg(&["install", &format!("{host}/acme/lg")]).success();
+    ctx.pkg(&["outdated", "lg"]).success();
+    ctx.pkg(&["upgrade"]).success().says("Up to date");
+
+    for (round, text) in ["second", "third"].iter().enumerate() {
+        registry.push("acme/lg", "latest", &image("lg", text));
+        ctx.pkg(&["outdated", "lg"])
+            .failure()
+            .says(&format!("{host}/acme/lg:latest points at"));
+        let dry = ctx.pkg(&["upgrade", "--dry-run", "--json"]).success();
+        let dry: serde_json::Value = serde_json::from_str(&dry.stdout).unwrap();
+        assert_eq!(dry["moved"][0]["name"], "lg", "{dry}");
+        ctx.pkg(&["upgrade"]).success();
+        assert_eq!(crate::faults::run_bin(&ctx, "lg"), format!("lg {text}"));
+        let versions = ctx.cellar_versions("lg");
+        assert_eq!(
+            versions,
+            [format!("0.0.0+tag.latest.moved.{}", round + 1)],
+            "the old content's keg went, as in any upgrade"
+        );
+        ctx.pkg(&["outdated", "lg"]).success();
+    }
+    // Offline, outdated still answers from what it knows, and says what it could not check.
+    drop(registry);
+    ctx.pkg(&["outdated"])
+        .success()
+        .says("could not check where a moving tag points now");
+}

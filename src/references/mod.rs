@@ -2,6 +2,8 @@
 //! `…@sha256:…`) records a formula for it under `PREFIX/var/pkg/references/`, named after the
 //! repository's last component, so list, info, upgrade and uninstall treat it like any other.
 
+pub mod moved;
+
 use std::path::{Path, PathBuf};
 
 use semver::Version;

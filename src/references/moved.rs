@@ -1,0 +1,197 @@
+//! Moving tags (`latest`, `main`) of installs by reference: where such a tag points now. A tag
+//! that moved since its package was installed gets a newer version in the recorded formula —
+//! `0.0.0+tag.TAG.N`, pinned to the new digest, the installed one pinned to its own — so that
+//! `outdated` and `upgrade` see it as they see any newer version, and plan it the same way.
+
+use semver::Version;
+use toml_edit::{DocumentMut, Item, Table};
+
+use super::{ByRefError, References};
+use crate::cellar::Cellar;
+use crate::digest::Digest;
+use crate::formula::{Formula, Origin};
+use crate::registry::Client;
+
+/// A tag that points elsewhere than when its package was installed.
+#[derive(Debug)]
+pub struct Moved {
+    pub name: String,
+    /// `REGISTRY/REPO:TAG`.
+    pub reference: String,
+    pub from: Digest,
+    pub to: Digest,
+    /// The version recorded for the new content.
+    pub version: Version,
+}
+
+/// A version made from a tag that is not a version (see [`super::Reference::version`]).
+fn is_tag_version(v: &Version) -> bool {
+    v.major == 0 && v.minor == 0 && v.patch == 0 && v.build.as_str().starts_with("tag.")
+}
+
+impl References {
+    /// Asks the registry where the moving tags of installed packages recorded here point now,
+    /// and records a newer version for each that moved. A registry that cannot be asked is
+    /// skipped (`skipped` gets why), so an offline `outdated` still works.
+    pub fn refresh_moved_tags(
+        &self,
+        cellar: &Cellar,
+        client: &Client,
+        skipped: &mut Vec<String>,
+    ) -> Result<Vec<Moved>, ByRefError> {
+        let mut moved = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Ok(moved);
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().into_string().ok()?;
+                n.strip_suffix(".toml").map(str::to_owned)
+            })
+            .collect();
+        names.sort();
+        for name in names {
+            if let Some(m) = self.refresh_one(&name, cellar, client, skipped)? {
+                moved.push(m);
+            }
+        }
+        Ok(moved)
+    }
+
+    fn refresh_one(
+        &self,
+        name: &str,
+        cellar: &Cellar,
+        client: &Client,
+        skipped: &mut Vec<String>,
+    ) -> Result<Option<Moved>, ByRefError> {
+        let path = self.dir.join(format!("{name}.toml"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        let Ok(formula) = Formula::parse(&text, Origin::File(path.clone()), Some(name)) else {
+            return Ok(None);
+        };
+        let installed = cellar.installed_versions(name);
+        // The newest installed version that came from a moving tag.
+        let Some((version, spec)) = formula
+            .versions
+            .iter()
+            .rev()
+            .find(|(v, _)| is_tag_version(v) && installed.contains(v))
+        else {
+            return Ok(None);
+        };
+        let Ok(receipt) = crate::cellar::receipt::Receipt::read(&cellar.keg(name, version)) else {
+            return Ok(None);
+        };
+        let tag = spec.tag.0.clone();
+        // A newer version of the same tag already recorded (not installed yet): nothing to ask.
+        if formula
+            .versions
+            .iter()
+            .any(|(v, s)| v > version && s.tag.0 == tag && s.repository == spec.repository)
+        {
+            return Ok(None);
+        }
+        let crate::formula::Source::Registry(repository) = &spec.repository else {
+            return Ok(None);
+        };
+        let reference = format!("{repository}:{tag}");
+        let now = match client.fetch_manifest(repository, &tag) {
+            Ok(m) => m.digest,
+            Err(e) => {
+                skipped.push(format!("{reference}: {e}"));
+                return Ok(None);
+            }
+        };
+        let had = spec
+            .digest
+            .clone()
+            .unwrap_or(receipt.manifest_digest.clone());
+        if now == had {
+            return Ok(None);
+        }
+        let next = next_version(version).ok_or_else(|| ByRefError::Invalid {
+            arg: reference.clone(),
+            reason: format!("cannot number a version after {version}"),
+        })?;
+        let mut doc: DocumentMut = text.parse().map_err(|e| ByRefError::Invalid {
+            arg: path.display().to_string(),
+            reason: format!("{e}"),
+        })?;
+        let versions = doc["versions"]
+            .as_table_mut()
+            .ok_or_else(|| ByRefError::Invalid {
+                arg: path.display().to_string(),
+                reason: "no [versions] table".into(),
+            })?;
+        // The installed content stays describable: its version is pinned to what it was.
+        if let Some(old) = versions
+            .get_mut(&version.to_string())
+            .and_then(Item::as_table_mut)
+            && !old.contains_key("digest")
+        {
+            old.insert("digest", toml_edit::value(had.to_string()));
+        }
+        let mut t = Table::new();
+        t.insert("repository", toml_edit::value(spec.repository.to_string()));
+        t.insert("tag", toml_edit::value(&tag));
+        t.insert("digest", toml_edit::value(now.to_string()));
+        versions.insert(&next.to_string(), Item::Table(t));
+        let text = doc.to_string();
+        // A recorded formula is always a valid one.
+        Formula::parse(&text, Origin::File(path.clone()), Some(name))?;
+        self.restore(name, Some(&text))?;
+        Ok(Some(Moved {
+            name: name.to_owned(),
+            reference,
+            from: had,
+            to: now,
+            version: next,
+        }))
+    }
+}
+
+/// `0.0.0+tag.main` → `0.0.0+tag.main.moved.1`, `….moved.1` → `….moved.2`.
+fn next_version(v: &Version) -> Option<Version> {
+    let build = v.build.as_str();
+    let next = match build.rsplit_once(".moved.") {
+        Some((head, n)) if n.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{head}.moved.{}", n.parse::<u64>().ok()?.checked_add(1)?)
+        }
+        _ => format!("{build}.moved.1"),
+    };
+    let mut out = v.clone();
+    out.build = semver::BuildMetadata::new(&next).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moved_tags_number_their_versions_upwards() {
+        let v = Version::parse("0.0.0+tag.main").unwrap();
+        let one = next_version(&v).unwrap();
+        assert_eq!(one.to_string(), "0.0.0+tag.main.moved.1");
+        let two = next_version(&one).unwrap();
+        assert_eq!(two.to_string(), "0.0.0+tag.main.moved.2");
+        assert!(v < one && one < two);
+        let mut ten = two.clone();
+        for _ in 0..8 {
+            ten = next_version(&ten).unwrap();
+        }
+        assert_eq!(ten.to_string(), "0.0.0+tag.main.moved.10");
+        assert!(two < ten, "numbers compare as numbers");
+        assert!(is_tag_version(&v) && !is_tag_version(&Version::new(1, 0, 0)));
+        // A tag that ends in a number of its own is not a sequence.
+        let v2 = Version::parse("0.0.0+tag.2024.01").unwrap();
+        assert_eq!(
+            next_version(&v2).unwrap().to_string(),
+            "0.0.0+tag.2024.01.moved.1"
+        );
+    }
+}

@@ -104,10 +104,12 @@ struct Entry {
 }
 
 /// Packs `dir` into `out` as a reproducible tar.gz; returns the layer's description and `out`.
+/// `reporter` gets a progress bar over the bytes of the files packed.
 pub fn build_layer<W: Write>(
     dir: &Path,
     options: &BuildOptions,
     out: W,
+    reporter: &dyn crate::report::Reporter,
 ) -> Result<(LayerInfo, W), BuildError> {
     let meta = fs_err::metadata(dir).map_err(|source| BuildError::Io {
         path: dir.to_owned(),
@@ -121,6 +123,14 @@ pub fn build_layer<W: Write>(
     let mut entries = Vec::new();
     collect(dir, &[], options, &mut entries)?;
     entries.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let total = entries
+        .iter()
+        .map(|e| match e.kind {
+            Kind::File { size, .. } => size,
+            _ => 0,
+        })
+        .sum();
+    let progress = reporter.progress("Compressing", total);
 
     let compressed = HashWriter::new(out);
     let gz = flate2::GzBuilder::new()
@@ -162,6 +172,7 @@ pub fn build_layer<W: Write>(
                 let mut reader = Counted {
                     inner: file.take(*size),
                     count: 0,
+                    progress: Some(&*progress),
                 };
                 tar.append_data(&mut header, path, &mut reader)
                     .map_err(write)?;
@@ -176,6 +187,7 @@ pub fn build_layer<W: Write>(
             }
         }
     }
+    progress.finish();
     let uncompressed = tar.into_inner().map_err(write)?;
     let diff_id = uncompressed.digest().map_err(write)?;
     let compressed = uncompressed.inner.finish().map_err(write)?;
@@ -300,15 +312,19 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
-struct Counted<R> {
+struct Counted<'a, R> {
     inner: R,
     count: u64,
+    progress: Option<&'a dyn crate::report::Progress>,
 }
 
-impl<R: Read> Read for Counted<R> {
+impl<R: Read> Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
+        if let Some(p) = self.progress {
+            p.advance(n as u64);
+        }
         Ok(n)
     }
 }
@@ -333,7 +349,7 @@ mod tests {
     }
 
     fn pack(root: &Path, options: &BuildOptions) -> (LayerInfo, Vec<u8>) {
-        build_layer(root, options, Vec::new()).unwrap()
+        build_layer(root, options, Vec::new(), &crate::report::Silent).unwrap()
     }
 
     fn set_mtime(path: &Path, secs: u64) {
@@ -467,7 +483,13 @@ mod tests {
         )
         .unwrap();
         symlink("nowhere", dir.path().join("sub/dangling")).unwrap();
-        let (_, tar_gz) = build_layer(dir.path(), &BuildOptions::default(), Vec::new()).unwrap();
+        let (_, tar_gz) = build_layer(
+            dir.path(),
+            &BuildOptions::default(),
+            Vec::new(),
+            &crate::report::Silent,
+        )
+        .unwrap();
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(tar_gz.as_slice()));
         let links: Vec<(String, String)> = tar
             .entries()
@@ -493,7 +515,13 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let err = build_layer(dir.path(), &BuildOptions::default(), Vec::new()).unwrap_err();
+        let err = build_layer(
+            dir.path(),
+            &BuildOptions::default(),
+            Vec::new(),
+            &crate::report::Silent,
+        )
+        .unwrap_err();
         assert!(
             matches!(err, BuildError::Unsupported { kind: "fifo", .. }),
             "{err}"

@@ -26,6 +26,15 @@ pub enum InputError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{} is the formula of `{formula}`, but the bottle is `{bottle}` (the file needs `name = \"{bottle}\"`); nothing was written",
+        path.display()
+    )]
+    OtherName {
+        path: PathBuf,
+        formula: String,
+        bottle: String,
+    },
     #[error("{} is not valid TOML", path.display())]
     Toml {
         path: PathBuf,
@@ -74,9 +83,25 @@ pub fn parse_push(value: &str, name: &str) -> Result<(Repository, Option<String>
 /// annotations) and its other repositories (to mount from). Read loosely: a new formula has no
 /// version yet; the file is checked as a whole when it is written.
 pub struct FormulaHints {
+    /// The formula's `name`, which must be the bottle's.
+    pub name: Option<String>,
     pub license: Option<String>,
     pub desc: Option<String>,
     pub repositories: Vec<Repository>,
+}
+
+/// The `--write` formula's hints, checked to be the formula of `name` before anything is built.
+pub fn read_formula_of(path: &Path, name: &str) -> Result<FormulaHints, InputError> {
+    let hints = read_formula(path)?;
+    let formula = hints.name.clone().unwrap_or_default();
+    if formula != name {
+        return Err(InputError::OtherName {
+            path: path.to_owned(),
+            formula,
+            bottle: name.to_owned(),
+        });
+    }
+    Ok(hints)
 }
 
 pub fn read_formula(path: &Path) -> Result<FormulaHints, InputError> {
@@ -100,6 +125,7 @@ pub fn read_formula(path: &Path) -> Result<FormulaHints, InputError> {
         })
         .unwrap_or_default();
     Ok(FormulaHints {
+        name: text_of("name"),
         license: text_of("license"),
         desc: text_of("desc"),
         repositories,

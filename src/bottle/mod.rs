@@ -131,16 +131,54 @@ fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
 }
 
 /// Packs `dir` and adds it to the layout at `layout_dir` under `spec.tag`.
+///
+/// A new layout is built in a staging directory beside `layout_dir` and renamed into place only
+/// once complete, so a failure leaves nothing; a platform added to an existing layout writes
+/// its blobs (content-addressed) and then the index, each atomically.
 pub fn bottle(
     dir: &Path,
     layout_dir: &Path,
     spec: &BottleSpec,
     options: &BuildOptions,
+    reporter: &dyn crate::report::Reporter,
 ) -> Result<Bottled, BottleError> {
-    let layout = Layout::create(layout_dir)?;
+    if layout_dir.join(crate::source::layout::LAYOUT_FILE).exists() {
+        return build_into(dir, layout_dir, layout_dir, spec, options, reporter);
+    }
+    // Refused as a layout would refuse it, before anything is written.
+    Layout::check_free(layout_dir)?;
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| BottleError::Io { path, source }
+    };
+    let parent = match layout_dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    fs_err::create_dir_all(&parent).map_err(io(&parent))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".pkg-bottle-")
+        .tempdir_in(&parent)
+        .map_err(io(&parent))?;
+    let bottled = build_into(dir, staging.path(), layout_dir, spec, options, reporter)?;
+    // An empty directory in the way is replaced by the rename; anything else was refused above.
+    std::fs::rename(staging.path(), layout_dir).map_err(io(layout_dir))?;
+    let _ = staging.keep();
+    Ok(bottled)
+}
+
+fn build_into(
+    dir: &Path,
+    root: &Path,
+    layout_dir: &Path,
+    spec: &BottleSpec,
+    options: &BuildOptions,
+    reporter: &dyn crate::report::Reporter,
+) -> Result<Bottled, BottleError> {
+    let layout = Layout::create(root)?;
     let tmp = layout.temp_file()?;
     let tmp_path = tmp.path().to_owned();
-    let (layer, writer) = build::build_layer(dir, options, std::io::BufWriter::new(tmp))?;
+    let (layer, writer) = build::build_layer(dir, options, std::io::BufWriter::new(tmp), reporter)?;
     let tmp = writer.into_inner().map_err(|e| BottleError::Io {
         path: tmp_path.clone(),
         source: e.into_error(),

@@ -415,11 +415,14 @@ fn push_blob(
     };
     if blob.size <= options.chunk_threshold {
         reporter.status("Uploading", &format!("{digest} ({} bytes)", blob.size));
+        let progress = reporter.progress("Uploading", blob.size);
         let mut bytes = Vec::with_capacity(usize::try_from(blob.size).unwrap_or(0));
         file.read_to_end(&mut bytes).map_err(io)?;
         client
             .upload_whole(repo, &session, digest, &bytes)
             .map_err(registry_err(repo, format!("blob {digest}")))?;
+        progress.advance(blob.size);
+        progress.finish();
         return done(How::Uploaded);
     }
     let chunk_size = options.chunk_size.max(1);
@@ -427,6 +430,9 @@ fn push_blob(
         "Uploading",
         &format!("{digest} ({} bytes in chunks of {chunk_size})", blob.size),
     );
+    let progress = reporter.progress("Uploading", blob.size);
+    // The furthest the registry has acknowledged (a resync may step back; the bar does not).
+    let mut shown = 0u64;
     let mut location = session;
     let mut offset = 0u64;
     let mut chunks = 0u32;
@@ -438,6 +444,10 @@ fn push_blob(
             .min(1 << 30)
     ];
     while offset < blob.size {
+        if offset > shown {
+            progress.advance(offset - shown);
+            shown = offset;
+        }
         let want = usize::try_from((blob.size - offset).min(buf.len() as u64)).unwrap_or(buf.len());
         file.seek(SeekFrom::Start(offset)).map_err(io)?;
         file.read_exact(&mut buf[..want]).map_err(io)?;
@@ -485,5 +495,7 @@ fn push_blob(
     client
         .finish_upload(repo, &location, digest)
         .map_err(registry_err(repo, format!("blob {digest}")))?;
+    progress.advance(blob.size.saturating_sub(shown));
+    progress.finish();
     done(How::Chunked { chunks })
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 
 use crate::bottle::build::{self, BuildOptions};
-use crate::bottle::inputs::{layout_reference, parse_push, read_formula, rfc3339};
+use crate::bottle::inputs::{layout_reference, parse_push, read_formula_of, rfc3339};
 use crate::bottle::publish::{self, PushOptions};
 use crate::bottle::write::{self, Entry};
 use crate::bottle::{self, BottleSpec};
@@ -56,7 +56,7 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
         .into());
     }
     let formula = match &args.write {
-        Some(path) => Some(read_formula(path)?),
+        Some(path) => Some(read_formula_of(path, &name)?),
         None => None,
     };
 
@@ -117,7 +117,7 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
             dir.display()
         ),
     );
-    let bottled = bottle::bottle(&dir, &output, &spec, &options)
+    let bottled = bottle::bottle(&dir, &output, &spec, &options, ctx.reporter)
         .with_context(|| format!("bottling {} failed", dir.display()))?;
     ctx.reporter.status(
         "Bottled",

@@ -104,19 +104,33 @@ pub struct Layout {
 
 impl Layout {
     /// Opens the layout at `root`, creating it (directories and `oci-layout`) when missing.
-    pub fn create(root: &Path) -> Result<Layout, LayoutError> {
-        // Never scatter a layout over a directory that holds something else.
-        if !root.join(LAYOUT_FILE).exists()
-            && let Ok(mut entries) = std::fs::read_dir(root)
+    /// Refuses a directory a new layout cannot go to: one that exists, is not empty and is not
+    /// a layout (a layout is never scattered over something else), or a file.
+    pub fn check_free(root: &Path) -> Result<(), LayoutError> {
+        let refuse = |reason: String| LayoutError::NotALayout {
+            path: root.to_owned(),
+            reason,
+        };
+        if root.join(LAYOUT_FILE).exists() {
+            return Ok(());
+        }
+        if root.exists() && !root.is_dir() {
+            return Err(refuse(
+                "it is a file; choose a new or empty directory".into(),
+            ));
+        }
+        if let Ok(mut entries) = std::fs::read_dir(root)
             && entries.next().is_some()
         {
-            return Err(LayoutError::NotALayout {
-                path: root.to_owned(),
-                reason: format!(
-                    "the directory exists, is not empty and has no {LAYOUT_FILE}; choose a new or empty directory"
-                ),
-            });
+            return Err(refuse(format!(
+                "the directory exists, is not empty and has no {LAYOUT_FILE}; choose a new or empty directory"
+            )));
         }
+        Ok(())
+    }
+
+    pub fn create(root: &Path) -> Result<Layout, LayoutError> {
+        Self::check_free(root)?;
         let blobs = root.join("blobs/sha256");
         fs_err::create_dir_all(&blobs).map_err(io_at(&blobs))?;
         let layout = Layout {

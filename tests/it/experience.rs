@@ -719,3 +719,50 @@ fn doctor_finds_a_held_prefix_lock_and_refused_credentials() {
     ctx.with_credentials();
     assert_eq!(doctor(&ctx, &path, &[]).0, 0);
 }
+
+#[test]
+fn on_a_terminal_bottle_shows_its_compression_and_its_upload() {
+    let registry = Registry::start();
+    let mut ctx = TestContext::new();
+    ctx.with_credentials();
+    let src = ctx.home.join("src");
+    std::fs::create_dir_all(src.join("bin")).unwrap();
+    std::fs::write(src.join("bin/big"), "#!/bin/sh\necho big\n").unwrap();
+    let mut data = vec![0u8; 6 << 20];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(src.join("data"), data).unwrap();
+    let target = format!("{}/acme/big:1.0.0", registry.host());
+    let (code, out) = pkg_on_tty(
+        &ctx,
+        &[],
+        &[
+            "bottle",
+            src.to_str().unwrap(),
+            "--name",
+            "big",
+            "--version",
+            "1.0.0",
+            "--push",
+            &target,
+            "--chunk-threshold",
+            "1MiB",
+            "--chunk-size",
+            "1MiB",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("Compressing"),
+        "no bar while compressing:\n{out:?}"
+    );
+    assert!(
+        out.matches(" eta ").count() >= 2,
+        "no bar for the upload:\n{out:?}"
+    );
+}

@@ -419,3 +419,86 @@ fn a_moved_latest_tag_is_found_by_outdated_and_taken_by_upgrade() {
         .success()
         .says("could not check where a moving tag points now");
 }
+
+#[test]
+fn a_failed_bottle_leaves_nothing_behind() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let ctx = TestContext::new();
+    let leftovers = || -> Vec<String> {
+        std::fs::read_dir(&ctx.home)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".oci") || n.starts_with(".pkg-bottle-"))
+            .collect()
+    };
+    // Not a directory.
+    ctx.pkg(&[
+        "bottle",
+        "/nonexistent",
+        "--name",
+        "x",
+        "--version",
+        "1.0.0",
+    ])
+    .failure();
+    assert_eq!(leftovers(), Vec::<String>::new());
+
+    // A file that cannot be read, found midway through packing.
+    let src = ctx.home.join("src");
+    tree(&src, "x", "x");
+    let secret = src.join("secret");
+    std::fs::write(&secret, "no").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read(&secret).is_err() {
+        // (root reads it anyway; then this case says nothing.)
+        ctx.pkg(&[
+            "bottle",
+            src.to_str().unwrap(),
+            "--name",
+            "x",
+            "--version",
+            "1.0.0",
+        ])
+        .failure();
+        assert_eq!(leftovers(), Vec::<String>::new());
+    }
+    std::fs::remove_file(&secret).unwrap();
+
+    // A --write formula of another package is refused before anything is built.
+    let formula = ctx.home.join("other.toml");
+    std::fs::write(
+        &formula,
+        "name = \"other\"\ndesc = \"d\"\nhomepage = \"https://example.com\"\n",
+    )
+    .unwrap();
+    let before = std::fs::read_to_string(&formula).unwrap();
+    ctx.pkg(&[
+        "bottle",
+        src.to_str().unwrap(),
+        "--name",
+        "x",
+        "--version",
+        "1.0.0",
+        "--write",
+        formula.to_str().unwrap(),
+    ])
+    .failure_with(2)
+    .says("is the formula of `other`")
+    .says("nothing was written");
+    assert_eq!(leftovers(), Vec::<String>::new());
+    assert_eq!(std::fs::read_to_string(&formula).unwrap(), before);
+
+    // And a good one writes the layout whole.
+    ctx.pkg(&[
+        "bottle",
+        src.to_str().unwrap(),
+        "--name",
+        "x",
+        "--version",
+        "1.0.0",
+    ])
+    .success();
+    assert_eq!(leftovers(), ["x-1.0.0.oci"]);
+    assert!(ctx.home.join("x-1.0.0.oci/oci-layout").is_file());
+}

@@ -596,6 +596,7 @@ mod tests {
             &out.path().join("a"),
             &spec,
             &BuildOptions::default(),
+            &crate::report::Silent,
         )
         .unwrap();
         let b = bottle(
@@ -603,6 +604,7 @@ mod tests {
             &out.path().join("b"),
             &spec,
             &BuildOptions::default(),
+            &crate::report::Silent,
         )
         .unwrap();
         assert_eq!(a.top.digest, b.top.digest);
@@ -613,6 +615,7 @@ mod tests {
             &out.path().join("a"),
             &spec,
             &BuildOptions::default(),
+            &crate::report::Silent,
         )
         .unwrap();
         assert_eq!(c.top.media_type, manifest::OCI_INDEX);

@@ -175,7 +175,8 @@ fn run_unit(
                 match Receipt::read(&keg) {
                     Ok(r) => {
                         let bytes = keg_bytes(&keg, &r.files);
-                        ready.push((m, r.bin, r.link, r.files.len(), bytes));
+                        let files = crate::cellar::count_files(&keg, &r.files);
+                        ready.push((m, r.bin, r.link, files, bytes));
                     }
                     Err(e) => {
                         failure.get_or_insert(e.into());

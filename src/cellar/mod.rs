@@ -262,6 +262,14 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// How many of a receipt's entries are not directories: the files and links a keg holds.
+pub fn count_files(keg: &Path, files: &[String]) -> usize {
+    files
+        .iter()
+        .filter(|f| std::fs::symlink_metadata(keg.join(f)).is_ok_and(|m| !m.is_dir()))
+        .count()
+}
+
 /// Keg-relative paths of everything under `root` except pkg's own metadata, sorted.
 pub fn list_files(root: &Path) -> Result<Vec<String>, CellarError> {
     let mut out = Vec::new();

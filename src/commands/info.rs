@@ -73,7 +73,10 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
                 k.version,
                 notes.join(", "),
                 k.path.display(),
-                super::count(k.receipt.files.len(), "file"),
+                super::count(
+                    crate::cellar::count_files(&k.path, &k.receipt.files),
+                    "file"
+                ),
                 k.receipt.repository,
                 k.receipt.tag,
                 k.receipt.manifest_digest,

@@ -84,7 +84,7 @@ pub(super) fn carry_out_with(
         ctx.reporter.status(
             "Finished",
             &format!(
-                "installed {} in {:.1}s",
+                "installing {} in {:.1}s",
                 what.join(", "),
                 started.elapsed().as_secs_f64()
             ),
@@ -143,7 +143,8 @@ fn finish(ctx: &Ctx, doc: &Document, seconds: f64) -> anyhow::Result<()> {
     let held = held_versions(doc);
     if doc.moved.is_empty() && doc.failed.is_empty() {
         if doc.held_back.is_empty() {
-            ctx.reporter.status("Up to date", "nothing to upgrade");
+            ctx.reporter
+                .status("Up to date", "(every package; nothing to upgrade)");
         } else {
             ctx.reporter
                 .status("Finished", &format!("nothing upgraded; held back: {held}"));
@@ -173,7 +174,7 @@ fn finish(ctx: &Ctx, doc: &Document, seconds: f64) -> anyhow::Result<()> {
             .collect();
         ctx.reporter.status(
             "Finished",
-            &format!("upgraded {} in {seconds:.1}s{also}", changes.join(", ")),
+            &format!("upgrading {} in {seconds:.1}s{also}", changes.join(", ")),
         );
         caveat_path(ctx);
     }

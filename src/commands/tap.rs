@@ -19,7 +19,7 @@ enum From<'a> {
 
 /// `3 formulae (2 left out: openssh: version `9.9p1` …, …)`.
 fn api_summary(r: &Refreshed) -> String {
-    let mut out = format!("{} formulae", r.meta.formulae);
+    let mut out = crate::report::count(r.meta.formulae, "formula");
     if !r.meta.skipped.is_empty() {
         let shown: Vec<String> = r
             .meta
@@ -75,10 +75,23 @@ pub fn tap(ctx: &Ctx, command: &TapCommand) -> anyhow::Result<()> {
                 }
                 From::Source(source) => {
                     let tap = taps.add(name, source)?;
-                    let count = formula_count(&tap.path);
+                    // A tap whose formulae do not parse would fail every later search: refused.
+                    let broken = broken_formulae(&tap.path);
+                    if !broken.is_empty() {
+                        taps.remove(name)?;
+                        let shown: Vec<&String> = broken.iter().take(5).collect();
+                        return Err(super::BadInput(format!(
+                            "{source} holds {} that pkg cannot read, so it was not tapped: {}{}; fix them and add it again",
+                            crate::report::count(broken.len(), "formula"),
+                            shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "),
+                            if broken.len() > shown.len() { "; …" } else { "" }
+                        ))
+                        .into());
+                    }
+                    let count = crate::report::count(formula_count(&tap.path), "formula");
                     ctx.reporter.status(
                         "Tapped",
-                        &format!("{name} ({}, {count} formulae) from {source}", tap.kind),
+                        &format!("{name} ({}, {count}) from {source}", tap.kind),
                     );
                 }
             }
@@ -121,9 +134,28 @@ pub fn update(ctx: &Ctx) -> anyhow::Result<()> {
     let mut failed = 0;
     let client = ctx.client();
     let host = Platform::host();
+    // The newest version each installed package has, to say afterwards what got newer.
+    let newest = || -> Vec<(String, Option<semver::Version>)> {
+        ctx.cellar
+            .names()
+            .into_iter()
+            .map(|n| {
+                let v = ctx
+                    .formulary
+                    .load(&n)
+                    .ok()
+                    .and_then(|f| f.newest().cloned());
+                (n, v)
+            })
+            .collect()
+    };
+    let before = newest();
     for t in taps.list() {
         match taps.update(&t, &client, ctx.cellar.root(), &host) {
-            Ok(Updated::Pulled) => ctx.reporter.status("Updated", &t.name),
+            Ok(Updated::Pulled { changed: true }) => ctx.reporter.status("Updated", &t.name),
+            Ok(Updated::Pulled { changed: false }) => ctx
+                .reporter
+                .status("Unchanged", &format!("{} (no new commits)", t.name)),
             Ok(Updated::Api(r)) if r.changed => ctx
                 .reporter
                 .status("Updated", &format!("{} ({})", t.name, api_summary(&r))),
@@ -140,10 +172,49 @@ pub fn update(ctx: &Ctx) -> anyhow::Result<()> {
             }
         }
     }
+    for ((name, was), (_, now)) in before.iter().zip(newest()) {
+        if let Some(now) = now.filter(|n| Some(n) != was.as_ref())
+            && ctx.state().in_use(name).is_none_or(|v| v < now)
+        {
+            ctx.reporter.status(
+                "New",
+                &format!(
+                    "{name} {} (installed {}); `pkg upgrade {name}`",
+                    crate::version::Shown(&now),
+                    ctx.state()
+                        .in_use(name)
+                        .map_or("none".into(), |v| crate::version::show(&v))
+                ),
+            );
+        }
+    }
     if failed > 0 {
         anyhow::bail!("{failed} tap(s) could not be updated");
     }
     Ok(())
+}
+
+/// The formulae of a tap directory that do not load, each with why.
+fn broken_formulae(dir: &std::path::Path) -> Vec<String> {
+    let dir = if dir.join("formulae").is_dir() {
+        dir.join("formulae")
+    } else {
+        dir.to_owned()
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let formulary = crate::formula::Formulary::new(vec![dir.clone()]);
+    let mut broken: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let name = file.strip_suffix(".toml")?;
+            formulary.load(name).err().map(|err| err.to_string())
+        })
+        .collect();
+    broken.sort();
+    broken
 }
 
 fn formula_count(dir: &std::path::Path) -> usize {

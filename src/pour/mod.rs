@@ -435,7 +435,7 @@ impl Pourer<'_> {
             time: receipt::now(),
             pkg_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        let files = receipt.files.len();
+        let files = cellar::count_files(staging.path(), &receipt.files);
         receipt.write(staging.path())?;
         cellar.publish(staging, &formula.name, version)?;
         Ok(Poured {

@@ -261,11 +261,34 @@ impl Client {
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| retry::parse_retry_after(v, std::time::SystemTime::now()));
+                    let status = resp.status().as_u16();
                     drop(resp);
-                    std::thread::sleep(retry::delay(&self.net, attempt, retry_after));
+                    let wait = retry::delay(&self.net, attempt, retry_after);
+                    self.log(|| {
+                        format!(
+                            "try {} of {tries} answered {status}; trying again in {} ms{}",
+                            attempt + 1,
+                            wait.as_millis(),
+                            if retry_after.is_some() {
+                                " (its Retry-After)"
+                            } else {
+                                ""
+                            }
+                        )
+                    });
+                    std::thread::sleep(wait);
                 }
-                Err(RegistryError::Transport { .. }) if !last => {
-                    std::thread::sleep(retry::delay(&self.net, attempt, None));
+                Err(e @ RegistryError::Transport { .. }) if !last => {
+                    let wait = retry::delay(&self.net, attempt, None);
+                    self.log(|| {
+                        format!(
+                            "try {} of {tries} failed ({}); trying again in {} ms",
+                            attempt + 1,
+                            crate::report::one_line(&e),
+                            wait.as_millis()
+                        )
+                    });
+                    std::thread::sleep(wait);
                 }
                 other => return other,
             }
@@ -285,8 +308,16 @@ impl Client {
         loop {
             match attempt() {
                 Err(e) if done + 1 < tries && e.another_try_may_mend() => {
-                    self.log(|| format!("retrying after: {e}"));
-                    std::thread::sleep(retry::delay(&self.net, done, None));
+                    let wait = retry::delay(&self.net, done, None);
+                    self.log(|| {
+                        format!(
+                            "try {} of {tries} failed ({}); trying again in {} ms",
+                            done + 1,
+                            crate::report::one_line(&e),
+                            wait.as_millis()
+                        )
+                    });
+                    std::thread::sleep(wait);
                 }
                 other => return other,
             }
@@ -313,7 +344,16 @@ impl Client {
         let (url, resp) = self.get(repo, &format!("manifests/{reference}"), manifest::ACCEPT)?;
         let status = resp.status().as_u16();
         if status != 200 {
-            return Err(self.status_error(repo, &url, resp, || format!("manifest `{reference}`")));
+            let mut e = self.status_error(repo, &url, resp, || format!("manifest `{reference}`"));
+            // A tag that is not there: say where the tags are listed.
+            if let RegistryError::NotFound { detail, .. } = &mut e
+                && !reference.contains(':')
+            {
+                detail.push_str(&format!(
+                    "; `pkg search --remote {repo}` lists the tags it has"
+                ));
+            }
+            return Err(e);
         }
         let header = |name: &str| {
             resp.headers()
@@ -670,10 +710,15 @@ pub fn redact(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);
-    if u.query().is_some() {
-        u.set_query(Some("…"));
+    u.set_fragment(None);
+    // The query may carry a pre-signed URL's credentials: it is left out, and said to be.
+    let had_query = u.query().is_some();
+    u.set_query(None);
+    let mut shown = u.to_string();
+    if had_query {
+        shown.push_str("?…");
     }
-    u.to_string()
+    shown
 }
 
 pub(crate) fn read_limited(

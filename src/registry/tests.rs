@@ -224,4 +224,10 @@ fn redaction_hides_userinfo_and_query() {
     let u = Url::parse("https://user:pw@cdn.example/blob?sig=secret").unwrap();
     let r = redact(&u);
     assert!(!r.contains("pw") && !r.contains("secret"), "{r}");
+    assert_eq!(
+        r, "https://cdn.example/blob?…",
+        "the ellipsis is shown, not escaped"
+    );
+    let u = Url::parse("http://127.0.0.1:5000/v2/acme/x/tags/list").unwrap();
+    assert_eq!(redact(&u), "http://127.0.0.1:5000/v2/acme/x/tags/list");
 }

@@ -348,13 +348,17 @@ impl Taps {
         match tap.kind {
             "git" => {
                 let dir = tap.path.to_string_lossy().into_owned();
+                let head = || head_commit(&tap.path);
+                let before = head();
                 git(
                     &tap.name,
                     "pull",
                     &["-C", &dir, "pull", "--ff-only", "--quiet"],
                     None,
                 )?;
-                Ok(Updated::Pulled)
+                Ok(Updated::Pulled {
+                    changed: before.is_none() || head() != before,
+                })
             }
             "api" => Ok(Updated::Api(self.refresh_api(tap, client, cellar, host)?)),
             _ => Ok(Updated::Local),
@@ -364,7 +368,10 @@ impl Taps {
 
 /// What `update` did for one tap.
 pub enum Updated {
-    Pulled,
+    /// `git pull`: whether it brought new commits.
+    Pulled {
+        changed: bool,
+    },
     Api(Refreshed),
     /// A linked directory: nothing to do.
     Local,
@@ -453,6 +460,19 @@ fn list_in(dir: &Path, owner: Option<&str>, taps: &mut Vec<Tap>) {
         };
         taps.push(Tap { name, path, kind });
     }
+}
+
+/// The commit a git tap is at (`None` when git cannot say).
+fn head_commit(dir: &Path) -> Option<String> {
+    let out = Command::new("git")
+        .args(["-C", &dir.to_string_lossy(), "rev-parse", "HEAD"])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn git(

@@ -799,7 +799,7 @@ fn write_back_keeps_comments_and_other_versions() {
             "-o",
             path_str(&scratch(&tmp, "lo")),
         ])
-        .failure();
+        .failure_with(2);
     run.says("is the formula of `other`");
     assert_eq!(
         std::fs::read_to_string(&other).unwrap(),

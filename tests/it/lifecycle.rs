@@ -615,7 +615,7 @@ fn upgrade_stops_at_the_newest_version_installed_dependents_accept() {
     let run = ctx.pkg(&["upgrade"]).success();
     run.says("Upgraded lib 1.0.0 -> 1.5.0")
         .says("lib 2.0.0 is held back by app 1.0.0 (requires lib ^1)")
-        .says("Finished upgraded lib 1.0.0 -> 1.5.0 in ")
+        .says("Finished upgrading lib 1.0.0 -> 1.5.0 in ")
         .says("; held back: lib 2.0.0");
     assert_eq!(ctx.cellar_versions("lib"), ["1.5.0"]);
     assert_eq!(run_bin(&ctx, "lib"), "lib 1.5.0");
@@ -644,7 +644,7 @@ fn upgrade_stops_at_the_newest_version_installed_dependents_accept() {
     let run = ctx.pkg(&["upgrade"]).success();
     run.says("Upgraded lib 1.5.0 -> 2.0.0")
         .says("Upgraded app 1.0.0 -> 2.0.0")
-        .says("upgraded lib 1.5.0 -> 2.0.0, app 1.0.0 -> 2.0.0 in ");
+        .says("upgrading lib 1.5.0 -> 2.0.0, app 1.0.0 -> 2.0.0 in ");
     assert_eq!(ctx.cellar_versions("app"), ["2.0.0"]);
     assert_eq!(ctx.cellar_versions("lib"), ["2.0.0"]);
     assert_eq!(run_bin(&ctx, "lib"), "lib 2.0.0");
@@ -764,14 +764,14 @@ fn upgrade_ends_with_a_summary_of_what_changed() {
     formula(&ctx, &registry, "hello", &["1.0.0", "2.0.0"]);
     let run = ctx.pkg(&["upgrade"]).success();
     // bin and bin/hello; "#!/bin/sh\necho hello 2.0.0\n" is 27 bytes.
-    run.says("Upgraded hello 1.0.0 -> 2.0.0 (2 files, 27 B)")
-        .says("Finished upgraded hello 1.0.0 -> 2.0.0 in ")
+    run.says("Upgraded hello 1.0.0 -> 2.0.0 (1 file, 27 B)")
+        .says("Finished upgrading hello 1.0.0 -> 2.0.0 in ")
         .says("is not on your PATH");
     let finished = run.stderr.lines().find(|l| l.contains("Finished")).unwrap();
     assert!(finished.ends_with('s'), "{finished}");
     ctx.pkg(&["upgrade"])
         .success()
-        .says("Up to date nothing to upgrade");
+        .says("Up to date (every package; nothing to upgrade)");
 }
 
 #[test]

@@ -143,7 +143,7 @@ fn search_remote_gives_up_on_endless_pagination() {
     assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 100);
 }
 
-fn git(dir: &std::path::Path, args: &[&str]) {
+pub fn git(dir: &std::path::Path, args: &[&str]) {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)

@@ -502,3 +502,55 @@ fn a_failed_bottle_leaves_nothing_behind() {
     assert_eq!(leftovers(), ["x-1.0.0.oci"]);
     assert!(ctx.home.join("x-1.0.0.oci/oci-layout").is_file());
 }
+
+#[test]
+fn update_says_when_nothing_changed_and_names_new_versions_and_broken_taps_are_refused() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    let git = crate::reach::git;
+    let repo = ctx.home.join("tap-src");
+    std::fs::create_dir_all(&repo).unwrap();
+    let url = format!("{}/acme/hello", registry.host());
+    for v in ["1.0.0", "2.0.0"] {
+        registry.push("acme/hello", v, &image("hello", v));
+    }
+    let write = |versions: &[&str]| {
+        let mut f = Formula::new("hello");
+        for v in versions {
+            f = f.version(v, &url, v);
+        }
+        std::fs::write(repo.join("hello.toml"), f.to_toml()).unwrap();
+    };
+    write(&["1.0.0"]);
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "one"]);
+    let file_url = format!("file://{}", repo.display());
+    // (The formulae directory of the harness would shadow the tap.)
+    std::fs::remove_dir_all(&ctx.formulae).ok();
+    ctx.pkg(&["tap", "add", "acme", &file_url])
+        .success()
+        .says("1 formula)");
+    ctx.pkg(&["install", "hello"]).success();
+    ctx.pkg(&["update"])
+        .success()
+        .says("Unchanged acme (no new commits)");
+
+    write(&["1.0.0", "2.0.0"]);
+    git(&repo, &["commit", "-q", "-am", "two"]);
+    let run = ctx.pkg(&["update"]).success();
+    run.says("Updated acme")
+        .says("New hello 2.0.0 (installed 1.0.0); `pkg upgrade hello`");
+
+    // A directory of formulae pkg cannot read is not tapped at all.
+    let bad = ctx.home.join("bad-tap");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("broken.toml"), "name = \"broken\"\nversions = 3\n").unwrap();
+    ctx.pkg(&["tap", "add", "bad", bad.to_str().unwrap()])
+        .failure_with(2)
+        .says("not tapped");
+    let list = ctx.pkg(&["tap", "list"]).success();
+    assert!(!list.stdout.contains("bad"), "{}", list.stdout);
+    let search = ctx.pkg(&["search", "hello"]).success();
+    assert!(!search.stderr.contains("broken"), "{}", search.stderr);
+}

@@ -554,3 +554,29 @@ fn update_says_when_nothing_changed_and_names_new_versions_and_broken_taps_are_r
     let search = ctx.pkg(&["search", "hello"]).success();
     assert!(!search.stderr.contains("broken"), "{}", search.stderr);
 }
+
+#[test]
+fn verbose_says_each_retry_and_a_missing_tag_points_at_the_tags() {
+    use crate::faults::Rig;
+    use crate::harness::proxy::{Fault, Times};
+
+    let rig = Rig::start();
+    rig.publish("hello", &["1.0.0"], 1024);
+    rig.reg()
+        .on("GET", "/manifests/1.0.0", Times::Once, Fault::status(503));
+    rig.ctx
+        .pkg(&["-v", "install", "hello"])
+        .success()
+        .says("try 1 of 4 answered 503; trying again in");
+
+    let missing = format!("{}/acme/hello:9.9.9", rig.proxy.host());
+    let run = rig
+        .ctx
+        .pkg(&["install", "--as", "other", &missing])
+        .failure();
+    run.says(&format!(
+        "`pkg search --remote {}/acme/hello` lists the tags it has",
+        rig.proxy.host()
+    ));
+    assert!(!run.stderr.contains("%E2%80%A6"), "{}", run.stderr);
+}

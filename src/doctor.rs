@@ -271,6 +271,16 @@ pub fn examine(s: &Subject) -> Checkup {
         }
     }
 
+    // Proxies, as curl reads them: requests go through them, so say which.
+    if let Ok(proxies) = crate::registry::network::Proxies::from_env()
+        && proxies != Default::default()
+    {
+        notes.push(format!(
+            "requests go through proxies from the environment ({})",
+            proxies.describe()
+        ));
+    }
+
     // Registries of what is installed: reachable, and the credentials (if any) accepted.
     let mut registries: BTreeMap<String, (Repository, String)> = BTreeMap::new();
     for keg in s.cellar.kegs() {

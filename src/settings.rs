@@ -97,6 +97,7 @@ struct File {
     formula_dirs: Option<Vec<PathBuf>>,
     mirrors: Option<BTreeMap<String, OneOrMany>>,
     mirror_only: Option<Vec<String>>,
+    ca_file: Option<PathBuf>,
     jobs: Option<usize>,
     connect_timeout: Option<u64>,
     read_timeout: Option<u64>,
@@ -129,6 +130,8 @@ pub enum SettingsError {
     },
     #[error("{var} must be an absolute path, got `{value}`")]
     Relative { var: &'static str, value: String },
+    #[error(transparent)]
+    Network(#[from] crate::registry::network::NetworkError),
     #[error("config file {path}: {message}")]
     File { path: PathBuf, message: String },
 }
@@ -309,6 +312,65 @@ impl Settings {
         let mirrors = Mirrors::parse(&mirrors)?.mirror_only(&only)?;
 
         let mut network = NetworkOptions::default();
+        // TLS: a CA file of the user's own, beside the bundled and the system's roots.
+        let (ca_file, src) = pick(
+            None,
+            env_path("PKG_CA_FILE")?.map(Some),
+            file_path("ca_file (config file)", file.ca_file)?.map(Some),
+            || None,
+        );
+        let ca = match &ca_file {
+            Some(path) => Some((
+                path.clone(),
+                std::sync::Arc::new(crate::registry::network::read_ca_file(path)?),
+            )),
+            None => None,
+        };
+        shown.insert(
+            "ca_file",
+            entry(
+                ca_file
+                    .as_ref()
+                    .map_or("none".into(), |p| p.display().to_string()),
+                json!(ca_file),
+                src,
+            ),
+        );
+        let ssl: Vec<String> = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+            .iter()
+            .filter_map(|v| std::env::var(v).ok().map(|p| format!("{v}={p}")))
+            .collect();
+        shown.insert(
+            "tls_roots",
+            entry(
+                if ssl.is_empty() {
+                    "bundled + the system's".to_owned()
+                } else {
+                    format!("bundled + {}", ssl.join(", "))
+                },
+                json!({"bundled": true, "system": ssl.is_empty(), "env": ssl}),
+                if ssl.is_empty() {
+                    Source::Default
+                } else {
+                    Source::Env
+                },
+            ),
+        );
+        network.ca = ca;
+        let proxies = crate::registry::network::Proxies::from_env()?;
+        shown.insert(
+            "proxies",
+            entry(
+                proxies.describe(),
+                json!(proxies.describe()),
+                if proxies == Default::default() {
+                    Source::Default
+                } else {
+                    Source::Env
+                },
+            ),
+        );
+        network.proxies = proxies;
         let secs = |v: u64| Duration::from_secs(v.max(1));
         let (connect, src) = pick(
             None,

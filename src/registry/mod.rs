@@ -6,6 +6,7 @@ pub mod blob;
 pub mod login;
 pub mod manifest;
 mod mirrors;
+pub mod network;
 pub mod push;
 pub mod repository;
 pub mod retry;
@@ -27,7 +28,7 @@ use safety::{check_realm, host_port, next_hop, origin_key, same_origin};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("could not reach {url}{}{}", mirror_note(.mirror_of), timeout_hint(.source))]
+    #[error("could not reach {url}{}{}{}", mirror_note(.mirror_of), timeout_hint(.source), tls_hint(.source))]
     Transport {
         url: String,
         #[source]
@@ -141,6 +142,16 @@ fn rebase(url: &mut Url, base: &Url) {
     let _ = url.set_port(base.port());
 }
 
+/// What to do when a certificate is not trusted.
+fn tls_hint(error: &ureq::Error) -> &'static str {
+    let text = error.to_string();
+    if text.contains("certificate") || text.contains("UnknownIssuer") {
+        ": its TLS certificate is not trusted. If it comes from a private CA (a company mirror), trust that CA: SSL_CERT_FILE=ca.pem (replaces the system's store), or PKG_CA_FILE / the ca_file setting (added to it)"
+    } else {
+        ""
+    }
+}
+
 /// Which setting a timeout comes from, for the message that reports it.
 fn timeout_hint(error: &ureq::Error) -> &'static str {
     match error {
@@ -164,7 +175,9 @@ const MAX_REDIRECTS: usize = 10;
 /// Cheap to clone: clones share the connection pool and the token cache.
 #[derive(Clone)]
 pub struct Client {
+    /// For https URLs, and (`agent_http`) for http ones: each with its scheme's proxy.
     agent: ureq::Agent,
+    agent_http: ureq::Agent,
     mirrors: Arc<Mirrors>,
     credentials: Arc<CredentialSource>,
     tokens: Arc<TokenCache>,
@@ -193,17 +206,33 @@ impl Client {
         credentials: CredentialSource,
         net: retry::NetworkOptions,
     ) -> Client {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_connect(Some(net.connect_timeout))
-            .timeout_recv_response(Some(net.read_timeout))
-            .timeout_per_read(Some(net.read_timeout))
-            .user_agent(concat!("pkg/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let trust = network::Trust::load(
+            net.ca
+                .as_ref()
+                .map(|(path, certs)| (path.as_path(), certs.as_slice())),
+        );
+        // One agent per scheme: each has the proxy curl would use for it.
+        let agent = |https: bool| -> ureq::Agent {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .timeout_connect(Some(net.connect_timeout))
+                .timeout_recv_response(Some(net.read_timeout))
+                .timeout_per_read(Some(net.read_timeout))
+                .user_agent(concat!("pkg/", env!("CARGO_PKG_VERSION")))
+                .tls_config(
+                    ureq::tls::TlsConfig::builder()
+                        .root_certs(trust.root_certs())
+                        .build(),
+                )
+                .proxy(net.proxies.for_scheme(https))
+                .build()
+                .into()
+        };
+        let (agent, agent_http) = (agent(true), agent(false));
         Client {
             agent,
+            agent_http,
             mirrors: Arc::new(mirrors),
             credentials: Arc::new(credentials),
             tokens: Arc::new(TokenCache::default()),
@@ -218,6 +247,15 @@ impl Client {
     pub fn with_log(mut self, log: Log) -> Client {
         self.log = Some(log);
         self
+    }
+
+    /// The agent for a URL's scheme (its proxy is the one curl would use).
+    pub(crate) fn agent_for(&self, url: &Url) -> &ureq::Agent {
+        if url.scheme() == "https" {
+            &self.agent
+        } else {
+            &self.agent_http
+        }
     }
 
     /// Says to `notice` what the user should know (a mirror that did not answer).
@@ -589,8 +627,8 @@ impl Client {
                 mirror_of: None,
             };
             let resp = match call.body {
-                Some(body) => self.agent.run(req.body(body).map_err(bad)?),
-                None => self.agent.run(req.body(()).map_err(bad)?),
+                Some(body) => self.agent_for(&current).run(req.body(body).map_err(bad)?),
+                None => self.agent_for(&current).run(req.body(()).map_err(bad)?),
             }
             .map_err(transport)?;
             self.log(|| {

@@ -304,7 +304,7 @@ impl Client {
                 realm.query_pairs_mut().append_pair("service", service);
             }
             let resp = self.with_retries(true, || {
-                self.agent
+                self.agent_for(&realm)
                     .get(realm.as_str())
                     .header("Authorization", &header)
                     .call()

@@ -17,6 +17,14 @@ pub struct NetworkOptions {
     pub max_delay: Duration,
     /// Times a broken blob download is resumed with a Range request.
     pub resumes: u32,
+    /// A CA file of the user's (`ca_file`) and its certificates, trusted beside the bundled
+    /// and the system's roots.
+    pub ca: Option<(
+        std::path::PathBuf,
+        std::sync::Arc<Vec<ureq::tls::Certificate<'static>>>,
+    )>,
+    /// The proxies from the environment.
+    pub proxies: super::network::Proxies,
 }
 
 impl Default for NetworkOptions {
@@ -28,6 +36,8 @@ impl Default for NetworkOptions {
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(30),
             resumes: 10,
+            ca: None,
+            proxies: super::network::Proxies::default(),
         }
     }
 }

@@ -146,7 +146,11 @@ impl Client {
         // The whole exchange is one try: a body that breaks off or ends early is asked again.
         let token = self.with_body_retries(|| {
             let resp = self.with_retries(true, || {
-                let mut req = self.agent.get(&url);
+                let agent = match Url::parse(&url) {
+                    Ok(u) => self.agent_for(&u),
+                    Err(_) => &self.agent,
+                };
+                let mut req = agent.get(&url);
                 if let Some(c) = &credentials {
                     req = req.header("Authorization", c.basic_header());
                 }

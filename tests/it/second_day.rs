@@ -580,3 +580,132 @@ fn verbose_says_each_retry_and_a_missing_tag_points_at_the_tags() {
     ));
     assert!(!run.stderr.contains("%E2%80%A6"), "{}", run.stderr);
 }
+
+/// tinyproxy (Debian's) as a company's CONNECT proxy on 127.0.0.1; killed when dropped.
+struct Tinyproxy {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tinyproxy {
+    fn start() -> Tinyproxy {
+        let dir = tempfile::tempdir().unwrap();
+        let port = dead_port();
+        let log = dir.path().join("tinyproxy.log");
+        let conf = dir.path().join("tinyproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 60\nLogFile \"{}\"\nLogLevel Connect\nAllow 127.0.0.1\nMaxClients 20\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("tinyproxy")
+            .args(["-d", "-c", conf.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run tinyproxy (scripts/test installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tinyproxy did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        Tinyproxy {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_install_over_tls_from_a_private_ca_works_when_the_ca_is_trusted_and_through_a_proxy() {
+    let registry = Registry::start_tls();
+    registry.push("acme/hello", "1.0.0", &image("hello", "1.0.0"));
+    let ca = registry.ca_path();
+    let formula = Formula::new("hello")
+        .version("1.0.0", "mirror.example/acme/hello", "1.0.0")
+        .to_toml();
+    let machine = |env: &[(&str, &str)]| {
+        let mut ctx = TestContext::new();
+        ctx.mirrors(&format!("mirror.example={}", registry.https_url()))
+            .env("PKG_REGISTRY_MIRROR_ONLY", "mirror.example")
+            .env("PKG_RETRIES", "1");
+        for (k, v) in env {
+            ctx.env(k, v);
+        }
+        ctx.write_formula("hello", &formula);
+        ctx
+    };
+
+    // Untrusted: refused, saying which host and how to trust a CA.
+    let ctx = machine(&[]);
+    ctx.pkg(&["install", "hello"])
+        .failure()
+        .says(&format!("could not reach {}", registry.https_url()))
+        .says("its TLS certificate is not trusted")
+        .says("SSL_CERT_FILE");
+    assert!(ctx.cellar_versions("hello").is_empty());
+
+    // SSL_CERT_FILE (as OpenSSL and curl read it), or PKG_CA_FILE beside the system's roots.
+    let ca_str = ca.to_str().unwrap();
+    for env in [[("SSL_CERT_FILE", ca_str)], [("PKG_CA_FILE", ca_str)]] {
+        let ctx = machine(&env);
+        ctx.pkg(&["install", "hello"]).success();
+        assert_eq!(crate::faults::run_bin(&ctx, "hello"), "hello 1.0.0");
+    }
+    machine(&[("PKG_CA_FILE", "/nonexistent/ca.pem")])
+        .pkg(&["install", "hello"])
+        .failure_with(2)
+        .says("/nonexistent/ca.pem");
+
+    // Through a real CONNECT proxy: token service and registry both.
+    let proxy = Tinyproxy::start();
+    let proxy_url = format!("http://127.0.0.1:{}", proxy.port);
+    let ctx = machine(&[("PKG_CA_FILE", ca_str), ("HTTPS_PROXY", &proxy_url)]);
+    ctx.pkg(&["config"])
+        .success()
+        .says(&format!("https: {proxy_url} (HTTPS_PROXY)"));
+    ctx.pkg(&["install", "hello"]).success();
+    ctx.pkg(&["doctor"])
+        .says("requests go through proxies from the environment");
+    let log = proxy.log();
+    let port = registry.host().rsplit_once(':').unwrap().1.to_owned();
+    assert!(
+        log.contains(&format!("127.0.0.1:{port}")),
+        "the proxy did not see the registry:\n{log}"
+    );
+    // NO_PROXY exempts the host: the proxy sees nothing new.
+    let seen = proxy.log().matches("CONNECT").count();
+    let ctx = machine(&[
+        ("PKG_CA_FILE", ca_str),
+        ("HTTPS_PROXY", &proxy_url),
+        ("NO_PROXY", "127.0.0.1"),
+    ]);
+    ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(
+        proxy.log().matches("CONNECT").count(),
+        seen,
+        "{}",
+        proxy.log()
+    );
+}

@@ -53,6 +53,46 @@ pub struct Registry {
     /// A pull-through cache of this registry URL (distribution's `proxy.remoteurl`), open to
     /// anonymous pulls: what a fleet puts in front of ghcr.io.
     remote: Option<String>,
+    /// Serving https with a certificate from a CA made for the test (`ca_pem`).
+    tls: Option<Tls>,
+}
+
+/// A private CA and a certificate it issued for 127.0.0.1 and localhost.
+pub struct Tls {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Tls {
+    pub fn generate() -> Tls {
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "pkg test CA");
+        ca.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let ca_cert = ca.self_signed(&ca_key).expect("self-sign the CA");
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let mut leaf =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("server params");
+        leaf.subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        leaf.distinguished_name
+            .push(rcgen::DnType::CommonName, "127.0.0.1");
+        let cert = leaf
+            .signed_by(&key, &issuer)
+            .expect("sign the server certificate");
+        Tls {
+            ca_pem: ca_cert.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
 }
 
 impl Registry {
@@ -70,14 +110,20 @@ impl Registry {
     /// CNCF distribution as a pull-through cache of `remote` (which it asks for anonymous
     /// tokens by itself), open to anonymous clients.
     pub fn start_pull_through(remote: &str) -> Registry {
-        Self::start_mode(false, Some(remote.to_owned()))
+        Self::start_mode(false, Some(remote.to_owned()), None)
+    }
+
+    /// A registry and token service on https, with certificates from a CA made for the test
+    /// ([`Registry::ca_pem`]): a company mirror with a private CA.
+    pub fn start_tls() -> Registry {
+        Self::start_mode(false, None, Some(Tls::generate()))
     }
 
     fn start_with(htpasswd: bool) -> Registry {
-        Self::start_mode(htpasswd, None)
+        Self::start_mode(htpasswd, None, None)
     }
 
-    fn start_mode(htpasswd: bool, remote: Option<String>) -> Registry {
+    fn start_mode(htpasswd: bool, remote: Option<String>, tls: Option<Tls>) -> Registry {
         assert!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} is missing: install Debian's `docker-registry` package (scripts/test does)"
@@ -87,7 +133,20 @@ impl Registry {
             .tempdir()
             .expect("registry temp dir");
         let cert = root.path().join("issuer-cert.pem");
-        let issuer = TokenIssuer::start(&cert);
+        let issuer = TokenIssuer::start_with(
+            &cert,
+            tls.as_ref().map(|t| {
+                (
+                    t.cert_pem.clone().into_bytes(),
+                    t.key_pem.clone().into_bytes(),
+                )
+            }),
+        );
+        if let Some(t) = &tls {
+            std::fs::write(root.path().join("tls-cert.pem"), &t.cert_pem).unwrap();
+            std::fs::write(root.path().join("tls-key.pem"), &t.key_pem).unwrap();
+            std::fs::write(root.path().join("ca.pem"), &t.ca_pem).unwrap();
+        }
         std::fs::create_dir_all(root.path().join("storage")).unwrap();
         if htpasswd {
             let hash = bcrypt::hash(PASSWORD, 4).expect("bcrypt hash");
@@ -100,6 +159,7 @@ impl Registry {
             issuer,
             htpasswd,
             remote,
+            tls,
         };
         let mut last_log = String::new();
         for _attempt in 0..5 {
@@ -136,9 +196,18 @@ storage:
 http:
   addr: 127.0.0.1:{port}
   secret: {secret}
-{auth}",
+{tls}{auth}",
             storage = root.join("storage").display(),
             secret = hex::encode(secret),
+            tls = if self.tls.is_some() {
+                format!(
+                    "  tls:\n    certificate: '{}'\n    key: '{}'\n",
+                    root.join("tls-cert.pem").display(),
+                    root.join("tls-key.pem").display()
+                )
+            } else {
+                String::new()
+            },
             auth = if let Some(remote) = &self.remote {
                 format!("proxy:\n  remoteurl: {remote}\n")
             } else if self.htpasswd {
@@ -194,6 +263,7 @@ http:
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {REGISTRY_BIN}: {e}"));
         let agent = http_agent();
+        // (On https, the plain probe is answered 400 by the TLS listener: it is up.)
         let url = format!("http://127.0.0.1:{port}/v2/");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -201,7 +271,10 @@ http:
                 return Err(format!("(exited with {status})\n{}", self.log()));
             }
             if let Ok(resp) = agent.get(&url).call() {
-                if resp.status() == 401 || (self.remote.is_some() && resp.status() == 200) {
+                if resp.status() == 401
+                    || (self.remote.is_some() && resp.status() == 200)
+                    || (self.tls.is_some() && resp.status() == 400)
+                {
                     self.port = port;
                     self.child = Some(child);
                     return Ok(());
@@ -223,6 +296,16 @@ http:
             }
             std::thread::sleep(Duration::from_millis(25));
         }
+    }
+
+    /// The PEM of the CA that issued a TLS registry's certificate (its file: [`Registry::ca_path`]).
+    pub fn ca_path(&self) -> PathBuf {
+        self.root.path().join("ca.pem")
+    }
+
+    /// `https://127.0.0.1:PORT` for a TLS registry.
+    pub fn https_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
     }
 
     /// `127.0.0.1:PORT`, the registry part of a repository reference.

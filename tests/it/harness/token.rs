@@ -114,17 +114,28 @@ pub struct TokenIssuer {
     thread: Option<JoinHandle<()>>,
     port: u16,
     log: Arc<Mutex<Vec<TokenRequest>>>,
+    tls: bool,
 }
 
 impl TokenIssuer {
     /// Generates a key and certificate, writes the certificate (PEM) to `cert_path` for the
     /// registry's `rootcertbundle`, and starts serving on 127.0.0.1 on a port of the OS's choice.
-    pub fn start(cert_path: &Path) -> TokenIssuer {
+    /// Serving https when `tls` (certificate and key, PEM) is given.
+    pub fn start_with(cert_path: &Path, tls: Option<(Vec<u8>, Vec<u8>)>) -> TokenIssuer {
         let (signer, pem) = Signer::generate();
         std::fs::write(cert_path, pem).expect("write the issuer certificate");
-        let server = Arc::new(
-            tiny_http::Server::http("127.0.0.1:0").expect("token issuer binds 127.0.0.1:0"),
-        );
+        let is_tls = tls.is_some();
+        let server = Arc::new(match tls {
+            None => tiny_http::Server::http("127.0.0.1:0").expect("token issuer binds 127.0.0.1:0"),
+            Some((certificate, private_key)) => tiny_http::Server::https(
+                "127.0.0.1:0",
+                tiny_http::SslConfig {
+                    certificate,
+                    private_key,
+                },
+            )
+            .expect("token issuer serves https on 127.0.0.1:0"),
+        });
         let port = server
             .server_addr()
             .to_ip()
@@ -156,11 +167,13 @@ impl TokenIssuer {
             thread: Some(thread),
             port,
             log,
+            tls: is_tls,
         }
     }
 
     pub fn realm(&self) -> String {
-        format!("http://127.0.0.1:{}/token", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/token", self.port)
     }
 
     /// Every request so far (a copy).

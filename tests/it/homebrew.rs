@@ -414,7 +414,7 @@ fn a_formula_api_document_on_disk_is_a_tap_too() {
     let url = format!("file://{}", path.display());
     ctx.pkg(&["tap", "add", "brewish", "--api", &url])
         .success()
-        .says("1 formulae")
+        .says("1 formula;")
         .says("openssh");
     let info = ctx.pkg(&["info", "hello"]).success();
     info.says("2.12.1");

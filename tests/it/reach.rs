@@ -284,7 +284,7 @@ fn a_linked_directory_that_is_a_git_repository_is_never_pulled() {
 
     ctx.pkg(&["tap", "add", "mine", mine.to_str().unwrap()])
         .success()
-        .says("mine (dir, 1 formulae)");
+        .says("mine (dir, 1 formula)");
     ctx.pkg(&["tap", "list"]).success().says("mine\tdir\t");
     ctx.pkg(&["update"])
         .success()

@@ -678,6 +678,24 @@ fn an_install_over_tls_from_a_private_ca_works_when_the_ca_is_trusted_and_throug
         .failure_with(2)
         .says("/nonexistent/ca.pem");
 
+    // Blobs redirected to a CDN on another https host: followed, its certificate checked,
+    // never handed the registry's token.
+    let front = crate::harness::cdn::Front::start(&registry);
+    let mut ctx = machine(&[("PKG_CA_FILE", ca_str)]);
+    ctx.mirrors(&format!("mirror.example={}", front.url()));
+    ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(crate::faults::run_bin(&ctx, "hello"), "hello 1.0.0");
+    use std::sync::atomic::Ordering;
+    assert!(
+        front.served.load(Ordering::SeqCst) >= 1,
+        "no blob came from the CDN"
+    );
+    assert_eq!(
+        front.authorized.load(Ordering::SeqCst),
+        0,
+        "the CDN was sent a token"
+    );
+
     // Through a real CONNECT proxy: token service and registry both.
     let proxy = Tinyproxy::start();
     let proxy_url = format!("http://127.0.0.1:{}", proxy.port);

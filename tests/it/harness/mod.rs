@@ -1,5 +1,6 @@
 //! Test harness: a token issuer, a real registry, OCI layout fixtures and a `pkg` runner.
 
+pub mod cdn;
 pub mod context;
 pub mod layout;
 pub mod proxy;

@@ -80,8 +80,10 @@ impl Tls {
         let key = rcgen::KeyPair::generate().expect("server key");
         let mut leaf =
             rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("server params");
-        leaf.subject_alt_names
-            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        for ip in ["127.0.0.1", "127.0.0.2"] {
+            leaf.subject_alt_names
+                .push(rcgen::SanType::IpAddress(ip.parse().unwrap()));
+        }
         leaf.distinguished_name
             .push(rcgen::DnType::CommonName, "127.0.0.1");
         let cert = leaf
@@ -301,6 +303,11 @@ http:
     /// The PEM of the CA that issued a TLS registry's certificate (its file: [`Registry::ca_path`]).
     pub fn ca_path(&self) -> PathBuf {
         self.root.path().join("ca.pem")
+    }
+
+    /// A TLS registry's CA and certificate.
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
     }
 
     /// `https://127.0.0.1:PORT` for a TLS registry.

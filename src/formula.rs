@@ -411,16 +411,30 @@ impl Formula {
 #[derive(Clone, Debug, Default)]
 pub struct Formulary {
     dirs: Vec<PathBuf>,
+    /// Formulae given whole, found before any directory (a lock's exact versions).
+    given: BTreeMap<String, Formula>,
 }
 
 impl Formulary {
     pub fn new(dirs: Vec<PathBuf>) -> Formulary {
-        Formulary { dirs }
+        Formulary {
+            dirs,
+            given: BTreeMap::new(),
+        }
+    }
+
+    /// This formulary, with `formula` found under its name before anything else.
+    pub fn with(mut self, formula: Formula) -> Formulary {
+        self.given.insert(formula.name.clone(), formula);
+        self
     }
 
     pub fn load(&self, name: &str) -> Result<Formula, FormulaError> {
         if !valid_name(name) {
             return Err(FormulaError::BadName(name.chars().take(128).collect()));
+        }
+        if let Some(f) = self.given.get(name) {
+            return Ok(f.clone());
         }
         for dir in &self.dirs {
             let path = dir.join(format!("{name}.toml"));
@@ -451,10 +465,11 @@ impl Formulary {
     /// Whether a formula of this name exists (without parsing it).
     pub fn has(&self, name: &str) -> bool {
         valid_name(name)
-            && (self
-                .dirs
-                .iter()
-                .any(|d| d.join(format!("{name}.toml")).is_file())
+            && (self.given.contains_key(name)
+                || self
+                    .dirs
+                    .iter()
+                    .any(|d| d.join(format!("{name}.toml")).is_file())
                 || embedded::EMBEDDED.iter().any(|(n, _)| *n == name))
     }
 
@@ -464,6 +479,7 @@ impl Formulary {
             .iter()
             .map(|(n, _)| (*n).to_owned())
             .collect();
+        names.extend(self.given.keys().cloned());
         for dir in &self.dirs {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;

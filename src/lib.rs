@@ -6,6 +6,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod bottle;
+pub(crate) mod bundle;
 pub(crate) mod cellar;
 pub mod cli;
 pub mod commands;

@@ -152,6 +152,14 @@ pub enum Command {
         #[command(subcommand)]
         command: TapCommand,
     },
+    /// A project's packages: a Pkgfile and its Pkgfile.lock (exact versions and digests).
+    #[command(
+        after_help = "Examples:\n  pkg bundle lock                     resolve ./Pkgfile into ./Pkgfile.lock\n  pkg bundle lock --platform darwin/arm64\n  pkg bundle install --locked         in CI: exactly the lock, or fail\n  pkg bundle check\n  pkg bundle dump > Pkgfile\n  pkg bundle cleanup --force"
+    )]
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
     /// Refresh the taps: `git pull --ff-only` in git taps, and ask each formula API whether it
     /// changed.
     #[command(after_help = "Examples:\n  pkg update")]
@@ -445,6 +453,63 @@ pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct BundleFile {
+    /// The Pkgfile (its lock is PATH.lock beside it).
+    #[arg(long, value_name = "PATH", default_value = "Pkgfile")]
+    pub file: std::path::PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Resolve the Pkgfile and write Pkgfile.lock: versions, repositories, tags, digests and
+    /// layers for this machine's platform and each --platform.
+    #[command(
+        after_help = "Examples:\n  pkg bundle lock\n  pkg bundle lock --platform linux/arm64 --platform darwin/arm64"
+    )]
+    Lock {
+        #[command(flatten)]
+        file: BundleFile,
+        /// Also lock for this platform (OS/ARCH[/VARIANT]); repeatable.
+        #[arg(long, value_name = "OS/ARCH")]
+        platform: Vec<String>,
+    },
+    /// Install exactly what Pkgfile.lock says, by digest (locking first when there is no lock
+    /// or the Pkgfile changed).
+    #[command(
+        after_help = "Examples:\n  pkg bundle install\n  pkg bundle install --locked    fail if the Pkgfile no longer matches the lock\n  pkg bundle install --frozen    install the lock as it is, without resolving"
+    )]
+    Install {
+        #[command(flatten)]
+        file: BundleFile,
+        /// Fail (installing nothing) when the Pkgfile no longer matches the lock.
+        #[arg(long, conflicts_with = "frozen")]
+        locked: bool,
+        /// Install from the lock without reading the Pkgfile or resolving.
+        #[arg(long)]
+        frozen: bool,
+    },
+    /// Exit 0 when everything the lock names is installed at its locked digest, else 1.
+    #[command(after_help = "Examples:\n  pkg bundle check || pkg bundle install")]
+    Check {
+        #[command(flatten)]
+        file: BundleFile,
+    },
+    /// Print a Pkgfile of the packages installed on request (and the taps).
+    #[command(after_help = "Examples:\n  pkg bundle dump > Pkgfile")]
+    Dump,
+    /// List the packages installed on request that the Pkgfile does not name; --force
+    /// uninstalls them.
+    #[command(after_help = "Examples:\n  pkg bundle cleanup\n  pkg bundle cleanup --force")]
+    Cleanup {
+        #[command(flatten)]
+        file: BundleFile,
+        /// Uninstall them (and the dependencies nothing else needs).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! Commands: orchestration of the library modules, one file per verb, plus the stderr reporter.
 
 mod bottle;
+mod bundle;
 mod cleanup;
 mod config;
 mod deps;
@@ -89,6 +90,12 @@ fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(e) = e.downcast_ref::<crate::references::ByRefError>() {
         return matches!(e, crate::references::ByRefError::Invalid { .. });
     }
+    if let Some(e) = e.downcast_ref::<crate::bundle::BundleError>() {
+        return matches!(
+            e,
+            crate::bundle::BundleError::Parse { .. } | crate::bundle::BundleError::Request { .. }
+        );
+    }
     e.is::<BadInput>()
         || e.is::<crate::plan::state::ArgError>()
         || e.is::<crate::settings::SettingsError>()
@@ -158,6 +165,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions(_) | Command::Manpage => Ok(()),
         Command::Tap { command } => tap::tap(&ctx, &command),
         Command::Update => tap::update(&ctx),
+        Command::Bundle { command } => bundle::run(&ctx, &command),
     }
 }
 

@@ -159,9 +159,31 @@ pub struct Pourer<'a> {
 impl Pourer<'_> {
     /// Resolves a formula version to the manifest for this host, checking the pin.
     pub fn image(&self, spec: &VersionSpec) -> Result<Image, PourError> {
+        self.image_for(spec, &self.host)
+    }
+
+    /// [`Pourer::image`] for another platform (what `pkg bundle lock --platform` records).
+    pub fn image_for(&self, spec: &VersionSpec, host: &Platform) -> Result<Image, PourError> {
         let repo = &spec.repository;
         let tag = &spec.tag.0;
-        let top = self.fetch_tag(repo, tag, spec.digest.as_ref())?;
+        let mut top = self.fetch_tag(repo, tag, spec.digest.as_ref())?;
+        if let Some(pinned) = &spec.digest
+            && !pinned.matches(&top.bytes)
+        {
+            // The tag moved on; the pinned manifest may still be there by its digest (what a
+            // Pkgfile.lock installs): those bytes, and no other, are installed.
+            let by_digest = crate::source::open(repo, &self.client)
+                .manifest_by_tag(&pinned.to_string(), self.reporter)
+                .ok()
+                .filter(|m| pinned.matches(&m.bytes));
+            if let Some(m) = by_digest {
+                self.reporter.status(
+                    "Pinned",
+                    &format!("{repo}:{tag} points elsewhere now; installing {pinned} as pinned"),
+                );
+                top = m;
+            }
+        }
         if let Some(pinned) = &spec.digest {
             if !pinned.matches(&top.bytes) {
                 return Err(PourError::PinMismatch {
@@ -177,14 +199,14 @@ impl Pourer<'_> {
         // Bottles pinned by homebrew/core's formula API: the host's, and no other, is poured.
         let bottle = match spec.bottles.is_empty() {
             true => None,
-            false => Some(pinned::pick(&spec.bottles, &self.host, repo)?),
+            false => Some(pinned::pick(&spec.bottles, host, repo)?),
         };
         let (manifest, platform_digest) = match top.document {
             Document::Manifest(m) => (m, None),
             Document::Index(index) => {
                 let entry = match bottle {
-                    Some((_, file)) => pinned::entry(&index, file, &self.host),
-                    None => index.pick(&self.host),
+                    Some((_, file)) => pinned::entry(&index, file, host),
+                    None => index.pick(host),
                 }
                 .map_err(|source| PourError::Manifest {
                     repository: repo.clone(),

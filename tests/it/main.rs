@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod bottle;
+mod bundle;
 mod crash;
 mod experience;
 mod faults;

@@ -1,0 +1,385 @@
+//! A project's packages: the `Pkgfile` (what it asks for) and the `Pkgfile.lock` (exactly the
+//! versions, repositories and digests that resolved to, per platform), so that every machine
+//! installs the same bytes. Locking resolves with the same resolver as `pkg install`, against no
+//! installed state (a lock is the project's, not the machine's); installing from a lock pins each
+//! formula to its locked version and digest, so a moved tag or a newer release changes nothing.
+
+pub mod lockfile;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use semver::{Version, VersionReq};
+
+use crate::formula::{Formula, Formulary, Source, Tag, VersionSpec};
+use crate::platform::Platform;
+use crate::resolve::{self, Request, ResolveError};
+pub use lockfile::Lock;
+use lockfile::{Locked, LockedLayer, LockedPlatform};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{}: `{name}`: {source}", path.display())]
+    Request {
+        path: PathBuf,
+        name: String,
+        #[source]
+        source: Box<ResolveError>,
+    },
+    #[error("{}: {source}", path.display())]
+    Resolve {
+        path: PathBuf,
+        #[source]
+        source: Box<ResolveError>,
+    },
+    #[error(
+        "{} has changed since {} was written ({what}); run `pkg bundle lock` (or leave out --locked)",
+        pkgfile.display(),
+        lock.display()
+    )]
+    Stale {
+        pkgfile: PathBuf,
+        lock: PathBuf,
+        what: String,
+    },
+    #[error("{name} {version} for {platform}: {source}")]
+    Image {
+        name: String,
+        version: String,
+        platform: String,
+        #[source]
+        source: Box<crate::pour::PourError>,
+    },
+    #[error("{} is missing; `pkg bundle lock` writes it", path.display())]
+    NoLock { path: PathBuf },
+    #[error("{}: written by a newer pkg (lock schema {schema}); upgrade pkg", path.display())]
+    TooNew { path: PathBuf, schema: u32 },
+}
+
+/// One package a Pkgfile asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    pub name: String,
+    /// As written (`^1.2`, `*`).
+    pub version: String,
+    /// Link it into the prefix (default) or leave it unlinked.
+    pub link: bool,
+    /// Only on these platforms (`linux/amd64`, `darwin`); `None`: everywhere.
+    pub platforms: Option<Vec<String>>,
+}
+
+/// A parsed `Pkgfile`.
+#[derive(Clone, Debug, Default)]
+pub struct Pkgfile {
+    pub path: PathBuf,
+    pub packages: Vec<Wanted>,
+    /// Taps: name → source (directory, git URL, or `api:URL`).
+    pub taps: BTreeMap<String, String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    packages: BTreeMap<String, Entry>,
+    #[serde(default)]
+    taps: BTreeMap<String, String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    Version(String),
+    Table(Table),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Table {
+    #[serde(default = "any")]
+    version: String,
+    #[serde(default = "yes")]
+    link: bool,
+    platforms: Option<Vec<String>>,
+}
+
+fn any() -> String {
+    "*".into()
+}
+fn yes() -> bool {
+    true
+}
+
+impl Pkgfile {
+    pub fn read(path: &Path) -> Result<Pkgfile, BundleError> {
+        let text = std::fs::read_to_string(path).map_err(|source| BundleError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Pkgfile::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Pkgfile, BundleError> {
+        let file: File = toml::from_str(text).map_err(|e| BundleError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let mut packages = Vec::new();
+        for (name, entry) in file.packages {
+            let (version, link, platforms) = match entry {
+                Entry::Version(v) => (v, true, None),
+                Entry::Table(t) => (t.version, t.link, t.platforms),
+            };
+            let wanted = Wanted {
+                name,
+                version,
+                link,
+                platforms,
+            };
+            // Refused here, with the file and the name, rather than at install time.
+            wanted.request().map_err(|source| BundleError::Request {
+                path: path.to_owned(),
+                name: wanted.name.clone(),
+                source: Box::new(source),
+            })?;
+            packages.push(wanted);
+        }
+        Ok(Pkgfile {
+            path: path.to_owned(),
+            packages,
+            taps: file.taps,
+        })
+    }
+
+    /// Where its lock goes: `Pkgfile.lock` beside it.
+    pub fn lock_path(&self) -> PathBuf {
+        let mut name = self
+            .path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "Pkgfile".into());
+        name.push(".lock");
+        self.path.with_file_name(name)
+    }
+
+    /// The packages meant for `host`.
+    pub fn for_platform<'a>(&'a self, host: &'a Platform) -> impl Iterator<Item = &'a Wanted> {
+        self.packages.iter().filter(move |w| {
+            w.platforms
+                .as_ref()
+                .is_none_or(|ps| ps.iter().any(|p| host.matches_pattern(p)))
+        })
+    }
+}
+
+impl Wanted {
+    pub fn request(&self) -> Result<Request, ResolveError> {
+        let v = self.version.trim();
+        if v.is_empty() || v == "*" {
+            Request::parse(&self.name)
+        } else {
+            Request::parse(&format!("{}@{v}", self.name))
+        }
+    }
+}
+
+/// Nothing installed: what a lock resolves against.
+struct Nothing;
+
+impl resolve::Installed for Nothing {
+    fn versions(&self, _: &str) -> Vec<Version> {
+        Vec::new()
+    }
+}
+
+/// Resolves a Pkgfile's packages for `host`: each with its formula and version, dependencies
+/// before dependents.
+pub fn resolve(
+    pkgfile: &Pkgfile,
+    formulary: &Formulary,
+    host: &Platform,
+) -> Result<resolve::Plan, BundleError> {
+    let requests: Vec<Request> = pkgfile
+        .for_platform(host)
+        .map(|w| w.request())
+        .collect::<Result<_, _>>()
+        .map_err(|source| BundleError::Resolve {
+            path: pkgfile.path.clone(),
+            source: Box::new(source),
+        })?;
+    resolve::resolve(&requests, formulary, &Nothing, host).map_err(|source| BundleError::Resolve {
+        path: pkgfile.path.clone(),
+        source: Box::new(source),
+    })
+}
+
+/// The formulary with each locked package's formula pinned to its locked version: that version
+/// only, from the locked repository and tag, with the locked digest and exactly the locked
+/// dependencies. A formula that can no longer be found is made from the lock alone.
+pub fn pinned_formulary(lock: &Lock, formulary: &Formulary) -> Formulary {
+    let mut out = formulary.clone();
+    for p in &lock.packages {
+        let Ok(version) = crate::version::parse_brew(&p.version) else {
+            continue;
+        };
+        let mut formula = formulary.load(&p.name).unwrap_or_else(|_| Formula {
+            name: p.name.clone(),
+            desc: format!("{} (from a Pkgfile.lock)", p.name),
+            homepage: String::new(),
+            license: None,
+            bin: None,
+            link: Vec::new(),
+            keg_only: false,
+            platforms: None,
+            versions: BTreeMap::new(),
+            origin: crate::formula::Origin::Embedded,
+        });
+        let bottles = formula
+            .versions
+            .get(&version)
+            .map(|s| s.bottles.clone())
+            .unwrap_or_default();
+        let Ok(repository) = p.repository.parse::<crate::registry::Repository>() else {
+            continue;
+        };
+        let depends_on = p
+            .depends_on
+            .iter()
+            .filter_map(|(d, v)| {
+                let v = crate::version::parse_brew(v).ok()?;
+                Some((d.clone(), VersionReq::parse(&format!("={v}")).ok()?))
+            })
+            .collect();
+        formula.versions = BTreeMap::from([(
+            version,
+            VersionSpec {
+                repository: Source::Registry(repository),
+                tag: Tag(p.tag.clone()),
+                digest: Some(p.digest.clone()),
+                depends_on,
+                bottles,
+            },
+        )]);
+        out = out.with(formula);
+    }
+    out
+}
+
+/// Where a formula came from, the same on every machine: `tap acme`, `install by reference`,
+/// `formula file hello.toml`, `built into pkg`.
+pub fn describe_origin(origin: &crate::formula::Origin, prefix: &Path) -> String {
+    let crate::formula::Origin::File(path) = origin else {
+        return "built into pkg".into();
+    };
+    if let Ok(rel) = path.strip_prefix(prefix.join("var/pkg/taps")) {
+        let parts: Vec<String> = rel
+            .parent()
+            .map(|p| {
+                p.components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .filter(|c| c != "formulae")
+                    .collect()
+            })
+            .unwrap_or_default();
+        return format!("tap {}", parts.join("/"));
+    }
+    if path.starts_with(prefix.join("var/pkg/references")) {
+        return "install by reference".into();
+    }
+    format!(
+        "formula file {}",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    )
+}
+
+/// Locks a Pkgfile: resolves it for each platform (the host first), then records what each
+/// package's tag points to now, and for each platform its manifest and layers.
+pub fn lock(
+    pkgfile: &Pkgfile,
+    formulary: &Formulary,
+    pourer: &crate::pour::Pourer,
+    platforms: &[Platform],
+    prefix: &Path,
+) -> Result<Lock, BundleError> {
+    // name → (formula, version, the platforms it is for)
+    let mut chosen: BTreeMap<String, (Formula, Version, Vec<Platform>)> = BTreeMap::new();
+    for platform in platforms {
+        for step in resolve(pkgfile, formulary, platform)?.steps {
+            let entry = chosen
+                .entry(step.formula.name.clone())
+                .or_insert_with(|| (step.formula.clone(), step.version.clone(), Vec::new()));
+            entry.2.push(platform.clone());
+        }
+    }
+    let versions: BTreeMap<String, String> = chosen
+        .iter()
+        .map(|(n, (_, v, _))| (n.clone(), crate::version::show(v)))
+        .collect();
+    let mut packages = Vec::new();
+    for (name, (formula, version, on)) in &chosen {
+        let spec = &formula.versions[version];
+        let shown = crate::version::show(version);
+        let mut locked_platforms = Vec::new();
+        let mut top = None;
+        for platform in on {
+            let image = pourer
+                .image_for(spec, platform)
+                .map_err(|source| BundleError::Image {
+                    name: name.clone(),
+                    version: shown.clone(),
+                    platform: platform.to_string(),
+                    source: Box::new(source),
+                })?;
+            top.get_or_insert(image.digest.clone());
+            locked_platforms.push(LockedPlatform {
+                platform: platform.to_string(),
+                manifest: image.platform_digest.clone(),
+                layers: image
+                    .manifest
+                    .layers
+                    .iter()
+                    .map(|l| LockedLayer {
+                        digest: l.digest.clone(),
+                        size: l.size,
+                    })
+                    .collect(),
+            });
+        }
+        let Some(digest) = top else { continue };
+        packages.push(Locked {
+            name: name.clone(),
+            version: shown,
+            repository: spec.repository.to_string(),
+            tag: spec.tag.0.clone(),
+            digest,
+            formula: describe_origin(&formula.origin, prefix),
+            depends_on: spec
+                .depends_on
+                .keys()
+                .filter_map(|d| Some((d.clone(), versions.get(d)?.clone())))
+                .collect(),
+            platforms: locked_platforms,
+        });
+    }
+    Ok(Lock {
+        schema: lockfile::SCHEMA,
+        platforms: platforms.iter().map(ToString::to_string).collect(),
+        requested: pkgfile
+            .packages
+            .iter()
+            .map(|w| (w.name.clone(), w.version.clone()))
+            .collect(),
+        taps: pkgfile.taps.clone(),
+        packages,
+    })
+}

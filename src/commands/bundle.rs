@@ -1,0 +1,313 @@
+//! `pkg bundle`: lock a Pkgfile, install exactly its lock, check, dump and clean up.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+
+use crate::bundle::{self, BundleError, Lock, Pkgfile};
+use crate::cli::BundleCommand;
+use crate::platform::Platform;
+use crate::resolve::Request;
+use crate::tap::{Taps, api};
+
+use super::{BadInput, Ctx, SilentExit};
+
+pub fn run(ctx: &Ctx, command: &BundleCommand) -> anyhow::Result<()> {
+    match command {
+        BundleCommand::Lock { file, platform } => {
+            let pkgfile = Pkgfile::read(&file.file)?;
+            let mut platforms = vec![Platform::host()];
+            for p in platform {
+                let p = crate::bottle::parse_platform(p)
+                    .map_err(|e| BadInput(format!("--platform {p}: {e}")))?;
+                if !platforms.contains(&p) {
+                    platforms.push(p);
+                }
+            }
+            let _lock = ctx.lock()?;
+            let lock = lock_now(ctx, &pkgfile, &platforms)?;
+            Ok(lock.write(&pkgfile.lock_path())?)
+        }
+        BundleCommand::Install {
+            file,
+            locked,
+            frozen,
+        } => install(ctx, &file.file, *locked, *frozen),
+        BundleCommand::Check { file } => check(ctx, &file.file),
+        BundleCommand::Dump => dump(ctx),
+        BundleCommand::Cleanup { file, force } => cleanup(ctx, &file.file, *force),
+    }
+}
+
+/// Adds the Pkgfile's taps that are missing, then locks with the formulae they give.
+fn lock_now(ctx: &Ctx, pkgfile: &Pkgfile, platforms: &[Platform]) -> anyhow::Result<Lock> {
+    ensure_taps(ctx, &pkgfile.taps)?;
+    let formulary = super::formulary(ctx.settings);
+    let pourer = ctx.pourer()?;
+    let lock = bundle::lock(
+        pkgfile,
+        &formulary,
+        &pourer,
+        platforms,
+        &ctx.settings.prefix,
+    )?;
+    ctx.reporter.status(
+        "Locked",
+        &format!(
+            "{} for {} → {}",
+            crate::report::count(lock.packages.len(), "package"),
+            lock.platforms.join(", "),
+            pkgfile.lock_path().display()
+        ),
+    );
+    Ok(lock)
+}
+
+/// Taps a Pkgfile names that this prefix does not have yet (`api` for a formula API tap).
+fn ensure_taps(ctx: &Ctx, taps: &std::collections::BTreeMap<String, String>) -> anyhow::Result<()> {
+    let have = Taps::new(&ctx.settings.prefix);
+    let known: Vec<String> = have.list().into_iter().map(|t| t.name).collect();
+    for (name, source) in taps.iter().filter(|(n, _)| !known.contains(n)) {
+        if let Some(url) = source
+            .strip_prefix("api:")
+            .or((source == "api").then_some(api::DEFAULT_URL))
+        {
+            have.add_api(
+                name,
+                url,
+                &ctx.client(),
+                ctx.cellar.root(),
+                &Platform::host(),
+            )?;
+        } else {
+            have.add(name, source)?;
+        }
+        ctx.reporter
+            .status("Tapped", &format!("{name} from {source}"));
+    }
+    Ok(())
+}
+
+fn install(ctx: &Ctx, path: &std::path::Path, locked: bool, frozen: bool) -> anyhow::Result<()> {
+    let host = Platform::host();
+    let lock_path = {
+        let mut name = path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        name.push(".lock");
+        path.with_file_name(name)
+    };
+    let prefix_lock = ctx.lock()?;
+    let (lock, pkgfile) = if frozen {
+        (Lock::read(&lock_path)?, None)
+    } else {
+        let pkgfile = Pkgfile::read(path)?;
+        let lock = match Lock::read(&lock_path) {
+            Ok(lock) => match lock.mismatch(&pkgfile, &host.to_string()) {
+                None => lock,
+                Some(what) if locked => {
+                    return Err(BundleError::Stale {
+                        pkgfile: path.to_owned(),
+                        lock: lock_path,
+                        what,
+                    }
+                    .into());
+                }
+                Some(what) => {
+                    ctx.reporter.status("Relocking", &format!("({what})"));
+                    let mut platforms = vec![host.clone()];
+                    platforms.extend(
+                        lock.platforms
+                            .iter()
+                            .filter_map(|p| crate::bottle::parse_platform(p).ok())
+                            .filter(|p| *p != host),
+                    );
+                    let lock = lock_now(ctx, &pkgfile, &platforms)?;
+                    lock.write(&lock_path)?;
+                    lock
+                }
+            },
+            Err(BundleError::NoLock { .. }) if !locked => {
+                let lock = lock_now(ctx, &pkgfile, std::slice::from_ref(&host))?;
+                lock.write(&lock_path)?;
+                lock
+            }
+            Err(e) => return Err(e.into()),
+        };
+        (lock, Some(pkgfile))
+    };
+    ensure_taps(ctx, &lock.taps)?;
+    let formulary = bundle::pinned_formulary(&lock, &super::formulary(ctx.settings));
+    let here = host.to_string();
+    let requests: Vec<Request> = lock
+        .packages
+        .iter()
+        .filter(|p| lock.requested.contains_key(&p.name))
+        .filter(|p| p.platforms.iter().any(|pl| pl.platform == here))
+        .map(|p| Request::parse(&format!("{}@{}", p.name, p.version)))
+        .collect::<Result<_, _>>()?;
+    let mut state =
+        crate::plan::State::new(&ctx.cellar, &formulary, &ctx.records, &ctx.settings.prefix);
+    let plan = crate::plan::install(&mut state, &requests, false)?;
+    super::outcome::carry_out(ctx, &plan, false, false, true)?;
+    drop(prefix_lock);
+    // `link = false` in the Pkgfile: installed, not linked.
+    if let Some(pkgfile) = pkgfile {
+        for w in pkgfile.packages.iter().filter(|w| !w.link) {
+            if crate::link::linked_version(&ctx.settings.prefix, &w.name).is_some() {
+                super::link::unlink(ctx, &w.name)?;
+            }
+        }
+    }
+    ctx.reporter.status(
+        "Bundled",
+        &format!(
+            "{} from {}",
+            crate::report::count(requests.len(), "package"),
+            lock_path.display()
+        ),
+    );
+    Ok(())
+}
+
+fn lock_of(path: &std::path::Path) -> anyhow::Result<Lock> {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".lock");
+    Ok(Lock::read(&path.with_file_name(name))?)
+}
+
+fn check(ctx: &Ctx, path: &std::path::Path) -> anyhow::Result<()> {
+    let lock = lock_of(path)?;
+    let here = Platform::host().to_string();
+    let mut missing = Vec::new();
+    for p in lock
+        .packages
+        .iter()
+        .filter(|p| p.platforms.iter().any(|pl| pl.platform == here))
+    {
+        let ok = crate::version::parse_brew(&p.version)
+            .ok()
+            .map(|v| ctx.cellar.keg(&p.name, &v))
+            .and_then(|keg| crate::cellar::receipt::Receipt::read(&keg).ok())
+            .is_some_and(|r| r.manifest_digest == p.digest);
+        if !ok {
+            missing.push(format!("{} {}", p.name, p.version));
+        }
+    }
+    if missing.is_empty() {
+        ctx.reporter.status(
+            "Satisfied",
+            &format!("every package of {} is installed", path.display()),
+        );
+        return Ok(());
+    }
+    ctx.reporter.warn(&format!(
+        "not installed as locked: {}; `pkg bundle install` installs them",
+        missing.join(", ")
+    ));
+    Err(SilentExit(1).into())
+}
+
+fn dump(ctx: &Ctx) -> anyhow::Result<()> {
+    let mut out = String::from("[packages]\n");
+    for p in ctx.inventory().list().packages {
+        if !p.installed_on_request {
+            continue;
+        }
+        let req = ctx
+            .records
+            .request(&p.name)
+            .map_or("*".to_owned(), |r| r.to_string());
+        out.push_str(&format!("{} = {}\n", toml_key(&p.name), toml_string(&req)));
+    }
+    let taps = Taps::new(&ctx.settings.prefix).list();
+    if !taps.is_empty() {
+        out.push_str("\n[taps]\n");
+        for t in taps {
+            let source = match t.kind {
+                "git" => git_remote(&t.path),
+                "api" => Some("api".to_owned()),
+                _ => std::fs::read_link(&t.path)
+                    .ok()
+                    .map(|p| p.display().to_string()),
+            };
+            if let Some(s) = source {
+                out.push_str(&format!("{} = {}\n", toml_key(&t.name), toml_string(&s)));
+            }
+        }
+    }
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(())
+}
+
+fn toml_key(k: &str) -> String {
+    if k.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        k.to_owned()
+    } else {
+        toml_string(k)
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+fn git_remote(dir: &std::path::Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["-C", &dir.to_string_lossy(), "remote", "get-url", "origin"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn cleanup(ctx: &Ctx, path: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    let pkgfile = Pkgfile::read(path)?;
+    let named: Vec<&str> = pkgfile.packages.iter().map(|w| w.name.as_str()).collect();
+    let extra: Vec<String> = ctx
+        .inventory()
+        .list()
+        .packages
+        .into_iter()
+        .filter(|p| p.installed_on_request && !named.contains(&p.name.as_str()))
+        .map(|p| p.name)
+        .collect();
+    if extra.is_empty() {
+        ctx.reporter.status(
+            "Clean",
+            &format!("everything installed on request is in {}", path.display()),
+        );
+        return Ok(());
+    }
+    if !force {
+        let mut out = std::io::stdout().lock();
+        for name in &extra {
+            writeln!(out, "{name}")?;
+        }
+        ctx.reporter.warn(&format!(
+            "{} not in {}; `pkg bundle cleanup --force` uninstalls {}",
+            crate::report::count(extra.len(), "package"),
+            path.display(),
+            if extra.len() == 1 { "it" } else { "them" }
+        ));
+        return Ok(());
+    }
+    super::uninstall::run(
+        ctx,
+        &crate::cli::UninstallArgs {
+            packages: extra,
+            force: false,
+            ignore_dependencies: false,
+        },
+    )
+    .context("bundle cleanup")?;
+    super::cleanup::autoremove(ctx, false)
+}

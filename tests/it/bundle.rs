@@ -1,0 +1,153 @@
+//! `pkg bundle`: a Pkgfile locked to digests installs the same bytes everywhere (issue 16).
+
+use crate::harness::{Fixture, Formula, ImageSpec, Registry, TestContext};
+
+fn image(name: &str, text: &str) -> Fixture {
+    Fixture::Image(ImageSpec::new("linux", "amd64").file(
+        &format!("bin/{name}"),
+        format!("#!/bin/sh\necho {text}\n"),
+        0o755,
+    ))
+}
+
+/// Formulae for app (needs lib ^1), lib and hello at `versions`, all in `ctx`'s formula dir.
+fn formulae(ctx: &TestContext, registry: &Registry, versions: &[&str]) {
+    for name in ["app", "lib", "hello"] {
+        let repo = format!("{}/acme/{name}", registry.host());
+        let mut f = Formula::new(name);
+        for v in versions {
+            let deps: &[(&str, &str)] = if name == "app" { &[("lib", "^1")] } else { &[] };
+            f = f.version_with(v, &repo, v, None, deps);
+        }
+        ctx.write_formula(name, &f.to_toml());
+    }
+}
+
+#[test]
+fn a_lock_installs_the_locked_bytes_after_the_tag_moves_and_offline_and_locked_refuses_changes() {
+    let mut registry = Registry::start();
+    for name in ["app", "lib", "hello"] {
+        registry.push(
+            &format!("acme/{name}"),
+            "1.0.0",
+            &image(name, &format!("{name} 1.0.0")),
+        );
+    }
+    let ctx = TestContext::new();
+    formulae(&ctx, &registry, &["1.0.0"]);
+    let project = ctx.home.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let pkgfile = project.join("Pkgfile");
+    std::fs::write(&pkgfile, "[packages]\napp = \"^1\"\nhello = \"*\"\n").unwrap();
+    let file = pkgfile.to_str().unwrap();
+    let lockfile = project.join("Pkgfile.lock");
+
+    ctx.pkg(&["bundle", "lock", "--file", file])
+        .success()
+        .says("Locked 3 packages");
+    let first = std::fs::read(&lockfile).unwrap();
+    ctx.pkg(&["bundle", "lock", "--file", file]).success();
+    assert_eq!(std::fs::read(&lockfile).unwrap(), first, "two locks differ");
+    let text = String::from_utf8(first).unwrap();
+    assert!(text.contains("schema = 1"), "{text}");
+    assert!(
+        text.contains("name = \"lib\""),
+        "dependencies are locked too:\n{text}"
+    );
+    assert!(text.contains("[[package.platform]]"), "{text}");
+
+    // A newer version, and the locked tag moved to other bytes.
+    registry.push("acme/hello", "1.0.0", &image("hello", "hello moved"));
+    registry.push("acme/hello", "2.0.0", &image("hello", "hello 2.0.0"));
+    formulae(&ctx, &registry, &["1.0.0", "2.0.0"]);
+
+    let fresh = ctx.sharing_cache();
+    let fresh = {
+        let mut f = fresh;
+        f.cache = ctx.home.join("fresh-cache");
+        f
+    };
+    fresh
+        .pkg(&["bundle", "install", "--locked", "--file", file])
+        .success();
+    assert_eq!(crate::faults::run_bin(&fresh, "hello"), "hello 1.0.0");
+    assert_eq!(crate::faults::run_bin(&fresh, "app"), "app 1.0.0");
+    assert_eq!(fresh.cellar_versions("lib"), ["1.0.0"]);
+    fresh.pkg(&["bundle", "check", "--file", file]).success();
+
+    // From a warm cache with the registry gone: the same, into another prefix.
+    registry.stop();
+    let offline = {
+        let mut o = ctx.sharing_cache();
+        o.cache = fresh.cache.clone();
+        o
+    };
+    offline
+        .pkg(&["bundle", "install", "--frozen", "--file", file])
+        .success();
+    assert_eq!(crate::faults::run_bin(&offline, "hello"), "hello 1.0.0");
+    offline.pkg(&["bundle", "check", "--file", file]).success();
+
+    // A changed Pkgfile: --locked refuses and installs nothing.
+    std::fs::write(&pkgfile, "[packages]\napp = \"^1\"\nhello = \"^2\"\n").unwrap();
+    let other = ctx.sharing_cache();
+    other
+        .pkg(&["bundle", "install", "--locked", "--file", file])
+        .failure()
+        .says("has changed since")
+        .says("`hello` asks for `^2`");
+    assert!(
+        !other.prefix.join("Cellar").exists(),
+        "--locked installed something"
+    );
+    other.pkg(&["bundle", "check", "--file", file]).failure();
+
+    // A malformed Pkgfile is bad input.
+    std::fs::write(&pkgfile, "[packages]\nhello = \"garbage\"\n").unwrap();
+    other
+        .pkg(&["bundle", "lock", "--file", file])
+        .failure_with(2)
+        .says("hello");
+}
+
+#[test]
+fn bundle_dump_writes_what_was_asked_for_and_cleanup_removes_what_the_pkgfile_does_not_name() {
+    let registry = Registry::start();
+    for name in ["app", "lib", "hello"] {
+        registry.push(
+            &format!("acme/{name}"),
+            "1.0.0",
+            &image(name, &format!("{name} 1.0.0")),
+        );
+    }
+    let ctx = TestContext::new();
+    formulae(&ctx, &registry, &["1.0.0"]);
+    ctx.pkg(&["install", "app", "hello@^1"]).success();
+    let dump = ctx.pkg(&["bundle", "dump"]).success().stdout;
+    assert!(dump.contains("[packages]"), "{dump}");
+    assert!(dump.contains("app = \"*\""), "{dump}");
+    assert!(
+        dump.contains("hello = \"^1\""),
+        "the remembered request:\n{dump}"
+    );
+    assert!(
+        !dump.contains("lib"),
+        "a dependency is not asked for:\n{dump}"
+    );
+
+    let pkgfile = ctx.home.join("Pkgfile");
+    std::fs::write(&pkgfile, "[packages]\nhello = \"^1\"\n").unwrap();
+    let file = pkgfile.to_str().unwrap();
+    ctx.pkg(&["bundle", "cleanup", "--file", file])
+        .success()
+        .says("app");
+    assert_eq!(ctx.cellar_versions("app"), ["1.0.0"], "listed, not removed");
+    ctx.pkg(&["bundle", "cleanup", "--force", "--file", file])
+        .success();
+    assert!(ctx.cellar_versions("app").is_empty());
+    assert!(
+        ctx.cellar_versions("lib").is_empty(),
+        "its dependency went too"
+    );
+    assert_eq!(ctx.cellar_versions("hello"), ["1.0.0"]);
+}

@@ -229,7 +229,7 @@ fn dump(ctx: &Ctx) -> anyhow::Result<()> {
         out.push_str("\n[taps]\n");
         for t in taps {
             let source = match t.kind {
-                "git" => git_remote(&t.path),
+                "git" => crate::tap::git_remote(&t.path),
                 "api" => Some("api".to_owned()),
                 _ => std::fs::read_link(&t.path)
                     .ok()
@@ -256,17 +256,6 @@ fn toml_key(k: &str) -> String {
 
 fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
-}
-
-fn git_remote(dir: &std::path::Path) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["-C", &dir.to_string_lossy(), "remote", "get-url", "origin"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn cleanup(ctx: &Ctx, path: &std::path::Path, force: bool) -> anyhow::Result<()> {

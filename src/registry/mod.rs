@@ -206,11 +206,7 @@ impl Client {
         credentials: CredentialSource,
         net: retry::NetworkOptions,
     ) -> Client {
-        let trust = network::Trust::load(
-            net.ca
-                .as_ref()
-                .map(|(path, certs)| (path.as_path(), certs.as_slice())),
-        );
+        let trust = network::Trust::load(net.ca.as_ref().map(|(_, certs)| certs.as_slice()));
         // One agent per scheme: each has the proxy curl would use for it.
         let agent = |https: bool| -> ureq::Agent {
             ureq::Agent::config_builder()

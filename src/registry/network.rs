@@ -23,15 +23,31 @@ pub enum NetworkError {
     Proxy { var: &'static str, value: String },
 }
 
-/// Which certificates are trusted, and where they came from.
+/// The certificates TLS trusts.
 #[derive(Clone, Debug, Default)]
 pub struct Trust {
     pub roots: Arc<Vec<Certificate<'static>>>,
-    pub bundled: usize,
-    pub system: usize,
-    /// `SSL_CERT_FILE`/`SSL_CERT_DIR` when they replace the system store.
-    pub system_from: Option<String>,
-    pub ca_file: Option<(PathBuf, usize)>,
+}
+
+/// Mozilla's bundled roots and the system's (or `SSL_CERT_FILE`/`SSL_CERT_DIR`'s), read once
+/// per process however many clients a run makes.
+fn shared_roots() -> &'static [Certificate<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<Certificate<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+            .collect();
+        // A broken file in the system store is not pkg's to refuse: what loads is used.
+        let native = rustls_native_certs::load_native_certs();
+        roots.extend(
+            native
+                .certs
+                .iter()
+                .map(|c| Certificate::from_der(c.as_ref()).to_owned()),
+        );
+        roots
+    })
 }
 
 /// The certificates of a PEM file (the `ca_file` setting): refused when it cannot be read or
@@ -65,35 +81,11 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, NetworkErr
 
 impl Trust {
     /// Bundled roots, the system's (or `SSL_CERT_FILE`/`SSL_CERT_DIR`'s), and `ca_file`'s.
-    pub fn load(ca_file: Option<(&Path, &[Certificate<'static>])>) -> Trust {
-        let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-            .iter()
-            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-            .collect();
-        let bundled = roots.len();
-        // A broken file in the system store is not pkg's to refuse: what loads is used.
-        let native = rustls_native_certs::load_native_certs();
-        let system = native.certs.len();
-        roots.extend(
-            native
-                .certs
-                .iter()
-                .map(|c| Certificate::from_der(c.as_ref()).to_owned()),
-        );
-        let system_from = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
-            .iter()
-            .filter_map(|v| std::env::var(v).ok().map(|p| format!("{v}={p}")))
-            .reduce(|a, b| format!("{a}, {b}"));
-        let ca_file = ca_file.map(|(path, certs)| {
-            roots.extend(certs.iter().cloned());
-            (path.to_owned(), certs.len())
-        });
+    pub fn load(ca_file: Option<&[Certificate<'static>]>) -> Trust {
+        let mut roots = shared_roots().to_vec();
+        roots.extend(ca_file.into_iter().flatten().cloned());
         Trust {
             roots: Arc::new(roots),
-            bundled,
-            system,
-            system_from,
-            ca_file,
         }
     }
 
@@ -103,19 +95,6 @@ impl Trust {
         } else {
             RootCerts::Specific(self.roots.clone())
         }
-    }
-
-    /// `147 bundled, 140 from the system, 1 from ca.pem`.
-    pub fn describe(&self) -> String {
-        let system = match &self.system_from {
-            Some(from) => format!("{} from {from}", self.system),
-            None => format!("{} from the system", self.system),
-        };
-        let mut out = format!("{} bundled, {system}", self.bundled);
-        if let Some((path, n)) = &self.ca_file {
-            out.push_str(&format!(", {n} from {}", path.display()));
-        }
-        out
     }
 }
 

@@ -462,10 +462,12 @@ fn list_in(dir: &Path, owner: Option<&str>, taps: &mut Vec<Tap>) {
     }
 }
 
-/// The commit a git tap is at (`None` when git cannot say).
-fn head_commit(dir: &Path) -> Option<String> {
+/// What `git -C DIR ARGS…` prints, trimmed (`None` when git cannot say).
+fn git_stdout(dir: &Path, args: &[&str]) -> Option<String> {
     let out = Command::new("git")
-        .args(["-C", &dir.to_string_lossy(), "rev-parse", "HEAD"])
+        .arg("-C")
+        .arg(dir)
+        .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::null())
         .output()
@@ -473,6 +475,16 @@ fn head_commit(dir: &Path) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The commit a git tap is at.
+fn head_commit(dir: &Path) -> Option<String> {
+    git_stdout(dir, &["rev-parse", "HEAD"])
+}
+
+/// Where a git tap was cloned from (its `origin`).
+pub fn git_remote(dir: &Path) -> Option<String> {
+    git_stdout(dir, &["remote", "get-url", "origin"])
 }
 
 fn git(

@@ -14,6 +14,7 @@ use crate::registry::{Client, RegistryError, Repository};
 use crate::store::Store;
 
 /// One problem and how to fix it.
+#[derive(serde::Serialize)]
 pub struct Finding {
     pub problem: String,
     pub fix: String,

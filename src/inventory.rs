@@ -84,6 +84,48 @@ pub struct Installed {
     pub receipt: Receipt,
 }
 
+/// `pkg leaves --json`: installed on request, needed by no other installed package.
+#[derive(Debug, serde::Serialize)]
+pub struct Leaves {
+    pub schema: u32,
+    pub leaves: Vec<Leaf>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Leaf {
+    pub name: String,
+    pub version: String,
+}
+
+/// `pkg which BIN --json`: the package a command in `PREFIX/bin` belongs to.
+#[derive(Debug, serde::Serialize)]
+pub struct Owner {
+    pub command: String,
+    #[serde(serialize_with = "display")]
+    pub path: PathBuf,
+    pub package: String,
+    pub version: String,
+    /// The file in the keg the link leads to.
+    #[serde(serialize_with = "display")]
+    pub target: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("there is no `{command}` in {}; `pkg list` shows what is installed", .dir.display())]
+    NoCommand { command: String, dir: PathBuf },
+    #[error("{} is not a link, so no package of pkg's owns it (it was put there by something else)", .path.display())]
+    NotALink { path: PathBuf },
+    #[error("{} leads to {}, outside this prefix's Cellar: no package of pkg's owns it", .path.display(), .target.display())]
+    NotPkgs { path: PathBuf, target: PathBuf },
+    #[error("reading {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 fn display<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&path.display())
 }
@@ -126,6 +168,94 @@ impl Inventory<'_> {
             installed,
             package,
         }
+    }
+
+    /// The packages installed on request (at the version in use) that no other installed
+    /// package depends on: what the user chose, and could uninstall without breaking another.
+    pub fn leaves(&self, in_use: impl Fn(&str) -> Option<semver::Version>) -> Leaves {
+        let kegs = self.cellar.kegs();
+        let needed: std::collections::BTreeSet<&str> = kegs
+            .iter()
+            .flat_map(|k| k.receipt.dependencies.keys().map(String::as_str))
+            .collect();
+        let leaves = kegs
+            .iter()
+            .filter(|k| k.receipt.installed_on_request && !needed.contains(k.name.as_str()))
+            .filter(|k| in_use(&k.name).as_ref() == Some(&k.version))
+            .map(|k| Leaf {
+                name: k.name.clone(),
+                version: show(&k.version),
+            })
+            .collect();
+        Leaves {
+            schema: SCHEMA,
+            leaves,
+        }
+    }
+
+    /// The package `command` (a name in `PREFIX/bin`, or a path to a link) belongs to, read
+    /// off its link without following it.
+    pub fn owner_of(&self, command: &str) -> Result<Owner, InventoryError> {
+        let bin = self.prefix.join("bin");
+        let path = if command.contains('/') {
+            PathBuf::from(command)
+        } else {
+            bin.join(command)
+        };
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => InventoryError::NoCommand {
+                command: command.to_owned(),
+                dir: path.parent().map_or(bin.clone(), Path::to_owned),
+            },
+            _ => InventoryError::Io {
+                path: path.clone(),
+                source: e,
+            },
+        })?;
+        if !meta.file_type().is_symlink() {
+            return Err(InventoryError::NotALink { path });
+        }
+        let target = std::fs::read_link(&path).map_err(|source| InventoryError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let link_dir = path.parent().unwrap_or(Path::new("."));
+        let in_cellar = link::normalize(&link_dir.join(&target));
+        let owner = link::owner(self.prefix, &path, &target);
+        let version = in_cellar
+            .strip_prefix(link::normalize(self.cellar.root()))
+            .ok()
+            .and_then(|rest| rest.components().nth(1))
+            .and_then(|c| c.as_os_str().to_str())
+            .map(str::to_owned);
+        let (Some(package), Some(version)) = (owner, version) else {
+            return Err(InventoryError::NotPkgs { path, target });
+        };
+        Ok(Owner {
+            command: command.to_owned(),
+            path,
+            package,
+            version,
+            target: in_cellar,
+        })
+    }
+
+    /// The files and links of a keg (not its directories, nor its `.pkg/` receipt), as paths.
+    pub fn files(
+        &self,
+        name: &str,
+        version: &semver::Version,
+    ) -> Result<Vec<PathBuf>, crate::cellar::receipt::ReceiptError> {
+        let keg = self.cellar.keg(name, version);
+        let receipt = Receipt::read(&keg)?;
+        let mut files: Vec<PathBuf> = receipt
+            .files
+            .iter()
+            .map(|f| keg.join(f))
+            .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_dir()))
+            .collect();
+        files.sort();
+        Ok(files)
     }
 
     fn package(&self, name: &str, takeovers: &[Takeover]) -> Package {

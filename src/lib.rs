@@ -26,6 +26,7 @@ pub mod registry;
 pub(crate) mod report;
 pub mod resolve;
 pub(crate) mod settings;
+pub(crate) mod shellenv;
 pub(crate) mod source;
 pub(crate) mod store;
 pub(crate) mod tap;

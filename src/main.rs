@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    // A shell asking for completions (the script `pkg completions SHELL` printed) is answered
+    // here, and the process ends.
+    clap_complete::CompleteEnv::with_factory(<pkg::cli::Cli as clap::CommandFactory>::command)
+        .var(pkg::cli::complete::VAR)
+        .complete();
     let cli = pkg::cli::Cli::parse();
     if let Err(e) = pkg::interrupt::install() {
         eprintln!(

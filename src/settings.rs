@@ -78,6 +78,8 @@ pub struct Flags {
     pub prefix: Option<PathBuf>,
     pub cache: Option<PathBuf>,
     pub jobs: Option<usize>,
+    /// `--offline` (absent: the environment and the config file decide).
+    pub offline: Option<bool>,
 }
 
 /// A mirror or, in order, several (`"ghcr.io" = ["http://a:5000", "http://b:5000"]`).
@@ -102,6 +104,7 @@ struct File {
     connect_timeout: Option<u64>,
     read_timeout: Option<u64>,
     retries: Option<u32>,
+    offline: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +125,8 @@ pub enum SettingsError {
         set: &'static str,
         unset: &'static str,
     },
+    #[error("{var} must be 1, true or yes to turn it on, or 0, false, no or empty, got `{value}`")]
+    Bool { var: &'static str, value: String },
     #[error("{var} must be a whole number{unit}, at least 1, got `{value}`")]
     Number {
         var: &'static str,
@@ -181,6 +186,19 @@ fn pick<T>(
         (None, Some(v), _) => (v, Source::Env),
         (None, None, Some(v)) => (v, Source::File),
         (None, None, None) => (default(), Source::Default),
+    }
+}
+
+/// A switch from the environment: unset or empty is no opinion.
+fn env_bool(var: &'static str) -> Result<Option<bool>, SettingsError> {
+    let Ok(value) = std::env::var(var) else {
+        return Ok(None);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "1" | "true" | "yes" | "on" => Ok(Some(true)),
+        "0" | "false" | "no" | "off" => Ok(Some(false)),
+        _ => Err(SettingsError::Bool { var, value }),
     }
 }
 
@@ -407,6 +425,14 @@ impl Settings {
         );
         network.tries = retries;
         shown.insert("retries", entry(retries.to_string(), json!(retries), src));
+        let (offline, src) = pick(
+            flags.offline,
+            env_bool("PKG_OFFLINE")?,
+            file.offline,
+            || false,
+        );
+        network.offline = offline;
+        shown.insert("offline", entry(offline.to_string(), json!(offline), src));
 
         let default_jobs = || {
             std::thread::available_parallelism()

@@ -122,7 +122,7 @@ pub fn apply(target: &Target, plan: &Plan, pourer: Option<&Pourer>) -> Outcome {
                     }
                 }
                 Err(match unit.kind {
-                    UnitKind::Install => ApplyError::Dependency(what),
+                    UnitKind::Install | UnitKind::Reinstall => ApplyError::Dependency(what),
                     UnitKind::Upgrade => ApplyError::Earlier(format!("the upgrade of {what}")),
                 })
             }
@@ -157,7 +157,11 @@ fn run_unit(
         let shown = crate::version::show(&m.step.version);
         match p {
             Some(Pour::Done(p)) => {
-                tx.poured(m.name(), &m.step.version);
+                // A reinstall's keg took the place of the old one whole, at the same path: it
+                // stays, complete and verified, whatever happens to the links.
+                if kind != UnitKind::Reinstall {
+                    tx.poured(m.name(), &m.step.version);
+                }
                 ready.push((m, p.bins, p.link, p.files, p.stats.bytes));
             }
             Some(Pour::Failed(source)) => {
@@ -264,6 +268,13 @@ fn report(
             ),
         ),
         (UnitKind::Install, _) => {}
+        (UnitKind::Reinstall, _) => r.status(
+            "Reinstalled",
+            &format!(
+                "{name} {version} {size} in {}",
+                target.cellar.keg(name, &m.step.version).display()
+            ),
+        ),
     }
     // A switch of the linked version is said, for installs (an upgrade says it above).
     if kind == UnitKind::Install && m.link {

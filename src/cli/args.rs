@@ -2,11 +2,13 @@
 
 use clap::{Args, Subcommand};
 
+use super::complete::{installed_names, known_names};
+
 #[derive(Debug, Args)]
 pub struct InstallArgs {
     /// Packages, each `NAME` (newest), `NAME@X.Y.Z` (exactly), `NAME@REQ` (semver range), or a
     /// reference `REGISTRY/REPO[:TAG]` / `REGISTRY/REPO@sha256:…` to install without a formula.
-    #[arg(required = true, value_name = "NAME[@VERSION]|REFERENCE")]
+    #[arg(required = true, value_name = "NAME[@VERSION]|REFERENCE", add = known_names())]
     pub packages: Vec<String>,
     /// Replace files in PREFIX/bin that pkg did not install.
     #[arg(long)]
@@ -28,7 +30,7 @@ pub struct InstallArgs {
 #[derive(Debug, Args)]
 pub struct UpgradeArgs {
     /// Packages to upgrade (default: every installed package).
-    #[arg(value_name = "NAME", value_parser = package_name)]
+    #[arg(value_name = "NAME", value_parser = package_name, add = installed_names())]
     pub packages: Vec<String>,
     /// Print the plan and change nothing.
     #[arg(long, short = 'n')]
@@ -44,7 +46,7 @@ pub struct UpgradeArgs {
 #[derive(Debug, Args)]
 pub struct OutdatedArgs {
     /// Packages to check (default: every installed package). Exit 1 if any of them is outdated.
-    #[arg(value_name = "NAME", value_parser = package_name)]
+    #[arg(value_name = "NAME", value_parser = package_name, add = installed_names())]
     pub packages: Vec<String>,
     /// Print JSON on stdout.
     #[arg(long)]
@@ -54,7 +56,7 @@ pub struct OutdatedArgs {
 #[derive(Debug, Args)]
 pub struct UninstallArgs {
     /// Packages to remove: `NAME` (every installed version) or `NAME@VERSION`.
-    #[arg(required = true, value_name = "NAME[@VERSION]", value_parser = package_name)]
+    #[arg(required = true, value_name = "NAME[@VERSION]", value_parser = package_name, add = installed_names())]
     pub packages: Vec<String>,
     /// Also remove kegs whose receipt is missing or unreadable.
     #[arg(long, short)]
@@ -66,6 +68,10 @@ pub struct UninstallArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Installed packages whose files to list (their kegs' files, one path a line) instead of
+    /// the packages.
+    #[arg(value_name = "NAME[@VERSION]", value_parser = package_name, add = installed_names())]
+    pub names: Vec<String>,
     /// Show the installed versions too.
     #[arg(long)]
     pub versions: bool,
@@ -79,9 +85,9 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    #[arg(value_parser = package_name)]
-    pub name: String,
-    /// Print JSON on stdout.
+    #[arg(required = true, value_name = "NAME", value_parser = package_name, add = known_names())]
+    pub names: Vec<String>,
+    /// Print JSON on stdout (an array when several names are given).
     #[arg(long)]
     pub json: bool,
 }
@@ -95,18 +101,69 @@ pub struct SearchArgs {
     /// List the tags of a registry repository instead (follows pagination, at most 100 pages).
     #[arg(long)]
     pub remote: bool,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One or more installed packages.
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    #[arg(required = true, value_name = "NAME", value_parser = package_name, add = installed_names())]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct NameArgs {
-    #[arg(value_parser = package_name)]
+pub struct UsesArgs {
+    #[arg(value_parser = package_name, add = known_names())]
     pub name: String,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReinstallArgs {
+    /// Installed packages: each is poured again at the version in use, from its formula.
+    #[arg(required = true, value_name = "NAME", value_parser = package_name, add = installed_names())]
+    pub packages: Vec<String>,
+    /// Print the plan and change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WhichArgs {
+    /// Commands, as linked in PREFIX/bin (`hello`), or paths to them.
+    #[arg(required = true, value_name = "BIN")]
+    pub bins: Vec<String>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The shells `pkg shellenv` writes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnvShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellenvArgs {
+    /// The shell to write for (default: the one $SHELL names, else bash).
+    #[arg(value_enum)]
+    pub shell: Option<EnvShell>,
 }
 
 #[derive(Debug, Args)]
 pub struct LinkArgs {
-    #[arg(value_parser = package_name)]
-    pub name: String,
+    #[arg(required = true, value_name = "NAME", value_parser = package_name, add = installed_names())]
+    pub names: Vec<String>,
     /// Replace files in PREFIX/bin that pkg did not install.
     #[arg(long)]
     pub overwrite: bool,
@@ -117,7 +174,7 @@ pub struct LinkArgs {
 
 #[derive(Debug, Args)]
 pub struct FetchArgs {
-    #[arg(required = true, value_name = "NAME[@VERSION]")]
+    #[arg(required = true, value_name = "NAME[@VERSION]", add = known_names())]
     pub packages: Vec<String>,
 }
 
@@ -149,11 +206,14 @@ pub struct DryRunArgs {
 #[derive(Debug, Args)]
 pub struct DepsArgs {
     /// Package, `NAME` (installed version, else newest) or `NAME@VERSION`.
-    #[arg(value_parser = package_name)]
+    #[arg(value_parser = package_name, add = known_names())]
     pub name: String,
     /// Show the dependencies as a tree.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "json")]
     pub tree: bool,
+    /// Print JSON on stdout (each dependency with its version and the packages that need it).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -371,7 +431,11 @@ pub enum TapCommand {
     #[command(
         after_help = "Examples:\n  pkg tap list\n  pkg tap list | cut -f1     the names only"
     )]
-    List,
+    List {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a tap (a linked directory itself is left alone).
     #[command(after_help = "Examples:\n  pkg tap remove acme")]
     Remove {

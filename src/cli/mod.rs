@@ -1,6 +1,7 @@
 //! Command-line definitions (clap types), and the manual page generated from them (manual.rs).
 
 mod args;
+pub mod complete;
 pub mod manual;
 
 pub use args::*;
@@ -36,6 +37,10 @@ pub struct Cli {
     /// Fail at once instead of waiting when another pkg is changing the prefix.
     #[arg(long, global = true)]
     pub no_wait: bool,
+    /// Use the cache only: no network at all; what is not cached is named, and the run fails
+    /// (also PKG_OFFLINE=1).
+    #[arg(long, global = true)]
+    pub offline: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -70,14 +75,14 @@ pub enum Command {
         after_help = "Examples:\n  pkg uninstall hello\n  pkg uninstall hello@1.0.0    one version only"
     )]
     Uninstall(UninstallArgs),
-    /// List installed packages.
+    /// List installed packages, or the files of the named ones.
     #[command(
         visible_alias = "ls",
-        after_help = "Examples:\n  pkg list\n  pkg list --versions\n  pkg list --json"
+        after_help = "Examples:\n  pkg list\n  pkg list --versions\n  pkg list --json\n  pkg list hello            the files of hello's keg, one path a line"
     )]
     List(ListArgs),
     /// Show a formula and what is installed of it.
-    #[command(after_help = "Examples:\n  pkg info anakin\n  pkg info anakin --json")]
+    #[command(after_help = "Examples:\n  pkg info anakin\n  pkg info anakin hello --json")]
     Info(InfoArgs),
     /// Search formula names and descriptions.
     #[command(
@@ -85,19 +90,35 @@ pub enum Command {
     )]
     Search(SearchArgs),
     /// Keep a package at its installed version during upgrades.
-    #[command(after_help = "Examples:\n  pkg pin hello")]
-    Pin(NameArgs),
+    #[command(after_help = "Examples:\n  pkg pin hello\n  pkg pin hello anakin")]
+    Pin(NamesArgs),
     /// Let upgrades move a pinned package again.
-    #[command(after_help = "Examples:\n  pkg unpin hello")]
-    Unpin(NameArgs),
+    #[command(after_help = "Examples:\n  pkg unpin hello anakin")]
+    Unpin(NamesArgs),
     /// Link an installed package's binaries into PREFIX/bin (and PREFIX/opt/NAME).
     #[command(
-        after_help = "Examples:\n  pkg link hello\n  pkg link hello --dry-run\n  pkg link hello --overwrite"
+        after_help = "Examples:\n  pkg link hello\n  pkg link hello anakin\n  pkg link hello --dry-run\n  pkg link hello --overwrite"
     )]
     Link(LinkArgs),
     /// Remove a package's links; it stays installed and upgrades leave it unlinked.
-    #[command(after_help = "Examples:\n  pkg unlink hello")]
-    Unlink(NameArgs),
+    #[command(after_help = "Examples:\n  pkg unlink hello anakin")]
+    Unlink(NamesArgs),
+    /// Pour installed packages again at the version in use (a damaged keg is replaced whole).
+    #[command(
+        after_help = "Examples:\n  pkg reinstall hello\n  pkg reinstall hello anakin --dry-run"
+    )]
+    Reinstall(ReinstallArgs),
+    /// List the packages installed on request that no other installed package needs.
+    #[command(after_help = "Examples:\n  pkg leaves\n  pkg leaves --json")]
+    Leaves(JsonArgs),
+    /// Say which installed package a command in PREFIX/bin belongs to.
+    #[command(after_help = "Examples:\n  pkg which hello\n  pkg which hello anakin --json")]
+    Which(WhichArgs),
+    /// Print the shell lines that put PREFIX's commands and manual pages on PATH and MANPATH.
+    #[command(
+        after_help = "Examples:\n  pkg shellenv                  for the shell $SHELL names\n  eval \"$(pkg shellenv bash)\"   in ~/.bashrc (zsh: ~/.zshrc)\n  pkg shellenv fish | source    in ~/.config/fish/config.fish"
+    )]
+    Shellenv(ShellenvArgs),
     /// Download and verify packages into the cache without installing them.
     #[command(after_help = "Examples:\n  pkg fetch hello anakin")]
     Fetch(FetchArgs),
@@ -110,11 +131,13 @@ pub enum Command {
     #[command(after_help = "Examples:\n  pkg autoremove --dry-run")]
     Autoremove(DryRunArgs),
     /// Show a package's dependencies.
-    #[command(after_help = "Examples:\n  pkg deps app\n  pkg deps app --tree")]
+    #[command(
+        after_help = "Examples:\n  pkg deps app\n  pkg deps app --tree\n  pkg deps app --json"
+    )]
     Deps(DepsArgs),
     /// Show installed packages that depend on a package.
-    #[command(after_help = "Examples:\n  pkg uses libfoo")]
-    Uses(NameArgs),
+    #[command(after_help = "Examples:\n  pkg uses libfoo\n  pkg uses libfoo --json")]
+    Uses(UsesArgs),
     /// Pack a directory (or an installed keg) into a reproducible bottle in an OCI image layout;
     /// optionally push it to a registry and write it into a formula.
     #[command(
@@ -135,11 +158,12 @@ pub enum Command {
     )]
     Config(JsonArgs),
     /// Check the installation for problems and say how to fix each.
-    #[command(after_help = "Examples:\n  pkg doctor")]
-    Doctor,
-    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  pkg doctor\n  pkg doctor --json")]
+    Doctor(JsonArgs),
+    /// Print a shell completion script: commands, options, and the names of installed and
+    /// available packages (the script asks pkg for them as you type).
     #[command(
-        after_help = "Examples:\n  pkg completions bash > ~/.local/share/bash-completion/completions/pkg\n  pkg completions zsh > ~/.zfunc/_pkg\n  pkg completions fish > ~/.config/fish/completions/pkg.fish"
+        after_help = "Examples:\n  pkg completions bash > ~/.local/share/bash-completion/completions/pkg\n  pkg completions zsh > ~/.zfunc/_pkg\n  pkg completions fish > ~/.config/fish/completions/pkg.fish\n  source <(pkg completions bash)     in ~/.bashrc, always matching the installed pkg"
     )]
     Completions(CompletionsArgs),
     /// Print the man page (roff): one page with every command, its options and examples.

@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, command: &BundleCommand) -> anyhow::Result<()> {
 /// Adds the Pkgfile's taps that are missing, then locks with the formulae they give.
 fn lock_now(ctx: &Ctx, pkgfile: &Pkgfile, platforms: &[Platform]) -> anyhow::Result<Lock> {
     ensure_taps(ctx, &pkgfile.taps)?;
-    let formulary = super::formulary(ctx.settings);
+    let formulary = crate::tap::formulary(ctx.settings);
     let pourer = ctx.pourer()?;
     let lock = bundle::lock(
         pkgfile,
@@ -138,7 +138,7 @@ fn install(ctx: &Ctx, path: &std::path::Path, locked: bool, frozen: bool) -> any
         (lock, Some(pkgfile))
     };
     ensure_taps(ctx, &lock.taps)?;
-    let formulary = bundle::pinned_formulary(&lock, &super::formulary(ctx.settings));
+    let formulary = bundle::pinned_formulary(&lock, &crate::tap::formulary(ctx.settings));
     let here = host.to_string();
     let requests: Vec<Request> = lock
         .packages
@@ -156,7 +156,7 @@ fn install(ctx: &Ctx, path: &std::path::Path, locked: bool, frozen: bool) -> any
     if let Some(pkgfile) = pkgfile {
         for w in pkgfile.packages.iter().filter(|w| !w.link) {
             if crate::link::linked_version(&ctx.settings.prefix, &w.name).is_some() {
-                super::link::unlink(ctx, &w.name)?;
+                super::link::unlink(ctx, std::slice::from_ref(&w.name))?;
             }
         }
     }

@@ -5,7 +5,15 @@ use std::io::Write as _;
 
 use super::{Ctx, SilentExit};
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
+/// `pkg doctor --json`.
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    schema: u32,
+    problems: &'a [crate::doctor::Finding],
+    notes: &'a [String],
+}
+
+pub fn run(ctx: &Ctx, json: bool) -> anyhow::Result<()> {
     let checkup = crate::doctor::examine(&crate::doctor::Subject {
         prefix: &ctx.settings.prefix,
         cache: &ctx.settings.cache,
@@ -15,6 +23,17 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
         credentials: &ctx.settings.credentials,
     });
     let (findings, notes) = (checkup.findings, checkup.notes);
+    if json {
+        super::print_json(&Report {
+            schema: super::JSON_SCHEMA,
+            problems: &findings,
+            notes: &notes,
+        })?;
+        return match findings.is_empty() {
+            true => Ok(()),
+            false => Err(SilentExit(1).into()),
+        };
+    }
     let mut out = std::io::stdout().lock();
     for note in &notes {
         writeln!(out, "Note: {note}")?;

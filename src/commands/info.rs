@@ -8,8 +8,47 @@ use crate::cli::InfoArgs;
 
 use super::{Ctx, print_json};
 
+/// One name: its document (JSON: an object). Several: each in turn (JSON: an array), going
+/// on past names that are neither a formula nor installed, which fail the run at the end.
 pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
-    let name = &args.name;
+    if let [name] = args.names.as_slice() {
+        let (formula, info) = look_up(ctx, name)?;
+        return match args.json {
+            true => print_json(&info),
+            false => show(name, formula.as_ref(), &info),
+        };
+    }
+    let mut docs = Vec::new();
+    let mut unknown = Vec::new();
+    for name in &args.names {
+        let found = look_up(ctx, name).and_then(|(formula, info)| {
+            if !args.json {
+                show(name, formula.as_ref(), &info)?;
+                println!();
+            }
+            Ok(info)
+        });
+        match found {
+            Ok(info) => docs.push(info),
+            Err(e) => {
+                ctx.reporter.error(&crate::report::one_line(e.as_ref()));
+                unknown.push(name.as_str());
+            }
+        }
+    }
+    if args.json {
+        print_json(&docs)?;
+    }
+    if !unknown.is_empty() {
+        bail!("no information on {}", unknown.join(", "));
+    }
+    Ok(())
+}
+
+fn look_up(
+    ctx: &Ctx,
+    name: &str,
+) -> anyhow::Result<(Option<crate::formula::Formula>, crate::inventory::Info)> {
     let formula = match ctx.formulary.load(name) {
         Ok(f) => Some(f),
         Err(e) if ctx.cellar.installed_versions(name).is_empty() => return Err(e.into()),
@@ -19,13 +58,18 @@ pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
         }
     };
     let info = ctx.inventory().info(name, formula.as_ref());
-    if args.json {
-        return print_json(&info);
-    }
+    Ok((formula, info))
+}
+
+fn show(
+    name: &str,
+    formula: Option<&crate::formula::Formula>,
+    info: &crate::inventory::Info,
+) -> anyhow::Result<()> {
     let p = &info.package;
     let (pinned, lost, took) = (p.pinned, &p.taken_over_by_others, &p.taken_over_from_others);
     let mut out = std::io::stdout().lock();
-    match &formula {
+    match formula {
         Some(f) => {
             let newest = f.newest().map(crate::version::show).unwrap_or_default();
             writeln!(

@@ -1,8 +1,9 @@
 //! `pkg install`: the planner's install plan, printed (`--dry-run`) or carried out — kegs
 //! poured several at once, then linked in dependency order; a package that fails leaves
-//! nothing of itself behind and does not stop the others.
+//! nothing of itself behind and does not stop the others. `pkg reinstall`: the same road for
+//! the versions in use.
 
-use crate::cli::InstallArgs;
+use crate::cli::{InstallArgs, ReinstallArgs};
 use crate::resolve::Request;
 
 use super::Ctx;
@@ -93,4 +94,12 @@ fn by_reference(
     // `{version}` spells it whole (`10.44.0+x2`), so the request is exactly that version.
     let request = Request::parse(&format!("{name}@{version}"))?;
     Ok(Some((request, version, before)))
+}
+
+/// `pkg reinstall NAME…`: each poured again at the version in use and put in place of its keg
+/// whole (a keg that cannot be poured stays as it was).
+pub fn reinstall(ctx: &Ctx, args: &ReinstallArgs) -> anyhow::Result<()> {
+    let _lock = (!args.dry_run).then(|| ctx.lock()).transpose()?;
+    let plan = crate::plan::reinstall(&mut ctx.state(), &args.packages)?;
+    super::outcome::carry_out(ctx, &plan, args.dry_run, args.json, true)
 }

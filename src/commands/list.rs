@@ -33,10 +33,40 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `pkg search --json`.
+#[derive(serde::Serialize)]
+struct Found {
+    schema: u32,
+    formulae: Vec<FoundFormula>,
+}
+
+#[derive(serde::Serialize)]
+struct FoundFormula {
+    name: String,
+    desc: String,
+    newest: Option<String>,
+    installed: bool,
+}
+
+/// `pkg search --remote --json`.
+#[derive(serde::Serialize)]
+struct Tags<'a> {
+    schema: u32,
+    repository: String,
+    tags: &'a [String],
+}
+
 pub fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<()> {
     if args.remote {
         let repo: crate::registry::Repository = args.text.parse()?;
         let tags = ctx.client().list_tags(&repo)?;
+        if args.json {
+            return print_json(&Tags {
+                schema: super::JSON_SCHEMA,
+                repository: repo.to_string(),
+                tags: &tags,
+            });
+        }
         let mut out = std::io::stdout().lock();
         for t in &tags {
             writeln!(out, "{t}")?;
@@ -47,8 +77,7 @@ pub fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let needle = args.text.to_lowercase();
-    let mut out = std::io::stdout().lock();
-    let mut found = 0;
+    let mut found = Vec::new();
     for name in ctx.formulary.names() {
         let formula = match ctx.formulary.load(&name) {
             Ok(f) => f,
@@ -58,11 +87,26 @@ pub fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<()> {
             }
         };
         if name.to_lowercase().contains(&needle) || formula.desc.to_lowercase().contains(&needle) {
-            writeln!(out, "{name}: {}", formula.desc)?;
-            found += 1;
+            found.push(FoundFormula {
+                installed: ctx.state().in_use(&name).is_some(),
+                newest: formula.newest().map(crate::version::show),
+                desc: formula.desc,
+                name,
+            });
         }
     }
-    if found == 0 {
+    if args.json {
+        print_json(&Found {
+            schema: super::JSON_SCHEMA,
+            formulae: found,
+        })?;
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    for f in &found {
+        writeln!(out, "{}: {}", f.name, f.desc)?;
+    }
+    if found.is_empty() {
         ctx.reporter
             .warn(&format!("no formula matches `{}`", args.text));
         return Err(SilentExit(1).into());

@@ -7,6 +7,7 @@ mod config;
 mod deps;
 mod doctor;
 mod fetch;
+mod files;
 mod info;
 mod install;
 mod link;
@@ -118,6 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         prefix: cli.prefix.clone(),
         cache: cli.cache.clone(),
         jobs: cli.jobs.map(usize::from),
+        offline: cli.offline.then_some(true),
     };
     let settings = Settings::load(&flags)?;
     let reporter = Stderr::new(cli.quiet, cli.color);
@@ -133,7 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Ctx {
         notice,
         cellar: Cellar::new(&settings.prefix),
-        formulary: formulary(&settings),
+        formulary: crate::tap::formulary(&settings),
         records: Records::new(&settings.prefix),
         settings: &settings,
         reporter: &reporter,
@@ -145,41 +147,33 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Upgrade(args) => upgrade::run(&ctx, &args),
         Command::Outdated(args) => upgrade::outdated(&ctx, &args),
         Command::Uninstall(args) => uninstall::run(&ctx, &args),
+        Command::List(args) if !args.names.is_empty() => files::list_files(&ctx, &args.names),
         Command::List(args) => list::list(&ctx, &args),
         Command::Info(args) => info::run(&ctx, &args),
         Command::Search(args) => list::search(&ctx, &args),
-        Command::Pin(args) => pin::pin(&ctx, &args.name, true),
-        Command::Unpin(args) => pin::pin(&ctx, &args.name, false),
+        Command::Pin(args) => pin::pin(&ctx, &args.names, true),
+        Command::Unpin(args) => pin::pin(&ctx, &args.names, false),
         Command::Link(args) => link::link(&ctx, &args),
-        Command::Unlink(args) => link::unlink(&ctx, &args.name),
+        Command::Unlink(args) => link::unlink(&ctx, &args.names),
+        Command::Reinstall(args) => install::reinstall(&ctx, &args),
+        Command::Leaves(args) => files::leaves(&ctx, args.json),
+        Command::Which(args) => files::which(&ctx, &args),
+        Command::Shellenv(args) => shell::shellenv(args.shell, &ctx.settings.prefix),
         Command::Fetch(args) => fetch::run(&ctx, &args),
         Command::Cleanup(args) => cleanup::cleanup(&ctx, &args),
         Command::Autoremove(args) => cleanup::autoremove(&ctx, args.dry_run),
         Command::Deps(args) => deps::deps(&ctx, &args),
-        Command::Uses(args) => deps::uses(&ctx, &args.name),
+        Command::Uses(args) => deps::uses(&ctx, &args.name, args.json),
         Command::Bottle(args) => bottle::run(&ctx, &args),
         Command::Login(args) => login::run(&ctx, &args),
         Command::Logout(args) => login::logout(&ctx, &args),
         Command::Config(args) => config::show(&ctx, args.json),
-        Command::Doctor => doctor::run(&ctx),
+        Command::Doctor(args) => doctor::run(&ctx, args.json),
         Command::Completions(_) | Command::Manpage => Ok(()),
         Command::Tap { command } => tap::tap(&ctx, &command),
         Command::Update => tap::update(&ctx),
         Command::Bundle { command } => bundle::run(&ctx, &command),
     }
-}
-
-/// Formula lookup order: PKG_FORMULAE / config directories, formulae recorded by installs by
-/// reference, taps (by name), then the formulae built into pkg.
-fn formulary(settings: &Settings) -> Formulary {
-    let mut dirs = settings.formula_dirs.clone();
-    dirs.push(
-        crate::references::References::new(&settings.prefix)
-            .dir()
-            .to_owned(),
-    );
-    dirs.extend(crate::tap::Taps::new(&settings.prefix).formula_dirs());
-    Formulary::new(dirs)
 }
 
 /// What every command works with.
@@ -284,10 +278,21 @@ impl Ctx<'_> {
     }
 }
 
+/// The version in use of each name; the first that is not installed is the error (before
+/// anything is changed).
+fn installed_all(ctx: &Ctx, names: &[String]) -> anyhow::Result<Vec<semver::Version>> {
+    let state = ctx.state();
+    let versions = names
+        .iter()
+        .map(|n| state.require_installed(n))
+        .collect::<Result<_, _>>()?;
+    Ok(versions)
+}
+
 /// Writes a JSON document to stdout.
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
+    serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::from)?;
     writeln!(out)?;
     Ok(())
 }

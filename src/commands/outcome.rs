@@ -66,6 +66,11 @@ pub(super) fn carry_out_with(
         }
         return finish(ctx, &doc, started.elapsed().as_secs_f64());
     }
+    let verb = if plan.units.iter().all(|u| u.kind == UnitKind::Reinstall) {
+        "reinstalling"
+    } else {
+        "installing"
+    };
     if !doc.moved.is_empty() {
         let what: Vec<String> = doc
             .moved
@@ -84,7 +89,7 @@ pub(super) fn carry_out_with(
         ctx.reporter.status(
             "Finished",
             &format!(
-                "installing {} in {:.1}s",
+                "{verb} {} in {:.1}s",
                 what.join(", "),
                 started.elapsed().as_secs_f64()
             ),
@@ -95,18 +100,23 @@ pub(super) fn carry_out_with(
         let names: Vec<&str> = errors.iter().map(|(n, _)| n.as_str()).collect();
         for (what, e) in &errors {
             ctx.reporter.error(&format!(
-                "installing {what} failed; nothing was changed: {}",
+                "{verb} {what} failed; nothing was changed: {}",
                 crate::report::one_line(e.as_ref())
             ));
         }
         anyhow::bail!(
-            "{} packages failed to install: {}; nothing of theirs was changed",
+            "{} packages failed {}: {}; nothing of theirs was changed",
             errors.len(),
+            if verb == "reinstalling" {
+                "to reinstall"
+            } else {
+                "to install"
+            },
             names.join(", ")
         );
     }
     if let Some((what, e)) = errors.pop() {
-        return Err(e.context(format!("installing {what} failed; nothing was changed")));
+        return Err(e.context(format!("{verb} {what} failed; nothing was changed")));
     }
     if !doc.failed.is_empty() {
         let names: Vec<&str> = doc.failed.iter().map(|f| f.name.as_str()).collect();

@@ -43,6 +43,13 @@ fn api_summary(r: &Refreshed) -> String {
     out
 }
 
+/// `pkg tap list --json`.
+#[derive(serde::Serialize)]
+struct TapList {
+    schema: u32,
+    taps: Vec<crate::tap::Tap>,
+}
+
 pub fn tap(ctx: &Ctx, command: &TapCommand) -> anyhow::Result<()> {
     let taps = Taps::new(&ctx.settings.prefix);
     match command {
@@ -96,7 +103,13 @@ pub fn tap(ctx: &Ctx, command: &TapCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        TapCommand::List => {
+        TapCommand::List { json: true } => {
+            super::print_json(&TapList {
+                schema: super::JSON_SCHEMA,
+                taps: taps.list(),
+            })?;
+        }
+        TapCommand::List { json: false } => {
             let mut out = std::io::stdout().lock();
             for t in taps.list() {
                 writeln!(out, "{}\t{}\t{}", t.name, t.kind, t.path.display())?;
@@ -129,6 +142,13 @@ pub fn tap(ctx: &Ctx, command: &TapCommand) -> anyhow::Result<()> {
 }
 
 pub fn update(ctx: &Ctx) -> anyhow::Result<()> {
+    if ctx.settings.network.offline {
+        return Err(super::BadInput(
+            "pkg update fetches the taps, which --offline (PKG_OFFLINE) forbids; run it online"
+                .into(),
+        )
+        .into());
+    }
     let _lock = ctx.lock()?;
     let taps = Taps::new(&ctx.settings.prefix);
     let mut failed = 0;

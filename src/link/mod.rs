@@ -463,7 +463,7 @@ pub fn owner(prefix: &Path, link: &Path, target: &Path) -> Option<String> {
 }
 
 /// Lexical normalization (no filesystem access): resolves `.` and `..`.
-fn normalize(path: &Path) -> PathBuf {
+pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {

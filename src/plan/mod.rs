@@ -33,6 +33,10 @@ pub enum PlanError {
     },
     #[error("`{0}` is not installed; `pkg list` shows what is")]
     NotInstalled(String),
+    #[error(
+        "{name} {version} is installed but its formula no longer has that version, so it cannot be poured again; `pkg upgrade {name}` moves it to one the formula has"
+    )]
+    NotInFormula { name: String, version: String },
 }
 
 /// What a move does to a package, as the user is told.
@@ -45,6 +49,8 @@ pub enum Action {
     Upgrade,
     /// To an older version than the one in use.
     Downgrade,
+    /// The version in use, poured again.
+    Reinstall,
 }
 
 /// One package put at one version: poured unless its keg is in the Cellar, then linked.
@@ -71,6 +77,7 @@ impl Move {
     pub fn action(&self) -> Action {
         match &self.from {
             None => Action::Install,
+            Some(from) if *from == self.step.version => Action::Reinstall,
             Some(from) if *from > self.step.version => Action::Downgrade,
             Some(_) => Action::Upgrade,
         }
@@ -82,6 +89,8 @@ impl Move {
 pub enum UnitKind {
     Install,
     Upgrade,
+    /// `pkg reinstall`: the version in use poured again and put in place of its keg.
+    Reinstall,
 }
 
 /// Moves that succeed or fail together: one package of an install, or one package's upgrade
@@ -315,6 +324,50 @@ pub fn install(state: &mut State, requests: &[Request], upgrade: bool) -> Result
             plan.units.push(unit);
         }
         plan.notes.extend(more.notes);
+    }
+    Ok(plan)
+}
+
+/// Plans `pkg reinstall NAME…`: the version of each in use poured again from its formula, as
+/// it was asked for (on request or not) and with the dependencies its receipt records; its
+/// links stay as they are, unless the user unlinked it. Every name must be installed and its
+/// version still in its formula, or nothing is planned.
+pub fn reinstall(state: &mut State, names: &[String]) -> Result<Plan, PlanError> {
+    let mut plan = Plan::default();
+    for name in names {
+        let version = state.require_installed(name)?;
+        let formula = state.formulary.load(name)?;
+        if !formula.versions.contains_key(&version) {
+            return Err(PlanError::NotInFormula {
+                name: name.clone(),
+                version: crate::version::show(&version),
+            });
+        }
+        let receipt = crate::cellar::receipt::Receipt::read(&state.cellar.keg(name, &version));
+        let (on_request, deps) = receipt
+            .map(|r| (r.installed_on_request, r.dependencies))
+            .unwrap_or((true, BTreeMap::new()));
+        let linked = state.linked(name).as_ref() == Some(&version);
+        plan.units.push(Unit {
+            kind: UnitKind::Reinstall,
+            package: name.clone(),
+            from: Some(version.clone()),
+            to: version.clone(),
+            moves: vec![Move {
+                step: Step {
+                    formula,
+                    version: version.clone(),
+                    on_request,
+                },
+                from: Some(version),
+                pour: true,
+                link: linked,
+                remove_old: false,
+                deps,
+            }],
+            after: Vec::new(),
+            hold: None,
+        });
     }
     Ok(plan)
 }

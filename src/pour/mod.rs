@@ -592,14 +592,19 @@ impl Pourer<'_> {
                 Ok(m)
             }
             Err(SourceError::Registry(
-                err @ (RegistryError::Transport { .. } | RegistryError::Body { .. }),
+                err @ (RegistryError::Transport { .. }
+                | RegistryError::Body { .. }
+                | RegistryError::Offline { .. }),
             )) => {
                 if let Some(digest) = self.store.get_ref(repo, tag)
                     && let Some(cached) = self.cached_manifest(source, &digest)?
                 {
-                    self.reporter.warn(&format!(
-                        "{err}; using the cached manifest {digest} that {repo}:{tag} had when last fetched"
-                    ));
+                    // Offline, the cache is what was asked for: nothing to warn about.
+                    if !matches!(err, RegistryError::Offline { .. }) {
+                        self.reporter.warn(&format!(
+                            "{err}; using the cached manifest {digest} that {repo}:{tag} had when last fetched"
+                        ));
+                    }
                     return Ok(cached);
                 }
                 Err(err.into())

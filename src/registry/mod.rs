@@ -101,6 +101,10 @@ pub enum RegistryError {
         #[source]
         source: manifest::ManifestError,
     },
+    #[error(
+        "--offline: {what} is not in the cache, and nothing is fetched offline; run without --offline (PKG_OFFLINE) to fetch it, or `pkg fetch` it while online"
+    )]
+    Offline { what: String },
     #[error("reading from {url}: {source}")]
     Read {
         url: String,
@@ -600,6 +604,11 @@ impl Client {
         call: &Call<'_>,
         authorization: Option<&str>,
     ) -> Result<Response<ureq::Body>, RegistryError> {
+        if self.net.offline {
+            return Err(RegistryError::Offline {
+                what: offline_what(&call.url),
+            });
+        }
         let follows = matches!(call.method, http::Method::GET | http::Method::HEAD);
         let mut current = call.url.clone();
         let mut authorized = same_origin(base, &current);
@@ -740,6 +749,26 @@ fn parse_www_authenticate(resp: &Response<ureq::Body>) -> Vec<Challenge> {
 }
 
 /// A URL for messages: no userinfo, no query (pre-signed CDN URLs carry credentials there).
+/// What a request offline wanted, as the user knows it: `the manifest 1.0.0 of
+/// 127.0.0.1:5000/acme/hello`, `the blob sha256:… of …`, else the URL.
+fn offline_what(url: &Url) -> String {
+    let host = host_port(url);
+    let path = url.path().strip_prefix("/v2/").unwrap_or_default();
+    for (part, what) in [
+        ("/manifests/", "the manifest"),
+        ("/blobs/", "the blob"),
+        ("/referrers/", "the referrers of"),
+    ] {
+        if let Some((name, reference)) = path.rsplit_once(part) {
+            return format!("{what} {reference} of {host}/{name}");
+        }
+    }
+    if let Some(name) = path.strip_suffix("/tags/list") {
+        return format!("the tags of {host}/{name}");
+    }
+    redact(url)
+}
+
 pub fn redact(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");

@@ -25,6 +25,8 @@ pub struct NetworkOptions {
     )>,
     /// The proxies from the environment.
     pub proxies: super::network::Proxies,
+    /// `--offline`: no request leaves the machine; each says what it wanted instead.
+    pub offline: bool,
 }
 
 impl Default for NetworkOptions {
@@ -38,6 +40,7 @@ impl Default for NetworkOptions {
             resumes: 10,
             ca: None,
             proxies: super::network::Proxies::default(),
+            offline: false,
         }
     }
 }

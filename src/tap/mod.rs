@@ -516,3 +516,16 @@ fn git(
     }
     Ok(())
 }
+
+/// The formulae a prefix sees, in lookup order: PKG_FORMULAE / config directories, formulae
+/// recorded by installs by reference, taps (by name), then the formulae built into pkg.
+pub fn formulary(settings: &crate::settings::Settings) -> crate::formula::Formulary {
+    let mut dirs = settings.formula_dirs.clone();
+    dirs.push(
+        crate::references::References::new(&settings.prefix)
+            .dir()
+            .to_owned(),
+    );
+    dirs.extend(Taps::new(&settings.prefix).formula_dirs());
+    crate::formula::Formulary::new(dirs)
+}

@@ -5,6 +5,7 @@ mod artifacts;
 mod bottle;
 mod bundle;
 mod crash;
+mod everyday;
 mod experience;
 mod faults;
 mod formats;

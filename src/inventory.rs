@@ -97,7 +97,14 @@ pub struct Leaf {
     pub version: String,
 }
 
-/// `pkg which BIN --json`: the package a command in `PREFIX/bin` belongs to.
+/// `pkg which BIN… --json`.
+#[derive(Debug, serde::Serialize)]
+pub struct Owners {
+    pub schema: u32,
+    pub commands: Vec<Owner>,
+}
+
+/// The package a command in `PREFIX/bin` belongs to.
 #[derive(Debug, serde::Serialize)]
 pub struct Owner {
     pub command: String,

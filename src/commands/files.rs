@@ -50,10 +50,10 @@ pub fn which(ctx: &Ctx, args: &WhichArgs) -> anyhow::Result<()> {
         }
     }
     if args.json {
-        print_json(&serde_json::json!({
-            "schema": crate::inventory::SCHEMA,
-            "commands": owners,
-        }))?;
+        print_json(&crate::inventory::Owners {
+            schema: crate::inventory::SCHEMA,
+            commands: owners,
+        })?;
     } else {
         let mut out = std::io::stdout().lock();
         for o in &owners {

@@ -39,8 +39,10 @@ pub fn sh(dir: &Path, script: &str) {
 
 /// What is compared of one entry.
 #[derive(Debug, PartialEq, Eq)]
-struct Facts {
+pub struct Facts {
     kind: &'static str,
+    /// Regular files only: GNU tar restores their mtime, and so must pkg.
+    mtime: Option<i64>,
     mode: u32,
     size: u64,
     sha256: Option<String>,
@@ -69,7 +71,7 @@ fn user_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Every entry under `root` (links not followed), keyed by its relative path; `.pkg` left out.
-fn listing(root: &Path) -> BTreeMap<String, Facts> {
+pub fn listing(root: &Path) -> BTreeMap<String, Facts> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_owned()];
     while let Some(dir) = stack.pop() {
@@ -101,6 +103,7 @@ fn listing(root: &Path) -> BTreeMap<String, Facts> {
                 rel,
                 Facts {
                     kind,
+                    mtime: ft.is_file().then(|| meta.mtime()),
                     // A symlink's own mode is not the archive's to set.
                     mode: if ft.is_symlink() {
                         0
@@ -124,7 +127,7 @@ fn listing(root: &Path) -> BTreeMap<String, Facts> {
 }
 
 #[track_caller]
-fn assert_same_tree(case: &str, keg: &Path, reference: &Path) {
+pub fn assert_same_tree(case: &str, keg: &Path, reference: &Path) {
     let (got, want) = (listing(keg), listing(reference));
     for (rel, facts) in &want {
         assert_eq!(
@@ -139,7 +142,7 @@ fn assert_same_tree(case: &str, keg: &Path, reference: &Path) {
 
 /// GNU tar's extraction of `tar` (uncompressed) as a normal user does it: no owners, modes
 /// under the umask, `user.*` xattrs kept.
-fn gnu_extract(tar: &Path, into: &Path) {
+pub fn gnu_extract(tar: &Path, into: &Path) {
     std::fs::create_dir_all(into).unwrap();
     sh(
         into,
@@ -151,7 +154,7 @@ fn gnu_extract(tar: &Path, into: &Path) {
 }
 
 /// The tree of a `/usr`-like subtree and a package with every kind of entry GNU tar writes.
-fn usrish_tree(dir: &Path) {
+pub fn usrish_tree(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let long_dir = "d".repeat(150);
     let long_file = "f".repeat(120);

@@ -48,6 +48,7 @@ pub mod beneath;
 mod error;
 mod limits;
 mod place;
+mod pool;
 mod sparse;
 mod write;
 
@@ -82,6 +83,27 @@ pub fn unpack_tar<R: Read>(
     limits: &Limits,
     stats: &mut Stats,
 ) -> Result<(), UnpackError> {
+    let writers = pool::count();
+    if writers == 0 {
+        return unpack_entries(reader, root, limits, stats, None);
+    }
+    std::thread::scope(|scope| {
+        let writers = pool::start(scope, writers);
+        let unpacked = unpack_entries(reader, root, limits, stats, Some(&writers));
+        // Every chunk is written before the layer counts as unpacked; the first write that
+        // failed is the error when the entries themselves went well.
+        let written = writers.finish();
+        unpacked.and(written)
+    })
+}
+
+fn unpack_entries<R: Read>(
+    reader: R,
+    root: &Path,
+    limits: &Limits,
+    stats: &mut Stats,
+    writers: Option<&pool::Writers<'_>>,
+) -> Result<(), UnpackError> {
     let mut archive = tar::Archive::new(reader);
     let open_error = |source| UnpackError::Io {
         entry: "".into(),
@@ -98,12 +120,17 @@ pub fn unpack_tar<R: Read>(
         umask: umask().unwrap_or(0o022),
         last: None,
         buf: vec![0; COPY_BUF],
+        writers,
     };
     let entries = archive.entries().map_err(|source| UnpackError::Read {
         context: "".into(),
         source,
     })?;
     for entry in entries {
+        if writers.is_some_and(pool::Writers::failed) {
+            // A write failed: `finish` reports it.
+            break;
+        }
         let mut entry = entry.map_err(|source| UnpackError::Read {
             context: layer
                 .last
@@ -137,10 +164,17 @@ struct Layer<'a> {
     /// The last entry seen, for errors between entries.
     last: Option<String>,
     buf: Vec<u8>,
+    /// Where file contents go when they are written by the pool (pool.rs), not this thread.
+    writers: Option<&'a pool::Writers<'a>>,
 }
 
 /// The process umask, read from `/proc/self/status` (reading it with `umask(2)` would mean
 /// changing it); `None` where that is not available, and then 0o022 is assumed.
+/// The process umask (0o022 where it cannot be read).
+pub fn process_umask() -> u32 {
+    umask().unwrap_or(0o022)
+}
+
 fn umask() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;

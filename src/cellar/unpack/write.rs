@@ -145,6 +145,47 @@ pub(super) fn file<R: Read>(
         }
         file.set_len(spec.realsize).map_err(write_error)?;
         stats.bytes += spec.realsize;
+    } else if let Some(writers) = layer.writers
+        && entry.header().entry_type() != EntryType::GNUSparse
+    {
+        // The bytes go to the writers; this thread reads on to the next entry.
+        set_xattrs(&file, pax, stats);
+        let pending = std::sync::Arc::new(super::pool::Pending::new(
+            file,
+            mtime(entry.header()),
+            name,
+            path.clone(),
+        ));
+        let mut offset = 0u64;
+        if head_len > 0 {
+            let mut first = writers.buffer(head_len as u64);
+            first.copy_from_slice(&head[..head_len]);
+            if !writers.write(&pending, 0, first) {
+                return Ok(());
+            }
+            offset = head_len as u64;
+        }
+        while offset < size {
+            let mut buf = writers.buffer(size - offset);
+            let n = read_up_to(entry, &mut buf).map_err(read_error)?;
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n);
+            if !writers.write(&pending, offset, buf) {
+                return Ok(());
+            }
+            offset += n as u64;
+        }
+        stats.bytes += offset;
+        if offset < size {
+            return Err(UnpackError::Truncated {
+                entry: name.into(),
+                expected: size,
+                actual: offset,
+            });
+        }
+        return Ok(());
     } else {
         file.write_all(&head[..head_len]).map_err(write_error)?;
         let holes = entry.header().entry_type() == EntryType::GNUSparse;
@@ -223,13 +264,16 @@ fn copy_at(
 
 /// Best effort: a missing or odd mtime leaves the file's own.
 fn set_mtime(file: &File, header: &tar::Header) {
-    if let Some(time) = header
+    if let Some(time) = mtime(header) {
+        let _ = file.set_modified(time);
+    }
+}
+
+fn mtime(header: &tar::Header) -> Option<SystemTime> {
+    header
         .mtime()
         .ok()
         .and_then(|secs| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs)))
-    {
-        let _ = file.set_modified(time);
-    }
 }
 
 /// A hard link to a file or a symlink already in the root (never to a directory). `linkat`
@@ -283,6 +327,10 @@ pub(super) fn hardlink(
         return layer.create(name, rel, Op::Symlink, |dir, n| {
             rustix::fs::symlinkat(&to, dir, n)
         });
+    }
+    // The target's bytes may still be on their way to it.
+    if let Some(writers) = layer.writers {
+        writers.wait_idle();
     }
     let mut from = (layer.root.open_file(&target_rel, false))
         .map_err(|e| walk_error(&layer.root_path, name, Op::Inspect, e))?;

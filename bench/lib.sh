@@ -20,6 +20,7 @@ need_tools() {
     for tool in skopeo hyperfine curl strace gzip tar patchelf; do
         command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
     done
+    command -v mkfs.xfs >/dev/null 2>&1 || need+=(xfsprogs)
     ((${#need[@]})) || return 0
     local sudo=()
     [[ $(id -u) -eq 0 ]] || sudo=(sudo -n)

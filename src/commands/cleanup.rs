@@ -115,6 +115,28 @@ fn clean_cache(
         blobs += 1;
         remove_file(ctx, &path, size, args.dry_run)?;
     }
+    // Unpacked trees (warm installs) go with their layers, or unused for --prune DAYS.
+    let unpacked = store.unpacked();
+    let now = std::time::SystemTime::now();
+    for (entry, layers, used) in unpacked.entries() {
+        let unused_days = now.duration_since(used).map_or(0, |d| d.as_secs() / 86_400);
+        if layers.iter().all(|l| referenced.contains(l))
+            && args.prune.is_none_or(|days| unused_days < days)
+        {
+            continue;
+        }
+        let size = crate::store::unpacked::tree_size(&entry);
+        *freed += size;
+        if args.dry_run {
+            println!("would remove {} ({})", entry.display(), human_bytes(size));
+            continue;
+        }
+        unpacked.remove(&entry)?;
+        ctx.reporter.status(
+            "Removed",
+            &format!("{} ({})", entry.display(), human_bytes(size)),
+        );
+    }
     for (other, only_theirs) in others.iter().filter(|(_, n)| *n > 0) {
         ctx.reporter.status(
             "Keeping",

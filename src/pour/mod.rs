@@ -478,6 +478,29 @@ impl Pourer<'_> {
         image: &Image,
     ) -> Result<(tempfile::TempDir, crate::interrupt::Guard, Stats), PourError> {
         let repo = &formula.versions[version].repository;
+        let layer_digests: Vec<Digest> = (image.manifest.layers.iter())
+            .map(|l| l.digest.clone())
+            .collect();
+        let chain = crate::store::unpacked::chain_id(&layer_digests);
+        let unpacked = self.store.unpacked();
+        // Warm: the tree these layers unpacked into, cloned (reflinks only; see unpacked.rs).
+        if let Some(chain) = &chain
+            && unpacked.get(chain).is_some()
+        {
+            let staging = cellar.stage()?;
+            let interrupted = crate::interrupt::guard(staging.path());
+            if let Ok(Some(cloned)) = unpacked.materialize(chain, staging.path()) {
+                let stats = Stats {
+                    entries: cloned.entries,
+                    bytes: cloned.bytes,
+                    ..Stats::default()
+                };
+                return Ok((staging, interrupted, stats));
+            }
+            // A clone that failed (this prefix on another filesystem): its staging keg goes,
+            // and the layers are unpacked.
+            drop((staging, interrupted));
+        }
         let staging = cellar.stage()?;
         let interrupted = crate::interrupt::guard(staging.path());
         let mut stats = Stats::default();
@@ -515,6 +538,15 @@ impl Pourer<'_> {
             )
         })?;
         progress.finish();
+        // Kept for the next install of these layers, where the filesystem clones for free.
+        if let Some(chain) = &chain
+            && let Err(e) = unpacked.put(chain, &layer_digests, staging.path())
+        {
+            self.reporter.warn(&format!(
+                "could not keep the unpacked tree of {} for warm installs: {e}",
+                formula.name
+            ));
+        }
         Ok((staging, interrupted, stats))
     }
 

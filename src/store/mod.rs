@@ -8,6 +8,8 @@
 //! CACHE/v1/prefixes/<id>.toml            the prefixes using this cache (schema 1; see prefixes.rs)
 //! CACHE/v1/blobs/{sha256,sha512}/<hex>   verified content (layers, manifests)
 //! CACHE/v1/refs/<registry>/<repo>/<tag>  digest a tag pointed to when last fetched
+//! CACHE/v1/unpacked/<chain>/tree/        a layer chain's unpacked tree, where reflinks work
+//! CACHE/v1/unpacked/<chain>/layers       its layers, one digest a line (see unpacked.rs)
 //! CACHE/v1/tmp/                          temporary files, each locked by its live run
 //! CACHE/v1/tmp/<alg>-<hex>.partial       a download a killed or failed run left, resumed by
 //!                                        the next run that wants that blob
@@ -119,8 +121,17 @@ impl Store {
             let Ok(file) = File::open(&path) else {
                 continue;
             };
-            if file.try_lock().is_ok() && (dry_run || std::fs::remove_file(&path).is_ok()) {
-                out.push((path, meta.len()));
+            // A directory is an unpacked tree being stored (unpacked.rs), locked by its run.
+            let remove = |p: &Path| match meta.is_dir() {
+                true => std::fs::remove_dir_all(p),
+                false => std::fs::remove_file(p),
+            };
+            if file.try_lock().is_ok() && (dry_run || remove(&path).is_ok()) {
+                let size = match meta.is_dir() {
+                    true => unpacked::tree_size(&path),
+                    false => meta.len(),
+                };
+                out.push((path, size));
             }
         }
         out
@@ -244,6 +255,11 @@ impl Store {
             .collect()
     }
 
+    /// The unpacked trees (warm installs by reflink).
+    pub fn unpacked(&self) -> unpacked::Unpacked {
+        unpacked::Unpacked::new(&self.root)
+    }
+
     pub fn temporary_dir(&self) -> PathBuf {
         self.root.join("tmp")
     }
@@ -339,5 +355,6 @@ mod download;
 pub mod prefixes;
 #[cfg(test)]
 mod tests;
+pub mod unpacked;
 
 pub use download::BlobReader;

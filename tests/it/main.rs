@@ -21,3 +21,4 @@ mod reach;
 mod realworld;
 mod second_day;
 mod secrets;
+mod speed;

@@ -9,8 +9,7 @@ mod pinned;
 mod pipeline;
 mod place;
 pub mod prefetch;
-
-use place::Placed;
+mod stage;
 
 use crate::cellar::receipt::{self, Receipt, ReceiptError};
 use crate::cellar::unpack::{self, Limits, Stats, UnpackError};
@@ -466,137 +465,6 @@ impl Pourer<'_> {
             stats,
             files,
         })
-    }
-
-    /// A fresh staging directory (guarded against Ctrl-C) holding every layer of `image`
-    /// unpacked, and what was unpacked.
-    fn stage(
-        &self,
-        cellar: &Cellar,
-        formula: &Formula,
-        version: &Version,
-        image: &Image,
-    ) -> Result<(tempfile::TempDir, crate::interrupt::Guard, Stats), PourError> {
-        let repo = &formula.versions[version].repository;
-        let layer_digests: Vec<Digest> = (image.manifest.layers.iter())
-            .map(|l| l.digest.clone())
-            .collect();
-        let chain = crate::store::unpacked::chain_id(&layer_digests);
-        let unpacked = self.store.unpacked();
-        // Warm: the tree these layers unpacked into, cloned (reflinks only; see unpacked.rs).
-        if let Some(chain) = &chain
-            && unpacked.get(chain).is_some()
-        {
-            let staging = cellar.stage()?;
-            let interrupted = crate::interrupt::guard(staging.path());
-            if let Ok(Some(cloned)) = unpacked.materialize(chain, staging.path()) {
-                let stats = Stats {
-                    entries: cloned.entries,
-                    bytes: cloned.bytes,
-                    ..Stats::default()
-                };
-                return Ok((staging, interrupted, stats));
-            }
-            // A clone that failed (this prefix on another filesystem): its staging keg goes,
-            // and the layers are unpacked.
-            drop((staging, interrupted));
-        }
-        let staging = cellar.stage()?;
-        let interrupted = crate::interrupt::guard(staging.path());
-        let mut stats = Stats::default();
-        let total = image.manifest.layers.iter().map(|l| l.size).sum();
-        let mut progress = self.reporter.progress(
-            &format!("{} {}", formula.name, crate::version::Shown(version)),
-            total,
-        );
-        let layers = &image.manifest.layers;
-        let ahead = prefetch::Ahead::new(layers.len(), self.jobs);
-        std::thread::scope(|scope| {
-            for _ in 0..ahead.helpers() {
-                scope.spawn(|| {
-                    ahead.help(&self.ahead, |i| {
-                        self.fetch_layer(
-                            repo,
-                            &layers[i],
-                            &|| ahead.cancelled(),
-                            &crate::report::NoProgress,
-                        )
-                        .map(drop)
-                    })
-                });
-            }
-            // However the unpacking ends (error, panic or done), the helpers stop before the
-            // scope waits for them.
-            let _cancel = prefetch::CancelOnDrop(&ahead);
-            self.unpack_layers(
-                repo,
-                image,
-                &ahead,
-                staging.path(),
-                &mut stats,
-                &mut *progress,
-            )
-        })?;
-        progress.finish();
-        // Kept for the next install of these layers, where the filesystem clones for free.
-        if let Some(chain) = &chain
-            && let Err(e) = unpacked.put(chain, &layer_digests, staging.path())
-        {
-            self.reporter.warn(&format!(
-                "could not keep the unpacked tree of {} for warm installs: {e}",
-                formula.name
-            ));
-        }
-        Ok((staging, interrupted, stats))
-    }
-
-    /// Unpacks the layers in order into `staging`: the first streams from the registry (or
-    /// cache) as it arrives, each later one once `ahead` has it in the cache.
-    fn unpack_layers(
-        &self,
-        repo: &Source,
-        image: &Image,
-        ahead: &prefetch::Ahead,
-        staging: &std::path::Path,
-        stats: &mut Stats,
-        progress: &mut dyn crate::report::Progress,
-    ) -> Result<(), PourError> {
-        for (i, (layer, format)) in image.manifest.layers.iter().zip(&image.formats).enumerate() {
-            ahead.wait(i)?;
-            let reader = self.store.reader(&layer.digest, layer.size, |offset| {
-                self.open_blob(repo, &layer.digest, layer.size, offset)
-            })?;
-            let root = staging;
-            let compression = match format {
-                LayerFormat::Tar(c) => *c,
-                LayerFormat::File(_) => manifest::Compression::None,
-            };
-            let bar = &mut *progress;
-            let advance = &mut move |n| bar.advance(n);
-            let outcome = if let LayerFormat::File(name) = format {
-                // Placed as it is: no magic to check, whatever the bytes hold.
-                pipeline::place(reader, advance, |counted| {
-                    unpack::place_file(root, name, counted, &self.limits, stats)
-                        .map_err(Placed::from)
-                })
-            } else {
-                // A compressed layer's caps follow its size (bombs stop in seconds).
-                let limits = match compression {
-                    manifest::Compression::None => self.limits,
-                    _ => self.limits.for_layer(layer.size, stats),
-                };
-                pipeline::run(reader, compression, advance, |counted| {
-                    unpack::unpack_tar(counted, root, &limits, stats).map_err(Placed::Unpack)
-                })
-            };
-            // A tampered or truncated blob often breaks gzip or tar first: the digest check is
-            // the real verdict, so it is reported in preference to the unpack error.
-            outcome.verified?;
-            outcome
-                .unpacked
-                .map_err(|e| e.into_pour_error(repo, &layer.digest))?;
-        }
-        Ok(())
     }
 
     /// The manifest a tag points to. A pinned digest already in the cache needs no network; when

@@ -30,4 +30,5 @@ pub(crate) mod shellenv;
 pub(crate) mod source;
 pub(crate) mod store;
 pub(crate) mod tap;
+pub(crate) mod verify;
 pub(crate) mod version;

@@ -443,3 +443,34 @@ pub enum TapCommand {
         name: String,
     },
 }
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// `REGISTRY/REPO:TAG`, `REGISTRY/REPO@sha256:…`, or an installed package's NAME (the
+    /// manifest it was installed from).
+    #[arg(value_name = "REFERENCE|NAME")]
+    pub reference: String,
+    /// The signer's identity in its certificate (an email, or a workflow URI), exactly.
+    #[arg(
+        long,
+        value_name = "IDENTITY",
+        required_unless_present_any = ["key", "certificate_github_workflow_repository"],
+        requires = "certificate_oidc_issuer"
+    )]
+    pub certificate_identity: Option<String>,
+    /// The OIDC issuer of the signer's certificate, exactly.
+    #[arg(long, value_name = "URL", requires = "certificate_identity")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// Any GitHub Actions workflow of OWNER/REPO (GitHub's issuer), instead of an identity.
+    #[arg(long, value_name = "OWNER/REPO", conflicts_with_all = ["certificate_identity", "key"])]
+    pub certificate_github_workflow_repository: Option<String>,
+    /// A PEM public key the bundle must be signed with (instead of an identity).
+    #[arg(long, value_name = "FILE", conflicts_with = "certificate_identity")]
+    pub key: Option<std::path::PathBuf>,
+    /// A trust root (trusted_root.json) instead of Sigstore's public-good one, embedded in pkg.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<std::path::PathBuf>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -187,6 +187,12 @@ pub enum Command {
         #[command(subcommand)]
         command: BundleCommand,
     },
+    /// Verify who signed an image: its Sigstore bundles (cosign, GitHub attestations), found
+    /// as OCI referrers and checked offline against the trust root.
+    #[command(
+        after_help = "Examples:\n  pkg verify ghcr.io/acme/tool:1.4.0 --certificate-identity https://github.com/acme/tool/.github/workflows/release.yml@refs/tags/v1.4.0 --certificate-oidc-issuer https://token.actions.githubusercontent.com\n  pkg verify ghcr.io/acme/tool@sha256:<64 hex digits> --key cosign.pub\n  pkg verify hello --key cosign.pub --json     the installed hello's manifest\n\nExit 0 when a signature meets the policy, 1 when none does (each one found is said, and why it failed)."
+    )]
+    Verify(VerifyArgs),
     /// Refresh the taps: `git pull --ff-only` in git taps, and ask each formula API whether it
     /// changed.
     #[command(after_help = "Examples:\n  pkg update")]

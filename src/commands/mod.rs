@@ -20,6 +20,7 @@ mod tap;
 mod ui;
 mod uninstall;
 mod upgrade;
+mod verify;
 
 use std::io::Write as _;
 
@@ -172,6 +173,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions(_) | Command::Manpage => Ok(()),
         Command::Tap { command } => tap::tap(&ctx, &command),
         Command::Update => tap::update(&ctx),
+        Command::Verify(args) => verify::run(&ctx, &args),
         Command::Bundle { command } => bundle::run(&ctx, &command),
     }
 }

@@ -22,3 +22,4 @@ mod realworld;
 mod second_day;
 mod secrets;
 mod speed;
+mod supply;

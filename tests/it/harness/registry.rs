@@ -366,6 +366,72 @@ http:
     }
 
     /// Builds `fixture` as an OCI layout and pushes it as `REPO:TAG` with skopeo (as the test user).
+    /// Pushes `blobs` and then `manifest` (exact bytes, as `media_type`) to `repo` at
+    /// `reference` over the registry API with the test user's token, as a signing client
+    /// publishing an attestation does. Returns the manifest's digest.
+    pub fn put_raw(
+        &self,
+        repo: &str,
+        blobs: &[&[u8]],
+        manifest: &[u8],
+        media_type: &str,
+        reference: &str,
+    ) -> String {
+        use base64::Engine as _;
+        let agent = http_agent();
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{USERNAME}:{PASSWORD}"));
+        let mut resp = agent
+            .get(&format!(
+                "{}?service={SERVICE}&scope=repository:{repo}:pull,push",
+                self.issuer.realm()
+            ))
+            .header("Authorization", &format!("Basic {basic}"))
+            .call()
+            .unwrap();
+        let token: serde_json::Value =
+            serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        let bearer = format!("Bearer {}", token["token"].as_str().unwrap());
+        let base = self.url();
+        for blob in blobs {
+            let digest = super::layout::sha256_digest(blob);
+            let resp = agent
+                .post(&format!("{base}/v2/{repo}/blobs/uploads/"))
+                .header("Authorization", &bearer)
+                .send_empty()
+                .unwrap();
+            assert_eq!(resp.status(), 202, "upload of {digest} not started");
+            let location = resp
+                .headers()
+                .get("location")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let location = if location.starts_with('/') {
+                format!("{base}{location}")
+            } else {
+                location
+            };
+            let sep = if location.contains('?') { '&' } else { '?' };
+            let resp = agent
+                .put(&format!("{location}{sep}digest={digest}"))
+                .header("Authorization", &bearer)
+                .header("Content-Type", "application/octet-stream")
+                .send(*blob)
+                .unwrap();
+            assert_eq!(resp.status(), 201, "upload of {digest} not accepted");
+        }
+        let resp = agent
+            .put(&format!("{base}/v2/{repo}/manifests/{reference}"))
+            .header("Authorization", &bearer)
+            .header("Content-Type", media_type)
+            .send(manifest)
+            .unwrap();
+        assert_eq!(resp.status(), 201, "manifest {reference} not accepted");
+        super::layout::sha256_digest(manifest)
+    }
+
     pub fn push(&self, repo: &str, tag: &str, fixture: &Fixture) -> Built {
         let layout_dir = tempfile::Builder::new()
             .prefix("layout-")

@@ -1,0 +1,109 @@
+//! Finding the Sigstore bundles attached to a manifest: the OCI 1.1 referrers API where the
+//! registry has one, else the fallback tag `sha256-<hex>` (GHCR and distribution 2.8 have no
+//! API); every listed manifest is fetched and read (cosign's fallback index may leave out
+//! `artifactType`), and a bundle layer's blob is fetched and digest-checked. All through the
+//! same registry client (mirrors, retries, credentials) as installs.
+
+use crate::digest::Digest;
+use crate::registry::{Client, RegistryError, Repository};
+
+use super::BUNDLE_MEDIA_TYPE;
+
+/// A bundle attached to the subject.
+pub struct Attached {
+    /// The referrer manifest that carries it.
+    pub manifest: Digest,
+    pub bundle: Vec<u8>,
+}
+
+/// What was found for `subject`, and what was looked at (for a message when nothing fits).
+pub struct Found {
+    pub bundles: Vec<Attached>,
+    pub looked_at: Vec<String>,
+}
+
+pub fn bundles(
+    client: &Client,
+    repo: &Repository,
+    subject: &Digest,
+) -> Result<Found, RegistryError> {
+    let mut looked_at = Vec::new();
+    let index = match client.referrers(repo, subject)? {
+        Some(bytes) => {
+            looked_at.push(format!("the referrers API of {repo} for {subject}"));
+            Some(bytes)
+        }
+        None => {
+            let tag = format!("{}-{}", subject.algorithm(), subject.hex());
+            looked_at.push(format!("the referrers tag {repo}:{tag}"));
+            match client.fetch_manifest(repo, &tag) {
+                Ok(m) => Some(m.bytes),
+                Err(RegistryError::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let mut bundles = Vec::new();
+    let listed: Vec<(Digest, String)> = index
+        .as_deref()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .and_then(|v| v.get("manifests").and_then(|m| m.as_array()).cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|d| {
+            let digest = d.get("digest")?.as_str()?.parse().ok()?;
+            let kind = d.get("artifactType").and_then(|t| t.as_str()).unwrap_or("");
+            Some((digest, kind.to_owned()))
+        })
+        .collect();
+    for (digest, kind) in listed {
+        if !kind.is_empty() && kind != BUNDLE_MEDIA_TYPE {
+            looked_at.push(format!("{digest} ({kind}, not a Sigstore bundle)"));
+            continue;
+        }
+        let manifest = client.fetch_manifest(repo, &digest.to_string())?;
+        let doc: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
+        // It must say it is about this subject, when it says anything.
+        let about = doc.pointer("/subject/digest").and_then(|d| d.as_str());
+        if about.is_some_and(|d| d != subject.to_string()) {
+            looked_at.push(format!(
+                "{digest} (its subject is {})",
+                about.unwrap_or_default()
+            ));
+            continue;
+        }
+        let layers = doc
+            .get("layers")
+            .and_then(|l| l.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let mut any = false;
+        for layer in layers {
+            let media = layer
+                .get("mediaType")
+                .and_then(|m| m.as_str())
+                .unwrap_or("");
+            let (Some(blob), Some(size)) = (
+                layer
+                    .get("digest")
+                    .and_then(|d| d.as_str())
+                    .and_then(|d| d.parse::<Digest>().ok()),
+                layer.get("size").and_then(|s| s.as_u64()),
+            ) else {
+                continue;
+            };
+            if media != BUNDLE_MEDIA_TYPE || size > 4 << 20 {
+                continue;
+            }
+            bundles.push(Attached {
+                manifest: digest.clone(),
+                bundle: client.read_blob(repo, &blob, size)?,
+            });
+            any = true;
+        }
+        if !any {
+            looked_at.push(format!("{digest} (no bundle layer)"));
+        }
+    }
+    Ok(Found { bundles, looked_at })
+}

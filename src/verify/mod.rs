@@ -1,0 +1,238 @@
+//! Who published what: Sigstore bundles (cosign v3, GitHub artifact attestations) verified
+//! offline against a trust root, and the signer checked against a policy. The cryptography —
+//! certificate chain, SCT, transparency-log inclusion proof and checkpoint, RFC 3161 timestamps,
+//! DSSE — is `sigstore-verify`'s; pkg decides what it is asked to trust: the subject must be the
+//! very digest pkg installs, the identity and issuer (or key) are the policy's, and the
+//! predicate type, when the policy names some, one of them. Discovery on a registry is
+//! discover.rs.
+
+pub mod discover;
+
+use std::path::{Path, PathBuf};
+
+use sigstore_verify::trust_root::{SIGSTORE_PRODUCTION_TRUSTED_ROOT, TrustedRoot};
+use sigstore_verify::types::{Artifact, Bundle, DerPublicKey, Sha256Hash};
+use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy, Verifier};
+
+use crate::digest::Digest;
+
+/// The OIDC issuer of GitHub Actions' tokens.
+pub const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// The media type of a Sigstore bundle (v0.3) as an OCI artifact or layer.
+pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+/// What a signature must show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signer {
+    /// A Fulcio certificate for exactly this identity, from this OIDC issuer.
+    Identity { identity: String, issuer: String },
+    /// A GitHub Actions workflow of `OWNER/REPO` (optionally exactly `workflow`, a path like
+    /// `.github/workflows/release.yml`), from GitHub's issuer.
+    GitHub {
+        repository: String,
+        workflow: Option<String>,
+    },
+    /// A managed key (PEM public key).
+    Key { pem: String, path: PathBuf },
+}
+
+/// A signer, the predicate types accepted (empty: any) and the trust root (none: Sigstore's
+/// public-good production root, embedded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub signer: Signer,
+    pub predicate_types: Vec<String>,
+    pub trust_root: Option<PathBuf>,
+}
+
+impl Policy {
+    /// What is looked for, as a sentence part: `a signature by … from …`.
+    pub fn describe(&self) -> String {
+        let who = match &self.signer {
+            Signer::Identity { identity, issuer } => {
+                format!("a signature by {identity} (issuer {issuer})")
+            }
+            Signer::GitHub {
+                repository,
+                workflow: Some(w),
+            } => format!("a GitHub Actions signature by {repository}'s {w}"),
+            Signer::GitHub { repository, .. } => {
+                format!("a GitHub Actions signature by a workflow of {repository}")
+            }
+            Signer::Key { path, .. } => format!("a signature by the key {}", path.display()),
+        };
+        match self.predicate_types.as_slice() {
+            [] => who,
+            types => format!("{who} with predicate type {}", types.join(" or ")),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("trust root {}: {reason}", .path.display())]
+    TrustRoot { path: PathBuf, reason: String },
+    #[error("the key {}: {reason}", .path.display())]
+    Key { path: PathBuf, reason: String },
+    #[error("not a Sigstore bundle: {0}")]
+    Bundle(String),
+    #[error("{0}")]
+    Rejected(String),
+    #[error("signed by {found}, but the policy wants {wanted}")]
+    Signer { found: String, wanted: String },
+    #[error("the attestation's predicate type is {found}, but the policy accepts {wanted}")]
+    Predicate { found: String, wanted: String },
+}
+
+/// What a verified bundle says.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Signed {
+    /// The certificate's identity (an email or a URI), or the key's file.
+    pub signer: String,
+    pub issuer: Option<String>,
+    /// A DSSE attestation's predicate type; none for a plain signature.
+    pub predicate_type: Option<String>,
+    /// When the transparency log (or a timestamp authority) saw it, RFC 3339.
+    pub time: Option<String>,
+}
+
+/// The trust root of `policy`: its file, else the embedded production root.
+pub fn trust_root(path: Option<&Path>) -> Result<TrustedRoot, VerifyError> {
+    match path {
+        Some(p) => TrustedRoot::from_file(p).map_err(|e| VerifyError::TrustRoot {
+            path: p.to_owned(),
+            reason: e.to_string(),
+        }),
+        None => TrustedRoot::from_json(SIGSTORE_PRODUCTION_TRUSTED_ROOT).map_err(|e| {
+            VerifyError::TrustRoot {
+                path: "(embedded production root)".into(),
+                reason: e.to_string(),
+            }
+        }),
+    }
+}
+
+/// What a bundle signs: the exact bytes, or (an OCI manifest) their sha256.
+pub enum Subject<'a> {
+    /// The conformance suite signs files; what pkg installs is named by digest.
+    #[allow(dead_code)]
+    Bytes(&'a [u8]),
+    Digest(&'a Digest),
+}
+
+/// Verifies `bundle` (its JSON) over `subject` under `policy`.
+pub fn verify(bundle: &[u8], subject: Subject<'_>, policy: &Policy) -> Result<Signed, VerifyError> {
+    let text = std::str::from_utf8(bundle).map_err(|e| VerifyError::Bundle(e.to_string()))?;
+    let parsed = Bundle::from_json(text).map_err(|e| VerifyError::Bundle(e.to_string()))?;
+    let root = trust_root(policy.trust_root.as_deref())?;
+    let verifier = Verifier::new(&root).map_err(|e| VerifyError::Rejected(e.to_string()))?;
+    let artifact = match subject {
+        Subject::Bytes(b) => Artifact::from_blob(b),
+        Subject::Digest(d) => {
+            let hash =
+                Sha256Hash::from_hex(d.hex()).map_err(|e| VerifyError::Bundle(e.to_string()))?;
+            Artifact::from_digest(hash)
+        }
+    };
+    let rejected = |e: sigstore_verify::Error| VerifyError::Rejected(e.to_string());
+    let (signer, issuer, time) = match &policy.signer {
+        Signer::Key { pem, path } => {
+            let key = DerPublicKey::from_pem(pem).map_err(|e| VerifyError::Key {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let result = verifier
+                .verify(artifact, &parsed, &PublicKeyVerificationPolicy::new(key))
+                .map_err(rejected)?;
+            (
+                path.display().to_string(),
+                None,
+                result.integrated_time().map(|t| t.to_string()),
+            )
+        }
+        Signer::Identity { identity, issuer } => {
+            let result = verifier
+                .verify(
+                    artifact,
+                    &parsed,
+                    &VerificationPolicy::new(identity.as_str(), issuer.as_str()),
+                )
+                .map_err(rejected)?;
+            (
+                identity.clone(),
+                Some(issuer.clone()),
+                result.integrated_time().map(|t| t.to_string()),
+            )
+        }
+        Signer::GitHub {
+            repository,
+            workflow,
+        } => {
+            let result = verifier
+                .verify(
+                    artifact,
+                    &parsed,
+                    &VerificationPolicy::any_identity().require_issuer(GITHUB_ISSUER),
+                )
+                .map_err(rejected)?;
+            let found = result
+                .identity()
+                .map(|i| i.as_str().to_owned())
+                .unwrap_or_default();
+            // `https://github.com/OWNER/REPO/.github/workflows/FILE@REF`
+            let base = format!("https://github.com/{repository}/");
+            let fits = found
+                .strip_prefix(&base)
+                .is_some_and(|rest| match workflow {
+                    Some(w) => rest
+                        .split_once('@')
+                        .is_some_and(|(path, _)| path == w.trim_start_matches('/')),
+                    None => rest.starts_with(".github/workflows/"),
+                });
+            if !fits {
+                return Err(VerifyError::Signer {
+                    found,
+                    wanted: policy.describe(),
+                });
+            }
+            (
+                found,
+                Some(GITHUB_ISSUER.to_owned()),
+                result.integrated_time().map(|t| t.to_string()),
+            )
+        }
+    };
+    let predicate_type = predicate_type(text);
+    if !policy.predicate_types.is_empty()
+        && !predicate_type
+            .as_ref()
+            .is_some_and(|p| policy.predicate_types.contains(p))
+    {
+        return Err(VerifyError::Predicate {
+            found: predicate_type.unwrap_or_else(|| "none (a plain signature)".into()),
+            wanted: policy.predicate_types.join(" or "),
+        });
+    }
+    Ok(Signed {
+        signer,
+        issuer,
+        predicate_type,
+        time,
+    })
+}
+
+/// The in-toto predicate type of a DSSE bundle (read after the signature verified).
+fn predicate_type(bundle: &str) -> Option<String> {
+    use base64::Engine as _;
+    let doc: serde_json::Value = serde_json::from_str(bundle).ok()?;
+    let payload = doc.pointer("/dsseEnvelope/payload")?.as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .ok()?;
+    let statement: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    Some(statement.get("predicateType")?.as_str()?.to_owned())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,140 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/sigstore")
+}
+
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+/// Every case of sigstore-conformance's bundle suite: each plain directory verifies, each
+/// `_fail` directory is refused (with its own artifact, identity, issuer, key or trust root when
+/// it has them, else the suite's defaults).
+#[test]
+fn every_conformance_case_verifies_or_is_refused_as_the_suite_says() {
+    let suite = fixtures().join("conformance");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&suite)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("bundle.sigstore.json").exists())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() > 60,
+        "the suite is not all there: {}",
+        cases.len()
+    );
+    let mut wrong = Vec::new();
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let bundle = std::fs::read(case.join("bundle.sigstore.json")).unwrap();
+        let artifact = std::fs::read(case.join("artifact"))
+            .unwrap_or_else(|_| std::fs::read(suite.join("a.txt")).unwrap());
+        let signer = match std::fs::read_to_string(case.join("key.pub")) {
+            Ok(pem) => Signer::Key {
+                pem,
+                path: case.join("key.pub"),
+            },
+            Err(_) => Signer::Identity {
+                identity: read(&case.join("identity")).unwrap_or_else(|| "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main".into()),
+                issuer: read(&case.join("issuer"))
+                    .unwrap_or_else(|| "https://token.actions.githubusercontent.com".into()),
+            },
+        };
+        let trust_root = Some(case.join("trusted_root.json")).filter(|p| p.exists());
+        let policy = Policy {
+            signer,
+            predicate_types: Vec::new(),
+            trust_root,
+        };
+        let result = verify(&bundle, Subject::Bytes(&artifact), &policy);
+        let should_fail = name.ends_with("_fail");
+        if result.is_err() != should_fail {
+            wrong.push(format!("{name}: {:?}", result.map(|s| s.signer)));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} cases went the wrong way:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
+}
+
+/// sigstore-rust's keyed production bundle verifies with its key and no other; its bundle with
+/// a bad CT key in the trust root is refused.
+#[test]
+fn sigstore_rusts_keyed_bundle_verifies_and_its_bad_ct_key_case_is_refused() {
+    let dir = fixtures().join("sigstore-rust");
+    let keyed = dir.join("managed-key");
+    let bundle = std::fs::read(keyed.join("bundle.sigstore.json")).unwrap();
+    let artifact = std::fs::read(keyed.join("artifact.txt")).unwrap();
+    let policy = |pem: String| Policy {
+        signer: Signer::Key {
+            pem,
+            path: keyed.join("key.pub"),
+        },
+        predicate_types: Vec::new(),
+        trust_root: None,
+    };
+    let key = std::fs::read_to_string(keyed.join("key.pub")).unwrap();
+    verify(&bundle, Subject::Bytes(&artifact), &policy(key.clone())).unwrap();
+    assert!(verify(&bundle, Subject::Bytes(b"other bytes"), &policy(key)).is_err());
+    // A P-256 key made for this test: not the bundle's.
+    let other = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQkYT94UV644AiKyIbfISywgpGbv7\nF6cscnoldD9bjwuZ2Fs9RgEdwytQR0ZXpYVy6PfkGUf137TUxLSWb4utzg==\n-----END PUBLIC KEY-----\n".to_owned();
+    assert!(verify(&bundle, Subject::Bytes(&artifact), &policy(other)).is_err());
+
+    let bad = dir.join("invalid-ct-key_fail");
+    let refused = verify(
+        &std::fs::read(bad.join("bundle.sigstore.json")).unwrap(),
+        Subject::Bytes(b"anything"),
+        &Policy {
+            signer: Signer::Identity {
+                identity: "x".into(),
+                issuer: "y".into(),
+            },
+            predicate_types: Vec::new(),
+            trust_root: Some(bad.join("trusted_root.json")),
+        },
+    );
+    assert!(refused.is_err());
+}
+
+/// A policy's predicate types are checked by pkg, after the signature verified.
+#[test]
+fn a_predicate_type_the_policy_does_not_name_is_refused() {
+    let cosign = fixtures().join("cosign");
+    let bundle = std::fs::read(cosign.join("oci-attestation.sigstore.json")).unwrap();
+    let subject: Digest = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4"
+        .parse()
+        .unwrap();
+    let policy = |types: &[&str]| Policy {
+        signer: Signer::Identity {
+            identity: "cody@soyland.com".into(),
+            issuer: "https://github.com/login/oauth".into(),
+        },
+        predicate_types: types.iter().map(|t| t.to_string()).collect(),
+        trust_root: Some(cosign.join("trusted_root_pgi.json")),
+    };
+    let signed = verify(&bundle, Subject::Digest(&subject), &policy(&[])).unwrap();
+    assert_eq!(
+        signed.predicate_type.as_deref(),
+        Some("https://cosign.sigstore.dev/attestation/v1")
+    );
+    let err = verify(
+        &bundle,
+        Subject::Digest(&subject),
+        &policy(&["https://slsa.dev/provenance/v1"]),
+    )
+    .unwrap_err();
+    assert!(matches!(err, VerifyError::Predicate { .. }), "{err}");
+    let other: Digest = format!("sha256:{}", "0".repeat(64)).parse().unwrap();
+    assert!(verify(&bundle, Subject::Digest(&other), &policy(&[])).is_err());
+}

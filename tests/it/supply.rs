@@ -1,0 +1,163 @@
+//! Supply chain (issue 18): cosign's real OCI attestation, attached to the byte-exact empty
+//! image it signs as an OCI 1.1 referrer under the fallback tag (the test registry, like GHCR,
+//! has no referrers API), verified by `pkg verify` offline; a wrong signer, a tampered bundle and
+//! no attachment each fail, saying why.
+
+use std::path::{Path, PathBuf};
+
+use crate::harness::{Registry, TestContext};
+
+const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// go-containerregistry's empty image, which cosign's test attestation is about.
+const EMPTY_CONFIG: &str = r#"{"architecture":"","created":"0001-01-01T00:00:00Z","os":"","rootfs":{"type":"layers","diff_ids":null},"config":{}}"#;
+const EMPTY_MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":115,"digest":"sha256:5b943e2b943f6c81dbbd4e2eca5121f4fcc39139e3d1219d6d89bd925b77d9fe"},"layers":[]}"#;
+const SUBJECT: &str = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4";
+
+fn cosign() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/sigstore/cosign")
+}
+
+/// The empty image at `repo:latest`, and (unless `bundle` is `None`) `bundle` attached to it as
+/// a referrer: an artifact manifest whose subject is the image, listed in an index at the
+/// fallback tag `sha256-<hex>`, as `cosign attest` and GitHub's attestations push it.
+fn publish(reg: &Registry, repo: &str, bundle: Option<&[u8]>) {
+    let image = reg.put_raw(
+        repo,
+        &[EMPTY_CONFIG.as_bytes()],
+        EMPTY_MANIFEST.as_bytes(),
+        DOCKER_MANIFEST,
+        "latest",
+    );
+    assert_eq!(image, SUBJECT, "the empty image was not rebuilt byte-exact");
+    let Some(bundle) = bundle else {
+        return;
+    };
+    let digest = |b: &[u8]| crate::harness::sha256_digest(b);
+    let referrer = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": BUNDLE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest(b"{}"), "size": 2},
+        "layers": [{"mediaType": BUNDLE, "digest": digest(bundle), "size": bundle.len()}],
+        "subject": {"mediaType": DOCKER_MANIFEST, "digest": SUBJECT, "size": EMPTY_MANIFEST.len()},
+    })
+    .to_string();
+    let referrer_digest = reg.put_raw(
+        repo,
+        &[b"{}", bundle],
+        referrer.as_bytes(),
+        OCI_MANIFEST,
+        &digest(referrer.as_bytes()),
+    );
+    // cosign's fallback index leaves artifactType out of the descriptor: so does this one.
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": referrer_digest, "size": referrer.len()}],
+    })
+    .to_string();
+    let tag = SUBJECT.replace(':', "-");
+    reg.put_raw(repo, &[], index.as_bytes(), OCI_INDEX, &tag);
+}
+
+#[test]
+fn pkg_verify_checks_cosigns_real_attestation_found_as_a_referrer_and_says_why_it_refuses() {
+    let reg = Registry::start();
+    let bundle = std::fs::read(cosign().join("oci-attestation.sigstore.json")).unwrap();
+    publish(&reg, "acme/empty", Some(&bundle));
+    let ctx = TestContext::new();
+    let image = format!("{}/acme/empty:latest", reg.host());
+    let signer = [
+        "--certificate-identity",
+        "cody@soyland.com",
+        "--certificate-oidc-issuer",
+        "https://github.com/login/oauth",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["verify", image.as_str()];
+        args.extend_from_slice(extra);
+        ctx.pkg(&args)
+    };
+    // With the embedded production root, and with cosign's copy of it given.
+    let ok = run(&signer).success();
+    assert!(
+        ok.stdout
+            .contains("signed by cody@soyland.com (issuer https://github.com/login/oauth)")
+            && ok
+                .stdout
+                .contains("predicate https://cosign.sigstore.dev/attestation/v1"),
+        "{}",
+        ok.describe()
+    );
+    let root = cosign().join("trusted_root_pgi.json");
+    let mut with_root = signer.to_vec();
+    with_root.extend(["--trusted-root", root.to_str().unwrap(), "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&run(&with_root).success().stdout).unwrap();
+    assert_eq!(doc["digest"], SUBJECT);
+    assert_eq!(doc["signatures"][0]["signer"], "cody@soyland.com");
+    // By digest too.
+    ctx.pkg(&[
+        "verify",
+        &format!("{}/acme/empty@{SUBJECT}", reg.host()),
+        signer[0],
+        signer[1],
+        signer[2],
+        signer[3],
+    ])
+    .success();
+
+    // Someone else, or another issuer: refused, naming what was wanted and what was found.
+    run(&[
+        "--certificate-identity",
+        "mallory@example.com",
+        "--certificate-oidc-issuer",
+        "https://github.com/login/oauth",
+    ])
+    .failure()
+    .says("identity mismatch: expected mallory@example.com, got cody@soyland.com");
+    run(&[
+        "--certificate-identity",
+        "cody@soyland.com",
+        "--certificate-oidc-issuer",
+        "https://accounts.google.com",
+    ])
+    .failure()
+    .says("issuer mismatch");
+
+    // A tampered bundle (one byte of the signed statement changed) is refused.
+    let mut doc: serde_json::Value = serde_json::from_slice(&bundle).unwrap();
+    let payload = doc["dsseEnvelope"]["payload"].as_str().unwrap().to_owned();
+    let flipped = if payload.starts_with('e') { "f" } else { "e" };
+    doc["dsseEnvelope"]["payload"] =
+        serde_json::Value::String(format!("{flipped}{}", &payload[1..]));
+    publish(&reg, "acme/tampered", Some(doc.to_string().as_bytes()));
+    ctx.pkg(&[
+        "verify",
+        &format!("{}/acme/tampered:latest", reg.host()),
+        signer[0],
+        signer[1],
+        signer[2],
+        signer[3],
+    ])
+    .failure()
+    .says("no signature of");
+
+    // Nothing attached: says where it looked.
+    publish(&reg, "acme/bare", None);
+    ctx.pkg(&[
+        "verify",
+        &format!("{}/acme/bare:latest", reg.host()),
+        signer[0],
+        signer[1],
+        signer[2],
+        signer[3],
+    ])
+    .failure()
+    .says("no Sigstore bundle is attached");
+
+    // Whose signature to accept must be said.
+    ctx.pkg(&["verify", &image]).failure_with(2);
+}

@@ -49,6 +49,8 @@ pub struct Formula {
     pub platforms: Option<Vec<String>>,
     pub versions: BTreeMap<Version, VersionSpec>,
     pub origin: Origin,
+    /// `[verify]`: whose signature an install needs (verify/policy.rs).
+    pub verify: Option<crate::verify::Policy>,
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -228,6 +230,8 @@ struct RawFormula {
     #[serde(default)]
     platforms: Option<Vec<String>>,
     versions: BTreeMap<VersionKey, VersionSpec>,
+    #[serde(default)]
+    verify: Option<crate::verify::policy::RawVerify>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -370,6 +374,15 @@ impl Formula {
                 }
             }
         }
+        let formula_file = match &origin {
+            Origin::File(f) => Some(f.as_path()),
+            Origin::Embedded => None,
+        };
+        let verify = raw
+            .verify
+            .map(|v| crate::verify::policy::from_raw(v, formula_file))
+            .transpose()
+            .map_err(&invalid)?;
         let mut versions: BTreeMap<Version, VersionSpec> =
             raw.versions.into_iter().map(|(k, v)| (k.0, v)).collect();
         for (version, spec) in versions.iter_mut() {
@@ -399,6 +412,7 @@ impl Formula {
             platforms: raw.platforms,
             versions,
             origin,
+            verify,
         })
     }
 

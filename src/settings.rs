@@ -26,6 +26,8 @@ pub struct Settings {
     pub network: NetworkOptions,
     /// Downloads at once.
     pub jobs: usize,
+    /// Every package installed needs a signature meeting its formula's `[verify]` policy.
+    pub require_signatures: bool,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// What `pkg config` shows: key → its value and where it came from.
@@ -80,6 +82,7 @@ pub struct Flags {
     pub jobs: Option<usize>,
     /// `--offline` (absent: the environment and the config file decide).
     pub offline: Option<bool>,
+    pub require_signatures: Option<bool>,
 }
 
 /// A mirror or, in order, several (`"ghcr.io" = ["http://a:5000", "http://b:5000"]`).
@@ -105,6 +108,7 @@ struct File {
     read_timeout: Option<u64>,
     retries: Option<u32>,
     offline: Option<bool>,
+    require_signatures: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -433,6 +437,20 @@ impl Settings {
         );
         network.offline = offline;
         shown.insert("offline", entry(offline.to_string(), json!(offline), src));
+        let (require_signatures, src) = pick(
+            flags.require_signatures,
+            env_bool("PKG_REQUIRE_SIGNATURES")?,
+            file.require_signatures,
+            || false,
+        );
+        shown.insert(
+            "require_signatures",
+            entry(
+                require_signatures.to_string(),
+                json!(require_signatures),
+                src,
+            ),
+        );
 
         let default_jobs = || {
             std::thread::available_parallelism()
@@ -521,6 +539,7 @@ impl Settings {
             },
             network,
             jobs,
+            require_signatures,
             config_file,
             shown,
         })

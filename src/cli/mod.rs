@@ -41,6 +41,10 @@ pub struct Cli {
     /// (also PKG_OFFLINE=1).
     #[arg(long, global = true)]
     pub offline: bool,
+    /// Install nothing whose formula has no `[verify]` policy met by a Sigstore signature
+    /// (also PKG_REQUIRE_SIGNATURES=1, config `require_signatures`).
+    #[arg(long, global = true)]
+    pub require_signatures: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -121,6 +121,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         cache: cli.cache.clone(),
         jobs: cli.jobs.map(usize::from),
         offline: cli.offline.then_some(true),
+        require_signatures: cli.require_signatures.then_some(true),
     };
     let settings = Settings::load(&flags)?;
     let reporter = Stderr::new(cli.quiet, cli.color);
@@ -229,6 +230,7 @@ impl Ctx<'_> {
             limits: Limits::from_env()?,
             jobs: self.settings.jobs,
             ahead: crate::pour::prefetch::Budget::new(self.settings.jobs),
+            require_signatures: self.settings.require_signatures,
             _cache_lock: cache_lock,
         })
     }

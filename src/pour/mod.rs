@@ -9,6 +9,7 @@ mod pinned;
 mod pipeline;
 mod place;
 pub mod prefetch;
+mod signed;
 mod stage;
 
 use crate::cellar::receipt::{self, Receipt, ReceiptError};
@@ -29,6 +30,19 @@ use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PourError {
+    #[error(
+        "{name} {version} is not installed: its formula wants {wanted}, and none was found ({found})"
+    )]
+    Unsigned {
+        name: String,
+        version: String,
+        wanted: String,
+        found: String,
+    },
+    #[error(
+        "{name} has no [verify] policy in its formula, and --require-signatures (PKG_REQUIRE_SIGNATURES) needs one to install anything"
+    )]
+    NoPolicy { name: String },
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
@@ -151,6 +165,8 @@ pub struct Pourer<'a> {
     pub jobs: usize,
     /// Downloads fetched ahead at once across every keg being poured (`--jobs`).
     pub ahead: prefetch::Budget,
+    /// `--require-signatures`: a package whose formula has no `[verify]` policy is refused.
+    pub require_signatures: bool,
     /// The cache, locked shared while this run may add blobs that receipts will reference.
     pub _cache_lock: crate::lock::CacheLock,
 }
@@ -344,6 +360,7 @@ impl Pourer<'_> {
     ) -> Result<Poured, PourError> {
         let spec = &formula.versions[version];
         let repo = &spec.repository;
+        self.check_signature(formula, spec, &crate::version::show(version))?;
         let image = self.image(spec)?;
         // A blob that fails its digest or size check is fetched once more, from nothing, into a
         // fresh staging directory; a second failure names both.

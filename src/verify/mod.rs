@@ -7,6 +7,7 @@
 //! discover.rs.
 
 pub mod discover;
+pub mod policy;
 
 use std::path::{Path, PathBuf};
 

@@ -161,3 +161,77 @@ fn pkg_verify_checks_cosigns_real_attestation_found_as_a_referrer_and_says_why_i
     // Whose signature to accept must be said.
     ctx.pkg(&["verify", &image]).failure_with(2);
 }
+
+/// A formula's `[verify]` table: an install needs a signature meeting it, checked before any
+/// layer is fetched; none found, a wrong signer, or (with --require-signatures) no policy at
+/// all: nothing is installed, and the message says what was looked for and what was found.
+#[test]
+fn a_formula_with_a_verify_policy_installs_nothing_without_a_signature_that_meets_it() {
+    let reg = Registry::start();
+    let bundle = std::fs::read(cosign().join("oci-attestation.sigstore.json")).unwrap();
+    publish(&reg, "acme/empty", Some(&bundle));
+    reg.push(
+        "acme/hello",
+        "1.0.0",
+        &crate::harness::Fixture::Image(crate::harness::ImageSpec::new("linux", "amd64").file(
+            "bin/hello",
+            "#!/bin/sh\necho hello\n",
+            0o755,
+        )),
+    );
+    let ctx = TestContext::new();
+    let root = cosign().join("trusted_root_pgi.json");
+    let verify = |identity: &str| {
+        format!(
+            "\n[verify]\nidentity = \"{identity}\"\nissuer = \"https://github.com/login/oauth\"\ntrust_root = \"{}\"\n",
+            root.display()
+        )
+    };
+    let formula = |name: &str, tag: &str, policy: &str| {
+        let text = crate::harness::Formula::new(name)
+            .version("1.0.0", &format!("{}/acme/{name}", reg.host()), tag)
+            .to_toml();
+        // The table goes before the versions.
+        let (head, versions) = text.split_once("\n[versions").unwrap();
+        ctx.write_formula(name, &format!("{head}{policy}\n[versions{versions}"));
+    };
+
+    // Signed by the right signer: verification passes (said), and only then does the install
+    // go on (this image is go-containerregistry's empty one: it has no layers to install).
+    formula("empty", "latest", &verify("cody@soyland.com"));
+    ctx.pkg(&["install", "empty"])
+        .failure()
+        .says("Verified empty 1.0.0")
+        .says("signed by cody@soyland.com")
+        .says("no layers");
+    // Someone else's policy: refused before anything is fetched.
+    formula("empty", "latest", &verify("mallory@example.com"));
+    ctx.pkg(&["install", "empty"])
+        .failure()
+        .says("its formula wants a signature by mallory@example.com")
+        .says("identity mismatch");
+
+    // Nothing attached to hello: nothing installed, and where pkg looked is said.
+    formula("hello", "1.0.0", &verify("cody@soyland.com"));
+    ctx.pkg(&["install", "hello"])
+        .failure()
+        .says("no Sigstore bundle is attached")
+        .says("sha256-");
+    assert!(
+        ctx.cellar_versions("hello").is_empty(),
+        "{}",
+        ctx.prefix_listing()
+    );
+
+    // Without a policy it installs, unless every install must be signed.
+    formula("hello", "1.0.0", "");
+    ctx.pkg(&["--require-signatures", "install", "hello"])
+        .failure()
+        .says("has no [verify] policy");
+    assert!(ctx.cellar_versions("hello").is_empty());
+    ctx.pkg(&["install", "hello"]).success();
+
+    // A [verify] table that names no one is a broken formula, said as such.
+    formula("hello", "1.0.0", "\n[verify]\ngithub = \"not-a-repo\"\n");
+    ctx.pkg(&["info", "hello"]).says("is not OWNER/REPO");
+}

@@ -6,6 +6,7 @@
 //! platform's manifest (or at an index) gives an image index holding both — in a layout and in a
 //! registry alike — and re-bottling a platform replaces only that platform's entry ([`merge`]).
 
+pub mod attach;
 pub mod build;
 pub mod inputs;
 pub mod publish;

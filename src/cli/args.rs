@@ -256,6 +256,11 @@ pub struct BottleArgs {
     /// without it the entry is printed.
     #[arg(long, value_name = "FORMULA.toml")]
     pub write: Option<std::path::PathBuf>,
+    /// With --push: attach this Sigstore bundle (signed over the pushed manifest's digest, by
+    /// cosign or GitHub's attestations in CI) as an OCI referrer, listed in the fallback tag
+    /// `sha256-<hex>`. Repeatable.
+    #[arg(long, value_name = "FILE", requires = "push")]
+    pub attach_bundle: Vec<std::path::PathBuf>,
     /// Print a JSON summary on stdout (digests, sizes, platforms).
     #[arg(long)]
     pub json: bool,

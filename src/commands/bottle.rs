@@ -35,6 +35,15 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
+    // Bundles to attach are read and checked before anything is built or pushed.
+    let mut bundles = Vec::new();
+    for path in &args.attach_bundle {
+        let bytes = std::fs::read(path)
+            .map_err(|e| BadInput(format!("--attach-bundle {}: {e}", path.display())))?;
+        bottle::attach::check_bundle(&bytes)
+            .map_err(|e| BadInput(format!("--attach-bundle {}: {e}", path.display())))?;
+        bundles.push((path, bytes));
+    }
     let platform = match &args.platform {
         Some(p) => bottle::parse_platform(p)?,
         None => Platform::host(),
@@ -178,6 +187,26 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
                     }
                 ),
             );
+            if !bundles.is_empty() {
+                let client = ctx.client();
+                let top = client.fetch_manifest(repo, &report.digest.to_string())?;
+                let subject = bottle::attach::Subject {
+                    digest: &report.digest,
+                    media_type: &report.media_type,
+                    size: top.bytes.len() as u64,
+                };
+                for (path, bytes) in &bundles {
+                    let referrer = bottle::attach::attach(&client, repo, &subject, bytes)?;
+                    ctx.reporter.status(
+                        "Attached",
+                        &format!(
+                            "{} to {repo}@{} as the referrer {referrer}",
+                            path.display(),
+                            report.digest
+                        ),
+                    );
+                }
+            }
             Some(report)
         }
         None => None,

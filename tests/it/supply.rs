@@ -235,3 +235,77 @@ fn a_formula_with_a_verify_policy_installs_nothing_without_a_signature_that_meet
     formula("hello", "1.0.0", "\n[verify]\ngithub = \"not-a-repo\"\n");
     ctx.pkg(&["info", "hello"]).says("is not OWNER/REPO");
 }
+
+/// `pkg bottle --push … --attach-bundle FILE` publishes the bundle as a referrer of the pushed
+/// image under the fallback tag, where `pkg verify` finds it (and refuses this one: it signs
+/// another image); a file that is not a bundle is refused before anything is pushed.
+#[test]
+fn bottle_attaches_a_bundle_as_a_referrer_that_verify_finds_and_holds_to_its_subject() {
+    let reg = Registry::start();
+    let mut ctx = TestContext::new();
+    ctx.with_credentials();
+    let dir = ctx.home.join("out");
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(dir.join("bin/tool"), "#!/bin/sh\necho tool\n").unwrap();
+    let bundle = cosign().join("oci-attestation.sigstore.json");
+    let image = format!("{}/acme/tool:1.0.0", reg.host());
+    let dir_s = dir.to_str().unwrap();
+    let bundle_s = bundle.to_str().unwrap();
+    let out = ctx.home.join("tool.oci");
+    ctx.pkg(&[
+        "bottle",
+        dir_s,
+        "--name",
+        "tool",
+        "--version",
+        "1.0.0",
+        "--output",
+        out.to_str().unwrap(),
+        "--push",
+        &image,
+        "--attach-bundle",
+        bundle_s,
+    ])
+    .success()
+    .says("Attached");
+    let tags = ctx
+        .pkg(&["search", "--remote", &format!("{}/acme/tool", reg.host())])
+        .success()
+        .stdout;
+    assert!(
+        tags.lines().any(|t| t.starts_with("sha256-")),
+        "no referrers tag: {tags}"
+    );
+    ctx.pkg(&[
+        "verify",
+        &image,
+        "--certificate-identity",
+        "cody@soyland.com",
+        "--certificate-oidc-issuer",
+        "https://github.com/login/oauth",
+    ])
+    .failure()
+    .says("artifact mismatch");
+
+    // Not a bundle: exit 2, and the repository was never pushed to.
+    let junk = ctx.home.join("junk.json");
+    std::fs::write(&junk, "{\"not\": \"a bundle\"}").unwrap();
+    ctx.pkg(&[
+        "bottle",
+        dir_s,
+        "--name",
+        "other",
+        "--version",
+        "1.0.0",
+        "--output",
+        ctx.home.join("other.oci").to_str().unwrap(),
+        "--push",
+        &format!("{}/acme/other:1.0.0", reg.host()),
+        "--attach-bundle",
+        junk.to_str().unwrap(),
+    ])
+    .failure_with(2)
+    .says("not a Sigstore bundle");
+    ctx.pkg(&["search", "--remote", &format!("{}/acme/other", reg.host())])
+        .failure();
+}

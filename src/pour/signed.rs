@@ -2,7 +2,9 @@
 //! `--require-signatures` is on), a Sigstore bundle attached to the manifest it will install
 //! must meet it (verify/), or the pour fails and nothing of the package is installed.
 
+use crate::digest::Digest;
 use crate::formula::{Formula, Source, VersionSpec};
+use crate::registry::RegistryError;
 use crate::verify::{self, Subject};
 
 use super::{PourError, Pourer};
@@ -39,7 +41,33 @@ impl Pourer<'_> {
             Some(pinned) => pinned.clone(),
             None => self.fetch_tag(&spec.repository, &spec.tag.0, None)?.digest,
         };
-        let found = verify::discover::bundles(&self.client, repo, &digest)?;
+        // Found on the registry (and kept), or, when it cannot be asked, as found last time.
+        let found = match verify::discover::bundles(&self.client, repo, &digest) {
+            Ok(found) => {
+                let bundles: Vec<Vec<u8>> =
+                    found.bundles.iter().map(|b| b.bundle.clone()).collect();
+                self.store.put_signatures(&digest, &bundles)?;
+                found
+            }
+            Err(
+                e @ (RegistryError::Offline { .. }
+                | RegistryError::Transport { .. }
+                | RegistryError::Body { .. }),
+            ) => match self.store.signatures(&digest) {
+                Some(bundles) => verify::discover::Found {
+                    looked_at: vec![format!("the signatures cached for {digest}")],
+                    bundles: bundles
+                        .into_iter()
+                        .map(|bundle| verify::discover::Attached {
+                            manifest: Digest::of_bytes(&bundle),
+                            bundle,
+                        })
+                        .collect(),
+                },
+                None => return Err(e.into()),
+            },
+            Err(e) => return Err(e.into()),
+        };
         let mut refused = Vec::new();
         for attached in &found.bundles {
             match verify::verify(&attached.bundle, Subject::Digest(&digest), policy) {

@@ -8,6 +8,8 @@
 //! CACHE/v1/prefixes/<id>.toml            the prefixes using this cache (schema 1; see prefixes.rs)
 //! CACHE/v1/blobs/{sha256,sha512}/<hex>   verified content (layers, manifests)
 //! CACHE/v1/refs/<registry>/<repo>/<tag>  digest a tag pointed to when last fetched
+//! CACHE/v1/signatures/<alg>-<hex>        the Sigstore bundles found attached to a manifest,
+//!                                        a digest a line (the bundles are blobs)
 //! CACHE/v1/unpacked/<chain>/tree/        a layer chain's unpacked tree, where reflinks work
 //! CACHE/v1/unpacked/<chain>/layers       its layers, one digest a line (see unpacked.rs)
 //! CACHE/v1/tmp/                          temporary files, each locked by its live run
@@ -333,6 +335,43 @@ impl Store {
             source: e.error,
         })?;
         Ok(())
+    }
+
+    /// Remembers the bundles found attached to `subject` (each kept as a verified blob), so an
+    /// offline install re-verifies them: `CACHE/v1/signatures/<alg>-<hex>`, a digest a line.
+    pub fn put_signatures(&self, subject: &Digest, bundles: &[Vec<u8>]) -> Result<(), StoreError> {
+        let mut listed = String::new();
+        for b in bundles {
+            let digest = Digest::of_bytes(b);
+            self.put_verified(&digest, b)?;
+            listed.push_str(&format!("{digest}\n"));
+        }
+        let dir = self.root.join("signatures");
+        fs_err::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let path = dir.join(format!("{}-{}", subject.algorithm(), subject.hex()));
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(listed.as_bytes()).map_err(io_err(&path))?;
+        tmp.persist(&path).map_err(|e| StoreError::Io {
+            path: path.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
+    /// The bundles [`Store::put_signatures`] kept for `subject`, when it did.
+    pub fn signatures(&self, subject: &Digest) -> Option<Vec<Vec<u8>>> {
+        let path =
+            self.root
+                .join("signatures")
+                .join(format!("{}-{}", subject.algorithm(), subject.hex()));
+        let text = std::fs::read_to_string(path).ok()?;
+        text.lines()
+            .map(|l| {
+                l.parse::<Digest>()
+                    .ok()
+                    .and_then(|d| self.read_verified(&d))
+            })
+            .collect()
     }
 
     pub fn get_ref(&self, repo: &Repository, tag: &str) -> Option<Digest> {

@@ -167,7 +167,7 @@ fn pkg_verify_checks_cosigns_real_attestation_found_as_a_referrer_and_says_why_i
 /// all: nothing is installed, and the message says what was looked for and what was found.
 #[test]
 fn a_formula_with_a_verify_policy_installs_nothing_without_a_signature_that_meets_it() {
-    let reg = Registry::start();
+    let mut reg = Registry::start();
     let bundle = std::fs::read(cosign().join("oci-attestation.sigstore.json")).unwrap();
     publish(&reg, "acme/empty", Some(&bundle));
     reg.push(
@@ -234,6 +234,24 @@ fn a_formula_with_a_verify_policy_installs_nothing_without_a_signature_that_meet
     // A [verify] table that names no one is a broken formula, said as such.
     formula("hello", "1.0.0", "\n[verify]\ngithub = \"not-a-repo\"\n");
     ctx.pkg(&["info", "hello"]).says("is not OWNER/REPO");
+
+    // Offline, the signatures found before are verified again from the cache; a cache that
+    // never saw them cannot vouch for anything.
+    formula("empty", "latest", &verify("cody@soyland.com"));
+    ctx.pkg(&["install", "empty"])
+        .failure()
+        .says("Verified empty 1.0.0");
+    reg.stop();
+    ctx.pkg(&["--offline", "install", "empty"])
+        .failure()
+        .says("Verified empty 1.0.0")
+        .says("no layers");
+    let mut fresh = ctx.sharing_cache();
+    fresh.cache = ctx.home.join("other-cache");
+    fresh
+        .pkg(&["--offline", "install", "empty"])
+        .failure()
+        .says("--offline");
 }
 
 /// `pkg bottle --push … --attach-bundle FILE` publishes the bundle as a referrer of the pushed

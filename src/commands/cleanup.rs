@@ -108,6 +108,9 @@ fn clean_cache(
         referenced.extend(theirs);
         others.push((r.prefix, only_theirs));
     }
+    // The signatures kept for referenced manifests stay with them (offline re-verification).
+    let signatures = store.keep_signatures(&referenced, args.dry_run);
+    referenced.extend(signatures);
     // Cache blobs no remaining keg references (and, with --prune, old referenced ones).
     let mut blobs = 0;
     for (path, size) in store.unreferenced(&referenced, args.prune) {

@@ -358,6 +358,34 @@ impl Store {
         Ok(())
     }
 
+    /// For `pkg cleanup`: the bundle blobs kept for manifests in `referenced` (which must stay
+    /// too); the lists of manifests no longer referenced are removed.
+    pub fn keep_signatures(
+        &self,
+        referenced: &std::collections::HashSet<Digest>,
+        dry_run: bool,
+    ) -> Vec<Digest> {
+        let mut keep = Vec::new();
+        let dir = self.root.join("signatures");
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let subject = name
+                .split_once('-')
+                .and_then(|(alg, hex)| format!("{alg}:{hex}").parse::<Digest>().ok());
+            match subject {
+                Some(s) if referenced.contains(&s) => {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    keep.extend(text.lines().filter_map(|l| l.parse().ok()));
+                }
+                _ if !dry_run => {
+                    let _ = std::fs::remove_file(e.path());
+                }
+                _ => {}
+            }
+        }
+        keep
+    }
+
     /// The bundles [`Store::put_signatures`] kept for `subject`, when it did.
     pub fn signatures(&self, subject: &Digest) -> Option<Vec<Vec<u8>>> {
         let path =

@@ -408,3 +408,26 @@ fn partial_names_are_digests() {
     }
     assert!(Store::is_partial(Path::new(&name)));
 }
+
+#[test]
+fn signatures_kept_for_a_manifest_stay_while_it_is_referenced_and_go_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let subject = Digest::of_bytes(b"a manifest");
+    let bundle = b"{\"mediaType\":\"application/vnd.dev.sigstore.bundle.v0.3+json\"}".to_vec();
+    store
+        .put_signatures(&subject, std::slice::from_ref(&bundle))
+        .unwrap();
+    assert_eq!(store.signatures(&subject), Some(vec![bundle.clone()]));
+    let referenced: std::collections::HashSet<Digest> = [subject.clone()].into();
+    assert_eq!(
+        store.keep_signatures(&referenced, false),
+        vec![Digest::of_bytes(&bundle)]
+    );
+    assert!(store.keep_signatures(&Default::default(), false).is_empty());
+    assert_eq!(
+        store.signatures(&subject),
+        None,
+        "the list outlived its manifest"
+    );
+}

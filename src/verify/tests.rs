@@ -138,3 +138,68 @@ fn a_predicate_type_the_policy_does_not_name_is_refused() {
     let other: Digest = format!("sha256:{}", "0".repeat(64)).parse().unwrap();
     assert!(verify(&bundle, Subject::Digest(&other), &policy(&[])).is_err());
 }
+
+/// sigstore-rust's production bundles: a cosign v3 blob signature (an email identity) and a
+/// GitHub Actions conda attestation, matched with the GitHub-repository signer pkg implements
+/// itself; another repository, or another workflow, is refused.
+#[test]
+fn sigstore_rusts_production_bundles_verify_and_a_github_policy_holds_to_its_repository() {
+    let dir = fixtures().join("sigstore-rust/bundles");
+    let blob = std::fs::read(dir.join("cosign-v3-blob.txt")).unwrap();
+    let signed = verify(
+        &std::fs::read(dir.join("cosign-v3-blob.sigstore.json")).unwrap(),
+        Subject::Bytes(&blob),
+        &Policy {
+            signer: Signer::Identity {
+                identity: "w.vollprecht@gmail.com".into(),
+                issuer: "https://github.com/login/oauth".into(),
+            },
+            predicate_types: Vec::new(),
+            trust_root: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(signed.signer, "w.vollprecht@gmail.com");
+
+    let bundle = std::fs::read(dir.join("conda-attestation.sigstore.json")).unwrap();
+    let conda = std::fs::read(dir.join("signed-package-2.1.0-hb0f4dca_0.conda")).unwrap();
+    let github = |repository: &str, workflow: Option<&str>| Policy {
+        signer: Signer::GitHub {
+            repository: repository.into(),
+            workflow: workflow.map(str::to_owned),
+        },
+        predicate_types: vec![
+            "https://schemas.conda.org/attestations-publish-1.schema.json".into(),
+        ],
+        trust_root: None,
+    };
+    let signed = verify(
+        &bundle,
+        Subject::Bytes(&conda),
+        &github("prefix-dev/sigstore-example", None),
+    )
+    .unwrap();
+    assert_eq!(
+        signed.signer,
+        "https://github.com/prefix-dev/sigstore-example/.github/workflows/action.yaml@refs/heads/main"
+    );
+    verify(
+        &bundle,
+        Subject::Bytes(&conda),
+        &github(
+            "prefix-dev/sigstore-example",
+            Some(".github/workflows/action.yaml"),
+        ),
+    )
+    .unwrap();
+    for (repo, workflow) in [
+        ("prefix-dev/sigstore", None),
+        (
+            "prefix-dev/sigstore-example",
+            Some(".github/workflows/release.yml"),
+        ),
+    ] {
+        let err = verify(&bundle, Subject::Bytes(&conda), &github(repo, workflow)).unwrap_err();
+        assert!(matches!(err, VerifyError::Signer { .. }), "{repo}: {err}");
+    }
+}

@@ -327,3 +327,114 @@ fn bottle_attaches_a_bundle_as_a_referrer_that_verify_finds_and_holds_to_its_sub
     ctx.pkg(&["search", "--remote", &format!("{}/acme/other", reg.host())])
         .failure();
 }
+
+/// A keyed bundle made here by a real Sigstore client — sigstore-js's DSSE bundle builder with a
+/// local key, its log entry from @sigstore/mock's Rekor (whose key goes into the trust root
+/// written beside it) — over a package pushed with `pkg bottle`, attached with
+/// `--attach-bundle`: a formula with a `key` policy installs it, and runs it; another key, or the
+/// bundle of another image, installs nothing.
+#[test]
+fn a_keyed_bundle_signed_by_sigstore_js_installs_a_real_package_with_a_key_policy() {
+    let reg = Registry::start();
+    let mut ctx = TestContext::new();
+    ctx.with_credentials();
+    let dir = ctx.home.join("out");
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(dir.join("bin/tool"), "#!/bin/sh\necho signed tool\n").unwrap();
+    std::fs::set_permissions(
+        dir.join("bin/tool"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let image = format!("{}/acme/tool:1.0.0", reg.host());
+    let out = ctx.home.join("tool.oci");
+    let bottle = |extra: &[&str]| {
+        let mut args = vec![
+            "bottle",
+            dir.to_str().unwrap(),
+            "--name",
+            "tool",
+            "--version",
+            "1.0.0",
+            "--output",
+            out.to_str().unwrap(),
+            "--push",
+            image.as_str(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        ctx.pkg(&args).success()
+    };
+    let pushed: serde_json::Value = serde_json::from_str(&bottle(&[]).stdout).unwrap();
+    let digest = pushed["push"]["digest"].as_str().unwrap().to_owned();
+
+    // sigstore-js signs the pushed manifest's digest.
+    let signed = ctx.home.join("signed");
+    std::fs::create_dir_all(&signed).unwrap();
+    let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/sigstore-js/node_modules");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/supply/sign.js");
+    let node = std::process::Command::new("node")
+        .arg(&script)
+        .arg(digest.trim_start_matches("sha256:"))
+        .arg(&signed)
+        .env("NODE_PATH", &modules)
+        .output()
+        .unwrap();
+    assert!(
+        node.status.success(),
+        "sigstore-js could not sign (scripts/test installs it into target/sigstore-js): {}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    let bundle = signed.join("bundle.sigstore.json");
+    bottle(&["--attach-bundle", bundle.to_str().unwrap()]);
+
+    // The formula's policy: that key, that trust root, SLSA provenance.
+    let formula = |key: &Path| {
+        let text = crate::harness::Formula::new("tool")
+            .version("1.0.0", &format!("{}/acme/tool", reg.host()), "1.0.0")
+            .to_toml();
+        let (head, versions) = text.split_once("\n[versions").unwrap();
+        ctx.write_formula(
+            "tool",
+            &format!(
+                "{head}\n[verify]\nkey = \"{}\"\ntrust_root = \"{}\"\npredicate_types = [\"https://slsa.dev/provenance/v1\"]\n\n[versions{versions}",
+                key.display(),
+                signed.join("trusted_root.json").display()
+            ),
+        );
+    };
+    formula(&signed.join("key.pub"));
+    ctx.pkg(&["install", "tool"])
+        .success()
+        .says(&format!("Verified tool 1.0.0 ({digest})"))
+        .says("https://slsa.dev/provenance/v1");
+    assert_eq!(crate::faults::run_bin(&ctx, "tool"), "signed tool");
+    ctx.pkg(&[
+        "verify",
+        "tool",
+        "--key",
+        signed.join("key.pub").to_str().unwrap(),
+        "--trusted-root",
+        signed.join("trusted_root.json").to_str().unwrap(),
+    ])
+    .success()
+    .says(&format!("Verified {}/acme/tool@{digest}", reg.host()));
+    ctx.pkg(&["uninstall", "tool"]).success();
+
+    // Another key: nothing installed.
+    let other = ctx.home.join("other.pub");
+    std::fs::write(
+        &other,
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQkYT94UV644AiKyIbfISywgpGbv7\nF6cscnoldD9bjwuZ2Fs9RgEdwytQR0ZXpYVy6PfkGUf137TUxLSWb4utzg==\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    formula(&other);
+    ctx.pkg(&["install", "tool"])
+        .failure()
+        .says("its formula wants a signature by the key");
+    assert!(
+        ctx.cellar_versions("tool").is_empty(),
+        "{}",
+        ctx.prefix_listing()
+    );
+}

@@ -459,11 +459,11 @@ pub struct VerifyArgs {
     #[arg(
         long,
         value_name = "IDENTITY",
-        required_unless_present_any = ["key", "certificate_github_workflow_repository"],
-        requires = "certificate_oidc_issuer"
+        required_unless_present_any = ["key", "certificate_github_workflow_repository"]
     )]
     pub certificate_identity: Option<String>,
-    /// The OIDC issuer of the signer's certificate, exactly.
+    /// The OIDC issuer of the signer's certificate, exactly (without it: a certificate that
+    /// names no issuer, as GitHub's release attestations).
     #[arg(long, value_name = "URL", requires = "certificate_identity")]
     pub certificate_oidc_issuer: Option<String>,
     /// Any GitHub Actions workflow of OWNER/REPO (GitHub's issuer), instead of an identity.

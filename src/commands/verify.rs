@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             workflow: None,
         },
-        (None, Some(identity), Some(issuer)) => Signer::Identity {
+        (None, Some(identity), issuer) => Signer::Identity {
             identity: identity.clone(),
             issuer: issuer.clone(),
         },

@@ -26,8 +26,12 @@ pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+js
 /// What a signature must show.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Signer {
-    /// A Fulcio certificate for exactly this identity, from this OIDC issuer.
-    Identity { identity: String, issuer: String },
+    /// A certificate for exactly this identity, from this OIDC issuer (`None`: a certificate
+    /// that names no issuer, as GitHub's own release attestations, from GitHub's instance).
+    Identity {
+        identity: String,
+        issuer: Option<String>,
+    },
     /// A GitHub Actions workflow of `OWNER/REPO` (optionally exactly `workflow`, a path like
     /// `.github/workflows/release.yml`), from GitHub's issuer.
     GitHub {
@@ -51,9 +55,11 @@ impl Policy {
     /// What is looked for, as a sentence part: `a signature by … from …`.
     pub fn describe(&self) -> String {
         let who = match &self.signer {
-            Signer::Identity { identity, issuer } => {
-                format!("a signature by {identity} (issuer {issuer})")
-            }
+            Signer::Identity {
+                identity,
+                issuer: Some(issuer),
+            } => format!("a signature by {identity} (issuer {issuer})"),
+            Signer::Identity { identity, .. } => format!("a signature by {identity}"),
             Signer::GitHub {
                 repository,
                 workflow: Some(w),
@@ -127,6 +133,11 @@ pub fn verify(bundle: &[u8], subject: Subject<'_>, policy: &Policy) -> Result<Si
     let text = std::str::from_utf8(bundle).map_err(|e| VerifyError::Bundle(e.to_string()))?;
     let parsed = Bundle::from_json(text).map_err(|e| VerifyError::Bundle(e.to_string()))?;
     let root = trust_root(policy.trust_root.as_deref())?;
+    // A trust root without transparency logs (GitHub's own instance) vouches through its
+    // certificate authorities and timestamp authorities alone; any other needs the log entry.
+    let no_logs = root.tlogs.is_empty();
+    // Likewise a root without certificate-transparency logs has no SCTs to check.
+    let no_ct = root.ctlogs.is_empty();
     let verifier = Verifier::new(&root).map_err(|e| VerifyError::Rejected(e.to_string()))?;
     let artifact = match subject {
         Subject::Bytes(b) => Artifact::from_blob(b),
@@ -143,8 +154,12 @@ pub fn verify(bundle: &[u8], subject: Subject<'_>, policy: &Policy) -> Result<Si
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
+            let mut wanted = PublicKeyVerificationPolicy::new(key);
+            if no_logs {
+                wanted = wanted.skip_tlog_unsafe();
+            }
             let result = verifier
-                .verify(artifact, &parsed, &PublicKeyVerificationPolicy::new(key))
+                .verify(artifact, &parsed, &wanted)
                 .map_err(rejected)?;
             (
                 path.display().to_string(),
@@ -153,29 +168,50 @@ pub fn verify(bundle: &[u8], subject: Subject<'_>, policy: &Policy) -> Result<Si
             )
         }
         Signer::Identity { identity, issuer } => {
+            let mut wanted = match issuer {
+                Some(issuer) => VerificationPolicy::new(identity.as_str(), issuer.as_str()),
+                None => VerificationPolicy::any_identity().require_identity(identity.as_str()),
+            };
+            if no_logs {
+                wanted = wanted.skip_tlog_unsafe();
+            }
+            if no_ct {
+                wanted = wanted.skip_sct();
+            }
             let result = verifier
-                .verify(
-                    artifact,
-                    &parsed,
-                    &VerificationPolicy::new(identity.as_str(), issuer.as_str()),
-                )
+                .verify(artifact, &parsed, &wanted)
                 .map_err(rejected)?;
+            // Without an issuer in the policy, a certificate that names one is not this signer's.
+            if issuer.is_none()
+                && let Some(found) = result.issuer()
+            {
+                return Err(VerifyError::Signer {
+                    found: format!("{identity} (issuer {found})"),
+                    wanted: policy.describe(),
+                });
+            }
             (
                 identity.clone(),
-                Some(issuer.clone()),
-                result.integrated_time().map(|t| t.to_string()),
+                issuer.clone(),
+                result
+                    .integrated_time()
+                    .or_else(|| result.verified_timestamps().first().copied())
+                    .map(|t| t.to_string()),
             )
         }
         Signer::GitHub {
             repository,
             workflow,
         } => {
+            let mut wanted = VerificationPolicy::any_identity().require_issuer(GITHUB_ISSUER);
+            if no_logs {
+                wanted = wanted.skip_tlog_unsafe();
+            }
+            if no_ct {
+                wanted = wanted.skip_sct();
+            }
             let result = verifier
-                .verify(
-                    artifact,
-                    &parsed,
-                    &VerificationPolicy::any_identity().require_issuer(GITHUB_ISSUER),
-                )
+                .verify(artifact, &parsed, &wanted)
                 .map_err(rejected)?;
             let found = result
                 .identity()

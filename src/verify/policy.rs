@@ -5,6 +5,7 @@
 //! github = "acme/tool"                       # a GitHub Actions workflow of acme/tool
 //! workflow = ".github/workflows/release.yml" # optional: exactly this one
 //! # or: identity = "you@example.com" and issuer = "https://accounts.google.com"
+//! #     (identity alone: a certificate naming no issuer, as GitHub's release attestations)
 //! # or: key = "cosign.pub"                   # a PEM public key next to the formula
 //! predicate_types = ["https://slsa.dev/provenance/v1"]  # optional
 //! trust_root = "trusted_root.json"           # optional, next to the formula
@@ -55,7 +56,7 @@ pub fn from_raw(raw: RawVerify, file: Option<&Path>) -> Result<Policy, String> {
                 workflow: raw.workflow,
             }
         }
-        (None, Some(identity), Some(issuer), None) if raw.workflow.is_none() => {
+        (None, Some(identity), issuer, None) if raw.workflow.is_none() => {
             Signer::Identity { identity, issuer }
         }
         (None, None, None, Some(key)) if raw.workflow.is_none() => {
@@ -66,7 +67,7 @@ pub fn from_raw(raw: RawVerify, file: Option<&Path>) -> Result<Policy, String> {
         }
         _ => {
             return Err(
-                "[verify] names one signer: `github` (with an optional `workflow`), `identity` with `issuer`, or `key`"
+                "[verify] names one signer: `github` (with an optional `workflow`), `identity` (with its `issuer`), or `key`"
                     .into(),
             );
         }

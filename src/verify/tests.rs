@@ -43,8 +43,10 @@ fn every_conformance_case_verifies_or_is_refused_as_the_suite_says() {
             },
             Err(_) => Signer::Identity {
                 identity: read(&case.join("identity")).unwrap_or_else(|| "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main".into()),
-                issuer: read(&case.join("issuer"))
-                    .unwrap_or_else(|| "https://token.actions.githubusercontent.com".into()),
+                issuer: Some(
+                    read(&case.join("issuer"))
+                        .unwrap_or_else(|| "https://token.actions.githubusercontent.com".into()),
+                ),
             },
         };
         let trust_root = Some(case.join("trusted_root.json")).filter(|p| p.exists());
@@ -98,7 +100,7 @@ fn sigstore_rusts_keyed_bundle_verifies_and_its_bad_ct_key_case_is_refused() {
         &Policy {
             signer: Signer::Identity {
                 identity: "x".into(),
-                issuer: "y".into(),
+                issuer: Some("y".into()),
             },
             predicate_types: Vec::new(),
             trust_root: Some(bad.join("trusted_root.json")),
@@ -118,7 +120,7 @@ fn a_predicate_type_the_policy_does_not_name_is_refused() {
     let policy = |types: &[&str]| Policy {
         signer: Signer::Identity {
             identity: "cody@soyland.com".into(),
-            issuer: "https://github.com/login/oauth".into(),
+            issuer: Some("https://github.com/login/oauth".into()),
         },
         predicate_types: types.iter().map(|t| t.to_string()).collect(),
         trust_root: Some(cosign.join("trusted_root_pgi.json")),
@@ -152,7 +154,7 @@ fn sigstore_rusts_production_bundles_verify_and_a_github_policy_holds_to_its_rep
         &Policy {
             signer: Signer::Identity {
                 identity: "w.vollprecht@gmail.com".into(),
-                issuer: "https://github.com/login/oauth".into(),
+                issuer: Some("https://github.com/login/oauth".into()),
             },
             predicate_types: Vec::new(),
             trust_root: None,
@@ -202,4 +204,41 @@ fn sigstore_rusts_production_bundles_verify_and_a_github_policy_holds_to_its_rep
         let err = verify(&bundle, Subject::Bytes(&conda), &github(repo, workflow)).unwrap_err();
         assert!(matches!(err, VerifyError::Signer { .. }), "{repo}: {err}");
     }
+}
+
+/// A GitHub release attestation from GitHub's own Sigstore instance (RFC 3161 timestamps, no
+/// log entry, a certificate naming no issuer) verifies against GitHub's trust root for its
+/// identity alone, over one of the release's files; under the public-good root it is refused.
+#[test]
+fn a_github_instance_release_attestation_verifies_with_githubs_trust_root() {
+    let dir = fixtures().join("sigstore-rust");
+    let bundle = std::fs::read(dir.join("timestamps/github_sha384_bundle.json")).unwrap();
+    // communique-x86_64-unknown-linux-gnu.tar.gz, one of the statement's subjects.
+    let subject: Digest = "sha256:b958c6046bab52febf958c94974e1ffcc450bff78c28d7233e179bfd73828912"
+        .parse()
+        .unwrap();
+    let policy = |root: &str| Policy {
+        signer: Signer::Identity {
+            identity: "https://dotcom.releases.github.com".into(),
+            issuer: None,
+        },
+        predicate_types: vec!["https://in-toto.io/attestation/release/v0.2".into()],
+        trust_root: Some(dir.join(root)),
+    };
+    let signed = verify(
+        &bundle,
+        Subject::Digest(&subject),
+        &policy("trust-roots/trusted_root_github.json"),
+    )
+    .unwrap();
+    assert_eq!(signed.signer, "https://dotcom.releases.github.com");
+    assert!(signed.time.is_some(), "the timestamp authority's time");
+    assert!(
+        verify(
+            &bundle,
+            Subject::Digest(&subject),
+            &policy("trust-roots/trusted_root.json")
+        )
+        .is_err()
+    );
 }

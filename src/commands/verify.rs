@@ -64,26 +64,14 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs) -> anyhow::Result<()> {
     let (repo, digest) = target(ctx, &client, &args.reference)?;
     let found = verify::discover::bundles(&client, &repo, &digest)
         .with_context(|| format!("looking for the signatures of {repo}@{digest}"))?;
-    let mut signed = Vec::new();
-    let mut refused = Vec::new();
-    for attached in &found.bundles {
-        match verify::verify(&attached.bundle, verify::Subject::Digest(&digest), &policy) {
-            Ok(s) => signed.push(s),
-            Err(e) => refused.push(format!("{}: {e}", attached.manifest)),
-        }
-    }
-    if signed.is_empty() {
-        let mut why = vec![format!("looked at {}", found.looked_at.join(", "))];
-        if found.bundles.is_empty() {
-            why.push("no Sigstore bundle is attached".into());
-        }
-        why.extend(refused);
-        anyhow::bail!(
-            "no signature of {repo}@{digest} meets the policy ({}); {}",
-            policy.describe(),
-            why.join("; ")
-        );
-    }
+    let signed = match verify::check(&found, &digest, &policy) {
+        Ok(signed) => signed,
+        Err(verify::VerifyError::NoneMeets(why)) => anyhow::bail!(
+            "no signature of {repo}@{digest} meets the policy ({}); {why}",
+            policy.describe()
+        ),
+        Err(e) => return Err(e.into()),
+    };
     if args.json {
         return print_json(&Verified {
             schema: super::JSON_SCHEMA,

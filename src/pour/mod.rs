@@ -360,7 +360,20 @@ impl Pourer<'_> {
     ) -> Result<Poured, PourError> {
         let spec = &formula.versions[version];
         let repo = &spec.repository;
-        self.check_signature(formula, spec, &crate::version::show(version))?;
+        // The digest a signature was verified for is the one installed: pinned to it, the tag is
+        // not asked again (its manifest is in the cache).
+        let verified = self.check_signature(formula, spec, &crate::version::show(version))?;
+        let pinned;
+        let spec = match verified {
+            Some(digest) if spec.digest.is_none() => {
+                pinned = VersionSpec {
+                    digest: Some(digest),
+                    ..spec.clone()
+                };
+                &pinned
+            }
+            _ => spec,
+        };
         let image = self.image(spec)?;
         // A blob that fails its digest or size check is fetched once more, from nothing, into a
         // fresh staging directory; a second failure names both.

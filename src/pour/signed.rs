@@ -1,11 +1,12 @@
 //! Before a byte of a package is fetched: when its formula has a `[verify]` policy (or
 //! `--require-signatures` is on), a Sigstore bundle attached to the manifest it will install
-//! must meet it (verify/), or the pour fails and nothing of the package is installed.
+//! must meet it (verify/), or the pour fails and nothing of the package is installed. The digest
+//! verified is the one the pour then installs.
 
 use crate::digest::Digest;
 use crate::formula::{Formula, Source, VersionSpec};
 use crate::registry::RegistryError;
-use crate::verify::{self, Subject};
+use crate::verify;
 
 use super::{PourError, Pourer};
 
@@ -15,7 +16,7 @@ impl Pourer<'_> {
         formula: &Formula,
         spec: &VersionSpec,
         shown: &str,
-    ) -> Result<(), PourError> {
+    ) -> Result<Option<Digest>, PourError> {
         let policy = match (&formula.verify, self.require_signatures) {
             (Some(p), _) => p,
             (None, true) => {
@@ -23,7 +24,7 @@ impl Pourer<'_> {
                     name: formula.name.clone(),
                 });
             }
-            (None, false) => return Ok(()),
+            (None, false) => return Ok(None),
         };
         let unsigned = |found: String| PourError::Unsigned {
             name: formula.name.clone(),
@@ -68,32 +69,25 @@ impl Pourer<'_> {
             },
             Err(e) => return Err(e.into()),
         };
-        let mut refused = Vec::new();
-        for attached in &found.bundles {
-            match verify::verify(&attached.bundle, Subject::Digest(&digest), policy) {
-                Ok(signed) => {
-                    self.reporter.status(
-                        "Verified",
-                        &format!(
-                            "{} {shown} ({digest}): signed by {}{}",
-                            formula.name,
-                            signed.signer,
-                            signed
-                                .predicate_type
-                                .map(|p| format!(", {p}"))
-                                .unwrap_or_default()
-                        ),
-                    );
-                    return Ok(());
-                }
-                Err(e) => refused.push(format!("{}: {e}", attached.manifest)),
-            }
+        let signed = match verify::check(&found, &digest, policy) {
+            Ok(signed) => signed,
+            Err(verify::VerifyError::NoneMeets(why)) => return Err(unsigned(why)),
+            Err(e) => return Err(unsigned(e.to_string())),
+        };
+        if let Some(s) = signed.first() {
+            self.reporter.status(
+                "Verified",
+                &format!(
+                    "{} {shown} ({digest}): signed by {}{}",
+                    formula.name,
+                    s.signer,
+                    s.predicate_type
+                        .as_ref()
+                        .map(|p| format!(", {p}"))
+                        .unwrap_or_default()
+                ),
+            );
         }
-        let mut what = vec![format!("looked at {}", found.looked_at.join(", "))];
-        if found.bundles.is_empty() {
-            what.push(format!("no Sigstore bundle is attached to {repo}@{digest}"));
-        }
-        what.extend(refused);
-        Err(unsigned(what.join("; ")))
+        Ok(Some(digest))
     }
 }

@@ -88,6 +88,9 @@ pub enum VerifyError {
     Rejected(String),
     #[error("signed by {found}, but the policy wants {wanted}")]
     Signer { found: String, wanted: String },
+    /// No bundle met the policy: where pkg looked, and why each found was refused.
+    #[error("{0}")]
+    NoneMeets(String),
     #[error("the attestation's predicate type is {found}, but the policy accepts {wanted}")]
     Predicate { found: String, wanted: String },
 }
@@ -128,17 +131,93 @@ pub enum Subject<'a> {
     Digest(&'a Digest),
 }
 
-/// Verifies `bundle` (its JSON) over `subject` under `policy`.
+/// A policy's trust root, read and prepared once for every bundle checked against it.
+struct Prepared {
+    verifier: Verifier,
+    /// A trust root without transparency logs (GitHub's own instance) vouches through its
+    /// certificate authorities and timestamp authorities alone; any other needs the log entry.
+    no_logs: bool,
+    /// Likewise a root without certificate-transparency logs has no SCTs to check.
+    no_ct: bool,
+}
+
+impl Prepared {
+    fn new(policy: &Policy) -> Result<Prepared, VerifyError> {
+        let root = trust_root(policy.trust_root.as_deref())?;
+        Ok(Prepared {
+            verifier: Verifier::new(&root).map_err(|e| VerifyError::Rejected(e.to_string()))?,
+            no_logs: root.tlogs.is_empty(),
+            no_ct: root.ctlogs.is_empty(),
+        })
+    }
+
+    /// A certificate policy asking only for what this trust root can vouch for.
+    fn keyless(&self, mut wanted: VerificationPolicy) -> VerificationPolicy {
+        if self.no_logs {
+            wanted = wanted.skip_tlog_unsafe();
+        }
+        if self.no_ct {
+            wanted = wanted.skip_sct();
+        }
+        wanted
+    }
+}
+
+/// When the log (or, without one, a timestamp authority) saw it.
+fn logged_at(result: &sigstore_verify::VerificationResult) -> Option<String> {
+    result
+        .integrated_time()
+        .or_else(|| result.verified_timestamps().first().copied())
+        .map(|t| t.to_string())
+}
+
+/// Every bundle of `found` checked against `policy` over `subject` (the trust root prepared
+/// once): the signatures that meet it, or [`VerifyError::NoneMeets`] saying where pkg looked
+/// and why each bundle was refused.
+pub fn check(
+    found: &discover::Found,
+    subject: &Digest,
+    policy: &Policy,
+) -> Result<Vec<Signed>, VerifyError> {
+    let prepared = Prepared::new(policy)?;
+    let mut signed = Vec::new();
+    let mut why = vec![format!("looked at {}", found.looked_at.join(", "))];
+    if found.bundles.is_empty() {
+        why.push(format!("no Sigstore bundle is attached to {subject}"));
+    }
+    for attached in &found.bundles {
+        match verify_with(
+            &prepared,
+            &attached.bundle,
+            Subject::Digest(subject),
+            policy,
+        ) {
+            Ok(s) => signed.push(s),
+            Err(e) => why.push(format!("{}: {e}", attached.manifest)),
+        }
+    }
+    match signed.is_empty() {
+        true => Err(VerifyError::NoneMeets(why.join("; "))),
+        false => Ok(signed),
+    }
+}
+
+/// Verifies one `bundle` (its JSON) over `subject` under `policy` (the conformance suite's
+/// shape; pkg's own callers check what discovery found, with [`check`]).
+#[cfg(test)]
 pub fn verify(bundle: &[u8], subject: Subject<'_>, policy: &Policy) -> Result<Signed, VerifyError> {
+    verify_with(&Prepared::new(policy)?, bundle, subject, policy)
+}
+
+fn verify_with(
+    prepared: &Prepared,
+    bundle: &[u8],
+    subject: Subject<'_>,
+    policy: &Policy,
+) -> Result<Signed, VerifyError> {
     let text = std::str::from_utf8(bundle).map_err(|e| VerifyError::Bundle(e.to_string()))?;
     let parsed = Bundle::from_json(text).map_err(|e| VerifyError::Bundle(e.to_string()))?;
-    let root = trust_root(policy.trust_root.as_deref())?;
-    // A trust root without transparency logs (GitHub's own instance) vouches through its
-    // certificate authorities and timestamp authorities alone; any other needs the log entry.
-    let no_logs = root.tlogs.is_empty();
-    // Likewise a root without certificate-transparency logs has no SCTs to check.
-    let no_ct = root.ctlogs.is_empty();
-    let verifier = Verifier::new(&root).map_err(|e| VerifyError::Rejected(e.to_string()))?;
+    let verifier = &prepared.verifier;
     let artifact = match subject {
         Subject::Bytes(b) => Artifact::from_blob(b),
         Subject::Digest(d) => {
@@ -155,29 +234,19 @@ pub fn verify(bundle: &[u8], subject: Subject<'_>, policy: &Policy) -> Result<Si
                 reason: e.to_string(),
             })?;
             let mut wanted = PublicKeyVerificationPolicy::new(key);
-            if no_logs {
+            if prepared.no_logs {
                 wanted = wanted.skip_tlog_unsafe();
             }
             let result = verifier
                 .verify(artifact, &parsed, &wanted)
                 .map_err(rejected)?;
-            (
-                path.display().to_string(),
-                None,
-                result.integrated_time().map(|t| t.to_string()),
-            )
+            (path.display().to_string(), None, logged_at(&result))
         }
         Signer::Identity { identity, issuer } => {
-            let mut wanted = match issuer {
+            let wanted = prepared.keyless(match issuer {
                 Some(issuer) => VerificationPolicy::new(identity.as_str(), issuer.as_str()),
                 None => VerificationPolicy::any_identity().require_identity(identity.as_str()),
-            };
-            if no_logs {
-                wanted = wanted.skip_tlog_unsafe();
-            }
-            if no_ct {
-                wanted = wanted.skip_sct();
-            }
+            });
             let result = verifier
                 .verify(artifact, &parsed, &wanted)
                 .map_err(rejected)?;
@@ -190,26 +259,14 @@ pub fn verify(bundle: &[u8], subject: Subject<'_>, policy: &Policy) -> Result<Si
                     wanted: policy.describe(),
                 });
             }
-            (
-                identity.clone(),
-                issuer.clone(),
-                result
-                    .integrated_time()
-                    .or_else(|| result.verified_timestamps().first().copied())
-                    .map(|t| t.to_string()),
-            )
+            (identity.clone(), issuer.clone(), logged_at(&result))
         }
         Signer::GitHub {
             repository,
             workflow,
         } => {
-            let mut wanted = VerificationPolicy::any_identity().require_issuer(GITHUB_ISSUER);
-            if no_logs {
-                wanted = wanted.skip_tlog_unsafe();
-            }
-            if no_ct {
-                wanted = wanted.skip_sct();
-            }
+            let wanted =
+                prepared.keyless(VerificationPolicy::any_identity().require_issuer(GITHUB_ISSUER));
             let result = verifier
                 .verify(artifact, &parsed, &wanted)
                 .map_err(rejected)?;
@@ -233,11 +290,7 @@ pub fn verify(bundle: &[u8], subject: Subject<'_>, policy: &Policy) -> Result<Si
                     wanted: policy.describe(),
                 });
             }
-            (
-                found,
-                Some(GITHUB_ISSUER.to_owned()),
-                result.integrated_time().map(|t| t.to_string()),
-            )
+            (found, Some(GITHUB_ISSUER.to_owned()), logged_at(&result))
         }
     };
     let predicate_type = predicate_type(text);

@@ -475,6 +475,9 @@ pub struct VerifyArgs {
     /// A trust root (trusted_root.json) instead of Sigstore's public-good one, embedded in pkg.
     #[arg(long, value_name = "FILE")]
     pub trusted_root: Option<std::path::PathBuf>,
+    /// With --key: accept a signature no transparency log saw (cosign's flag of that name).
+    #[arg(long, requires = "key")]
+    pub insecure_ignore_tlog: bool,
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -59,6 +59,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs) -> anyhow::Result<()> {
         signer,
         predicate_types: Vec::new(),
         trust_root: args.trusted_root.clone(),
+        insecure_ignore_tlog: args.insecure_ignore_tlog,
     };
     let client = ctx.client();
     let (repo, digest) = target(ctx, &client, &args.reference)?;

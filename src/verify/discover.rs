@@ -1,13 +1,15 @@
 //! Finding the Sigstore bundles attached to a manifest: the OCI 1.1 referrers API where the
 //! registry has one, else the fallback tag `sha256-<hex>` (GHCR and distribution 2.8 have no
 //! API); every listed manifest is fetched and read (cosign's fallback index may leave out
-//! `artifactType`), and a bundle layer's blob is fetched and digest-checked. All through the
-//! same registry client (mirrors, retries, credentials) as installs.
+//! `artifactType`), and a bundle layer's blob is fetched and digest-checked; then legacy
+//! cosign's `sha256-<hex>.sig` tag, each simple-signing layer kept as a record (legacy.rs). All
+//! through the same registry client (mirrors, retries, credentials) as installs.
 
 use crate::digest::Digest;
 use crate::registry::{Client, RegistryError, Repository};
 
 use super::BUNDLE_MEDIA_TYPE;
+use super::legacy::{Record, SIMPLE_SIGNING};
 
 /// A bundle attached to the subject.
 pub struct Attached {
@@ -105,5 +107,54 @@ pub fn bundles(
             looked_at.push(format!("{digest} (no bundle layer)"));
         }
     }
+    legacy(client, repo, subject, &mut bundles, &mut looked_at)?;
     Ok(Found { bundles, looked_at })
+}
+
+/// Legacy cosign signatures under the tag `sha256-<hex>.sig`.
+fn legacy(
+    client: &Client,
+    repo: &Repository,
+    subject: &Digest,
+    bundles: &mut Vec<Attached>,
+    looked_at: &mut Vec<String>,
+) -> Result<(), RegistryError> {
+    let tag = format!("{}-{}.sig", subject.algorithm(), subject.hex());
+    looked_at.push(format!("the cosign signature tag {repo}:{tag}"));
+    let manifest = match client.fetch_manifest(repo, &tag) {
+        Ok(m) => m,
+        Err(RegistryError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let doc: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
+    let layers = doc
+        .get("layers")
+        .and_then(|l| l.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for layer in layers {
+        let media = layer.get("mediaType").and_then(|m| m.as_str());
+        let (Some(blob), Some(size)) = (
+            layer
+                .get("digest")
+                .and_then(|d| d.as_str())
+                .and_then(|d| d.parse::<Digest>().ok()),
+            layer.get("size").and_then(|s| s.as_u64()),
+        ) else {
+            continue;
+        };
+        if media != Some(SIMPLE_SIGNING) || size > 1 << 20 {
+            continue;
+        }
+        let payload = client.read_blob(repo, &blob, size)?;
+        let annotations = layer.get("annotations").cloned().unwrap_or_default();
+        match Record::from_layer(&payload, &annotations) {
+            Some(record) => bundles.push(Attached {
+                manifest: manifest.digest.clone(),
+                bundle: serde_json::to_vec(&record).unwrap_or_default(),
+            }),
+            None => looked_at.push(format!("{blob} (a payload without a signature)")),
+        }
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@
 //! discover.rs.
 
 pub mod discover;
+pub mod legacy;
 pub mod policy;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,9 @@ pub struct Policy {
     pub signer: Signer,
     pub predicate_types: Vec<String>,
     pub trust_root: Option<PathBuf>,
+    /// A key signature with no transparency-log entry is accepted (cosign's
+    /// `--insecure-ignore-tlog`): only with a `key` signer.
+    pub insecure_ignore_tlog: bool,
 }
 
 impl Policy {
@@ -215,6 +219,9 @@ fn verify_with(
     subject: Subject<'_>,
     policy: &Policy,
 ) -> Result<Signed, VerifyError> {
+    if let Some(record) = legacy::Record::parse(bundle) {
+        return verify_legacy(prepared, &record, subject, policy);
+    }
     let text = std::str::from_utf8(bundle).map_err(|e| VerifyError::Bundle(e.to_string()))?;
     let parsed = Bundle::from_json(text).map_err(|e| VerifyError::Bundle(e.to_string()))?;
     let verifier = &prepared.verifier;
@@ -234,7 +241,7 @@ fn verify_with(
                 reason: e.to_string(),
             })?;
             let mut wanted = PublicKeyVerificationPolicy::new(key);
-            if prepared.no_logs {
+            if prepared.no_logs || policy.insecure_ignore_tlog {
                 wanted = wanted.skip_tlog_unsafe();
             }
             let result = verifier
@@ -309,6 +316,70 @@ fn verify_with(
         issuer,
         predicate_type,
         time,
+    })
+}
+
+/// A legacy cosign signature: its payload must name `subject`; a logged one is verified as the
+/// bundle cosign reads from it, an unlogged one against the policy's key when the policy
+/// accepts signatures without a log entry.
+fn verify_legacy(
+    prepared: &Prepared,
+    record: &legacy::Record,
+    subject: Subject<'_>,
+    policy: &Policy,
+) -> Result<Signed, VerifyError> {
+    if let Subject::Digest(d) = subject {
+        record.check_subject(d)?;
+    }
+    let payload = record.payload()?;
+    if record.logged() {
+        let bundle = record.to_bundle()?;
+        return verify_with(
+            prepared,
+            bundle.as_bytes(),
+            Subject::Bytes(&payload),
+            policy,
+        );
+    }
+    let Signer::Key { pem, path } = &policy.signer else {
+        return Err(VerifyError::Rejected(
+            "a legacy cosign signature without a certificate or a transparency-log entry can only be checked against a key".into(),
+        ));
+    };
+    if !policy.insecure_ignore_tlog {
+        return Err(VerifyError::Rejected(format!(
+            "a legacy cosign signature with no transparency-log entry (as `cosign sign --tlog-upload=false` writes); to trust the key {} alone, set `insecure_ignore_tlog = true` in the formula's [verify] table (pkg verify: --insecure-ignore-tlog)",
+            path.display()
+        )));
+    }
+    let key = DerPublicKey::from_pem(pem).map_err(|e| VerifyError::Key {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let scheme = sigstore_verify::crypto::KeyAlgorithm::from_spki(&key)
+        .map_err(|e| VerifyError::Key {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?
+        .default_signing_scheme();
+    let signature = sigstore_verify::types::SignatureBytes::from_bytes(&record.signature_bytes()?);
+    sigstore_verify::crypto::verify_signature(&key, &payload, &signature, scheme).map_err(|e| {
+        VerifyError::Rejected(format!(
+            "the signature does not verify with the key {}: {e}",
+            path.display()
+        ))
+    })?;
+    if !policy.predicate_types.is_empty() {
+        return Err(VerifyError::Predicate {
+            found: "none (a plain signature)".into(),
+            wanted: policy.predicate_types.join(" or "),
+        });
+    }
+    Ok(Signed {
+        signer: path.display().to_string(),
+        issuer: None,
+        predicate_type: None,
+        time: None,
     })
 }
 

@@ -9,6 +9,7 @@
 //! # or: key = "cosign.pub"                   # a PEM public key next to the formula
 //! predicate_types = ["https://slsa.dev/provenance/v1"]  # optional
 //! trust_root = "trusted_root.json"           # optional, next to the formula
+//! insecure_ignore_tlog = true                # `key` only: accept a signature no log saw
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ pub struct RawVerify {
     #[serde(default)]
     predicate_types: Vec<String>,
     trust_root: Option<PathBuf>,
+    #[serde(default)]
+    insecure_ignore_tlog: bool,
 }
 
 /// The policy of a `[verify]` table; relative paths are next to `file` (the formula's file;
@@ -72,10 +75,17 @@ pub fn from_raw(raw: RawVerify, file: Option<&Path>) -> Result<Policy, String> {
             );
         }
     };
+    if raw.insecure_ignore_tlog && !matches!(signer, Signer::Key { .. }) {
+        return Err(
+            "[verify] insecure_ignore_tlog is for a `key` signer: a certificate's identity needs a log or timestamp to be trusted"
+                .into(),
+        );
+    }
     let trust_root = raw.trust_root.map(|p| near(&p, "trust_root")).transpose()?;
     Ok(Policy {
         signer,
         predicate_types: raw.predicate_types,
         trust_root,
+        insecure_ignore_tlog: raw.insecure_ignore_tlog,
     })
 }

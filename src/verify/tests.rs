@@ -54,6 +54,7 @@ fn every_conformance_case_verifies_or_is_refused_as_the_suite_says() {
             signer,
             predicate_types: Vec::new(),
             trust_root,
+            insecure_ignore_tlog: false,
         };
         let result = verify(&bundle, Subject::Bytes(&artifact), &policy);
         let should_fail = name.ends_with("_fail");
@@ -85,6 +86,7 @@ fn sigstore_rusts_keyed_bundle_verifies_and_its_bad_ct_key_case_is_refused() {
         },
         predicate_types: Vec::new(),
         trust_root: None,
+        insecure_ignore_tlog: false,
     };
     let key = std::fs::read_to_string(keyed.join("key.pub")).unwrap();
     verify(&bundle, Subject::Bytes(&artifact), &policy(key.clone())).unwrap();
@@ -104,6 +106,7 @@ fn sigstore_rusts_keyed_bundle_verifies_and_its_bad_ct_key_case_is_refused() {
             },
             predicate_types: Vec::new(),
             trust_root: Some(bad.join("trusted_root.json")),
+            insecure_ignore_tlog: false,
         },
     );
     assert!(refused.is_err());
@@ -124,6 +127,7 @@ fn a_predicate_type_the_policy_does_not_name_is_refused() {
         },
         predicate_types: types.iter().map(|t| t.to_string()).collect(),
         trust_root: Some(cosign.join("trusted_root_pgi.json")),
+        insecure_ignore_tlog: false,
     };
     let signed = verify(&bundle, Subject::Digest(&subject), &policy(&[])).unwrap();
     assert_eq!(
@@ -158,6 +162,7 @@ fn sigstore_rusts_production_bundles_verify_and_a_github_policy_holds_to_its_rep
             },
             predicate_types: Vec::new(),
             trust_root: None,
+            insecure_ignore_tlog: false,
         },
     )
     .unwrap();
@@ -174,6 +179,7 @@ fn sigstore_rusts_production_bundles_verify_and_a_github_policy_holds_to_its_rep
             "https://schemas.conda.org/attestations-publish-1.schema.json".into(),
         ],
         trust_root: None,
+        insecure_ignore_tlog: false,
     };
     let signed = verify(
         &bundle,
@@ -224,6 +230,7 @@ fn a_github_instance_release_attestation_verifies_with_githubs_trust_root() {
         },
         predicate_types: vec!["https://in-toto.io/attestation/release/v0.2".into()],
         trust_root: Some(dir.join(root)),
+        insecure_ignore_tlog: false,
     };
     let signed = verify(
         &bundle,
@@ -241,4 +248,95 @@ fn a_github_instance_release_attestation_verifies_with_githubs_trust_root() {
         )
         .is_err()
     );
+}
+
+/// The real v0.1 conformance signature (a Fulcio certificate chain, Rekor's signed entry
+/// timestamp) written back as a legacy cosign `.sig` layer's annotations — the inclusion proof
+/// dropped, as legacy signatures carry none — is read back into the bundle cosign reads and
+/// verifies over its payload; a signed entry timestamp of another entry, or another payload,
+/// is refused.
+#[test]
+fn a_legacy_signature_with_a_rekor_bundle_verifies_by_its_signed_entry_timestamp() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let suite = fixtures().join("conformance");
+    let bundle: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(suite.join("happy-path-v0.1/bundle.sigstore.json")).unwrap(),
+    )
+    .unwrap();
+    let payload = std::fs::read(suite.join("a.txt")).unwrap();
+    let pem = |raw: &serde_json::Value| {
+        format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            raw.as_str().unwrap()
+        )
+    };
+    let certs = bundle["verificationMaterial"]["x509CertificateChain"]["certificates"]
+        .as_array()
+        .unwrap();
+    let entry = &bundle["verificationMaterial"]["tlogEntries"][0];
+    let log_id: String = b64
+        .decode(entry["logId"]["keyId"].as_str().unwrap())
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let annotations = |set: &str| {
+        serde_json::json!({
+            "dev.cosignproject.cosign/signature": bundle["messageSignature"]["signature"],
+            "dev.sigstore.cosign/certificate": pem(&certs[0]["rawBytes"]),
+            "dev.sigstore.cosign/chain": certs[1..].iter().map(|c| pem(&c["rawBytes"])).collect::<String>(),
+            "dev.sigstore.cosign/bundle": serde_json::json!({
+                "SignedEntryTimestamp": set,
+                "Payload": {
+                    "body": entry["canonicalizedBody"],
+                    "integratedTime": entry["integratedTime"].as_str().unwrap().parse::<i64>().unwrap(),
+                    "logIndex": entry["logIndex"].as_str().unwrap().parse::<i64>().unwrap(),
+                    "logID": log_id,
+                }
+            }).to_string(),
+        })
+    };
+    let policy = Policy {
+        signer: Signer::Identity {
+            identity: "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main".into(),
+            issuer: Some(GITHUB_ISSUER.into()),
+        },
+        predicate_types: Vec::new(),
+        trust_root: None,
+        insecure_ignore_tlog: false,
+    };
+    let set = entry["inclusionPromise"]["signedEntryTimestamp"]
+        .as_str()
+        .unwrap();
+    let record = |payload: &[u8], set: &str| {
+        serde_json::to_vec(&legacy::Record::from_layer(payload, &annotations(set)).unwrap())
+            .unwrap()
+    };
+    let signed = verify(&record(&payload, set), Subject::Bytes(&payload), &policy).unwrap();
+    assert!(signed.time.is_some(), "{signed:?}");
+    // Another entry's signed entry timestamp.
+    let other: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(suite.join("happy-path-v0.3/bundle.sigstore.json")).unwrap(),
+    )
+    .unwrap();
+    let other_set =
+        other["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"]["signedEntryTimestamp"]
+            .as_str()
+            .unwrap();
+    assert!(
+        verify(
+            &record(&payload, other_set),
+            Subject::Bytes(&payload),
+            &policy
+        )
+        .is_err()
+    );
+    // Another payload under the same signature.
+    let r = verify(
+        &record(b"another payload", set),
+        Subject::Bytes(b"another payload"),
+        &policy,
+    );
+    assert!(r.is_err(), "{r:?}");
 }

@@ -438,3 +438,183 @@ fn a_keyed_bundle_signed_by_sigstore_js_installs_a_real_package_with_a_key_polic
         ctx.prefix_listing()
     );
 }
+
+/// sigstore-rs (sigstore's Rust cosign; scripts/test builds it from tests/it/supply/cosign-rs).
+fn cosign_rs(args: &[&str]) -> std::process::Output {
+    let bin =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/cosign-rs/debug/pkg-test-cosign-rs");
+    std::process::Command::new(&bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {} (scripts/test builds it): {e}", bin.display()))
+}
+
+/// A legacy cosign signature (`sha256-<hex>.sig`, a simple-signing layer, the signature in an
+/// annotation, no log entry) written by sigstore-rs with its own key over a package pushed with
+/// `pkg bottle`: pkg finds it, refuses to trust a key no log saw unless told
+/// (`--insecure-ignore-tlog`, `insecure_ignore_tlog = true`), then agrees with sigstore-rs's
+/// own verdict; another key, or the signature of another manifest put under this one's tag,
+/// installs nothing.
+#[test]
+fn a_legacy_cosign_signature_by_sigstore_rs_is_found_under_the_sig_tag_and_held_to_its_key() {
+    use crate::harness::token::{PASSWORD, USERNAME};
+    let reg = Registry::start();
+    let mut ctx = TestContext::new();
+    ctx.with_credentials();
+    let dir = ctx.home.join("out");
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(dir.join("bin/tool"), "#!/bin/sh\necho legacy tool\n").unwrap();
+    std::fs::set_permissions(
+        dir.join("bin/tool"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let push = |version: &str| -> String {
+        let out = ctx.home.join(format!("tool-{version}.oci"));
+        let image = format!("{}/acme/tool:{version}", reg.host());
+        let pushed = ctx
+            .pkg(&[
+                "bottle",
+                dir.to_str().unwrap(),
+                "--name",
+                "tool",
+                "--version",
+                version,
+                "--output",
+                out.to_str().unwrap(),
+                "--push",
+                image.as_str(),
+                "--json",
+            ])
+            .success();
+        let v: serde_json::Value = serde_json::from_str(&pushed.stdout).unwrap();
+        v["push"]["digest"].as_str().unwrap().to_owned()
+    };
+    let first = push("1.0.0");
+    let second = push("2.0.0");
+    let keys = ctx.home.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let ok = |o: std::process::Output| {
+        assert!(
+            o.status.success(),
+            "sigstore-rs: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ok(cosign_rs(&["keygen", keys.to_str().unwrap()]));
+    let key = keys.join("cosign.key");
+    let public = keys.join("cosign.pub");
+    for d in [&first, &second] {
+        ok(cosign_rs(&[
+            "sign",
+            key.to_str().unwrap(),
+            &format!("{}/acme/tool@{d}", reg.host()),
+            USERNAME,
+            PASSWORD,
+        ]));
+    }
+    let reference = format!("{}/acme/tool@{first}", reg.host());
+    // The peer's verdict.
+    ok(cosign_rs(&[
+        "verify",
+        public.to_str().unwrap(),
+        &reference,
+        USERNAME,
+        PASSWORD,
+    ]));
+
+    ctx.pkg(&["verify", &reference, "--key", public.to_str().unwrap()])
+        .failure()
+        .says("no transparency-log entry")
+        .says("insecure_ignore_tlog");
+    ctx.pkg(&[
+        "verify",
+        &reference,
+        "--key",
+        public.to_str().unwrap(),
+        "--insecure-ignore-tlog",
+    ])
+    .success()
+    .says(&format!(
+        "Verified {reference}: signed by {}",
+        public.display()
+    ));
+    let other = ctx.home.join("other.pub");
+    std::fs::write(
+        &other,
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQkYT94UV644AiKyIbfISywgpGbv7\nF6cscnoldD9bjwuZ2Fs9RgEdwytQR0ZXpYVy6PfkGUf137TUxLSWb4utzg==\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    ctx.pkg(&[
+        "verify",
+        &reference,
+        "--key",
+        other.to_str().unwrap(),
+        "--insecure-ignore-tlog",
+    ])
+    .failure()
+    .says("does not verify with the key");
+
+    // A formula with the key policy installs it only when it accepts an unlogged key.
+    let formula = |extra: &str| {
+        let text = crate::harness::Formula::new("tool")
+            .version("1.0.0", &format!("{}/acme/tool", reg.host()), "1.0.0")
+            .to_toml();
+        let (head, versions) = text.split_once("\n[versions").unwrap();
+        ctx.write_formula(
+            "tool",
+            &format!(
+                "{head}\n[verify]\nkey = \"{}\"\n{extra}\n[versions{versions}",
+                public.display()
+            ),
+        );
+    };
+    formula("");
+    ctx.pkg(&["install", "tool"])
+        .failure()
+        .says("insecure_ignore_tlog");
+    assert!(
+        ctx.cellar_versions("tool").is_empty(),
+        "{}",
+        ctx.prefix_listing()
+    );
+    formula("insecure_ignore_tlog = true\n");
+    ctx.pkg(&["install", "tool"])
+        .success()
+        .says(&format!("Verified tool 1.0.0 ({first})"));
+    assert_eq!(crate::faults::run_bin(&ctx, "tool"), "legacy tool");
+    ctx.pkg(&["uninstall", "tool"]).success();
+
+    // The second manifest's signature, put under the first's `.sig` tag: a real signature by
+    // the right key, over another manifest.
+    let tags = reg
+        .storage()
+        .join("docker/registry/v2/repositories/acme/tool/_manifests/tags");
+    let link = |d: &str| {
+        tags.join(format!(
+            "sha256-{}.sig/current/link",
+            d.trim_start_matches("sha256:")
+        ))
+    };
+    std::fs::copy(link(&second), link(&first)).unwrap();
+    ctx.pkg(&["install", "tool"]).failure().says(&format!(
+        "the signature's payload names {second}, not {first}"
+    ));
+    assert!(
+        ctx.cellar_versions("tool").is_empty(),
+        "{}",
+        ctx.prefix_listing()
+    );
+    // sigstore-rs agrees.
+    assert!(
+        !cosign_rs(&[
+            "verify",
+            public.to_str().unwrap(),
+            &reference,
+            USERNAME,
+            PASSWORD
+        ])
+        .status
+        .success()
+    );
+}

@@ -74,29 +74,8 @@ pub fn bundles(
             ));
             continue;
         }
-        let layers = doc
-            .get("layers")
-            .and_then(|l| l.as_array())
-            .cloned()
-            .unwrap_or_default();
         let mut any = false;
-        for layer in layers {
-            let media = layer
-                .get("mediaType")
-                .and_then(|m| m.as_str())
-                .unwrap_or("");
-            let (Some(blob), Some(size)) = (
-                layer
-                    .get("digest")
-                    .and_then(|d| d.as_str())
-                    .and_then(|d| d.parse::<Digest>().ok()),
-                layer.get("size").and_then(|s| s.as_u64()),
-            ) else {
-                continue;
-            };
-            if media != BUNDLE_MEDIA_TYPE || size > 4 << 20 {
-                continue;
-            }
+        for (_, blob, size) in small_layers(&doc, BUNDLE_MEDIA_TYPE, 4 << 20) {
             bundles.push(Attached {
                 manifest: digest.clone(),
                 bundle: client.read_blob(repo, &blob, size)?,
@@ -127,25 +106,7 @@ fn legacy(
         Err(e) => return Err(e),
     };
     let doc: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
-    let layers = doc
-        .get("layers")
-        .and_then(|l| l.as_array())
-        .cloned()
-        .unwrap_or_default();
-    for layer in layers {
-        let media = layer.get("mediaType").and_then(|m| m.as_str());
-        let (Some(blob), Some(size)) = (
-            layer
-                .get("digest")
-                .and_then(|d| d.as_str())
-                .and_then(|d| d.parse::<Digest>().ok()),
-            layer.get("size").and_then(|s| s.as_u64()),
-        ) else {
-            continue;
-        };
-        if media != Some(SIMPLE_SIGNING) || size > 1 << 20 {
-            continue;
-        }
+    for (layer, blob, size) in small_layers(&doc, SIMPLE_SIGNING, 1 << 20) {
         let payload = client.read_blob(repo, &blob, size)?;
         let annotations = layer.get("annotations").cloned().unwrap_or_default();
         match Record::from_layer(&payload, &annotations) {
@@ -157,4 +118,23 @@ fn legacy(
         }
     }
     Ok(())
+}
+
+/// The layers of a manifest `doc` of media type `media` and at most `limit` bytes: each with
+/// its digest and size (a layer without them is passed over).
+fn small_layers<'a>(
+    doc: &'a serde_json::Value,
+    media: &'a str,
+    limit: u64,
+) -> impl Iterator<Item = (&'a serde_json::Value, Digest, u64)> + 'a {
+    doc.get("layers")
+        .and_then(|l| l.as_array())
+        .into_iter()
+        .flatten()
+        .filter(move |l| l.get("mediaType").and_then(|m| m.as_str()) == Some(media))
+        .filter_map(move |l| {
+            let blob = l.get("digest")?.as_str()?.parse::<Digest>().ok()?;
+            let size = l.get("size")?.as_u64().filter(|s| *s <= limit)?;
+            Some((l, blob, size))
+        })
 }

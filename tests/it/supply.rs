@@ -328,6 +328,19 @@ fn bottle_attaches_a_bundle_as_a_referrer_that_verify_finds_and_holds_to_its_sub
         .failure();
 }
 
+/// A package tree whose `bin/tool` prints `says`.
+fn tool_tree(ctx: &TestContext, says: &str) -> PathBuf {
+    let dir = ctx.home.join("out");
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(dir.join("bin/tool"), format!("#!/bin/sh\necho {says}\n")).unwrap();
+    std::fs::set_permissions(
+        dir.join("bin/tool"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    dir
+}
+
 /// A keyed bundle made here by a real Sigstore client — sigstore-js's DSSE bundle builder with a
 /// local key, its log entry from @sigstore/mock's Rekor (whose key goes into the trust root
 /// written beside it) — over a package pushed with `pkg bottle`, attached with
@@ -338,14 +351,7 @@ fn a_keyed_bundle_signed_by_sigstore_js_installs_a_real_package_with_a_key_polic
     let reg = Registry::start();
     let mut ctx = TestContext::new();
     ctx.with_credentials();
-    let dir = ctx.home.join("out");
-    std::fs::create_dir_all(dir.join("bin")).unwrap();
-    std::fs::write(dir.join("bin/tool"), "#!/bin/sh\necho signed tool\n").unwrap();
-    std::fs::set_permissions(
-        dir.join("bin/tool"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let dir = tool_tree(&ctx, "signed tool");
     let image = format!("{}/acme/tool:1.0.0", reg.host());
     let out = ctx.home.join("tool.oci");
     let bottle = |extra: &[&str]| {
@@ -461,14 +467,7 @@ fn a_legacy_cosign_signature_by_sigstore_rs_is_found_under_the_sig_tag_and_held_
     let reg = Registry::start();
     let mut ctx = TestContext::new();
     ctx.with_credentials();
-    let dir = ctx.home.join("out");
-    std::fs::create_dir_all(dir.join("bin")).unwrap();
-    std::fs::write(dir.join("bin/tool"), "#!/bin/sh\necho legacy tool\n").unwrap();
-    std::fs::set_permissions(
-        dir.join("bin/tool"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let dir = tool_tree(&ctx, "legacy tool");
     let push = |version: &str| -> String {
         let out = ctx.home.join(format!("tool-{version}.oci"));
         let image = format!("{}/acme/tool:{version}", reg.host());

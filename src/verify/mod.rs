@@ -9,6 +9,7 @@
 pub mod discover;
 pub mod legacy;
 pub mod policy;
+mod profile;
 
 use std::path::{Path, PathBuf};
 
@@ -112,19 +113,30 @@ pub struct Signed {
 }
 
 /// The trust root of `policy`: its file, else the embedded production root.
+/// Each certificate of its authorities' chains must be a CA ([`profile::check_authority`]).
 pub fn trust_root(path: Option<&Path>) -> Result<TrustedRoot, VerifyError> {
-    match path {
-        Some(p) => TrustedRoot::from_file(p).map_err(|e| VerifyError::TrustRoot {
-            path: p.to_owned(),
-            reason: e.to_string(),
-        }),
-        None => TrustedRoot::from_json(SIGSTORE_PRODUCTION_TRUSTED_ROOT).map_err(|e| {
-            VerifyError::TrustRoot {
-                path: "(embedded production root)".into(),
-                reason: e.to_string(),
-            }
-        }),
+    let shown = || path.map_or_else(|| "(embedded production root)".into(), Path::to_owned);
+    let refused = |reason: String| VerifyError::TrustRoot {
+        path: shown(),
+        reason,
+    };
+    let root = match path {
+        Some(p) => TrustedRoot::from_file(p),
+        None => TrustedRoot::from_json(SIGSTORE_PRODUCTION_TRUSTED_ROOT),
     }
+    .map_err(|e| refused(e.to_string()))?;
+    for (n, authority) in root.certificate_authorities.iter().enumerate() {
+        for cert in &authority.cert_chain.certificates {
+            profile::check_authority(cert.raw_bytes.as_bytes()).map_err(|why| {
+                refused(format!(
+                    "certificate authority {} ({}): a certificate {why}",
+                    n + 1,
+                    authority.uri
+                ))
+            })?;
+        }
+    }
+    Ok(root)
 }
 
 /// What a bundle signs: the exact bytes, or (an OCI manifest) their sha256.
@@ -234,6 +246,15 @@ fn verify_with(
         }
     };
     let rejected = |e: sigstore_verify::Error| VerifyError::Rejected(e.to_string());
+    // A certificate's key usage is pkg's to check (before the identity, which a bad leaf may
+    // have as well as any).
+    if let (false, Some(leaf)) = (
+        matches!(policy.signer, Signer::Key { .. }),
+        parsed.signing_certificate(),
+    ) {
+        profile::check_leaf(leaf.as_bytes())
+            .map_err(|why| VerifyError::Rejected(format!("the signing certificate {why}")))?;
+    }
     let (signer, issuer, time) = match &policy.signer {
         Signer::Key { pem, path } => {
             let key = DerPublicKey::from_pem(pem).map_err(|e| VerifyError::Key {

@@ -340,3 +340,34 @@ fn a_legacy_signature_with_a_rekor_bundle_verifies_by_its_signed_entry_timestamp
     );
     assert!(r.is_err(), "{r:?}");
 }
+
+/// Every real trust root the fixtures carry — the embedded production root, sigstore-rust's
+/// production, staging and GitHub roots, cosign's, and each one a passing conformance case
+/// brings — has CA certificates for authorities: pkg's check of them refuses none.
+#[test]
+fn every_real_trust_root_passes_the_authority_check() {
+    let mut roots = vec![
+        fixtures().join("sigstore-rust/trust-roots/trusted_root.json"),
+        fixtures().join("sigstore-rust/trust-roots/trusted_root_staging.json"),
+        fixtures().join("sigstore-rust/trust-roots/trusted_root_github.json"),
+        fixtures().join("cosign/trusted_root_pgi.json"),
+    ];
+    for case in std::fs::read_dir(fixtures().join("conformance"))
+        .unwrap()
+        .flatten()
+    {
+        let root = case.path().join("trusted_root.json");
+        if root.exists() && !case.file_name().to_string_lossy().ends_with("_fail") {
+            roots.push(root);
+        }
+    }
+    assert!(roots.len() > 8, "{roots:?}");
+    let mut authorities = trust_root(None).unwrap().certificate_authorities.len();
+    for root in &roots {
+        match trust_root(Some(root)) {
+            Ok(r) => authorities += r.certificate_authorities.len(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(authorities > 10, "only {authorities} authorities checked");
+}

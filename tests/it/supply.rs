@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use crate::harness::{Registry, TestContext};
 
+mod certificates;
+
 const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -328,6 +330,28 @@ fn bottle_attaches_a_bundle_as_a_referrer_that_verify_finds_and_holds_to_its_sub
         .failure();
 }
 
+/// sigstore-js (tests/it/supply/sign.js) signs `digest` into `out` (bundle.sigstore.json,
+/// key.pub, trusted_root.json): with a fresh key, or with `certificate`, its private key and
+/// the certificate authority the trust root names.
+fn sigstore_js(digest: &str, out: &Path, certificate: Option<[&Path; 3]>) {
+    std::fs::create_dir_all(out).unwrap();
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut node = std::process::Command::new("node");
+    node.arg(here.join("tests/it/supply/sign.js"))
+        .arg(digest.trim_start_matches("sha256:"))
+        .arg(out)
+        .env("NODE_PATH", here.join("target/sigstore-js/node_modules"));
+    for file in certificate.into_iter().flatten() {
+        node.arg(file);
+    }
+    let node = node.output().unwrap();
+    assert!(
+        node.status.success(),
+        "sigstore-js could not sign (scripts/test installs it into target/sigstore-js): {}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+}
+
 /// A package tree whose `bin/tool` prints `says`.
 fn tool_tree(ctx: &TestContext, says: &str) -> PathBuf {
     let dir = ctx.home.join("out");
@@ -376,21 +400,7 @@ fn a_keyed_bundle_signed_by_sigstore_js_installs_a_real_package_with_a_key_polic
 
     // sigstore-js signs the pushed manifest's digest.
     let signed = ctx.home.join("signed");
-    std::fs::create_dir_all(&signed).unwrap();
-    let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/sigstore-js/node_modules");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/supply/sign.js");
-    let node = std::process::Command::new("node")
-        .arg(&script)
-        .arg(digest.trim_start_matches("sha256:"))
-        .arg(&signed)
-        .env("NODE_PATH", &modules)
-        .output()
-        .unwrap();
-    assert!(
-        node.status.success(),
-        "sigstore-js could not sign (scripts/test installs it into target/sigstore-js): {}",
-        String::from_utf8_lossy(&node.stderr)
-    );
+    sigstore_js(&digest, &signed, None);
     let bundle = signed.join("bundle.sigstore.json");
     bottle(&["--attach-bundle", bundle.to_str().unwrap()]);
 

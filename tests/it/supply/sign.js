@@ -1,8 +1,11 @@
-// A keyed Sigstore bundle made offline by sigstore-js: @sigstore/sign's DSSE bundle builder
-// with a local P-256 key, witnessed (an intoto entry) by @sigstore/mock's Rekor (nock, in process) whose key this
-// script makes, so the trust root it writes holds exactly that log. Usage:
-//   node sign.js SUBJECT_SHA256_HEX OUT_DIR
-// writes OUT_DIR/bundle.sigstore.json, OUT_DIR/key.pub and OUT_DIR/trusted_root.json.
+// A Sigstore bundle made offline by sigstore-js: @sigstore/sign's DSSE bundle builder, witnessed
+// (an intoto entry) by @sigstore/mock's Rekor (nock, in process) whose key this script makes, so
+// the trust root it writes holds exactly that log. Usage:
+//   node sign.js SUBJECT_SHA256_HEX OUT_DIR [CERTIFICATE_PEM PRIVATE_KEY_PEM AUTHORITY_PEM]
+// writes OUT_DIR/bundle.sigstore.json, OUT_DIR/key.pub and OUT_DIR/trusted_root.json. Without a
+// certificate it signs with a fresh P-256 key (a keyed bundle); with one, it signs with that
+// certificate's private key, puts the certificate in the bundle, and the trust root names
+// AUTHORITY_PEM as its certificate authority.
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
@@ -11,18 +14,22 @@ const { DSSEBundleBuilder, RekorWitness } = require('@sigstore/sign');
 const { bundleToJSON } = require('@sigstore/bundle');
 
 async function main() {
-  const [subject, out] = process.argv.slice(2);
+  const [subject, out, certFile, keyFile, authorityFile] = process.argv.slice(2);
   const rekorURL = 'https://rekor.pkg-test.invalid';
   const rekorKeys = crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   await mockRekor({ baseURL: rekorURL, keyPair: rekorKeys });
 
-  const signing = crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const publicPem = signing.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const signing = keyFile
+    ? { privateKey: crypto.createPrivateKey(fs.readFileSync(keyFile)) }
+    : crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const publicPem = crypto.createPublicKey(signing.privateKey).export({ type: 'spki', format: 'pem' }).toString();
+  const certificate = certFile && new crypto.X509Certificate(fs.readFileSync(certFile));
+  const authority = authorityFile && new crypto.X509Certificate(fs.readFileSync(authorityFile));
+  const key = certificate
+    ? { $case: 'x509Certificate', certificate: certificate.toString() }
+    : { $case: 'publicKey', publicKey: publicPem, hint: '' };
   const signer = {
-    sign: async (data) => ({
-      signature: crypto.sign('sha256', data, signing.privateKey),
-      key: { $case: 'publicKey', publicKey: publicPem, hint: '' },
-    }),
+    sign: async (data) => ({ signature: crypto.sign('sha256', data, signing.privateKey), key }),
   };
   const statement = {
     _type: 'https://in-toto.io/Statement/v1',
@@ -52,7 +59,12 @@ async function main() {
       },
       logId: { keyId: crypto.createHash('sha256').update(rekorDer).digest('base64') },
     }],
-    certificateAuthorities: [],
+    certificateAuthorities: authority ? [{
+      subject: { organization: 'pkg-test', commonName: 'pkg-test' },
+      uri: 'https://fulcio.pkg-test.invalid',
+      certChain: { certificates: [{ rawBytes: authority.raw.toString('base64') }] },
+      validFor: { start: '2000-01-01T00:00:00Z' },
+    }] : [],
     ctlogs: [],
     timestampAuthorities: [],
   };

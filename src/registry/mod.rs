@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod blob;
+mod error;
 pub mod login;
 pub mod manifest;
 mod mirrors;
@@ -23,122 +24,12 @@ use url::Url;
 
 use crate::digest::Digest;
 use auth::{Challenge, CredentialSource, TokenCache};
+use error::{CREDENTIAL_HINT, REFUSED_TOKEN_HINT, hint_for, offline_what};
+pub use error::{RegistryError, error_detail, redact};
+pub(crate) use error::{first_line, read_limited};
 pub use mirrors::{MirrorError, Mirrors};
 pub use repository::Repository;
 use safety::{check_realm, host_port, next_hop, origin_key, same_origin};
-
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error("could not reach {url}{}{}{}", mirror_note(.mirror_of), timeout_hint(.source), tls_hint(.source))]
-    Transport {
-        url: String,
-        #[source]
-        source: Box<ureq::Error>,
-        /// The registry this endpoint is a mirror of (`PKG_REGISTRY_MIRRORS`).
-        mirror_of: Option<Box<str>>,
-    },
-    /// The answer's headers came, its body broke off (reset, cut short, stalled, too long).
-    #[error("reading the answer from {url}: {source}{}", timeout_hint(.source))]
-    Body {
-        url: String,
-        #[source]
-        source: ureq::Error,
-    },
-    #[error("{url}: the answer ended before the {what} did (the body was cut short)")]
-    CutShort { url: String, what: &'static str },
-    #[error("{url}: {reason}")]
-    BadUrl { url: String, reason: String },
-    #[error("{repository}: authentication failed ({detail}). {hint}")]
-    Unauthorized {
-        repository: String,
-        detail: String,
-        hint: &'static str,
-    },
-    #[error("{repository}: access denied ({detail}). {hint}")]
-    Denied {
-        repository: String,
-        detail: String,
-        hint: &'static str,
-    },
-    #[error("{repository}: {what} not found in the registry{detail}")]
-    NotFound {
-        repository: String,
-        what: String,
-        detail: String,
-    },
-    #[error("{url}: the registry answered {status}{detail}")]
-    Status {
-        url: String,
-        status: u16,
-        detail: String,
-    },
-    #[error("{url}: the response is larger than the {limit}-byte limit")]
-    TooLarge { url: String, limit: u64 },
-    #[error("{url}: {reason}")]
-    Redirect { url: String, reason: String },
-    #[error("token service {realm}: {reason}")]
-    Realm { realm: String, reason: String },
-    #[error(
-        "{what} digest mismatch\n  Expected: {expected}\n  Actual:   {actual}\n  From:     {url}"
-    )]
-    DigestMismatch {
-        what: String,
-        expected: String,
-        actual: String,
-        url: String,
-    },
-    #[error(
-        "{url}: the registry sends {actual} bytes for {digest}, but its descriptor says {expected}"
-    )]
-    SizeMismatch {
-        url: String,
-        digest: Digest,
-        expected: u64,
-        actual: u64,
-    },
-    #[error("{url}: {source}")]
-    Manifest {
-        url: String,
-        #[source]
-        source: manifest::ManifestError,
-    },
-    #[error(
-        "--offline: {what} is not in the cache, and nothing is fetched offline; run without --offline (PKG_OFFLINE) to fetch it, or `pkg fetch` it while online"
-    )]
-    Offline { what: String },
-    #[error("reading from {url}: {source}")]
-    Read {
-        url: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl RegistryError {
-    /// A failure another try of the same request may not repeat: a body that broke off, bytes
-    /// that do not hash to the digest named for them, or a document cut short (not JSON).
-    pub fn another_try_may_mend(&self) -> bool {
-        match self {
-            RegistryError::Body { .. }
-            | RegistryError::CutShort { .. }
-            | RegistryError::DigestMismatch { .. } => true,
-            RegistryError::Manifest { source, .. } => source.is_not_json(),
-            _ => false,
-        }
-    }
-}
-
-fn mirror_note(mirror_of: &Option<Box<str>>) -> String {
-    match mirror_of {
-        Some(r) => format!(" (the mirror of {r} in PKG_REGISTRY_MIRRORS)"),
-        None => String::new(),
-    }
-}
-
-/// The first line of an error's message, without its causes.
-pub(crate) fn first_line(e: &dyn std::error::Error) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_owned()
-}
 
 /// Moves `url` to the scheme, host and port of `base`.
 fn rebase(url: &mut Url, base: &Url) {
@@ -147,33 +38,9 @@ fn rebase(url: &mut Url, base: &Url) {
     let _ = url.set_port(base.port());
 }
 
-/// What to do when a certificate is not trusted.
-fn tls_hint(error: &ureq::Error) -> &'static str {
-    let text = error.to_string();
-    if text.contains("certificate") || text.contains("UnknownIssuer") {
-        ": its TLS certificate is not trusted. If it comes from a private CA (a company mirror), trust that CA: SSL_CERT_FILE=ca.pem (replaces the system's store), or PKG_CA_FILE / the ca_file setting (added to it)"
-    } else {
-        ""
-    }
-}
-
-/// Which setting a timeout comes from, for the message that reports it.
-fn timeout_hint(error: &ureq::Error) -> &'static str {
-    match error {
-        ureq::Error::Timeout(ureq::Timeout::Connect) => {
-            " (no connection within the connect timeout, PKG_CONNECT_TIMEOUT)"
-        }
-        ureq::Error::Timeout(
-            ureq::Timeout::RecvResponse | ureq::Timeout::PerRead | ureq::Timeout::RecvBody,
-        ) => " (silent for longer than the read timeout, PKG_READ_TIMEOUT)",
-        _ => "",
-    }
-}
-
 const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
 /// The longest token pkg sends back in an `Authorization` header (real ones are a few KiB).
 const MAX_TOKEN_HEADER: usize = 64 * 1024;
-const MAX_ERROR_BYTES: u64 = 64 * 1024;
 const MAX_REDIRECTS: usize = 10;
 
 /// A synchronous registry client; one per run, shared by reference between threads.
@@ -723,23 +590,6 @@ impl<'a> Call<'a> {
     }
 }
 
-const REFUSED_CREDENTIAL_HINT: &str = "The credentials pkg sent were refused: check PKG_REGISTRY_USERNAME and PKG_REGISTRY_PASSWORD, or the login stored for this registry (`pkg login`, `docker login`, `podman login`); for GHCR the token needs read:packages (write:packages to push)";
-
-/// When the registry refuses, again and again, anonymous tokens its own token service issued:
-/// nothing a user's credentials would change for a public package.
-const REFUSED_TOKEN_HINT: &str = "pkg asked anonymously, the token service gave a token each time, and the registry refused it each time: the registry's token service and the registry disagree (a registry-side fault, or clocks far apart). Try again later; only if the package is private do credentials help (PKG_REGISTRY_USERNAME/PKG_REGISTRY_PASSWORD, or `pkg login`)";
-
-/// What to tell a user refused access: to give credentials, or that the ones given failed.
-fn hint_for(sent_credentials: bool) -> &'static str {
-    if sent_credentials {
-        REFUSED_CREDENTIAL_HINT
-    } else {
-        CREDENTIAL_HINT
-    }
-}
-
-const CREDENTIAL_HINT: &str = "If the package is private, set PKG_REGISTRY_USERNAME and PKG_REGISTRY_PASSWORD (for GHCR: a personal access token with read:packages), or log in with `docker login`";
-
 fn parse_www_authenticate(resp: &Response<ureq::Body>) -> Vec<Challenge> {
     auth::parse_challenges(
         resp.headers()
@@ -747,102 +597,6 @@ fn parse_www_authenticate(resp: &Response<ureq::Body>) -> Vec<Challenge> {
             .iter()
             .filter_map(|v| v.to_str().ok()),
     )
-}
-
-/// A URL for messages: no userinfo, no query (pre-signed CDN URLs carry credentials there).
-/// What a request offline wanted, as the user knows it: `the manifest 1.0.0 of
-/// 127.0.0.1:5000/acme/hello`, `the blob sha256:… of …`, else the URL.
-fn offline_what(url: &Url) -> String {
-    let host = host_port(url);
-    let path = url.path().strip_prefix("/v2/").unwrap_or_default();
-    for (part, what) in [
-        ("/manifests/", "the manifest"),
-        ("/blobs/", "the blob"),
-        ("/referrers/", "the referrers of"),
-    ] {
-        if let Some((name, reference)) = path.rsplit_once(part) {
-            return format!("{what} {reference} of {host}/{name}");
-        }
-    }
-    if let Some(name) = path.strip_suffix("/tags/list") {
-        return format!("the tags of {host}/{name}");
-    }
-    redact(url)
-}
-
-pub fn redact(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.set_fragment(None);
-    // The query may carry a pre-signed URL's credentials: it is left out, and said to be.
-    let had_query = u.query().is_some();
-    u.set_query(None);
-    let mut shown = u.to_string();
-    if had_query {
-        shown.push_str("?…");
-    }
-    shown
-}
-
-pub(crate) fn read_limited(
-    resp: Response<ureq::Body>,
-    url: &str,
-    limit: u64,
-) -> Result<Vec<u8>, RegistryError> {
-    resp.into_body()
-        .into_with_config()
-        .limit(limit)
-        .read_to_vec()
-        .map_err(|e| match e {
-            ureq::Error::BodyExceedsLimit(_) => RegistryError::TooLarge {
-                url: url.to_owned(),
-                limit,
-            },
-            source => RegistryError::Body {
-                url: url.to_owned(),
-                source,
-            },
-        })
-}
-
-/// The `errors[].code: message` of a registry error body, or its first line when not JSON.
-pub fn error_detail(resp: Response<ureq::Body>) -> String {
-    let status = resp.status();
-    let body = resp
-        .into_body()
-        .into_with_config()
-        .limit(MAX_ERROR_BYTES)
-        .read_to_vec()
-        .unwrap_or_default();
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<ErrorEntry>,
-    }
-    #[derive(serde::Deserialize)]
-    struct ErrorEntry {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-    if let Ok(e) = serde_json::from_slice::<Errors>(&body)
-        && !e.errors.is_empty()
-    {
-        return e
-            .errors
-            .iter()
-            .map(|e| format!("{}: {}", e.code, e.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-    }
-    let text = String::from_utf8_lossy(&body);
-    let line = text.lines().next().unwrap_or("").trim();
-    if line.is_empty() || line.starts_with('<') {
-        format!("HTTP {status}")
-    } else {
-        line.chars().take(200).collect()
-    }
 }
 
 #[cfg(test)]

@@ -248,10 +248,9 @@ fn verify_with(
     let rejected = |e: sigstore_verify::Error| VerifyError::Rejected(e.to_string());
     // A certificate's key usage is pkg's to check (before the identity, which a bad leaf may
     // have as well as any).
-    if let (false, Some(leaf)) = (
-        matches!(policy.signer, Signer::Key { .. }),
-        parsed.signing_certificate(),
-    ) {
+    if !matches!(policy.signer, Signer::Key { .. })
+        && let Some(leaf) = parsed.signing_certificate()
+    {
         profile::check_leaf(leaf.as_bytes())
             .map_err(|why| VerifyError::Rejected(format!("the signing certificate {why}")))?;
     }

@@ -11,6 +11,7 @@ use rustix::fs::FileType;
 
 use crate::cellar::unpack::beneath::{Root, WalkError};
 
+pub mod check;
 pub mod elf;
 
 #[derive(Debug, thiserror::Error)]
@@ -141,10 +142,7 @@ pub fn relocate(root: &Path, prefix: &Path) -> Result<Relocation, BrewError> {
             let mut file = beneath.open_file(&rel, false).map_err(walk)?;
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io_err(&root.join(&rel)))?;
-            let Some(found) = replacements
-                .iter()
-                .find(|(p, _)| elf::find(&bytes, p.as_bytes()).is_some())
-            else {
+            let Some(found) = elf::first_placeholder(&bytes, &replacements) else {
                 continue;
             };
             let shown = rel.to_string_lossy().into_owned();
@@ -154,7 +152,7 @@ pub fn relocate(root: &Path, prefix: &Path) -> Result<Relocation, BrewError> {
                 drop(file);
                 let mut file = beneath.open_file(&rel, true).map_err(walk)?;
                 let result = if bytes.starts_with(elf::MAGIC) {
-                    elf::relocate(&mut file, &replacements)
+                    elf::relocate(&mut file, &bytes, &replacements)
                 } else if elf::is_mach_o(&bytes) {
                     // Rewriting a Mach-O file takes install_name_tool's rules and a new code
                     // signature (docs/homebrew.md); until pkg does both, it refuses.
@@ -167,26 +165,24 @@ pub fn relocate(root: &Path, prefix: &Path) -> Result<Relocation, BrewError> {
                 };
                 let done = result.map_err(|source| BrewError::Binary {
                     file: shown.clone(),
-                    placeholder: found.0.to_owned(),
+                    placeholder: found.to_owned(),
                     source,
                 })?;
                 interpreters += usize::from(done.interpreter);
                 changed.push(shown);
                 continue;
             }
-            let mut text = String::from_utf8_lossy(&bytes).into_owned();
-            for (placeholder, value) in &replacements {
-                text = text.replace(placeholder, value);
-            }
+            // Text: every placeholder replaced, every other byte kept (whatever its encoding).
+            let Some(text) = elf::replaced(&bytes, &replacements) else {
+                continue;
+            };
             use std::os::unix::fs::PermissionsExt as _;
             let mode = file
                 .metadata()
                 .map_err(io_err(&root.join(&rel)))?
                 .permissions()
                 .mode();
-            beneath
-                .replace(&rel, text.as_bytes(), mode & 0o7777)
-                .map_err(walk)?;
+            beneath.replace(&rel, &text, mode & 0o7777).map_err(walk)?;
             changed.push(shown);
         }
     }
@@ -297,6 +293,71 @@ mod tests {
         let long = Path::new("/a/much/longer/prefix/than/the/placeholder");
         let err = relocate(d.path(), long).unwrap_err().to_string();
         assert!(err.contains("data.bin") && err.contains("longer"), "{err}");
+    }
+
+    #[test]
+    fn relocation_keeps_every_byte_that_is_not_a_placeholder() {
+        let d = tempfile::tempdir().unwrap();
+        // ISO-8859-1 text: `café` is 63 61 66 E9, not UTF-8.
+        let latin1 = b"caf\xe9 @@HOMEBREW_PREFIX@@/share \xff\xfe\n@@HOMEBREW_UNKNOWN@@\n";
+        std::fs::write(d.path().join("notes.txt"), latin1).unwrap();
+        // A binary (it holds NUL): a 0xff byte right beside the placeholder.
+        let binary = b"\0\x01\xff@@HOMEBREW_PREFIX@@/lib\0\xff\xfe\0";
+        std::fs::write(d.path().join("data.bin"), binary).unwrap();
+        let done = relocate(d.path(), Path::new("/p")).unwrap();
+        assert_eq!(done.changed, ["data.bin", "notes.txt"]);
+        assert_eq!(
+            std::fs::read(d.path().join("notes.txt")).unwrap(),
+            b"caf\xe9 /p/share \xff\xfe\n@@HOMEBREW_UNKNOWN@@\n"
+        );
+        // The string from the byte after the last NUL is rewritten: the 0xff is part of it.
+        let mut want = b"\0\x01\xff/p/lib".to_vec();
+        want.resize(1 + b"\x01\xff@@HOMEBREW_PREFIX@@/lib".len(), 0);
+        want.extend_from_slice(b"\0\xff\xfe\0");
+        assert_eq!(std::fs::read(d.path().join("data.bin")).unwrap(), want);
+    }
+
+    /// The host's `/bin/sh` with a placeholder appended, so relocation hands it to the ELF
+    /// editor, and one header field set to `value`.
+    fn hostile_elf(dir: &Path, at: usize, value: u64, size: usize) -> Vec<u8> {
+        let mut bytes = std::fs::read("/bin/sh").unwrap();
+        bytes[at..at + size].copy_from_slice(&value.to_le_bytes()[..size]);
+        bytes.extend_from_slice(b"@@HOMEBREW_PREFIX@@/lib\0");
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::write(dir.join("bin/tool"), &bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn hostile_elf_headers_are_refused_naming_the_file_not_panicking() {
+        for (at, value, size) in [(58, 0, 2), (54, 0, 2), (60, 0x7fff, 2)] {
+            let d = tempfile::tempdir().unwrap();
+            let bytes = hostile_elf(d.path(), at, value, size);
+            let err = relocate(d.path(), Path::new("/p")).unwrap_err().to_string();
+            assert!(err.contains("bin/tool") && err.contains("entr"), "{err}");
+            assert_eq!(std::fs::read(d.path().join("bin/tool")).unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn mutated_elf_headers_never_panic_the_editor() {
+        // Every byte of the ELF header and of the first program and section headers, set to
+        // each of a few hostile values: an error or a relocation, never a panic or an abort.
+        let sh = std::fs::read("/bin/sh").unwrap();
+        let phoff = u64::from_le_bytes(sh[32..40].try_into().unwrap()) as usize;
+        let shoff = u64::from_le_bytes(sh[40..48].try_into().unwrap()) as usize;
+        let offsets = (16..64)
+            .chain(phoff..phoff + 3 * 56)
+            .chain(shoff..shoff + 2 * 64)
+            .chain(shoff + sh.len().saturating_sub(shoff) / 2..)
+            .take(64 + 3 * 56 + 2 * 64);
+        let d = tempfile::tempdir().unwrap();
+        for at in offsets.filter(|at| *at < sh.len()) {
+            for value in [0u64, 0xff, 0x7f] {
+                hostile_elf(d.path(), at, value, 1);
+                let _ = relocate(d.path(), Path::new("/p"));
+            }
+        }
     }
 
     #[test]

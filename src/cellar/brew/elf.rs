@@ -37,6 +37,10 @@ pub enum ElfError {
         "it holds `{old}`, and `{new}` is longer: a string inside a binary can only be replaced by one that fits"
     )]
     DoesNotFit { old: String, new: String },
+    #[error("{0}")]
+    Malformed(#[from] super::check::Malformed),
+    #[error("the ELF editor could not read it ({0})")]
+    Editor(String),
     #[error(
         "it is a Mach-O file (macOS), and pkg does not relocate Mach-O files yet: their load commands need install_name_tool's rules and a new code signature"
     )]
@@ -61,13 +65,49 @@ pub fn is_mach_o(bytes: &[u8]) -> bool {
     MAGICS.iter().any(|m| bytes.starts_with(m))
 }
 
-fn replaced(s: &[u8], replacements: &[(&str, String)]) -> Option<Vec<u8>> {
-    let mut text = String::from_utf8_lossy(s).into_owned();
-    let before = text.clone();
-    for (placeholder, value) in replacements {
-        text = text.replace(placeholder, value);
+/// What every placeholder starts with.
+pub const PLACEHOLDER_START: &[u8] = b"@@HOMEBREW_";
+
+/// `s` with every placeholder replaced by its value, byte for byte: every other byte is kept as
+/// it was, whatever its encoding. `None` when `s` holds no placeholder.
+pub fn replaced(s: &[u8], replacements: &[(&str, String)]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(i) = find(&s[from..], PLACEHOLDER_START).map(|i| from + i) {
+        match replacements
+            .iter()
+            .find(|(p, _)| s[i..].starts_with(p.as_bytes()))
+        {
+            Some((placeholder, value)) => {
+                out.extend_from_slice(&s[copied..i]);
+                out.extend_from_slice(value.as_bytes());
+                copied = i + placeholder.len();
+                from = copied;
+            }
+            None => from = i + 1,
+        }
     }
-    (text != before).then(|| text.into_bytes())
+    if copied == 0 {
+        return None;
+    }
+    out.extend_from_slice(&s[copied..]);
+    Some(out)
+}
+
+/// The first placeholder `s` holds, if any.
+pub fn first_placeholder<'a>(s: &[u8], replacements: &'a [(&str, String)]) -> Option<&'a str> {
+    let mut from = 0;
+    while let Some(i) = find(&s[from..], PLACEHOLDER_START).map(|i| from + i) {
+        if let Some((p, _)) = replacements
+            .iter()
+            .find(|(p, _)| s[i..].starts_with(p.as_bytes()))
+        {
+            return Some(p);
+        }
+        from = i + 1;
+    }
+    None
 }
 
 fn cstring(bytes: Vec<u8>) -> Result<CString, ElfError> {
@@ -77,7 +117,39 @@ fn cstring(bytes: Vec<u8>) -> Result<CString, ElfError> {
 /// Relocates the ELF file open in `file` (read and write): interpreter, then RUNPATH/RPATH,
 /// then whatever placeholders remain, in place where they fit. `replacements` maps each
 /// placeholder to its value.
-pub fn relocate(file: &mut File, replacements: &[(&str, String)]) -> Result<Relocated, ElfError> {
+///
+/// `bytes` are the file's contents: they are checked ([`super::check`]) before the editor reads
+/// anything, and the editor runs behind a panic guard besides, so no input can take pkg down.
+pub fn relocate(
+    file: &mut File,
+    bytes: &[u8],
+    replacements: &[(&str, String)],
+) -> Result<Relocated, ElfError> {
+    super::check::check(bytes)?;
+    let edited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        edit(&mut *file, replacements)
+    }));
+    let (mut done, stale) = match edited {
+        Ok(edited) => edited?,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "it stopped on an inconsistency".to_owned());
+            return Err(ElfError::Editor(what));
+        }
+    };
+    done.in_place = rewrite_strings(file, replacements, &stale)?;
+    Ok(done)
+}
+
+/// The ELF editor's part of [`relocate`]: the interpreter and RUNPATH/RPATH; returns what it did
+/// and the old values it left unreferenced in the file.
+fn edit(
+    file: &mut File,
+    replacements: &[(&str, String)],
+) -> Result<(Relocated, Vec<Vec<u8>>), ElfError> {
     let mut done = Relocated::default();
     // The old values stay in the file, unreferenced, once the new ones are written elsewhere:
     // they are blanked afterwards, so no placeholder is left behind.
@@ -123,8 +195,7 @@ pub fn relocate(file: &mut File, replacements: &[(&str, String)]) -> Result<Relo
     if changed {
         patcher.finish().map_err(patch("headers"))?;
     }
-    done.in_place = rewrite_strings(file, replacements, &stale)?;
-    Ok(done)
+    Ok((done, stale))
 }
 
 /// [`rewrite_strings`] with nothing known to be stale: for binaries that are not ELF.
@@ -147,11 +218,7 @@ fn rewrite_strings(
     let mut count = 0;
     let mut changed = false;
     let mut from = 0;
-    while let Some(found) = replacements
-        .iter()
-        .filter_map(|(p, _)| find(&bytes[from..], p.as_bytes()).map(|i| from + i))
-        .min()
-    {
+    while let Some(found) = find(&bytes[from..], PLACEHOLDER_START).map(|i| from + i) {
         // The string around it: back to the previous NUL, on to the next.
         let start = bytes[..found]
             .iter()
@@ -164,8 +231,12 @@ fn rewrite_strings(
         let old = &bytes[start..end];
         let new = if stale.iter().any(|s| s.as_slice() == old) {
             Vec::new()
+        } else if let Some(new) = replaced(old, replacements) {
+            new
         } else {
-            replaced(old, replacements).unwrap_or_else(|| old.to_vec())
+            // `@@HOMEBREW_` without a placeholder pkg knows: left as it is.
+            from = end.max(found + 1);
+            continue;
         };
         if new.len() > old.len() {
             return Err(ElfError::DoesNotFit {
@@ -189,7 +260,7 @@ fn rewrite_strings(
 
 /// Where `needle` first occurs in `haystack`.
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// The dynamic loader this machine's programs use (the interpreter of `/bin/sh`).

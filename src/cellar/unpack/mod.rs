@@ -2,6 +2,10 @@
 //! tar restores it for a normal user, and nothing it says can make pkg write, link, change or
 //! delete anything outside that directory.
 //!
+//! Where each entry's data starts and ends is decided as GNU tar decides it, before the `tar`
+//! crate parses a header (`frame.rs`: no data after a header-only entry, signed checksums, `X`
+//! headers, pax headers that readers could read apart refused).
+//!
 //! Every entry is written by this module itself (never `tar::Entry::unpack*`), through
 //! [`beneath::Root`], so the containment rule is enforced in one place:
 //!
@@ -46,6 +50,7 @@
 
 pub mod beneath;
 mod error;
+mod frame;
 mod limits;
 mod place;
 mod pool;
@@ -104,7 +109,8 @@ fn unpack_entries<R: Read>(
     stats: &mut Stats,
     writers: Option<&pool::Writers<'_>>,
 ) -> Result<(), UnpackError> {
-    let mut archive = tar::Archive::new(reader);
+    // Where each entry's data starts and ends is decided as GNU tar decides it (frame.rs).
+    let mut archive = tar::Archive::new(frame::Framing::new(reader));
     let open_error = |source| UnpackError::Io {
         entry: "".into(),
         op: Op::Inspect,
@@ -310,10 +316,13 @@ fn sanitize_path(raw: &[u8]) -> Result<Option<PathBuf>, Reason> {
     Ok((!out.as_os_str().is_empty()).then_some(out))
 }
 
-/// What an entry's pax records add: a sparse map and extended attributes.
+/// What an entry's pax records add: a sparse map, extended attributes and an exact mtime.
 #[derive(Default)]
 struct Pax {
     sparse: Option<sparse::Spec>,
+    /// The `mtime` record (seconds with an optional fraction, maybe negative), which wins over
+    /// the header's whole seconds.
+    mtime: Option<SystemTime>,
     /// `user.*` attributes: name, value.
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
@@ -359,7 +368,49 @@ fn read_pax<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Pax, U
             xattrs.push((n, v));
         }
     }
-    Ok(Pax { sparse, xattrs })
+    let mtime = records
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "mtime")
+        .and_then(|(_, v)| pax_time(v));
+    Ok(Pax {
+        sparse,
+        xattrs,
+        mtime,
+    })
+}
+
+/// A pax time record: decimal seconds since the epoch, maybe negative, maybe with a fraction
+/// (kept to the nanosecond), read as GNU tar reads it: the number at its start counts, whatever
+/// follows it (`999xxx` is 999). `None` when it does not start with one.
+fn pax_time(value: &[u8]) -> Option<SystemTime> {
+    let text = std::str::from_utf8(value).ok()?.trim_start();
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let digits_of = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+    let whole = &text[..digits_of(text)];
+    if whole.is_empty() {
+        return None;
+    }
+    let rest = &text[whole.len()..];
+    let fraction = rest
+        .strip_prefix('.')
+        .map(|f| &f[..digits_of(f)])
+        .unwrap_or("");
+    let secs: u64 = whole.parse().ok()?;
+    let mut digits: String = fraction.chars().take(9).collect();
+    while digits.len() < 9 {
+        digits.push('0');
+    }
+    let nanos: u32 = digits.parse().ok()?;
+    let offset = Duration::new(secs, nanos);
+    if negative {
+        SystemTime::UNIX_EPOCH.checked_sub(offset)
+    } else {
+        SystemTime::UNIX_EPOCH.checked_add(offset)
+    }
 }
 
 /// A base64 value without its trailing whitespace and `=` padding.

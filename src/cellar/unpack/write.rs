@@ -152,7 +152,7 @@ pub(super) fn file<R: Read>(
         set_xattrs(&file, pax, stats);
         let pending = std::sync::Arc::new(super::pool::Pending::new(
             file,
-            mtime(entry.header()),
+            mtime(entry.header(), pax),
             name,
             path.clone(),
         ));
@@ -206,7 +206,7 @@ pub(super) fn file<R: Read>(
         }
     }
     set_xattrs(&file, pax, stats);
-    set_mtime(&file, entry.header());
+    set_mtime(&file, entry.header(), pax);
     Ok(())
 }
 
@@ -263,17 +263,21 @@ fn copy_at(
 }
 
 /// Best effort: a missing or odd mtime leaves the file's own.
-fn set_mtime(file: &File, header: &tar::Header) {
-    if let Some(time) = mtime(header) {
+fn set_mtime(file: &File, header: &tar::Header, pax: &Pax) {
+    if let Some(time) = mtime(header, pax) {
         let _ = file.set_modified(time);
     }
 }
 
-fn mtime(header: &tar::Header) -> Option<SystemTime> {
-    header
-        .mtime()
-        .ok()
-        .and_then(|secs| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs)))
+/// A file's mtime: a pax `mtime` record wins over the header's field, as in GNU tar, bsdtar and
+/// Python.
+fn mtime(header: &tar::Header, pax: &Pax) -> Option<SystemTime> {
+    pax.mtime.or_else(|| {
+        header
+            .mtime()
+            .ok()
+            .and_then(|secs| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs)))
+    })
 }
 
 /// A hard link to a file or a symlink already in the root (never to a directory). `linkat`

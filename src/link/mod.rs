@@ -2,6 +2,7 @@
 //! temp name + rename, never over a file pkg does not own, rolled back as a whole on failure.
 
 pub mod owners;
+mod tree;
 
 use std::path::{Path, PathBuf};
 
@@ -48,14 +49,14 @@ pub enum LinkError {
 pub struct Conflict {
     pub path: PathBuf,
     pub reason: String,
-    /// A directory: `--overwrite` does not replace it either.
+    /// A directory (or the reserved `lib/ld.so`): `--overwrite` does not replace it either.
     pub directory: bool,
 }
 
 /// What to do about conflicts: `--overwrite` replaces files and links, never directories.
 fn hint(conflicts: &[Conflict]) -> &'static str {
     if conflicts.iter().all(|c| c.directory) {
-        "Move them out of the way and run again (pkg never replaces a directory, even with --overwrite)."
+        "Move them out of the way and run again (pkg never replaces a directory, nor its own lib/ld.so, even with --overwrite)."
     } else {
         "To replace them, run again with --overwrite."
     }
@@ -190,22 +191,29 @@ pub fn make_executable(keg: &Path, listed: &[String]) -> Result<(), LinkError> {
     Ok(())
 }
 
-/// `PREFIX/lib/ld.so`, which relocated Homebrew bottles name as their interpreter: a link to this
-/// machine's dynamic loader, made (temp name + rename) when missing; one already there is left.
+/// `PREFIX/lib/ld.so`, relative to the prefix: reserved for pkg's own link to this machine's
+/// dynamic loader, which relocated Homebrew bottles name as their interpreter. No keg links it.
+pub const LOADER: &str = "lib/ld.so";
+
+/// Makes `PREFIX/lib/ld.so` pkg's link to this machine's dynamic loader: created when missing,
+/// and replaced (temp name + rename, by descriptor beneath the prefix) when anything else is
+/// there — a link a keg made before the name was reserved, or a file.
 pub fn ensure_loader(prefix: &Path) -> Result<(), LinkError> {
-    let dest = prefix.join("lib/ld.so");
-    if std::fs::symlink_metadata(&dest).is_ok() {
-        return Ok(());
-    }
+    let dest = prefix.join(LOADER);
     let Some(loader) = crate::cellar::brew::elf::host_loader() else {
         return Err(LinkError::NoLoader { dest });
     };
-    let dir = prefix.join("lib");
-    fs_err::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let tmp = dir.join(format!(".ld.so.pkg-new-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(&loader, &tmp).map_err(io_err(&tmp))?;
-    fs_err::rename(&tmp, &dest).map_err(io_err(&dest))
+    let mut root = Root::open(prefix).map_err(io_err(prefix))?;
+    if root.read_link(Path::new(LOADER)).ok().as_deref() == Some(loader.as_path()) {
+        return Ok(());
+    }
+    let planned = Planned {
+        dest,
+        target: loader,
+    };
+    let done = tree::apply(prefix, &[], std::slice::from_ref(&planned))?;
+    tree::commit(prefix, done);
+    Ok(())
 }
 
 /// Keg-relative paths of every file and link under the keg's `dirs` (walked by descriptor, links
@@ -250,10 +258,14 @@ pub struct Planned {
     pub target: PathBuf,
 }
 
-/// What a link replaced, to undo it.
-enum Undo {
-    Remove(PathBuf),
-    Restore { dest: PathBuf, backup: PathBuf },
+/// Everything linking a keg would do, found before anything changes.
+pub struct LinkPlan {
+    pub links: Vec<Planned>,
+    /// Directories that are links today and become real ones first (see `tree.rs`).
+    pub reshapes: Vec<tree::Reshape>,
+    pub conflicts: Vec<Conflict>,
+    /// Links of other packages `--overwrite` replaces: (link, owner).
+    pub taken: owners::Taken,
 }
 
 /// The links for keg `Cellar/NAME/VERSION`: each of `bins` as `bin/<file name>`, every file
@@ -268,16 +280,49 @@ pub fn plan(
     dirs: &[String],
     overwrite: bool,
 ) -> Result<(Vec<Planned>, Vec<Conflict>), LinkError> {
+    let plan = plan_all(prefix, name, version, bins, dirs, overwrite)?;
+    Ok((plan.links, plan.conflicts))
+}
+
+/// [`plan`], with the directories to reshape and the links taken over.
+pub fn plan_all(
+    prefix: &Path,
+    name: &str,
+    version: &str,
+    bins: &[String],
+    dirs: &[String],
+    overwrite: bool,
+) -> Result<LinkPlan, LinkError> {
     let keg_rel = Path::new("Cellar").join(name).join(version);
+    let keg = prefix.join(&keg_rel);
+    let mut survey = tree::Survey::new(prefix, name, overwrite);
     let mut plan = Vec::new();
-    for rel in keg_files(&prefix.join(&keg_rel), dirs)? {
-        let up: PathBuf = rel
-            .parent()
-            .map(|p| p.components().map(|_| "..").collect())
-            .unwrap_or_default();
+    // (prefix-relative destination, keg-relative source)
+    let mut work: Vec<(PathBuf, PathBuf)> = keg_files(&keg, dirs)?
+        .into_iter()
+        .map(|rel| (rel.clone(), rel))
+        .collect();
+    let mut keg_root = None;
+    while let Some((rel, source)) = work.pop() {
+        // The keg's link to a directory inside the keg, meeting a real directory in the prefix:
+        // its entries are linked one by one inside that directory.
+        if survey.is_real_dir(&rel) {
+            if keg_root.is_none() {
+                keg_root = Some(Root::open(&keg).map_err(io_err(&keg))?);
+            }
+            if let Some(root) = keg_root.as_mut()
+                && let Ok(Resolved::Inside(real)) = root.resolve(&source, true)
+                && let Ok(entries) = root.list(&real)
+            {
+                for (child, _) in entries {
+                    work.push((rel.join(&child), real.join(&child)));
+                }
+                continue;
+            }
+        }
         plan.push(Planned {
             dest: prefix.join(&rel),
-            target: up.join(&keg_rel).join(&rel),
+            target: tree::relative_target(&rel, &keg_rel.join(&source)),
         });
     }
     for entry in bins {
@@ -296,14 +341,30 @@ pub fn plan(
         dest: prefix.join("opt").join(name),
         target: Path::new("..").join(&keg_rel),
     });
+    plan.sort_by(|a, b| a.dest.cmp(&b.dest));
     // A `bin` entry and the walk of `bin/` name the same link once.
-    let mut seen = std::collections::HashSet::new();
-    plan.retain(|p| seen.insert(p.dest.clone()));
-    let conflicts = plan
-        .iter()
-        .filter_map(|p| conflict(prefix, name, &p.dest, overwrite))
-        .collect();
-    Ok((plan, conflicts))
+    plan.dedup_by(|a, b| a.dest == b.dest);
+    let loader = prefix.join(LOADER);
+    let mut reserved = Vec::new();
+    for p in &plan {
+        if p.dest == loader {
+            reserved.push(Conflict {
+                path: loader.clone(),
+                reason: "reserved for pkg's link to this machine's dynamic loader (relocated Homebrew bottles name it as their interpreter); no package links it".into(),
+                directory: true,
+            });
+        } else {
+            survey.check(p);
+        }
+    }
+    let mut conflicts = reserved;
+    conflicts.append(&mut survey.conflicts);
+    Ok(LinkPlan {
+        links: plan,
+        reshapes: survey.reshapes,
+        conflicts,
+        taken: survey.taken,
+    })
 }
 
 /// Links the keg `Cellar/NAME/VERSION` into the prefix (see [`plan`]). Conflicts are all found
@@ -331,75 +392,103 @@ pub fn link_taking(
     dirs: &[String],
     overwrite: bool,
 ) -> Result<(Vec<PathBuf>, owners::Taken), LinkError> {
-    let (plan, conflicts) = plan(prefix, name, version, bins, dirs, overwrite)?;
-    if !conflicts.is_empty() {
-        return Err(LinkError::Conflicts(conflicts));
+    let plan = plan_all(prefix, name, version, bins, dirs, overwrite)?;
+    if !plan.conflicts.is_empty() {
+        return Err(LinkError::Conflicts(plan.conflicts));
     }
-    let planned: Vec<PathBuf> = plan.iter().map(|p| p.dest.clone()).collect();
-    let taken = owners::taken_by(prefix, name, &planned);
-    let mut done: Vec<Undo> = Vec::new();
-    for p in &plan {
-        if let Err(e) = put(p, &mut done) {
-            rollback(done);
-            return Err(e);
-        }
-    }
-    // Commit: drop the backups of overwritten files.
-    for undo in done {
-        if let Undo::Restore { backup, .. } = undo {
-            let _ = std::fs::remove_file(backup);
-        }
-    }
-    let dests: Vec<PathBuf> = plan.into_iter().map(|p| p.dest).collect();
-    for stale in links_of(prefix, name) {
-        if !dests.contains(&stale) {
-            let _ = std::fs::remove_file(stale);
-        }
-    }
-    owners::record(prefix, name, &taken).map_err(io_err(prefix))?;
-    Ok((dests, taken))
+    let done = tree::apply(prefix, &plan.reshapes, &plan.links)?;
+    tree::commit(prefix, done);
+    let dests: Vec<PathBuf> = plan.links.into_iter().map(|p| p.dest).collect();
+    let stale: Vec<PathBuf> = links_of(prefix, name)
+        .into_iter()
+        .filter(|l| !dests.contains(l))
+        .collect();
+    remove_links(prefix, &stale);
+    owners::record(prefix, name, &plan.taken).map_err(io_err(prefix))?;
+    Ok((dests, plan.taken))
 }
 
-/// Every link under the prefix's linked directories (`bin/`, `lib/`, `share/`, …, walked
-/// without following links) that points into a keg of `name`, and `opt/NAME` if it is a link.
-pub fn links_of(prefix: &Path, name: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack: Vec<PathBuf> = crate::formula::BREW_LINK_DIRS
-        .iter()
-        .map(|d| prefix.join(d))
-        .collect();
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_dir() {
-                stack.push(path);
-            } else if kind.is_symlink()
-                && let Ok(target) = std::fs::read_link(&path)
-                && owner(prefix, &path, &target).as_deref() == Some(name)
-            {
-                out.push(path);
+/// Removes `links` (absolute, under the prefix) by descriptor, never through a link, then the
+/// directories they leave empty below the top-level link directories.
+fn remove_links(prefix: &Path, links: &[PathBuf]) -> Vec<PathBuf> {
+    let Ok(mut root) = Root::open(prefix) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    let mut parents = std::collections::BTreeSet::new();
+    for l in links {
+        let rel = l.strip_prefix(prefix).unwrap_or(l);
+        if root.remove(rel).is_ok() {
+            removed.push(l.clone());
+            if let Some(parent) = rel.parent() {
+                parents.insert(parent.to_owned());
             }
         }
     }
-    let opt = prefix.join("opt").join(name);
-    if std::fs::read_link(&opt).is_ok() {
-        out.push(opt);
+    // Deepest first, so a directory emptied by its children's removal goes too.
+    let mut todo: Vec<PathBuf> = parents.into_iter().collect();
+    while let Some(dir) = todo.pop() {
+        if dir.components().count() < 2 {
+            continue;
+        }
+        if root.list(&dir).is_ok_and(|e| e.is_empty()) && root.remove(&dir).is_ok() {
+            root.forget();
+            if let Some(parent) = dir.parent()
+                && !todo.contains(&parent.to_owned())
+            {
+                todo.insert(0, parent.to_owned());
+            }
+        }
+    }
+    removed
+}
+
+/// Every link under the prefix's linked directories (`bin/`, `lib/`, `share/`, …, walked by
+/// descriptor beneath the prefix, never through a link) that points into a keg of `name`, and
+/// `opt/NAME` if it is a link.
+pub fn links_of(prefix: &Path, name: &str) -> Vec<PathBuf> {
+    let Ok(mut root) = Root::open(prefix) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = crate::formula::BREW_LINK_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = root.list(&dir) else {
+            continue;
+        };
+        for (child, kind) in entries {
+            let rel = dir.join(child);
+            if kind == FileType::Directory {
+                stack.push(rel);
+            } else if kind == FileType::Symlink
+                && let Ok(target) = root.read_link(&rel)
+                && owner(prefix, &prefix.join(&rel), &target).as_deref() == Some(name)
+            {
+                out.push(prefix.join(rel));
+            }
+        }
+    }
+    let opt = Path::new("opt").join(name);
+    if root.read_link(&opt).is_ok() {
+        out.push(prefix.join(opt));
     }
     out.sort();
     out
 }
 
-/// Removes every link of `name` (see [`links_of`]); returns what was removed.
+/// Removes every link of `name` (see [`links_of`]) and the directories that leaves empty;
+/// returns the links removed.
 pub fn unlink(prefix: &Path, name: &str) -> Result<Vec<PathBuf>, LinkError> {
     let links = links_of(prefix, name);
-    for l in &links {
-        fs_err::remove_file(l).map_err(io_err(l))?;
+    let removed = remove_links(prefix, &links);
+    if let Some(left) = links.iter().find(|l| !removed.contains(l)) {
+        return Err(LinkError::Io {
+            path: left.clone(),
+            source: std::io::Error::other("could not be removed"),
+        });
     }
     Ok(links)
 }
@@ -415,39 +504,6 @@ pub fn linked_version(prefix: &Path, name: &str) -> Option<String> {
     let mut comps = rest.components();
     let version = comps.next()?.as_os_str().to_str()?.to_owned();
     comps.next().is_none().then_some(version)
-}
-
-/// Why `dest` may not be replaced, if it may not.
-fn conflict(prefix: &Path, name: &str, dest: &Path, overwrite: bool) -> Option<Conflict> {
-    let meta = std::fs::symlink_metadata(dest).ok()?;
-    let c = |reason: String| {
-        Some(Conflict {
-            path: dest.to_owned(),
-            reason,
-            directory: meta.is_dir(),
-        })
-    };
-    if meta.is_dir() {
-        return c("a directory; pkg never replaces directories".into());
-    }
-    if overwrite {
-        return None;
-    }
-    if meta.file_type().is_symlink()
-        && let Ok(target) = std::fs::read_link(dest)
-    {
-        match owner(prefix, dest, &target) {
-            Some(owner) if owner == name => return None,
-            Some(owner) => return c(format!("belongs to the installed package `{owner}`")),
-            None => {
-                return c(format!(
-                    "a link to {} that pkg did not make",
-                    target.display()
-                ));
-            }
-        }
-    }
-    c("a file that pkg did not install".into())
 }
 
 /// The package a link points into (`…/Cellar/NAME/…`), if it points into this prefix's Cellar.
@@ -526,66 +582,12 @@ fn parse_temp_name(file: &str) -> Option<(&str, &str)> {
         .then_some((name, kind))
 }
 
-fn temp_name(dest: &Path, what: &str) -> PathBuf {
-    let file = dest
-        .file_name()
-        .map(|f| f.to_string_lossy())
-        .unwrap_or_default();
-    dest.with_file_name(format!(".{file}.pkg-{what}-{}", std::process::id()))
-}
-
-/// Creates one link: new link under a temp name, the old file (if not a link) moved to a
-/// backup, then an atomic rename over `dest`.
-fn put(p: &Planned, done: &mut Vec<Undo>) -> Result<(), LinkError> {
-    let dir = p.dest.parent().unwrap_or(Path::new("."));
-    fs_err::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = temp_name(&p.dest, "new");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(&p.target, &tmp).map_err(io_err(&tmp))?;
-    let undo = match std::fs::symlink_metadata(&p.dest) {
-        Ok(meta) => {
-            // Keep what was there (file or link) so a failure later can put it back: a copy of
-            // the link, or a hard link to the file, so that `dest` itself is never missing —
-            // the rename below replaces it in one step.
-            let backup = temp_name(&p.dest, "old");
-            let _ = std::fs::remove_file(&backup);
-            let kept = if meta.file_type().is_symlink() {
-                std::fs::read_link(&p.dest)
-                    .and_then(|target| std::os::unix::fs::symlink(target, &backup))
-            } else {
-                std::fs::hard_link(&p.dest, &backup)
-            };
-            if let Err(e) = kept {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(io_err(&p.dest)(e));
-            }
-            Undo::Restore {
-                dest: p.dest.clone(),
-                backup,
-            }
-        }
-        Err(_) => Undo::Remove(p.dest.clone()),
-    };
-    if let Err(e) = std::fs::rename(&tmp, &p.dest) {
-        let _ = std::fs::remove_file(&tmp);
-        rollback(vec![undo]);
-        return Err(io_err(&p.dest)(e));
-    }
-    done.push(undo);
-    Ok(())
-}
-
-fn rollback(done: Vec<Undo>) {
-    for undo in done.into_iter().rev() {
-        match undo {
-            Undo::Remove(dest) => {
-                let _ = std::fs::remove_file(dest);
-            }
-            Undo::Restore { dest, backup } => {
-                let _ = std::fs::rename(backup, dest);
-            }
-        }
-    }
+/// `.NAME.pkg-(new|old)-PID`: a link being made, or what it replaced, kept until the commit.
+fn temp_file_name(leaf: &std::ffi::OsStr, what: &str) -> std::ffi::OsString {
+    let mut out = std::ffi::OsString::from(".");
+    out.push(leaf);
+    out.push(format!(".pkg-{what}-{}", std::process::id()));
+    out
 }
 
 #[cfg(test)]
@@ -748,6 +750,143 @@ mod tests {
         assert_eq!(std::fs::read_to_string(bin.join("y")).unwrap(), "new");
         assert!(!bin.join(".y.pkg-old-17").exists());
         assert!(bin.join(".hidden-but-not-ours").exists());
+    }
+
+    /// Everything under `dir`, links not followed: (relative path, link target if a link).
+    fn tree(dir: &Path) -> Vec<(PathBuf, Option<PathBuf>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries {
+                let p = e.unwrap().path();
+                let meta = std::fs::symlink_metadata(&p).unwrap();
+                if meta.is_dir() {
+                    stack.push(p.clone());
+                }
+                let rel = p.strip_prefix(dir).unwrap().to_owned();
+                out.push((rel, std::fs::read_link(&p).ok()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn file(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Keg B: files under `share/rtdir/`, which keg A (already linked with `link = "all"`)
+    /// ships as a link to `a_link`.
+    fn escape_setup(prefix: &Path, a_link: &Path) {
+        let a = prefix.join("Cellar/a/1.0.0/share");
+        std::fs::create_dir_all(&a).unwrap();
+        std::os::unix::fs::symlink(a_link, a.join("rtdir")).unwrap();
+        link(prefix, "a", "1.0.0", &[], &["share".into()], false).unwrap();
+        let b = prefix.join("Cellar/b/1.0.0/share/rtdir");
+        file(&b.join("pwned"), "b");
+        file(&b.join("sub/deeper/pwned-deep"), "b");
+        file(&b.join("victim"), "b");
+    }
+
+    #[test]
+    fn a_link_leading_out_of_the_prefix_or_into_another_keg_is_never_linked_into() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        file(&outside.join("victim"), "precious");
+        let prefix = d.path().join("prefix");
+        let victim = prefix.join("Cellar/victim/1.0.0/share/vdata");
+        file(&victim.join("victim"), "precious");
+        let cases = [
+            outside.clone(),
+            PathBuf::from("../../../victim/1.0.0/share/vdata"),
+        ];
+        for (i, a_link) in cases.iter().enumerate() {
+            let prefix = d.path().join(format!("prefix{i}"));
+            if i == 1 {
+                std::fs::rename(d.path().join("prefix"), &prefix).unwrap();
+            }
+            escape_setup(&prefix, a_link);
+            let before = (tree(&outside), tree(&prefix.join("Cellar/victim")));
+            let dirs = ["share".to_string()];
+            let err = link(&prefix, "b", "1.0.0", &[], &dirs, false).unwrap_err();
+            let shown = err.to_string();
+            assert!(
+                shown.contains(&prefix.join("share/rtdir").display().to_string())
+                    && !shown.contains("rtdir/victim")
+                    && shown.contains("never links into a link"),
+                "{a_link:?}: {shown}"
+            );
+            // --overwrite replaces A's link by a real directory; nothing is written through it.
+            link(&prefix, "b", "1.0.0", &[], &dirs, true).unwrap();
+            let rtdir = std::fs::symlink_metadata(prefix.join("share/rtdir")).unwrap();
+            assert!(rtdir.is_dir(), "{a_link:?}");
+            assert!(prefix.join("share/rtdir/sub/deeper/pwned-deep").exists());
+            assert_eq!(
+                (tree(&outside), tree(&prefix.join("Cellar/victim"))),
+                before,
+                "{a_link:?}: something was written through A's link"
+            );
+            // Uninstalling B removes every link it owns and the directories it leaves empty.
+            unlink(&prefix, "b").unwrap();
+            unlink(&prefix, "a").unwrap();
+            assert!(std::fs::symlink_metadata(prefix.join("share/rtdir")).is_err());
+            assert_eq!(
+                (tree(&outside), tree(&prefix.join("Cellar/victim"))),
+                before
+            );
+        }
+    }
+
+    #[test]
+    fn a_link_to_a_directory_inside_its_own_keg_is_split_when_another_keg_needs_it() {
+        let d = tempfile::tempdir().unwrap();
+        let prefix = d.path();
+        let a = prefix.join("Cellar/a/1.0.0/share");
+        file(&a.join("a-doc/readme"), "a");
+        std::fs::create_dir_all(a.join("doc")).unwrap();
+        std::os::unix::fs::symlink("../a-doc", a.join("doc/a")).unwrap();
+        let dirs = ["share".to_string()];
+        link(prefix, "a", "1.0.0", &[], &dirs, false).unwrap();
+        assert!(std::fs::read_link(prefix.join("share/doc/a")).is_ok());
+        file(&prefix.join("Cellar/b/1.0.0/share/doc/a/b-notes"), "b");
+        link(prefix, "b", "1.0.0", &[], &dirs, false).unwrap();
+        let split = prefix.join("share/doc/a");
+        assert!(std::fs::symlink_metadata(&split).unwrap().is_dir());
+        assert_eq!(std::fs::read_to_string(split.join("readme")).unwrap(), "a");
+        assert_eq!(std::fs::read_to_string(split.join("b-notes")).unwrap(), "b");
+        assert_eq!(
+            links_of(prefix, "a").len(),
+            3,
+            "{:?}",
+            links_of(prefix, "a")
+        );
+        // A relinks into the real directory, entry by entry; B's link stays.
+        link(prefix, "a", "1.0.0", &[], &dirs, false).unwrap();
+        assert_eq!(std::fs::read_to_string(split.join("b-notes")).unwrap(), "b");
+        unlink(prefix, "b").unwrap();
+        assert_eq!(std::fs::read_to_string(split.join("readme")).unwrap(), "a");
+        unlink(prefix, "a").unwrap();
+        assert!(std::fs::symlink_metadata(&split).is_err());
+    }
+
+    #[test]
+    fn a_keg_shipping_lib_ld_so_gets_a_conflict_even_with_overwrite() {
+        let d = tempfile::tempdir().unwrap();
+        file(&d.path().join("Cellar/evil/1.0.0/lib/ld.so"), "#!/bin/sh\n");
+        for overwrite in [false, true] {
+            let err = link(d.path(), "evil", "1.0.0", &[], &["lib".into()], overwrite)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("lib/ld.so") && err.contains("reserved"),
+                "{err}"
+            );
+        }
+        assert!(std::fs::symlink_metadata(d.path().join("lib/ld.so")).is_err());
     }
 
     #[test]

@@ -62,19 +62,6 @@ fn write(prefix: &Path, takeovers: Vec<Takeover>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The links in `dests` that belong to another installed package now: what linking `name` with
-/// `--overwrite` takes from them, as (link, owner).
-pub fn taken_by(prefix: &Path, name: &str, dests: &[PathBuf]) -> Taken {
-    dests
-        .iter()
-        .filter_map(|d| {
-            let target = std::fs::read_link(d).ok()?;
-            let owner = super::owner(prefix, d, &target)?;
-            (owner != name).then(|| (d.clone(), owner))
-        })
-        .collect()
-}
-
 /// Records that `by` took `taken` over (replacing older records of the same links).
 pub fn record(prefix: &Path, by: &str, taken: &[(PathBuf, String)]) -> std::io::Result<()> {
     if taken.is_empty() {

@@ -37,7 +37,7 @@ pub enum ElfError {
         "it holds `{old}`, and `{new}` is longer: a string inside a binary can only be replaced by one that fits"
     )]
     DoesNotFit { old: String, new: String },
-    #[error("{0}")]
+    #[error("it is not an ELF file pkg can read: {0}")]
     Malformed(#[from] super::check::Malformed),
     #[error("the ELF editor could not read it ({0})")]
     Editor(String),

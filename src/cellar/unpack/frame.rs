@@ -23,6 +23,17 @@
 use std::io::{self, Read};
 
 const BLOCK: usize = 512;
+/// Whether GNU tar, meeting `key` in a pax global header, would apply it to every later entry
+/// in a way that changes what is extracted: names, sizes, mtimes, sparse maps, xattrs. pkg
+/// applies no global records, so it refuses those; the rest (comments, charsets, owners,
+/// atime, vendor keys GNU tar ignores) change nothing pkg restores.
+fn applied_globally(key: &[u8]) -> bool {
+    matches!(key, b"path" | b"linkpath" | b"size" | b"mtime")
+        || [&b"GNU."[..], b"SCHILY.", b"LIBARCHIVE."]
+            .iter()
+            .any(|p| key.starts_with(p))
+}
+
 /// The most a pax header or a GNU long name may hold (the `tar` crate reads them whole).
 const MAX_EXTENSION: u64 = 8 << 20;
 
@@ -230,13 +241,11 @@ impl<R: Read> Framing<R> {
                 })?;
                 let mut size = None;
                 for (key, value) in records {
-                    if collect == Collect::Global
-                        && !matches!(key, b"comment" | b"charset" | b"hdrcharset")
-                    {
+                    if collect == Collect::Global && applied_globally(key) {
                         // GNU tar applies global records to every later entry (renaming them,
                         // re-dating them); pkg does not, so it refuses rather than differ.
                         return Err(refuse(format!(
-                            "a pax global header before `{}` sets `{}` for every later entry; pkg does not apply global records (only `comment`, as `git archive` writes), so it refuses the layer. Rebuild it without global records",
+                            "a pax global header before `{}` sets `{}` for every later entry; pkg applies no global records, and this one changes what is extracted, so it refuses the layer. Rebuild it without global records",
                             self.shown(),
                             super::display_name(key)
                         )));

@@ -26,7 +26,10 @@ impl Pourer<'_> {
         let layer_digests: Vec<Digest> = (image.manifest.layers.iter())
             .map(|l| l.digest.clone())
             .collect();
-        let chain = crate::store::unpacked::chain_id(&layer_digests);
+        // Keyed by how each layer is read (a tar, or an ORAS file at its title), not by the
+        // digests alone.
+        let read_as: Vec<_> = layer_digests.iter().zip(&image.formats).collect();
+        let chain = crate::store::unpacked::tree_key(&read_as);
         let unpacked = self.store.unpacked();
         // Warm: the tree these layers unpacked into, cloned (reflinks only; see unpacked.rs).
         if let Some(chain) = &chain

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
 use crate::digest::Digest;
+use crate::registry::manifest::LayerFormat;
 
 /// What a clone made: entries and the bytes of the files, as an unpack counts them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,14 +54,28 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CloneError + '_ {
     }
 }
 
-/// The chain ID of `layers`, in order: what names an unpacked tree.
-pub fn chain_id(layers: &[Digest]) -> Option<String> {
-    let (first, rest) = layers.split_first()?;
-    let mut chain = first.to_string();
-    for layer in rest {
-        chain = Digest::of_bytes(format!("{chain} {layer}").as_bytes()).to_string();
+/// What names an unpacked tree: how each layer, in order, was read — its digest and whether it
+/// was unpacked as a tar stream or placed as one file at a path (an ORAS title). The same blob
+/// read two ways makes two trees, so an image never gets the tree another image made of the
+/// same bytes read another way. Not OCI's chain ID (that hashes uncompressed DiffIDs); the
+/// `pkg-tree-v2` tag keeps these names apart from the digest-only names of earlier versions,
+/// whose trees are never used again and go with their layers at `pkg cleanup`.
+pub fn tree_key(layers: &[(&Digest, &LayerFormat)]) -> Option<String> {
+    if layers.is_empty() {
+        return None;
     }
-    Some(chain.replace(':', "-"))
+    let mut text = String::from("pkg-tree-v2\n");
+    for (digest, format) in layers {
+        match format {
+            LayerFormat::Tar(_) => text.push_str(&format!("{digest} tar\n")),
+            LayerFormat::File(title) => text.push_str(&format!("{digest} file {title:?}\n")),
+        }
+    }
+    Some(
+        Digest::of_bytes(text.as_bytes())
+            .to_string()
+            .replace(':', "-"),
+    )
 }
 
 /// The unpacked trees of one cache.
@@ -464,17 +479,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_chain_id_is_the_oci_one() {
+    fn a_tree_is_named_by_how_each_layer_was_read() {
+        use crate::registry::manifest::Compression;
         let a: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
         let b: Digest = format!("sha256:{}", "b".repeat(64)).parse().unwrap();
-        assert_eq!(chain_id(&[]), None);
-        assert_eq!(
-            chain_id(std::slice::from_ref(&a)),
-            Some(format!("sha256-{}", "a".repeat(64)))
+        let (tar, zst) = (
+            LayerFormat::Tar(Compression::Gzip),
+            LayerFormat::Tar(Compression::Zstd),
         );
-        // ChainID(L0|L1) = sha256(ChainID(L0) + " " + DiffID(L1)), as image-spec's config.md says.
-        let both = Digest::of_bytes(format!("{a} {b}").as_bytes()).to_string();
-        assert_eq!(chain_id(&[a, b]), Some(both.replace(':', "-")));
+        let file = LayerFormat::File("payload.tar".into());
+        let other = LayerFormat::File("other.tar".into());
+        assert_eq!(tree_key(&[]), None);
+        let key = |l: &[(&Digest, &LayerFormat)]| tree_key(l).unwrap();
+        // The same blob unpacked as a tar and placed as an ORAS file: two trees.
+        assert_ne!(key(&[(&a, &tar)]), key(&[(&a, &file)]));
+        assert_ne!(key(&[(&a, &file)]), key(&[(&a, &other)]));
+        // The compression is checked against the bytes; the tree is the same.
+        assert_eq!(key(&[(&a, &tar)]), key(&[(&a, &zst)]));
+        assert_ne!(
+            key(&[(&a, &tar), (&b, &tar)]),
+            key(&[(&b, &tar), (&a, &tar)])
+        );
+        // Never the digest-only name of earlier versions.
+        assert_ne!(key(&[(&a, &tar)]), format!("sha256-{}", "a".repeat(64)));
     }
 
     #[test]

@@ -218,7 +218,7 @@ pub fn ensure_loader(prefix: &Path) -> Result<(), LinkError> {
 
 /// Keg-relative paths of every file and link under the keg's `dirs` (walked by descriptor, links
 /// not followed; a directory that is a link is linked itself, as a file would be).
-fn keg_files(keg: &Path, dirs: &[String]) -> Result<Vec<PathBuf>, LinkError> {
+fn keg_files(keg: &Path, dirs: &[String]) -> Result<Vec<(PathBuf, FileType)>, LinkError> {
     if dirs.is_empty() {
         return Ok(Vec::new());
     }
@@ -243,11 +243,11 @@ fn keg_files(keg: &Path, dirs: &[String]) -> Result<Vec<PathBuf>, LinkError> {
             if kind == FileType::Directory {
                 stack.push(rel);
             } else {
-                out.push(rel);
+                out.push((rel, kind));
             }
         }
     }
-    out.sort();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
@@ -297,16 +297,17 @@ pub fn plan_all(
     let keg = prefix.join(&keg_rel);
     let mut survey = tree::Survey::new(prefix, name, overwrite);
     let mut plan = Vec::new();
-    // (prefix-relative destination, keg-relative source)
-    let mut work: Vec<(PathBuf, PathBuf)> = keg_files(&keg, dirs)?
+    // (prefix-relative destination, keg-relative source, its type in the keg)
+    let mut work: Vec<(PathBuf, PathBuf, FileType)> = keg_files(&keg, dirs)?
         .into_iter()
-        .map(|rel| (rel.clone(), rel))
+        .map(|(rel, kind)| (rel.clone(), rel, kind))
         .collect();
     let mut keg_root = None;
-    while let Some((rel, source)) = work.pop() {
-        // The keg's link to a directory inside the keg, meeting a real directory in the prefix:
-        // its entries are linked one by one inside that directory.
-        if survey.is_real_dir(&rel) {
+    while let Some((rel, source, kind)) = work.pop() {
+        // The keg's link to a directory inside the keg (or a directory reached through one),
+        // meeting a real directory in the prefix: its entries are linked one by one inside it.
+        // Only such entries are looked at in the prefix here; files are checked once, below.
+        if kind != FileType::RegularFile && survey.is_real_dir(&rel) {
             if keg_root.is_none() {
                 keg_root = Some(Root::open(&keg).map_err(io_err(&keg))?);
             }
@@ -314,8 +315,8 @@ pub fn plan_all(
                 && let Ok(Resolved::Inside(real)) = root.resolve(&source, true)
                 && let Ok(entries) = root.list(&real)
             {
-                for (child, _) in entries {
-                    work.push((rel.join(&child), real.join(&child)));
+                for (child, kind) in entries {
+                    work.push((rel.join(&child), real.join(&child), kind));
                 }
                 continue;
             }

@@ -4,6 +4,7 @@
 mod artifacts;
 mod bottle;
 mod bundle;
+mod containment;
 mod corpora;
 mod crash;
 mod everyday;

@@ -1,0 +1,196 @@
+//! Containment on the surfaces past the unpack, driven through the real `pkg` binary: whole-keg
+//! linking (`link = "all"`, what every Homebrew bottle gets) never writes through a link another
+//! keg shipped, `PREFIX/lib/ld.so` is not a keg's to take, and a hostile ELF file in a bottle is
+//! refused by name with nothing left behind. Layers are packed by GNU tar.
+
+use std::path::{Path, PathBuf};
+
+use crate::faults::host_platform;
+use crate::harness::{Fixture, Formula, ImageSpec, Registry, TestContext};
+use crate::realworld::sh;
+
+const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// Packs `dir` with GNU tar (gzip) and pushes it as `acme/NAME:1.0.0`; the formula links
+/// everything (`link = "all"`).
+fn publish(reg: &Registry, ctx: &TestContext, name: &str, dir: &Path) {
+    let tgz = dir.with_extension("tar.gz");
+    sh(
+        dir,
+        &format!(
+            "tar --format=posix --owner=0 --group=0 -czf '{}' .",
+            tgz.display()
+        ),
+    );
+    let (os, arch) = host_platform();
+    reg.push(
+        &format!("acme/{name}"),
+        "1.0.0",
+        &Fixture::Image(ImageSpec::new(os, arch).raw_layer(std::fs::read(&tgz).unwrap(), GZIP)),
+    );
+    let repo = format!("{}/acme/{name}", reg.host());
+    let formula = Formula::new(name)
+        .bin(&[])
+        .version("1.0.0", &repo, "1.0.0")
+        .to_toml();
+    ctx.write_formula(name, &format!("link = \"all\"\n{formula}"));
+}
+
+/// Every path under `dir` with its link target or contents, links not followed.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let what = if meta.file_type().is_symlink() {
+                format!("-> {}", std::fs::read_link(&p).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(p.clone());
+                "dir".into()
+            } else {
+                std::fs::read_to_string(&p).unwrap_or_default()
+            };
+            out.push((p.strip_prefix(dir).unwrap().to_owned(), what));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn whole_keg_links_never_write_through_another_kegs_link_out_of_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    sh(
+        tmp.path(),
+        "mkdir -p outside && printf precious > outside/victim",
+    );
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    let build = |name: &str, script: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        sh(&dir, script);
+        dir
+    };
+    let victim = build(
+        "victim",
+        "mkdir -p share/vdata && printf precious > share/vdata/victim",
+    );
+    let out = build(
+        "aout",
+        &format!("mkdir share && ln -s '{}' share/rtdir", outside.display()),
+    );
+    let into = build(
+        "ainto",
+        "mkdir share && ln -s ../../../victim/1.0.0/share/vdata share/rtdir",
+    );
+    let b = build(
+        "b",
+        "mkdir -p share/rtdir/sub/deeper && printf b > share/rtdir/pwned \
+         && printf b > share/rtdir/sub/deeper/pwned-deep && printf b > share/rtdir/victim",
+    );
+    for (name, dir) in [
+        ("victim", &victim),
+        ("aout", &out),
+        ("ainto", &into),
+        ("b", &b),
+    ] {
+        publish(&reg, &ctx, name, dir);
+    }
+    ctx.pkg(&["install", "victim"]).success();
+    let victim_keg = ctx.keg("victim", "1.0.0");
+    for a in ["aout", "ainto"] {
+        ctx.pkg(&["install", a]).success();
+        let before = (snapshot(&outside), snapshot(&victim_keg));
+        let rtdir = ctx.prefix.join("share/rtdir");
+        let refused = ctx.pkg(&["install", "b"]).failure();
+        refused.says(&rtdir.display().to_string());
+        refused.says("never links into a link");
+        assert!(
+            !refused.output().contains("rtdir/victim"),
+            "{a}: a path through the link was named:\n{}",
+            refused.describe()
+        );
+        assert_eq!((snapshot(&outside), snapshot(&victim_keg)), before, "{a}");
+        ctx.pkg(&["install", "--overwrite", "b"]).success();
+        assert_eq!(
+            (snapshot(&outside), snapshot(&victim_keg)),
+            before,
+            "{a}: --overwrite wrote through the link"
+        );
+        assert!(std::fs::symlink_metadata(&rtdir).unwrap().is_dir());
+        assert_eq!(
+            std::fs::read_to_string(rtdir.join("sub/deeper/pwned-deep")).unwrap(),
+            "b"
+        );
+        ctx.pkg(&["uninstall", "b", a]).success();
+        assert_eq!((snapshot(&outside), snapshot(&victim_keg)), before, "{a}");
+        assert!(
+            std::fs::symlink_metadata(&rtdir).is_err(),
+            "{a}: uninstall left {:?}",
+            snapshot(&rtdir)
+        );
+    }
+}
+
+#[test]
+fn a_keg_shipping_lib_ld_so_is_refused_the_name_even_with_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("evil");
+    std::fs::create_dir_all(&dir).unwrap();
+    sh(
+        &dir,
+        "mkdir lib && printf '#!/bin/sh\\necho hijacked\\n' > lib/ld.so && chmod 755 lib/ld.so",
+    );
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    publish(&reg, &ctx, "evil", &dir);
+    for args in [
+        &["install", "evil"][..],
+        &["install", "--overwrite", "evil"],
+    ] {
+        let run = ctx.pkg(args).failure();
+        run.says("lib/ld.so");
+        run.says("reserved");
+    }
+    assert!(std::fs::symlink_metadata(ctx.prefix.join("lib/ld.so")).is_err());
+    assert!(!ctx.prefix.join("Cellar/evil").exists());
+}
+
+#[test]
+fn a_bottle_with_a_hostile_elf_header_is_refused_by_name_and_leaves_no_staging_keg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    // A Homebrew-shaped bottle (NAME/VERSION/…) whose binary holds a placeholder, so it goes
+    // to the ELF editor: the host's /bin/sh with one header field made hostile.
+    let cases: [(&str, usize, u64, usize, &str); 3] = [
+        ("shentsize", 58, 0, 2, "section header entry size is 0"),
+        ("phentsize", 54, 0, 2, "program header entry size is 0"),
+        ("shnum", 60, 0x7fff, 2, "section header table"),
+    ];
+    for (name, at, value, size, says) in cases {
+        let dir = tmp.path().join(name);
+        let bin = dir.join(format!("{name}/1.0.0/bin"));
+        std::fs::create_dir_all(&bin).unwrap();
+        let mut bytes = std::fs::read("/bin/sh").unwrap();
+        bytes[at..at + size].copy_from_slice(&value.to_le_bytes()[..size]);
+        bytes.extend_from_slice(b"@@HOMEBREW_PREFIX@@/lib\0");
+        std::fs::write(bin.join("tool"), &bytes).unwrap();
+        publish(&reg, &ctx, name, &dir);
+        let run = ctx.pkg(&["install", name]).failure();
+        run.says("bin/tool");
+        run.says(says);
+        assert!(!ctx.prefix.join("Cellar").join(name).exists());
+        let staging: Vec<_> = std::fs::read_dir(ctx.prefix.join("Cellar/.staging"))
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(staging.is_empty(), "{name}: left {staging:?}");
+    }
+}

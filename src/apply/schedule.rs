@@ -69,7 +69,17 @@ pub fn pour_all(
                 spec.tag
             ),
         );
-        match pourer.pour(cellar, formula, version, m.step.on_request, m.deps.clone()) {
+        // A reinstall (the version in use, poured again) is made from the blobs, never from
+        // the unpacked store, so it mends a keg whatever happened to the store.
+        let fresh = m.from.as_ref() == Some(version);
+        match pourer.pour(
+            cellar,
+            formula,
+            version,
+            m.step.on_request,
+            m.deps.clone(),
+            fresh,
+        ) {
             Ok(p) => Pour::Done(p),
             Err(e) => Pour::Failed(e),
         }

@@ -349,7 +349,8 @@ impl Pourer<'_> {
     }
 
     /// Pours `formula` at `version` into the Cellar: nothing appears there unless every layer
-    /// verified and unpacked. The keg is not linked.
+    /// verified and unpacked. The keg is not linked. `fresh` (a reinstall): the layers are
+    /// unpacked from the verified blobs, never cloned from the unpacked store.
     pub fn pour(
         &self,
         cellar: &Cellar,
@@ -357,6 +358,7 @@ impl Pourer<'_> {
         version: &Version,
         on_request: bool,
         dependencies: BTreeMap<String, String>,
+        fresh: bool,
     ) -> Result<Poured, PourError> {
         let spec = &formula.versions[version];
         let repo = &spec.repository;
@@ -377,24 +379,25 @@ impl Pourer<'_> {
         let image = self.image(spec)?;
         // A blob that fails its digest or size check is fetched once more, from nothing, into a
         // fresh staging directory; a second failure names both.
-        let (staging, _interrupted, stats) = match self.stage(cellar, formula, version, &image) {
-            Err(first) if first.is_bad_blob() => {
-                self.reporter
-                    .warn(&format!("{first}\nFetching it once more from the start."));
-                self.stage(cellar, formula, version, &image)
-                    .map_err(|second| {
-                        if second.is_bad_blob() {
-                            PourError::BadTwice {
-                                first: Box::new(first),
-                                second: Box::new(second),
+        let (staging, _interrupted, stats) =
+            match self.stage(cellar, formula, version, &image, fresh) {
+                Err(first) if first.is_bad_blob() => {
+                    self.reporter
+                        .warn(&format!("{first}\nFetching it once more from the start."));
+                    self.stage(cellar, formula, version, &image, fresh)
+                        .map_err(|second| {
+                            if second.is_bad_blob() {
+                                PourError::BadTwice {
+                                    first: Box::new(first),
+                                    second: Box::new(second),
+                                }
+                            } else {
+                                second
                             }
-                        } else {
-                            second
-                        }
-                    })?
-            }
-            other => other?,
-        };
+                        })?
+                }
+                other => other?,
+            };
 
         // A Homebrew bottle (`NAME/VERSION[_REVISION]/…` for this version) becomes the keg
         // itself, relocated to this prefix.

@@ -14,13 +14,14 @@ use crate::registry::manifest::{self, LayerFormat};
 
 impl Pourer<'_> {
     /// A fresh staging directory (guarded against Ctrl-C) holding every layer of `image`
-    /// unpacked, and what was unpacked.
+    /// unpacked, and what was unpacked. `fresh`: never cloned from the unpacked store.
     pub(super) fn stage(
         &self,
         cellar: &Cellar,
         formula: &Formula,
         version: &Version,
         image: &Image,
+        fresh: bool,
     ) -> Result<(tempfile::TempDir, crate::interrupt::Guard, Stats), PourError> {
         let repo = &formula.versions[version].repository;
         let layer_digests: Vec<Digest> = (image.manifest.layers.iter())
@@ -31,22 +32,31 @@ impl Pourer<'_> {
         let read_as: Vec<_> = layer_digests.iter().zip(&image.formats).collect();
         let chain = crate::store::unpacked::tree_key(&read_as);
         let unpacked = self.store.unpacked();
-        // Warm: the tree these layers unpacked into, cloned (reflinks only; see unpacked.rs).
-        if let Some(chain) = &chain
+        // Warm: the tree these layers unpacked into, checked and cloned (reflinks only; see
+        // unpacked.rs). Never for `fresh` (a reinstall): its keg comes from the blobs.
+        if !fresh
+            && let Some(chain) = &chain
             && unpacked.get(chain).is_some()
         {
             let staging = cellar.stage()?;
             let interrupted = crate::interrupt::guard(staging.path());
-            if let Ok(Some(cloned)) = unpacked.materialize(chain, staging.path()) {
-                let stats = Stats {
-                    entries: cloned.entries,
-                    bytes: cloned.bytes,
-                    ..Stats::default()
-                };
-                return Ok((staging, interrupted, stats));
+            match unpacked.materialize(chain, staging.path()) {
+                Ok(Some(cloned)) => {
+                    let stats = Stats {
+                        entries: cloned.entries,
+                        bytes: cloned.bytes,
+                        ..Stats::default()
+                    };
+                    return Ok((staging, interrupted, stats));
+                }
+                // Changed since it was stored: said, and replaced by the tree unpacked below.
+                Err(e @ crate::store::unpacked::CloneError::Changed { .. }) => {
+                    self.reporter.warn(&e.to_string());
+                }
+                // Not usable under this umask, or a clone that failed (this prefix on another
+                // filesystem): its staging keg goes, and the layers are unpacked.
+                Ok(None) | Err(_) => {}
             }
-            // A clone that failed (this prefix on another filesystem): its staging keg goes,
-            // and the layers are unpacked.
             drop((staging, interrupted));
         }
         let staging = cellar.stage()?;

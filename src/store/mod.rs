@@ -422,6 +422,7 @@ mod download;
 pub mod prefixes;
 #[cfg(test)]
 mod tests;
+mod tree_manifest;
 pub mod unpacked;
 
 pub use download::BlobReader;

@@ -24,6 +24,7 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt}
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
+use super::tree_manifest::{self, Mismatch};
 use crate::digest::Digest;
 use crate::registry::manifest::LayerFormat;
 
@@ -39,6 +40,13 @@ pub enum CloneError {
     /// The filesystem cannot clone between these two places: nothing is stored or taken.
     #[error("{} cannot be cloned to {} (no reflinks there)", .from.display(), .to.display())]
     NoReflink { from: PathBuf, to: PathBuf },
+    /// The stored tree no longer matches its manifest (`tree_manifest.rs`).
+    #[error(
+        "the unpacked tree {} in the cache was changed after it was stored (at `{}`); it is not used, and the layers are unpacked again from the verified blobs",
+        .entry.display(),
+        .path.display()
+    )]
+    Changed { entry: PathBuf, path: PathBuf },
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,
@@ -78,6 +86,9 @@ pub fn tree_key(layers: &[(&Digest, &LayerFormat)]) -> Option<String> {
     )
 }
 
+/// The file beside `tree/` that describes it as it was stored.
+const MANIFEST: &str = "manifest";
+
 /// The unpacked trees of one cache.
 pub struct Unpacked {
     dir: PathBuf,
@@ -101,10 +112,30 @@ impl Unpacked {
 
     /// Clones the store's tree of `chain` into the empty directory `into` (a staging keg);
     /// marks the entry used (for `cleanup --prune`).
+    ///
+    /// The tree is checked against its manifest first: one changed since it was stored is
+    /// [`CloneError::Changed`]; one whose modes were made under a umask that took bits the
+    /// caller's keeps is not used (`Ok(None)`: unpacking gives what this umask gives).
     pub fn materialize(&self, chain: &str, into: &Path) -> Result<Option<Cloned>, CloneError> {
         let Some(tree) = self.get(chain) else {
             return Ok(None);
         };
+        match self.verify(chain, &tree) {
+            Ok(()) => {}
+            Err(Mismatch::Umask { .. }) => return Ok(None),
+            Err(Mismatch::Unreadable) => {
+                return Err(CloneError::Changed {
+                    entry: self.dir.join(chain),
+                    path: PathBuf::from(MANIFEST),
+                });
+            }
+            Err(Mismatch::Changed(path)) => {
+                return Err(CloneError::Changed {
+                    entry: self.dir.join(chain),
+                    path,
+                });
+            }
+        }
         let xattrs = self.dir.join(chain).join("xattrs").exists();
         let cloned = clone_tree(&tree, into, xattrs)?;
         let _ = File::open(self.dir.join(chain).join("layers"))
@@ -115,9 +146,17 @@ impl Unpacked {
     /// Stores `tree` (a staging keg just unpacked from `layers`) as `chain`: cloned into a
     /// temporary directory beside the store, then renamed into place. `Ok(false)` when the
     /// filesystem cannot clone (nothing is kept) or another run stored it first.
+    ///
+    /// A stored tree that no longer matches its manifest is replaced.
     pub fn put(&self, chain: &str, layers: &[Digest], tree: &Path) -> Result<bool, CloneError> {
-        if self.get(chain).is_some() {
-            return Ok(false);
+        if let Some(stored) = self.get(chain) {
+            if matches!(
+                self.verify(chain, &stored),
+                Ok(()) | Err(Mismatch::Umask { .. })
+            ) {
+                return Ok(false);
+            }
+            self.remove(&self.dir.join(chain))?;
         }
         std::fs::create_dir_all(&self.tmp).map_err(io_err(&self.tmp))?;
         // Nothing is made where the clone could not be (ext4, tmpfs, another filesystem).
@@ -141,11 +180,17 @@ impl Unpacked {
             let flag = building.path().join("xattrs");
             std::fs::write(&flag, "").map_err(io_err(&flag))?;
         }
-        match clone_tree(tree, &building.path().join("tree"), xattrs) {
+        let stored = building.path().join("tree");
+        match clone_tree(tree, &stored, xattrs) {
             Ok(_) => {}
             Err(CloneError::NoReflink { .. }) => return Ok(false),
             Err(e) => return Err(e),
         }
+        // What every entry is now, checked before each use (tree_manifest.rs).
+        let manifest = tree_manifest::write(&stored, crate::cellar::unpack::process_umask())
+            .map_err(io_err(&stored))?;
+        let manifest_file = building.path().join(MANIFEST);
+        std::fs::write(&manifest_file, manifest).map_err(io_err(&manifest_file))?;
         let dest = self.dir.join(chain);
         match std::fs::rename(building.path(), &dest) {
             Ok(()) => {
@@ -157,6 +202,13 @@ impl Unpacked {
             Err(_) if dest.is_dir() => Ok(false),
             Err(e) => Err(io_err(&dest)(e)),
         }
+    }
+
+    /// Whether the stored tree of `chain` still matches its manifest, for this process's umask.
+    fn verify(&self, chain: &str, tree: &Path) -> Result<(), Mismatch> {
+        let manifest = std::fs::read_to_string(self.dir.join(chain).join(MANIFEST))
+            .map_err(|_| Mismatch::Unreadable)?;
+        tree_manifest::check(tree, &manifest, crate::cellar::unpack::process_umask())
     }
 
     /// Every entry with the layers it was unpacked from and when it was last used.
@@ -270,6 +322,8 @@ pub fn clone_tree(from: &Path, to: &Path, xattrs: bool) -> Result<Cloned, CloneE
     // Directory modes last (a read-only directory is filled first), deepest first.
     dirs.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
     for (dir, mode) in dirs {
+        // Under this process's umask, as a cold install's directories are.
+        let mode = mode & !walk.umask;
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode));
     }
     Ok(cloned)
@@ -416,9 +470,10 @@ impl Walk {
                 to: dst.to_owned(),
             });
         }
-        // The umask took bits the file had: given back.
-        if mode & self.umask != 0 || mode & !0o777 != 0 {
-            to.set_permissions(std::fs::Permissions::from_mode(mode))
+        // The file was created under this process's umask, as a cold install creates it; bits
+        // past 0o777 (none in a tree pkg unpacked) go the same way.
+        if mode & !0o777 != 0 {
+            to.set_permissions(std::fs::Permissions::from_mode(mode & !self.umask))
                 .map_err(io_err(dst))?;
         }
         if let Ok(mtime) = meta.modified() {

@@ -24,4 +24,5 @@ mod realworld;
 mod second_day;
 mod secrets;
 mod speed;
+mod store_trust;
 mod supply;

@@ -89,13 +89,13 @@ fn the_parallel_unpack_writes_the_tree_gnu_tar_extracts_with_any_number_of_write
 
 /// An XFS filesystem with reflinks, loop-mounted for the test (unmounted when dropped); `None`
 /// where this machine cannot mount one.
-struct Xfs {
-    dir: PathBuf,
+pub struct Xfs {
+    pub dir: PathBuf,
     _image: tempfile::TempDir,
 }
 
 impl Xfs {
-    fn mount() -> Option<Xfs> {
+    pub fn mount() -> Option<Xfs> {
         let image = tempfile::tempdir().unwrap();
         let file = image.path().join("xfs.img");
         let dir = image.path().join("mnt");
@@ -126,7 +126,7 @@ impl Drop for Xfs {
     }
 }
 
-fn sha256(path: &Path) -> String {
+pub fn sha256(path: &Path) -> String {
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
 

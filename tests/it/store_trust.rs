@@ -1,0 +1,200 @@
+//! The unpacked store is trusted no more than the blobs it stands for, on a loop-mounted XFS
+//! (reflinks, so trees are stored): a tree is named by how each layer was read, checked against
+//! its manifest before each use, never used by `reinstall`, and cloned under the caller's umask.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+
+use crate::faults::host_platform;
+use crate::harness::{Fixture, Formula, ImageSpec, Registry, Run, TestContext};
+use crate::realworld::sh;
+use crate::speed::{Xfs, sha256};
+
+const PLAIN: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// A prefix on `base` sharing `base/cache`, with `name`'s formula at `repository`.
+fn prefix(base: &Path, dir: &str, name: &str, repository: &str) -> TestContext {
+    let mut ctx = TestContext::new();
+    ctx.prefix = base.join(dir);
+    ctx.cache = base.join("cache");
+    ctx.write_formula(
+        name,
+        &Formula::new(name)
+            .bin(&[])
+            .version("1.0.0", repository, "1.0.0")
+            .to_toml(),
+    );
+    ctx
+}
+
+/// The trees in the store.
+fn stored(base: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(base.join("cache/v1/unpacked"))
+        .map(|d| d.flatten().map(|e| e.path().join("tree")).collect())
+        .unwrap_or_default()
+}
+
+/// `pkg ARGS` under `umask`.
+fn pkg_with_umask(ctx: &TestContext, args: &[&str], umask: u32) -> Run {
+    let mut cmd = ctx.command(args);
+    // SAFETY: umask(2) is async-signal-safe and touches nothing but the child's mask.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(umask as libc::mode_t);
+            Ok(())
+        });
+    }
+    TestContext::wait(cmd.spawn().unwrap(), args)
+}
+
+fn tar_of(tmp: &Path, script: &str) -> Vec<u8> {
+    let tree = tmp.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    sh(&tree, script);
+    sh(&tree, "tar --owner=0 --group=0 -cf ../layer.tar .");
+    std::fs::read(tmp.join("layer.tar")).unwrap()
+}
+
+#[test]
+fn an_edited_store_tree_is_never_installed_and_reinstall_takes_the_blobs() {
+    let xfs = Xfs::mount().expect("a loop-mounted XFS (scripts/test installs xfsprogs)");
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = tar_of(
+        tmp.path(),
+        "mkdir -p share && printf published > share/data && printf other > share/other",
+    );
+    let reg = Registry::start();
+    let (os, arch) = host_platform();
+    reg.push(
+        "acme/kept",
+        "1.0.0",
+        &Fixture::Image(ImageSpec::new(os, arch).raw_layer(layer, PLAIN)),
+    );
+    let repo = format!("{}/acme/kept", reg.host());
+    let a = prefix(&xfs.dir, "a", "kept", &repo);
+    a.pkg(&["install", "kept"]).success();
+    let trees = stored(&xfs.dir);
+    assert_eq!(trees.len(), 1, "the tree is stored on XFS");
+    let published = sha256(&a.keg("kept", "1.0.0").join("share/data"));
+    // Edited in the store: same size, mtime put back.
+    let edit = |tree: &Path| {
+        let data = tree.join("share/data");
+        let mtime = std::fs::metadata(&data).unwrap().modified().unwrap();
+        std::fs::write(&data, "tampered!").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&data)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    };
+    edit(&trees[0]);
+    let b = prefix(&xfs.dir, "b", "kept", &repo);
+    let run = b.pkg(&["install", "kept"]).success();
+    run.says("was changed after it was stored");
+    run.says("share/data");
+    assert_eq!(
+        sha256(&b.keg("kept", "1.0.0").join("share/data")),
+        published
+    );
+    // The changed tree was replaced by the one just unpacked.
+    let trees = stored(&xfs.dir);
+    assert_eq!(trees.len(), 1);
+    assert_eq!(sha256(&trees[0].join("share/data")), published);
+    let c = prefix(&xfs.dir, "c", "kept", &repo);
+    let warm = c.pkg(&["install", "kept"]).success();
+    assert!(!warm.output().contains("changed"), "{}", warm.describe());
+
+    // A reinstall takes the blobs, whatever the store holds, and puts a good tree back.
+    edit(&trees[0]);
+    std::fs::write(a.keg("kept", "1.0.0").join("share/data"), "scribbled").unwrap();
+    let run = a.pkg(&["reinstall", "kept"]).success();
+    assert!(!run.output().contains("was changed"), "{}", run.describe());
+    assert_eq!(
+        sha256(&a.keg("kept", "1.0.0").join("share/data")),
+        published
+    );
+    assert_eq!(sha256(&stored(&xfs.dir)[0].join("share/data")), published);
+}
+
+#[test]
+fn the_same_blob_unpacked_as_a_tar_and_placed_as_an_oras_file_makes_two_trees() {
+    let xfs = Xfs::mount().expect("a loop-mounted XFS (scripts/test installs xfsprogs)");
+    let tmp = tempfile::tempdir().unwrap();
+    let release = tar_of(tmp.path(), "printf 'inside\\n' > inside.txt");
+    let reg = Registry::start();
+    let (os, arch) = host_platform();
+    reg.push(
+        "acme/unpacked",
+        "1.0.0",
+        &Fixture::Image(ImageSpec::new(os, arch).raw_layer(release.clone(), PLAIN)),
+    );
+    let mut spec = ImageSpec::new(os, arch).raw_layer(release.clone(), PLAIN);
+    spec.layer_annotations = vec![(
+        "org.opencontainers.image.title".into(),
+        "payload.tar".into(),
+    )];
+    reg.push("acme/placed", "1.0.0", &Fixture::Image(spec));
+    let a = prefix(
+        &xfs.dir,
+        "a",
+        "unpacked",
+        &format!("{}/acme/unpacked", reg.host()),
+    );
+    a.pkg(&["install", "unpacked"]).success();
+    assert!(a.keg("unpacked", "1.0.0").join("inside.txt").is_file());
+    let b = prefix(
+        &xfs.dir,
+        "b",
+        "placed",
+        &format!("{}/acme/placed", reg.host()),
+    );
+    b.pkg(&["install", "placed"]).success();
+    let keg = b.keg("placed", "1.0.0");
+    assert_eq!(std::fs::read(keg.join("payload.tar")).unwrap(), release);
+    assert!(
+        !keg.join("inside.txt").exists(),
+        "the tar's tree was installed"
+    );
+    assert_eq!(stored(&xfs.dir).len(), 2);
+}
+
+#[test]
+fn a_warm_install_applies_the_callers_umask_as_a_cold_one_does() {
+    let xfs = Xfs::mount().expect("a loop-mounted XFS (scripts/test installs xfsprogs)");
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = tar_of(
+        tmp.path(),
+        "mkdir -p share/group && printf x > share/group/shared && chmod 0775 share/group \
+         && chmod 0664 share/group/shared",
+    );
+    let reg = Registry::start();
+    let (os, arch) = host_platform();
+    reg.push(
+        "acme/modes",
+        "1.0.0",
+        &Fixture::Image(ImageSpec::new(os, arch).raw_layer(layer, PLAIN)),
+    );
+    let repo = format!("{}/acme/modes", reg.host());
+    let modes = |ctx: &TestContext| {
+        let keg = ctx.keg("modes", "1.0.0");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        (
+            mode(&keg.join("share/group")),
+            mode(&keg.join("share/group/shared")),
+        )
+    };
+    let a = prefix(&xfs.dir, "a", "modes", &repo);
+    pkg_with_umask(&a, &["install", "modes"], 0o022).success();
+    assert_eq!(modes(&a), (0o755, 0o644));
+    assert_eq!(stored(&xfs.dir).len(), 1);
+    // Stricter: cloned, then masked as a cold install masks.
+    let b = prefix(&xfs.dir, "b", "modes", &repo);
+    pkg_with_umask(&b, &["install", "modes"], 0o077).success();
+    assert_eq!(modes(&b), (0o700, 0o600));
+    // Looser: the store lacks the group's write bits, so the layers are unpacked again.
+    let c = prefix(&xfs.dir, "c", "modes", &repo);
+    pkg_with_umask(&c, &["install", "modes"], 0o002).success();
+    assert_eq!(modes(&c), (0o775, 0o664));
+}

@@ -153,6 +153,7 @@ fn run_unit(
     // 1. Every keg of the unit is in the Cellar, or the unit fails (its fresh kegs go).
     let mut ready = Vec::new();
     let mut failure = None;
+    let mut loader = None;
     for (m, p) in moves.iter().zip(pours) {
         let shown = crate::version::show(&m.step.version);
         match p {
@@ -161,6 +162,9 @@ fn run_unit(
                 // stays, complete and verified, whatever happens to the links.
                 if kind != UnitKind::Reinstall {
                     tx.poured(m.name(), &m.step.version);
+                }
+                if p.needs_loader {
+                    loader.get_or_insert(m);
                 }
                 ready.push((m, p.bins, p.link, p.files, p.stats.bytes));
             }
@@ -192,7 +196,15 @@ fn run_unit(
     if let Some(e) = failure {
         return Err(e);
     }
-    // 2. Links, dependencies first; a failure puts every switched link back.
+    // 2. PREFIX/lib/ld.so for relocated bottles, then links, dependencies first; a failure
+    // puts every switched link back (and takes away a loader link this unit made).
+    if let Some(m) = loader {
+        tx.loader().map_err(|source| ApplyError::Link {
+            name: m.name().to_owned(),
+            version: crate::version::show(&m.step.version),
+            source: Box::new(source),
+        })?;
+    }
     let mut switched = Vec::new();
     for (m, bins, dirs, _, _) in &ready {
         if !m.link {

@@ -19,6 +19,8 @@ pub struct Transaction<'a> {
     fresh: Vec<(String, Version)>,
     /// Links taken from other packages, by the package that took them.
     taken: Vec<(String, link::owners::Taken)>,
+    /// `PREFIX/lib/ld.so` was made by this unit (nothing was there).
+    made_loader: bool,
     committed: bool,
 }
 
@@ -30,6 +32,7 @@ impl<'a> Transaction<'a> {
             switched: Vec::new(),
             fresh: Vec::new(),
             taken: Vec::new(),
+            made_loader: false,
             committed: false,
         }
     }
@@ -65,6 +68,15 @@ impl<'a> Transaction<'a> {
         Ok((before, taken))
     }
 
+    /// Makes `PREFIX/lib/ld.so` pkg's link to this machine's loader (a relocated bottle of the
+    /// unit names it); one this unit made goes again if the unit does not commit.
+    pub fn loader(&mut self) -> Result<(), LinkError> {
+        if link::ensure_loader(self.prefix)? {
+            self.made_loader = true;
+        }
+        Ok(())
+    }
+
     pub fn commit(mut self) {
         self.committed = true;
     }
@@ -91,6 +103,9 @@ impl Drop for Transaction<'_> {
         }
         for (name, version) in &self.fresh {
             let _ = self.cellar.remove(name, version);
+        }
+        if self.made_loader {
+            link::remove_loader(self.prefix);
         }
     }
 }

@@ -454,3 +454,89 @@ pub(super) fn commit(prefix: &Path, done: Vec<Undo>) {
         }
     }
 }
+
+/// After links were taken out of `dir` (prefix-relative): when what is left is exactly one
+/// package's links to every entry of one directory of its keg, and that package's keg has, at
+/// the same place, a link leading to that directory, `dir` becomes that one link again (a split
+/// undone once the second keg is gone). By descriptor: the directory is moved aside, the link
+/// made, the directory removed. Returns whether it did.
+pub(super) fn collapse(prefix: &Path, root: &mut Root, dir: &Path) -> bool {
+    let Ok(entries) = root.list(dir) else {
+        return false;
+    };
+    let mut into: Option<(String, PathBuf)> = None;
+    for (child, kind) in &entries {
+        if *kind != FileType::Symlink {
+            return false;
+        }
+        let rel = dir.join(child);
+        let Ok(target) = root.read_link(&rel) else {
+            return false;
+        };
+        let link = prefix.join(&rel);
+        let Some(owner) = super::owner(prefix, &link, &target) else {
+            return false;
+        };
+        let resolved = super::normalize(&prefix.join(dir).join(&target));
+        if resolved.file_name() != Some(child.as_os_str()) {
+            return false;
+        }
+        let Some(parent) = resolved.parent().map(Path::to_path_buf) else {
+            return false;
+        };
+        match &into {
+            None => into = Some((owner, parent)),
+            Some((o, p)) if *o == owner && *p == parent => {}
+            Some(_) => return false,
+        }
+    }
+    let Some((owner, kdir)) = into else {
+        return false;
+    };
+    let cellar = super::normalize(&prefix.join("Cellar").join(&owner));
+    let Some(version) = kdir
+        .strip_prefix(&cellar)
+        .ok()
+        .and_then(|r| r.components().next())
+        .map(|c| c.as_os_str().to_owned())
+    else {
+        return false;
+    };
+    let keg = cellar.join(&version);
+    let Ok(mut keg_root) = Root::open(&keg) else {
+        return false;
+    };
+    let is_link = keg_root
+        .stat(dir)
+        .ok()
+        .flatten()
+        .is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+    let leads_there = matches!(
+        keg_root.resolve(dir, true),
+        Ok(Resolved::Inside(real)) if keg.join(&real) == kdir
+    );
+    let whole = keg_root
+        .list(kdir.strip_prefix(&keg).unwrap_or(&kdir))
+        .is_ok_and(|all| all.len() == entries.len());
+    if !(is_link && leads_there && whole) {
+        return false;
+    }
+    let keg_rel = Path::new("Cellar").join(&owner).join(&version);
+    let (parent, leaf) = split(dir);
+    let aside = parent.join(super::temp_file_name(leaf, "old"));
+    root.forget();
+    if root.rename(dir, &aside).is_err() {
+        return false;
+    }
+    let target = relative_target(dir, &keg_rel.join(dir));
+    let made = root
+        .dir(parent, None, &mut |_| {})
+        .ok()
+        .is_some_and(|fd| rustix::fs::symlinkat(&target, fd, leaf).is_ok());
+    if !made {
+        let _ = root.rename(&aside, dir);
+        return false;
+    }
+    let _ = root.remove(&aside);
+    true
+}

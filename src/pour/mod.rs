@@ -153,6 +153,9 @@ pub struct Poured {
     pub stats: Stats,
     /// Files, links and directories in the keg (as its receipt lists them).
     pub files: usize,
+    /// Relocated ELF files name `PREFIX/lib/ld.so` as their interpreter: the transaction that
+    /// takes the keg in makes it.
+    pub needs_loader: bool,
 }
 
 pub struct Pourer<'a> {
@@ -403,12 +406,12 @@ impl Pourer<'_> {
         // itself, relocated to this prefix.
         let version_s = crate::version::show(version);
         let bottle = brew::strip_bottle_prefix(staging.path(), &formula.name, &version_s)?;
+        let mut needs_loader = false;
         if bottle {
             let prefix = cellar.root().parent().unwrap_or(cellar.root());
             let relocation = brew::relocate(staging.path(), prefix)?;
-            if relocation.interpreters > 0 {
-                link::ensure_loader(prefix)?;
-            }
+            // PREFIX/lib/ld.so is made by the unit's transaction (apply/), not here.
+            needs_loader = relocation.interpreters > 0;
             let changed = relocation.changed;
             if !changed.is_empty() {
                 self.reporter.status(
@@ -497,6 +500,7 @@ impl Pourer<'_> {
             link: link_dirs,
             stats,
             files,
+            needs_loader,
         })
     }
 

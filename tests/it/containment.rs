@@ -194,3 +194,47 @@ fn a_bottle_with_a_hostile_elf_header_is_refused_by_name_and_leaves_no_staging_k
         assert!(staging.is_empty(), "{name}: left {staging:?}");
     }
 }
+
+#[test]
+fn the_loader_link_is_made_by_the_units_transaction_and_goes_with_a_unit_that_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("relocated");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A Homebrew-shaped bottle whose program names @@HOMEBREW_PREFIX@@/lib/ld.so (patchelf on a
+    // program from cc, as brew's keg_relocate writes it).
+    sh(
+        &dir,
+        r#"
+mkdir -p relocated/1.0.0/bin
+printf '#include <stdio.h>\nint main(void) { puts("relocated runs"); return 0; }\n' > main.c
+cc -o relocated/1.0.0/bin/relocated main.c
+printf '%s' '@@HOMEBREW_PREFIX@@/lib/ld.so' > interp
+patchelf --set-interpreter @interp relocated/1.0.0/bin/relocated
+rm main.c interp
+"#,
+    );
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    publish(&reg, &ctx, "relocated", &dir);
+    // A file of the user's where the program's link goes: the unit fails at linking.
+    std::fs::create_dir_all(ctx.prefix.join("bin")).unwrap();
+    std::fs::write(ctx.prefix.join("bin/relocated"), "mine").unwrap();
+    let loader = ctx.prefix.join("lib/ld.so");
+    ctx.pkg(&["install", "relocated"])
+        .failure()
+        .says("bin/relocated");
+    assert!(
+        std::fs::symlink_metadata(&loader).is_err(),
+        "a failed unit left PREFIX/lib/ld.so"
+    );
+    ctx.pkg(&["install", "--overwrite", "relocated"]).success();
+    let target = std::fs::read_link(&loader).unwrap();
+    assert!(target.is_absolute(), "{}", target.display());
+    let run = std::process::Command::new(ctx.prefix.join("bin/relocated"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "relocated runs"
+    );
+}

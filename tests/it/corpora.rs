@@ -266,3 +266,31 @@ fn header_only_entries_with_a_size_install_what_gnu_tar_extracts_and_nothing_hid
     assert!(std::fs::symlink_metadata(ctx.prefix.join("bin/smuggled")).is_err());
     assert!(ctx.keg("sizedlink", "1.0.0").join("c").is_file());
 }
+
+/// Python's `tarfile` (what sdists are packed with) writes an mtime the ustar field cannot hold
+/// (before 1970, after 2242, or with a fraction) as a pax `mtime` record, the field left 0 or
+/// cut: GNU tar takes the record, and so does pkg.
+#[test]
+fn pax_mtime_records_written_by_python_win_over_the_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = tmp.path().join("sdist.tar");
+    let script = r##"
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+    for name, mtime in [("pkg-1.0/old.py", -31536000.25), ("pkg-1.0/future.py", 10000000000.5),
+                        ("pkg-1.0/now.py", 1600000000.75)]:
+        data = ("# " + name + "\n").encode()
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = len(data), mtime, 0o644
+        t.addfile(info, io.BytesIO(data))
+"##;
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&tar)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let outcomes = check_corpus(std::slice::from_ref(&tar));
+    assert!(outcomes[0].ends_with("identical"), "{}", outcomes[0]);
+}

@@ -49,6 +49,9 @@ pub struct Formula {
     pub platforms: Option<Vec<String>>,
     pub versions: BTreeMap<Version, VersionSpec>,
     pub origin: Origin,
+    /// The formula source it was found in (a tap's name, `local`, `references`, `builtin`):
+    /// recorded in the receipt, so upgrades come from the same source.
+    pub source: Option<String>,
     /// `[verify]`: whose signature an install needs (verify/policy.rs).
     pub verify: Option<crate::verify::Policy>,
 }
@@ -241,6 +244,31 @@ pub enum FormulaError {
         name: String,
         suggestions: Vec<String>,
     },
+    #[error(
+        "the formula `{name}` is defined by more than one source: {}. pkg never picks one by lookup order (one may carry a signature policy the other lacks); name the one you mean, as `SOURCE/{name}` (`pkg install {}/{name}`)",
+        .sources.join(", "),
+        .sources.first().map(String::as_str).unwrap_or("TAP")
+    )]
+    Ambiguous { name: String, sources: Vec<String> },
+    #[error(
+        "{name} was installed from {recorded}, which no longer defines it{}; pkg does not switch sources on its own: `pkg install SOURCE/{name}` to choose one",
+        if .others.is_empty() { String::new() } else { format!(" ({} does)", .others) }
+    )]
+    SourceGone {
+        name: Box<str>,
+        recorded: Box<str>,
+        /// The sources that define it now, joined with `, `.
+        others: Box<str>,
+    },
+    #[error(
+        "no formula source named `{source_name}` (for `{source_name}/{name}`); the sources are: {known}"
+    )]
+    UnknownSource {
+        source_name: Box<str>,
+        name: Box<str>,
+        /// Every source, joined with `, `.
+        known: Box<str>,
+    },
     #[error("invalid package name `{0}`: names use lowercase letters, digits and `-_.+@`{hint}", hint = lowercase_hint(.0))]
     BadName(String),
     #[error("{file}: {message}")]
@@ -402,6 +430,7 @@ impl Formula {
             }
         }
         Ok(Formula {
+            source: None,
             name: raw.name,
             desc: raw.desc,
             homepage: raw.homepage,
@@ -421,19 +450,51 @@ impl Formula {
     }
 }
 
-/// Finds formulae by name: user directories first, then the embedded ones.
+/// The formula sources that are not taps: PKG_FORMULAE / config directories, the formulae
+/// `install REGISTRY/REPO:TAG` recorded, and the ones built into pkg. Tap names may not be these.
+pub const LOCAL: &str = "local";
+pub const REFERENCES: &str = "references";
+pub const BUILTIN: &str = "builtin";
+
+/// One place formulae are found, under the name a user gives it in `SOURCE/NAME`.
+#[derive(Clone, Debug)]
+pub struct FormulaSource {
+    pub id: String,
+    pub dir: PathBuf,
+}
+
+/// Finds formulae by name across every source (user directories, references, taps, the
+/// embedded ones). A name must mean one formula: one defined by more than one source is refused
+/// unless the user names the source (`SOURCE/NAME`) or an installed package recorded it.
 #[derive(Clone, Debug, Default)]
 pub struct Formulary {
-    dirs: Vec<PathBuf>,
-    /// Formulae given whole, found before any directory (a lock's exact versions).
+    sources: Vec<FormulaSource>,
+    /// Formulae given whole, found before any source (a lock's exact versions).
     given: BTreeMap<String, Formula>,
+    /// The source each name is taken from: chosen on the command line (`SOURCE/NAME`) or
+    /// recorded by an installed package's receipt.
+    chosen: BTreeMap<String, String>,
+    /// Names whose source an installed receipt recorded (vs one chosen on the command line).
+    recorded: std::collections::BTreeSet<String>,
 }
 
 impl Formulary {
+    /// Directories searched as the `local` source (tests and one-off lookups).
     pub fn new(dirs: Vec<PathBuf>) -> Formulary {
+        Formulary::from_sources(
+            dirs.into_iter()
+                .map(|dir| FormulaSource {
+                    id: LOCAL.to_owned(),
+                    dir,
+                })
+                .collect(),
+        )
+    }
+
+    pub fn from_sources(sources: Vec<FormulaSource>) -> Formulary {
         Formulary {
-            dirs,
-            given: BTreeMap::new(),
+            sources,
+            ..Formulary::default()
         }
     }
 
@@ -443,15 +504,145 @@ impl Formulary {
         self
     }
 
+    /// `name` is taken from `source` (an installed package's record).
+    pub fn record(&mut self, name: &str, source: &str) {
+        self.chosen.insert(name.to_owned(), source.to_owned());
+        self.recorded.insert(name.to_owned());
+    }
+
+    /// `SOURCE/NAME[@REQ]` → (`NAME[@REQ]`, source), when the part before the last `/` of the
+    /// name is a known source; `None` for anything else (a registry reference, a plain name).
+    pub fn split_qualified<'a>(&self, arg: &'a str) -> Option<(&'a str, String)> {
+        let name_end = arg.find('@').unwrap_or(arg.len());
+        let (source, _) = arg[..name_end].rsplit_once('/')?;
+        let known = self.source_ids();
+        known
+            .iter()
+            .any(|k| k == source)
+            .then(|| (&arg[source.len() + 1..], source.to_owned()))
+    }
+
+    /// Takes `arg` as the user typed it: a qualified `SOURCE/NAME[@REQ]` makes that source the
+    /// one for NAME from now on; returns `NAME[@REQ]`. Errors when the source is unknown or
+    /// does not define NAME.
+    pub fn choose(&mut self, arg: &str) -> Result<String, FormulaError> {
+        let Some((rest, source)) = self.split_qualified(arg) else {
+            let name_end = arg.find('@').unwrap_or(arg.len());
+            if let Some((source, name)) = arg[..name_end].rsplit_once('/') {
+                return Err(FormulaError::UnknownSource {
+                    source_name: source.into(),
+                    name: name.into(),
+                    known: self.source_ids().join(", ").into(),
+                });
+            }
+            return Ok(arg.to_owned());
+        };
+        let name = rest.split('@').next().unwrap_or(rest);
+        if !self.defines(&source, name) {
+            return Err(FormulaError::NotFound {
+                name: format!("{source}/{name}"),
+                suggestions: self
+                    .sources_of(name)
+                    .into_iter()
+                    .map(|s| format!("{s}/{name}"))
+                    .collect(),
+            });
+        }
+        self.chosen.insert(name.to_owned(), source);
+        self.recorded.remove(name);
+        Ok(rest.to_owned())
+    }
+
+    /// Every source's name, in lookup order, `builtin` last.
+    pub fn source_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.sources.iter().map(|s| s.id.clone()).collect();
+        ids.push(BUILTIN.to_owned());
+        ids.dedup();
+        ids
+    }
+
+    fn file_in(dir: &Path, name: &str) -> PathBuf {
+        dir.join(format!("{name}.toml"))
+    }
+
+    /// Whether `source` defines `name`.
+    fn defines(&self, source: &str, name: &str) -> bool {
+        if source == BUILTIN {
+            return embedded::EMBEDDED.iter().any(|(n, _)| *n == name);
+        }
+        self.sources
+            .iter()
+            .any(|s| s.id == source && Self::file_in(&s.dir, name).is_file())
+    }
+
+    /// The sources that define `name`, in lookup order, each once.
+    pub fn sources_of(&self, name: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in &self.sources {
+            if Self::file_in(&s.dir, name).is_file() && !out.contains(&s.id) {
+                out.push(s.id.clone());
+            }
+        }
+        if embedded::EMBEDDED.iter().any(|(n, _)| *n == name) {
+            out.push(BUILTIN.to_owned());
+        }
+        out
+    }
+
     pub fn load(&self, name: &str) -> Result<Formula, FormulaError> {
+        if let Some((rest, source)) = self.split_qualified(name)
+            && !rest.contains('@')
+        {
+            return self.load_from(&source, rest);
+        }
         if !valid_name(name) {
             return Err(FormulaError::BadName(name.chars().take(128).collect()));
         }
         if let Some(f) = self.given.get(name) {
             return Ok(f.clone());
         }
-        for dir in &self.dirs {
-            let path = dir.join(format!("{name}.toml"));
+        let found = self.sources_of(name);
+        if let Some(source) = self.chosen.get(name) {
+            if found.contains(source) {
+                return self.load_from(source, name);
+            }
+            if self.recorded.contains(name) {
+                return Err(FormulaError::SourceGone {
+                    name: name.into(),
+                    recorded: source.as_str().into(),
+                    others: found.join(", ").into(),
+                });
+            }
+        }
+        match found.as_slice() {
+            [] => Err(FormulaError::NotFound {
+                name: name.to_owned(),
+                suggestions: self.similar(name),
+            }),
+            [one] => self.load_from(one, name),
+            _ => Err(FormulaError::Ambiguous {
+                name: name.to_owned(),
+                sources: found,
+            }),
+        }
+    }
+
+    /// The formula `name` as `source` defines it.
+    fn load_from(&self, source: &str, name: &str) -> Result<Formula, FormulaError> {
+        if !valid_name(name) {
+            return Err(FormulaError::BadName(name.chars().take(128).collect()));
+        }
+        if source == BUILTIN
+            && let Some((_, text)) = embedded::EMBEDDED.iter().find(|(n, _)| *n == name)
+        {
+            let mut f = Formula::parse(text, Origin::Embedded, Some(name))?;
+            f.source = Some(BUILTIN.to_owned());
+            return Ok(f);
+        }
+        let mut any = false;
+        for s in self.sources.iter().filter(|s| s.id == source) {
+            any = true;
+            let path = Self::file_in(&s.dir, name);
             // Read at most one byte past the cap: a huge file is refused without reading it all.
             let read = std::fs::File::open(&path).and_then(|f| {
                 let mut text = String::new();
@@ -462,40 +653,50 @@ impl Formulary {
                 .map(|_| text)
             });
             match read {
-                Ok(text) => return Formula::parse(&text, Origin::File(path), Some(name)),
+                Ok(text) => {
+                    let mut f = Formula::parse(&text, Origin::File(path), Some(name))?;
+                    f.source = Some(source.to_owned());
+                    return Ok(f);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(source) => return Err(FormulaError::Io { path, source }),
             }
         }
-        if let Some((_, text)) = embedded::EMBEDDED.iter().find(|(n, _)| *n == name) {
-            return Formula::parse(text, Origin::Embedded, Some(name));
+        if !any && source != BUILTIN {
+            return Err(FormulaError::UnknownSource {
+                source_name: source.into(),
+                name: name.into(),
+                known: self.source_ids().join(", ").into(),
+            });
         }
         Err(FormulaError::NotFound {
-            name: name.to_owned(),
-            suggestions: self.similar(name),
+            name: format!("{source}/{name}"),
+            suggestions: self
+                .sources_of(name)
+                .into_iter()
+                .map(|s| format!("{s}/{name}"))
+                .collect(),
         })
     }
 
     /// Whether a formula of this name exists (without parsing it).
     pub fn has(&self, name: &str) -> bool {
-        valid_name(name)
-            && (self.given.contains_key(name)
-                || self
-                    .dirs
-                    .iter()
-                    .any(|d| d.join(format!("{name}.toml")).is_file())
-                || embedded::EMBEDDED.iter().any(|(n, _)| *n == name))
+        if let Some((rest, source)) = self.split_qualified(name) {
+            return self.defines(&source, rest);
+        }
+        valid_name(name) && (self.given.contains_key(name) || !self.sources_of(name).is_empty())
     }
 
-    /// Every formula name known, sorted and deduplicated.
+    /// Every formula name known, sorted and deduplicated; a name more than one source defines
+    /// is also listed as `SOURCE/NAME` for each (what completion offers).
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = embedded::EMBEDDED
             .iter()
             .map(|(n, _)| (*n).to_owned())
             .collect();
         names.extend(self.given.keys().cloned());
-        for dir in &self.dirs {
-            let Ok(entries) = std::fs::read_dir(dir) else {
+        for s in &self.sources {
+            let Ok(entries) = std::fs::read_dir(&s.dir) else {
                 continue;
             };
             names.extend(entries.filter_map(|e| {
@@ -505,6 +706,15 @@ impl Formulary {
         }
         names.sort();
         names.dedup();
+        let mut qualified = Vec::new();
+        for n in &names {
+            let sources = self.sources_of(n);
+            if sources.len() > 1 {
+                qualified.extend(sources.into_iter().map(|s| format!("{s}/{n}")));
+            }
+        }
+        names.extend(qualified);
+        names.sort();
         names
     }
 
@@ -555,6 +765,43 @@ depends_on = { libfoo = "^2" }
         let huge = format!("{GOOD}\n# {}\n", "x".repeat(MAX_FORMULA_BYTES));
         let err = parse(&huge).unwrap_err().to_string();
         assert!(err.contains("limit for a formula"), "{err}");
+    }
+
+    #[test]
+    fn a_name_two_sources_define_is_refused_until_one_is_named_or_recorded() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        for dir in [&a, &b] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join("hello.toml"), GOOD).unwrap();
+        }
+        std::fs::write(a.join("only.toml"), GOOD.replace("\"hello\"", "\"only\"")).unwrap();
+        let source = |id: &str, dir: &Path| FormulaSource {
+            id: id.into(),
+            dir: dir.to_owned(),
+        };
+        let mut f = Formulary::from_sources(vec![source("aa/x", &a), source("zz/y", &b)]);
+        let err = f.load("hello").unwrap_err().to_string();
+        assert!(err.contains("aa/x, zz/y"), "{err}");
+        assert_eq!(
+            f.load("zz/y/hello").unwrap().source.as_deref(),
+            Some("zz/y")
+        );
+        assert_eq!(f.load("only").unwrap().source.as_deref(), Some("aa/x"));
+        assert!(f.has("zz/y/hello") && !f.has("zz/y/only"));
+        assert!(f.names().contains(&"aa/x/hello".to_owned()));
+        assert_eq!(f.choose("zz/y/hello@^1").unwrap(), "hello@^1");
+        assert_eq!(f.load("hello").unwrap().source.as_deref(), Some("zz/y"));
+        let err = f.choose("nope/hello").unwrap_err().to_string();
+        assert!(err.contains("no formula source named `nope`"), "{err}");
+        // Recorded by a receipt, and then gone from that source: said, never switched.
+        let mut g = Formulary::from_sources(vec![source("aa/x", &a)]);
+        g.record("hello", "zz/y");
+        let err = g.load("hello").unwrap_err().to_string();
+        assert!(
+            err.contains("installed from zz/y") && err.contains("aa/x"),
+            "{err}"
+        );
     }
 
     fn parse(text: &str) -> Result<Formula, FormulaError> {

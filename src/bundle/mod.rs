@@ -241,6 +241,7 @@ pub fn pinned_formulary(lock: &Lock, formulary: &Formulary) -> Formulary {
             platforms: None,
             versions: BTreeMap::new(),
             origin: crate::formula::Origin::Embedded,
+            source: None,
             verify: None,
         });
         let bottles = formula

@@ -120,6 +120,22 @@ impl Cellar {
         out
     }
 
+    /// The formula source each installed package's newest keg recorded (name, source).
+    pub fn recorded_sources(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for name in self.names() {
+            let Some(version) = self.installed_versions(&name).pop() else {
+                continue;
+            };
+            if let Ok(r) = receipt::Receipt::read(&self.keg(&name, &version))
+                && let Some(source) = r.source
+            {
+                out.push((name, source));
+            }
+        }
+        out
+    }
+
     /// Takes a keg out of the Cellar: renamed away first (so it vanishes at once), then deleted.
     pub fn remove(&self, name: &str, version: &Version) -> Result<(), CellarError> {
         self.trash(&self.keg(name, version))?;

@@ -36,6 +36,10 @@ pub struct Receipt {
     /// Dependencies as resolved at install time (name → version).
     #[serde(default)]
     pub dependencies: std::collections::BTreeMap<String, String>,
+    /// The formula source it came from (a tap's name, `local`, `references`, `builtin`): later
+    /// lookups of the name use it. Absent in receipts written before sources were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Seconds since the Unix epoch.
     pub time: u64,
     pub pkg_version: String,

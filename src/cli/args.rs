@@ -85,7 +85,7 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    #[arg(required = true, value_name = "NAME", value_parser = package_name, add = known_names())]
+    #[arg(required = true, value_name = "[SOURCE/]NAME", value_parser = formula_name, add = known_names())]
     pub names: Vec<String>,
     /// Print JSON on stdout (an array when several names are given).
     #[arg(long)]
@@ -205,8 +205,9 @@ pub struct DryRunArgs {
 
 #[derive(Debug, Args)]
 pub struct DepsArgs {
-    /// Package, `NAME` (installed version, else newest) or `NAME@VERSION`.
-    #[arg(value_parser = package_name, add = known_names())]
+    /// Package, `NAME` (installed version, else newest) or `NAME@VERSION`; `SOURCE/NAME` picks
+    /// the formula source.
+    #[arg(value_parser = formula_name, add = known_names())]
     pub name: String,
     /// Show the dependencies as a tree.
     #[arg(long, conflicts_with = "json")]
@@ -283,6 +284,30 @@ pub struct BottleArgs {
     /// Size of each uploaded chunk.
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     pub chunk_size: u64,
+}
+
+/// A formula as a command names it: a [`package_name`], or `SOURCE/NAME[@…]` with SOURCE a tap
+/// (`acme`, `owner/name`) or one of pkg's own sources (`local`, `references`, `builtin`).
+pub fn formula_name(value: &str) -> Result<String, String> {
+    let name_end = value.find('@').unwrap_or(value.len());
+    if let Some((source, rest)) = value[..name_end].rsplit_once('/') {
+        let part_ok = |p: &str| {
+            !p.is_empty()
+                && !p.starts_with('.')
+                && p.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+                })
+        };
+        let source_ok = source.split('/').count() <= 2 && source.split('/').all(part_ok);
+        if source_ok && package_name(&value[source.len() + 1..]).is_ok() && !rest.is_empty() {
+            return Ok(value.to_owned());
+        }
+        // Not a `SOURCE/NAME`: said as a bad package name (a path is never one).
+        return package_name(value).map_err(|e| {
+            format!("{e}; a formula source is named as `SOURCE/NAME` (a tap, `local`, `references` or `builtin`)")
+        });
+    }
+    package_name(value)
 }
 
 /// `1048576`, `512K`, `16M`, `16MiB`, `1G` → bytes.

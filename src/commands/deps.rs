@@ -42,7 +42,10 @@ struct User {
 }
 
 pub fn deps(ctx: &Ctx, args: &DepsArgs) -> anyhow::Result<()> {
-    let mut request = Request::parse_in(&args.name, &ctx.formulary)?;
+    // `SOURCE/NAME`: that source's formula.
+    let mut formulary = ctx.formulary.clone();
+    let plain = formulary.choose(&args.name)?;
+    let mut request = Request::parse_in(&plain, &formulary)?;
     if request.spelled.is_none()
         && let Some(current) = ctx.state().in_use(&request.name)
     {
@@ -50,7 +53,7 @@ pub fn deps(ctx: &Ctx, args: &DepsArgs) -> anyhow::Result<()> {
     }
     let plan = resolve::resolve(
         std::slice::from_ref(&request),
-        &ctx.formulary,
+        &formulary,
         &ctx.state(),
         &Platform::host(),
     )?;

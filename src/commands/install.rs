@@ -27,10 +27,29 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
         Some(ctx.lock()?)
     };
     let mut requests = Vec::new();
+    // `SOURCE/NAME` picks the formula source of NAME for this run (and, once installed, for
+    // its upgrades: the receipt records it).
+    let mut formulary = ctx.formulary.clone();
     // Formulae recorded for references, with what was there before: put back unless installed.
     let mut recorded = Vec::new();
     for arg in &args.packages {
-        let request = if crate::references::is_reference(arg) {
+        let request = if formulary.split_qualified(arg).is_some() {
+            let plain = formulary.choose(arg)?;
+            Request::parse_in(&plain, &formulary)?
+        } else if crate::references::is_reference(arg)
+            && crate::references::parse(arg).is_err()
+            && let Some((source, name)) = arg.rsplit_once('/')
+            && !source.contains(['.', ':'])
+            && formulary.has(name.split('@').next().unwrap_or(name))
+        {
+            // `SOURCE/NAME` with a source that does not exist, not a registry reference.
+            return Err(crate::formula::FormulaError::UnknownSource {
+                source_name: source.into(),
+                name: name.into(),
+                known: formulary.source_ids().join(", ").into(),
+            }
+            .into());
+        } else if crate::references::is_reference(arg) {
             let Some((request, version, before)) = by_reference(ctx, arg, args)? else {
                 continue;
             };
@@ -41,7 +60,9 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
         };
         requests.push(request);
     }
-    let result = crate::plan::install(&mut ctx.state(), &requests, args.upgrade)
+    let mut state =
+        crate::plan::State::new(&ctx.cellar, &formulary, &ctx.records, &ctx.settings.prefix);
+    let result = crate::plan::install(&mut state, &requests, args.upgrade)
         .map_err(anyhow::Error::from)
         .and_then(|plan| {
             super::outcome::carry_out_with(

@@ -68,14 +68,27 @@ fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
             r,
             ResolveError::BadRequirement { .. }
                 | ResolveError::NoName { .. }
-                | ResolveError::Formula(FormulaError::BadName(_))
+                | ResolveError::Formula(
+                    FormulaError::BadName(_)
+                        | FormulaError::Ambiguous { .. }
+                        | FormulaError::UnknownSource { .. }
+                )
+        )
+    };
+    // A name more than one source defines is input to fix (name the source), like a bad name.
+    let formula = |f: &FormulaError| {
+        matches!(
+            f,
+            FormulaError::BadName(_)
+                | FormulaError::Ambiguous { .. }
+                | FormulaError::UnknownSource { .. }
         )
     };
     if let Some(e) = e.downcast_ref::<FormulaError>() {
-        return matches!(e, FormulaError::BadName(_));
+        return formula(e);
     }
-    if let Some(crate::plan::PlanError::Formula(FormulaError::BadName(_))) = e.downcast_ref() {
-        return true;
+    if let Some(crate::plan::PlanError::Formula(f)) = e.downcast_ref() {
+        return formula(f);
     }
     if let Some(e) = e.downcast_ref::<ResolveError>() {
         return resolve(e);

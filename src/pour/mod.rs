@@ -489,6 +489,7 @@ impl Pourer<'_> {
             link: link_dirs.clone(),
             installed_on_request: on_request,
             dependencies,
+            source: formula.source.clone(),
             time: receipt::now(),
             pkg_version: env!("CARGO_PKG_VERSION").to_owned(),
         };

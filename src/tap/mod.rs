@@ -14,7 +14,7 @@ use crate::registry::web::{Document, Validators};
 #[derive(Debug, thiserror::Error)]
 pub enum TapError {
     #[error(
-        "invalid tap name `{0}`: use lowercase letters, digits and `-_.`, or OWNER/NAME of those (like homebrew/core)"
+        "invalid tap name `{0}`: use lowercase letters, digits and `-_.`, or OWNER/NAME of those (like homebrew/core); `local`, `references` and `builtin` name pkg's own formula sources"
     )]
     BadName(String),
     #[error("a tap named `{0}` exists already; `pkg tap remove {0}` first")]
@@ -87,8 +87,13 @@ fn valid_part(name: &str) -> bool {
         })
 }
 
-/// `acme`, or `owner/name` (one `/`, as brew names taps).
+/// `acme`, or `owner/name` (one `/`, as brew names taps); never a name pkg's own formula
+/// sources use (`local`, `references`, `builtin`).
 fn valid(name: &str) -> bool {
+    use crate::formula::{BUILTIN, LOCAL, REFERENCES};
+    if [LOCAL, REFERENCES, BUILTIN].contains(&name) {
+        return false;
+    }
     match name.split_once('/') {
         Some((owner, rest)) => valid_part(owner) && valid_part(rest),
         None => valid_part(name),
@@ -128,17 +133,6 @@ impl Taps {
         list_in(&self.root, None, &mut taps);
         taps.sort_by(|a, b| a.name.cmp(&b.name));
         taps
-    }
-
-    /// Where each tap keeps its formulae: its `formulae/` directory if it has one, else its root.
-    pub fn formula_dirs(&self) -> Vec<PathBuf> {
-        self.list()
-            .into_iter()
-            .map(|t| {
-                let sub = t.path.join("formulae");
-                if sub.is_dir() { sub } else { t.path }
-            })
-            .collect()
     }
 
     /// Checks a new tap's name and that it is free; returns where it goes.
@@ -517,15 +511,38 @@ fn git(
     Ok(())
 }
 
-/// The formulae a prefix sees, in lookup order: PKG_FORMULAE / config directories, formulae
-/// recorded by installs by reference, taps (by name), then the formulae built into pkg.
+/// The formulae a prefix sees, each source under its name: PKG_FORMULAE / config directories
+/// (`local`), formulae recorded by installs by reference (`references`), each tap (its name),
+/// then the formulae built into pkg (`builtin`). The source each installed package came from
+/// (its receipt) is the one its name is taken from.
 pub fn formulary(settings: &crate::settings::Settings) -> crate::formula::Formulary {
-    let mut dirs = settings.formula_dirs.clone();
-    dirs.push(
-        crate::references::References::new(&settings.prefix)
+    use crate::formula::{FormulaSource, LOCAL, REFERENCES};
+    let mut sources: Vec<FormulaSource> = settings
+        .formula_dirs
+        .iter()
+        .map(|dir| FormulaSource {
+            id: LOCAL.to_owned(),
+            dir: dir.clone(),
+        })
+        .collect();
+    sources.push(FormulaSource {
+        id: REFERENCES.to_owned(),
+        dir: crate::references::References::new(&settings.prefix)
             .dir()
             .to_owned(),
-    );
-    dirs.extend(Taps::new(&settings.prefix).formula_dirs());
-    crate::formula::Formulary::new(dirs)
+    });
+    // Each tap keeps its formulae in its `formulae/` directory if it has one, else its root.
+    for tap in Taps::new(&settings.prefix).list() {
+        let sub = tap.path.join("formulae");
+        sources.push(FormulaSource {
+            id: tap.name,
+            dir: if sub.is_dir() { sub } else { tap.path },
+        });
+    }
+    let mut formulary = crate::formula::Formulary::from_sources(sources);
+    let cellar = crate::cellar::Cellar::new(&settings.prefix);
+    for (name, source) in cellar.recorded_sources() {
+        formulary.record(&name, &source);
+    }
+    formulary
 }

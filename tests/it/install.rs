@@ -219,7 +219,11 @@ fn darwin_artifact_from_ghcr_installs_on_linux_through_a_mirror() {
     );
     let before = registry.issuer().request_count();
 
-    ctx.pkg(&["install", "anakin"]).success();
+    // The test's own `anakin` beside the built-in one: named by its source (issue 27).
+    ctx.pkg(&["install", "anakin"])
+        .failure_with(2)
+        .says("local, builtin");
+    ctx.pkg(&["install", "local/anakin"]).success();
 
     let keg = ctx.keg("anakin", "1.0.0");
     assert_eq!(

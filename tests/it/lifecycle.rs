@@ -938,12 +938,15 @@ fn package_names_that_are_paths_are_refused_and_nothing_is_touched() {
         vec!["unlink", "../bin"],
         vec!["link", "../opt"],
         vec!["info", "../bin"],
-        vec!["deps", "a/b"],
         vec!["bottle", "--keg", "../bin"],
     ] {
         let run = ctx.pkg(&args).failure_with(2);
         run.says("is not a package name");
     }
+    // `SOURCE/NAME` names a formula source (issue 27): `a` is none.
+    ctx.pkg(&["deps", "a/b"])
+        .failure_with(2)
+        .says("no formula source named `a`");
     assert!(
         victim.join("keep").is_dir(),
         "the directory outside was touched"

@@ -26,3 +26,4 @@ mod secrets;
 mod speed;
 mod store_trust;
 mod supply;
+mod trust;

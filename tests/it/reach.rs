@@ -179,13 +179,16 @@ fn taps_from_a_directory_and_from_git_and_update() {
             .to_toml(),
     )
     .unwrap();
+    // `local` names pkg's own formula directories (`local/NAME`): a tap may not take it.
     ctx.pkg(&["tap", "add", "local", local.to_str().unwrap()])
+        .failure_with(2);
+    ctx.pkg(&["tap", "add", "mine", local.to_str().unwrap()])
         .success();
-    ctx.pkg(&["tap", "list"]).success().says("local\tdir");
+    ctx.pkg(&["tap", "list"]).success().says("mine\tdir");
     ctx.pkg(&["search", "tool"])
         .success()
         .says("tool: The tool test package");
-    ctx.pkg(&["tap", "remove", "local"]).success();
+    ctx.pkg(&["tap", "remove", "mine"]).success();
     assert!(
         local.join("tool.toml").exists(),
         "removing a tap deleted the user's directory"

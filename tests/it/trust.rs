@@ -1,0 +1,157 @@
+//! Trust that cannot be sidestepped (issue 27): a name means one formula. A name defined by more
+//! than one source (taps, PKG_FORMULAE, the API tap, built-in) is refused naming every source
+//! unless the user names one (`SOURCE/NAME`); an installed package upgrades only from the source
+//! it came from, and says so when that source is gone.
+
+use std::path::Path;
+
+use crate::faults::host_platform;
+use crate::harness::{Fixture, Formula, ImageSpec, Registry, TestContext};
+
+/// Pushes `acme/NAME:VERSION` holding `bin/NAME` that prints `says`.
+fn push_tool(reg: &Registry, name: &str, version: &str, says: &str) {
+    let (os, arch) = host_platform();
+    reg.push(
+        &format!("acme/{name}"),
+        version,
+        &Fixture::Image(ImageSpec::new(os, arch).file(
+            &format!("bin/{name}"),
+            format!("#!/bin/sh\necho {says}\n"),
+            0o755,
+        )),
+    );
+}
+
+/// A directory tap holding `formula`.
+fn tap_dir(root: &Path, tap: &str, name: &str, formula: &str) -> std::path::PathBuf {
+    let dir = root.join(tap.replace('/', "-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.toml")), formula).unwrap();
+    dir
+}
+
+fn runs(ctx: &TestContext, bin: &str) -> String {
+    let out = std::process::Command::new(ctx.prefix.join("bin").join(bin))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A formula whose `[verify]` policy wants a signature nobody made (sigstore's public-good
+/// trust root from the fixtures), before its versions.
+fn protected(name: &str, repository: &str, version: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/sigstore/cosign/trusted_root_pgi.json");
+    let text = Formula::new(name)
+        .bin(&[&format!("bin/{name}")])
+        .version(version, repository, version)
+        .to_toml();
+    let (head, versions) = text.split_once("\n[versions").unwrap();
+    format!(
+        "{head}\n[verify]\nidentity = \"release@acme.example\"\nissuer = \"https://github.com/login/oauth\"\ntrust_root = \"{}\"\n\n[versions{versions}",
+        root.display()
+    )
+}
+
+#[test]
+fn a_protected_formula_is_never_shadowed_by_a_same_name_formula_in_another_tap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::start();
+    push_tool(&reg, "sigtool", "1.0.0", "genuine");
+    push_tool(&reg, "evil", "1.0.0", "attacker");
+    let ctx = TestContext::new();
+    let genuine = format!("{}/acme/sigtool", reg.host());
+    let attacker = format!("{}/acme/evil", reg.host());
+    let signed = tap_dir(
+        tmp.path(),
+        "zz/signed",
+        "sigtool",
+        &protected("sigtool", &genuine, "1.0.0"),
+    );
+    let other = tap_dir(
+        tmp.path(),
+        "aa/other",
+        "sigtool",
+        &Formula::new("sigtool")
+            .bin(&["bin/evil"])
+            .version("1.0.0", &attacker, "1.0.0")
+            .to_toml(),
+    );
+    ctx.pkg(&["tap", "add", "zz/signed", signed.to_str().unwrap()])
+        .success();
+    ctx.pkg(&["tap", "add", "aa/other", other.to_str().unwrap()])
+        .success();
+    // `aa/other` sorts first; before, it won and the attacker's binary ran.
+    let refused = ctx.pkg(&["install", "sigtool"]).failure_with(2);
+    refused
+        .says("more than one source")
+        .says("zz/signed")
+        .says("aa/other");
+    assert!(ctx.cellar_versions("sigtool").is_empty());
+    // Named, the protected one is held to its policy (nobody signed this image).
+    ctx.pkg(&["install", "zz/signed/sigtool"])
+        .failure()
+        .says("release@acme.example");
+    assert!(ctx.cellar_versions("sigtool").is_empty());
+    ctx.pkg(&["info", "sigtool"])
+        .failure_with(2)
+        .says("more than one source");
+    ctx.pkg(&["info", "zz/signed/sigtool"])
+        .success()
+        .says("sigtool");
+    ctx.pkg(&["install", "nope/sigtool"])
+        .failure_with(2)
+        .says("no formula source named `nope`")
+        .says("zz/signed");
+}
+
+#[test]
+fn an_installed_package_upgrades_only_from_the_source_it_came_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::start();
+    push_tool(&reg, "tool", "1.0.0", "genuine-1");
+    push_tool(&reg, "evil", "2.0.0", "attacker");
+    let ctx = TestContext::new();
+    let genuine = format!("{}/acme/tool", reg.host());
+    let attacker = format!("{}/acme/evil", reg.host());
+    let good = tap_dir(
+        tmp.path(),
+        "zz/good",
+        "tool",
+        &Formula::new("tool")
+            .bin(&["bin/tool"])
+            .version("1.0.0", &genuine, "1.0.0")
+            .to_toml(),
+    );
+    ctx.pkg(&["tap", "add", "zz/good", good.to_str().unwrap()])
+        .success();
+    ctx.pkg(&["install", "tool"]).success();
+    assert_eq!(ctx.receipt("tool", "1.0.0")["source"], "zz/good");
+    // A tap added later with a newer `tool`: upgrades keep to zz/good.
+    let evil = tap_dir(
+        tmp.path(),
+        "aa/evil",
+        "tool",
+        &Formula::new("tool")
+            .bin(&["bin/evil"])
+            .version("2.0.0", &attacker, "2.0.0")
+            .to_toml(),
+    );
+    ctx.pkg(&["tap", "add", "aa/evil", evil.to_str().unwrap()])
+        .success();
+    ctx.pkg(&["upgrade"]).success();
+    ctx.pkg(&["outdated"]).success();
+    assert_eq!(ctx.cellar_versions("tool"), ["1.0.0"]);
+    assert_eq!(runs(&ctx, "tool"), "genuine-1");
+    // The source it came from is gone: said, nothing changes.
+    ctx.pkg(&["tap", "remove", "zz/good"]).success();
+    ctx.pkg(&["upgrade", "tool"])
+        .failure()
+        .says("installed from zz/good, which no longer defines it")
+        .says("aa/evil");
+    assert_eq!(ctx.cellar_versions("tool"), ["1.0.0"]);
+    assert_eq!(runs(&ctx, "tool"), "genuine-1");
+    // Chosen by name, the other source is taken (and recorded).
+    ctx.pkg(&["install", "aa/evil/tool@2.0.0"]).success();
+    assert_eq!(ctx.receipt("tool", "2.0.0")["source"], "aa/evil");
+}

@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs) -> anyhow::Result<()> {
         &args.certificate_oidc_issuer,
     ) {
         (Some(path), _, _) => Signer::Key {
-            pem: std::fs::read_to_string(path)
+            pem: verify::read_regular(path, verify::MAX_KEY_BYTES)
                 .map_err(|e| BadInput(format!("--key {}: {e}", path.display())))?,
             path: path.clone(),
         },
@@ -53,7 +53,12 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs) -> anyhow::Result<()> {
     if let Some(root) = &args.trusted_root
         && !root.is_file()
     {
-        return Err(BadInput(format!("--trusted-root {}: no such file", root.display())).into());
+        let why = if root.exists() {
+            "not a regular file (pkg reads trust material only from files)"
+        } else {
+            "no such file"
+        };
+        return Err(BadInput(format!("--trusted-root {}: {why}", root.display())).into());
     }
     let policy = Policy {
         signer,

@@ -24,6 +24,13 @@ pub struct Found {
     pub looked_at: Vec<String>,
 }
 
+/// Referrers read per subject: more are passed over (and counted in what was looked at).
+pub const MAX_REFERRERS: usize = 32;
+/// Bundle (or simple-signing) layers read per referrer manifest.
+const MAX_LAYERS: usize = 4;
+/// Bundle bytes read per subject, all referrers together.
+const MAX_BUNDLE_BYTES: u64 = 16 << 20;
+
 pub fn bundles(
     client: &Client,
     repo: &Repository,
@@ -46,7 +53,7 @@ pub fn bundles(
         }
     };
     let mut bundles = Vec::new();
-    let listed: Vec<(Digest, String)> = index
+    let mut listed: Vec<(Digest, String)> = index
         .as_deref()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
         .and_then(|v| v.get("manifests").and_then(|m| m.as_array()).cloned())
@@ -58,6 +65,19 @@ pub fn bundles(
             Some((digest, kind.to_owned()))
         })
         .collect();
+    // Each referrer once, and only so many: a list naming one manifest 3,000 times costs one
+    // request, a list of 3,000 costs MAX_REFERRERS.
+    let mut seen = std::collections::HashSet::new();
+    listed.retain(|(d, _)| seen.insert(d.clone()));
+    if listed.len() > MAX_REFERRERS {
+        looked_at.push(format!(
+            "{} more referrers (pkg reads the first {MAX_REFERRERS})",
+            listed.len() - MAX_REFERRERS
+        ));
+        listed.truncate(MAX_REFERRERS);
+    }
+    let mut budget = MAX_BUNDLE_BYTES;
+    let mut blobs_read = std::collections::HashSet::new();
     for (digest, kind) in listed {
         if !kind.is_empty() && kind != BUNDLE_MEDIA_TYPE {
             looked_at.push(format!("{digest} ({kind}, not a Sigstore bundle)"));
@@ -75,7 +95,19 @@ pub fn bundles(
             continue;
         }
         let mut any = false;
-        for (_, blob, size) in small_layers(&doc, BUNDLE_MEDIA_TYPE, 4 << 20) {
+        for (_, blob, size) in small_layers(&doc, BUNDLE_MEDIA_TYPE, 4 << 20).take(MAX_LAYERS) {
+            // The same blob is read once per subject, and all of them within the budget.
+            if !blobs_read.insert(blob.clone()) {
+                any = true;
+                continue;
+            }
+            if size > budget {
+                looked_at.push(format!(
+                    "{digest} (its bundles are past the {MAX_BUNDLE_BYTES} bytes pkg reads per package)"
+                ));
+                break;
+            }
+            budget -= size;
             bundles.push(Attached {
                 manifest: digest.clone(),
                 bundle: client.read_blob(repo, &blob, size)?,
@@ -106,7 +138,11 @@ fn legacy(
         Err(e) => return Err(e),
     };
     let doc: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
-    for (layer, blob, size) in small_layers(&doc, SIMPLE_SIGNING, 1 << 20) {
+    let mut seen = std::collections::HashSet::new();
+    for (layer, blob, size) in small_layers(&doc, SIMPLE_SIGNING, 1 << 20)
+        .filter(|(_, blob, _)| seen.insert(blob.clone()))
+        .take(MAX_REFERRERS)
+    {
         let payload = client.read_blob(repo, &blob, size)?;
         let annotations = layer.get("annotations").cloned().unwrap_or_default();
         match Record::from_layer(&payload, &annotations) {

@@ -112,6 +112,43 @@ pub struct Signed {
     pub time: Option<String>,
 }
 
+/// The largest trust root read (real ones are tens of KiB).
+const MAX_TRUST_ROOT_BYTES: u64 = 1 << 20;
+/// The largest public key file read.
+pub const MAX_KEY_BYTES: u64 = 64 << 10;
+
+/// The text of `path`, which must be a regular file (after links) of at most `cap` bytes: a
+/// device (`/dev/zero`), a FIFO or a directory is refused without reading it, and a file that
+/// grows past the cap while read is refused too.
+pub fn read_regular(path: &Path, cap: u64) -> Result<String, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // Non-blocking, so opening a FIFO never waits for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("it is not a regular file (pkg reads trust material only from files)".into());
+    }
+    if meta.len() > cap {
+        return Err(format!(
+            "it is {} bytes, more than the {cap} bytes pkg reads",
+            meta.len()
+        ));
+    }
+    let mut text = String::new();
+    file.take(cap + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > cap {
+        return Err(format!("it grew past {cap} bytes while being read"));
+    }
+    Ok(text)
+}
+
 /// The trust root of `policy`: its file, else the embedded production root.
 /// Each certificate of its authorities' chains must be a CA ([`profile::check_authority`]).
 pub fn trust_root(path: Option<&Path>) -> Result<TrustedRoot, VerifyError> {
@@ -121,7 +158,10 @@ pub fn trust_root(path: Option<&Path>) -> Result<TrustedRoot, VerifyError> {
         reason,
     };
     let root = match path {
-        Some(p) => TrustedRoot::from_file(p),
+        Some(p) => {
+            let text = read_regular(p, MAX_TRUST_ROOT_BYTES).map_err(refused)?;
+            TrustedRoot::from_json(&text)
+        }
         None => TrustedRoot::from_json(SIGSTORE_PRODUCTION_TRUSTED_ROOT),
     }
     .map_err(|e| refused(e.to_string()))?;
@@ -197,7 +237,7 @@ pub fn check(
 ) -> Result<Vec<Signed>, VerifyError> {
     let prepared = Prepared::new(policy)?;
     let mut signed = Vec::new();
-    let mut why = vec![format!("looked at {}", found.looked_at.join(", "))];
+    let mut why = vec![format!("looked at {}", bounded(&found.looked_at, 8, ", "))];
     if found.bundles.is_empty() {
         why.push(format!("no Sigstore bundle is attached to {subject}"));
     }
@@ -213,9 +253,22 @@ pub fn check(
         }
     }
     match signed.is_empty() {
-        true => Err(VerifyError::NoneMeets(why.join("; "))),
+        true => Err(VerifyError::NoneMeets(bounded(&why, 12, "; "))),
         false => Ok(signed),
     }
+}
+
+/// The first `keep` of `items` joined with `sep`, and how many more there were.
+fn bounded(items: &[String], keep: usize, sep: &str) -> String {
+    let mut out: Vec<String> = items
+        .iter()
+        .take(keep)
+        .map(|i| i.chars().take(600).collect())
+        .collect();
+    if items.len() > keep {
+        out.push(format!("and {} more", items.len() - keep));
+    }
+    out.join(sep)
 }
 
 /// Verifies one `bundle` (its JSON) over `subject` under `policy` (the conformance suite's

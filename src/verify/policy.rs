@@ -64,7 +64,7 @@ pub fn from_raw(raw: RawVerify, file: Option<&Path>) -> Result<Policy, String> {
         }
         (None, None, None, Some(key)) if raw.workflow.is_none() => {
             let path = near(&key, "key")?;
-            let pem = std::fs::read_to_string(&path)
+            let pem = super::read_regular(&path, super::MAX_KEY_BYTES)
                 .map_err(|e| format!("[verify] key {}: {e}", path.display()))?;
             Signer::Key { pem, path }
         }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::harness::{Registry, TestContext};
 
+mod bounds;
 mod certificates;
 
 const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";

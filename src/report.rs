@@ -91,9 +91,39 @@ pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
     causes(err).join(": ")
 }
 
+/// Text from outside pkg (a formula's description, homepage, licence) as shown on a terminal:
+/// control characters (ESC and OSC sequences, carriage returns, embedded newlines) escaped, so
+/// a formula can neither retitle the terminal nor fake lines of output. JSON output stays exact.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formula_text_is_shown_without_terminal_controls() {
+        assert_eq!(printable("plain text"), "plain text");
+        let hostile = "x\u{1b}]0;pwned\u{7}\ny\u{9b}2J\r";
+        let shown = printable(hostile);
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert!(
+            shown.contains("\\u{1b}]0;pwned") && shown.contains("\\n"),
+            "{shown}"
+        );
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("could not reach http://x/v2/")]

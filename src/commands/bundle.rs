@@ -229,7 +229,8 @@ fn dump(ctx: &Ctx) -> anyhow::Result<()> {
         out.push_str("\n[taps]\n");
         for t in taps {
             let source = match t.kind {
-                "git" => crate::tap::git_remote(&t.path),
+                // A remote carrying credentials is written without them.
+                "git" => crate::tap::git_remote(&t.path).map(|r| crate::tap::shown_remote(&r)),
                 "api" => Some("api".to_owned()),
                 _ => std::fs::read_link(&t.path)
                     .ok()

@@ -1,5 +1,6 @@
 //! `pkg info`: a formula and what is installed of it. Read-only: no lock.
 
+use crate::report::printable;
 use std::io::Write as _;
 
 use anyhow::bail;
@@ -77,10 +78,11 @@ fn show(
                 "{name}: {newest}{}",
                 if pinned { " [pinned]" } else { "" }
             )?;
-            writeln!(out, "{}", f.desc)?;
-            writeln!(out, "{}", f.homepage)?;
+            // Formula text is escaped on a terminal (the JSON document stays exact).
+            writeln!(out, "{}", printable(&f.desc))?;
+            writeln!(out, "{}", printable(&f.homepage))?;
             if let Some(l) = &f.license {
-                writeln!(out, "License: {l}")?;
+                writeln!(out, "License: {}", printable(l))?;
             }
             writeln!(out, "Formula: {}", f.origin)?;
             let versions: Vec<String> = f.versions.keys().map(crate::version::show).collect();

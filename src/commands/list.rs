@@ -104,7 +104,7 @@ pub fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     for f in &found {
-        writeln!(out, "{}: {}", f.name, f.desc)?;
+        writeln!(out, "{}: {}", f.name, crate::report::printable(&f.desc))?;
     }
     if found.is_empty() {
         ctx.reporter

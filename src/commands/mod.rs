@@ -99,7 +99,10 @@ fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(e) = e.downcast_ref::<TapError>() {
         return matches!(
             e,
-            TapError::BadName(_) | TapError::BadSource { .. } | TapError::DashSource { .. }
+            TapError::BadName(_)
+                | TapError::BadSource { .. }
+                | TapError::DashSource { .. }
+                | TapError::Credentials { .. }
         );
     }
     if let Some(e) = e.downcast_ref::<crate::references::ByRefError>() {

@@ -21,6 +21,10 @@ pub enum TapError {
     Exists(String),
     #[error("no tap named `{0}`; `pkg tap list` shows them")]
     Unknown(String),
+    #[error(
+        "the tap URL `{shown}` carries a user name or password; pkg never keeps credentials in a tap (they would be shown and written to disk). Give the URL without them: for a formula API behind a login, `pkg login HOST`; for a git tap, git's credential helper"
+    )]
+    Credentials { shown: String },
     #[error("`{source_}` is neither a directory nor a git URL")]
     BadSource { source_: String },
     #[error("tap source `{source_}` starts with `-`; for a directory of that name use ./{source_}")]
@@ -112,6 +116,30 @@ fn is_tap(path: &Path, linked: bool) -> bool {
         })
 }
 
+/// Refuses a URL with a password, or (for `any_user`, and for http(s)) with any user name: a
+/// token in the user name is a password. An ssh user without a password (`git@host:…`,
+/// `ssh://git@host/…`) is not a secret.
+fn refuse_credentials(source: &str, any_user: bool) -> Result<(), TapError> {
+    let Ok(url) = url::Url::parse(source) else {
+        return Ok(());
+    };
+    let http = matches!(url.scheme(), "http" | "https");
+    if url.password().is_some() || ((any_user || http) && !url.username().is_empty()) {
+        return Err(TapError::Credentials {
+            shown: crate::registry::redact(&url),
+        });
+    }
+    Ok(())
+}
+
+/// A git remote as pkg shows or writes it: without a password or an http(s) user name.
+pub fn shown_remote(remote: &str) -> String {
+    match url::Url::parse(remote) {
+        Ok(url) if refuse_credentials(remote, false).is_err() => crate::registry::redact(&url),
+        _ => remote.to_owned(),
+    }
+}
+
 fn looks_like_git_url(s: &str) -> bool {
     s.starts_with("https://")
         || s.starts_with("http://")
@@ -168,6 +196,9 @@ impl Taps {
             });
         }
         let local = Path::new(source);
+        if !local.is_dir() {
+            refuse_credentials(source, false)?;
+        }
         if !local.is_dir() && !looks_like_git_url(source) {
             return Err(TapError::BadSource {
                 source_: source.to_owned(),
@@ -205,6 +236,7 @@ impl Taps {
         cellar: &Path,
         host: &Platform,
     ) -> Result<(Tap, Refreshed), TapError> {
+        refuse_credentials(url, true)?;
         let doc_url = api::document_url(url)?;
         let dest = self.new_dest(name)?;
         let Document::Fresh {

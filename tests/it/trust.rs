@@ -155,3 +155,104 @@ fn an_installed_package_upgrades_only_from_the_source_it_came_from() {
     ctx.pkg(&["install", "aa/evil/tool@2.0.0"]).success();
     assert_eq!(ctx.receipt("tool", "2.0.0")["source"], "aa/evil");
 }
+
+/// Every file under `dir` whose bytes hold `needle`.
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file()
+                && std::fs::read(&p)
+                    .unwrap()
+                    .windows(needle.len())
+                    .any(|w| w == needle)
+            {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn credentials_in_tap_urls_are_refused_never_printed_or_stored() {
+    let ctx = TestContext::new();
+    for args in [
+        &[
+            "tap",
+            "add",
+            "homebrew/core",
+            "--api",
+            "http://user:S3CRET-PASS@127.0.0.1:9/api/",
+        ][..],
+        &[
+            "tap",
+            "add",
+            "acme",
+            "https://user:S3CRET-PASS@example.invalid/acme/formulae.git",
+        ],
+        &[
+            "tap",
+            "add",
+            "acme",
+            "https://S3CRET-PASS@example.invalid/acme/formulae.git",
+        ],
+    ] {
+        let run = ctx.pkg(args).failure_with(2);
+        run.says("carries a user name or password")
+            .says("pkg login");
+        assert!(!run.output().contains("S3CRET-PASS"), "{}", run.describe());
+    }
+    assert!(
+        files_holding(&ctx.prefix, b"S3CRET-PASS").is_empty(),
+        "{}",
+        ctx.prefix_listing()
+    );
+    assert!(files_holding(&ctx.home, b"S3CRET-PASS").is_empty());
+}
+
+#[test]
+fn terminal_controls_in_formula_text_are_escaped_on_screen_and_kept_in_json() {
+    let ctx = TestContext::new();
+    let desc = "Nice tool\u{1b}]0;pwned\u{7}\nerror: fake line";
+    let text = Formula::new("shady")
+        .version("1.0.0", "ghcr.io/acme/shady", "1.0.0")
+        .to_toml()
+        .replace(
+            "desc = \"The shady test package\"",
+            "desc = \"Nice tool\\u001b]0;pwned\\u0007\\nerror: fake line\"",
+        )
+        .replace(
+            "homepage = \"https://example.com/shady\"",
+            "homepage = \"https://example.com/\\u001b[2J\"",
+        );
+    ctx.write_formula("shady", &text);
+    for args in [&["info", "shady"][..], &["search", "shady"]] {
+        let run = ctx.pkg(args).success();
+        assert!(
+            !run.stdout.contains('\u{1b}') && !run.stdout.contains('\u{7}'),
+            "{}",
+            run.describe()
+        );
+        assert!(
+            !run.stdout.lines().any(|l| l.starts_with("error: fake")),
+            "{}",
+            run.stdout
+        );
+        run.says("\\u{1b}]0;pwned");
+    }
+    let json = ctx.pkg(&["info", "--json", "shady"]).success();
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        doc["formula"]["desc"].as_str().or(doc["desc"].as_str()),
+        Some(desc)
+    );
+}

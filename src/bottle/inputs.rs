@@ -79,14 +79,12 @@ pub fn parse_push(value: &str, name: &str) -> Result<(Repository, Option<String>
     Ok((repo, tag))
 }
 
-/// What `--write`'s formula says that the bottle can use: its license and description (as
-/// annotations) and its other repositories (to mount from). Read loosely: a new formula has no
+/// What `--write`'s formula says that the bottle can use: its other repositories (to mount
+/// from). Nothing of it goes into the manifest, whose digest depends only on the bottle's inputs. Read loosely: a new formula has no
 /// version yet; the file is checked as a whole when it is written.
 pub struct FormulaHints {
     /// The formula's `name`, which must be the bottle's.
     pub name: Option<String>,
-    pub license: Option<String>,
-    pub desc: Option<String>,
     pub repositories: Vec<Repository>,
 }
 
@@ -126,8 +124,6 @@ pub fn read_formula(path: &Path) -> Result<FormulaHints, InputError> {
         .unwrap_or_default();
     Ok(FormulaHints {
         name: text_of("name"),
-        license: text_of("license"),
-        desc: text_of("desc"),
         repositories,
     })
 }

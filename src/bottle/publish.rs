@@ -31,6 +31,8 @@ pub struct PushOptions {
     pub chunk_size: u64,
     /// Repositories of the same registry that may hold our blobs already (cross-repo mount).
     pub mount_from: Vec<Repository>,
+    /// Move a version tag that already points at other content (`--force`).
+    pub force: bool,
 }
 
 impl Default for PushOptions {
@@ -39,6 +41,7 @@ impl Default for PushOptions {
             chunk_threshold: DEFAULT_CHUNK_THRESHOLD,
             chunk_size: DEFAULT_CHUNK_SIZE,
             mount_from: Vec::new(),
+            force: false,
         }
     }
 }
@@ -62,6 +65,16 @@ pub enum PublishError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error(
+        "{repository}:{tag} is a released version, and it already points at other content ({}): pkg does not move a version tag silently. Push to a new version (or a channel tag such as `latest`), or pass --force to move it",
+        .moves.iter().map(|(from, to)| format!("{from} would become {to}")).collect::<Vec<_>>().join(", ")
+    )]
+    MovesVersion {
+        repository: Repository,
+        tag: String,
+        /// (what the tag's platform pointed at, what it would point at)
+        moves: Vec<(Digest, Digest)>,
     },
     #[error("{layout}: {digest} is an index inside an index; pkg pushes one level of platforms")]
     NestedIndex { layout: PathBuf, digest: Digest },
@@ -132,6 +145,10 @@ pub struct PushReport {
     pub blobs: Vec<BlobPush>,
     /// False when the tag already pointed at exactly this.
     pub tag_changed: bool,
+    /// What the tag pointed at before, when it existed.
+    pub previous: Option<Digest>,
+    /// Released content replaced (with `--force`, or on a channel tag): (before, after).
+    pub moved: Vec<(Digest, Digest)>,
 }
 
 impl PushReport {
@@ -161,6 +178,16 @@ pub fn push(
     options: &PushOptions,
 ) -> Result<PushReport, PublishError> {
     let ours = ours(layout, layout_tag, reporter)?;
+    // What the tag holds now, before anything is uploaded: a version tag is not moved silently.
+    let current = remote_current(client, repo, tag)?;
+    let moved = replaced(&current, &ours);
+    if !moved.is_empty() && is_version_tag(tag) && !options.force {
+        return Err(PublishError::MovesVersion {
+            repository: repo.clone(),
+            tag: tag.to_owned(),
+            moves: moved,
+        });
+    }
     let mut seen = HashSet::new();
     let mut blobs = Vec::new();
     for o in &ours {
@@ -171,7 +198,6 @@ pub fn push(
         }
     }
 
-    let current = remote_current(client, repo, tag)?;
     let current_digest = match &current {
         Current::Nothing => None,
         Current::Manifest { descriptor, .. } => Some(descriptor.digest.clone()),
@@ -185,7 +211,10 @@ pub fn push(
             if tag_changed {
                 let o = ours.iter().find(|o| o.descriptor.digest == d.digest);
                 if let Some(o) = o {
-                    reporter.status("Tagging", &format!("{repo}:{tag} → {}", d.digest));
+                    reporter.status(
+                        "Tagging",
+                        &format!("{repo}:{tag} → {}{}", d.digest, was(&current_digest)),
+                    );
                     client
                         .put_manifest(repo, tag, &o.descriptor.media_type, &o.bytes)
                         .map_err(registry_err(repo, format!("manifest {}", d.digest)))?;
@@ -208,7 +237,10 @@ pub fn push(
                     ))?;
             }
             if tag_changed {
-                reporter.status("Tagging", &format!("{repo}:{tag} → index {digest}"));
+                reporter.status(
+                    "Tagging",
+                    &format!("{repo}:{tag} → index {digest}{}", was(&current_digest)),
+                );
                 client
                     .put_manifest(repo, tag, manifest::OCI_INDEX, bytes)
                     .map_err(registry_err(repo, format!("index {digest}")))?;
@@ -224,7 +256,71 @@ pub fn push(
         platforms: merged.platforms(),
         blobs,
         tag_changed,
+        previous: current_digest,
+        moved,
     })
+}
+
+/// ` (was DIGEST)` when the tag existed.
+fn was(previous: &Option<Digest>) -> String {
+    previous
+        .as_ref()
+        .map(|d| format!(" (was {d})"))
+        .unwrap_or_default()
+}
+
+/// A tag that reads as a version (`1.0.0`, `v2.1`, `1.7.1_1`, `2024.05.05`): a release, which
+/// is not moved without `--force`. Any other tag (`latest`, `main`, `stable`) is a channel.
+pub fn is_version_tag(tag: &str) -> bool {
+    tag.strip_prefix('v')
+        .unwrap_or(tag)
+        .starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// The content of `current` that pushing `ours` would replace: for each platform the tag
+/// already has, a manifest of ours for the same platform with other bytes. A platform added to
+/// an index is not a replacement.
+fn replaced(current: &Current, ours: &[Ours]) -> Vec<(Digest, Digest)> {
+    let same = |p: Option<&Platform>, o: &Ours| {
+        p.zip(o.descriptor.platform.as_ref())
+            .is_some_and(|(a, b)| super::same_platform(a, b))
+    };
+    let mut out = Vec::new();
+    let mut check = |digest: &Digest, platform: Option<&Platform>| {
+        if ours.iter().any(|o| &o.descriptor.digest == digest) {
+            return;
+        }
+        if let Some(o) = ours.iter().find(|o| same(platform, o)) {
+            out.push((digest.clone(), o.descriptor.digest.clone()));
+        }
+    };
+    match current {
+        Current::Nothing => {}
+        Current::Manifest {
+            descriptor,
+            platform,
+        } => check(&descriptor.digest, platform.as_ref()),
+        Current::Index { document, .. } => {
+            for entry in document
+                .get("manifests")
+                .and_then(|m| m.as_array())
+                .into_iter()
+                .flatten()
+            {
+                let digest = entry
+                    .get("digest")
+                    .and_then(|d| d.as_str())
+                    .and_then(|d| d.parse::<Digest>().ok());
+                let platform = entry
+                    .get("platform")
+                    .and_then(|p| serde_json::from_value(p.clone()).ok());
+                if let Some(d) = digest {
+                    check(&d, platform.as_ref());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The manifests `layout_tag` stands for, each with its platform.

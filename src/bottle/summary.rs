@@ -68,6 +68,12 @@ pub struct Push {
     pub media_type: String,
     pub platforms: Vec<String>,
     pub tag_changed: bool,
+    /// `created`, `unchanged`, `moved` (released content replaced) or `extended` (a platform
+    /// added to what the tag held).
+    pub tag_state: &'static str,
+    /// What the tag pointed at before, when it existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_digest: Option<Digest>,
     pub bytes_uploaded: u64,
     pub blobs: Vec<PushedBlob>,
 }
@@ -139,6 +145,13 @@ impl Summary {
                 media_type: r.media_type.clone(),
                 platforms: platforms(&r.platforms),
                 tag_changed: r.tag_changed,
+                tag_state: match (&r.previous, r.tag_changed) {
+                    (_, false) => "unchanged",
+                    (None, true) => "created",
+                    (Some(_), true) if !r.moved.is_empty() => "moved",
+                    (Some(_), true) => "extended",
+                },
+                previous_digest: r.previous.clone(),
                 bytes_uploaded: r.bytes_uploaded(),
                 blobs: r
                     .blobs

@@ -284,6 +284,10 @@ pub struct BottleArgs {
     /// Size of each uploaded chunk.
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     pub chunk_size: u64,
+    /// Move a version tag (`1.0.0`, `v2`) that already points at other content; channel tags
+    /// (`latest`, `main`) move without it.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// A formula as a command names it: a [`package_name`], or `SOURCE/NAME[@…]` with SOURCE a tap

@@ -71,14 +71,10 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
 
     let mut annotations = BTreeMap::new();
     annotations.insert(bottle::VERSION.to_owned(), version.clone());
-    let license = args
-        .license
-        .clone()
-        .or_else(|| formula.as_ref().and_then(|f| f.license.clone()));
-    let description = args
-        .description
-        .clone()
-        .or_else(|| formula.as_ref().and_then(|f| f.desc.clone()));
+    // Only the bottle's own inputs make the manifest (flags, not the --write formula), so the
+    // same directory pushed with and without --write has the same digest.
+    let license = args.license.clone();
+    let description = args.description.clone();
     for (key, value) in [
         ("org.opencontainers.image.source", args.source.clone()),
         ("org.opencontainers.image.licenses", license),
@@ -161,6 +157,7 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
                 chunk_threshold: args.chunk_threshold,
                 chunk_size: args.chunk_size,
                 mount_from,
+                force: args.force,
             };
             let layout = Layout::open(&output)?;
             let report = publish::push(
@@ -180,10 +177,20 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
                     report.digest,
                     platforms.join(", "),
                     human_bytes(report.bytes_uploaded()),
-                    if report.tag_changed {
-                        ""
-                    } else {
-                        ", the tag already pointed there"
+                    match (&report.previous, report.tag_changed) {
+                        (_, false) => ", the tag already pointed there".to_owned(),
+                        (None, true) => ", a new tag".to_owned(),
+                        (Some(_), true) if !report.moved.is_empty() => format!(
+                            ", the tag moved from {}",
+                            report
+                                .moved
+                                .iter()
+                                .map(|(from, _)| from.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        (Some(before), true) =>
+                            format!(", the tag gained a platform (was {before})"),
                     }
                 ),
             );

@@ -504,24 +504,42 @@ fn two_platforms_pushed_to_one_tag_make_an_index_and_install_picks_the_host() {
         other
     );
 
-    // Rebuilding one platform replaces its entry and keeps the other.
+    // Rebuilding one platform of a released version: refused, naming both digests, and the
+    // index is as it was (issue 27); with --force it replaces its entry and keeps the other.
     std::fs::write(linux.join("which"), "linux, rebuilt\n").unwrap();
-    let third = bottle_json(
-        &ctx,
-        &[
+    let before = skopeo_inspect(&target, true).unwrap();
+    let refused_out = scratch(&tmp, "l-linux-refused");
+    let linux2 = scratch(&tmp, "l-linux2");
+    let rebuild = |force: bool| {
+        let out = if force { &linux2 } else { &refused_out };
+        let mut args = vec![
             path_str(&linux),
             "--name",
             "multi",
             "--version",
             "2.0.0",
             "--platform",
-            &host,
+            host.as_str(),
             "-o",
-            path_str(&scratch(&tmp, "l-linux2")),
+            path_str(out),
             "--push",
-            &target,
-        ],
-    );
+            target.as_str(),
+        ];
+        if force {
+            args.push("--force");
+        }
+        args
+    };
+    let mut refused = vec!["bottle"];
+    refused.extend(rebuild(false));
+    ctx.pkg(&refused)
+        .failure()
+        .says("is a released version")
+        .says(s(&first["manifest"]["digest"]))
+        .says("--force");
+    assert_eq!(skopeo_inspect(&target, true).unwrap(), before);
+    let third = bottle_json(&ctx, &rebuild(true));
+    assert_eq!(third["push"]["tag_state"], "moved");
     let index: serde_json::Value =
         serde_json::from_slice(&skopeo_inspect(&target, true).unwrap()).unwrap();
     let entries = index["manifests"].as_array().unwrap();
@@ -733,12 +751,15 @@ fn write_back_keeps_comments_and_other_versions() {
         s(&out["push"]["digest"])
     );
     assert!(text.ends_with(&added), "{text}");
-    // The description from the formula became a manifest annotation.
+    // Nothing of the formula goes into the manifest: its digest depends only on the bottle's
+    // inputs (issue 27).
     let manifest: serde_json::Value =
         serde_json::from_slice(&skopeo_inspect(&target, true).unwrap()).unwrap();
-    assert_eq!(
-        manifest["annotations"]["org.opencontainers.image.description"],
-        "Says hello"
+    assert!(
+        manifest["annotations"]
+            .get("org.opencontainers.image.description")
+            .is_none(),
+        "{manifest}"
     );
 
     ctx.pkg(&["install", "hello@1.0.0"]).success();

@@ -256,3 +256,80 @@ fn terminal_controls_in_formula_text_are_escaped_on_screen_and_kept_in_json() {
         Some(desc)
     );
 }
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// `pkg bottle DIR … --json`, which must succeed; the summary.
+fn bottle(ctx: &TestContext, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["bottle"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let run = ctx.pkg(&all).success();
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+#[test]
+fn a_push_never_moves_a_release_silently_and_its_digest_does_not_depend_on_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::start();
+    let mut ctx = TestContext::new();
+    ctx.with_credentials();
+    let dir = tmp.path().join("tool");
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(dir.join("bin/tool"), "#!/bin/sh\necho one\n").unwrap();
+    let formula = tmp.path().join("tool.toml");
+    std::fs::write(
+        &formula,
+        "name = \"tool\"\ndesc = \"A tool\"\nhomepage = \"https://example.com\"\nlicense = \"MIT\"\n",
+    )
+    .unwrap();
+    let base = |out: &str, target: &str| {
+        vec![
+            dir.to_str().unwrap().to_owned(),
+            "--name".into(),
+            "tool".into(),
+            "--version".into(),
+            "1.0.0".into(),
+            "-o".into(),
+            tmp.path().join(out).to_str().unwrap().to_owned(),
+            "--push".into(),
+            target.to_owned(),
+        ]
+    };
+    let release = format!("{}/acme/tool:1.0.0", reg.host());
+    // The same directory with and without --write: the same digest, so the tag stays put.
+    let mut with_write = base("o1", &release);
+    with_write.extend(["--write".into(), formula.to_str().unwrap().to_owned()]);
+    let first = bottle(&ctx, &args(&with_write));
+    assert_eq!(first["push"]["tag_state"], "created");
+    let second = bottle(&ctx, &args(&base("o2", &release)));
+    assert_eq!(second["push"]["digest"], first["push"]["digest"]);
+    assert_eq!(second["push"]["tag_state"], "unchanged");
+    // Other content on the released tag: refused with both digests, the tag unchanged.
+    std::fs::write(dir.join("bin/tool"), "#!/bin/sh\necho two\n").unwrap();
+    let mut other = vec!["bottle".to_owned()];
+    other.extend(base("o3", &release));
+    let refused = ctx.pkg(&args(&other)).failure();
+    refused
+        .says("is a released version")
+        .says(first["push"]["digest"].as_str().unwrap())
+        .says("--force");
+    let formula_text = Formula::new("tool")
+        .bin(&["bin/tool"])
+        .version("1.0.0", &format!("{}/acme/tool", reg.host()), "1.0.0")
+        .to_toml();
+    ctx.write_formula("tool", &formula_text);
+    ctx.pkg(&["install", "tool"]).success();
+    assert_eq!(runs(&ctx, "tool"), "one");
+    // A channel tag moves, and says from what.
+    let channel = format!("{}/acme/tool:latest", reg.host());
+    std::fs::write(dir.join("bin/tool"), "#!/bin/sh\necho one\n").unwrap();
+    let was = bottle(&ctx, &args(&base("o4", &channel)));
+    std::fs::write(dir.join("bin/tool"), "#!/bin/sh\necho two\n").unwrap();
+    let moved = bottle(&ctx, &args(&base("o5", &channel)));
+    assert_eq!(moved["push"]["tag_state"], "moved");
+    assert_eq!(moved["push"]["previous_digest"], was["push"]["digest"]);
+    assert_ne!(moved["push"]["digest"], was["push"]["digest"]);
+}

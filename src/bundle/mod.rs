@@ -60,6 +60,16 @@ pub enum BundleError {
     },
     #[error("{} is missing; `pkg bundle lock` writes it", path.display())]
     NoLock { path: PathBuf },
+    /// A lock entry the formulae (or the Pkgfile) contradict: a lock is checked, not believed.
+    #[error(
+        "{}:{line}: {what}. pkg installs nothing from a lock that disagrees with the formulae; `pkg bundle lock` writes it again from them",
+        path.display()
+    )]
+    Refused {
+        path: PathBuf,
+        line: usize,
+        what: String,
+    },
     #[error("{}: written by a newer pkg (lock schema {schema}); upgrade pkg", path.display())]
     TooNew { path: PathBuf, schema: u32 },
 }
@@ -273,6 +283,87 @@ pub fn pinned_formulary(lock: &Lock, formulary: &Formulary) -> Formulary {
         out = out.with(formula);
     }
     out
+}
+
+/// The formula source a lock entry's `formula` names (`tap acme` → `acme`).
+fn source_of(formula: &str) -> Option<&str> {
+    if let Some(tap) = formula.strip_prefix("tap ") {
+        return Some(tap);
+    }
+    match formula {
+        "install by reference" => Some(crate::formula::REFERENCES),
+        "built into pkg" => Some(crate::formula::BUILTIN),
+        f if f.starts_with("formula file ") => Some(crate::formula::LOCAL),
+        _ => None,
+    }
+}
+
+/// The 1-based line of `lock_text` where the entry of package `name` starts (its `name =`
+/// line), else 1.
+pub fn line_of(lock_text: &str, needle: &str) -> usize {
+    lock_text
+        .lines()
+        .position(|l| l.trim() == needle)
+        .map_or(1, |i| i + 1)
+}
+
+/// Checks every entry of `lock` against the formulae before anything is installed from it:
+/// the repository must be the one the formula gives for that version (or, for a version the
+/// formula no longer lists, one of the formula's repositories), and a digest the formula pins
+/// must be the lock's. A package whose formula cannot be found anywhere is installed from the
+/// lock alone; its content is still taken from the cache only for the locked repository.
+pub fn check_lock(lock: &Lock, path: &Path, formulary: &Formulary) -> Result<(), BundleError> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    for p in &lock.packages {
+        let refuse = |what: String| BundleError::Refused {
+            path: path.to_owned(),
+            line: line_of(&text, &format!("name = \"{}\"", p.name)),
+            what,
+        };
+        let qualified = source_of(&p.formula).map(|s| format!("{s}/{}", p.name));
+        let loaded = match &qualified {
+            Some(q) if formulary.has(q) => formulary.load(q),
+            _ => formulary.load(&p.name),
+        };
+        let formula = match loaded {
+            Ok(f) => f,
+            Err(crate::formula::FormulaError::NotFound { .. }) => continue,
+            Err(e) => return Err(refuse(format!("`{}`: {e}", p.name))),
+        };
+        let version = crate::version::parse_brew(&p.version)
+            .map_err(|e| refuse(format!("`{}`: version `{}`: {e}", p.name, p.version)))?;
+        match formula.versions.get(&version) {
+            Some(spec) => {
+                if spec.repository.to_string() != p.repository {
+                    return Err(refuse(format!(
+                        "`{}` {} is locked at {}, but its formula ({}) gives {}",
+                        p.name, p.version, p.repository, formula.origin, spec.repository
+                    )));
+                }
+                if let Some(pinned) = &spec.digest
+                    && *pinned != p.digest
+                {
+                    return Err(refuse(format!(
+                        "`{}` {} is locked to {}, but its formula ({}) pins {pinned}",
+                        p.name, p.version, p.digest, formula.origin
+                    )));
+                }
+            }
+            None => {
+                if !formula
+                    .versions
+                    .values()
+                    .any(|s| s.repository.to_string() == p.repository)
+                {
+                    return Err(refuse(format!(
+                        "`{}` is locked at {}, a repository its formula ({}) never names",
+                        p.name, p.repository, formula.origin
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Where a formula came from, the same on every machine: `tap acme`, `install by reference`,

@@ -100,7 +100,31 @@ fn install(ctx: &Ctx, path: &std::path::Path, locked: bool, frozen: bool) -> any
     };
     let prefix_lock = ctx.lock()?;
     let (lock, pkgfile) = if frozen {
-        (Lock::read(&lock_path)?, None)
+        let lock = Lock::read(&lock_path)?;
+        // The Pkgfile is not compared, but its taps are: a lock adds no tap it does not name
+        // (and without a Pkgfile, no tap at all).
+        let named = Pkgfile::read(path).map(|p| p.taps).unwrap_or_default();
+        let known: Vec<String> = Taps::new(&ctx.settings.prefix)
+            .list()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        if let Some((tap, source)) = lock
+            .taps
+            .iter()
+            .find(|(n, s)| named.get(*n) != Some(*s) && !known.contains(n))
+        {
+            let text = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            return Err(BundleError::Refused {
+                line: bundle::line_of(&text, "[taps]"),
+                path: lock_path,
+                what: format!(
+                    "its [taps] add `{tap}` from {source}, which the Pkgfile does not name"
+                ),
+            }
+            .into());
+        }
+        (lock, None)
     } else {
         let pkgfile = Pkgfile::read(path)?;
         let lock = match Lock::read(&lock_path) {
@@ -138,7 +162,9 @@ fn install(ctx: &Ctx, path: &std::path::Path, locked: bool, frozen: bool) -> any
         (lock, Some(pkgfile))
     };
     ensure_taps(ctx, &lock.taps)?;
-    let formulary = bundle::pinned_formulary(&lock, &crate::tap::formulary(ctx.settings));
+    let formulae = crate::tap::formulary(ctx.settings);
+    bundle::check_lock(&lock, &lock_path, &formulae)?;
+    let formulary = bundle::pinned_formulary(&lock, &formulae);
     let here = host.to_string();
     let requests: Vec<Request> = lock
         .packages
@@ -182,6 +208,9 @@ fn lock_of(path: &std::path::Path) -> anyhow::Result<Lock> {
 
 fn check(ctx: &Ctx, path: &std::path::Path) -> anyhow::Result<()> {
     let lock = lock_of(path)?;
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    bundle::check_lock(&lock, std::path::Path::new(&lock_path), &ctx.formulary)?;
     let here = Platform::host().to_string();
     let mut missing = Vec::new();
     for p in lock

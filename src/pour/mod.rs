@@ -213,6 +213,9 @@ impl Pourer<'_> {
             }
             // Cached under the pin too, so the next install needs no registry.
             self.store.put_verified(pinned, &top.bytes)?;
+            if let Source::Registry(r) = repo {
+                self.store.add_origin(pinned, r)?;
+            }
         }
         // Bottles pinned by homebrew/core's formula API: the host's, and no other, is poured.
         let bottle = match spec.bottles.is_empty() {
@@ -526,6 +529,7 @@ impl Pourer<'_> {
         match fetched {
             Ok(m) => {
                 self.store.put_verified(&m.digest, &m.bytes)?;
+                self.store.add_origin(&m.digest, repo)?;
                 self.store.put_ref(repo, tag, &m.digest)?;
                 Ok(m)
             }
@@ -563,8 +567,9 @@ impl Pourer<'_> {
         }
         let content = crate::source::open(source, &self.client);
         let m = content.manifest(descriptor)?;
-        if content.repository().is_some() {
+        if let Some(repo) = content.repository() {
             self.store.put_verified(&m.digest, &m.bytes)?;
+            self.store.add_origin(&m.digest, repo)?;
         }
         Ok(m)
     }
@@ -586,6 +591,12 @@ impl Pourer<'_> {
         repo: &Source,
         digest: &Digest,
     ) -> Result<Option<FetchedManifest>, PourError> {
+        // A manifest is taken from the cache for a repository only when it came from it.
+        if let Source::Registry(r) = repo
+            && !self.store.has_origin(digest, r)
+        {
+            return Ok(None);
+        }
         let Some(bytes) = self.store.read_verified(digest) else {
             return Ok(None);
         };

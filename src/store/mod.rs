@@ -322,6 +322,52 @@ impl Store {
             .join(format!("{tag}.digest"))
     }
 
+    fn origins_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("origins")
+            .join(format!("{}-{}", digest.algorithm(), digest.hex()))
+    }
+
+    /// Records that the manifest `digest` was fetched from `repo` (one line per repository in
+    /// `v1/origins/ALG-HEX`): a cached manifest is used for a repository only when it came from
+    /// it, so a lock naming another package's digest never installs that package's content.
+    pub fn add_origin(&self, digest: &Digest, repo: &Repository) -> Result<(), StoreError> {
+        if self.has_origin(digest, repo) {
+            return Ok(());
+        }
+        let path = self.origins_path(digest);
+        let dir = path.parent().unwrap_or(&self.root).to_owned();
+        fs_err::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+        text.push_str(&format!("{repo}\n"));
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(text.as_bytes()).map_err(io_err(&path))?;
+        tmp.persist(&path).map_err(|e| StoreError::Io {
+            path: path.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
+    /// Whether the manifest `digest` was fetched from `repo`: recorded in `v1/origins/`, or (for
+    /// caches written before origins were kept) a tag of `repo` cached as pointing to it.
+    pub fn has_origin(&self, digest: &Digest, repo: &Repository) -> bool {
+        let shown = repo.to_string();
+        if std::fs::read_to_string(self.origins_path(digest))
+            .is_ok_and(|t| t.lines().any(|l| l == shown))
+        {
+            return true;
+        }
+        let refs = self.root.join("refs").join(&repo.registry).join(&repo.name);
+        let wanted = digest.to_string();
+        std::fs::read_dir(&refs).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                e.file_type().is_ok_and(|t| t.is_file())
+                    && std::fs::read_to_string(e.path()).is_ok_and(|t| t.trim() == wanted)
+            })
+        })
+    }
+
     /// Remembers which digest a tag pointed to, for installs with the registry out of reach.
     pub fn put_ref(&self, repo: &Repository, tag: &str, digest: &Digest) -> Result<(), StoreError> {
         let path = self.ref_path(repo, tag);

@@ -333,3 +333,126 @@ fn a_push_never_moves_a_release_silently_and_its_digest_does_not_depend_on_write
     assert_eq!(moved["push"]["previous_digest"], was["push"]["digest"]);
     assert_ne!(moved["push"]["digest"], was["push"]["digest"]);
 }
+
+/// A project with a Pkgfile of `app` and `hello` (each its own repository), locked.
+fn locked_project(ctx: &TestContext, reg: &Registry) -> (std::path::PathBuf, String) {
+    for name in ["app", "hello"] {
+        push_tool(reg, name, "1.0.0", &format!("{name}-content"));
+        // No `bin` list: whatever a keg holds in bin/ is linked, so nothing but the digests
+        // tells the two packages apart.
+        ctx.write_formula(
+            name,
+            &Formula::new(name)
+                .version("1.0.0", &format!("{}/acme/{name}", reg.host()), "1.0.0")
+                .to_toml(),
+        );
+    }
+    let project = ctx.home.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let pkgfile = project.join("Pkgfile");
+    std::fs::write(&pkgfile, "[packages]\napp = \"*\"\nhello = \"*\"\n").unwrap();
+    let file = pkgfile.to_str().unwrap().to_owned();
+    ctx.pkg(&["bundle", "lock", "--file", &file]).success();
+    (project.join("Pkgfile.lock"), file)
+}
+
+/// The lock's top-level digest of `name`.
+fn locked_digest(text: &str, name: &str) -> String {
+    let at = text.find(&format!("name = \"{name}\"")).unwrap();
+    let rest = &text[at..];
+    let d = rest.find("digest = \"").unwrap() + "digest = \"".len();
+    rest[d..d + 71].to_owned()
+}
+
+#[test]
+fn an_edited_or_swapped_lock_installs_nothing_warm_or_cold() {
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    let (lockfile, file) = locked_project(&ctx, &reg);
+    let text = std::fs::read_to_string(&lockfile).unwrap();
+    let (app, hello) = (locked_digest(&text, "app"), locked_digest(&text, "hello"));
+    // Warm the cache with both packages' real content, in another prefix.
+    let warm = ctx.sharing_cache();
+    warm.pkg(&["bundle", "install", "--locked", "--file", &file])
+        .success();
+
+    // 1. hello redirected to app's repository and digest (two edited lines).
+    let redirected = text
+        .replacen(
+            &format!("{}/acme/hello", reg.host()),
+            &format!("{}/acme/app", reg.host()),
+            1,
+        )
+        .replacen(&hello, &app, 1);
+    std::fs::write(&lockfile, &redirected).unwrap();
+    let fresh = ctx.sharing_cache();
+    let run = fresh
+        .pkg(&["bundle", "install", "--locked", "--file", &file])
+        .failure();
+    run.says("Pkgfile.lock:")
+        .says("acme/hello")
+        .says("its formula");
+    assert!(fresh.cellar_versions("hello").is_empty());
+    ctx.pkg(&["bundle", "check", "--file", &file])
+        .failure()
+        .says("Pkgfile.lock:");
+
+    // 2. Everything the two entries lock swapped (manifest digests, layers and sizes): warm,
+    // the cache never hands app's manifest to hello's repository; cold, the failure names the
+    // repository and digest, not a missing blob.
+    let layers = |name: &str| {
+        let at = text.find(&format!("name = \"{name}\"")).unwrap();
+        let rest = &text[at..];
+        let l = rest.find("[[package.platform.layers]]").unwrap();
+        let block = &rest[l..];
+        let end = block.find("\n\n").unwrap_or(block.len());
+        block[..end].to_owned()
+    };
+    let (app_layers, hello_layers) = (layers("app"), layers("hello"));
+    let swapped = text
+        .replacen(&app, "SWAP", 1)
+        .replacen(&hello, &app, 1)
+        .replacen("SWAP", &hello, 1)
+        .replacen(&app_layers, "SWAPLAYERS", 1)
+        .replacen(&hello_layers, &app_layers, 1)
+        .replacen("SWAPLAYERS", &hello_layers, 1);
+    assert_ne!(swapped, text);
+    std::fs::write(&lockfile, &swapped).unwrap();
+    for (what, cache) in [("warm", None), ("cold", Some("cold-cache"))] {
+        let mut other = ctx.sharing_cache();
+        if let Some(dir) = cache {
+            other.cache = ctx.home.join(dir);
+        }
+        let run = other.pkg(&["bundle", "install", "--locked", "--file", &file]);
+        assert_ne!(run.code, 0, "{what}: {}", run.describe());
+        assert!(other.cellar_versions("hello").is_empty(), "{what}");
+        assert!(other.cellar_versions("app").is_empty(), "{what}");
+        assert!(
+            !run.output().contains("blob not found"),
+            "{what}: {}",
+            run.describe()
+        );
+    }
+}
+
+#[test]
+fn a_frozen_lock_adds_no_tap_the_pkgfile_does_not_name() {
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    let (lockfile, file) = locked_project(&ctx, &reg);
+    let evil = ctx.home.join("evil-formulae");
+    std::fs::create_dir_all(&evil).unwrap();
+    let mut text = std::fs::read_to_string(&lockfile).unwrap();
+    text = text.replacen(
+        "\n[[package]]",
+        &format!("\n[taps]\nevil = \"{}\"\n\n[[package]]", evil.display()),
+        1,
+    );
+    std::fs::write(&lockfile, &text).unwrap();
+    ctx.pkg(&["bundle", "install", "--frozen", "--file", &file])
+        .failure()
+        .says("Pkgfile.lock:")
+        .says("`evil`");
+    ctx.pkg(&["tap", "list"]).success();
+    assert!(!ctx.prefix.join("var/pkg/taps/evil").exists());
+}

@@ -240,20 +240,26 @@ pub fn pinned_formulary(lock: &Lock, formulary: &Formulary) -> Formulary {
         let Ok(version) = crate::version::parse_brew(&p.version) else {
             continue;
         };
-        let mut formula = formulary.load(&p.name).unwrap_or_else(|_| Formula {
-            name: p.name.clone(),
-            desc: format!("{} (from a Pkgfile.lock)", p.name),
-            homepage: String::new(),
-            license: None,
-            bin: None,
-            link: Vec::new(),
-            keg_only: false,
-            platforms: None,
-            versions: BTreeMap::new(),
-            origin: crate::formula::Origin::Embedded,
-            source: None,
-            verify: None,
-        });
+        // The formula from the source the lock recorded; made from the lock alone only when
+        // no source has it (an ambiguous name is never replaced by one without a policy).
+        let mut formula = match load_locked(formulary, p) {
+            Ok(f) => f,
+            Err(crate::formula::FormulaError::NotFound { .. }) => Formula {
+                name: p.name.clone(),
+                desc: format!("{} (from a Pkgfile.lock)", p.name),
+                homepage: String::new(),
+                license: None,
+                bin: None,
+                link: Vec::new(),
+                keg_only: false,
+                platforms: None,
+                versions: BTreeMap::new(),
+                origin: crate::formula::Origin::Embedded,
+                source: None,
+                verify: None,
+            },
+            Err(_) => continue,
+        };
         let bottles = formula
             .versions
             .get(&version)
@@ -298,6 +304,15 @@ fn source_of(formula: &str) -> Option<&str> {
     }
 }
 
+/// The formula of a lock entry: from the source the lock recorded when that source has it,
+/// else by name.
+fn load_locked(formulary: &Formulary, p: &Locked) -> Result<Formula, crate::formula::FormulaError> {
+    match source_of(&p.formula).map(|s| format!("{s}/{}", p.name)) {
+        Some(q) if formulary.has(&q) => formulary.load(&q),
+        _ => formulary.load(&p.name),
+    }
+}
+
 /// The 1-based line of `lock_text` where the entry of package `name` starts (its `name =`
 /// line), else 1.
 pub fn line_of(lock_text: &str, needle: &str) -> usize {
@@ -320,12 +335,7 @@ pub fn check_lock(lock: &Lock, path: &Path, formulary: &Formulary) -> Result<(),
             line: line_of(&text, &format!("name = \"{}\"", p.name)),
             what,
         };
-        let qualified = source_of(&p.formula).map(|s| format!("{s}/{}", p.name));
-        let loaded = match &qualified {
-            Some(q) if formulary.has(q) => formulary.load(q),
-            _ => formulary.load(&p.name),
-        };
-        let formula = match loaded {
+        let formula = match load_locked(formulary, p) {
             Ok(f) => f,
             Err(crate::formula::FormulaError::NotFound { .. }) => continue,
             Err(e) => return Err(refuse(format!("`{}`: {e}", p.name))),

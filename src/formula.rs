@@ -245,9 +245,9 @@ pub enum FormulaError {
         suggestions: Vec<String>,
     },
     #[error(
-        "the formula `{name}` is defined by more than one source: {}. pkg never picks one by lookup order (one may carry a signature policy the other lacks); name the one you mean, as `SOURCE/{name}` (`pkg install {}/{name}`)",
+        "the formula `{name}` is defined by more than one source: {}. pkg never picks one by lookup order (one may carry a signature policy the other lacks); name the one you mean as `SOURCE/{name}`: {}",
         .sources.join(", "),
-        .sources.first().map(String::as_str).unwrap_or("TAP")
+        .sources.iter().map(|s| format!("`{s}/{name}`")).collect::<Vec<_>>().join(" or ")
     )]
     Ambiguous { name: String, sources: Vec<String> },
     #[error(

@@ -191,14 +191,27 @@ impl Pkgfile {
 }
 
 impl Wanted {
+    /// The package's name without a formula source (`zz/signed/sigtool` → `sigtool`): what the
+    /// Cellar, links and the lock's entries are named by.
+    pub fn plain_name(&self) -> &str {
+        plain(&self.name)
+    }
+
+    /// The request for the package itself (its source, if named, is chosen in the formulary).
     pub fn request(&self) -> Result<Request, ResolveError> {
         let v = self.version.trim();
+        let name = self.plain_name();
         if v.is_empty() || v == "*" {
-            Request::parse(&self.name)
+            Request::parse(name)
         } else {
-            Request::parse(&format!("{}@{v}", self.name))
+            Request::parse(&format!("{name}@{v}"))
         }
     }
+}
+
+/// A Pkgfile name without its formula source (`SOURCE/NAME` → `NAME`).
+pub fn plain(name: &str) -> &str {
+    name.rsplit_once('/').map_or(name, |(_, n)| n)
 }
 
 /// Nothing installed: what a lock resolves against.
@@ -217,6 +230,16 @@ pub fn resolve(
     formulary: &Formulary,
     host: &Platform,
 ) -> Result<resolve::Plan, BundleError> {
+    // `SOURCE/NAME` entries take NAME from that source.
+    let mut formulary = formulary.clone();
+    for w in pkgfile.for_platform(host) {
+        formulary
+            .choose(&w.name)
+            .map_err(|source| BundleError::Resolve {
+                path: pkgfile.path.clone(),
+                source: Box::new(ResolveError::Formula(source)),
+            })?;
+    }
     let requests: Vec<Request> = pkgfile
         .for_platform(host)
         .map(|w| w.request())
@@ -225,7 +248,7 @@ pub fn resolve(
             path: pkgfile.path.clone(),
             source: Box::new(source),
         })?;
-    resolve::resolve(&requests, formulary, &Nothing, host).map_err(|source| BundleError::Resolve {
+    resolve::resolve(&requests, &formulary, &Nothing, host).map_err(|source| BundleError::Resolve {
         path: pkgfile.path.clone(),
         source: Box::new(source),
     })

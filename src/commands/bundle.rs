@@ -169,7 +169,7 @@ fn install(ctx: &Ctx, path: &std::path::Path, locked: bool, frozen: bool) -> any
     let requests: Vec<Request> = lock
         .packages
         .iter()
-        .filter(|p| lock.requested.contains_key(&p.name))
+        .filter(|p| lock.requested.keys().any(|r| bundle::plain(r) == p.name))
         .filter(|p| p.platforms.iter().any(|pl| pl.platform == here))
         .map(|p| Request::parse(&format!("{}@{}", p.name, p.version)))
         .collect::<Result<_, _>>()?;
@@ -181,8 +181,9 @@ fn install(ctx: &Ctx, path: &std::path::Path, locked: bool, frozen: bool) -> any
     // `link = false` in the Pkgfile: installed, not linked.
     if let Some(pkgfile) = pkgfile {
         for w in pkgfile.packages.iter().filter(|w| !w.link) {
-            if crate::link::linked_version(&ctx.settings.prefix, &w.name).is_some() {
-                super::link::unlink(ctx, std::slice::from_ref(&w.name))?;
+            let name = w.plain_name().to_owned();
+            if crate::link::linked_version(&ctx.settings.prefix, &name).is_some() {
+                super::link::unlink(ctx, std::slice::from_ref(&name))?;
             }
         }
     }
@@ -290,7 +291,7 @@ fn toml_string(s: &str) -> String {
 
 fn cleanup(ctx: &Ctx, path: &std::path::Path, force: bool) -> anyhow::Result<()> {
     let pkgfile = Pkgfile::read(path)?;
-    let named: Vec<&str> = pkgfile.packages.iter().map(|w| w.name.as_str()).collect();
+    let named: Vec<&str> = pkgfile.packages.iter().map(|w| w.plain_name()).collect();
     let extra: Vec<String> = ctx
         .inventory()
         .list()

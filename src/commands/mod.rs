@@ -109,10 +109,12 @@ fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
         return matches!(e, crate::references::ByRefError::Invalid { .. });
     }
     if let Some(e) = e.downcast_ref::<crate::bundle::BundleError>() {
-        return matches!(
-            e,
-            crate::bundle::BundleError::Parse { .. } | crate::bundle::BundleError::Request { .. }
-        );
+        return match e {
+            crate::bundle::BundleError::Parse { .. }
+            | crate::bundle::BundleError::Request { .. } => true,
+            crate::bundle::BundleError::Resolve { source, .. } => resolve(source),
+            _ => false,
+        };
     }
     e.is::<BadInput>()
         || e.is::<crate::plan::state::ArgError>()

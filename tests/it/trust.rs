@@ -456,3 +456,94 @@ fn a_frozen_lock_adds_no_tap_the_pkgfile_does_not_name() {
     ctx.pkg(&["tap", "list"]).success();
     assert!(!ctx.prefix.join("var/pkg/taps/evil").exists());
 }
+
+#[test]
+fn the_homebrew_core_api_tap_never_shadows_a_protected_formula_either() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = TestContext::new();
+    // "homebrew" sorts before most taps: its API formula `sigtool` used to win.
+    let doc = serde_json::json!([
+        {"name": "sigtool", "desc": "not the real one", "homepage": "https://example.com",
+         "versions": {"stable": "9.9.9"}, "revision": 0,
+         "bottle": {"stable": {"rebuild": 0, "files": {"all": {"cellar": ":any_skip_relocation",
+            "url": "https://ghcr.io/v2/homebrew/core/sigtool/blobs/sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "sha256": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}}}}
+    ]);
+    let api = tmp.path().join("formula.json");
+    std::fs::write(&api, doc.to_string()).unwrap();
+    ctx.pkg(&[
+        "tap",
+        "add",
+        "homebrew/core",
+        "--api",
+        &format!("file://{}", api.display()),
+    ])
+    .success();
+    let signed = tap_dir(
+        tmp.path(),
+        "zz/signed",
+        "sigtool",
+        &protected("sigtool", "ghcr.io/acme/sigtool", "1.0.0"),
+    );
+    ctx.pkg(&["tap", "add", "zz/signed", signed.to_str().unwrap()])
+        .success();
+    for args in [
+        &["install", "sigtool"][..],
+        &["deps", "sigtool"],
+        &["info", "sigtool"],
+    ] {
+        let run = ctx.pkg(args);
+        assert_ne!(run.code, 0, "{}", run.describe());
+        run.says("homebrew/core").says("zz/signed");
+    }
+    ctx.pkg(&["info", "homebrew/core/sigtool"])
+        .success()
+        .says("9.9.9");
+    ctx.pkg(&["info", "zz/signed/sigtool"])
+        .success()
+        .says("1.0.0");
+}
+
+#[test]
+fn a_pkgfile_names_the_source_of_a_name_two_taps_define() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::start();
+    push_tool(&reg, "tool", "1.0.0", "genuine");
+    push_tool(&reg, "evil", "2.0.0", "attacker");
+    let ctx = TestContext::new();
+    for (tap, repo, version) in [
+        ("zz/good", format!("{}/acme/tool", reg.host()), "1.0.0"),
+        ("aa/evil", format!("{}/acme/evil", reg.host()), "2.0.0"),
+    ] {
+        let dir = tap_dir(
+            tmp.path(),
+            tap,
+            "tool",
+            &Formula::new("tool")
+                .version(version, &repo, version)
+                .to_toml(),
+        );
+        ctx.pkg(&["tap", "add", tap, dir.to_str().unwrap()])
+            .success();
+    }
+    let project = ctx.home.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let pkgfile = project.join("Pkgfile");
+    let file = pkgfile.to_str().unwrap();
+    std::fs::write(&pkgfile, "[packages]\ntool = \"*\"\n").unwrap();
+    ctx.pkg(&["bundle", "lock", "--file", file])
+        .failure_with(2)
+        .says("more than one source");
+    std::fs::write(&pkgfile, "[packages]\n\"zz/good/tool\" = \"*\"\n").unwrap();
+    ctx.pkg(&["bundle", "lock", "--file", file]).success();
+    let lock = std::fs::read_to_string(project.join("Pkgfile.lock")).unwrap();
+    assert!(lock.contains("formula = \"tap zz/good\""), "{lock}");
+    ctx.pkg(&["bundle", "install", "--locked", "--file", file])
+        .success();
+    assert_eq!(runs(&ctx, "tool"), "genuine");
+    assert!(!ctx.prefix.join("bin/evil").exists());
+    assert_eq!(ctx.cellar_versions("tool"), ["1.0.0"]);
+    ctx.pkg(&["bundle", "check", "--file", file]).success();
+    ctx.pkg(&["bundle", "cleanup", "--file", file]).success();
+    assert_eq!(ctx.cellar_versions("tool"), ["1.0.0"]);
+}

@@ -2,8 +2,9 @@
 //! `X.Y.Z_REVISION` (`1.0.0_1`: the same version rebuilt). A revision is kept as numeric semver
 //! build metadata, so versions order by version, then revision (`1.0.0` < `1.0.0_1` < `1.0.0_2`),
 //! and is written back with its `_` wherever a version names a keg, a link or a receipt.
-//! Homebrew also writes versions of one or two numbers (`10.44`, `2`); [`parse_brew`] reads
-//! them as `10.44.0` marked (build metadata `x2`) so that they are written back as they came.
+//! Homebrew writes many other shapes (`10.44`, `2022-07-19_1`, `7.8p1`, `1.4rc5`): [`parse_brew`]
+//! reads every one into a semver [`Version`] that orders as Homebrew orders and is written back
+//! exactly as it came.
 
 use semver::{BuildMetadata, Version};
 
@@ -23,79 +24,176 @@ pub fn parse(s: &str) -> Result<Version, semver::Error> {
     Version::parse(s)
 }
 
-/// [`parse`], and also Homebrew's shorter versions: `10.44`, `10.44_1`, `2`. For the names of
-/// kegs, formula versions and image tags, never for a requirement a user types (`@1.2` there
-/// is `^1.2`).
+/// [`parse`], and every version Homebrew publishes: `10.44`, `2`, `9.1.0950`, `2022-07-19_1`,
+/// `2022.05.05`, `1.4rc5_2`, `7.8p1`, `3.5a`, `2.4-20151223`, `1.2.3.4`, `7.1.1-41`. For the
+/// names of kegs, formula versions and image tags, never for a requirement a user types (`@1.2`
+/// there is `^1.2`).
+///
+/// A version that is not semver is kept as a semver [`Version`] whose major, minor and patch are
+/// its first three numbers and whose build metadata holds the rest in an encoding that orders as
+/// Homebrew's `Version` class orders (`Library/Homebrew/version.rb`): `h`, one identifier per
+/// further token — pre-release words (`alpha`, `beta`, `pre`, `rc`) below the end of the version,
+/// other words (`a`, `p1`) above it, numbers above words — then `b` for the end, the revision,
+/// and the version as written (hex), so it is shown exactly as it came.
 pub fn parse_brew(s: &str) -> Result<Version, semver::Error> {
     let strict = parse(s);
-    if strict.is_ok() {
-        return strict;
+    match &strict {
+        // `7.1.1-41` is Homebrew's 41st release after 7.1.1 (ImageMagick), not a semver
+        // pre-release before it: a pre-release of digits alone is read as Homebrew reads it.
+        Ok(v) if !v.pre.is_empty() && v.pre.as_str().bytes().all(|b| b.is_ascii_digit()) => {
+            brew(s).ok_or(())
+        }
+        Ok(_) => return strict,
+        Err(_) => brew(s).ok_or(()),
     }
-    let (head, revision) = match s.rsplit_once('_') {
-        Some((h, r)) if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) => (h, Some(r)),
-        _ => (s, None),
-    };
-    let parts: Vec<&str> = head.split('.').collect();
-    // No leading zeros: `2024.01` would not be written back as it came.
-    let numeric = |p: &&str| {
-        !p.is_empty()
-            && p.len() <= 19
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && (p.len() == 1 || !p.starts_with('0'))
-    };
-    if !(1..=2).contains(&parts.len()) || !parts.iter().all(numeric) {
-        return strict;
-    }
-    let num = |i: usize| parts.get(i).map_or(Ok(0), |p| p.parse::<u64>());
-    let (Ok(major), Ok(minor)) = (num(0), num(1)) else {
-        return strict;
-    };
-    let mut v = Version::new(major, minor, 0);
-    // The marker comes first, so `10.44` < `10.44_1` as build metadata compares.
-    let mut build = format!("x{}", parts.len());
-    if let Some(r) = revision {
-        build.push_str(&format!(".{}", r.parse::<u64>().unwrap_or(0)));
-    }
-    v.build = BuildMetadata::new(&build)?;
-    Ok(v)
+    .or(strict)
 }
 
-/// How many numbers a version is written with (3 unless [`parse_brew`] read a shorter one).
-fn components(v: &Version) -> usize {
-    match v.build.as_str().split('.').next() {
-        Some("x1") => 1,
-        Some("x2") => 2,
-        _ => 3,
+/// Homebrew's tokens of a version (without its `_N` revision): numbers, and words with the
+/// number that follows them (`rc5`, `p1`, `a`).
+enum Token {
+    Number(u64),
+    Word(String, Option<u64>),
+}
+
+fn tokens(head: &str) -> Option<Vec<Token>> {
+    let mut out = Vec::new();
+    for part in head.split(['.', '-']) {
+        if part.is_empty() {
+            return None;
+        }
+        let bytes = part.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits > 0 {
+                if digits > 19 {
+                    return None;
+                }
+                out.push(Token::Number(part[i..i + digits].parse().ok()?));
+                i += digits;
+                continue;
+            }
+            let letters = bytes[i..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphabetic())
+                .count();
+            if letters == 0 {
+                return None;
+            }
+            let word = part[i..i + letters].to_ascii_lowercase();
+            i += letters;
+            let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+            let number = if digits > 0 && digits <= 19 {
+                let n = part[i..i + digits].parse().ok();
+                i += digits;
+                n
+            } else {
+                None
+            };
+            out.push(Token::Word(word, number));
+        }
     }
+    Some(out)
+}
+
+/// The build identifier of one token after the first three numbers (see [`parse_brew`]).
+fn token_id(t: &Token) -> String {
+    match t {
+        Token::Number(n) => format!("d{n:020}"),
+        Token::Word(w, n) => {
+            let rank = match w.as_str() {
+                "alpha" => Some('a'),
+                "beta" => Some('b'),
+                "pre" => Some('c'),
+                "rc" => Some('d'),
+                _ => None,
+            };
+            let n = n.unwrap_or(0);
+            match rank {
+                // Pre-release words sort below the end of the version (`b`).
+                Some(r) => format!("a{r}{n:020}"),
+                None => format!("c{w}-{n:020}"),
+            }
+        }
+    }
+}
+
+fn brew(s: &str) -> Option<Version> {
+    // A version starts with a number (a tag such as `latest` is not one).
+    if s.len() > 128 || !s.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    {
+        return None;
+    }
+    let (head, revision) = match s.rsplit_once('_') {
+        Some((h, r)) if !r.is_empty() && r.len() <= 19 && r.bytes().all(|b| b.is_ascii_digit()) => {
+            (h, r.parse::<u64>().ok()?)
+        }
+        Some(_) => return None,
+        None => (s, 0),
+    };
+    let tokens = tokens(head)?;
+    let mut numbers = [0u64; 3];
+    let mut taken = 0;
+    while taken < 3 {
+        match tokens.get(taken) {
+            Some(Token::Number(n)) => {
+                numbers[taken] = *n;
+                taken += 1;
+            }
+            _ => break,
+        }
+    }
+    let mut build: Vec<String> = vec!["h".into()];
+    build.extend(tokens[taken..].iter().map(token_id));
+    build.push("b".into());
+    build.push(revision.to_string());
+    build.push(format!("z{}", hex::encode(s)));
+    let mut v = Version::new(numbers[0], numbers[1], numbers[2]);
+    v.build = BuildMetadata::new(&build.join(".")).ok()?;
+    Some(v)
+}
+
+/// The version as written, when [`parse_brew`] kept it in the build metadata.
+fn written(v: &Version) -> Option<String> {
+    let b = v.build.as_str();
+    if !b.starts_with("h.") {
+        return None;
+    }
+    let hexed = b.rsplit('.').next()?.strip_prefix('z')?;
+    String::from_utf8(hex::decode(hexed).ok()?).ok()
 }
 
 /// The revision of a Homebrew-style version, if it has one.
 pub fn revision(v: &Version) -> Option<u64> {
+    if written(v).is_some() {
+        let ids: Vec<&str> = v.build.as_str().split('.').collect();
+        let n: u64 = ids.get(ids.len().checked_sub(2)?)?.parse().ok()?;
+        return (n > 0).then_some(n);
+    }
     let b = v.build.as_str();
-    let b = match components(v) {
-        3 => b,
-        _ => b.split_once('.')?.1,
-    };
     (!b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()))
         .then(|| b.parse().ok())
         .flatten()
 }
 
-/// The version as a keg, link or receipt names it: `1.0.0`, `1.0.0_1`.
+/// The version as a keg, link or receipt names it: `1.0.0`, `1.0.0_1`, `2022-07-19_1`.
 pub fn show(v: &Version) -> String {
-    let base = match components(v) {
-        1 => v.major.to_string(),
-        2 => format!("{}.{}", v.major, v.minor),
-        _ if revision(v).is_some() => {
+    if let Some(s) = written(v) {
+        return s;
+    }
+    match revision(v) {
+        Some(n) => {
             let mut base = v.clone();
             base.build = BuildMetadata::EMPTY;
-            base.to_string()
+            format!("{base}_{n}")
         }
-        _ => return v.to_string(),
-    };
-    match revision(v) {
-        Some(n) => format!("{base}_{n}"),
-        None => base,
+        None => v.to_string(),
     }
 }
 
@@ -144,7 +242,7 @@ mod tests {
             assert_eq!(show(&parse_brew(s).unwrap()), s);
         }
         assert!(parse("10.44").is_err(), "requests stay strict");
-        for bad in ["1.2.3.4", "9.9p1", "2024a", "", "1..2", "1.2_x", "2024.01"] {
+        for bad in ["", "1..2", "1.2_x", "1 2", "1.2/3", "-1", "1.2."] {
             assert!(parse_brew(bad).is_err(), "{bad}");
         }
         let mut all: Vec<Version> = ["10.45", "10.44_1", "10.44", "10.44_2", "11"]
@@ -160,6 +258,55 @@ mod tests {
             semver::VersionReq::parse("^10.44")
                 .unwrap()
                 .matches(&parse_brew("10.44_1").unwrap())
+        );
+    }
+
+    /// Every shape homebrew/core publishes reads, is written back as it came, and orders as
+    /// Homebrew's `Version` orders it (its own examples from version_spec.rb among them).
+    #[test]
+    fn every_homebrew_version_parses_shows_and_sorts_as_homebrew_sorts_it() {
+        let ordered: &[&[&str]] = &[
+            &["1.4rc5", "1.4rc5_2", "1.4", "1.4_1", "1.4.1"],
+            &["3.5", "3.5a", "3.6"],
+            &["7.8", "7.8p1", "7.8p2", "7.8p10", "7.9"],
+            &["7.1.1", "7.1.1-9", "7.1.1-41", "7.1.2"],
+            &["1.2.3", "1.2.3.4", "1.2.3.10", "1.2.4"],
+            &["9.1.0949", "9.1.0950", "9.1.1000"],
+            &["2022-07-19", "2022-07-19_1", "2022-10-11", "2023-01-10"],
+            &["2022.05.05", "2022.05.06", "2022.11.01"],
+            &["2.4-20151223", "2.4-20160101", "2.5"],
+            &[
+                "1.0alpha1",
+                "1.0beta1",
+                "1.0beta2",
+                "1.0pre1",
+                "1.0rc1",
+                "1.0",
+            ],
+            &["1.0", "1.0a", "1.0b", "1.0.1"],
+        ];
+        for chain in ordered {
+            let versions: Vec<Version> = chain.iter().map(|s| parse_brew(s).unwrap()).collect();
+            for (s, v) in chain.iter().zip(&versions) {
+                assert_eq!(show(v), *s, "{s} is not written back as it came");
+            }
+            for pair in versions.windows(2) {
+                assert!(
+                    pair[0] < pair[1],
+                    "{} should sort before {}",
+                    show(&pair[0]),
+                    show(&pair[1])
+                );
+            }
+        }
+        assert_eq!(revision(&parse_brew("2022-07-19_1").unwrap()), Some(1));
+        assert_eq!(revision(&parse_brew("1.4rc5_2").unwrap()), Some(2));
+        // What a requirement sees: the first three numbers.
+        let req = semver::VersionReq::parse("^2022").unwrap();
+        assert!(req.matches(&parse_brew("2022-07-19_1").unwrap()));
+        assert!(
+            semver::VersionReq::STAR.matches(&parse_brew("1.4rc5_2").unwrap()),
+            "a Homebrew pre-release word is not a semver pre-release: the newest is installable"
         );
     }
 }

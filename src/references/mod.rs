@@ -377,9 +377,10 @@ mod tests {
             parse("ghcr.io/a/b:v2.0.1").unwrap().version().to_string(),
             "2.0.1"
         );
+        // A tag Homebrew would read as a version is one (issue 28): it orders with releases.
         assert_eq!(
-            parse("ghcr.io/a/b:2024.01").unwrap().version().to_string(),
-            "0.0.0+tag.2024.01"
+            crate::version::show(&parse("ghcr.io/a/b:2024.01").unwrap().version()),
+            "2024.01"
         );
         let d = "sha256:aa986f18e5556f9ce7ce265242ec6457ea2802030d92e5dc4c3c807a495db1e4";
         let r = parse(&format!("ghcr.io/a/b@{d}")).unwrap();

@@ -497,3 +497,89 @@ fn homebrew_versions_are_written_as_homebrew_writes_them_everywhere() {
     let out = ctx.pkg(&["uninstall", "short@1.2_1"]).success();
     assert!(!out.output().contains("+x2"), "{}", out.output());
 }
+
+/// homebrew/core as it is (issue 28): ca-certificates still has a date version
+/// (`2022-07-19_1`), and openssl@3 needs it. Both are in the tap, install, and are named as
+/// Homebrew names them; `aalib 1.4rc5_2`, `abcmidi 2022.05.05` and `openssh 7.8p1` are in the
+/// tap too, ordered as Homebrew orders them.
+#[test]
+fn real_homebrew_versions_are_in_the_tap_and_install() {
+    let tmp = tempfile::tempdir().unwrap();
+    crate::realworld::sh(
+        tmp.path(),
+        r#"
+set -eu
+mkdir -p src/ca-certificates/2022-07-19_1/share/ca-certificates src/openssl@3/3.3.2/bin
+printf 'certs\n' > src/ca-certificates/2022-07-19_1/share/ca-certificates/cacert.pem
+printf '#!/bin/sh\necho openssl 3.3.2\n' > src/openssl@3/3.3.2/bin/openssl
+chmod 755 src/openssl@3/3.3.2/bin/openssl
+"#,
+    );
+    let registry = Registry::start();
+    let linux = |top: &str| Bottle {
+        tag: "x86_64_linux",
+        tar_gz: tar_gz(tmp.path(), top),
+    };
+    let certs = publish(
+        &registry,
+        "ca-certificates",
+        "2022-07-19_1",
+        0,
+        &[linux("ca-certificates")],
+    );
+    let ssl = publish(&registry, "openssl/3", "3.3.2", 0, &[linux("openssl@3")]);
+    let mut formulae = vec![
+        api_formula(
+            &registry,
+            "ca-certificates",
+            "ca-certificates",
+            ("2022-07-19", 1, 0),
+            &[],
+            &certs,
+        ),
+        api_formula(
+            &registry,
+            "openssl@3",
+            "openssl/3",
+            ("3.3.2", 0, 0),
+            &["ca-certificates"],
+            &ssl,
+        ),
+    ];
+    // Other real shapes, in the tap though nothing here installs them.
+    for (name, stable, revision) in [
+        ("aalib", "1.4rc5", 2),
+        ("abcmidi", "2022.05.05", 0),
+        ("openssh", "7.8p1", 0),
+    ] {
+        formulae.push(api_formula(
+            &registry,
+            name,
+            name,
+            (stable, revision, 0),
+            &[],
+            &certs,
+        ));
+    }
+    let api = ApiServer::start(&json!(formulae));
+    let ctx = TestContext::new();
+    let added = ctx
+        .pkg(&["tap", "add", "homebrew/core", "--api", &api.url])
+        .success();
+    added.says("5 formulae");
+    assert!(!added.output().contains("left out"), "{}", added.describe());
+    ctx.pkg(&["install", "openssl@3"]).success();
+    assert_eq!(ctx.cellar_versions("ca-certificates"), ["2022-07-19_1"]);
+    assert_eq!(ctx.cellar_versions("openssl@3"), ["3.3.2"]);
+    assert_eq!(
+        std::fs::read_to_string(
+            ctx.keg("ca-certificates", "2022-07-19_1")
+                .join("share/ca-certificates/cacert.pem")
+        )
+        .unwrap(),
+        "certs\n"
+    );
+    ctx.pkg(&["info", "aalib"]).success().says("1.4rc5_2");
+    ctx.pkg(&["info", "openssh"]).success().says("7.8p1");
+    ctx.pkg(&["info", "abcmidi"]).success().says("2022.05.05");
+}

@@ -98,6 +98,9 @@ struct ApiFormula {
     variations: BTreeMap<String, Variation>,
     #[serde(default)]
     keg_only: bool,
+    /// `{"reason": ":provided_by_macos", "explanation": ""}`: why, which decides where.
+    #[serde(default)]
+    keg_only_reason: Option<serde_json::Value>,
     #[serde(default)]
     disabled: bool,
     #[serde(default)]
@@ -114,6 +117,9 @@ struct ApiVersions {
 struct Variation {
     #[serde(default)]
     dependencies: Option<Vec<String>>,
+    /// Replaces the top-level reason on this bottle tag.
+    #[serde(default)]
+    keg_only_reason: Option<serde_json::Value>,
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -297,7 +303,7 @@ fn write_formula(
         desc: f.desc.as_deref().unwrap_or_default(),
         homepage: f.homepage.as_deref().unwrap_or_default(),
         license: f.license.as_deref(),
-        keg_only: f.keg_only,
+        keg_only: keg_only(f, host, tags),
         versions: [(
             crate::version::show(&version),
             WrittenVersion {
@@ -321,6 +327,29 @@ fn write_formula(
     )
     .map_err(|e| e.to_string())?;
     Ok(text)
+}
+
+/// Whether the formula is keg-only on this host, as Homebrew decides: the host tag's
+/// variation's reason first, else the formula's; `:provided_by_macos` and `:shadowed_by_macos`
+/// apply only on macOS (on Linux brew links such a keg, zlib's `lib/libz.so` among them), any
+/// other reason everywhere.
+fn keg_only(f: &ApiFormula, host: &Platform, tags: &[String]) -> bool {
+    let reason = tags
+        .iter()
+        .find_map(|t| f.variations.get(t).and_then(|v| v.keg_only_reason.clone()))
+        .or_else(|| f.keg_only_reason.clone());
+    let Some(reason) = reason.filter(|r| !r.is_null()) else {
+        return f.keg_only;
+    };
+    let why = reason
+        .get("reason")
+        .and_then(|r| r.as_str())
+        .or(reason.as_str())
+        .unwrap_or_default();
+    match why {
+        ":provided_by_macos" | ":shadowed_by_macos" => host.os == "darwin",
+        _ => true,
+    }
 }
 
 /// The runtime dependencies on this host: the host tag's variation when the API has one, else
@@ -433,6 +462,54 @@ mod tests {
         assert!(c.skipped["openssh"].contains("sha256"), "{:?}", c.skipped);
         assert!(c.skipped["nobottle"].contains("no bottles"));
         assert_eq!(c.skipped.len(), 3, "{:?}", c.skipped);
+    }
+
+    #[test]
+    fn keg_only_applies_where_its_reason_does() {
+        let doc = |reason: &str, variation: &str| {
+            format!(
+                r#"[{{"name": "zlib", "versions": {{"stable": "1.3.1"}}, "keg_only": true,
+                 "keg_only_reason": {reason}, "variations": {variation},
+                 "bottle": {{"stable": {{"files": {{"all": {{"sha256": "{}"}}}}}}}}}}]"#,
+                "a".repeat(64)
+            )
+        };
+        let on = |os: &str, text: &str| {
+            let host = Platform {
+                os: os.into(),
+                architecture: "arm64".into(),
+                variant: None,
+                os_version: None,
+            };
+            let c = convert(
+                text.as_bytes(),
+                "https://formulae.brew.sh/api/",
+                Path::new("/opt/pkg/Cellar"),
+                &host,
+            )
+            .unwrap();
+            Formula::parse(&c.formulae["zlib"], Origin::Embedded, Some("zlib"))
+                .unwrap()
+                .keg_only
+        };
+        let macos = doc(
+            r#"{"reason": ":provided_by_macos", "explanation": ""}"#,
+            "{}",
+        );
+        assert!(!on("linux", &macos), "linked on Linux, as brew links it");
+        assert!(on("darwin", &macos));
+        let versioned = doc(
+            r#"{"reason": ":versioned_formula", "explanation": ""}"#,
+            "{}",
+        );
+        assert!(on("linux", &versioned) && on("darwin", &versioned));
+        // The host's variation replaces the formula's reason.
+        let varied = doc(
+            r#"{"reason": ":versioned_formula", "explanation": ""}"#,
+            r#"{"x86_64_linux": {"keg_only_reason": {"reason": ":shadowed_by_macos", "explanation": ""}},
+                "arm64_linux": {"keg_only_reason": {"reason": ":shadowed_by_macos", "explanation": ""}}}"#,
+        );
+        assert!(!on("linux", &varied));
     }
 
     #[test]

@@ -583,3 +583,47 @@ chmod 755 src/openssl@3/3.3.2/bin/openssl
     ctx.pkg(&["info", "openssh"]).success().says("7.8p1");
     ctx.pkg(&["info", "abcmidi"]).success().says("2022.05.05");
 }
+
+/// zlib as formulae.brew.sh serves it: `keg_only` with `:provided_by_macos`, which Homebrew
+/// applies only on macOS. On Linux its library, header and pkg-config file are linked.
+#[test]
+fn keg_only_provided_by_macos_is_linked_on_linux() {
+    let tmp = tempfile::tempdir().unwrap();
+    crate::realworld::sh(
+        tmp.path(),
+        r#"
+set -eu
+mkdir -p src/zlib/1.3.1/lib/pkgconfig src/zlib/1.3.1/include
+printf 'not really a library\n' > src/zlib/1.3.1/lib/libz.so.1.3.1
+ln -s libz.so.1.3.1 src/zlib/1.3.1/lib/libz.so
+printf '/* zlib */\n' > src/zlib/1.3.1/include/zlib.h
+printf 'Name: zlib\n' > src/zlib/1.3.1/lib/pkgconfig/zlib.pc
+"#,
+    );
+    let registry = Registry::start();
+    let shas = publish(
+        &registry,
+        "zlib",
+        "1.3.1",
+        0,
+        &[Bottle {
+            tag: "x86_64_linux",
+            tar_gz: tar_gz(tmp.path(), "zlib"),
+        }],
+    );
+    let mut zlib = api_formula(&registry, "zlib", "zlib", ("1.3.1", 0, 0), &[], &shas);
+    zlib["keg_only"] = json!(true);
+    zlib["keg_only_reason"] = json!({"reason": ":provided_by_macos", "explanation": ""});
+    let api = ApiServer::start(&json!([zlib]));
+    let ctx = TestContext::new();
+    ctx.pkg(&["tap", "add", "homebrew/core", "--api", &api.url])
+        .success();
+    ctx.pkg(&["install", "zlib"]).success();
+    for linked in ["lib/libz.so", "include/zlib.h", "lib/pkgconfig/zlib.pc"] {
+        assert!(
+            std::fs::symlink_metadata(ctx.prefix.join(linked)).is_ok(),
+            "{linked} is not linked:\n{}",
+            ctx.prefix_listing()
+        );
+    }
+}

@@ -260,6 +260,12 @@ pub enum FormulaError {
         /// The sources that define it now, joined with `, `.
         others: Box<str>,
     },
+    #[error("{source_name} lists `{name}`, but pkg left it out of the tap: {reason}")]
+    LeftOut {
+        name: Box<str>,
+        source_name: Box<str>,
+        reason: Box<str>,
+    },
     #[error(
         "no formula source named `{source_name}` (for `{source_name}/{name}`); the sources are: {known}"
     )]
@@ -457,10 +463,12 @@ pub const REFERENCES: &str = "references";
 pub const BUILTIN: &str = "builtin";
 
 /// One place formulae are found, under the name a user gives it in `SOURCE/NAME`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct FormulaSource {
     pub id: String,
     pub dir: PathBuf,
+    /// Formulae the source lists but pkg left out of it (an API tap's), name → why.
+    pub left_out: BTreeMap<String, String>,
 }
 
 /// Finds formulae by name across every source (user directories, references, taps, the
@@ -486,6 +494,7 @@ impl Formulary {
                 .map(|dir| FormulaSource {
                     id: LOCAL.to_owned(),
                     dir,
+                    ..FormulaSource::default()
                 })
                 .collect(),
         )
@@ -615,9 +624,16 @@ impl Formulary {
             }
         }
         match found.as_slice() {
-            [] => Err(FormulaError::NotFound {
-                name: name.to_owned(),
-                suggestions: self.similar(name),
+            [] => Err(match self.left_out(name) {
+                Some((source, reason)) => FormulaError::LeftOut {
+                    name: name.into(),
+                    source_name: source.into(),
+                    reason: reason.into(),
+                },
+                None => FormulaError::NotFound {
+                    name: name.to_owned(),
+                    suggestions: self.similar(name),
+                },
             }),
             [one] => self.load_from(one, name),
             _ => Err(FormulaError::Ambiguous {
@@ -677,6 +693,25 @@ impl Formulary {
                 .map(|s| format!("{s}/{name}"))
                 .collect(),
         })
+    }
+
+    /// The source that lists `name` but left it out, and why.
+    pub fn left_out(&self, name: &str) -> Option<(&str, &str)> {
+        self.sources
+            .iter()
+            .find_map(|s| s.left_out.get(name).map(|r| (s.id.as_str(), r.as_str())))
+    }
+
+    /// Every formula a source lists but left out: (name, source, why).
+    pub fn all_left_out(&self) -> Vec<(&str, &str, &str)> {
+        self.sources
+            .iter()
+            .flat_map(|s| {
+                s.left_out
+                    .iter()
+                    .map(move |(n, r)| (n.as_str(), s.id.as_str(), r.as_str()))
+            })
+            .collect()
     }
 
     /// Whether a formula of this name exists (without parsing it).
@@ -779,6 +814,7 @@ depends_on = { libfoo = "^2" }
         let source = |id: &str, dir: &Path| FormulaSource {
             id: id.into(),
             dir: dir.to_owned(),
+            ..FormulaSource::default()
         };
         let mut f = Formulary::from_sources(vec![source("aa/x", &a), source("zz/y", &b)]);
         let err = f.load("hello").unwrap_err().to_string();

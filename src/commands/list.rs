@@ -46,6 +46,9 @@ struct FoundFormula {
     desc: String,
     newest: Option<String>,
     installed: bool,
+    /// Listed by a tap that left it out: which, and why (not installable here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    left_out: Option<String>,
 }
 
 /// `pkg search --remote --json`.
@@ -81,6 +84,8 @@ pub fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<()> {
     for name in ctx.formulary.names() {
         let formula = match ctx.formulary.load(&name) {
             Ok(f) => f,
+            // Listed under each `SOURCE/NAME` instead.
+            Err(crate::formula::FormulaError::Ambiguous { .. }) => continue,
             Err(e) => {
                 ctx.reporter.warn(&e.to_string());
                 continue;
@@ -92,6 +97,19 @@ pub fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<()> {
                 newest: formula.newest().map(crate::version::show),
                 desc: formula.desc,
                 name,
+                left_out: None,
+            });
+        }
+    }
+    // What a tap lists but left out is found too, with why it cannot be installed here.
+    for (name, source, reason) in ctx.formulary.all_left_out() {
+        if name.to_lowercase().contains(&needle) && !found.iter().any(|f| f.name == name) {
+            found.push(FoundFormula {
+                name: name.to_owned(),
+                desc: String::new(),
+                newest: None,
+                installed: false,
+                left_out: Some(format!("{source}: {reason}")),
             });
         }
     }
@@ -104,7 +122,15 @@ pub fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     for f in &found {
-        writeln!(out, "{}: {}", f.name, crate::report::printable(&f.desc))?;
+        match &f.left_out {
+            Some(why) => writeln!(
+                out,
+                "{}: (left out of {})",
+                f.name,
+                crate::report::printable(why)
+            )?,
+            None => writeln!(out, "{}: {}", f.name, crate::report::printable(&f.desc))?,
+        }
     }
     if found.is_empty() {
         ctx.reporter

@@ -280,6 +280,15 @@ fn write_formula(
             },
         );
     }
+    // A formula whose bottles are all for other machines is left out, saying so, rather than
+    // written into the tap to fail at fetch time.
+    if !bottles.contains_key("all") && !tags.iter().any(|t| bottles.contains_key(t)) {
+        return Err(format!(
+            "no bottle for this machine ({}); homebrew/core has bottles for {}",
+            tags.first().map(String::as_str).unwrap_or("?"),
+            bottles.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
     let repository = match repository {
         Some(r) => r,
         None => format!(

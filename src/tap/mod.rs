@@ -555,6 +555,7 @@ pub fn formulary(settings: &crate::settings::Settings) -> crate::formula::Formul
         .map(|dir| FormulaSource {
             id: LOCAL.to_owned(),
             dir: dir.clone(),
+            ..FormulaSource::default()
         })
         .collect();
     sources.push(FormulaSource {
@@ -562,13 +563,22 @@ pub fn formulary(settings: &crate::settings::Settings) -> crate::formula::Formul
         dir: crate::references::References::new(&settings.prefix)
             .dir()
             .to_owned(),
+        ..FormulaSource::default()
     });
-    // Each tap keeps its formulae in its `formulae/` directory if it has one, else its root.
+    // Each tap keeps its formulae in its `formulae/` directory if it has one, else its root;
+    // an API tap also says which formulae it left out, and why.
     for tap in Taps::new(&settings.prefix).list() {
         let sub = tap.path.join("formulae");
+        let left_out = match tap.kind {
+            "api" => api::Meta::read(&tap.path)
+                .map(|m| m.skipped)
+                .unwrap_or_default(),
+            _ => Default::default(),
+        };
         sources.push(FormulaSource {
             id: tap.name,
             dir: if sub.is_dir() { sub } else { tap.path },
+            left_out,
         });
     }
     let mut formulary = crate::formula::Formulary::from_sources(sources);

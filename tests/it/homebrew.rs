@@ -627,3 +627,41 @@ printf 'Name: zlib\n' > src/zlib/1.3.1/lib/pkgconfig/zlib.pc
         );
     }
 }
+
+/// Honest tap contents (issue 28): a formula with bottles only for other machines is left out of
+/// the tap with that reason, and `install`, `info` and `search` say it rather than "no formula".
+#[test]
+fn a_formula_without_a_bottle_for_this_machine_says_so_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sha = "b".repeat(64);
+    let doc = json!([
+        {"name": "maconly", "desc": "macOS only", "homepage": "https://example.com",
+         "versions": {"stable": "1.0"}, "revision": 0,
+         "bottle": {"stable": {"rebuild": 0, "files": {"arm64_sonoma": {"cellar": ":any",
+            "url": format!("https://ghcr.io/v2/homebrew/core/maconly/blobs/sha256:{sha}"),
+            "sha256": sha}}}}}
+    ]);
+    let path = tmp.path().join("formula.json");
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let ctx = TestContext::new();
+    ctx.pkg(&[
+        "tap",
+        "add",
+        "homebrew/core",
+        "--api",
+        &format!("file://{}", path.display()),
+    ])
+    .success()
+    .says("maconly");
+    let install = ctx.pkg(&["install", "maconly"]).failure();
+    install
+        .says("homebrew/core lists `maconly`, but pkg left it out of the tap")
+        .says("no bottle for this machine")
+        .says("arm64_sonoma");
+    ctx.pkg(&["info", "maconly"])
+        .failure()
+        .says("no bottle for this machine");
+    ctx.pkg(&["search", "maconly"])
+        .success()
+        .says("maconly: (left out of homebrew/core: no bottle for this machine");
+}

@@ -410,9 +410,11 @@ pub fn link_taking(
     let done = tree::apply(prefix, &plan.reshapes, &plan.links)?;
     tree::commit(prefix, done);
     let dests: Vec<PathBuf> = plan.links.into_iter().map(|p| p.dest).collect();
+    // A set: a bottle links thousands of files, and a list lookup per link is quadratic.
+    let linked: std::collections::HashSet<&PathBuf> = dests.iter().collect();
     let stale: Vec<PathBuf> = links_of(prefix, name)
         .into_iter()
-        .filter(|l| !dests.contains(l))
+        .filter(|l| !linked.contains(l))
         .collect();
     remove_links(prefix, &stale);
     owners::record(prefix, name, &plan.taken).map_err(io_err(prefix))?;

@@ -665,3 +665,73 @@ fn a_formula_without_a_bottle_for_this_machine_says_so_everywhere() {
         .success()
         .says("maconly: (left out of homebrew/core: no bottle for this machine");
 }
+
+/// A formula JSON of homebrew/core's real size (7,000 formulae in the real shape, each needing
+/// two earlier ones, so a deep formula reaches dozens): `tap add`, `update` of a changed document, `search`, `info` and the
+/// resolution of `install --dry-run` work on it. Timings are printed (tests never assert them;
+/// docs/performance.md has the figures).
+#[test]
+fn a_formula_api_of_homebrew_cores_size_is_tapped_searched_and_resolved() {
+    const COUNT: usize = 7_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let sha = "c".repeat(64);
+    let document = |bump: &str| {
+        let formulae: Vec<Value> = (0..COUNT)
+            .map(|i| {
+                let deps: Vec<String> = [i / 2, i / 3]
+                    .into_iter()
+                    .filter(|d| *d != i)
+                    .map(|d| format!("formula{d}"))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let stable = if i == COUNT - 1 { bump.to_owned() } else { format!("1.{}", i % 97) };
+                json!({
+                    "name": format!("formula{i}"), "full_name": format!("formula{i}"),
+                    "tap": "homebrew/core", "oldnames": [], "aliases": [],
+                    "desc": format!("Formula number {i} of a homebrew/core-sized tap"),
+                    "license": "MIT", "homepage": "https://example.com",
+                    "versions": {"stable": stable, "head": null, "bottle": true},
+                    "revision": i % 3, "version_scheme": 0,
+                    "bottle": {"stable": {"rebuild": 0, "root_url": "https://ghcr.io/v2/homebrew/core",
+                        "files": {"all": {"cellar": ":any_skip_relocation",
+                            "url": format!("https://ghcr.io/v2/homebrew/core/formula{i}/blobs/sha256:{sha}"),
+                            "sha256": sha}}}},
+                    "keg_only": false, "keg_only_reason": null, "options": [],
+                    "build_dependencies": ["pkgconf"], "dependencies": deps,
+                    "uses_from_macos": [], "requirements": [], "conflicts_with": [],
+                    "caveats": null, "deprecated": false, "disabled": false, "variations": {}
+                })
+            })
+            .collect();
+        serde_json::to_vec(&formulae).unwrap()
+    };
+    let path = tmp.path().join("formula.json");
+    std::fs::write(&path, document("2.0")).unwrap();
+    let url = format!("file://{}", path.display());
+    let ctx = TestContext::new();
+    let timed = |args: &[&str]| {
+        let started = std::time::Instant::now();
+        let run = ctx.pkg(args);
+        eprintln!(
+            "{:>8.3} s  pkg {}",
+            started.elapsed().as_secs_f64(),
+            args.join(" ")
+        );
+        run
+    };
+    timed(&["tap", "add", "homebrew/core", "--api", &url])
+        .success()
+        .says(&format!("{COUNT} formulae"));
+    timed(&["search", "formula699"])
+        .success()
+        .says("formula6999: Formula number 6999");
+    timed(&["info", "formula6999"]).success().says("2.0");
+    let plan = timed(&["install", "--dry-run", "formula6999"]).success();
+    // 6999 needs 3499 and 2333, and so on down to formula0: every formula reached is planned
+    // once.
+    assert!(plan.output().contains("formula0"), "{}", plan.describe());
+    std::fs::write(&path, document("2.1")).unwrap();
+    timed(&["update"]).success();
+    timed(&["info", "formula6999"]).success().says("2.1");
+}

@@ -327,6 +327,10 @@ fn resolve_with_pins(
     let requested: BTreeSet<&str> = requests.iter().map(|r| r.name.as_str()).collect();
     let mut selected: BTreeMap<String, Version> = BTreeMap::new();
     let held = installed.requirements();
+    // What is installed of each name, read once (a round per level of a dependency chain would
+    // read it again each time).
+    let mut installed_versions: BTreeMap<String, Vec<Version>> = BTreeMap::new();
+    let mut pins: BTreeMap<String, Option<Version>> = BTreeMap::new();
 
     // Each round can reach one more level of dependencies, so a chain of N packages needs N
     // rounds: the bound grows with the packages found, and only a plan that keeps changing
@@ -374,7 +378,11 @@ fn resolve_with_pins(
             }
         }
         for (name, cs) in constraints.iter_mut() {
-            if let Some(version) = installed.pinned(name) {
+            let pin = pins
+                .entry(name.clone())
+                .or_insert_with(|| installed.pinned(name))
+                .clone();
+            if let Some(version) = pin {
                 cs.push(Constraint {
                     by: format!("the pin on {name}"),
                     req: exactly(&version),
@@ -412,11 +420,13 @@ fn resolve_with_pins(
             // A dependency already installed at a fitting version stays as it is.
             let keep = (!requested.contains(name.as_str()))
                 .then(|| {
-                    installed
-                        .versions(name)
-                        .into_iter()
+                    installed_versions
+                        .entry(name.clone())
+                        .or_insert_with(|| installed.versions(name))
+                        .iter()
                         .filter(|v| fits(v) && formula.versions.contains_key(v))
                         .max()
+                        .cloned()
                 })
                 .flatten();
             let pick = keep.or_else(|| formula.versions.keys().rev().find(|v| fits(v)).cloned());

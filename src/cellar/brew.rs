@@ -99,7 +99,18 @@ pub fn strip_bottle_prefix(root: &Path, name: &str, version: &str) -> Result<boo
 /// Replaces Homebrew's placeholders in every text file under `root`; returns the files changed.
 /// The tree is walked by descriptor: links are never followed, only regular files are read, and
 /// each changed file is replaced whole (same mode) by a rename in its own directory.
+#[cfg(test)]
 pub fn relocate(root: &Path, prefix: &Path) -> Result<Relocation, BrewError> {
+    relocate_files(root, prefix, None)
+}
+
+/// [`relocate`], opening only `marked` (root-relative files the unpack saw a placeholder in)
+/// when given: no walk, no second read of the rest of the keg.
+pub fn relocate_files(
+    root: &Path,
+    prefix: &Path,
+    marked: Option<&[PathBuf]>,
+) -> Result<Relocation, BrewError> {
     let prefix_s = prefix.to_string_lossy().into_owned();
     let replacements = [
         ("@@HOMEBREW_PREFIX@@", prefix_s.clone()),
@@ -128,16 +139,37 @@ pub fn relocate(root: &Path, prefix: &Path) -> Result<Relocation, BrewError> {
     };
     let mut changed = Vec::new();
     let mut interpreters = 0;
-    let mut stack = vec![PathBuf::new()];
-    while let Some(dir) = stack.pop() {
-        for (name, kind) in beneath.list(&dir).map_err(walk)? {
-            let rel = dir.join(name);
-            if kind == FileType::Directory {
-                stack.push(rel);
-                continue;
+    // The files to look at: those marked, or every regular file of the tree.
+    let files: Vec<PathBuf> = match marked {
+        Some(marked) => {
+            let mut files: Vec<PathBuf> = marked.to_vec();
+            files.sort();
+            files.dedup();
+            files
+        }
+        None => {
+            let mut files = Vec::new();
+            let mut stack = vec![PathBuf::new()];
+            while let Some(dir) = stack.pop() {
+                for (name, kind) in beneath.list(&dir).map_err(walk)? {
+                    let rel = dir.join(name);
+                    if kind == FileType::Directory {
+                        stack.push(rel);
+                    } else if kind == FileType::RegularFile {
+                        files.push(rel);
+                    }
+                }
             }
-            if kind != FileType::RegularFile {
-                continue;
+            files
+        }
+    };
+    {
+        for rel in files {
+            // A marked file a later layer removed or replaced by something else is passed over.
+            match beneath.stat(&rel) {
+                Ok(Some(st)) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {}
+                Ok(_) | Err(WalkError::Missing(_) | WalkError::NotADirectory(_)) => continue,
+                Err(e) => return Err(walk(e)),
             }
             let mut file = beneath.open_file(&rel, false).map_err(walk)?;
             let mut bytes = Vec::new();

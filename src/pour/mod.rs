@@ -412,7 +412,21 @@ impl Pourer<'_> {
         let mut needs_loader = false;
         if bottle {
             let prefix = cellar.root().parent().unwrap_or(cellar.root());
-            let relocation = brew::relocate(staging.path(), prefix)?;
+            // The unpack saw which files hold a placeholder; only those are opened. A keg
+            // cloned from the store (or holding an ORAS file) is searched whole.
+            let complete = stats.scanned
+                && image
+                    .formats
+                    .iter()
+                    .all(|f| matches!(f, crate::registry::manifest::LayerFormat::Tar(_)));
+            let marked: Option<Vec<std::path::PathBuf>> = complete.then(|| {
+                stats
+                    .marked
+                    .iter()
+                    .map(|p| p.components().skip(2).collect())
+                    .collect()
+            });
+            let relocation = brew::relocate_files(staging.path(), prefix, marked.as_deref())?;
             // PREFIX/lib/ld.so is made by the unit's transaction (apply/), not here.
             needs_loader = relocation.interpreters > 0;
             let changed = relocation.changed;

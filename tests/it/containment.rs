@@ -13,7 +13,7 @@ const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 /// Packs `dir` with GNU tar (gzip) and pushes it as `acme/NAME:1.0.0`; the formula links
 /// everything (`link = "all"`).
-fn publish(reg: &Registry, ctx: &TestContext, name: &str, dir: &Path) {
+pub fn publish(reg: &Registry, ctx: &TestContext, name: &str, dir: &Path) {
     let tgz = dir.with_extension("tar.gz");
     sh(
         dir,

@@ -735,3 +735,49 @@ fn a_formula_api_of_homebrew_cores_size_is_tapped_searched_and_resolved() {
     timed(&["update"]).success();
     timed(&["info", "formula6999"]).success().says("2.1");
 }
+
+/// Relocation opens only the files the unpack saw a placeholder in, and misses none: a text
+/// file and a second (hard-linked) name of it, a placeholder split across the unpack's chunks in
+/// a big file, and a file without one left byte for byte as it came.
+#[test]
+fn relocation_finds_every_placeholder_the_unpack_saw() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("marked");
+    std::fs::create_dir_all(&dir).unwrap();
+    crate::realworld::sh(
+        &dir,
+        r#"
+set -eu
+mkdir -p marked/1.0.0/etc marked/1.0.0/share
+printf 'prefix=@@HOMEBREW_PREFIX@@\n' > marked/1.0.0/etc/conf
+ln marked/1.0.0/etc/conf marked/1.0.0/etc/conf-again
+printf 'nothing to see @@HOMEBREW here\n' > marked/1.0.0/share/plain
+# 256 KiB and a few bytes of filler, then the placeholder: it straddles a chunk boundary.
+head -c 262139 /dev/zero | tr '\0' 'x' > marked/1.0.0/share/big
+printf '@@HOMEBREW_CELLAR@@/end\n' >> marked/1.0.0/share/big
+"#,
+    );
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    crate::containment::publish(&reg, &ctx, "marked", &dir);
+    ctx.pkg(&["install", "marked"]).success().says("Relocated");
+    let keg = ctx.keg("marked", "1.0.0");
+    let prefix = ctx.prefix.display().to_string();
+    for conf in ["etc/conf", "etc/conf-again"] {
+        assert_eq!(
+            std::fs::read_to_string(keg.join(conf)).unwrap(),
+            format!("prefix={prefix}\n"),
+            "{conf}"
+        );
+    }
+    let big = std::fs::read_to_string(keg.join("share/big")).unwrap();
+    assert!(
+        big.ends_with(&format!("{prefix}/Cellar/end\n")),
+        "{}",
+        &big[big.len() - 80..]
+    );
+    assert_eq!(
+        std::fs::read_to_string(keg.join("share/plain")).unwrap(),
+        "nothing to see @@HOMEBREW here\n"
+    );
+}

@@ -119,7 +119,7 @@ pub(super) fn parse_limit(
 }
 
 /// What has been unpacked so far into one root; pass the same value for every layer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Entries seen, skipped ones (metadata, AppleDouble files) included.
     pub entries: u64,
@@ -130,4 +130,9 @@ pub struct Stats {
     pub written: u64,
     /// `user.*` extended attributes the filesystem refused.
     pub xattrs_skipped: u64,
+    /// Root-relative regular files whose bytes hold Homebrew's placeholder prefix
+    /// (`@@HOMEBREW_`), seen as they were written: the only files relocation opens.
+    pub marked: Vec<std::path::PathBuf>,
+    /// Every layer was unpacked here (not cloned from the store), so `marked` is complete.
+    pub scanned: bool,
 }

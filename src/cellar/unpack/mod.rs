@@ -90,6 +90,7 @@ pub fn unpack_tar<R: Read>(
     limits: &Limits,
     stats: &mut Stats,
 ) -> Result<(), UnpackError> {
+    stats.scanned = true;
     let writers = pool::count();
     if writers == 0 {
         return unpack_entries(reader, root, limits, stats, None);

@@ -104,6 +104,7 @@ pub(super) fn file<R: Read>(
 
     let mut file = create_file(layer, name, rel, mode)?;
     let path = layer.root_path.join(rel);
+    let mut marker = Marker::default();
     let write_error = |e| io_error(name, Op::Write, &path, e);
 
     if let Some(spec) = &pax.sparse {
@@ -133,8 +134,16 @@ pub(super) fn file<R: Read>(
             })?;
         }
         for (offset, len) in map {
-            let copied = copy_at(entry, &file, offset, len, &mut layer.buf, false)
-                .map_err(|e| e.into_unpack(name, &path))?;
+            let copied = copy_at(
+                entry,
+                &file,
+                offset,
+                len,
+                &mut layer.buf,
+                false,
+                &mut marker,
+            )
+            .map_err(|e| e.into_unpack(name, &path))?;
             if copied < len {
                 return Err(UnpackError::Truncated {
                     entry: name.into(),
@@ -158,6 +167,7 @@ pub(super) fn file<R: Read>(
         ));
         let mut offset = 0u64;
         if head_len > 0 {
+            marker.feed(&head[..head_len]);
             let mut first = writers.buffer(head_len as u64);
             first.copy_from_slice(&head[..head_len]);
             if !writers.write(&pending, 0, first) {
@@ -172,6 +182,7 @@ pub(super) fn file<R: Read>(
                 break;
             }
             buf.truncate(n);
+            marker.feed(&buf);
             if !writers.write(&pending, offset, buf) {
                 return Ok(());
             }
@@ -185,13 +196,25 @@ pub(super) fn file<R: Read>(
                 actual: offset,
             });
         }
+        if marker.found {
+            stats.marked.push(rel.to_owned());
+        }
         return Ok(());
     } else {
         file.write_all(&head[..head_len]).map_err(write_error)?;
         let holes = entry.header().entry_type() == EntryType::GNUSparse;
         let rest = size - head_len as u64;
-        let copied = copy_at(entry, &file, head_len as u64, rest, &mut layer.buf, holes)
-            .map_err(|e| e.into_unpack(name, &path))?;
+        marker.feed(&head[..head_len]);
+        let copied = copy_at(
+            entry,
+            &file,
+            head_len as u64,
+            rest,
+            &mut layer.buf,
+            holes,
+            &mut marker,
+        )
+        .map_err(|e| e.into_unpack(name, &path))?;
         let written = head_len as u64 + copied;
         stats.bytes += written;
         if written < size {
@@ -207,6 +230,9 @@ pub(super) fn file<R: Read>(
     }
     set_xattrs(&file, pax, stats);
     set_mtime(&file, entry.header(), pax);
+    if marker.found {
+        stats.marked.push(rel.to_owned());
+    }
     Ok(())
 }
 
@@ -236,6 +262,7 @@ fn copy_at(
     len: u64,
     buf: &mut [u8],
     holes: bool,
+    marker: &mut Marker,
 ) -> Result<u64, CopyError> {
     let mut done = 0u64;
     while done < len {
@@ -246,6 +273,7 @@ fn copy_at(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(CopyError::Read(e)),
         };
+        marker.feed(&buf[..n]);
         let at = offset + done;
         if holes {
             for (i, block) in buf[..n].chunks(HOLE_BLOCK).enumerate() {
@@ -260,6 +288,43 @@ fn copy_at(
         done += n as u64;
     }
     Ok(done)
+}
+
+/// Watches a file's bytes go by for Homebrew's placeholder prefix (`@@HOMEBREW_`), across chunk
+/// boundaries (one SIMD substring search per chunk), so relocation opens only the files that
+/// hold one and never reads a keg twice.
+#[derive(Default)]
+pub(super) struct Marker {
+    /// The last bytes of what came before, shorter than the prefix.
+    tail: Vec<u8>,
+    pub(super) found: bool,
+}
+
+const PLACEHOLDER_START: &[u8] = b"@@HOMEBREW_";
+
+impl Marker {
+    pub(super) fn feed(&mut self, chunk: &[u8]) {
+        if self.found || chunk.is_empty() {
+            return;
+        }
+        let keep = PLACEHOLDER_START.len() - 1;
+        if !self.tail.is_empty() {
+            let mut seam = self.tail.clone();
+            seam.extend_from_slice(&chunk[..chunk.len().min(keep)]);
+            if memchr::memmem::find(&seam, PLACEHOLDER_START).is_some() {
+                self.found = true;
+                return;
+            }
+        }
+        if memchr::memmem::find(chunk, PLACEHOLDER_START).is_some() {
+            self.found = true;
+            return;
+        }
+        self.tail
+            .extend_from_slice(&chunk[chunk.len().saturating_sub(keep)..]);
+        let excess = self.tail.len().saturating_sub(keep);
+        self.tail.drain(..excess);
+    }
 }
 
 /// Best effort: a missing or odd mtime leaves the file's own.
@@ -314,6 +379,10 @@ pub(super) fn hardlink(
         .map_err(|e| walk_error(&layer.root_path, name, Op::Inspect, e))?;
     let target_dir = (layer.root.open_dir(target_parent, None, &mut |_| {}))
         .map_err(|e| walk_error(&layer.root_path, name, Op::Inspect, e))?;
+    // A second name of a file that holds a placeholder is relocated too.
+    if stats.marked.contains(&target_rel) {
+        stats.marked.push(rel.to_owned());
+    }
     let linked = layer.create(name, rel, Op::CopyTo, |dir, n| {
         match rustix::fs::linkat(&target_dir, target_name, dir, n, AtFlags::empty()) {
             Err(Errno::EXIST) => Err(Errno::EXIST),
@@ -350,4 +419,26 @@ pub(super) fn hardlink(
         io::copy(&mut from, &mut to).map_err(|e| io_error(name, Op::CopyTo, &target_path, e))?;
     stats.bytes += copied;
     Ok(())
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::Marker;
+
+    #[test]
+    fn the_placeholder_prefix_is_seen_across_any_chunk_boundary() {
+        let text = b"....binary\0@@HOMEBREW_PREFIX@@/lib\0....";
+        for size in 1..text.len() {
+            let mut m = Marker::default();
+            for chunk in text.chunks(size) {
+                m.feed(chunk);
+            }
+            assert!(m.found, "chunks of {size}");
+        }
+        let mut m = Marker::default();
+        for chunk in b"@@HOMEBREW @@HOMEBREW-X @HOMEBREW_".chunks(3) {
+            m.feed(chunk);
+        }
+        assert!(!m.found);
+    }
 }

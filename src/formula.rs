@@ -548,14 +548,7 @@ impl Formulary {
         };
         let name = rest.split('@').next().unwrap_or(rest);
         if !self.defines(&source, name) {
-            return Err(FormulaError::NotFound {
-                name: format!("{source}/{name}"),
-                suggestions: self
-                    .sources_of(name)
-                    .into_iter()
-                    .map(|s| format!("{s}/{name}"))
-                    .collect(),
-            });
+            return Err(self.not_in(&source, name));
         }
         self.chosen.insert(name.to_owned(), source);
         self.recorded.remove(name);
@@ -685,14 +678,19 @@ impl Formulary {
                 known: self.source_ids().join(", ").into(),
             });
         }
-        Err(FormulaError::NotFound {
+        Err(self.not_in(source, name))
+    }
+
+    /// `source` does not define `name`: the sources that do, as suggestions.
+    fn not_in(&self, source: &str, name: &str) -> FormulaError {
+        FormulaError::NotFound {
             name: format!("{source}/{name}"),
             suggestions: self
                 .sources_of(name)
                 .into_iter()
                 .map(|s| format!("{s}/{name}"))
                 .collect(),
-        })
+        }
     }
 
     /// The source that lists `name` but left it out, and why.

@@ -37,7 +37,7 @@ pub fn publish(reg: &Registry, ctx: &TestContext, name: &str, dir: &Path) {
 }
 
 /// Every path under `dir` with its link target or contents, links not followed.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {

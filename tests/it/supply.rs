@@ -39,15 +39,7 @@ fn publish(reg: &Registry, repo: &str, bundle: Option<&[u8]>) {
         return;
     };
     let digest = |b: &[u8]| crate::harness::sha256_digest(b);
-    let referrer = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": BUNDLE,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest(b"{}"), "size": 2},
-        "layers": [{"mediaType": BUNDLE, "digest": digest(bundle), "size": bundle.len()}],
-        "subject": {"mediaType": DOCKER_MANIFEST, "digest": SUBJECT, "size": EMPTY_MANIFEST.len()},
-    })
-    .to_string();
+    let referrer = referrer(bundle, 1);
     let referrer_digest = reg.put_raw(
         repo,
         &[b"{}", bundle],
@@ -64,6 +56,22 @@ fn publish(reg: &Registry, repo: &str, bundle: Option<&[u8]>) {
     .to_string();
     let tag = SUBJECT.replace(':', "-");
     reg.put_raw(repo, &[], index.as_bytes(), OCI_INDEX, &tag);
+}
+
+/// A referrer manifest of the empty image holding `layers` copies of `bundle`.
+fn referrer(bundle: &[u8], layers: usize) -> String {
+    let digest = |b: &[u8]| crate::harness::sha256_digest(b);
+    let layer =
+        serde_json::json!({"mediaType": BUNDLE, "digest": digest(bundle), "size": bundle.len()});
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": BUNDLE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest(b"{}"), "size": 2},
+        "layers": vec![layer; layers],
+        "subject": {"mediaType": DOCKER_MANIFEST, "digest": SUBJECT, "size": EMPTY_MANIFEST.len()},
+    })
+    .to_string()
 }
 
 #[test]

@@ -156,30 +156,13 @@ fn an_installed_package_upgrades_only_from_the_source_it_came_from() {
     assert_eq!(ctx.receipt("tool", "2.0.0")["source"], "aa/evil");
 }
 
-/// Every file under `dir` whose bytes hold `needle`.
-fn files_holding(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
-            if meta.is_dir() {
-                stack.push(p);
-            } else if meta.is_file()
-                && std::fs::read(&p)
-                    .unwrap()
-                    .windows(needle.len())
-                    .any(|w| w == needle)
-            {
-                out.push(p);
-            }
-        }
-    }
-    out
+/// Every path under `dir` whose text (or link target) holds `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    crate::containment::snapshot(dir)
+        .into_iter()
+        .filter(|(_, text)| text.contains(needle))
+        .map(|(path, _)| path)
+        .collect()
 }
 
 #[test]
@@ -212,11 +195,11 @@ fn credentials_in_tap_urls_are_refused_never_printed_or_stored() {
         assert!(!run.output().contains("S3CRET-PASS"), "{}", run.describe());
     }
     assert!(
-        files_holding(&ctx.prefix, b"S3CRET-PASS").is_empty(),
+        files_holding(&ctx.prefix, "S3CRET-PASS").is_empty(),
         "{}",
         ctx.prefix_listing()
     );
-    assert!(files_holding(&ctx.home, b"S3CRET-PASS").is_empty());
+    assert!(files_holding(&ctx.home, "S3CRET-PASS").is_empty());
 }
 
 #[test]

@@ -2,26 +2,14 @@
 //! a referrer of 120 copies of one 4 MiB bundle layer, and trust material that is not a file
 //! (`/dev/zero`, a FIFO) cost a few requests, bounded memory and a short message.
 
-use super::{
-    BUNDLE, DOCKER_MANIFEST, EMPTY_MANIFEST, OCI_INDEX, OCI_MANIFEST, SUBJECT, cosign, publish,
-};
+use super::{OCI_INDEX, OCI_MANIFEST, SUBJECT, cosign, publish, referrer};
 use crate::harness::{Registry, TestContext};
 
 /// Pushes a referrer of `layers` copies of `bundle` and a fallback index listing it `times` times.
 fn hostile_referrers(reg: &Registry, repo: &str, bundle: &[u8], layers: usize, times: usize) {
     publish(reg, repo, None);
     let digest = |b: &[u8]| crate::harness::sha256_digest(b);
-    let layer =
-        serde_json::json!({"mediaType": BUNDLE, "digest": digest(bundle), "size": bundle.len()});
-    let referrer = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": BUNDLE,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest(b"{}"), "size": 2},
-        "layers": vec![layer; layers],
-        "subject": {"mediaType": DOCKER_MANIFEST, "digest": SUBJECT, "size": EMPTY_MANIFEST.len()},
-    })
-    .to_string();
+    let referrer = referrer(bundle, layers);
     let referrer_digest = reg.put_raw(
         repo,
         &[b"{}", bundle],

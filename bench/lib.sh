@@ -221,3 +221,71 @@ wait_idle() {
         sleep 1
     done
 }
+
+# push_bottle REPO VERSION BOTTLE.tar.gz: a Homebrew bottle as ghcr.io/homebrew/core serves one —
+# an OCI index tagged VERSION whose one entry (platform linux/ARCH, annotations ref.name
+# VERSION.x86_64_linux and sh.brew.bottle.digest) is a manifest of the gzip layer. Prints the
+# layer digest.
+push_bottle() {
+    local repo=$1 version=$2 layer=$3 tmp layer_digest config_digest manifest_digest
+    tmp=$(mktemp -d)
+    layer_digest=sha256:$(sha256_of "$layer")
+    printf '{"architecture":"%s","os":"linux","os.version":"Ubuntu 22.04","rootfs":{"type":"layers","diff_ids":[]}}' \
+        "$(host_arch)" >"$tmp/config.json"
+    config_digest=sha256:$(sha256_of "$tmp/config.json")
+    push_blob "$repo" "$layer" "$layer_digest"
+    push_blob "$repo" "$tmp/config.json" "$config_digest"
+    python3 - "$tmp" "$(host_arch)" "$version" "$layer_digest" "$(stat -c %s "$layer")" \
+        "$config_digest" "$(stat -c %s "$tmp/config.json")" "$repo" <<'PY'
+import hashlib, json, sys
+tmp, arch, version, layer, size, config, config_size, repo = sys.argv[1:]
+ref = f"{version}.x86_64_linux"
+tab = json.dumps({"homebrew_version": "4.4.0", "changed_files": [], "arch": arch,
+                  "built_on": {"os": "Linux", "os_version": "Ubuntu 22.04"}})
+notes = {"org.opencontainers.image.ref.name": ref, "sh.brew.bottle.digest": layer[7:], "sh.brew.tab": tab}
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": int(config_size)},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": int(size),
+                "annotations": {"org.opencontainers.image.title": f"{repo.split('/')[-1]}--{ref}.bottle.tar.gz"}}],
+    "annotations": notes}).encode()
+digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+    "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+                   "size": len(manifest), "platform": {"architecture": arch, "os": "linux", "os.version": "Ubuntu 22.04"},
+                   "annotations": dict(notes, **{"sh.brew.bottle.size": size})}],
+    "annotations": {"com.github.package.type": "homebrew_bottle", "org.opencontainers.image.version": version}})
+open(f"{tmp}/manifest.json", "wb").write(manifest)
+open(f"{tmp}/index.json", "w").write(index)
+open(f"{tmp}/manifest.digest", "w").write(digest)
+PY
+    manifest_digest=$(cat "$tmp/manifest.digest")
+    curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+        --data-binary "@$tmp/manifest.json" "http://$REGISTRY/v2/$repo/manifests/$manifest_digest" ||
+        die "manifest upload for $repo failed"
+    curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' \
+        --data-binary "@$tmp/index.json" "http://$REGISTRY/v2/$repo/manifests/$version" ||
+        die "index upload for $repo:$version failed"
+    rm -rf "$tmp"
+    echo "$layer_digest"
+}
+
+# api_formula_json NAME VERSION URL SHA256: one formula of Homebrew's formula JSON API, in the
+# shape formulae.brew.sh serves (the fields pkg and zerobrew read, and a few they do not).
+api_formula_json() {
+    python3 - "$@" <<'PY'
+import json, sys
+name, version, url, sha = sys.argv[1:]
+print(json.dumps({"name": name, "full_name": name, "tap": "homebrew/core", "oldnames": [], "aliases": [],
+    "versioned_formulae": [], "desc": f"{name}, a real tree as a bottle", "license": "MIT",
+    "homepage": "https://example.com", "versions": {"stable": version, "head": None, "bottle": True},
+    "urls": {"stable": {"url": "https://example.com/src.tar.gz", "tag": None, "revision": None}},
+    "revision": 0, "version_scheme": 0,
+    "bottle": {"stable": {"rebuild": 0, "root_url": url.rsplit("/", 3)[0],
+        "files": {"x86_64_linux": {"cellar": ":any", "url": url, "sha256": sha}}}},
+    "keg_only": False, "keg_only_reason": None, "options": [], "build_dependencies": [],
+    "dependencies": [], "test_dependencies": [], "recommended_dependencies": [],
+    "optional_dependencies": [], "uses_from_macos": [], "requirements": [], "conflicts_with": [],
+    "caveats": None, "installed": [], "linked_keg": None, "pinned": False, "outdated": False,
+    "deprecated": False, "disabled": False, "variations": {}}))
+PY
+}

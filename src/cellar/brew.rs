@@ -182,24 +182,30 @@ pub fn relocate_files(
                 // A binary: an ELF file's interpreter and search paths are rewritten by an ELF
                 // editor, other strings in place where they fit; else the bottle is refused.
                 drop(file);
-                let mut file = beneath.open_file(&rel, true).map_err(walk)?;
                 let result = if bytes.starts_with(elf::MAGIC) {
-                    elf::relocate(&mut file, &bytes, &replacements)
+                    elf::relocate(bytes, &replacements)
                 } else if elf::is_mach_o(&bytes) {
                     // Rewriting a Mach-O file takes install_name_tool's rules and a new code
                     // signature (docs/homebrew.md); until pkg does both, it refuses.
                     Err(elf::ElfError::MachO)
                 } else {
-                    elf::in_place(&mut file, &replacements).map(|n| elf::Relocated {
-                        in_place: n,
-                        ..Default::default()
+                    let mut bytes = bytes;
+                    elf::in_place(&mut bytes, &replacements).map(|n| {
+                        let done = elf::Relocated {
+                            in_place: n,
+                            ..Default::default()
+                        };
+                        (done, bytes)
                     })
                 };
-                let done = result.map_err(|source| BrewError::Binary {
+                let (done, edited) = result.map_err(|source| BrewError::Binary {
                     file: shown.clone(),
                     placeholder: found.to_owned(),
                     source,
                 })?;
+                // Written in place, once: a hard link to the file in the keg stays one.
+                let mut file = beneath.open_file(&rel, true).map_err(walk)?;
+                write_whole(&mut file, &edited).map_err(io_err(&root.join(&rel)))?;
                 interpreters += usize::from(done.interpreter);
                 changed.push(shown);
                 continue;
@@ -223,6 +229,13 @@ pub fn relocate_files(
         changed,
         interpreters,
     })
+}
+
+/// Replaces the contents of `file` (open for writing) with `bytes`.
+fn write_whole(file: &mut std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    file.write_all_at(bytes, 0)?;
+    file.set_len(bytes.len() as u64)
 }
 
 /// What [`relocate`] changed.

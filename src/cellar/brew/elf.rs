@@ -5,7 +5,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Cursor, Read, Seek, Write};
 
 use elb::{DynamicTag, Elf, ElfPatcher};
 
@@ -114,20 +114,21 @@ fn cstring(bytes: Vec<u8>) -> Result<CString, ElfError> {
     CString::new(bytes).map_err(|e| ElfError::Io(std::io::Error::other(e)))
 }
 
-/// Relocates the ELF file open in `file` (read and write): interpreter, then RUNPATH/RPATH,
-/// then whatever placeholders remain, in place where they fit. `replacements` maps each
-/// placeholder to its value.
+/// Relocates an ELF file's bytes: interpreter, then RUNPATH/RPATH, then whatever placeholders
+/// remain, in place where they fit. `replacements` maps each placeholder to its value. The edit
+/// is made in memory (the editor reads and writes a few bytes at a time: on a file that is
+/// hundreds of system calls) and the new contents are returned for the caller to write once.
 ///
-/// `bytes` are the file's contents: they are checked ([`super::check`]) before the editor reads
-/// anything, and the editor runs behind a panic guard besides, so no input can take pkg down.
+/// `bytes` are checked ([`super::check`]) before the editor reads anything, and the editor runs
+/// behind a panic guard besides, so no input can take pkg down.
 pub fn relocate(
-    file: &mut File,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     replacements: &[(&str, String)],
-) -> Result<Relocated, ElfError> {
-    super::check::check(bytes)?;
+) -> Result<(Relocated, Vec<u8>), ElfError> {
+    super::check::check(&bytes)?;
+    let mut image = Cursor::new(bytes);
     let edited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        edit(&mut *file, replacements)
+        edit(&mut image, replacements)
     }));
     let (mut done, stale) = match edited {
         Ok(edited) => edited?,
@@ -140,14 +141,15 @@ pub fn relocate(
             return Err(ElfError::Editor(what));
         }
     };
-    done.in_place = rewrite_strings(file, replacements, &stale)?;
-    Ok(done)
+    let mut bytes = image.into_inner();
+    done.in_place = rewrite_strings(&mut bytes, replacements, &stale)?;
+    Ok((done, bytes))
 }
 
 /// The ELF editor's part of [`relocate`]: the interpreter and RUNPATH/RPATH; returns what it did
 /// and the old values it left unreferenced in the file.
-fn edit(
-    file: &mut File,
+fn edit<F: Read + Write + Seek>(
+    file: &mut F,
     replacements: &[(&str, String)],
 ) -> Result<(Relocated, Vec<Vec<u8>>), ElfError> {
     let mut done = Relocated::default();
@@ -199,8 +201,8 @@ fn edit(
 }
 
 /// [`rewrite_strings`] with nothing known to be stale: for binaries that are not ELF.
-pub fn in_place(file: &mut File, replacements: &[(&str, String)]) -> Result<usize, ElfError> {
-    rewrite_strings(file, replacements, &[])
+pub fn in_place(bytes: &mut [u8], replacements: &[(&str, String)]) -> Result<usize, ElfError> {
+    rewrite_strings(bytes, replacements, &[])
 }
 
 /// Rewrites every NUL-terminated string that still holds a placeholder, padding with NULs, when
@@ -208,15 +210,11 @@ pub fn in_place(file: &mut File, replacements: &[(&str, String)]) -> Result<usiz
 /// of `stale` (an old value the ELF editor replaced, no longer referenced) is blanked instead.
 /// Returns how many strings were rewritten.
 fn rewrite_strings(
-    file: &mut File,
+    bytes: &mut [u8],
     replacements: &[(&str, String)],
     stale: &[Vec<u8>],
 ) -> Result<usize, ElfError> {
-    file.seek(SeekFrom::Start(0))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
     let mut count = 0;
-    let mut changed = false;
     let mut from = 0;
     while let Some(found) = find(&bytes[from..], PLACEHOLDER_START).map(|i| from + i) {
         // The string around it: back to the previous NUL, on to the next.
@@ -248,12 +246,7 @@ fn rewrite_strings(
         padded.resize(end - start, 0);
         bytes[start..end].copy_from_slice(&padded);
         count += 1;
-        changed = true;
         from = end;
-    }
-    if changed {
-        file.seek(SeekFrom::Start(0))?;
-        file.write_all(&bytes)?;
     }
     Ok(count)
 }

@@ -124,13 +124,21 @@ pub enum PourError {
 }
 
 impl PourError {
-    /// A blob whose bytes failed their digest or size check (another download may be sound).
-    pub fn is_bad_blob(&self) -> bool {
-        let registry = |e: &RegistryError| matches!(e, RegistryError::SizeMismatch { .. });
+    /// The blob whose bytes failed their digest or size check, when that is the failure
+    /// (another download may be sound).
+    pub fn bad_blob(&self) -> Option<&Digest> {
+        fn registry(e: &RegistryError) -> Option<&Digest> {
+            match e {
+                RegistryError::SizeMismatch { digest, .. } => Some(digest),
+                _ => None,
+            }
+        }
         match self {
-            PourError::Store(StoreError::Mismatch { .. } | StoreError::Size { .. }) => true,
+            PourError::Store(
+                StoreError::Mismatch { digest, .. } | StoreError::Size { digest, .. },
+            ) => Some(digest),
             PourError::Store(StoreError::Registry(e)) | PourError::Registry(e) => registry(e),
-            _ => false,
+            _ => None,
         }
     }
 }
@@ -384,26 +392,33 @@ impl Pourer<'_> {
         };
         let image = self.image(spec)?;
         // A blob that fails its digest or size check is fetched once more, from nothing, into a
-        // fresh staging directory; a second failure names both.
-        let (staging, _interrupted, stats) =
+        // fresh staging directory — each blob of the image once, so two blobs cut in one pour
+        // are both mended; a blob that fails twice names both failures.
+        let mut refetched: Vec<(Digest, PourError)> = Vec::new();
+        let (staging, _interrupted, stats) = loop {
             match self.stage(cellar, formula, version, &image, fresh) {
-                Err(first) if first.is_bad_blob() => {
+                Err(e) if e.bad_blob().is_some() => {
+                    let digest = e
+                        .bad_blob()
+                        .cloned()
+                        .unwrap_or_else(|| image.digest.clone());
+                    if let Some(i) = refetched.iter().position(|(d, _)| *d == digest) {
+                        let (_, first) = refetched.swap_remove(i);
+                        return Err(PourError::BadTwice {
+                            first: Box::new(first),
+                            second: Box::new(e),
+                        });
+                    }
+                    if refetched.len() >= image.manifest.layers.len() {
+                        return Err(e);
+                    }
                     self.reporter
-                        .warn(&format!("{first}\nFetching it once more from the start."));
-                    self.stage(cellar, formula, version, &image, fresh)
-                        .map_err(|second| {
-                            if second.is_bad_blob() {
-                                PourError::BadTwice {
-                                    first: Box::new(first),
-                                    second: Box::new(second),
-                                }
-                            } else {
-                                second
-                            }
-                        })?
+                        .warn(&format!("{e}\nFetching it once more from the start."));
+                    refetched.push((digest, e));
                 }
-                other => other?,
-            };
+                other => break other?,
+            }
+        };
 
         // A Homebrew bottle (`NAME/VERSION[_REVISION]/…` for this version) becomes the keg
         // itself, relocated to this prefix.

@@ -611,6 +611,54 @@ fn a_corrupted_byte_is_fetched_once_more_in_the_same_run_and_twice_fails_naming_
     assert_cache_verified_and_settled(&rig.ctx.cache);
 }
 
+/// The refetch is per blob: an image whose two layers each arrive with a flipped byte once
+/// still installs in one run; one refetch per pour failed it on the second bad blob.
+#[test]
+fn two_blobs_each_corrupted_once_in_one_pour_are_each_fetched_again_and_install() {
+    use crate::harness::layout::{FileEntry, LAYER_TYPE, gzip, tar_bytes};
+    let rig = Rig::start();
+    let second = gzip(&tar_bytes(&[FileEntry {
+        path: "share/two/more".into(),
+        contents: noise(DATA, 7),
+        mode: 0o644,
+    }]));
+    let built = rig.registry.push(
+        "acme/two",
+        "1.0.0",
+        &Fixture::Image(tool_image("two", "1.0.0", DATA).raw_layer(second, LAYER_TYPE)),
+    );
+    let layers = built.image().layer_digests.clone();
+    assert_eq!(layers.len(), 2);
+    rig.ctx.write_formula(
+        "two",
+        &Formula::new("two")
+            .version("1.0.0", &format!("{}/acme/two", rig.proxy.host()), "1.0.0")
+            .to_toml(),
+    );
+    // The first layer arrives with a flipped byte; the second is slow, so the pour has given up
+    // on it when the first fails; fetched again, the first is sound and the second is not.
+    let at = |layer: &String| format!("/blobs/{layer}");
+    rig.reg().on(
+        "GET",
+        &at(&layers[1]),
+        Times::Once,
+        Fault::Delay(Duration::from_secs(1)),
+    );
+    for layer in &layers {
+        rig.reg()
+            .on("GET", &at(layer), Times::Once, Fault::CorruptByte);
+    }
+    let run = rig.ctx.pkg(&["install", "two"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.output(), rig.reg().describe());
+    assert_eq!(run_bin(&rig.ctx, "two"), "two 1.0.0");
+    // Each was found bad once, and said so.
+    for layer in &layers {
+        run.says(&format!("mismatch for {layer}"));
+    }
+    assert_eq!(run.stderr.matches("Fetching it once more").count(), 2);
+    assert_cache_verified_and_settled(&rig.ctx.cache);
+}
+
 #[test]
 fn a_blob_content_length_off_by_a_few_bytes_once_is_fetched_again_and_installs() {
     for delta in [3, -3] {

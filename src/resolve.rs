@@ -355,7 +355,11 @@ fn resolve_with_pins(
         for (name, version) in &selected {
             add_dependencies(&mut constraints, name, version, &formulae[name]);
         }
-        let mut queue: VecDeque<String> = constraints.keys().cloned().collect();
+        // The names this round starts with get their constraints from the last round's
+        // selection only (as every round did before the worklist); a name first reached in this
+        // round is looked at after the names that reach it.
+        let initial: BTreeSet<String> = constraints.keys().cloned().collect();
+        let mut queue: VecDeque<String> = initial.iter().cloned().collect();
         let mut next = BTreeMap::new();
         while let Some(name) = queue.pop_front() {
             if next.contains_key(&name) {
@@ -364,8 +368,14 @@ fn resolve_with_pins(
             let Some(cs) = constraints.get_mut(&name) else {
                 continue;
             };
+            let fresh = !initial.contains(&name);
             for (dep, req, by) in &held {
-                if *dep == name && !selected.contains_key(by.split(' ').next().unwrap_or(by)) {
+                // An installed package's requirement holds unless that package is being replaced:
+                // it is in the last round's plan (or, for a name first reached in this round,
+                // picked already in this one).
+                let owner = by.split(' ').next().unwrap_or(by);
+                let replaced = selected.contains_key(owner) || (fresh && next.contains_key(owner));
+                if *dep == name && !replaced {
                     cs.push(Constraint {
                         by: by.clone(),
                         req: req.clone(),
@@ -428,12 +438,22 @@ fn resolve_with_pins(
                 return Err(no_version(&name, formula, cs, installed.pinned(&name)));
             };
             if !selected.contains_key(&name) {
-                // Reached for the first time: what it needs is looked at in this round too.
-                add_dependencies(&mut constraints, &name, &pick, formula);
-                for dep in formula.versions[&pick].depends_on.keys() {
-                    if !next.contains_key(dep) {
-                        queue.push_back(dep.clone());
+                // Picked for the first time: what it needs that no one reached yet is looked at
+                // in this round too (the rest next round, as before).
+                for (dep, req) in &formula.versions[&pick].depends_on {
+                    if initial.contains(dep) || next.contains_key(dep) {
+                        continue;
                     }
+                    constraints
+                        .entry(dep.clone())
+                        .or_default()
+                        .push(Constraint {
+                            by: format!("{name} {}", crate::version::Shown(&pick)),
+                            req: req.clone(),
+                            source: Source::Dependency,
+                            exact: None,
+                        });
+                    queue.push_back(dep.clone());
                 }
             }
             next.insert(name, pick);

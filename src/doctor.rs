@@ -295,6 +295,10 @@ pub fn examine(s: &Subject) -> Checkup {
     for (registry, (repo, tag)) in &registries {
         match client.fetch_manifest(repo, tag) {
             Ok(_) => {}
+            Err(e @ RegistryError::Unreachable { .. }) => add(
+                format!("registry {registry} is unreachable ({e})"),
+                "check your network or the mirrors (PKG_REGISTRY_MIRRORS); installed packages keep working, and cached ones reinstall offline".into(),
+            ),
             Err(e @ RegistryError::Transport { .. }) => add(
                 format!(
                     "registry {registry} is unreachable ({e}: {})",

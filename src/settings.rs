@@ -107,6 +107,8 @@ struct File {
     connect_timeout: Option<u64>,
     read_timeout: Option<u64>,
     retries: Option<u32>,
+    max_wait: Option<u64>,
+    mirror_cooldown: Option<u64>,
     offline: Option<bool>,
     require_signatures: Option<bool>,
 }
@@ -318,6 +320,10 @@ impl Settings {
                 .join(",")
         });
         let (mirrors, src) = pick(None, env_mirrors, file_mirrors, String::new);
+        let mirrors_setting = match src {
+            Source::File => "`mirrors` in the config file",
+            _ => crate::registry::MIRRORS_VAR,
+        };
         let list: Vec<&str> = mirrors.split(',').filter(|m| !m.is_empty()).collect();
         shown.insert("mirrors", entry(mirrors.clone(), json!(list), src));
         let env_only = std::env::var("PKG_REGISTRY_MIRROR_ONLY")
@@ -329,9 +335,14 @@ impl Settings {
             file.mirror_only.map(|h| h.join(",")),
             String::new,
         );
+        let only_setting = match src {
+            Source::File => "`mirror_only` in the config file",
+            _ => crate::registry::MIRROR_ONLY_VAR,
+        };
         let list: Vec<&str> = only.split(',').filter(|m| !m.is_empty()).collect();
         shown.insert("mirror_only", entry(only.clone(), json!(list), src));
-        let mirrors = Mirrors::parse(&mirrors)?.mirror_only(&only)?;
+        let mirrors = Mirrors::parse_named(&mirrors, mirrors_setting)?
+            .mirror_only_named(&only, only_setting)?;
 
         let mut network = NetworkOptions::default();
         // TLS: a CA file of the user's own, beside the bundled and the system's roots.
@@ -429,6 +440,36 @@ impl Settings {
         );
         network.tries = retries;
         shown.insert("retries", entry(retries.to_string(), json!(retries), src));
+        let (max_wait, src) = pick(
+            None,
+            env_number("PKG_MAX_WAIT", " of seconds")?.map(Duration::from_secs),
+            file.max_wait.map(Duration::from_secs),
+            || network.max_wait,
+        );
+        network.max_wait = max_wait;
+        shown.insert(
+            "max_wait",
+            entry(
+                format!("{}s", max_wait.as_secs()),
+                json!(max_wait.as_secs()),
+                src,
+            ),
+        );
+        let (cooldown, src) = pick(
+            None,
+            env_number("PKG_MIRROR_COOLDOWN", " of seconds")?.map(Duration::from_secs),
+            file.mirror_cooldown.map(Duration::from_secs),
+            || network.mirror_cooldown,
+        );
+        network.mirror_cooldown = cooldown;
+        shown.insert(
+            "mirror_cooldown",
+            entry(
+                format!("{}s", cooldown.as_secs()),
+                json!(cooldown.as_secs()),
+                src,
+            ),
+        );
         let (offline, src) = pick(
             flags.offline,
             env_bool("PKG_OFFLINE")?,

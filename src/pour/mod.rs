@@ -564,6 +564,7 @@ impl Pourer<'_> {
             }
             Err(SourceError::Registry(
                 err @ (RegistryError::Transport { .. }
+                | RegistryError::Unreachable { .. }
                 | RegistryError::Body { .. }
                 | RegistryError::Offline { .. }),
             )) => {

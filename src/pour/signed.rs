@@ -53,6 +53,7 @@ impl Pourer<'_> {
             Err(
                 e @ (RegistryError::Offline { .. }
                 | RegistryError::Transport { .. }
+                | RegistryError::Unreachable { .. }
                 | RegistryError::Body { .. }),
             ) => match self.store.signatures(&digest) {
                 Some(bundles) => verify::discover::Found {

@@ -11,13 +11,22 @@ use super::safety::host_port;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("could not reach {url}{}{}{}", mirror_note(.mirror_of), timeout_hint(.source), tls_hint(.source))]
+    #[error("could not reach {url}{}{}{}{}", mirror_note(.mirror_of), tries_note(*.tries), timeout_hint(.source), tls_hint(.source))]
     Transport {
         url: String,
         #[source]
         source: Box<ureq::Error>,
-        /// The registry this endpoint is a mirror of (`PKG_REGISTRY_MIRRORS`).
-        mirror_of: Option<Box<str>>,
+        /// The registry this endpoint is a mirror of, and where the mirror was given
+        /// (`PKG_REGISTRY_MIRRORS`).
+        mirror_of: Option<Box<(String, String)>>,
+        /// Tries made before giving up (0: not counted).
+        tries: u32,
+    },
+    /// Every endpoint of a registry's chain failed a request, after its tries.
+    #[error("no endpoint for {registry} answered: {}", super::endpoints::describe(.tried))]
+    Unreachable {
+        registry: String,
+        tried: Vec<super::endpoints::Tried>,
     },
     /// The answer's headers came, its body broke off (reset, cut short, stalled, too long).
     #[error("reading the answer from {url}: {source}{}", timeout_hint(.source))]
@@ -110,10 +119,18 @@ impl RegistryError {
     }
 }
 
-fn mirror_note(mirror_of: &Option<Box<str>>) -> String {
-    match mirror_of {
-        Some(r) => format!(" (the mirror of {r} in PKG_REGISTRY_MIRRORS)"),
+fn mirror_note(mirror_of: &Option<Box<(String, String)>>) -> String {
+    match mirror_of.as_deref() {
+        Some((registry, setting)) => format!(" (the mirror of {registry} in {setting})"),
         None => String::new(),
+    }
+}
+
+fn tries_note(tries: u32) -> String {
+    if tries > 1 {
+        format!(" after {}", super::endpoints::tries(tries))
+    } else {
+        String::new()
     }
 }
 

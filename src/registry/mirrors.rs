@@ -13,16 +13,28 @@ pub struct Mirrors {
     entries: Vec<(String, Url)>,
     /// Hosts whose registry itself is never asked (`*`: every mirrored host).
     only: Vec<String>,
+    /// Where the mirrors were given, as the user spelt it (`PKG_REGISTRY_MIRRORS`, or the
+    /// config file's `mirrors`): messages name it.
+    setting: Option<String>,
 }
 
+/// The environment variable that maps hosts to mirrors.
+pub const MIRRORS_VAR: &str = "PKG_REGISTRY_MIRRORS";
+/// The environment variable that makes hosts mirror-only.
+pub const MIRROR_ONLY_VAR: &str = "PKG_REGISTRY_MIRROR_ONLY";
+
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "invalid PKG_REGISTRY_MIRRORS entry `{entry}`: {reason}; expected `HOST=URL[,HOST=URL…]`, e.g. `ghcr.io=http://127.0.0.1:5000`"
-)]
+#[error("invalid {setting} entry `{entry}`: {reason}; expected {expected}")]
 pub struct MirrorError {
+    setting: String,
     entry: String,
     reason: String,
+    expected: &'static str,
 }
+
+const EXPECTED_MIRRORS: &str = "`HOST=URL[,HOST=URL…]`, e.g. `ghcr.io=http://127.0.0.1:5000`";
+const EXPECTED_ONLY: &str =
+    "`HOST[,HOST…]` (each a host that has a mirror), or `*` for every mirrored host";
 
 /// A mirror entry as an error may show it: userinfo masked (`HOST=SCHEME://***@REST`). An
 /// endpoint that does not parse has its whole authority masked, since a password holding a `,`
@@ -49,13 +61,21 @@ pub(super) fn without_userinfo(entry: &str) -> String {
 }
 
 impl Mirrors {
-    /// Parses `ghcr.io=http://127.0.0.1:5000,other.io=https://mirror.example`.
+    /// Parses `ghcr.io=http://127.0.0.1:5000,other.io=https://mirror.example`, given in
+    /// `PKG_REGISTRY_MIRRORS`.
     pub fn parse(spec: &str) -> Result<Mirrors, MirrorError> {
+        Mirrors::parse_named(spec, MIRRORS_VAR)
+    }
+
+    /// [`Mirrors::parse`] of mirrors given in `setting` (named by errors and messages).
+    pub fn parse_named(spec: &str, setting: &str) -> Result<Mirrors, MirrorError> {
         let mut entries = Vec::new();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let err = |reason: &str| MirrorError {
+                setting: setting.to_owned(),
                 entry: without_userinfo(entry),
                 reason: reason.to_owned(),
+                expected: EXPECTED_MIRRORS,
             };
             let (host, target) = entry.split_once('=').ok_or_else(|| err("missing `=`"))?;
             let url = Url::parse(target.trim()).map_err(|e| err(&e.to_string()))?;
@@ -79,16 +99,35 @@ impl Mirrors {
         Ok(Mirrors {
             entries,
             only: Vec::new(),
+            setting: Some(setting.to_owned()),
         })
     }
 
-    /// Makes `hosts` (comma-separated, or `*`) mirror-only: their registry itself is never asked.
-    pub fn mirror_only(mut self, hosts: &str) -> Result<Mirrors, MirrorError> {
+    /// Where the mirrors were given (`PKG_REGISTRY_MIRRORS`, or the config file's `mirrors`).
+    pub fn setting(&self) -> &str {
+        self.setting.as_deref().unwrap_or(MIRRORS_VAR)
+    }
+
+    /// Makes `hosts` (comma-separated, or `*`) mirror-only: their registry itself is never
+    /// asked. Given in `PKG_REGISTRY_MIRROR_ONLY`.
+    pub fn mirror_only(self, hosts: &str) -> Result<Mirrors, MirrorError> {
+        self.mirror_only_named(hosts, MIRROR_ONLY_VAR)
+    }
+
+    /// [`Mirrors::mirror_only`] of hosts given in `setting`.
+    pub fn mirror_only_named(mut self, hosts: &str, setting: &str) -> Result<Mirrors, MirrorError> {
         for host in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
             if host != "*" && !self.entries.iter().any(|(h, _)| h == host) {
+                let reason = if self.entries.is_empty() {
+                    format!("no host has a mirror ({} is empty)", self.setting())
+                } else {
+                    format!("`{host}` has no mirror in {}", self.setting())
+                };
                 return Err(MirrorError {
+                    setting: setting.to_owned(),
                     entry: host.to_owned(),
-                    reason: "PKG_REGISTRY_MIRROR_ONLY names a host that has no mirror".into(),
+                    reason,
+                    expected: EXPECTED_ONLY,
                 });
             }
             self.only.push(host.to_owned());

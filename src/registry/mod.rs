@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod blob;
+mod endpoints;
 mod error;
 pub mod login;
 pub mod manifest;
@@ -27,7 +28,7 @@ use auth::{Challenge, CredentialSource, TokenCache};
 use error::{CREDENTIAL_HINT, REFUSED_TOKEN_HINT, hint_for, offline_what};
 pub use error::{RegistryError, error_detail, redact};
 pub(crate) use error::{first_line, read_limited};
-pub use mirrors::{MirrorError, Mirrors};
+pub use mirrors::{MIRROR_ONLY_VAR, MIRRORS_VAR, MirrorError, Mirrors};
 pub use repository::Repository;
 use safety::{check_realm, host_port, next_hop, origin_key, same_origin};
 
@@ -57,8 +58,36 @@ pub struct Client {
     log: Option<Log>,
     /// Where notes for the user go (a mirror that did not answer).
     notice: Option<Log>,
-    /// Per registry, the index in its chain of the endpoint that answered last.
-    preferred: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    /// Endpoints of mirror chains resting after a failure.
+    health: Arc<endpoints::Health>,
+    /// Time spent waiting between tries in this run, against `net.max_wait`.
+    waited: Arc<retry::Waited>,
+}
+
+/// What the tries of one request at one endpoint came to.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tries {
+    made: u32,
+    /// The run's waiting budget stopped the tries.
+    out_of_time: bool,
+}
+
+/// `e` with the number of tries made, when it is a transport failure.
+fn with_tries(e: RegistryError, made: u32) -> RegistryError {
+    match e {
+        RegistryError::Transport {
+            url,
+            source,
+            mirror_of,
+            ..
+        } => RegistryError::Transport {
+            url,
+            source,
+            mirror_of,
+            tries: made,
+        },
+        e => e,
+    }
 }
 
 /// Receives one line per HTTP exchange (`--verbose`); URLs are redacted, headers never logged.
@@ -107,7 +136,8 @@ impl Client {
             net: Arc::new(net),
             log: None,
             notice: None,
-            preferred: Arc::default(),
+            health: Arc::default(),
+            waited: Arc::default(),
         }
     }
 
@@ -154,50 +184,70 @@ impl Client {
     fn with_retries(
         &self,
         idempotent: bool,
+        send: impl FnMut() -> Result<Response<ureq::Body>, RegistryError>,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        self.with_retries_counted(idempotent, &mut Tries::default(), send)
+    }
+
+    /// [`Client::with_retries`], counting the tries in `tries`. Every wait comes out of the
+    /// run's budget (`PKG_MAX_WAIT`); once it is spent, the last answer is final.
+    fn with_retries_counted(
+        &self,
+        idempotent: bool,
+        tries: &mut Tries,
         mut send: impl FnMut() -> Result<Response<ureq::Body>, RegistryError>,
     ) -> Result<Response<ureq::Body>, RegistryError> {
-        let tries = if idempotent { self.net.tries.max(1) } else { 1 };
+        let most = if idempotent { self.net.tries.max(1) } else { 1 };
         let mut attempt = 0;
         loop {
-            let last = attempt + 1 >= tries;
-            match send() {
+            let last = attempt + 1 >= most;
+            tries.made += 1;
+            let answer = send();
+            let (wait, why) = match &answer {
                 Ok(resp) if !last && retry::retryable_status(resp.status().as_u16()) => {
                     let retry_after = resp
                         .headers()
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| retry::parse_retry_after(v, std::time::SystemTime::now()));
-                    let status = resp.status().as_u16();
-                    drop(resp);
                     let wait = retry::delay(&self.net, attempt, retry_after);
-                    self.log(|| {
-                        format!(
-                            "try {} of {tries} answered {status}; trying again in {} ms{}",
-                            attempt + 1,
-                            wait.as_millis(),
-                            if retry_after.is_some() {
-                                " (its Retry-After)"
-                            } else {
-                                ""
-                            }
-                        )
-                    });
-                    std::thread::sleep(wait);
+                    let why = format!(
+                        "answered {}{}",
+                        resp.status().as_u16(),
+                        if retry_after.is_some() {
+                            " (waiting its Retry-After)"
+                        } else {
+                            ""
+                        }
+                    );
+                    (wait, why)
                 }
-                Err(e @ RegistryError::Transport { .. }) if !last => {
-                    let wait = retry::delay(&self.net, attempt, None);
-                    self.log(|| {
-                        format!(
-                            "try {} of {tries} failed ({}); trying again in {} ms",
-                            attempt + 1,
-                            crate::report::one_line(&e),
-                            wait.as_millis()
-                        )
-                    });
-                    std::thread::sleep(wait);
-                }
-                other => return other,
+                Err(e @ RegistryError::Transport { .. }) if !last => (
+                    retry::delay(&self.net, attempt, None),
+                    format!("failed ({})", crate::report::one_line(e)),
+                ),
+                _ => return answer.map_err(|e| with_tries(e, tries.made)),
+            };
+            if !self.waited.take(wait, self.net.max_wait) {
+                tries.out_of_time = true;
+                self.log(|| {
+                    format!(
+                        "try {} of {most} {why}; no more tries: this run has waited PKG_MAX_WAIT ({} s) in all",
+                        attempt + 1,
+                        self.net.max_wait.as_secs()
+                    )
+                });
+                return answer.map_err(|e| with_tries(e, tries.made));
             }
+            drop(answer);
+            self.log(|| {
+                format!(
+                    "try {} of {most} {why}; trying again in {} ms",
+                    attempt + 1,
+                    wait.as_millis()
+                )
+            });
+            std::thread::sleep(wait);
             attempt += 1;
         }
     }
@@ -215,6 +265,9 @@ impl Client {
             match attempt() {
                 Err(e) if done + 1 < tries && e.another_try_may_mend() => {
                     let wait = retry::delay(&self.net, done, None);
+                    if !self.waited.take(wait, self.net.max_wait) {
+                        return Err(e);
+                    }
                     self.log(|| {
                         format!(
                             "try {} of {tries} failed ({}); trying again in {} ms",
@@ -323,32 +376,28 @@ impl Client {
         Ok((url.to_string(), resp))
     }
 
-    /// `BASE/v2/<repo>/<path>` for a repository, on the endpoint its requests go to first (a
-    /// mirror's, or the one that answered last in this run).
+    /// `BASE/v2/<repo>/<path>` for a repository, on the endpoint its requests go to first (its
+    /// first mirror that is not resting after a failure, else the registry).
     pub fn url(&self, repo: &Repository, path: &str) -> Result<Url, RegistryError> {
         let chain = self.mirrors.chain(&repo.registry)?;
-        let base = &chain[self.preferred(&repo.registry).min(chain.len() - 1)];
-        let url = format!("{}v2/{}/{}", base, repo.name, path);
+        let first = self.health.order(&chain).first().copied().unwrap_or(0);
+        let url = format!("{}v2/{}/{}", chain[first], repo.name, path);
         Url::parse(&url).map_err(|e| RegistryError::BadUrl {
             url,
             reason: e.to_string(),
         })
     }
 
-    /// The index in its chain of the endpoint that answered last for `registry`.
-    fn preferred(&self, registry: &str) -> usize {
-        self.preferred
-            .lock()
-            .map_or(0, |p| p.get(registry).copied().unwrap_or(0))
-    }
-
     /// Sends `call` with a token for `repository:NAME:<actions>` (`pull` or `pull,push`), answering
     /// one 401 by (re)authenticating. GET and HEAD follow redirects; other methods return them.
     /// The body is a byte slice, so it can be sent again after a 401.
     ///
-    /// A pull whose endpoint does not answer (no connection, or a 5xx) goes to the next endpoint
-    /// of the registry's chain (its next mirror, then the registry itself), and the rest of the
-    /// run starts there; each endpoint but the last is tried once.
+    /// A pull goes along the registry's chain (its mirrors, then the registry itself): each
+    /// endpoint gets its tries (connection failures, 408, 429 and 5xx are tried again after a
+    /// backoff or `Retry-After`) before the request moves on. An endpoint that used up its
+    /// tries rests (`PKG_MIRROR_COOLDOWN`, said once): later requests try it last until then,
+    /// and first again after. When every endpoint failed, the error names each one, its cause
+    /// and its tries.
     pub fn request(
         &self,
         repo: &Repository,
@@ -356,12 +405,17 @@ impl Client {
         call: &Call<'_>,
     ) -> Result<Response<ureq::Body>, RegistryError> {
         let chain = self.mirrors.chain(&repo.registry)?;
-        let start = chain.iter().position(|b| same_origin(b, &call.url));
-        let (Some(start), true) = (start, actions == "pull") else {
-            return self.request_at(&chain[0], repo, actions, call, true);
-        };
-        for (i, base) in chain.iter().enumerate().skip(start) {
-            let last = i + 1 == chain.len();
+        let on_chain = chain.iter().any(|b| same_origin(b, &call.url));
+        if !on_chain || actions != "pull" {
+            let mut tries = Tries::default();
+            return self.request_at(&chain[0], repo, actions, call, true, &mut tries);
+        }
+        let order = self.health.order(&chain);
+        let mut tried = Vec::new();
+        // Said only when a later endpoint answers: when none does, the error says it all.
+        let mut notices = Vec::new();
+        for (n, &i) in order.iter().enumerate() {
+            let base = &chain[i];
             let mut moved = Call {
                 method: call.method.clone(),
                 url: call.url.clone(),
@@ -369,43 +423,73 @@ impl Client {
                 body: call.body,
             };
             rebase(&mut moved.url, base);
-            let answer = self.request_at(base, repo, actions, &moved, last);
-            let down = match &answer {
-                Ok(resp) => resp.status().is_server_error(),
-                Err(e) => matches!(e, RegistryError::Transport { .. }),
+            let mut tries = Tries::default();
+            let answer = self.request_at(base, repo, actions, &moved, true, &mut tries);
+            let cause = match &answer {
+                Ok(resp) if retry::retryable_status(resp.status().as_u16()) => {
+                    Some(format!("answered {}", resp.status().as_u16()))
+                }
+                Err(e @ RegistryError::Transport { .. }) => Some(endpoints::cause(e)),
+                _ => None,
             };
-            if last || !down {
+            let Some(cause) = cause else {
+                self.health.answered(base);
+                for (shown, cause, made) in notices {
+                    self.notice(&format!(
+                        "{shown} for {}: {cause} ({}); using {} instead for the next {} s",
+                        repo.registry,
+                        endpoints::tries(made),
+                        base.as_str().trim_end_matches('/'),
+                        self.net.mirror_cooldown.as_secs()
+                    ));
+                }
+                return answer.map_err(|e| self.via_mirror(e, &repo.registry, base));
+            };
+            if chain.len() == 1 {
                 return answer.map_err(|e| self.via_mirror(e, &repo.registry, base));
             }
-            let why = match answer {
-                Ok(resp) => format!("answered {}", resp.status().as_u16()),
-                Err(e) => format!("did not answer ({})", crate::registry::first_line(&e)),
-            };
-            let next = chain[i + 1].as_str().trim_end_matches('/');
-            self.notice(&format!(
-                "{} for {} {why}; trying {next}",
-                base.as_str().trim_end_matches('/'),
-                repo.registry
-            ));
-            if let Ok(mut p) = self.preferred.lock() {
-                p.insert(repo.registry.clone(), i + 1);
+            let shown = base.as_str().trim_end_matches('/').to_owned();
+            let mirror_of = self
+                .mirrors
+                .is_mirror(&repo.registry, base)
+                .then(|| (repo.registry.clone(), self.mirrors.setting().to_owned()));
+            tried.push(endpoints::Tried {
+                endpoint: shown.clone(),
+                mirror_of,
+                cause: cause.clone(),
+                tries: tries.made,
+                out_of_time: tries.out_of_time,
+            });
+            if n + 1 == order.len() {
+                break;
+            }
+            if self.health.failed(base, self.net.mirror_cooldown) {
+                notices.push((shown, cause, tries.made));
             }
         }
-        unreachable!("the last endpoint of a chain always returns")
+        if let Some(last) = order.last() {
+            self.health.failed(&chain[*last], self.net.mirror_cooldown);
+        }
+        Err(RegistryError::Unreachable {
+            registry: repo.registry.clone(),
+            tried,
+        })
     }
 
-    /// A connection failure at a mirror says which registry it stands in for.
+    /// A failure at a mirror says which registry it stands in for, and where it was given.
     fn via_mirror(&self, e: RegistryError, registry: &str, base: &Url) -> RegistryError {
         match e {
-            RegistryError::Transport { url, source, .. }
-                if self.mirrors.is_mirror(registry, base) =>
-            {
-                RegistryError::Transport {
-                    url,
-                    source,
-                    mirror_of: Some(registry.into()),
-                }
-            }
+            RegistryError::Transport {
+                url, source, tries, ..
+            } if self.mirrors.is_mirror(registry, base) => RegistryError::Transport {
+                url,
+                source,
+                mirror_of: Some(Box::new((
+                    registry.to_owned(),
+                    self.mirrors.setting().to_owned(),
+                ))),
+                tries,
+            },
             e => e,
         }
     }
@@ -417,6 +501,7 @@ impl Client {
         actions: &str,
         call: &Call<'_>,
         retry: bool,
+        tries: &mut Tries,
     ) -> Result<Response<ureq::Body>, RegistryError> {
         let scope = auth::scope(&repo.name, actions);
         let key = origin_key(base);
@@ -427,7 +512,7 @@ impl Client {
         let idempotent =
             retry && call.method != http::Method::PATCH && call.method != http::Method::POST;
         loop {
-            let resp = self.with_retries(idempotent, || {
+            let resp = self.with_retries_counted(idempotent, tries, || {
                 self.send_following(base, call, authorization.as_deref())
             })?;
             if resp.status() != 401 {
@@ -498,6 +583,7 @@ impl Client {
                 url: redact(&current),
                 source: Box::new(source),
                 mirror_of: None,
+                tries: 0,
             };
             let resp = match call.body {
                 Some(body) => self.agent_for(&current).run(req.body(body).map_err(bad)?),

@@ -312,6 +312,7 @@ impl Client {
                         url: super::redact(&realm),
                         source: Box::new(source),
                         mirror_of: None,
+                        tries: 0,
                     })
             })?;
             return match resp.status().as_u16() {

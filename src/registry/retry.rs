@@ -17,6 +17,12 @@ pub struct NetworkOptions {
     pub max_delay: Duration,
     /// Times a broken blob download is resumed with a Range request.
     pub resumes: u32,
+    /// The most a run waits between tries, all its requests together (`PKG_MAX_WAIT`): past
+    /// it, a failure is final.
+    pub max_wait: Duration,
+    /// How long an endpoint of a chain (a mirror) that failed a request after all its tries is
+    /// skipped before requests try it first again (`PKG_MIRROR_COOLDOWN`).
+    pub mirror_cooldown: Duration,
     /// A CA file of the user's (`ca_file`) and its certificates, trusted beside the bundled
     /// and the system's roots.
     pub ca: Option<(
@@ -38,6 +44,8 @@ impl Default for NetworkOptions {
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(30),
             resumes: 10,
+            max_wait: Duration::from_secs(300),
+            mirror_cooldown: Duration::from_secs(30),
             ca: None,
             proxies: super::network::Proxies::default(),
             offline: false,
@@ -48,6 +56,27 @@ impl Default for NetworkOptions {
 /// 408, 429 and 5xx are worth another try (501 and 505 are not: they will not change).
 pub fn retryable_status(status: u16) -> bool {
     status == 408 || status == 429 || (500..600).contains(&status) && status != 501 && status != 505
+}
+
+/// The time a run has spent waiting between tries, against its budget
+/// ([`NetworkOptions::max_wait`]); shared by every request of the run.
+#[derive(Debug, Default)]
+pub struct Waited {
+    millis: std::sync::atomic::AtomicU64,
+}
+
+impl Waited {
+    /// Takes `wait` from the budget `max`: false (and nothing taken) when it would go past it.
+    pub fn take(&self, wait: Duration, max: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        let want = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let max = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+        self.millis
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |spent| {
+                spent.checked_add(want).filter(|total| *total <= max)
+            })
+            .is_ok()
+    }
 }
 
 /// `Retry-After: 120` or `Retry-After: Wed, 21 Oct 2015 07:28:00 GMT`.
@@ -157,6 +186,16 @@ mod tests {
             (64..=192).contains(&low),
             "{low} of 256 delays in the lower half of the jitter range"
         );
+    }
+
+    #[test]
+    fn the_waiting_budget_is_shared_and_never_overdrawn() {
+        let waited = Waited::default();
+        let max = Duration::from_secs(10);
+        assert!(waited.take(Duration::from_secs(6), max));
+        assert!(!waited.take(Duration::from_secs(5), max));
+        assert!(waited.take(Duration::from_secs(4), max));
+        assert!(!waited.take(Duration::from_millis(1), max));
     }
 
     #[test]

@@ -158,6 +158,7 @@ impl Client {
                     url: realm.to_owned(),
                     source: Box::new(source),
                     mirror_of: None,
+ tries: 0,
                 })?;
                 self.log(|| {
                     format!(

@@ -188,7 +188,7 @@ pub fn range_start(seen: &Seen) -> Option<u64> {
         .ok()
 }
 
-const DATA: usize = 256 * 1024;
+pub const DATA: usize = 256 * 1024;
 
 #[test]
 fn a_burst_of_server_errors_is_retried_with_growing_backoff() {

@@ -10,6 +10,7 @@ mod crash;
 mod everyday;
 mod experience;
 mod faults;
+mod fleet;
 mod formats;
 mod harness;
 mod harness_selftest;

@@ -122,13 +122,15 @@ pub enum Fault {
     Throttle(usize, Duration),
     /// Upstream's answer, changed by a function (body, headers, status).
     Rewrite(Rewrite),
-    /// For each matching request, with `percent` chance (a seeded hash of the request's
-    /// number), one of `faults` (picked the same way); else forwarded as it is.
+    /// For each matching request, with `percent` chance, one of `faults`; else forwarded as it
+    /// is. The dice are a seeded hash of the request (method and target) and of how many times
+    /// that same request came before, so one client's run meets the same faults whatever its
+    /// threads' timing.
     Sometimes {
         percent: u64,
         seed: u64,
         faults: Arc<Vec<Fault>>,
-        count: Arc<std::sync::atomic::AtomicU64>,
+        count: Arc<Mutex<HashMap<String, u64>>>,
     },
 }
 
@@ -634,7 +636,7 @@ fn stall(inner: &Inner, d: Duration) {
     }
 }
 
-fn pick_fault(inner: &Inner, method: &str, path: &str) -> Option<Fault> {
+fn pick_fault(inner: &Inner, method: &str, path: &str, target: &str) -> Option<Fault> {
     let mut rules = inner.rules.lock().unwrap();
     for rule in rules.iter_mut() {
         if rule.method.as_deref().is_some_and(|m| m != method)
@@ -654,8 +656,17 @@ fn pick_fault(inner: &Inner, method: &str, path: &str) -> Option<Fault> {
             count,
         } = &rule.fault
         {
-            let n = count.fetch_add(1, Ordering::SeqCst);
-            let roll = splitmix(seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let key = format!("{method} {target}");
+            let n = {
+                let mut count = count.lock().unwrap();
+                let n = count.entry(key.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let request = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            let roll = splitmix(seed ^ splitmix(request ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
             if roll % 100 >= *percent || faults.is_empty() {
                 return None;
             }
@@ -722,7 +733,7 @@ fn serve(inner: &Inner, mut conn: TcpStream) -> io::Result<()> {
     };
     let (path, _) = req.path_and_query();
     let head_only = req.method == "HEAD";
-    let fault = pick_fault(inner, &req.method, &path);
+    let fault = pick_fault(inner, &req.method, &path, &req.target);
     let mut how = BodyPlan::Whole;
     let mut length = None;
     let resp = match fault {

@@ -1,0 +1,202 @@
+//! How a registry's chain of endpoints (its mirrors, then itself) is used: which endpoint a request
+//! goes to first, which ones rest after failing, and what each failed endpoint said — so a request
+//! that runs out of endpoints reports every one it tried, with its cause and number of tries.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use super::RegistryError;
+
+/// Endpoints that failed a request after all their tries, resting until a time: requests skip
+/// them (they are tried last) until then, then try them first again. One per client, shared.
+#[derive(Debug, Default)]
+pub struct Health {
+    resting: Mutex<HashMap<String, Rest>>,
+}
+
+#[derive(Debug)]
+struct Rest {
+    until: Instant,
+}
+
+impl Health {
+    /// The order in which a request tries `chain`: the endpoints not resting, in the chain's
+    /// order, then the resting ones (a request never gives up while one is left untried).
+    pub fn order(&self, chain: &[Url]) -> Vec<usize> {
+        let now = Instant::now();
+        let resting = |u: &Url| {
+            self.resting
+                .lock()
+                .ok()
+                .and_then(|r| r.get(&key(u)).map(|rest| rest.until > now))
+                .unwrap_or(false)
+        };
+        let (mut awake, asleep): (Vec<usize>, Vec<usize>) =
+            (0..chain.len()).partition(|i| !resting(&chain[*i]));
+        awake.extend(asleep);
+        awake
+    }
+
+    /// `endpoint` failed a request after all its tries: it rests for `cooldown`. Returns
+    /// whether this is news (it was not resting already), so the caller says it once.
+    pub fn failed(&self, endpoint: &Url, cooldown: Duration) -> bool {
+        let Ok(mut resting) = self.resting.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        let news = resting.get(&key(endpoint)).is_none_or(|r| r.until <= now);
+        resting.insert(
+            key(endpoint),
+            Rest {
+                until: now + cooldown,
+            },
+        );
+        news
+    }
+
+    /// `endpoint` answered: it no longer rests.
+    pub fn answered(&self, endpoint: &Url) {
+        if let Ok(mut resting) = self.resting.lock() {
+            resting.remove(&key(endpoint));
+        }
+    }
+}
+
+fn key(u: &Url) -> String {
+    u.as_str().trim_end_matches('/').to_owned()
+}
+
+/// One endpoint a request tried, and how it failed.
+#[derive(Debug, Clone)]
+pub struct Tried {
+    /// `scheme://host[:port]`.
+    pub endpoint: String,
+    /// The registry it is a mirror of, and where the mirror was given (`PKG_REGISTRY_MIRRORS`).
+    pub mirror_of: Option<(String, String)>,
+    /// What went wrong, in a few words: `connection refused`, `answered 429`, `timed out …`.
+    pub cause: String,
+    pub tries: u32,
+    /// Tries stopped because the run's waiting budget (`PKG_MAX_WAIT`) was spent.
+    pub out_of_time: bool,
+}
+
+impl std::fmt::Display for Tried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.endpoint)?;
+        if let Some((registry, setting)) = &self.mirror_of {
+            write!(f, " (the mirror of {registry} in {setting})")?;
+        }
+        write!(f, ": {}, {}", self.cause, tries(self.tries))?;
+        if self.out_of_time {
+            write!(f, " (no more: the run had waited PKG_MAX_WAIT in all)")?;
+        }
+        Ok(())
+    }
+}
+
+/// `1 try`, `5 tries`.
+pub fn tries(n: u32) -> String {
+    if n == 1 {
+        "1 try".to_owned()
+    } else {
+        format!("{n} tries")
+    }
+}
+
+/// The endpoints of a chain a request tried, each with its cause, for [`RegistryError::Unreachable`].
+pub fn describe(tried: &[Tried]) -> String {
+    tried
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What a transport failure was, in the words a user searches for: `connection refused`,
+/// `connection reset`, `timed out (connect)`, `no such host (DNS)`, `TLS: …`.
+pub fn cause(e: &RegistryError) -> String {
+    match e {
+        RegistryError::Transport { source, .. } => transport_cause(source),
+        other => super::first_line(other),
+    }
+}
+
+fn transport_cause(e: &ureq::Error) -> String {
+    use std::io::ErrorKind;
+    match e {
+        ureq::Error::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused => "connection refused".into(),
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => "connection reset".into(),
+            ErrorKind::TimedOut => "timed out".into(),
+            ErrorKind::UnexpectedEof => "the connection closed before an answer".into(),
+            _ => io.to_string(),
+        },
+        ureq::Error::Timeout(ureq::Timeout::Connect) => {
+            "timed out connecting (PKG_CONNECT_TIMEOUT)".into()
+        }
+        ureq::Error::Timeout(t) => format!("no answer within PKG_READ_TIMEOUT ({t})"),
+        ureq::Error::HostNotFound => "no such host (DNS)".into(),
+        ureq::Error::ConnectionFailed => "could not connect".into(),
+        ureq::Error::Tls(what) => format!("TLS: {what}"),
+        ureq::Error::Rustls(e) => format!("TLS: {e}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_resting_endpoint_is_tried_last_and_first_again_once_rested() {
+        let chain = [
+            url("http://m1:5000/"),
+            url("http://m2:5000/"),
+            url("https://r/"),
+        ];
+        let health = Health::default();
+        assert_eq!(health.order(&chain), [0, 1, 2]);
+        assert!(health.failed(&chain[0], Duration::from_millis(50)));
+        assert!(
+            !health.failed(&chain[0], Duration::from_millis(50)),
+            "said once"
+        );
+        assert_eq!(health.order(&chain), [1, 2, 0]);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(health.order(&chain), [0, 1, 2]);
+        assert!(
+            health.failed(&chain[0], Duration::from_secs(60)),
+            "a new outage"
+        );
+        health.answered(&chain[0]);
+        assert_eq!(health.order(&chain), [0, 1, 2]);
+    }
+
+    #[test]
+    fn causes_are_said_as_users_search_for_them() {
+        let refused = ureq::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(transport_cause(&refused), "connection refused");
+        assert_eq!(
+            transport_cause(&ureq::Error::HostNotFound),
+            "no such host (DNS)"
+        );
+        let tried = Tried {
+            endpoint: "http://127.0.0.1:5999".into(),
+            mirror_of: Some(("ghcr.io".into(), "PKG_REGISTRY_MIRRORS".into())),
+            cause: "connection refused".into(),
+            tries: 5,
+            out_of_time: false,
+        };
+        assert_eq!(
+            tried.to_string(),
+            "http://127.0.0.1:5999 (the mirror of ghcr.io in PKG_REGISTRY_MIRRORS): connection refused, 5 tries"
+        );
+    }
+}

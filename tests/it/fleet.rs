@@ -335,3 +335,36 @@ fn when_no_endpoint_answers_the_error_names_each_with_its_cause_and_tries() {
         run.stderr
     );
 }
+
+/// A mirror that keeps answering 429 with a long `Retry-After`, the registry out of reach: the
+/// run stops waiting once it has waited `PKG_MAX_WAIT` in all, and says so.
+#[test]
+fn waiting_out_429s_stops_at_the_runs_waiting_budget_and_says_so() {
+    let registry = Registry::start();
+    publish(&registry, &["hello"]);
+    let origin = format!("127.0.0.1:{}", dead_port());
+    let proxy = Proxied::start(&registry);
+    proxy.registry.on(
+        "GET",
+        "/manifests/",
+        Times::Always,
+        Fault::status_with(429, &[("Retry-After", "3")]),
+    );
+    let mut ctx = mirrored(&origin, &proxy.registry.url(), &["hello"]);
+    ctx.env("PKG_MAX_WAIT", "4");
+    let started = std::time::Instant::now();
+    let run = ctx.pkg(&["install", "hello"]).failure();
+    let took = started.elapsed();
+    run.says(&format!("no endpoint for {origin} answered"))
+        .says("answered 429")
+        .says("PKG_MAX_WAIT");
+    // One 3-second wait fits in the budget of 4, a second does not: two tries, not four.
+    assert_eq!(
+        proxy.registry.count("GET", "/manifests/"),
+        2,
+        "{}",
+        proxy.registry.describe()
+    );
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert!(ctx.cellar_versions("hello").is_empty());
+}

@@ -387,11 +387,21 @@ fn reshape(
 fn put(root: &mut Root, prefix: &Path, p: &Planned, done: &mut Vec<Undo>) -> Result<(), LinkError> {
     let rel = rel_of(prefix, &p.dest).to_owned();
     let (parent, leaf) = split(&rel);
-    let tmp = super::temp_file_name(leaf, "new");
-    let backup = super::temp_file_name(leaf, "old");
     let fd = root
         .dir(parent, Some(0o755), &mut |_| {})
         .map_err(walk_err(prefix))?;
+    // Nothing there (the common case: a new link): made where it goes, in one call, which
+    // fails rather than replace anything that appeared meanwhile.
+    match rustix::fs::symlinkat(&p.target, fd, leaf) {
+        Ok(()) => {
+            done.push(Undo::Remove(rel));
+            return Ok(());
+        }
+        Err(Errno::EXIST) => {}
+        Err(e) => return Err(io_err(prefix, &rel)(e)),
+    }
+    let tmp = super::temp_file_name(leaf, "new");
+    let backup = super::temp_file_name(leaf, "old");
     let _ = rustix::fs::unlinkat(fd, &tmp, AtFlags::empty());
     rustix::fs::symlinkat(&p.target, fd, &tmp).map_err(io_err(prefix, &parent.join(&tmp)))?;
     let undo = match rustix::fs::statat(fd, leaf, AtFlags::SYMLINK_NOFOLLOW) {

@@ -148,6 +148,61 @@ pub fn examine(s: &Subject) -> Checkup {
         }
     }
 
+    // Kegs against their receipts: files changed or missing since the install are problems;
+    // files added are noted (programs write caches into their kegs: __pycache__, …).
+    let kegs = s.cellar.kegs();
+    let mut keg_notes = Vec::new();
+    for keg in &kegs {
+        let drift = drift(keg);
+        let shown = format!("{} {}", keg.name, crate::version::show(&keg.version));
+        if !drift.changed.is_empty() || !drift.missing.is_empty() {
+            let mut what = Vec::new();
+            if !drift.changed.is_empty() {
+                what.push(format!(
+                    "{} changed ({})",
+                    crate::report::count(drift.changed.len(), "file"),
+                    some(&drift.changed)
+                ));
+            }
+            if !drift.missing.is_empty() {
+                what.push(format!(
+                    "{} missing ({})",
+                    drift.missing.len(),
+                    some(&drift.missing)
+                ));
+            }
+            add(
+                format!("{shown}: {} since it was installed", what.join(", ")),
+                format!("`pkg reinstall {}` puts back what was installed", keg.name),
+            );
+        }
+        if !drift.added.is_empty() {
+            keg_notes.push(format!(
+                "{shown} holds {} it was not installed with ({}); programs write caches into their kegs, `pkg reinstall {}` removes them",
+                crate::report::count(drift.added.len(), "entry"),
+                some(&drift.added),
+                keg.name
+            ));
+        }
+    }
+
+    // Dependencies a package was installed with that are no longer installed (`brew missing`).
+    let names: std::collections::BTreeSet<&str> = kegs.iter().map(|k| k.name.as_str()).collect();
+    for keg in &kegs {
+        for (dep, version) in &keg.receipt.dependencies {
+            if !names.contains(dep.as_str()) {
+                add(
+                    format!(
+                        "{} {} needs {dep} (it was installed with {dep} {version}), which is not installed",
+                        keg.name,
+                        crate::version::show(&keg.version)
+                    ),
+                    format!("`pkg install {dep}`"),
+                );
+            }
+        }
+    }
+
     // Locks and leftovers of interrupted runs
     if let Ok(lock) = std::fs::File::open(prefix.join("var/pkg/lock"))
         && let Err(TryLockError::WouldBlock) = lock.try_lock()
@@ -214,6 +269,7 @@ pub fn examine(s: &Subject) -> Checkup {
     // `pkg cleanup` removes them for good); partial downloads named by their blob's digest are
     // not, they are resumed by the next run that wants that blob.
     let mut notes = link_notes;
+    notes.extend(keg_notes);
     if let Ok(store) = Store::open(s.cache) {
         let hour = Duration::from_secs(3600);
         let (partials, temporary): (Vec<_>, Vec<_>) = store
@@ -292,6 +348,15 @@ pub fn examine(s: &Subject) -> Checkup {
         }
     }
     let client = &s.client;
+    if client.network().offline && !registries.is_empty() {
+        // Offline, nothing is asked: saying so is not a problem with the registries.
+        notes.push(format!(
+            "--offline: {} of installed packages not checked ({})",
+            crate::report::count(registries.len(), "registry"),
+            registries.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+        registries.clear();
+    }
     for (registry, (repo, tag)) in &registries {
         match client.fetch_manifest(repo, tag) {
             Ok(_) => {}
@@ -325,4 +390,50 @@ pub fn examine(s: &Subject) -> Checkup {
         }
     }
     Checkup { findings, notes }
+}
+
+/// How a keg differs from its receipt.
+#[derive(Debug, Default)]
+struct Drift {
+    changed: Vec<String>,
+    missing: Vec<String>,
+    added: Vec<String>,
+}
+
+fn drift(keg: &crate::cellar::Keg) -> Drift {
+    let Ok(now) = crate::cellar::list_entries(&keg.path) else {
+        return Drift::default();
+    };
+    let recorded: std::collections::BTreeSet<&str> =
+        keg.receipt.files.iter().map(String::as_str).collect();
+    let present: std::collections::BTreeSet<&str> = now.paths.iter().map(String::as_str).collect();
+    let changed = keg
+        .receipt
+        .stamps
+        .iter()
+        .filter(|(path, stamp)| {
+            present.contains(path.as_str()) && now.stamps.get(*path) != Some(*stamp)
+        })
+        .map(|(path, _)| path.clone())
+        .collect();
+    Drift {
+        changed,
+        missing: recorded
+            .difference(&present)
+            .map(|p| (*p).to_owned())
+            .collect(),
+        added: present
+            .difference(&recorded)
+            .map(|p| (*p).to_owned())
+            .collect(),
+    }
+}
+
+/// The first few of `paths`, and how many more.
+fn some(paths: &[String]) -> String {
+    let shown: Vec<&str> = paths.iter().take(3).map(String::as_str).collect();
+    match paths.len().saturating_sub(3) {
+        0 => shown.join(", "),
+        more => format!("{}, and {more} more", shown.join(", ")),
+    }
 }

@@ -286,9 +286,22 @@ pub fn count_files(keg: &Path, files: &[String]) -> usize {
         .count()
 }
 
-/// Keg-relative paths of everything under `root` except pkg's own metadata, sorted.
-pub fn list_files(root: &Path) -> Result<Vec<String>, CellarError> {
-    let mut out = Vec::new();
+/// What a keg holds, read in one walk: every path (sorted), each regular file's stamp, and how
+/// many entries are not directories.
+pub struct Listing {
+    pub paths: Vec<String>,
+    pub stamps: std::collections::BTreeMap<String, receipt::Stamp>,
+    pub files: usize,
+}
+
+/// Keg-relative paths of everything under `root` except pkg's own metadata (sorted), with
+/// each regular file's size and modification time.
+pub fn list_entries(root: &Path) -> Result<Listing, CellarError> {
+    let mut listing = Listing {
+        paths: Vec::new(),
+        stamps: std::collections::BTreeMap::new(),
+        files: 0,
+    };
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = root.join(&rel);
@@ -298,13 +311,23 @@ pub fn list_files(root: &Path) -> Result<Vec<String>, CellarError> {
             if rel_child == Path::new(receipt::META_DIR) {
                 continue;
             }
-            let is_dir = entry.file_type().map_err(io_err(&entry.path()))?.is_dir();
-            out.push(rel_child.to_string_lossy().into_owned());
-            if is_dir {
+            let kind = entry.file_type().map_err(io_err(&entry.path()))?;
+            let shown = rel_child.to_string_lossy().into_owned();
+            if kind.is_dir() {
                 stack.push(rel_child);
+            } else {
+                listing.files += 1;
+                if kind.is_file() {
+                    // `DirEntry::metadata` does not follow a link (none here: a regular file).
+                    let meta = entry.metadata().map_err(io_err(&entry.path()))?;
+                    listing
+                        .stamps
+                        .insert(shown.clone(), receipt::Stamp::of(&meta));
+                }
             }
+            listing.paths.push(shown);
         }
     }
-    out.sort();
-    Ok(out)
+    listing.paths.sort();
+    Ok(listing)
 }

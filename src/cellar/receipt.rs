@@ -26,6 +26,12 @@ pub struct Receipt {
     pub layers: Vec<Digest>,
     /// Keg-relative paths of the files, links and directories the layers created.
     pub files: Vec<String>,
+    /// Each regular file's size and modification time as installed, by keg-relative path:
+    /// `pkg doctor` finds the files changed since. Absent in receipts written before it
+    /// existed (an addition, which older readers ignore: the schema stays 1), where doctor
+    /// looks only for missing and added files.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub stamps: std::collections::BTreeMap<String, Stamp>,
     /// Keg-relative paths linked into `PREFIX/bin`.
     pub bin: Vec<String>,
     /// Keg directories linked file by file into the prefix (Homebrew-style linking); absent in
@@ -43,6 +49,22 @@ pub struct Receipt {
     /// Seconds since the Unix epoch.
     pub time: u64,
     pub pkg_version: String,
+}
+
+/// A regular file as installed: size in bytes, then its modification time (seconds and
+/// nanoseconds since the Unix epoch); written as a JSON array `[size, secs, nanos]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stamp(pub u64, pub i64, pub u32);
+
+impl Stamp {
+    pub fn of(meta: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt as _;
+        Stamp(
+            meta.len(),
+            meta.mtime(),
+            u32::try_from(meta.mtime_nsec()).unwrap_or(0),
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -502,6 +502,8 @@ impl Pourer<'_> {
         } else {
             formula.link.clone()
         };
+        let listing = cellar::list_entries(staging.path())?;
+        let files = listing.files;
         let receipt = Receipt {
             schema: receipt::SCHEMA,
             name: formula.name.clone(),
@@ -516,7 +518,8 @@ impl Pourer<'_> {
                 .iter()
                 .map(|l| l.digest.clone())
                 .collect(),
-            files: cellar::list_files(staging.path())?,
+            files: listing.paths,
+            stamps: listing.stamps,
             bin: bins.clone(),
             link: link_dirs.clone(),
             installed_on_request: on_request,
@@ -525,7 +528,6 @@ impl Pourer<'_> {
             time: receipt::now(),
             pkg_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        let files = cellar::count_files(staging.path(), &receipt.files);
         receipt.write(staging.path())?;
         cellar.publish(staging, &formula.name, version)?;
         Ok(Poured {

@@ -584,6 +584,101 @@ fn doctor_finds_each_planted_problem_and_then_none() {
     assert!(out.starts_with(&note), "{out}");
 }
 
+/// doctor reads what the receipts know: a keg file changed (same size, new bytes and mtime) and
+/// another deleted are problems naming them, with `pkg reinstall` as the fix (which mends them);
+/// a file a program added is a note; a dependency removed with `--ignore-dependencies` is a
+/// problem (`brew missing`); and `--offline` skips the registries with a note, not a failure.
+#[test]
+fn doctor_finds_changed_and_missing_keg_files_and_missing_dependencies_and_runs_offline() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    let image = |name: &str| {
+        ImageSpec::new("linux", "amd64")
+            .file(
+                &format!("bin/{name}"),
+                format!("#!/bin/sh\necho {name}\n"),
+                0o755,
+            )
+            .file(&format!("share/{name}/data"), "some data\n", 0o644)
+            .file(&format!("share/{name}/notes"), "notes\n", 0o644)
+    };
+    for name in ["app", "lib"] {
+        registry.push(
+            &format!("acme/{name}"),
+            "1.0.0",
+            &Fixture::Image(image(name)),
+        );
+    }
+    let repo = |name: &str| format!("{}/acme/{name}", registry.host());
+    ctx.write_formula(
+        "lib",
+        &Formula::new("lib")
+            .version("1.0.0", &repo("lib"), "1.0.0")
+            .to_toml(),
+    );
+    ctx.write_formula(
+        "app",
+        &Formula::new("app")
+            .version_with("1.0.0", &repo("app"), "1.0.0", None, &[("lib", "^1")])
+            .to_toml(),
+    );
+    ctx.pkg(&["install", "app"]).success();
+    let path = path_with(&ctx.prefix.join("bin"));
+    let (code, out) = doctor(&ctx, &path, &[]);
+    assert_eq!((code, out.as_str()), (0, "No problems found.\n"));
+
+    // Same size, other bytes (an editor's save moves the mtime); one file gone; one added.
+    let keg = ctx.keg("app", "1.0.0");
+    std::fs::write(keg.join("share/app/data"), "SOME DATA\n").unwrap();
+    std::fs::remove_file(keg.join("share/app/notes")).unwrap();
+    std::fs::write(keg.join("share/app/cache.pyc"), "x").unwrap();
+    ctx.pkg(&["uninstall", "--ignore-dependencies", "lib"])
+        .success();
+
+    let (code, out) = doctor(&ctx, &path, &[]);
+    assert_eq!(code, 1, "{out}");
+    let found = findings(&out);
+    assert!(
+        fix_for(
+            &found,
+            "app 1.0.0: 1 file changed (share/app/data), 1 missing (share/app/notes) since it was installed"
+        )
+        .contains("pkg reinstall app"),
+        "{found:#?}"
+    );
+    assert!(
+        fix_for(
+            &found,
+            "app 1.0.0 needs lib (it was installed with lib 1.0.0), which is not installed"
+        )
+        .contains("pkg install lib"),
+        "{found:#?}"
+    );
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        out.contains(
+            "Note: app 1.0.0 holds 1 entry it was not installed with (share/app/cache.pyc)"
+        ),
+        "{out}"
+    );
+
+    // Offline: the registry is not asked, and that is a note, not a problem.
+    ctx.pkg(&["install", "lib"]).success();
+    ctx.pkg(&["reinstall", "app"]).success();
+    let (code, out) = doctor(&ctx, &path, &[("PKG_OFFLINE", "1")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "--offline: 1 registry of installed packages not checked ({})",
+            registry.host()
+        )),
+        "{out}"
+    );
+    assert!(out.ends_with("No problems found.\n"), "{out}");
+    let (code, out) = doctor(&ctx, &path, &[]);
+    assert_eq!((code, out.as_str()), (0, "No problems found.\n"));
+}
+
 /// `pkg doctor` with the context's settings, this PATH and `env` on top: exit code and stdout.
 fn doctor(ctx: &TestContext, path: &str, env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = ctx.command(&["doctor"]);

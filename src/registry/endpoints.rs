@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use ureq::http::Response;
 use url::Url;
 
-use super::RegistryError;
+use super::safety::same_origin;
+use super::{Call, Client, RegistryError, Repository, Tries, rebase, retry};
 
 /// Endpoints that failed a request after all their tries, resting until a time: requests skip
 /// them (they are tried last) until then, then try them first again. One per client, shared.
@@ -143,6 +145,114 @@ fn transport_cause(e: &ureq::Error) -> String {
         ureq::Error::Tls(what) => format!("TLS: {what}"),
         ureq::Error::Rustls(e) => format!("TLS: {e}"),
         other => other.to_string(),
+    }
+}
+
+impl Client {
+    /// Sends `call` with a token for `repository:NAME:<actions>` (`pull` or `pull,push`), answering
+    /// one 401 by (re)authenticating. GET and HEAD follow redirects; other methods return them.
+    /// The body is a byte slice, so it can be sent again after a 401.
+    ///
+    /// A pull goes along the registry's chain (its mirrors, then the registry itself): each
+    /// endpoint gets its tries (connection failures, 408, 429 and 5xx are tried again after a
+    /// backoff or `Retry-After`) before the request moves on. An endpoint that used up its
+    /// tries rests (`PKG_MIRROR_COOLDOWN`, said once): later requests try it last until then,
+    /// and first again after. When every endpoint failed, the error names each one, its cause
+    /// and its tries.
+    pub fn request(
+        &self,
+        repo: &Repository,
+        actions: &str,
+        call: &Call<'_>,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        let chain = self.mirrors.chain(&repo.registry)?;
+        let on_chain = chain.iter().any(|b| same_origin(b, &call.url));
+        if !on_chain || actions != "pull" {
+            let mut tries = Tries::default();
+            return self.request_at(&chain[0], repo, actions, call, true, &mut tries);
+        }
+        let order = self.health.order(&chain);
+        let mut tried = Vec::new();
+        // Said only when a later endpoint answers: when none does, the error says it all.
+        let mut notices = Vec::new();
+        for (n, &i) in order.iter().enumerate() {
+            let base = &chain[i];
+            let mut moved = Call {
+                method: call.method.clone(),
+                url: call.url.clone(),
+                headers: call.headers.clone(),
+                body: call.body,
+            };
+            rebase(&mut moved.url, base);
+            let mut made = Tries::default();
+            let answer = self.request_at(base, repo, actions, &moved, true, &mut made);
+            let cause = match &answer {
+                Ok(resp) if retry::retryable_status(resp.status().as_u16()) => {
+                    Some(format!("answered {}", resp.status().as_u16()))
+                }
+                Err(e @ RegistryError::Transport { .. }) => Some(cause(e)),
+                _ => None,
+            };
+            let Some(cause) = cause else {
+                self.health.answered(base);
+                for (shown, cause, made) in notices {
+                    self.notice(&format!(
+                        "{shown} for {}: {cause} ({}); using {} instead for the next {} s",
+                        repo.registry,
+                        self::tries(made),
+                        base.as_str().trim_end_matches('/'),
+                        self.net.mirror_cooldown.as_secs()
+                    ));
+                }
+                return answer.map_err(|e| self.via_mirror(e, &repo.registry, base));
+            };
+            if chain.len() == 1 {
+                return answer.map_err(|e| self.via_mirror(e, &repo.registry, base));
+            }
+            let shown = base.as_str().trim_end_matches('/').to_owned();
+            let mirror_of = self
+                .mirrors
+                .is_mirror(&repo.registry, base)
+                .then(|| (repo.registry.clone(), self.mirrors.setting().to_owned()));
+            tried.push(Tried {
+                endpoint: shown.clone(),
+                mirror_of,
+                cause: cause.clone(),
+                tries: made.made,
+                out_of_time: made.out_of_time,
+            });
+            if n + 1 == order.len() {
+                break;
+            }
+            if self.health.failed(base, self.net.mirror_cooldown) {
+                notices.push((shown, cause, made.made));
+            }
+        }
+        if let Some(last) = order.last() {
+            self.health.failed(&chain[*last], self.net.mirror_cooldown);
+        }
+        Err(RegistryError::Unreachable {
+            registry: repo.registry.clone(),
+            tried,
+        })
+    }
+
+    /// A failure at a mirror says which registry it stands in for, and where it was given.
+    fn via_mirror(&self, e: RegistryError, registry: &str, base: &Url) -> RegistryError {
+        match e {
+            RegistryError::Transport {
+                url, source, tries, ..
+            } if self.mirrors.is_mirror(registry, base) => RegistryError::Transport {
+                url,
+                source,
+                mirror_of: Some(Box::new((
+                    registry.to_owned(),
+                    self.mirrors.setting().to_owned(),
+                ))),
+                tries,
+            },
+            e => e,
+        }
     }
 }
 

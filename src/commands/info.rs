@@ -131,6 +131,12 @@ fn show(
         if p.unlinked {
             writeln!(out, "Unlinked on purpose; `pkg link {name}` links it again")?;
         }
+        if let Some(req) = &p.requested {
+            writeln!(
+                out,
+                "Held to {name}@{req}, as you asked; `pkg install {name}` asks for the newest again"
+            )?;
+        }
         for t in lost {
             writeln!(
                 out,

@@ -111,13 +111,11 @@ impl Request {
         }
     }
 
-    /// The range asked for, to be remembered: `None` for the newest (`NAME`) or one exact
-    /// version (`NAME@1.2.3`, installed as asked, then upgraded as usual).
+    /// What was asked for, to be remembered until the user asks otherwise: `None` for the
+    /// newest (`NAME`); a range (`NAME@^1.2`, `NAME@1.2` — the 1.2 series) or one exact version
+    /// (`NAME@1.2.3`), which upgrades stay within.
     pub fn range(&self) -> Option<&VersionReq> {
-        self.spelled
-            .as_deref()
-            .filter(|s| exact_of(s).is_none())
-            .map(|_| &self.req)
+        self.spelled.as_ref().map(|_| &self.req)
     }
 
     /// [`Request::parse`] knowing the formulae: an argument that is itself a formula's name
@@ -129,9 +127,10 @@ impl Request {
         Request::parse(arg)
     }
 
-    /// `NAME` (newest), `NAME@1.2.3` (exactly that version, as `cargo install` reads it) or
-    /// `NAME@REQ` for a semver range (`^1.2`, `~1.2`, `1`, `>=1, <2`). A requirement never holds
-    /// an `@`, so the last one separates it: `openssl@3@^3.1` is `openssl@3` at `^3.1`.
+    /// `NAME` (newest), `NAME@1.2.3` (exactly that version, as `cargo install` reads it),
+    /// `NAME@1.2` (the 1.2 series: `~1.2`, as Homebrew's versioned names read), `NAME@1` (the 1
+    /// series) or `NAME@REQ` for a semver range (`^1.2`, `~1.2`, `>=1, <2`). A requirement never
+    /// holds an `@`, so the last one separates it: `openssl@3@^3.1` is `openssl@3` at `^3.1`.
     pub fn parse(arg: &str) -> Result<Request, ResolveError> {
         let Some((name, spec)) = arg.rsplit_once('@') else {
             return Ok(Request::newest(arg));
@@ -148,8 +147,16 @@ impl Request {
         };
         let spec_trim = spec.trim();
         // A full version is exact (its Homebrew revision too: see `Constraint::exact`).
+        let series = spec_trim.split('.').count() == 2
+            && spec_trim
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
         let req = match exact_of(spec_trim) {
             Some(v) => exactly(&v),
+            // `1.2` is the 1.2 series (1.2.0, 1.2.7), never 1.3.0.
+            None if series => {
+                VersionReq::parse(&format!("~{spec_trim}")).map_err(|e| bad(e.to_string()))?
+            }
             None => VersionReq::parse(spec_trim).map_err(|e| bad(e.to_string()))?,
         };
         Ok(Request {

@@ -421,12 +421,14 @@ fn upgrade_killed_at_random_points_leaves_a_consistent_prefix_and_completes_on_r
     let seed = rng.seed();
     let probe = rig.ctx.sharing_cache();
     probe.pkg(&["install", "tool@1.0.0"]).success();
+    probe.forget_request("tool");
     let took = timed(&probe, &["upgrade"]);
     let mut tally = Tally::default();
     let mut window = Window::new(took);
     for i in 0..iterations() {
         let ctx = rig.ctx.sharing_cache();
         ctx.pkg(&["install", "tool@1.0.0"]).success();
+        ctx.forget_request("tool");
         if i % 2 == 0 {
             // The new version's layers are not cached: kills land mid-download too.
             for file in files_under(&ctx.cache.join("v1/blobs")) {
@@ -501,6 +503,7 @@ fn cleanup_killed_at_random_points_leaves_a_consistent_prefix_and_completes_on_r
     let seed = rng.seed();
     let setup = |ctx: &TestContext| {
         ctx.pkg(&["install", "tool@1.0.0"]).success();
+        ctx.forget_request("tool");
         ctx.pkg(&["upgrade", "--keep-old"]).success();
         assert_eq!(ctx.cellar_versions("tool"), ["1.0.0", "2.0.0"]);
     };

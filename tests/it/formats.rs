@@ -176,6 +176,7 @@ fn docker_schema2_manifests_and_manifest_lists_from_skopeo_install() {
     );
     ctx.pkg(&["install", "dockerish@1.0.0"]).success();
     assert_eq!(run_bin(&ctx, "dockerish"), "schema2");
+    ctx.forget_request("dockerish");
     ctx.pkg(&["upgrade", "dockerish"]).success();
     assert_eq!(run_bin(&ctx, "dockerish"), "from a manifest list");
     let receipt = ctx.receipt("dockerish", "2.0.0");

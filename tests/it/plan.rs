@@ -590,6 +590,48 @@ fn installing_an_older_range_says_the_switch_and_upgrade_outdated_and_cleanup_re
     w.ctx.pkg(&["outdated", "hello"]).success();
 }
 
+/// An exact version asked for is remembered as a range is: `pkg upgrade` stays on it and `info`
+/// shows the hold; `NAME@1.2` is the 1.2 series (never 1.3.0), `NAME@1` the 1 series; `pkg install
+/// NAME` asks for the newest again. Before, `hello@1.2.0` was forgotten by the next upgrade and
+/// `hello@1.2` installed 1.3.0.
+#[test]
+fn an_exact_version_is_remembered_and_a_two_number_request_is_its_series() {
+    let registry = Registry::start();
+    let versions = ["1.2.0", "1.2.1", "1.3.0", "2.0.0"];
+    for v in versions {
+        registry.push("acme/hello", v, &image("hello", &format!("hello {v}")));
+    }
+    let w = World {
+        registry: &registry,
+        ctx: TestContext::new(),
+    };
+    w.plain("hello", &versions);
+    w.pkg(&["install", "hello"]);
+    w.pkg(&["install", "hello@1.2.0"]);
+    assert_eq!(w.runs("hello").as_deref(), Some("hello 1.2.0"));
+    w.ctx
+        .pkg(&["upgrade"])
+        .success()
+        .says("which you asked for");
+    assert_eq!(w.runs("hello").as_deref(), Some("hello 1.2.0"));
+    w.ctx
+        .pkg(&["info", "hello"])
+        .success()
+        .says("Held to hello@=1.2.0, as you asked");
+    // The 1.2 series: 1.2.1, not 1.3.0; and upgrade stays in it.
+    w.pkg(&["install", "hello@1.2"]);
+    assert_eq!(w.runs("hello").as_deref(), Some("hello 1.2.1"));
+    w.pkg(&["upgrade"]);
+    assert_eq!(w.runs("hello").as_deref(), Some("hello 1.2.1"));
+    w.pkg(&["install", "hello@1"]);
+    assert_eq!(w.runs("hello").as_deref(), Some("hello 1.3.0"));
+    // The newest again, and nothing held any more.
+    w.pkg(&["install", "hello"]);
+    assert_eq!(w.runs("hello").as_deref(), Some("hello 2.0.0"));
+    let info = w.ctx.pkg(&["info", "hello"]).success();
+    assert!(!info.stdout.contains("Held to"), "{}", info.stdout);
+}
+
 #[test]
 fn a_vanished_formula_is_skipped_by_upgrade_and_outdated_and_named_by_doctor_and_tap_remove() {
     let registry = Registry::start();

@@ -189,6 +189,15 @@ impl TestContext {
     }
 
     /// Versions present in `PREFIX/Cellar/NAME`, sorted.
+    /// Forgets what `pkg install NAME@…` asked for (`var/pkg/requests/NAME.toml`): the state of a
+    /// user who installed the then-newest version before a newer one was published, which
+    /// `pkg upgrade` moves. Tests that set up an older version with `NAME@VERSION` and then
+    /// upgrade use it (an exact version asked for is otherwise kept).
+    pub fn forget_request(&self, name: &str) {
+        let path = self.prefix.join(format!("var/pkg/requests/{name}.toml"));
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
     pub fn cellar_versions(&self, name: &str) -> Vec<String> {
         let dir = self.prefix.join("Cellar").join(name);
         let mut v: Vec<String> = match std::fs::read_dir(&dir) {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ureq::http::Response;
 use url::Url;
 
+use super::error::{Tried, tries};
 use super::safety::same_origin;
 use super::{Call, Client, RegistryError, Repository, Tries, rebase, retry};
 
@@ -69,52 +70,6 @@ impl Health {
 
 fn key(u: &Url) -> String {
     u.as_str().trim_end_matches('/').to_owned()
-}
-
-/// One endpoint a request tried, and how it failed.
-#[derive(Debug, Clone)]
-pub struct Tried {
-    /// `scheme://host[:port]`.
-    pub endpoint: String,
-    /// The registry it is a mirror of, and where the mirror was given (`PKG_REGISTRY_MIRRORS`).
-    pub mirror_of: Option<(String, String)>,
-    /// What went wrong, in a few words: `connection refused`, `answered 429`, `timed out …`.
-    pub cause: String,
-    pub tries: u32,
-    /// Tries stopped because the run's waiting budget (`PKG_MAX_WAIT`) was spent.
-    pub out_of_time: bool,
-}
-
-impl std::fmt::Display for Tried {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.endpoint)?;
-        if let Some((registry, setting)) = &self.mirror_of {
-            write!(f, " (the mirror of {registry} in {setting})")?;
-        }
-        write!(f, ": {}, {}", self.cause, tries(self.tries))?;
-        if self.out_of_time {
-            write!(f, " (no more: the run had waited PKG_MAX_WAIT in all)")?;
-        }
-        Ok(())
-    }
-}
-
-/// `1 try`, `5 tries`.
-pub fn tries(n: u32) -> String {
-    if n == 1 {
-        "1 try".to_owned()
-    } else {
-        format!("{n} tries")
-    }
-}
-
-/// The endpoints of a chain a request tried, each with its cause, for [`RegistryError::Unreachable`].
-pub fn describe(tried: &[Tried]) -> String {
-    tried
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// What a transport failure was, in the words a user searches for: `connection refused`,
@@ -199,7 +154,7 @@ impl Client {
                     self.notice(&format!(
                         "{shown} for {}: {cause} ({}); using {} instead for the next {} s",
                         repo.registry,
-                        self::tries(made),
+                        tries(made),
                         base.as_str().trim_end_matches('/'),
                         self.net.mirror_cooldown.as_secs()
                     ));

@@ -23,11 +23,8 @@ pub enum RegistryError {
         tries: u32,
     },
     /// Every endpoint of a registry's chain failed a request, after its tries.
-    #[error("no endpoint for {registry} answered: {}", super::endpoints::describe(.tried))]
-    Unreachable {
-        registry: String,
-        tried: Vec<super::endpoints::Tried>,
-    },
+    #[error("no endpoint for {registry} answered: {}", describe(.tried))]
+    Unreachable { registry: String, tried: Vec<Tried> },
     /// The answer's headers came, its body broke off (reset, cut short, stalled, too long).
     #[error("reading the answer from {url}: {source}{}", timeout_hint(.source))]
     Body {
@@ -128,7 +125,7 @@ fn mirror_note(mirror_of: &Option<Box<(String, String)>>) -> String {
 
 fn tries_note(tries: u32) -> String {
     if tries > 1 {
-        format!(" after {}", super::endpoints::tries(tries))
+        format!(" after {}", self::tries(tries))
     } else {
         String::new()
     }
@@ -275,4 +272,50 @@ pub fn error_detail(resp: Response<ureq::Body>) -> String {
     } else {
         line.chars().take(200).collect()
     }
+}
+
+/// One endpoint a request tried, and how it failed.
+#[derive(Debug, Clone)]
+pub struct Tried {
+    /// `scheme://host[:port]`.
+    pub endpoint: String,
+    /// The registry it is a mirror of, and where the mirror was given (`PKG_REGISTRY_MIRRORS`).
+    pub mirror_of: Option<(String, String)>,
+    /// What went wrong, in a few words: `connection refused`, `answered 429`, `timed out …`.
+    pub cause: String,
+    pub tries: u32,
+    /// Tries stopped because the run's waiting budget (`PKG_MAX_WAIT`) was spent.
+    pub out_of_time: bool,
+}
+
+impl std::fmt::Display for Tried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.endpoint)?;
+        if let Some((registry, setting)) = &self.mirror_of {
+            write!(f, " (the mirror of {registry} in {setting})")?;
+        }
+        write!(f, ": {}, {}", self.cause, tries(self.tries))?;
+        if self.out_of_time {
+            write!(f, " (no more: the run had waited PKG_MAX_WAIT in all)")?;
+        }
+        Ok(())
+    }
+}
+
+/// `1 try`, `5 tries`.
+pub fn tries(n: u32) -> String {
+    if n == 1 {
+        "1 try".to_owned()
+    } else {
+        format!("{n} tries")
+    }
+}
+
+/// The endpoints of a chain a request tried, each with its cause, for [`RegistryError::Unreachable`].
+pub fn describe(tried: &[Tried]) -> String {
+    tried
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -14,8 +14,8 @@ use semver::{Version, VersionReq};
 use crate::formula::{Formula, Formulary, Source, Tag, VersionSpec};
 use crate::platform::Platform;
 use crate::resolve::{self, Request, ResolveError};
-pub use lockfile::Lock;
-use lockfile::{Locked, LockedLayer, LockedPlatform};
+pub use lockfile::{Lock, Locked};
+use lockfile::{LockedLayer, LockedPlatform};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {

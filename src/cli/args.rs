@@ -420,8 +420,13 @@ pub enum BundleCommand {
         /// Install from the lock without reading the Pkgfile or resolving.
         #[arg(long)]
         frozen: bool,
+        /// Replace files or links of other packages in the way of the links (as `pkg install
+        /// --overwrite`).
+        #[arg(long)]
+        overwrite: bool,
     },
-    /// Exit 0 when everything the lock names is installed at its locked digest, else 1.
+    /// Exit 0 when the lock still matches the Pkgfile and everything it names is installed at
+    /// its locked digest, else 1.
     #[command(after_help = "Examples:\n  pkg bundle check || pkg bundle install")]
     Check {
         #[command(flatten)]

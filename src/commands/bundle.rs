@@ -32,7 +32,8 @@ pub fn run(ctx: &Ctx, command: &BundleCommand) -> anyhow::Result<()> {
             file,
             locked,
             frozen,
-        } => install(ctx, &file.file, *locked, *frozen),
+            overwrite,
+        } => install(ctx, &file.file, *locked, *frozen, *overwrite),
         BundleCommand::Check { file } => check(ctx, &file.file),
         BundleCommand::Dump => dump(ctx),
         BundleCommand::Cleanup { file, force } => cleanup(ctx, &file.file, *force),
@@ -88,7 +89,13 @@ fn ensure_taps(ctx: &Ctx, taps: &std::collections::BTreeMap<String, String>) -> 
     Ok(())
 }
 
-fn install(ctx: &Ctx, path: &std::path::Path, locked: bool, frozen: bool) -> anyhow::Result<()> {
+fn install(
+    ctx: &Ctx,
+    path: &std::path::Path,
+    locked: bool,
+    frozen: bool,
+    overwrite: bool,
+) -> anyhow::Result<()> {
     let host = Platform::host();
     let lock_path = {
         let mut name = path
@@ -166,25 +173,84 @@ fn install(ctx: &Ctx, path: &std::path::Path, locked: bool, frozen: bool) -> any
     bundle::check_lock(&lock, &lock_path, &formulae)?;
     let formulary = bundle::pinned_formulary(&lock, &formulae);
     let here = host.to_string();
-    let requests: Vec<Request> = lock
+    let asked: Vec<&bundle::Locked> = lock
         .packages
         .iter()
         .filter(|p| lock.requested.keys().any(|r| bundle::plain(r) == p.name))
+        .collect();
+    // Packages kept to other platforms are named, not skipped in silence: by the Pkgfile's
+    // `platforms` (they are not in the lock), or locked only for other platforms.
+    if let Some(pkgfile) = &pkgfile {
+        let meant: Vec<&str> = pkgfile
+            .for_platform(&host)
+            .map(|w| w.plain_name())
+            .collect();
+        for w in pkgfile
+            .packages
+            .iter()
+            .filter(|w| !meant.contains(&w.plain_name()))
+        {
+            ctx.reporter.status(
+                "Skipping",
+                &format!(
+                    "{} (the Pkgfile keeps it to {}; this is {here})",
+                    w.plain_name(),
+                    w.platforms.as_deref().unwrap_or_default().join(", ")
+                ),
+            );
+        }
+    }
+    for p in asked
+        .iter()
+        .filter(|p| !p.platforms.iter().any(|pl| pl.platform == here))
+    {
+        let theirs: Vec<&str> = p.platforms.iter().map(|pl| pl.platform.as_str()).collect();
+        ctx.reporter.status(
+            "Skipping",
+            &format!(
+                "{} {} (locked for {}, not for this {here})",
+                p.name,
+                p.version,
+                theirs.join(", ")
+            ),
+        );
+    }
+    let requests: Vec<Request> = asked
+        .iter()
         .filter(|p| p.platforms.iter().any(|pl| pl.platform == here))
         .map(|p| Request::parse(&format!("{}@{}", p.name, p.version)))
         .collect::<Result<_, _>>()?;
+    // `link = false` in the Pkgfile: installed, never linked (not linked, then unlinked).
+    let unlinked: Vec<String> = pkgfile
+        .iter()
+        .flat_map(|p| p.packages.iter())
+        .filter(|w| !w.link)
+        .map(|w| w.plain_name().to_owned())
+        .collect();
+    // And a package the Pkgfile links (the default) is linked, though it was kept unlinked.
+    if let Some(pkgfile) = &pkgfile {
+        for w in pkgfile.for_platform(&host).filter(|w| w.link) {
+            ctx.records
+                .set(crate::records::Mark::Unlinked, w.plain_name(), false)
+                .with_context(|| format!("letting {} be linked", w.plain_name()))?;
+        }
+    }
     let mut state =
         crate::plan::State::new(&ctx.cellar, &formulary, &ctx.records, &ctx.settings.prefix);
-    let plan = crate::plan::install(&mut state, &requests, false)?;
-    super::outcome::carry_out(ctx, &plan, false, false, true)?;
+    let mut plan = crate::plan::install(&mut state, &requests, false)?;
+    plan.keep_unlinked(&unlinked);
+    for name in &unlinked {
+        // Remembered as `pkg unlink` is: upgrades leave it unlinked too.
+        ctx.records
+            .set(crate::records::Mark::Unlinked, name, true)
+            .with_context(|| format!("remembering that {name} stays unlinked"))?;
+    }
+    super::outcome::carry_out_with(ctx, &plan, false, false, true, overwrite)?;
     drop(prefix_lock);
-    // `link = false` in the Pkgfile: installed, not linked.
-    if let Some(pkgfile) = pkgfile {
-        for w in pkgfile.packages.iter().filter(|w| !w.link) {
-            let name = w.plain_name().to_owned();
-            if crate::link::linked_version(&ctx.settings.prefix, &name).is_some() {
-                super::link::unlink(ctx, std::slice::from_ref(&name))?;
-            }
+    // A package linked before the Pkgfile said `link = false` is unlinked now.
+    for name in &unlinked {
+        if crate::link::linked_version(&ctx.settings.prefix, name).is_some() {
+            super::link::unlink(ctx, std::slice::from_ref(name))?;
         }
     }
     ctx.reporter.status(
@@ -213,6 +279,16 @@ fn check(ctx: &Ctx, path: &std::path::Path) -> anyhow::Result<()> {
     lock_path.push(".lock");
     bundle::check_lock(&lock, std::path::Path::new(&lock_path), &ctx.formulary)?;
     let here = Platform::host().to_string();
+    // The Pkgfile is the truth: a lock it no longer matches is not satisfied, whatever is
+    // installed.
+    let pkgfile = Pkgfile::read(path)?;
+    if let Some(what) = lock.mismatch(&pkgfile, &here) {
+        ctx.reporter.warn(&format!(
+            "{} changed since it was locked ({what}); `pkg bundle install` locks and installs it",
+            path.display()
+        ));
+        return Err(SilentExit(1).into());
+    }
     let mut missing = Vec::new();
     for p in lock
         .packages

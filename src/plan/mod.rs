@@ -163,14 +163,26 @@ pub struct Plan {
     /// Installed kegs asked for by name: recorded as installed on request.
     pub on_request: Vec<(String, Version)>,
     pub notes: Vec<Note>,
-    /// The ranges asked for (`hello@^1.2`), or none (`hello`, `hello@1.2.0`): remembered for
-    /// each package whose install did not fail, so upgrades stay within them.
+    /// What was asked for (`hello@^1.2`, `hello@1.2.0`), or none (`hello`): remembered for each
+    /// package whose install did not fail, so upgrades stay within it.
     pub requests: Vec<(String, Option<semver::VersionReq>)>,
 }
 
 impl Plan {
     pub fn moves(&self) -> impl Iterator<Item = &Move> {
         self.units.iter().flat_map(|u| u.moves.iter())
+    }
+
+    /// Installs `names` without linking them (a Pkgfile's `link = false`): nothing of theirs
+    /// is linked, not even for a moment.
+    pub fn keep_unlinked(&mut self, names: &[String]) {
+        for unit in &mut self.units {
+            for m in &mut unit.moves {
+                if names.contains(&m.step.formula.name) {
+                    m.link = false;
+                }
+            }
+        }
     }
 
     /// Whether anything has to be fetched.

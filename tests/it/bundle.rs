@@ -151,3 +151,64 @@ fn bundle_dump_writes_what_was_asked_for_and_cleanup_removes_what_the_pkgfile_do
     );
     assert_eq!(ctx.cellar_versions("hello"), ["1.0.0"]);
 }
+
+/// The Pkgfile is the truth (issue 30, item 5): `link = false` is never linked, not even for a
+/// moment (a file in its way is no conflict); `bundle install --overwrite` takes links over as
+/// `pkg install --overwrite` does; a package kept to another platform is named; `bundle check`
+/// is not satisfied by a lock the Pkgfile no longer matches.
+#[test]
+fn the_pkgfile_is_the_truth_for_links_overwrite_platforms_and_check() {
+    let registry = Registry::start();
+    for name in ["app", "lib", "hello"] {
+        registry.push(
+            &format!("acme/{name}"),
+            "1.0.0",
+            &image(name, &format!("{name} 1.0.0")),
+        );
+    }
+    let ctx = TestContext::new();
+    formulae(&ctx, &registry, &["1.0.0"]);
+    let project = ctx.home.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let pkgfile = project.join("Pkgfile");
+    let file = pkgfile.to_str().unwrap();
+    // Something of the user's where hello's link would go.
+    std::fs::create_dir_all(ctx.prefix.join("bin")).unwrap();
+    std::fs::write(ctx.prefix.join("bin/hello"), "mine").unwrap();
+    std::fs::write(
+        &pkgfile,
+        "[packages]\nhello = { version = \"1\", link = false }\nlib = { version = \"*\", platforms = [\"darwin/*\"] }\n",
+    )
+    .unwrap();
+    let run = ctx.pkg(&["bundle", "install", "--file", file]).success();
+    run.says("Skipping lib (the Pkgfile keeps it to darwin/*; this is linux/");
+    assert!(!run.stderr.contains("--overwrite"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(ctx.prefix.join("bin/hello")).unwrap(),
+        "mine"
+    );
+    assert_eq!(ctx.cellar_versions("hello"), ["1.0.0"]);
+    assert!(ctx.cellar_versions("lib").is_empty());
+    assert!(!ctx.prefix.join("opt/hello").exists());
+    ctx.pkg(&["bundle", "check", "--file", file]).success();
+
+    // The Pkgfile gains a package: check is no longer satisfied, and says why.
+    std::fs::write(
+        &pkgfile,
+        "[packages]\nhello = { version = \"1\", link = false }\nlib = { version = \"*\", platforms = [\"darwin/*\"] }\napp = \"*\"\n",
+    )
+    .unwrap();
+    ctx.pkg(&["bundle", "check", "--file", file])
+        .failure()
+        .says("changed since it was locked");
+
+    // Linked now, over the user's file only with --overwrite.
+    std::fs::write(&pkgfile, "[packages]\nhello = \"1\"\n").unwrap();
+    ctx.pkg(&["bundle", "install", "--file", file])
+        .failure()
+        .says("bin/hello");
+    ctx.pkg(&["link", "hello"]).failure();
+    ctx.pkg(&["bundle", "install", "--file", file, "--overwrite"])
+        .success();
+    assert_eq!(crate::faults::run_bin(&ctx, "hello"), "hello 1.0.0");
+}

@@ -29,9 +29,11 @@ pub struct Package {
     pub linked: Option<String>,
     pub pinned: bool,
     pub unlinked: bool,
-    /// What the user asked for with `pkg install NAME@…`, which upgrades stay within (`~1.2`,
-    /// `=1.2.0`); `null` when the newest is wanted.
+    /// What the user asked for with `pkg install NAME@…` (or a Pkgfile), as written (`1.2`,
+    /// `1.2.0`, `^1`); `null` when the newest is wanted.
     pub requested: Option<String>,
+    /// What that means, which upgrades stay within (`~1.2`, `=1.2.0`, `^1`).
+    pub requirement: Option<String>,
     pub installed_on_request: bool,
     /// Links of this package that another took with `--overwrite`.
     pub taken_over_by_others: Vec<Takeover>,
@@ -286,7 +288,8 @@ impl Inventory<'_> {
             linked: link::linked_version(self.prefix, name),
             pinned: self.records.has(Mark::Pinned, name),
             unlinked: self.records.has(Mark::Unlinked, name),
-            requested: self.records.request(name).map(|r| r.to_string()),
+            requested: self.records.request_spelled(name),
+            requirement: self.records.request(name).map(|r| r.to_string()),
             taken_over_by_others: of(|t| &t.from),
             taken_over_from_others: of(|t| &t.by),
         }

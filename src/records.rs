@@ -78,11 +78,20 @@ impl Records {
             .flatten()
     }
 
-    /// Remembers the range asked for, or forgets it (`None`: the newest version is wanted).
+    /// What the user asked for when installing `name`, as they wrote it (`1.2`, `^1.2`,
+    /// `1.2.3`), if anything; for a record written before the spelling was kept, its meaning.
+    pub fn request_spelled(&self, name: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.request_path(name)).ok()?;
+        let file: RequestFile = toml::from_str(&text).ok()?;
+        (file.schema == REQUEST_SCHEMA).then(|| file.asked.unwrap_or(file.requirement))
+    }
+
+    /// Remembers what was asked for — its meaning and how it was written — or forgets it
+    /// (`None`: the newest version is wanted).
     pub fn set_request(
         &self,
         name: &str,
-        requirement: Option<&semver::VersionReq>,
+        requirement: Option<(&semver::VersionReq, &str)>,
     ) -> Result<(), PrefixError> {
         let path = self.request_path(name);
         let err = |source| PrefixError {
@@ -94,11 +103,12 @@ impl Records {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(err(e)),
                 _ => Ok(()),
             },
-            Some(req) => {
+            Some((req, spelled)) => {
                 let dir = self.root.join("requests");
                 fs_err::create_dir_all(&dir).map_err(err)?;
                 let text = format!(
-                    "# What `pkg install {name}@…` asked for; upgrades stay within it.\nschema = {REQUEST_SCHEMA}\nrequirement = \"{req}\"\n"
+                    "# What `pkg install {name}@…` asked for; upgrades stay within it.\nschema = {REQUEST_SCHEMA}\nrequirement = \"{req}\"\nasked = {}\n",
+                    toml::Value::String(spelled.to_owned())
                 );
                 let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(err)?;
                 std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(err)?;
@@ -120,4 +130,8 @@ const REQUEST_SCHEMA: u32 = 1;
 struct RequestFile {
     schema: u32,
     requirement: String,
+    /// As the user wrote it; absent in records written before it was kept (an addition: the
+    /// schema stays 1).
+    #[serde(default)]
+    asked: Option<String>,
 }

@@ -136,7 +136,8 @@ pub fn apply(target: &Target, plan: &Plan, pourer: Option<&Pourer>) -> Outcome {
             .iter()
             .zip(&outcome)
             .any(|(u, r)| u.package == *name && r.is_err());
-        if !failed && let Err(e) = target.records.set_request(name, req.as_ref()) {
+        let asked = req.as_ref().map(|a| (&a.requirement, a.spelled.as_str()));
+        if !failed && let Err(e) = target.records.set_request(name, asked) {
             target.reporter.warn(&e.to_string());
         }
     }

@@ -239,6 +239,24 @@ fn install(
         crate::plan::State::new(&ctx.cellar, &formulary, &ctx.records, &ctx.settings.prefix);
     let mut plan = crate::plan::install(&mut state, &requests, false)?;
     plan.keep_unlinked(&unlinked);
+    // What is remembered for later upgrades is what the Pkgfile asks for (`^1`, `1.2`), not the
+    // exact version the lock pinned for this install.
+    for (name, asked) in &mut plan.requests {
+        let spelled = lock
+            .requested
+            .iter()
+            .find(|(r, _)| bundle::plain(r) == name.as_str())
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty() && v != "*");
+        *asked = spelled.and_then(|v| {
+            let request = Request::parse(&format!("{name}@{v}")).ok()?;
+            let requirement = request.range()?.clone();
+            Some(crate::plan::Asked {
+                requirement,
+                spelled: v,
+            })
+        });
+    }
     for name in &unlinked {
         // Remembered as `pkg unlink` is: upgrades leave it unlinked too.
         ctx.records
@@ -326,9 +344,16 @@ fn dump(ctx: &Ctx) -> anyhow::Result<()> {
         }
         let req = ctx
             .records
-            .request(&p.name)
-            .map_or("*".to_owned(), |r| r.to_string());
-        out.push_str(&format!("{} = {}\n", toml_key(&p.name), toml_string(&req)));
+            .request_spelled(&p.name)
+            .unwrap_or_else(|| "*".to_owned());
+        // Kept unlinked (a Pkgfile's `link = false`, or `pkg unlink`): said, so a Pkgfile made
+        // from this prefix installs it the same way.
+        let value = if p.unlinked {
+            format!("{{ version = {}, link = false }}", toml_string(&req))
+        } else {
+            toml_string(&req)
+        };
+        out.push_str(&format!("{} = {value}\n", toml_key(&p.name)));
     }
     let taps = Taps::new(&ctx.settings.prefix).list();
     if !taps.is_empty() {
@@ -337,7 +362,14 @@ fn dump(ctx: &Ctx) -> anyhow::Result<()> {
             let source = match t.kind {
                 // A remote carrying credentials is written without them.
                 "git" => crate::tap::git_remote(&t.path).map(|r| crate::tap::shown_remote(&r)),
-                "api" => Some("api".to_owned()),
+                // The document it was tapped from, exactly: `api` alone means formulae.brew.sh.
+                "api" => crate::tap::api::Meta::read(&t.path).map(|m| {
+                    if m.url == api::DEFAULT_URL {
+                        "api".to_owned()
+                    } else {
+                        format!("api:{}", m.url)
+                    }
+                }),
                 _ => std::fs::read_link(&t.path)
                     .ok()
                     .map(|p| p.display().to_string()),

@@ -131,10 +131,10 @@ fn show(
         if p.unlinked {
             writeln!(out, "Unlinked on purpose; `pkg link {name}` links it again")?;
         }
-        if let Some(req) = &p.requested {
+        if let (Some(asked), Some(req)) = (&p.requested, &p.requirement) {
             writeln!(
                 out,
-                "Held to {name}@{req}, as you asked; `pkg install {name}` asks for the newest again"
+                "Held to {name}@{asked} ({req}), as you asked; `pkg install {name}` asks for the newest again"
             )?;
         }
         for t in lost {

@@ -156,6 +156,14 @@ pub enum Note {
     },
 }
 
+/// A version asked for on the command line or in a Pkgfile: what it means, and how it was
+/// written (`1.2` is `~1.2`), so `bundle dump` writes it back as it came.
+#[derive(Clone, Debug)]
+pub struct Asked {
+    pub requirement: semver::VersionReq,
+    pub spelled: String,
+}
+
 /// Everything one command will do, in order.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
@@ -165,7 +173,7 @@ pub struct Plan {
     pub notes: Vec<Note>,
     /// What was asked for (`hello@^1.2`, `hello@1.2.0`), or none (`hello`): remembered for each
     /// package whose install did not fail, so upgrades stay within it.
-    pub requests: Vec<(String, Option<semver::VersionReq>)>,
+    pub requests: Vec<(String, Option<Asked>)>,
 }
 
 impl Plan {
@@ -235,7 +243,13 @@ pub fn install(state: &mut State, requests: &[Request], upgrade: bool) -> Result
     let mut plan = Plan {
         requests: requests
             .iter()
-            .map(|r| (r.name.clone(), r.range().cloned()))
+            .map(|r| {
+                let asked = r.range().cloned().map(|requirement| Asked {
+                    requirement,
+                    spelled: r.spelled.clone().unwrap_or_default(),
+                });
+                (r.name.clone(), asked)
+            })
             .collect(),
         ..Plan::default()
     };

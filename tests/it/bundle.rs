@@ -212,3 +212,52 @@ fn the_pkgfile_is_the_truth_for_links_overwrite_platforms_and_check() {
         .success();
     assert_eq!(crate::faults::run_bin(&ctx, "hello"), "hello 1.0.0");
 }
+
+/// `bundle dump` writes back what the Pkgfile said — each requirement as written, `link = false`
+/// — so the dumped Pkgfile locks to the same lock, byte for byte. Before, `{ version = "1",
+/// link = false }` came back as `"*"`.
+#[test]
+fn a_dumped_pkgfile_locks_to_the_same_lock() {
+    let registry = Registry::start();
+    for name in ["app", "lib", "hello"] {
+        registry.push(
+            &format!("acme/{name}"),
+            "1.0.0",
+            &image(name, &format!("{name} 1.0.0")),
+        );
+    }
+    let ctx = TestContext::new();
+    formulae(&ctx, &registry, &["1.0.0"]);
+    let project = ctx.home.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let pkgfile = project.join("Pkgfile");
+    std::fs::write(
+        &pkgfile,
+        "[packages]\napp = \"^1\"\nhello = { version = \"1\", link = false }\n",
+    )
+    .unwrap();
+    let file = pkgfile.to_str().unwrap();
+    ctx.pkg(&["bundle", "install", "--file", file]).success();
+    let locked = std::fs::read(project.join("Pkgfile.lock")).unwrap();
+
+    let dump = ctx.pkg(&["bundle", "dump"]).success().stdout;
+    assert!(
+        dump.contains("hello = { version = \"1\", link = false }"),
+        "{dump}"
+    );
+    assert!(dump.contains("app = \"^1\""), "{dump}");
+    let again = ctx.home.join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    std::fs::write(again.join("Pkgfile"), &dump).unwrap();
+    ctx.pkg(&[
+        "bundle",
+        "lock",
+        "--file",
+        again.join("Pkgfile").to_str().unwrap(),
+    ])
+    .success();
+    assert_eq!(
+        String::from_utf8(std::fs::read(again.join("Pkgfile.lock")).unwrap()).unwrap(),
+        String::from_utf8(locked).unwrap()
+    );
+}

@@ -311,6 +311,12 @@ printf 'not for linux\n' > src/mac/x/README
         "{}",
         list.stdout
     );
+    // A Pkgfile dumped from this prefix taps the same document (not formulae.brew.sh's).
+    let dump = ctx.pkg(&["bundle", "dump"]).success().stdout;
+    assert!(
+        dump.contains(&format!("\"homebrew/core\" = \"api:{}\"", api.url)),
+        "{dump}"
+    );
     ctx.pkg(&["install", "app"])
         .success()
         .says("libgreet")

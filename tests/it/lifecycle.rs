@@ -444,7 +444,8 @@ fn json_outputs_parse_and_match_the_documented_schema() {
     assert_eq!(p["linked"], "1.0.0");
     assert_eq!(p["pinned"], false);
     assert_eq!(p["installed_on_request"], true);
-    assert_eq!(p["requested"], "=1.0.0");
+    assert_eq!(p["requested"], "1.0.0");
+    assert_eq!(p["requirement"], "=1.0.0");
     // As if 1.0.0 was the newest when it was installed: upgrade may move it.
     ctx.forget_request("hello");
 

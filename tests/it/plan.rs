@@ -617,7 +617,7 @@ fn an_exact_version_is_remembered_and_a_two_number_request_is_its_series() {
     w.ctx
         .pkg(&["info", "hello"])
         .success()
-        .says("Held to hello@=1.2.0, as you asked");
+        .says("Held to hello@1.2.0 (=1.2.0), as you asked");
     // The 1.2 series: 1.2.1, not 1.3.0; and upgrade stays in it.
     w.pkg(&["install", "hello@1.2"]);
     assert_eq!(w.runs("hello").as_deref(), Some("hello 1.2.1"));

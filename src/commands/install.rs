@@ -64,7 +64,14 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
         crate::plan::State::new(&ctx.cellar, &formulary, &ctx.records, &ctx.settings.prefix);
     let result = crate::plan::install(&mut state, &requests, args.upgrade)
         .map_err(anyhow::Error::from)
-        .and_then(|plan| {
+        .and_then(|mut plan| {
+            // A reference asks for its tag, not for the version recorded for it: nothing is
+            // remembered that would hold it there when the tag moves.
+            for (name, asked) in &mut plan.requests {
+                if recorded.iter().any(|(n, _, _)| n == name) {
+                    *asked = None;
+                }
+            }
             super::outcome::carry_out_with(
                 ctx,
                 &plan,
@@ -111,8 +118,30 @@ fn by_reference(
         return Ok(None);
     }
     let before = refs.snapshot(&name);
-    let (name, version) = refs.record(arg, &name, &reference, existing)?;
-    // `{version}` spells it whole (`10.44.0+x2`), so the request is exactly that version.
+    // A tag recorded before is asked again: what it points at now is what gets installed (the
+    // version recorded for that content, or a new one), never the bytes it had back then.
+    let followed = match (&reference.digest, &existing) {
+        (None, Some(f))
+            if f.origin
+                == crate::formula::Origin::File(refs.dir().join(format!("{name}.toml")))
+                && !ctx.settings.network.offline =>
+        {
+            match ctx
+                .client()
+                .fetch_manifest(&reference.repository, &reference.tag)
+            {
+                Ok(m) => refs.at_digest(&name, &reference, &m.digest, &ctx.cellar)?,
+                Err(_) => None,
+            }
+        }
+        _ => None,
+    };
+    let (name, version) = match followed {
+        Some(version) => (name, version),
+        None => refs.record(arg, &name, &reference, existing)?,
+    };
+    // `{version}` spells it whole (`10.44.0+x2`), so the request is exactly that version (not
+    // remembered as one: see `run`).
     let request = Request::parse(&format!("{name}@{version}"))?;
     Ok(Some((request, version, before)))
 }

@@ -262,7 +262,7 @@ impl References {
         let path = self.dir.join(format!("{name}.toml"));
         // A formula that already has this repository and tag is simply used.
         if let Some(f) = &existing
-            && let Some((v, _)) = f.versions.iter().find(|(_, spec)| {
+            && let Some((v, _)) = f.versions.iter().rev().find(|(_, spec)| {
                 spec.repository.to_string() == reference.repository.to_string()
                     && spec.tag.0 == reference.tag
             })

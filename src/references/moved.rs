@@ -154,6 +154,93 @@ impl References {
     }
 }
 
+impl References {
+    /// `pkg install REPO:TAG` again, for a tag recorded before: the recorded version whose content
+    /// is what the tag points at `now` — an older one when the tag went back to it — else a new
+    /// version pinned to `now` (the newest recorded one is pinned to what it was, as
+    /// [`References::refresh_moved_tags`] does). `None` when nothing was recorded for this tag.
+    pub fn at_digest(
+        &self,
+        name: &str,
+        reference: &super::Reference,
+        now: &Digest,
+        cellar: &Cellar,
+    ) -> Result<Option<Version>, ByRefError> {
+        let path = self.dir.join(format!("{name}.toml"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        let Ok(formula) = Formula::parse(&text, Origin::File(path.clone()), Some(name)) else {
+            return Ok(None);
+        };
+        let repo = reference.repository.to_string();
+        let same: Vec<(&Version, &crate::formula::VersionSpec)> = formula
+            .versions
+            .iter()
+            .filter(|(_, s)| s.repository.to_string() == repo && s.tag.0 == reference.tag)
+            .collect();
+        let content = |v: &Version, spec: &crate::formula::VersionSpec| {
+            spec.digest.clone().or_else(|| {
+                crate::cellar::receipt::Receipt::read(&cellar.keg(name, v))
+                    .ok()
+                    .map(|r| r.manifest_digest)
+            })
+        };
+        if let Some((v, _)) = same
+            .iter()
+            .find(|(v, s)| content(v, s).as_ref() == Some(now))
+        {
+            return Ok(Some((*v).clone()));
+        }
+        let Some((last, spec)) = same.last() else {
+            return Ok(None);
+        };
+        let had = content(last, spec);
+        let mut doc: DocumentMut = text.parse().map_err(|e| ByRefError::Invalid {
+            arg: path.display().to_string(),
+            reason: format!("{e}"),
+        })?;
+        let Some(versions) = doc["versions"].as_table_mut() else {
+            return Ok(None);
+        };
+        let chosen = match had {
+            // Recorded, never installed, never pinned: it is this content now.
+            None => {
+                if let Some(t) = versions
+                    .get_mut(&last.to_string())
+                    .and_then(Item::as_table_mut)
+                {
+                    t.insert("digest", toml_edit::value(now.to_string()));
+                }
+                (*last).clone()
+            }
+            Some(had) => {
+                if let Some(t) = versions
+                    .get_mut(&last.to_string())
+                    .and_then(Item::as_table_mut)
+                    && !t.contains_key("digest")
+                {
+                    t.insert("digest", toml_edit::value(had.to_string()));
+                }
+                let next = next_version(last).ok_or_else(|| ByRefError::Invalid {
+                    arg: format!("{repo}:{}", reference.tag),
+                    reason: format!("cannot number a version after {last}"),
+                })?;
+                let mut t = Table::new();
+                t.insert("repository", toml_edit::value(repo.clone()));
+                t.insert("tag", toml_edit::value(&reference.tag));
+                t.insert("digest", toml_edit::value(now.to_string()));
+                versions.insert(&next.to_string(), Item::Table(t));
+                next
+            }
+        };
+        let text = doc.to_string();
+        Formula::parse(&text, Origin::File(path.clone()), Some(name))?;
+        self.restore(name, Some(&text))?;
+        Ok(Some(chosen))
+    }
+}
+
 /// `0.0.0+tag.main` → `0.0.0+tag.main.moved.1`, `….moved.1` → `….moved.2`.
 fn next_version(v: &Version) -> Option<Version> {
     let build = v.build.as_str();

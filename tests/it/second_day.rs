@@ -423,6 +423,34 @@ fn a_moved_latest_tag_is_found_by_outdated_and_taken_by_upgrade() {
         .says("could not check where a moving tag points now");
 }
 
+/// `install REPO:TAG` always installs what the tag points at now (issue 30, item 1): after
+/// an upgrade followed the moved tag, installing the reference again keeps that content
+/// ("installed", never "a downgrade" to the first bytes); after the tag moves again, installing
+/// the reference takes the new content without an upgrade.
+#[test]
+fn installing_a_moving_tag_again_installs_what_it_points_at_now() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let mut ctx = TestContext::new();
+    ctx.env("PKG_RETRIES", "1");
+    let reference = format!("{host}/acme/rl:latest");
+    registry.push("acme/rl", "latest", &image("rl", "1.0.0"));
+    ctx.pkg(&["install", &reference]).success();
+    registry.push("acme/rl", "latest", &image("rl", "2.0.0"));
+    ctx.pkg(&["upgrade"]).success();
+    assert_eq!(crate::faults::run_bin(&ctx, "rl"), "rl 2.0.0");
+
+    let again = ctx.pkg(&["install", &reference]).success();
+    assert!(!again.stderr.contains("downgrade"), "{}", again.stderr);
+    assert_eq!(crate::faults::run_bin(&ctx, "rl"), "rl 2.0.0");
+
+    registry.push("acme/rl", "latest", &image("rl", "3.0.0"));
+    ctx.pkg(&["install", &reference]).success();
+    assert_eq!(crate::faults::run_bin(&ctx, "rl"), "rl 3.0.0");
+    ctx.pkg(&["upgrade"]).success().says("Up to date");
+    assert_eq!(crate::faults::run_bin(&ctx, "rl"), "rl 3.0.0");
+}
+
 #[test]
 fn a_failed_bottle_leaves_nothing_behind() {
     use std::os::unix::fs::PermissionsExt as _;

@@ -26,7 +26,8 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> anyhow::Result<()> {
 }
 
 /// Installs by reference from a moving tag (`latest`, `main`): a tag that moved since becomes a
-/// newer version of its recorded formula, which the planner then sees like any other.
+/// newer version of its recorded formula; from a version tag (`1.4.0`): the repository's newer
+/// version tags become newer versions. The planner then sees them like any other.
 fn refresh_moved_tags(ctx: &Ctx) -> anyhow::Result<()> {
     let refs = crate::references::References::new(&ctx.settings.prefix);
     if !refs.dir().is_dir() {
@@ -51,6 +52,23 @@ fn refresh_moved_tags(ctx: &Ctx) -> anyhow::Result<()> {
         ctx.reporter.warn(&format!(
             "could not check where a moving tag points now: {s}"
         ));
+    }
+    // Installs by a version tag (`tool:1.4.0`): the repository's newer version tags.
+    let mut skipped = Vec::new();
+    for n in refs.refresh_version_tags(&ctx.cellar, &ctx.client(), &mut skipped)? {
+        ctx.reporter.status(
+            "Found",
+            &format!(
+                "{}: {} {}",
+                n.reference,
+                n.name,
+                crate::version::Shown(&n.version)
+            ),
+        );
+    }
+    for s in skipped {
+        ctx.reporter
+            .warn(&format!("could not list the tags of {s}"));
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! repository's last component, so list, info, upgrade and uninstall treat it like any other.
 
 pub mod moved;
+pub mod newer;
 
 use std::path::{Path, PathBuf};
 

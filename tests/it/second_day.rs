@@ -451,6 +451,35 @@ fn installing_a_moving_tag_again_installs_what_it_points_at_now() {
     assert_eq!(crate::faults::run_bin(&ctx, "rl"), "rl 3.0.0");
 }
 
+/// A reference installed by a version tag sees newer version tags of its repository (issue 30,
+/// item 3): `outdated` names the newer release, `upgrade` installs it; a pre-release or a moving
+/// tag is not taken for one. Before, `outdated` was silent.
+#[test]
+fn a_reference_by_version_tag_sees_newer_version_tags() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let mut ctx = TestContext::new();
+    ctx.env("PKG_RETRIES", "1");
+    registry.push("acme/vt", "1.4.0", &image("vt", "1.4.0"));
+    ctx.pkg(&["install", &format!("{host}/acme/vt:1.4.0")])
+        .success();
+    ctx.pkg(&["outdated", "vt"]).success();
+
+    for (tag, text) in [
+        ("v1.5.0", "1.5.0"),
+        ("1.6.0-rc.1", "rc"),
+        ("latest", "latest"),
+    ] {
+        registry.push("acme/vt", tag, &image("vt", text));
+    }
+    let out = ctx.pkg(&["outdated"]).success();
+    assert_eq!(out.stdout, "vt (1.4.0) < 1.5.0\n", "{}", out.output());
+    ctx.pkg(&["upgrade"]).success();
+    assert_eq!(crate::faults::run_bin(&ctx, "vt"), "vt 1.5.0");
+    ctx.pkg(&["outdated"]).success();
+    assert_eq!(ctx.pkg(&["outdated"]).success().stdout, "");
+}
+
 #[test]
 fn a_failed_bottle_leaves_nothing_behind() {
     use std::os::unix::fs::PermissionsExt as _;

@@ -292,18 +292,35 @@ fn report(
     // A switch of the linked version is said, for installs (an upgrade says it above).
     if kind == UnitKind::Install && m.link {
         match linked_before.filter(|b| *b != m.step.version) {
-            Some(before) => r.status(
-                "Linked",
-                &format!(
-                    "{name} {version}, was {}{}",
-                    crate::version::Shown(&before),
-                    if before > m.step.version {
-                        " (a downgrade)"
-                    } else {
-                        ""
-                    }
-                ),
-            ),
+            Some(before) => {
+                // The same image under another version (a channel beside a version tag) is
+                // no downgrade, whatever the versions' order.
+                let digest = |v: &semver::Version| {
+                    crate::cellar::receipt::Receipt::read(&target.cellar.keg(name, v))
+                        .ok()
+                        .map(|r| r.manifest_digest)
+                };
+                let same = digest(&before).is_some() && digest(&before) == digest(&m.step.version);
+                let note = if same {
+                    " (the same content)".to_owned()
+                } else if crate::references::channel(&before).is_some()
+                    || crate::references::channel(&m.step.version).is_some()
+                {
+                    // A channel is never ordered against release versions.
+                    String::new()
+                } else if before > m.step.version {
+                    " (a downgrade)".to_owned()
+                } else {
+                    String::new()
+                };
+                r.status(
+                    "Linked",
+                    &format!(
+                        "{name} {version}, was {}{note}",
+                        crate::version::Shown(&before)
+                    ),
+                )
+            }
             None if !m.pour => r.status("Linked", &format!("{name} {version}")),
             None => {}
         }

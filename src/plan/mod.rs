@@ -261,10 +261,15 @@ pub fn install(state: &mut State, requests: &[Request], upgrade: bool) -> Result
             && let Some(current) = state.in_use(&request.name)
         {
             let formula = state.formulary.load(&request.name)?;
-            // (A newest version already in the Cellar is simply linked again.)
+            // (A newest version already in the Cellar is simply linked again.) The newest of
+            // its lane: a channel's own tag, or the releases.
+            let lane = crate::references::channel(&current);
             if let Some(newest) = formula
-                .newest()
-                .filter(|n| **n > current && !state.has_keg(&request.name, n))
+                .versions
+                .keys()
+                .rev()
+                .find(|n| **n > current && crate::references::channel(n) == lane)
+                .filter(|n| !state.has_keg(&request.name, n))
             {
                 if upgrade {
                     to_upgrade.push(request.name.clone());
@@ -444,7 +449,15 @@ pub fn outdated(state: &mut State, names: &[String], named: bool) -> (Vec<Outdat
         let Ok(formula) = state.formulary.load(name) else {
             continue;
         };
-        let Some(newest) = formula.newest().filter(|n| **n > current).cloned() else {
+        // The newest of its lane: a channel's own tag, or the releases (see `upgrade::choose`).
+        let lane = crate::references::channel(&current);
+        let Some(newest) = formula
+            .versions
+            .keys()
+            .rev()
+            .find(|v| **v > current && crate::references::channel(v) == lane)
+            .cloned()
+        else {
             continue;
         };
         let allowed = plan

@@ -199,11 +199,14 @@ fn choose(
     current: &Version,
     formula: &Formula,
 ) -> Result<Choice, PlanError> {
+    // A channel (`latest`) follows its own tag, never release versions, and a release never
+    // moves to a channel.
+    let lane = crate::references::channel(current);
     let newer: Vec<&Version> = formula
         .versions
         .keys()
         .rev()
-        .filter(|v| *v > current)
+        .filter(|v| *v > current && crate::references::channel(v) == lane)
         .collect();
     if newer.is_empty() {
         return Ok(Choice::UpToDate);

@@ -160,6 +160,20 @@ impl Reference {
 
 /// A formula name as Homebrew's `github_packages.rb` names its image: `@` → `/`, `+` → `x`
 /// (`openssl@3` → `openssl/3`, `gtk+3` → `gtkx3`).
+/// The channel a version was recorded for, when it came from a tag that is not a version
+/// (`0.0.0+tag.latest`, `0.0.0+tag.latest.moved.3` → `latest`): such versions follow their tag
+/// and are never ordered against release versions.
+pub fn channel(v: &Version) -> Option<&str> {
+    if (v.major, v.minor, v.patch) != (0, 0, 0) {
+        return None;
+    }
+    let tag = v.build.as_str().strip_prefix("tag.")?;
+    Some(match tag.rsplit_once(".moved.") {
+        Some((head, n)) if n.bytes().all(|b| b.is_ascii_digit()) => head,
+        _ => tag,
+    })
+}
+
 pub fn image_name(formula: &str) -> String {
     formula.replace('@', "/").replace('+', "x")
 }
@@ -324,6 +338,17 @@ impl References {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_channel_is_its_tag_whatever_it_moved_to() {
+        let v = |s: &str| Version::parse(s).unwrap();
+        assert_eq!(channel(&v("0.0.0+tag.latest")), Some("latest"));
+        assert_eq!(channel(&v("0.0.0+tag.latest.moved.12")), Some("latest"));
+        assert_eq!(channel(&v("0.0.0+tag.2024.01")), Some("2024.01"));
+        assert_eq!(channel(&v("1.5.0")), None);
+        assert_eq!(channel(&v("0.0.0+sha256.0123456789ab")), None);
+        assert_eq!(channel(&v("1.0.0+tag.x")), None);
+    }
 
     #[test]
     fn homebrew_image_names_give_the_formula_name() {

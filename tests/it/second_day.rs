@@ -480,6 +480,40 @@ fn a_reference_by_version_tag_sees_newer_version_tags() {
     assert_eq!(ctx.pkg(&["outdated"]).success().stdout, "");
 }
 
+/// Following `latest` beside a version tag (issue 30, item 2): the same bytes under the channel
+/// are "the same content", not "a downgrade"; a channel follows its tag and is never ordered
+/// against releases, so a newer release pushed to `latest` only is what `upgrade` installs (before,
+/// `outdated` said `rs (0.0.0+tag.latest) < 1.5.0` and `upgrade` went back to 1.5.0).
+#[test]
+fn a_channel_beside_a_version_tag_follows_its_tag() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let mut ctx = TestContext::new();
+    ctx.env("PKG_RETRIES", "1");
+    registry.push("acme/rs", "1.5.0", &image("rs", "1.5.0"));
+    registry.push("acme/rs", "latest", &image("rs", "1.5.0"));
+    ctx.pkg(&["install", &format!("{host}/acme/rs:1.5.0")])
+        .success();
+    let run = ctx
+        .pkg(&["install", &format!("{host}/acme/rs:latest")])
+        .success();
+    run.says("(the same content)");
+    assert!(!run.stderr.contains("downgrade"), "{}", run.stderr);
+
+    registry.push("acme/rs", "latest", &image("rs", "1.6.0"));
+    let out = ctx.pkg(&["outdated"]).success();
+    assert!(!out.stdout.contains("< 1.5.0"), "{}", out.output());
+    assert!(
+        out.stdout
+            .starts_with("rs (0.0.0+tag.latest) < 0.0.0+tag.latest.moved.1"),
+        "{}",
+        out.output()
+    );
+    ctx.pkg(&["upgrade"]).success();
+    assert_eq!(crate::faults::run_bin(&ctx, "rs"), "rs 1.6.0");
+    assert_eq!(ctx.pkg(&["outdated"]).success().stdout, "");
+}
+
 #[test]
 fn a_failed_bottle_leaves_nothing_behind() {
     use std::os::unix::fs::PermissionsExt as _;

@@ -79,6 +79,7 @@ fn ensure_taps(ctx: &Ctx, taps: &std::collections::BTreeMap<String, String>) -> 
                 &ctx.client(),
                 ctx.cellar.root(),
                 &Platform::host(),
+                crate::store::Store::open(&ctx.settings.cache).ok().as_ref(),
             )?;
         } else {
             have.add(name, source)?;

@@ -74,6 +74,7 @@ pub fn tap(ctx: &Ctx, command: &TapCommand) -> anyhow::Result<()> {
                         &ctx.client(),
                         ctx.cellar.root(),
                         &Platform::host(),
+                        crate::store::Store::open(&ctx.settings.cache).ok().as_ref(),
                     )?;
                     ctx.reporter.status(
                         "Tapped",

@@ -383,6 +383,33 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps a formula API document fetched from `url` (`CACHE/v1/documents/sha256-HEX`, HEX
+    /// the hash of the URL), so a prefix made from a restored cache taps it offline.
+    pub fn put_document(&self, url: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.document_path(url);
+        let dir = path.parent().unwrap_or(&self.root).to_owned();
+        fs_err::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(bytes).map_err(io_err(&path))?;
+        tmp.persist(&path).map_err(|e| StoreError::Io {
+            path: path.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
+    /// The document last fetched from `url` ([`Store::put_document`]), if any.
+    pub fn document(&self, url: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.document_path(url)).ok()
+    }
+
+    fn document_path(&self, url: &str) -> PathBuf {
+        let key = Digest::of_bytes(url.as_bytes());
+        self.root
+            .join("documents")
+            .join(format!("{}-{}", key.algorithm(), key.hex()))
+    }
+
     /// Remembers the bundles found attached to `subject` (each kept as a verified blob), so an
     /// offline install re-verifies them: `CACHE/v1/signatures/<alg>-<hex>`, a digest a line.
     pub fn put_signatures(&self, subject: &Digest, bundles: &[Vec<u8>]) -> Result<(), StoreError> {

@@ -19,6 +19,10 @@ pub enum TapError {
     BadName(String),
     #[error("a tap named `{0}` exists already; `pkg tap remove {0}` first")]
     Exists(String),
+    #[error(
+        "--offline: the formula API of tap `{name}` ({url}) is not in the cache; a tap added online keeps its document there, so add it once without --offline (a CI job: restore the cache that job saved)"
+    )]
+    OfflineDocument { name: String, url: String },
     #[error("no tap named `{0}`; `pkg tap list` shows them")]
     Unknown(String),
     #[error(
@@ -235,15 +239,49 @@ impl Taps {
         client: &Client,
         cellar: &Path,
         host: &Platform,
+        store: Option<&crate::store::Store>,
     ) -> Result<(Tap, Refreshed), TapError> {
         refuse_credentials(url, true)?;
         let doc_url = api::document_url(url)?;
         let dest = self.new_dest(name)?;
+        // Offline, the document as last fetched into the cache (a restored CI cache) stands in.
+        let fetched = match fetch(client, name, &doc_url, &Validators::default()) {
+            Err(TapError::Fetch {
+                source: crate::registry::RegistryError::Offline { .. },
+                ..
+            }) if store.and_then(|s| s.document(doc_url.as_str())).is_some() => {
+                let bytes = store
+                    .and_then(|s| s.document(doc_url.as_str()))
+                    .unwrap_or_default();
+                Document::Fresh {
+                    bytes,
+                    etag: None,
+                    last_modified: None,
+                }
+            }
+            Err(TapError::Fetch {
+                source: crate::registry::RegistryError::Offline { .. },
+                ..
+            }) => {
+                return Err(TapError::OfflineDocument {
+                    name: name.to_owned(),
+                    url: doc_url.to_string(),
+                });
+            }
+            other => {
+                let fetched = other?;
+                if let (Some(store), Document::Fresh { bytes, .. }) = (store, &fetched) {
+                    // Kept for offline taps; a cache that cannot keep it only costs that.
+                    let _ = store.put_document(doc_url.as_str(), bytes);
+                }
+                fetched
+            }
+        };
         let Document::Fresh {
             bytes,
             etag,
             last_modified,
-        } = fetch(client, name, &doc_url, &Validators::default())?
+        } = fetched
         else {
             return Err(TapError::NotApi(name.to_owned()));
         };

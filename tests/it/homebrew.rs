@@ -634,6 +634,74 @@ printf 'Name: zlib\n' > src/zlib/1.3.1/lib/pkgconfig/zlib.pc
     }
 }
 
+/// A restored cache installs offline with a formula API tap (issue 30, item 5): the API document
+/// is kept in the cache when tapped, so `--offline bundle install --locked` in a new prefix that
+/// shares the cache taps it from there and installs; before, the tap needed the network and the
+/// advice (`pkg fetch`) could not fetch it.
+#[test]
+fn a_restored_cache_taps_a_formula_api_and_installs_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    crate::realworld::sh(
+        tmp.path(),
+        "set -eu\nmkdir -p src/cfg/2.0/share/cfg\nprintf 'data\\n' > src/cfg/2.0/share/cfg/data\n",
+    );
+    let registry = Registry::start();
+    let shas = publish(
+        &registry,
+        "cfg",
+        "2.0",
+        0,
+        &[Bottle {
+            tag: "x86_64_linux",
+            tar_gz: tar_gz(tmp.path(), "cfg"),
+        }],
+    );
+    let api = ApiServer::start(&json!([api_formula(
+        &registry,
+        "cfg",
+        "cfg",
+        ("2.0", 0, 0),
+        &[],
+        &shas
+    )]));
+    let ctx = TestContext::new();
+    let project = ctx.home.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let pkgfile = project.join("Pkgfile");
+    std::fs::write(
+        &pkgfile,
+        format!(
+            "[taps]\n\"homebrew/core\" = \"api:{}\"\n\n[packages]\ncfg = \"*\"\n",
+            api.url
+        ),
+    )
+    .unwrap();
+    let file = pkgfile.to_str().unwrap();
+    ctx.pkg(&["bundle", "install", "--file", file]).success();
+    assert!(ctx.prefix.join("share/cfg/data").exists());
+
+    // A new machine with the cache restored, and no network.
+    let fresh = ctx.sharing_cache();
+    fresh
+        .pkg(&["--offline", "bundle", "install", "--locked", "--file", file])
+        .success();
+    assert!(fresh.prefix.join("share/cfg/data").exists());
+
+    // Nothing in the cache: the message says how the document gets there.
+    let empty = TestContext::new();
+    empty
+        .pkg(&[
+            "--offline",
+            "tap",
+            "add",
+            "homebrew/core",
+            "--api",
+            &api.url,
+        ])
+        .failure()
+        .says("a tap added online keeps its document there");
+}
+
 /// Honest tap contents (issue 28): a formula with bottles only for other machines is left out of
 /// the tap with that reason, and `install`, `info` and `search` say it rather than "no formula".
 #[test]

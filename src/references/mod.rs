@@ -236,6 +236,31 @@ impl References {
     }
 
     /// The directory to search for recorded formulae.
+    /// The names recorded here, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().into_string().ok()?;
+                n.strip_suffix(".toml").map(str::to_owned)
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The formula recorded for `name`, with its file and text; `None` when there is none or
+    /// it does not parse.
+    pub(crate) fn recorded(&self, name: &str) -> Option<(PathBuf, String, Formula)> {
+        let path = self.dir.join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(&path).ok()?;
+        let formula = Formula::parse(&text, Origin::File(path.clone()), Some(name)).ok()?;
+        Some((path, text, formula))
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

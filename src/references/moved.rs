@@ -40,18 +40,7 @@ impl References {
         skipped: &mut Vec<String>,
     ) -> Result<Vec<Moved>, ByRefError> {
         let mut moved = Vec::new();
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Ok(moved);
-        };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| {
-                let n = e.file_name().into_string().ok()?;
-                n.strip_suffix(".toml").map(str::to_owned)
-            })
-            .collect();
-        names.sort();
-        for name in names {
+        for name in self.names() {
             if let Some(m) = self.refresh_one(&name, cellar, client, skipped)? {
                 moved.push(m);
             }
@@ -66,11 +55,7 @@ impl References {
         client: &Client,
         skipped: &mut Vec<String>,
     ) -> Result<Option<Moved>, ByRefError> {
-        let path = self.dir.join(format!("{name}.toml"));
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Ok(None);
-        };
-        let Ok(formula) = Formula::parse(&text, Origin::File(path.clone()), Some(name)) else {
+        let Some((path, text, formula)) = self.recorded(name) else {
             return Ok(None);
         };
         let installed = cellar.installed_versions(name);
@@ -166,11 +151,7 @@ impl References {
         now: &Digest,
         cellar: &Cellar,
     ) -> Result<Option<Version>, ByRefError> {
-        let path = self.dir.join(format!("{name}.toml"));
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Ok(None);
-        };
-        let Ok(formula) = Formula::parse(&text, Origin::File(path.clone()), Some(name)) else {
+        let Some((path, text, formula)) = self.recorded(name) else {
             return Ok(None);
         };
         let repo = reference.repository.to_string();

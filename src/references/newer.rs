@@ -30,18 +30,7 @@ impl References {
         skipped: &mut Vec<String>,
     ) -> Result<Vec<Newer>, ByRefError> {
         let mut found = Vec::new();
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Ok(found);
-        };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| {
-                let n = e.file_name().into_string().ok()?;
-                n.strip_suffix(".toml").map(str::to_owned)
-            })
-            .collect();
-        names.sort();
-        for name in names {
+        for name in self.names() {
             found.extend(self.refresh_one_repository(&name, cellar, client, skipped)?);
         }
         Ok(found)
@@ -54,11 +43,7 @@ impl References {
         client: &Client,
         skipped: &mut Vec<String>,
     ) -> Result<Vec<Newer>, ByRefError> {
-        let path = self.dir.join(format!("{name}.toml"));
-        let Ok(mut text) = std::fs::read_to_string(&path) else {
-            return Ok(Vec::new());
-        };
-        let Ok(formula) = Formula::parse(&text, Origin::File(path.clone()), Some(name)) else {
+        let Some((path, mut text, formula)) = self.recorded(name) else {
             return Ok(Vec::new());
         };
         let installed = cellar.installed_versions(name);

@@ -23,9 +23,8 @@ fn formulae(ctx: &TestContext, registry: &Registry, versions: &[&str]) {
     }
 }
 
-#[test]
-fn a_lock_installs_the_locked_bytes_after_the_tag_moves_and_offline_and_locked_refuses_changes() {
-    let mut registry = Registry::start();
+/// app, lib and hello 1.0.0 pushed, and a context with their formulae.
+fn published(registry: &Registry) -> TestContext {
     for name in ["app", "lib", "hello"] {
         registry.push(
             &format!("acme/{name}"),
@@ -34,7 +33,14 @@ fn a_lock_installs_the_locked_bytes_after_the_tag_moves_and_offline_and_locked_r
         );
     }
     let ctx = TestContext::new();
-    formulae(&ctx, &registry, &["1.0.0"]);
+    formulae(&ctx, registry, &["1.0.0"]);
+    ctx
+}
+
+#[test]
+fn a_lock_installs_the_locked_bytes_after_the_tag_moves_and_offline_and_locked_refuses_changes() {
+    let mut registry = Registry::start();
+    let ctx = published(&registry);
     let project = ctx.home.join("project");
     std::fs::create_dir_all(&project).unwrap();
     let pkgfile = project.join("Pkgfile");
@@ -113,15 +119,7 @@ fn a_lock_installs_the_locked_bytes_after_the_tag_moves_and_offline_and_locked_r
 #[test]
 fn bundle_dump_writes_what_was_asked_for_and_cleanup_removes_what_the_pkgfile_does_not_name() {
     let registry = Registry::start();
-    for name in ["app", "lib", "hello"] {
-        registry.push(
-            &format!("acme/{name}"),
-            "1.0.0",
-            &image(name, &format!("{name} 1.0.0")),
-        );
-    }
-    let ctx = TestContext::new();
-    formulae(&ctx, &registry, &["1.0.0"]);
+    let ctx = published(&registry);
     ctx.pkg(&["install", "app", "hello@^1"]).success();
     let dump = ctx.pkg(&["bundle", "dump"]).success().stdout;
     assert!(dump.contains("[packages]"), "{dump}");
@@ -159,15 +157,7 @@ fn bundle_dump_writes_what_was_asked_for_and_cleanup_removes_what_the_pkgfile_do
 #[test]
 fn the_pkgfile_is_the_truth_for_links_overwrite_platforms_and_check() {
     let registry = Registry::start();
-    for name in ["app", "lib", "hello"] {
-        registry.push(
-            &format!("acme/{name}"),
-            "1.0.0",
-            &image(name, &format!("{name} 1.0.0")),
-        );
-    }
-    let ctx = TestContext::new();
-    formulae(&ctx, &registry, &["1.0.0"]);
+    let ctx = published(&registry);
     let project = ctx.home.join("project");
     std::fs::create_dir_all(&project).unwrap();
     let pkgfile = project.join("Pkgfile");
@@ -219,15 +209,7 @@ fn the_pkgfile_is_the_truth_for_links_overwrite_platforms_and_check() {
 #[test]
 fn a_dumped_pkgfile_locks_to_the_same_lock() {
     let registry = Registry::start();
-    for name in ["app", "lib", "hello"] {
-        registry.push(
-            &format!("acme/{name}"),
-            "1.0.0",
-            &image(name, &format!("{name} 1.0.0")),
-        );
-    }
-    let ctx = TestContext::new();
-    formulae(&ctx, &registry, &["1.0.0"]);
+    let ctx = published(&registry);
     let project = ctx.home.join("project");
     std::fs::create_dir_all(&project).unwrap();
     let pkgfile = project.join("Pkgfile");

@@ -1147,16 +1147,36 @@ fn a_registry_that_never_accepts_the_connection_is_given_up_on_at_the_connect_ti
     assert_nothing_installed(&ctx, "hello");
 }
 
+/// The seed of a random-fault test: `PKG_FAULT_SEED` replays another.
+pub fn fault_seed(default: u64) -> u64 {
+    std::env::var("PKG_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `pkg ARGS` in each context, four threads each taking its share in order; the runs come
+/// back in the contexts' order.
+pub fn four_at_a_time(contexts: &[&TestContext], args: &[&str]) -> Vec<crate::harness::Run> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = contexts
+            .chunks(contexts.len().div_ceil(4).max(1))
+            .map(|chunk| s.spawn(move || chunk.iter().map(|ctx| ctx.pkg(args)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
 /// 100 cold installs (20 fresh prefixes and caches, 5 packages each, 4 at a time) through the
 /// proxies with a seeded 10 % chance of a fault on every registry and token request: resets,
 /// cut bodies, wrong lengths, flipped bytes, 503s and stalls past the read timeout. At least
 /// 99 must complete, and every one that does must be exactly what was published.
 #[test]
 fn a_hundred_installs_under_ten_percent_random_faults_complete_and_none_is_corrupt() {
-    let seed: u64 = std::env::var("PKG_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20261202);
+    let seed = fault_seed(20261202);
     let rig = Rig::start();
     let names = ["ra", "rb", "rc", "rd", "re"];
     for name in names {
@@ -1200,16 +1220,7 @@ fn a_hundred_installs_under_ten_percent_random_faults_complete_and_none_is_corru
         .collect();
     let mut args = vec!["install"];
     args.extend(names);
-    let runs: Vec<crate::harness::Run> = std::thread::scope(|s| {
-        let chunks: Vec<_> = rounds
-            .chunks(5)
-            .map(|chunk| {
-                let args = &args;
-                s.spawn(move || chunk.iter().map(|ctx| ctx.pkg(args)).collect::<Vec<_>>())
-            })
-            .collect();
-        chunks.into_iter().flat_map(|h| h.join().unwrap()).collect()
-    });
+    let runs = four_at_a_time(&rounds.iter().collect::<Vec<_>>(), &args);
     let mut complete = 0;
     let mut failures = Vec::new();
     for (ctx, run) in rounds.iter().zip(&runs) {

@@ -163,10 +163,7 @@ fn every_single_fault_at_a_mirror_is_survived_with_the_registry_out_of_reach() {
 /// connections: at least 98 complete, and each that does is exactly what was published.
 #[test]
 fn a_hundred_installs_through_a_mirror_at_thirty_percent_faults_complete() {
-    let seed: u64 = std::env::var("PKG_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20261206);
+    let seed = crate::faults::fault_seed(20261206);
     let registry = Registry::start();
     let names = ["ma", "mb", "mc", "md", "me"];
     publish(&registry, &names);
@@ -198,21 +195,8 @@ fn a_hundred_installs_through_a_mirror_at_thirty_percent_faults_complete() {
         .collect();
     let mut args = vec!["install"];
     args.extend(names);
-    let runs: Vec<crate::harness::Run> = std::thread::scope(|s| {
-        let chunks: Vec<_> = rounds
-            .chunks(5)
-            .map(|chunk| {
-                let args = &args;
-                s.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|(_, ctx)| ctx.pkg(args))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        chunks.into_iter().flat_map(|h| h.join().unwrap()).collect()
-    });
+    let contexts: Vec<&TestContext> = rounds.iter().map(|(_, ctx)| ctx).collect();
+    let runs = crate::faults::four_at_a_time(&contexts, &args);
     let mut complete = 0;
     let mut failures = Vec::new();
     for ((_, ctx), run) in rounds.iter().zip(&runs) {

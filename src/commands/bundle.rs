@@ -64,8 +64,13 @@ fn lock_now(ctx: &Ctx, pkgfile: &Pkgfile, platforms: &[Platform]) -> anyhow::Res
     Ok(lock)
 }
 
-/// Taps a Pkgfile names that this prefix does not have yet (`api` for a formula API tap).
-fn ensure_taps(ctx: &Ctx, taps: &std::collections::BTreeMap<String, String>) -> anyhow::Result<()> {
+/// Taps a Pkgfile names that this prefix does not have yet (`api` for a formula API tap);
+/// returns the names of those it added.
+fn ensure_taps(
+    ctx: &Ctx,
+    taps: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<Vec<String>> {
+    let mut added = Vec::new();
     let have = Taps::new(&ctx.settings.prefix);
     let known: Vec<String> = have.list().into_iter().map(|t| t.name).collect();
     for (name, source) in taps.iter().filter(|(n, _)| !known.contains(n)) {
@@ -86,8 +91,9 @@ fn ensure_taps(ctx: &Ctx, taps: &std::collections::BTreeMap<String, String>) -> 
         }
         ctx.reporter
             .status("Tapped", &format!("{name} from {source}"));
+        added.push(name.clone());
     }
-    Ok(())
+    Ok(added)
 }
 
 fn install(
@@ -169,7 +175,7 @@ fn install(
         };
         (lock, Some(pkgfile))
     };
-    ensure_taps(ctx, &lock.taps)?;
+    let added = ensure_taps(ctx, &lock.taps)?;
     let formulae = crate::tap::formulary(ctx.settings);
     bundle::check_lock(&lock, &lock_path, &formulae)?;
     let formulary = bundle::pinned_formulary(&lock, &formulae);
@@ -264,7 +270,15 @@ fn install(
             .set(crate::records::Mark::Unlinked, name, true)
             .with_context(|| format!("remembering that {name} stays unlinked"))?;
     }
-    super::outcome::carry_out_with(ctx, &plan, false, false, true, overwrite)?;
+    if let Err(e) = super::outcome::carry_out_with(ctx, &plan, false, false, true, overwrite) {
+        // What this run did write before the failure is said, not left to "nothing".
+        let mut wrote = vec![format!("{} is as locked", lock_path.display())];
+        wrote.extend(added.iter().map(|t| format!("tap {t} was added")));
+        return Err(e.context(format!(
+            "bundle install did not finish ({}; the packages that failed left nothing behind)",
+            wrote.join(", ")
+        )));
+    }
     drop(prefix_lock);
     // A package linked before the Pkgfile said `link = false` is unlinked now.
     for name in &unlinked {

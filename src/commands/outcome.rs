@@ -100,12 +100,12 @@ pub(super) fn carry_out_with(
         let names: Vec<&str> = errors.iter().map(|(n, _)| n.as_str()).collect();
         for (what, e) in &errors {
             ctx.reporter.error(&format!(
-                "{verb} {what} failed; nothing was changed: {}",
+                "{verb} {what} failed and left nothing behind: {}",
                 crate::report::one_line(e.as_ref())
             ));
         }
         anyhow::bail!(
-            "{} packages failed {}: {}; nothing of theirs was changed",
+            "{} packages failed {}: {}; none of them left anything behind",
             errors.len(),
             if verb == "reinstalling" {
                 "to reinstall"
@@ -116,7 +116,7 @@ pub(super) fn carry_out_with(
         );
     }
     if let Some((what, e)) = errors.pop() {
-        return Err(e.context(format!("{verb} {what} failed; nothing was changed")));
+        return Err(e.context(format!("{verb} {what} failed and left nothing behind")));
     }
     if !doc.failed.is_empty() {
         let names: Vec<&str> = doc.failed.iter().map(|f| f.name.as_str()).collect();

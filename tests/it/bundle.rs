@@ -243,3 +243,35 @@ fn a_dumped_pkgfile_locks_to_the_same_lock() {
         String::from_utf8(locked).unwrap()
     );
 }
+
+/// A bundle install that fails says what it did write before (the lock), never "nothing was
+/// changed" (issue 30, item 5).
+#[test]
+fn a_failed_bundle_install_says_what_it_wrote() {
+    use crate::harness::proxy::{Fault, Times};
+    let rig = crate::faults::Rig::start();
+    rig.publish("hello", &["1.0.0"], 1024);
+    let project = rig.ctx.home.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let pkgfile = project.join("Pkgfile");
+    std::fs::write(&pkgfile, "[packages]\nhello = \"*\"\n").unwrap();
+    rig.reg()
+        .on("GET", "/blobs/", Times::Always, Fault::CorruptByte);
+    let run = rig
+        .ctx
+        .pkg(&["bundle", "install", "--file", pkgfile.to_str().unwrap()])
+        .failure();
+    run.says("bundle install did not finish")
+        .says(&format!(
+            "{} is as locked",
+            project.join("Pkgfile.lock").display()
+        ))
+        .says("left nothing behind");
+    assert!(
+        !run.stderr.contains("nothing was changed"),
+        "{}",
+        run.stderr
+    );
+    assert!(project.join("Pkgfile.lock").exists());
+    assert!(rig.ctx.cellar_versions("hello").is_empty());
+}

@@ -150,7 +150,7 @@ fn a_single_failure_keeps_the_usual_message() {
     let run = ctx
         .pkg(&["--jobs", "4", "install", "broken", "alpha"])
         .failure();
-    run.says("installing broken 1.0.0 failed; nothing was changed")
+    run.says("installing broken 1.0.0 failed and left nothing behind")
         .says("SHA-256 mismatch");
     assert!(
         !run.output().contains("packages failed"),

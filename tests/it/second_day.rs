@@ -359,7 +359,7 @@ fn installs_by_reference_are_remembered_only_once_installed_and_resolve_like_any
     registry.push("acme/lg", "main", &image("lg", "main"));
     ctx.pkg(&["install", &format!("{host}/acme/lg")])
         .failure()
-        .says("nothing was changed");
+        .says("failed and left nothing behind");
     assert!(
         !recorded("lg").exists(),
         "a failed install left its formula"

@@ -10,16 +10,32 @@ use super::{Ctx, JSON_SCHEMA, SilentExit, print_json};
 
 pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> anyhow::Result<()> {
     let named = !args.packages.is_empty();
-    let names = if named {
-        args.packages.clone()
-    } else {
-        ctx.cellar.names()
-    };
+    // `pkg upgrade NAME@REQ` moves what is held for NAME to REQ, then upgrades within it.
+    let mut asked = Vec::new();
+    let mut names = Vec::new();
+    for arg in &args.packages {
+        let request = crate::resolve::Request::parse_in(arg, &ctx.formulary)?;
+        if let (Some(spelled), Some(requirement)) = (&request.spelled, request.range()) {
+            asked.push((request.name.clone(), requirement.clone(), spelled.clone()));
+        }
+        names.push(request.name);
+    }
+    if !named {
+        names = ctx.cellar.names();
+    }
     let _lock = if args.dry_run {
         None
     } else {
         Some(ctx.lock()?)
     };
+    for (name, requirement, spelled) in &asked {
+        ctx.state().require_installed(name)?;
+        if !args.dry_run {
+            ctx.records
+                .set_request(name, Some((requirement, spelled)))
+                .map_err(anyhow::Error::from)?;
+        }
+    }
     refresh_moved_tags(ctx)?;
     let plan = crate::plan::upgrade(&mut ctx.state(), &names, named, args.keep_old);
     super::outcome::carry_out(ctx, &plan, args.dry_run, args.json, false)

@@ -618,7 +618,14 @@ fn an_exact_version_is_remembered_and_a_two_number_request_is_its_series() {
         .pkg(&["info", "hello"])
         .success()
         .says("Held to hello@1.2.0 (=1.2.0), as you asked");
-    // The 1.2 series: 1.2.1, not 1.3.0; and upgrade stays in it.
+    // `pkg upgrade NAME@…` moves the hold, then upgrades within it: the 1.2 series is 1.2.1,
+    // not 1.3.0; and upgrade stays in it.
+    w.pkg(&["upgrade", "hello@1.2"]);
+    assert_eq!(w.runs("hello").as_deref(), Some("hello 1.2.1"));
+    w.ctx
+        .pkg(&["info", "hello"])
+        .success()
+        .says("Held to hello@1.2 (~1.2)");
     w.pkg(&["install", "hello@1.2"]);
     assert_eq!(w.runs("hello").as_deref(), Some("hello 1.2.1"));
     w.pkg(&["upgrade"]);

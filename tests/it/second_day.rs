@@ -512,6 +512,16 @@ fn a_channel_beside_a_version_tag_follows_its_tag() {
     ctx.pkg(&["upgrade"]).success();
     assert_eq!(crate::faults::run_bin(&ctx, "rs"), "rs 1.6.0");
     assert_eq!(ctx.pkg(&["outdated"]).success().stdout, "");
+
+    // A second move: the channel follows again; the release 1.5.0 beside it never comes back.
+    registry.push("acme/rs", "latest", &image("rs", "1.7.0"));
+    ctx.pkg(&["upgrade"]).success();
+    assert_eq!(crate::faults::run_bin(&ctx, "rs"), "rs 1.7.0");
+    let again = ctx
+        .pkg(&["install", &format!("{host}/acme/rs:latest")])
+        .success();
+    assert!(!again.stderr.contains("downgrade"), "{}", again.stderr);
+    assert_eq!(crate::faults::run_bin(&ctx, "rs"), "rs 1.7.0");
 }
 
 #[test]

@@ -19,6 +19,11 @@ pub enum LockError {
         "another pkg is changing {prefix}; try again when it has finished, or leave out --no-wait to wait for it"
     )]
     Busy { prefix: PathBuf },
+    /// The prefix (or a directory on its way) is a file: input to fix, not a failure.
+    #[error(
+        "the prefix {prefix} cannot be used: {blocker} is not a directory; choose another prefix (--prefix, PKG_PREFIX) or move that file out of the way"
+    )]
+    NotADirectory { prefix: PathBuf, blocker: PathBuf },
     #[error(
         "another pkg is using the cache {cache}; try again when it has finished, or leave out --no-wait to wait for it"
     )]
@@ -45,6 +50,16 @@ pub fn acquire(
     let busy = || LockError::Busy {
         prefix: prefix.to_owned(),
     };
+    // A file where the prefix or one of its parents should be: said as such (exit 2).
+    if let Some(blocker) = prefix.join("var/pkg").ancestors().find(|p| {
+        p.symlink_metadata()
+            .is_ok_and(|m| !m.is_dir() && !m.file_type().is_symlink())
+    }) {
+        return Err(LockError::NotADirectory {
+            prefix: prefix.to_owned(),
+            blocker: blocker.to_owned(),
+        });
+    }
     let waiting = format!("for another pkg to finish with {}", prefix.display());
     let file = take(
         &prefix.join("var/pkg"),

@@ -225,7 +225,16 @@ pub fn auth_file_path() -> Option<PathBuf> {
 fn read_file(path: &Path) -> Result<Option<File>, SettingsError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // A file the user named (PKG_CONFIG) must exist; the default one may not.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::env::var_os("PKG_CONFIG").is_some_and(|v| !v.is_empty()) {
+                return Err(SettingsError::File {
+                    path: path.to_owned(),
+                    message: "PKG_CONFIG names this file, and there is none: create it, or unset PKG_CONFIG to use ~/.config/pkg/config.toml".into(),
+                });
+            }
+            return Ok(None);
+        }
         Err(e) => {
             return Err(SettingsError::File {
                 path: path.to_owned(),

@@ -19,6 +19,11 @@ use lockfile::{LockedLayer, LockedPlatform};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
+    #[error(
+        "no Pkgfile at {}: write one (`[packages]`, one `NAME = \"REQUIREMENT\"` a line; `pkg bundle dump > Pkgfile` writes what this prefix has), or name another with --file",
+        path.display()
+    )]
+    NoPkgfile { path: PathBuf },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -130,9 +135,17 @@ fn yes() -> bool {
 
 impl Pkgfile {
     pub fn read(path: &Path) -> Result<Pkgfile, BundleError> {
-        let text = std::fs::read_to_string(path).map_err(|source| BundleError::Io {
-            path: path.to_owned(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                BundleError::NoPkgfile {
+                    path: path.to_owned(),
+                }
+            } else {
+                BundleError::Io {
+                    path: path.to_owned(),
+                    source,
+                }
+            }
         })?;
         Pkgfile::parse(&text, path)
     }

@@ -177,11 +177,12 @@ pub enum Command {
     Manpage,
     /// Manage taps: formula directories by name, local, cloned from git, or from a formula API.
     #[command(
-        after_help = "Examples:\n  pkg tap add acme https://github.com/acme/pkg-formulae.git\n  pkg tap add local ~/my-formulae\n  pkg tap list\n  pkg tap remove acme"
+        after_help = "Examples:\n  pkg tap add acme https://github.com/acme/pkg-formulae.git\n  pkg tap add local ~/my-formulae\n  pkg tap            (lists them, as pkg tap list)\n  pkg tap remove acme"
     )]
     Tap {
+        /// Without one, the taps are listed (`pkg tap list`).
         #[command(subcommand)]
-        command: TapCommand,
+        command: Option<TapCommand>,
     },
     /// A project's packages: a Pkgfile and its Pkgfile.lock (exact versions and digests).
     #[command(

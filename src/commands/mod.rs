@@ -111,10 +111,17 @@ fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(e) = e.downcast_ref::<crate::bundle::BundleError>() {
         return match e {
             crate::bundle::BundleError::Parse { .. }
+            | crate::bundle::BundleError::NoPkgfile { .. }
             | crate::bundle::BundleError::Request { .. } => true,
             crate::bundle::BundleError::Resolve { source, .. } => resolve(source),
             _ => false,
         };
+    }
+    if let Some(crate::lock::LockError::NotADirectory { .. }) = e.downcast_ref() {
+        return true;
+    }
+    if let Some(crate::bottle::BottleError::Platform { .. }) = e.downcast_ref() {
+        return true;
     }
     e.is::<BadInput>()
         || e.is::<crate::plan::state::ArgError>()
@@ -190,7 +197,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(args) => config::show(&ctx, args.json),
         Command::Doctor(args) => doctor::run(&ctx, args.json),
         Command::Completions(_) | Command::Manpage => Ok(()),
-        Command::Tap { command } => tap::tap(&ctx, &command),
+        Command::Tap { command } => tap::tap(
+            &ctx,
+            command
+                .as_ref()
+                .unwrap_or(&crate::cli::TapCommand::List { json: false }),
+        ),
         Command::Update => tap::update(&ctx),
         Command::Verify(args) => verify::run(&ctx, &args),
         Command::Bundle { command } => bundle::run(&ctx, &command),

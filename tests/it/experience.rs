@@ -862,3 +862,58 @@ fn on_a_terminal_bottle_shows_its_compression_and_its_upload() {
         "no bar for the upload:\n{out:?}"
     );
 }
+
+/// Bad input exits 2 with a message that says what was wrong and what to do (issue 31, item 2,
+/// in part): a config file PKG_CONFIG names that does not exist (it was ignored, exit 0); a
+/// prefix that is a file (exit 1, "failed to create directory … Not a directory"); a platform
+/// that is not one (exit 1); a Pkgfile that is not there (exit 1, a bare "No such file"). And
+/// `pkg tap` alone lists the taps (it was a usage error).
+#[test]
+fn bad_input_named_by_the_user_exits_2_saying_what_to_do() {
+    let mut ctx = TestContext::new();
+    let missing = ctx.home.join("missing.toml");
+    ctx.env("PKG_CONFIG", missing.to_str().unwrap());
+    ctx.pkg(&["list"])
+        .failure_with(2)
+        .says("PKG_CONFIG names this file, and there is none");
+
+    let ctx = TestContext::new();
+    let file = ctx.home.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    ctx.pkg(&["--prefix", file.to_str().unwrap(), "pin", "hello"])
+        .failure_with(2)
+        .says("is not a directory; choose another prefix");
+
+    let src = ctx.home.join("src");
+    std::fs::create_dir_all(src.join("bin")).unwrap();
+    std::fs::write(src.join("bin/x"), "x").unwrap();
+    ctx.pkg(&[
+        "bottle",
+        src.to_str().unwrap(),
+        "--name",
+        "x",
+        "--version",
+        "1.0.0",
+        "--platform",
+        "windoze",
+    ])
+    .failure_with(2)
+    .says("invalid platform `windoze`");
+
+    let nothere = ctx.home.join("nothere");
+    ctx.pkg(&["bundle", "install", "--file", nothere.to_str().unwrap()])
+        .failure_with(2)
+        .says("no Pkgfile at")
+        .says("pkg bundle dump > Pkgfile");
+
+    let formulae = ctx.home.join("my-formulae");
+    std::fs::create_dir_all(&formulae).unwrap();
+    ctx.pkg(&["tap", "add", "mine", formulae.to_str().unwrap()])
+        .success();
+    let listed = ctx.pkg(&["tap"]).success();
+    assert!(
+        listed.stdout.starts_with("mine\tdir\t"),
+        "{}",
+        listed.stdout
+    );
+}

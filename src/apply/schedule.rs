@@ -62,11 +62,10 @@ pub fn pour_all(
         reporter.status(
             "Fetching",
             &format!(
-                "{} {} ({}:{})",
+                "{} {} ({})",
                 formula.name,
                 crate::version::Shown(version),
-                spec.repository,
-                spec.tag
+                crate::references::shown(&spec.repository, &spec.tag.0)
             ),
         );
         // A reinstall (the version in use, poured again) is made from the blobs, never from

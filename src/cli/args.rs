@@ -136,6 +136,13 @@ pub struct ReinstallArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PrefixArgs {
+    /// A package: print its opt path (`PREFIX/opt/NAME`, the linked version's keg) instead.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct WhichArgs {
     /// Commands, as linked in PREFIX/bin (`hello`), or paths to them.
     #[arg(required = true, value_name = "BIN")]

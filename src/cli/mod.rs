@@ -115,6 +115,11 @@ pub enum Command {
     /// List the packages installed on request that no other installed package needs.
     #[command(after_help = "Examples:\n  pkg leaves\n  pkg leaves --json")]
     Leaves(JsonArgs),
+    /// Print the prefix, or where an installed package is (`PREFIX/opt/NAME`), as brew --prefix.
+    #[command(
+        after_help = "Examples:\n  pkg prefix\n  pkg prefix hello          PREFIX/opt/hello\n  export CPATH=\"$(pkg prefix zlib)/include\""
+    )]
+    Prefix(PrefixArgs),
     /// Say which installed package a command in PREFIX/bin belongs to.
     #[command(after_help = "Examples:\n  pkg which hello\n  pkg which hello anakin --json")]
     Which(WhichArgs),

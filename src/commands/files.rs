@@ -8,7 +8,21 @@ use crate::cli::WhichArgs;
 use super::{Ctx, print_json};
 
 /// The files of each named keg (`NAME`: the version in use; `NAME@VERSION`), one path a line.
-pub fn list_files(ctx: &Ctx, names: &[String]) -> anyhow::Result<()> {
+/// `pkg list NAME… --json`: each keg's files.
+#[derive(serde::Serialize)]
+struct Files {
+    schema: u32,
+    packages: Vec<KegFiles>,
+}
+
+#[derive(serde::Serialize)]
+struct KegFiles {
+    name: String,
+    version: String,
+    files: Vec<std::path::PathBuf>,
+}
+
+pub fn list_files(ctx: &Ctx, names: &[String], json: bool) -> anyhow::Result<()> {
     let state = ctx.state();
     let mut kegs = Vec::new();
     for arg in names {
@@ -22,6 +36,20 @@ pub fn list_files(ctx: &Ctx, names: &[String]) -> anyhow::Result<()> {
             None => state.require_installed(&name)?,
         };
         kegs.push((name, version));
+    }
+    if json {
+        let mut packages = Vec::new();
+        for (name, version) in &kegs {
+            packages.push(KegFiles {
+                name: name.clone(),
+                version: crate::version::show(version),
+                files: ctx.inventory().files(name, version)?,
+            });
+        }
+        return super::print_json(&Files {
+            schema: super::JSON_SCHEMA,
+            packages,
+        });
     }
     let mut out = std::io::stdout().lock();
     for (name, version) in &kegs {
@@ -84,5 +112,25 @@ pub fn leaves(ctx: &Ctx, json: bool) -> anyhow::Result<()> {
     for leaf in &leaves.leaves {
         writeln!(out, "{}", leaf.name)?;
     }
+    Ok(())
+}
+
+/// `pkg prefix [NAME]`: the prefix, or `PREFIX/opt/NAME` for an installed package (its linked
+/// version; a package installed but not linked is said, with `pkg link`).
+pub fn prefix(ctx: &Ctx, name: Option<&str>) -> anyhow::Result<()> {
+    let prefix = &ctx.settings.prefix;
+    let Some(name) = name else {
+        println!("{}", prefix.display());
+        return Ok(());
+    };
+    ctx.state().require_installed(name)?;
+    let opt = prefix.join("opt").join(name);
+    if std::fs::symlink_metadata(&opt).is_err() {
+        anyhow::bail!(
+            "{name} is installed but not linked, so {} does not exist; `pkg link {name}` makes it",
+            opt.display()
+        );
+    }
+    println!("{}", opt.display());
     Ok(())
 }

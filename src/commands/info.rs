@@ -115,7 +115,7 @@ fn show(
             });
             writeln!(
                 out,
-                "  {} ({}) {}, {}, from {}:{} {}",
+                "  {} ({}) {}, {}, from {} {}",
                 k.version,
                 notes.join(", "),
                 k.path.display(),
@@ -123,8 +123,7 @@ fn show(
                     crate::cellar::count_files(&k.path, &k.receipt.files),
                     "file"
                 ),
-                k.receipt.repository,
-                k.receipt.tag,
+                crate::references::shown(&k.receipt.repository, &k.receipt.tag),
                 k.receipt.manifest_digest,
             )?;
         }

@@ -114,11 +114,17 @@ pub fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<()> {
         }
     }
     if args.json {
+        let none = found.is_empty();
         print_json(&Found {
             schema: super::JSON_SCHEMA,
             formulae: found,
         })?;
-        return Ok(());
+        // The same exit code as the text: nothing found is a failure (the document says so).
+        return if none {
+            Err(SilentExit(1).into())
+        } else {
+            Ok(())
+        };
     }
     let mut out = std::io::stdout().lock();
     for f in &found {

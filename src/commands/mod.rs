@@ -174,7 +174,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Upgrade(args) => upgrade::run(&ctx, &args),
         Command::Outdated(args) => upgrade::outdated(&ctx, &args),
         Command::Uninstall(args) => uninstall::run(&ctx, &args),
-        Command::List(args) if !args.names.is_empty() => files::list_files(&ctx, &args.names),
+        Command::List(args) if !args.names.is_empty() => {
+            files::list_files(&ctx, &args.names, args.json)
+        }
         Command::List(args) => list::list(&ctx, &args),
         Command::Info(args) => info::run(&ctx, &args),
         Command::Search(args) => list::search(&ctx, &args),
@@ -185,6 +187,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reinstall(args) => install::reinstall(&ctx, &args),
         Command::Leaves(args) => files::leaves(&ctx, args.json),
         Command::Which(args) => files::which(&ctx, &args),
+        Command::Prefix(args) => files::prefix(&ctx, args.name.as_deref()),
         Command::Shellenv(args) => shell::shellenv(args.shell, &ctx.settings.prefix),
         Command::Fetch(args) => fetch::run(&ctx, &args),
         Command::Cleanup(args) => cleanup::cleanup(&ctx, &args),

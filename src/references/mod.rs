@@ -160,6 +160,16 @@ impl Reference {
 
 /// A formula name as Homebrew's `github_packages.rb` names its image: `@` → `/`, `+` → `x`
 /// (`openssl@3` → `openssl/3`, `gtk+3` → `gtkx3`).
+/// `REPOSITORY:TAG`, or `REPOSITORY@sha256:…` when the "tag" is a digest: a reference as the
+/// user writes it (and as `pkg install` takes it back).
+pub fn shown(repository: &impl std::fmt::Display, tag: &str) -> String {
+    if tag.parse::<Digest>().is_ok() {
+        format!("{repository}@{tag}")
+    } else {
+        format!("{repository}:{tag}")
+    }
+}
+
 /// The channel a version was recorded for, when it came from a tag that is not a version
 /// (`0.0.0+tag.latest`, `0.0.0+tag.latest.moved.3` → `latest`): such versions follow their tag
 /// and are never ordered against release versions.

@@ -917,3 +917,56 @@ fn bad_input_named_by_the_user_exits_2_saying_what_to_do() {
         listed.stdout
     );
 }
+
+/// Scripts and people get the same answers (issue 31, in part): `search --json` that finds
+/// nothing exits 1 as the text does (it exited 0), with its document; `list NAME --json` is a
+/// document (it printed plain paths); `pkg prefix [NAME]` prints the prefix or `PREFIX/opt/NAME`;
+/// a package installed by digest is shown as `REPO@sha256:…` (it was `REPO:sha256:…`).
+#[test]
+fn json_exit_codes_prefix_and_digest_references_say_the_same_thing_everywhere() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    hello(&registry, &ctx);
+    ctx.pkg(&["install", "hello"]).success();
+
+    let none = ctx.pkg(&["search", "--json", "zzz"]).failure();
+    let doc: Value = serde_json::from_str(&none.stdout).unwrap();
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["formulae"], serde_json::json!([]));
+    ctx.pkg(&["search", "zzz"]).failure();
+
+    let files: Value =
+        serde_json::from_str(&ctx.pkg(&["list", "hello", "--json"]).success().stdout).unwrap();
+    assert_eq!(files["schema"], 1);
+    assert_eq!(files["packages"][0]["name"], "hello");
+    assert_eq!(files["packages"][0]["version"], "1.0.0");
+    assert!(
+        files["packages"][0]["files"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("bin/hello"),
+        "{files}"
+    );
+
+    assert_eq!(
+        ctx.pkg(&["prefix"]).success().stdout.trim_end(),
+        ctx.prefix.display().to_string()
+    );
+    assert_eq!(
+        ctx.pkg(&["prefix", "hello"]).success().stdout.trim_end(),
+        ctx.prefix.join("opt/hello").display().to_string()
+    );
+    ctx.pkg(&["prefix", "nothere"]).failure();
+
+    let digest = ctx.receipt("hello", "1.0.0")["manifest_digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_digest = format!("{}/acme/hello@{digest}", registry.host());
+    ctx.pkg(&["uninstall", "hello"]).success();
+    let run = ctx
+        .pkg(&["install", "--as", "pinned", &by_digest])
+        .success();
+    run.says(&by_digest);
+    ctx.pkg(&["info", "pinned"]).success().says(&by_digest);
+}

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
         .var(pkg::cli::complete::VAR)
         .complete();
     let cli = pkg::cli::Cli::parse();
+    let error = pkg::commands::Stderr::error_label(cli.color);
     if let Err(e) = pkg::interrupt::install() {
         eprintln!(
             "warning: cannot handle Ctrl-C ({e}); an interrupted run is repaired by the next one"
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
             let causes = pkg::commands::causes(&err);
             let mut causes = causes.iter();
             if let Some(first) = causes.next() {
-                eprintln!("error: {first}");
+                eprintln!("{error} {first}");
             }
             for cause in causes {
                 eprintln!("  caused by: {cause}");

@@ -18,6 +18,7 @@ mod pin;
 mod shell;
 mod tap;
 mod ui;
+pub use ui::Stderr;
 mod uninstall;
 mod upgrade;
 mod verify;
@@ -36,7 +37,6 @@ use crate::registry::Client;
 use crate::report::{Reporter, count, human_bytes};
 use crate::settings::{Flags, Settings};
 use crate::store::Store;
-use ui::Stderr;
 
 /// Ends a command with an exit code and no further message (e.g. `pkg outdated NAME` → 1).
 #[derive(Debug, thiserror::Error)]

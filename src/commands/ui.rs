@@ -20,14 +20,19 @@ pub struct Stderr {
 impl Stderr {
     pub fn new(quiet: bool, choice: ColorChoice) -> Stderr {
         let tty = std::io::stderr().is_terminal();
-        let color = match choice {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        };
+        let color = colored(choice);
         let bars =
             (tty && !quiet).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Stderr { quiet, color, bars }
+    }
+
+    /// `error:` as the final error is printed: red and bold like the run's own, when coloured.
+    pub fn error_label(choice: ColorChoice) -> String {
+        if colored(choice) {
+            "\x1b[1;31merror:\x1b[0m".to_owned()
+        } else {
+            "error:".to_owned()
+        }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -113,6 +118,18 @@ impl Drop for Bar {
     fn drop(&mut self) {
         if !self.0.is_finished() {
             self.0.abandon();
+        }
+    }
+}
+
+/// Whether stderr gets colour: `--color always`/`never`, else a terminal without `NO_COLOR`.
+fn colored(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         }
     }
 }

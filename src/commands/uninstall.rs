@@ -31,7 +31,15 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
                 continue;
             }
             None if installed.is_empty() && !(args.force && ctx.cellar.keg_dir_exists(&name)) => {
-                absent.push(format!("`{name}` is not installed"));
+                let similar = crate::plan::similar_installed(&ctx.cellar, &name);
+                absent.push(match similar.as_slice() {
+                    [] => format!("`{name}` is not installed"),
+                    [one] => format!("`{name}` is not installed (did you mean `{one}`?)"),
+                    many => format!(
+                        "`{name}` is not installed (did you mean one of: {}?)",
+                        many.join(", ")
+                    ),
+                });
                 continue;
             }
             None => installed,

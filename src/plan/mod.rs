@@ -31,8 +31,12 @@ pub enum PlanError {
         #[source]
         source: Box<ResolveError>,
     },
-    #[error("`{0}` is not installed; `pkg list` shows what is")]
-    NotInstalled(String),
+    #[error("`{name}` is not installed{}", installed_hint(.similar))]
+    NotInstalled {
+        name: String,
+        /// Installed names like it (a typo's likely meaning).
+        similar: Vec<String>,
+    },
     #[error(
         "{name} {version} is installed but its formula no longer has that version, so it cannot be poured again; `pkg upgrade {name}` moves it to one the formula has"
     )]
@@ -487,4 +491,24 @@ pub fn outdated(state: &mut State, names: &[String], named: bool) -> (Vec<Outdat
         });
     }
     (rows, plan)
+}
+
+fn installed_hint(similar: &[String]) -> String {
+    match similar {
+        [] => "; `pkg list` shows what is".into(),
+        [one] => format!("; did you mean `{one}`?"),
+        many => format!("; did you mean one of: {}?", many.join(", ")),
+    }
+}
+
+/// The installed names most like `name` (at most three), for "did you mean".
+pub fn similar_installed(cellar: &crate::cellar::Cellar, name: &str) -> Vec<String> {
+    let mut scored: Vec<(f64, String)> = cellar
+        .names()
+        .into_iter()
+        .map(|n| (strsim::jaro_winkler(name, &n), n))
+        .filter(|(score, n)| *score > 0.8 || n.contains(name) || name.contains(n.as_str()))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().take(3).map(|(_, n)| n).collect()
 }

@@ -93,7 +93,10 @@ impl<'a> State<'a> {
     /// The version in use, or an error saying the package is not installed.
     pub fn require_installed(&self, name: &str) -> Result<Version, super::PlanError> {
         self.in_use(name)
-            .ok_or_else(|| super::PlanError::NotInstalled(name.to_owned()))
+            .ok_or_else(|| super::PlanError::NotInstalled {
+                name: name.to_owned(),
+                similar: super::similar_installed(self.cellar, name),
+            })
     }
 
     /// Splits `NAME@VERSION` for commands that name one installed version. Names may hold an

@@ -43,7 +43,11 @@ pub(super) fn plan(state: &mut State, names: &[String], named: bool, keep_old: b
         let Some(current) = state.current(name) else {
             plan.notes.push(Note::Failed {
                 name: name.clone(),
-                error: PlanError::NotInstalled(name.clone()).to_string(),
+                error: PlanError::NotInstalled {
+                    name: name.clone(),
+                    similar: super::similar_installed(state.cellar, name),
+                }
+                .to_string(),
             });
             continue;
         };

@@ -970,3 +970,31 @@ fn json_exit_codes_prefix_and_digest_references_say_the_same_thing_everywhere() 
     run.says(&by_digest);
     ctx.pkg(&["info", "pinned"]).success().says(&by_digest);
 }
+
+/// Verbs on installed packages suggest the installed name a typo meant (issue 31, item 3, in
+/// part), and the final `error:` is coloured as `warning:` is (with `--color always`).
+#[test]
+fn verbs_on_installed_packages_suggest_the_name_meant() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    hello(&registry, &ctx);
+    ctx.pkg(&["install", "hello"]).success();
+    for verb in [
+        &["pin", "helo"][..],
+        &["link", "helo"],
+        &["reinstall", "helo"],
+        &["outdated", "helo"],
+    ] {
+        let run = ctx.pkg(verb);
+        assert_ne!(run.code, 0, "{verb:?}");
+        run.says("did you mean `hello`?");
+    }
+    let run = ctx.pkg(&["uninstall", "helo"]);
+    run.says("(did you mean `hello`?)");
+    let run = ctx.pkg(&["--color", "always", "pin", "helo"]);
+    assert!(
+        run.stderr.starts_with("\u{1b}[1;31merror:\u{1b}[0m"),
+        "{:?}",
+        run.stderr
+    );
+}

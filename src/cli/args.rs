@@ -25,6 +25,9 @@ pub struct InstallArgs {
     /// The package name for the one reference given (default: its repository's last part).
     #[arg(long = "as", value_name = "NAME", value_parser = package_name)]
     pub as_name: Option<String>,
+    /// Not a flag of pkg's (brew's): answered with what to use instead.
+    #[arg(long, short = 'f', hide = true)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -41,6 +44,9 @@ pub struct UpgradeArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Not a flag of pkg's (apt's, dnf's): answered with what to use instead.
+    #[arg(long, short = 'y', hide = true)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,12 @@ use crate::resolve::Request;
 use super::Ctx;
 
 pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
+    if args.force {
+        return Err(super::BadInput(
+            "pkg install has no --force: to pour an installed package again, `pkg reinstall NAME`; to replace files in the way of its links, --overwrite".into(),
+        )
+        .into());
+    }
     let references = args
         .packages
         .iter()

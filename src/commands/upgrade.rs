@@ -9,6 +9,12 @@ use crate::plan::Note;
 use super::{Ctx, JSON_SCHEMA, SilentExit, print_json};
 
 pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> anyhow::Result<()> {
+    if args.yes {
+        return Err(super::BadInput(
+            "pkg upgrade asks nothing, so it has no -y/--yes: run `pkg upgrade` (with --dry-run first to see the plan)".into(),
+        )
+        .into());
+    }
     let named = !args.packages.is_empty();
     // `pkg upgrade NAME@REQ` moves what is held for NAME to REQ, then upgrades within it.
     let mut asked = Vec::new();

@@ -906,6 +906,14 @@ fn bad_input_named_by_the_user_exits_2_saying_what_to_do() {
         .says("no Pkgfile at")
         .says("pkg bundle dump > Pkgfile");
 
+    // Other tools' habits get what to use instead (clap suggested `-- --force`).
+    ctx.pkg(&["install", "--force", "hello"])
+        .failure_with(2)
+        .says("pkg reinstall NAME");
+    ctx.pkg(&["upgrade", "-y"])
+        .failure_with(2)
+        .says("asks nothing");
+
     let formulae = ctx.home.join("my-formulae");
     std::fs::create_dir_all(&formulae).unwrap();
     ctx.pkg(&["tap", "add", "mine", formulae.to_str().unwrap()])

@@ -3,6 +3,8 @@
 //! nothing of itself behind and does not stop the others. `pkg reinstall`: the same road for
 //! the versions in use.
 
+use anyhow::Context as _;
+
 use crate::cli::{InstallArgs, ReinstallArgs};
 use crate::resolve::Request;
 
@@ -39,6 +41,15 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
     // Formulae recorded for references, with what was there before: put back unless installed.
     let mut recorded = Vec::new();
     for arg in &args.packages {
+        // An OCI layout on disk: `oci:DIR[:TAG]`, or the layout's directory.
+        if let Some(layout) = crate::references::layout::parse(arg)? {
+            let Some((request, version, before)) = by_layout(ctx, arg, &layout, args)? else {
+                continue;
+            };
+            recorded.push((request.name.clone(), version, before));
+            requests.push(request);
+            continue;
+        }
         let request = if formulary.split_qualified(arg).is_some() {
             let plain = formulary.choose(arg)?;
             Request::parse_in(&plain, &formulary)?
@@ -148,6 +159,56 @@ fn by_reference(
     };
     // `{version}` spells it whole (`10.44.0+x2`), so the request is exactly that version (not
     // remembered as one: see `run`).
+    let request = Request::parse(&format!("{name}@{version}"))?;
+    Ok(Some((request, version, before)))
+}
+
+/// An OCI layout on disk: recorded as a formula naming `oci:DIR` (unless a dry run), then
+/// requested at exactly its tag's version, as a registry reference is.
+fn by_layout(
+    ctx: &Ctx,
+    arg: &str,
+    layout: &crate::references::layout::LayoutRef,
+    args: &InstallArgs,
+) -> anyhow::Result<Option<(Request, semver::Version, Option<String>)>> {
+    let name = match &args.as_name {
+        Some(name) => name.clone(),
+        None => layout.name()?,
+    };
+    let refs = crate::references::References::new(&ctx.settings.prefix);
+    let path = refs.dir().join(format!("{name}.toml"));
+    if let Ok(f) = ctx.formulary.load(&name)
+        && f.origin != crate::formula::Origin::File(path.clone())
+    {
+        return Err(crate::references::ByRefError::Collides {
+            arg: arg.to_owned(),
+            name,
+            origin: f.origin.to_string(),
+            other: f
+                .versions
+                .values()
+                .next()
+                .map(|s| s.repository.to_string())
+                .unwrap_or_default(),
+        }
+        .into());
+    }
+    let version = layout.version();
+    if args.dry_run {
+        let state = if ctx.cellar.is_installed(&name, &version) {
+            "installed"
+        } else {
+            "install"
+        };
+        println!("{state} {name} {} ({arg})", crate::version::Shown(&version));
+        return Ok(None);
+    }
+    let before = refs.snapshot(&name);
+    let text = layout.formula(&name);
+    crate::formula::Formula::parse(&text, crate::formula::Origin::File(path), Some(&name))?;
+    std::fs::create_dir_all(refs.dir())
+        .with_context(|| format!("creating {}", refs.dir().display()))?;
+    refs.restore(&name, Some(&text))?;
     let request = Request::parse(&format!("{name}@{version}"))?;
     Ok(Some((request, version, before)))
 }

@@ -2,6 +2,7 @@
 //! `…@sha256:…`) records a formula for it under `PREFIX/var/pkg/references/`, named after the
 //! repository's last component, so list, info, upgrade and uninstall treat it like any other.
 
+pub mod layout;
 pub mod moved;
 pub mod newer;
 
@@ -132,34 +133,36 @@ impl Reference {
     /// (`0.0.0+sha256.HEX12` for a digest): build metadata, not a pre-release, so that a plain
     /// `pkg install NAME` later resolves it like any version (a pre-release needs asking for).
     pub fn version(&self) -> Version {
-        let tag = match &self.digest {
+        match &self.digest {
             Some(d) => {
                 let label = format!("{}.{}", d.algorithm(), &d.hex()[..12]);
-                return Version::parse(&format!("0.0.0+{label}"))
-                    .unwrap_or_else(|_| Version::new(0, 0, 0));
+                Version::parse(&format!("0.0.0+{label}")).unwrap_or_else(|_| Version::new(0, 0, 0))
             }
-            None => self.tag.clone(),
-        };
-        // A Homebrew bottle's rebuild is the tag's `-N` (`1.0.0_1-2`): the same version, not a
-        // pre-release.
-        if homebrew_formula_name(&self.repository.name).is_some()
-            && let Some((version, rebuild)) = tag.rsplit_once('-')
-            && !rebuild.is_empty()
-            && rebuild.bytes().all(|b| b.is_ascii_digit())
-            && let Ok(v) = crate::version::parse_brew(version)
-        {
-            return v;
+            None => tag_version(&self.repository.name, &self.tag),
         }
-        if let Ok(v) = crate::version::parse_brew(tag.strip_prefix('v').unwrap_or(&tag)) {
-            return v;
-        }
-        let ident = tag.replace('_', "-");
-        Version::parse(&format!("0.0.0+tag.{ident}")).unwrap_or_else(|_| Version::new(0, 0, 0))
     }
 }
 
-/// A formula name as Homebrew's `github_packages.rb` names its image: `@` → `/`, `+` → `x`
-/// (`openssl@3` → `openssl/3`, `gtk+3` → `gtkx3`).
+/// The version a tag of repository `repo` stands for: the tag when it is a version (a leading
+/// `v` allowed), else `0.0.0+tag.TAG`.
+pub fn tag_version(repo: &str, tag: &str) -> Version {
+    // A Homebrew bottle's rebuild is the tag's `-N` (`1.0.0_1-2`): the same version, not a
+    // pre-release.
+    if homebrew_formula_name(repo).is_some()
+        && let Some((version, rebuild)) = tag.rsplit_once('-')
+        && !rebuild.is_empty()
+        && rebuild.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(v) = crate::version::parse_brew(version)
+    {
+        return v;
+    }
+    if let Ok(v) = crate::version::parse_brew(tag.strip_prefix('v').unwrap_or(tag)) {
+        return v;
+    }
+    let ident = tag.replace('_', "-");
+    Version::parse(&format!("0.0.0+tag.{ident}")).unwrap_or_else(|_| Version::new(0, 0, 0))
+}
+
 /// `REPOSITORY:TAG`, or `REPOSITORY@sha256:…` when the "tag" is a digest: a reference as the
 /// user writes it (and as `pkg install` takes it back).
 pub fn shown(repository: &impl std::fmt::Display, tag: &str) -> String {
@@ -184,6 +187,8 @@ pub fn channel(v: &Version) -> Option<&str> {
     })
 }
 
+/// A formula name as Homebrew's `github_packages.rb` names its image: `@` → `/`, `+` → `x`
+/// (`openssl@3` → `openssl/3`, `gtk+3` → `gtkx3`).
 pub fn image_name(formula: &str) -> String {
     formula.replace('@', "/").replace('+', "x")
 }

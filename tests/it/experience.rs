@@ -1006,3 +1006,59 @@ fn verbs_on_installed_packages_suggest_the_name_meant() {
         run.stderr
     );
 }
+
+/// A layout written by `pkg bottle`, or by `skopeo copy … oci:DIR:TAG`, installs without a
+/// formula (issue 31, the first hour): by its directory, or as `oci:DIR[:TAG]` (skopeo's syntax).
+/// Before: "the registry host may only use letters…" and "`pkg bottle` it first".
+#[test]
+fn an_oci_layout_on_disk_installs_by_its_path_or_as_oci_dir_tag() {
+    let ctx = TestContext::new();
+    let src = ctx.home.join("src");
+    std::fs::create_dir_all(src.join("bin")).unwrap();
+    std::fs::write(src.join("bin/tool"), "#!/bin/sh\necho tool 1.0.0\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(src.join("bin/tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let layout = ctx.home.join("tool-1.0.0.oci");
+    ctx.pkg(&[
+        "bottle",
+        src.to_str().unwrap(),
+        "--name",
+        "tool",
+        "--version",
+        "1.0.0",
+        "--output",
+        layout.to_str().unwrap(),
+    ])
+    .success();
+    ctx.pkg(&["install", layout.to_str().unwrap()]).success();
+    assert_eq!(crate::faults::run_bin(&ctx, "tool"), "tool 1.0.0");
+    assert_eq!(ctx.cellar_versions("tool"), ["1.0.0"]);
+    ctx.pkg(&["uninstall", "tool"]).success();
+
+    // skopeo's own syntax, for a layout skopeo wrote from a registry.
+    let registry = Registry::start();
+    hello(&registry, &ctx);
+    let copied = ctx.home.join("copied");
+    let status = std::process::Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            &format!("docker://{}/acme/hello:1.0.0", registry.host()),
+            &format!("oci:{}:1.0.0", copied.display()),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    ctx.pkg(&[
+        "install",
+        "--as",
+        "copied",
+        &format!("oci:{}:1.0.0", copied.display()),
+    ])
+    .success();
+    assert_eq!(ctx.cellar_versions("copied"), ["1.0.0"]);
+    ctx.pkg(&["install", &format!("oci:{}:9.9.9", copied.display())])
+        .failure();
+}

@@ -144,6 +144,12 @@ pub fn shown_remote(remote: &str) -> String {
     }
 }
 
+/// A git repository: a work tree's `.git`, or a bare repository's `HEAD`, `objects/` and `refs/`.
+fn is_git_repository(dir: &Path) -> bool {
+    dir.join(".git").exists()
+        || (dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir())
+}
+
 fn looks_like_git_url(s: &str) -> bool {
     s.starts_with("https://")
         || s.starts_with("http://")
@@ -208,8 +214,18 @@ impl Taps {
                 source_: source.to_owned(),
             });
         }
+        // A local git repository (bare, or with a work tree) is cloned as a remote one is: its
+        // committed formulae, not whatever its directory holds (a bare one holds none).
+        let repository = local.is_dir() && is_git_repository(local);
+        let source = if repository {
+            let target = std::fs::canonicalize(local).map_err(io_err(local))?;
+            format!("file://{}", target.display())
+        } else {
+            source.to_owned()
+        };
+        let source = source.as_str();
         let dest = self.new_dest(name)?;
-        if local.is_dir() {
+        if local.is_dir() && !repository {
             let target = std::fs::canonicalize(local).map_err(io_err(local))?;
             std::os::unix::fs::symlink(&target, &dest).map_err(io_err(&dest))?;
         } else {

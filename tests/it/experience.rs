@@ -134,7 +134,11 @@ fn the_man_page_is_complete_every_command_with_its_options_and_examples() {
             "{name}: no example runs it:\n{entry}"
         );
         // Its own options are described there (the global ones are in OPTIONS).
-        for arg in cmd.get_arguments().filter(|a| !a.is_global_set()) {
+        // Hidden flags (other tools' habits, answered with what to use) are not documented.
+        for arg in cmd
+            .get_arguments()
+            .filter(|a| !a.is_global_set() && !a.is_hide_set())
+        {
             if let Some(long) = arg.get_long() {
                 assert!(
                     entry.contains(&format!("\\-\\-{}", long.replace('-', "\\-"))),

@@ -252,8 +252,10 @@ fn head(dir: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The user's own checkout as a tap is cloned (issue 31): pkg's clone is what `pkg update`
+/// moves; the checkout itself is never pulled, and removing the tap leaves it alone.
 #[test]
-fn a_linked_directory_that_is_a_git_repository_is_never_pulled() {
+fn a_users_git_checkout_as_a_tap_is_cloned_and_never_pulled() {
     let ctx = TestContext::new();
     let scratch = tempfile::tempdir().unwrap();
     // The user's own checkout, one commit behind its origin: `git pull` would move it.
@@ -287,11 +289,9 @@ fn a_linked_directory_that_is_a_git_repository_is_never_pulled() {
 
     ctx.pkg(&["tap", "add", "mine", mine.to_str().unwrap()])
         .success()
-        .says("mine (dir, 1 formula)");
-    ctx.pkg(&["tap", "list"]).success().says("mine\tdir\t");
-    ctx.pkg(&["update"])
-        .success()
-        .says("mine (a local directory)");
+        .says("mine (git, 1 formula)");
+    ctx.pkg(&["tap", "list"]).success().says("mine\tgit\t");
+    ctx.pkg(&["update"]).success();
     assert_eq!(
         head(&mine),
         before,
@@ -326,4 +326,52 @@ fn a_tap_source_starting_with_a_dash_never_reaches_git() {
         .failure_with(2)
         .says("./-odd");
     ctx.pkg(&["tap", "add", "odd", "./-odd"]).success();
+}
+
+/// A local git repository as a tap is cloned (issue 31, the first hour): a bare one (it was
+/// linked as a directory with 0 formulae, exit 0) and one with a work tree (its committed
+/// formulae, not its uncommitted edits).
+#[test]
+fn a_local_git_repository_bare_or_not_is_cloned_as_a_tap() {
+    let scratch = tempfile::tempdir().unwrap();
+    let origin = scratch.path().join("origin");
+    std::fs::create_dir_all(origin.join("formulae")).unwrap();
+    git(&origin, &["init", "-q", "-b", "main"]);
+    let formula = |v: &str| {
+        Formula::new("tool")
+            .version(v, "ghcr.io/acme/tool", v)
+            .to_toml()
+    };
+    std::fs::write(origin.join("formulae/tool.toml"), formula("1.0.0")).unwrap();
+    git(&origin, &["add", "."]);
+    git(&origin, &["commit", "-q", "-m", "tool 1.0.0"]);
+    let bare = scratch.path().join("tap.git");
+    git(
+        scratch.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            origin.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    // Not committed: a clone does not see it.
+    std::fs::write(origin.join("formulae/tool.toml"), formula("9.9.9")).unwrap();
+
+    let ctx = TestContext::new();
+    ctx.pkg(&["tap", "add", "bare", bare.to_str().unwrap()])
+        .success();
+    ctx.pkg(&["tap", "add", "work", origin.to_str().unwrap()])
+        .success();
+    let list = ctx.pkg(&["tap", "list"]).success().stdout;
+    assert!(list.contains("bare\tgit\t"), "{list}");
+    assert!(list.contains("work\tgit\t"), "{list}");
+    for source in ["bare", "work"] {
+        ctx.pkg(&["info", &format!("{source}/tool")])
+            .success()
+            .says("1.0.0");
+    }
+    let info = ctx.pkg(&["info", "work/tool"]).success();
+    assert!(!info.stdout.contains("9.9.9"), "{}", info.stdout);
 }

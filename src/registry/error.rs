@@ -40,13 +40,13 @@ pub enum RegistryError {
     Unauthorized {
         repository: String,
         detail: String,
-        hint: &'static str,
+        hint: std::borrow::Cow<'static, str>,
     },
     #[error("{repository}: access denied ({detail}). {hint}")]
     Denied {
         repository: String,
         detail: String,
-        hint: &'static str,
+        hint: std::borrow::Cow<'static, str>,
     },
     #[error("{repository}: {what} not found in the registry{detail}")]
     NotFound {
@@ -134,6 +134,33 @@ fn tries_note(tries: u32) -> String {
 /// The first line of an error's message, without its causes.
 pub(crate) fn first_line(e: &dyn std::error::Error) -> String {
     e.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
+impl super::Client {
+    /// What to tell a user refused at `base`: as [`hint_for`], except when the environment's
+    /// credentials are for other hosts (PKG_REGISTRY_HOST) — typically ghcr.io while its
+    /// requests go to a mirror — where it says so and how to give this endpoint its own.
+    pub(super) fn credential_hint(
+        &self,
+        base: &url::Url,
+        repo: &super::Repository,
+        sent: bool,
+    ) -> std::borrow::Cow<'static, str> {
+        let endpoint = host_port(base);
+        if sent || self.credentials.env.is_none() {
+            return hint_for(sent).into();
+        }
+        let mirror = if endpoint != repo.registry {
+            format!(", which stands in for {}", repo.registry)
+        } else {
+            String::new()
+        };
+        format!(
+            "PKG_REGISTRY_USERNAME and PKG_REGISTRY_PASSWORD are set, but for {} (PKG_REGISTRY_HOST), so they were not sent to {endpoint}{mirror}: log in to it (`pkg login {endpoint}`), or add it to PKG_REGISTRY_HOST if the same credentials are good there",
+            self.credentials.env_hosts.join(", ")
+        )
+        .into()
+    }
 }
 
 /// What to do when a certificate is not trusted.

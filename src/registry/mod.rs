@@ -25,7 +25,7 @@ use url::Url;
 
 use crate::digest::Digest;
 use auth::{Challenge, CredentialSource, TokenCache};
-use error::{CREDENTIAL_HINT, REFUSED_TOKEN_HINT, hint_for, offline_what};
+use error::{CREDENTIAL_HINT, REFUSED_TOKEN_HINT, offline_what};
 pub use error::{RegistryError, error_detail, redact};
 pub(crate) use error::{first_line, read_limited};
 pub use mirrors::{MIRROR_ONLY_VAR, MIRRORS_VAR, MirrorError, Mirrors};
@@ -430,9 +430,9 @@ impl Client {
                         error_detail(resp)
                     ),
                     hint: if sent || !tokens {
-                        hint_for(sent)
+                        self.credential_hint(base, repo, sent)
                     } else {
-                        REFUSED_TOKEN_HINT
+                        REFUSED_TOKEN_HINT.into()
                     },
                 });
             }
@@ -529,7 +529,7 @@ impl Client {
             403 => RegistryError::Denied {
                 repository: repo.to_string(),
                 detail,
-                hint: CREDENTIAL_HINT,
+                hint: CREDENTIAL_HINT.into(),
             },
             _ => RegistryError::Status {
                 url: url.to_owned(),

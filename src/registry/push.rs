@@ -252,7 +252,7 @@ impl Client {
             return Err(RegistryError::Unauthorized {
                 repository: repo.to_string(),
                 detail: super::error_detail(resp),
-                hint: LOGIN_HINT,
+                hint: LOGIN_HINT.into(),
             });
         }
         Ok(resp)
@@ -275,7 +275,7 @@ impl Client {
         let refused = |detail: String| RegistryError::Unauthorized {
             repository: registry.to_owned(),
             detail,
-            hint: LOGIN_HINT,
+            hint: LOGIN_HINT.into(),
         };
         match resp.status().as_u16() {
             200 => return Ok(()),

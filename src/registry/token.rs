@@ -11,7 +11,7 @@ use url::Url;
 use super::auth::{self, Challenge};
 use super::{
     CREDENTIAL_HINT, Client, MAX_TOKEN_BYTES, MAX_TOKEN_HEADER, RegistryError, Repository,
-    check_realm, error_detail, hint_for, host_port, read_limited, redact,
+    check_realm, error_detail, host_port, read_limited, redact,
 };
 
 impl Client {
@@ -63,7 +63,7 @@ impl Client {
                 .ok_or_else(|| RegistryError::Unauthorized {
                     repository: repo.to_string(),
                     detail: "the registry's Bearer challenge names no realm".into(),
-                    hint: "",
+                    hint: "".into(),
                 })?;
             let realm = base.join(realm).map_err(|e| RegistryError::Realm {
                 realm: realm.to_owned(),
@@ -89,13 +89,13 @@ impl Client {
                 .ok_or_else(|| RegistryError::Unauthorized {
                     repository: repo.to_string(),
                     detail: "the registry wants a username and password".into(),
-                    hint: CREDENTIAL_HINT,
+                    hint: self.credential_hint(base, repo, false),
                 });
         }
         Err(RegistryError::Unauthorized {
             repository: repo.to_string(),
             detail: "the registry answered 401 without a usable WWW-Authenticate challenge".into(),
-            hint: CREDENTIAL_HINT,
+            hint: CREDENTIAL_HINT.into(),
         })
     }
 
@@ -139,7 +139,10 @@ impl Client {
         let scope = scopes.join(" ");
         let scope = scope.as_str();
         let credentials = self.credentials.lookup(&host_port(base));
-        let hint = hint.unwrap_or_else(|| hint_for(credentials.is_some()));
+        let hint: std::borrow::Cow<'static, str> = match hint {
+            Some(h) => h.into(),
+            None => self.credential_hint(base, repo, credentials.is_some()),
+        };
         // A realm is the registry's word: it could carry userinfo or a query worth hiding.
         let shown = Url::parse(realm).map_or_else(|_| realm.to_owned(), |u| redact(&u));
         let realm = shown.as_str();
@@ -179,14 +182,14 @@ impl Client {
                     return Err(RegistryError::Unauthorized {
                         repository: repo.to_string(),
                         detail: format!("token service {realm}: {}", error_detail(resp)),
-                        hint,
+                        hint: hint.clone(),
                     });
                 }
                 403 => {
                     return Err(RegistryError::Denied {
                         repository: repo.to_string(),
                         detail: format!("token service {realm}: {}", error_detail(resp)),
-                        hint,
+                        hint: hint.clone(),
                     });
                 }
                 status => {

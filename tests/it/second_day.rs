@@ -831,3 +831,34 @@ fn an_install_over_tls_from_a_private_ca_works_when_the_ca_is_trusted_and_throug
         proxy.log()
     );
 }
+
+/// Credentials in the environment are for ghcr.io (PKG_REGISTRY_HOST), and ghcr.io is mirrored to
+/// a registry that wants a login: the error says the credentials were not sent to the mirror and
+/// how to give it its own (issue 31, item 3) — it said "set PKG_REGISTRY_USERNAME", which was set.
+#[test]
+fn credentials_for_the_registry_are_not_the_mirrors_and_the_error_says_so() {
+    let mirror = Registry::start_with_htpasswd();
+    let mut ctx = TestContext::new();
+    ctx.with_credentials()
+        .credentials_host("ghcr.io")
+        .env("PKG_RETRIES", "1")
+        .mirrors(&format!("ghcr.io={}", mirror.url()))
+        .env("PKG_REGISTRY_MIRROR_ONLY", "ghcr.io");
+    ctx.write_formula(
+        "hello",
+        &Formula::new("hello")
+            .version("1.0.0", "ghcr.io/acme/hello", "1.0.0")
+            .to_toml(),
+    );
+    let run = ctx.pkg(&["install", "hello"]).failure();
+    run.says("are set, but for ghcr.io (PKG_REGISTRY_HOST)")
+        .says(&format!(
+            "not sent to {}, which stands in for ghcr.io",
+            mirror.host()
+        ))
+        .says(&format!("pkg login {}", mirror.host()));
+    assert!(
+        !run.stderr.contains(crate::harness::token::PASSWORD),
+        "a password was printed"
+    );
+}

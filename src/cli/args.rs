@@ -462,8 +462,8 @@ pub enum BundleCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TapCommand {
-    /// Add a tap from a local directory (linked), a git URL (cloned), or a formula JSON API
-    /// (homebrew/core's: its bottles installed by their sha256).
+    /// Add a tap from a local directory (linked; a git repository is cloned), a git URL (cloned),
+    /// or a formula JSON API (homebrew/core's: its bottles installed by their sha256).
     #[command(
         after_help = "Examples:\n  pkg tap add acme https://github.com/acme/pkg-formulae.git   cloned; `pkg update` pulls it\n  pkg tap add local ~/my-formulae                            linked; edits show at once\n  pkg tap add homebrew/core                                  Homebrew's formula API (formulae.brew.sh)\n  pkg tap add homebrew/core --api http://127.0.0.1:8000/formula.json\n\nFormulae are read from the tap's formulae/ directory if it has one, else from its top.\nAn API tap keeps the formulae written from the API; `pkg update` asks whether it changed (ETag)."
     )]

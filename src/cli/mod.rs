@@ -17,33 +17,49 @@ use clap::{Parser, Subcommand};
 )]
 pub struct Cli {
     /// Print only errors: no status lines, warnings, caveats or progress bars.
-    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        help_heading = "Global options",
+        conflicts_with = "verbose"
+    )]
     pub quiet: bool,
     /// Also log each registry request (credentials and signed URLs redacted).
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = "Global options")]
     pub verbose: bool,
     /// When to colour messages: auto (a terminal, and NO_COLOR unset), always or never.
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
     /// Prefix to work on (overrides PKG_PREFIX and the config file).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "DIR"
+    )]
     pub prefix: Option<std::path::PathBuf>,
     /// Download cache (overrides PKG_CACHE and the config file).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "DIR"
+    )]
     pub cache: Option<std::path::PathBuf>,
     /// Downloads at once (overrides PKG_JOBS and the config file).
-    #[arg(long, short = 'j', global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, short = 'j', global = true, help_heading = "Global options", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
     /// Fail at once instead of waiting when another pkg is changing the prefix.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub no_wait: bool,
     /// Use the cache only: no network at all; what is not cached is named, and the run fails
     /// (also PKG_OFFLINE=1).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub offline: bool,
     /// Install nothing whose formula has no `[verify]` policy met by a Sigstore signature
     /// (also PKG_REQUIRE_SIGNATURES=1, config `require_signatures`).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub require_signatures: bool,
     #[command(subcommand)]
     pub command: Command,

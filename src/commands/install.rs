@@ -127,7 +127,7 @@ fn by_reference(
         // Refused here as the run refuses it; nothing is recorded.
         let (name, version) = refs.check(arg, &name, &reference, existing)?;
         let state = if ctx.cellar.is_installed(&name, &version) {
-            "installed"
+            "already installed"
         } else {
             "install"
         };
@@ -196,7 +196,7 @@ fn by_layout(
     let version = layout.version();
     if args.dry_run {
         let state = if ctx.cellar.is_installed(&name, &version) {
-            "installed"
+            "already installed"
         } else {
             "install"
         };

@@ -203,8 +203,8 @@ impl Plan {
     }
 
     /// The plan as a dry run prints it, a line a package: `install hello 1.2`,
-    /// `upgrade lib 1.0 -> 2.0`, `downgrade hello 2.0 -> 1.3`, `installed hello 1.2` (asked for,
-    /// already there).
+    /// `upgrade lib 1.0 -> 2.0`, `downgrade hello 2.0 -> 1.3`, `already installed hello 1.2`
+    /// (asked for, already there).
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         for note in &self.notes {
@@ -212,7 +212,7 @@ impl Plan {
                 && !self.moves().any(|m| m.name() == name)
             {
                 out.push(format!(
-                    "installed {name} {}",
+                    "already installed {name} {}",
                     crate::version::Shown(version)
                 ));
             }

@@ -941,6 +941,10 @@ fn json_exit_codes_prefix_and_digest_references_say_the_same_thing_everywhere() 
     hello(&registry, &ctx);
     ctx.pkg(&["install", "hello"]).success();
 
+    // A dry run of what is there says so, not "installed hello 1.0.0" as if it had installed it.
+    let dry = ctx.pkg(&["install", "--dry-run", "hello"]).success();
+    assert_eq!(dry.stdout, "already installed hello 1.0.0\n");
+
     let none = ctx.pkg(&["search", "--json", "zzz"]).failure();
     let doc: Value = serde_json::from_str(&none.stdout).unwrap();
     assert_eq!(doc["schema"], 1);

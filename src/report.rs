@@ -109,6 +109,18 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// The names among `candidates` most like `name` (at most three, likest first): what a typo
+/// probably meant, for "did you mean".
+pub fn similar(name: &str, candidates: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut scored: Vec<(f64, String)> = candidates
+        .into_iter()
+        .map(|n| (strsim::jaro_winkler(name, &n), n))
+        .filter(|(score, n)| *score > 0.8 || n.contains(name) || name.contains(n.as_str()))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().take(3).map(|(_, n)| n).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,12 +126,7 @@ fn by_reference(
     if args.dry_run {
         // Refused here as the run refuses it; nothing is recorded.
         let (name, version) = refs.check(arg, &name, &reference, existing)?;
-        let state = if ctx.cellar.is_installed(&name, &version) {
-            "already installed"
-        } else {
-            "install"
-        };
-        println!("{state} {name} {} ({arg})", crate::version::Shown(&version));
+        say_dry_run(ctx, &name, &version, arg);
         return Ok(None);
     }
     let before = refs.snapshot(&name);
@@ -161,6 +156,17 @@ fn by_reference(
     // remembered as one: see `run`).
     let request = Request::parse(&format!("{name}@{version}"))?;
     Ok(Some((request, version, before)))
+}
+
+/// A dry run's line for a package named by a reference or a layout: `install NAME VERSION (ARG)`,
+/// or `already installed …`.
+fn say_dry_run(ctx: &Ctx, name: &str, version: &semver::Version, arg: &str) {
+    let state = if ctx.cellar.is_installed(name, version) {
+        "already installed"
+    } else {
+        "install"
+    };
+    println!("{state} {name} {} ({arg})", crate::version::Shown(version));
 }
 
 /// An OCI layout on disk: recorded as a formula naming `oci:DIR` (unless a dry run), then
@@ -195,12 +201,7 @@ fn by_layout(
     }
     let version = layout.version();
     if args.dry_run {
-        let state = if ctx.cellar.is_installed(&name, &version) {
-            "already installed"
-        } else {
-            "install"
-        };
-        println!("{state} {name} {} ({arg})", crate::version::Shown(&version));
+        say_dry_run(ctx, &name, &version, arg);
         return Ok(None);
     }
     let before = refs.snapshot(&name);

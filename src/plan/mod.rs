@@ -503,12 +503,5 @@ fn installed_hint(similar: &[String]) -> String {
 
 /// The installed names most like `name` (at most three), for "did you mean".
 pub fn similar_installed(cellar: &crate::cellar::Cellar, name: &str) -> Vec<String> {
-    let mut scored: Vec<(f64, String)> = cellar
-        .names()
-        .into_iter()
-        .map(|n| (strsim::jaro_winkler(name, &n), n))
-        .filter(|(score, n)| *score > 0.8 || n.contains(name) || name.contains(n.as_str()))
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    scored.into_iter().take(3).map(|(_, n)| n).collect()
+    crate::report::similar(name, cellar.names())
 }

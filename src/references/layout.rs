@@ -75,6 +75,11 @@ pub fn parse(arg: &str) -> Result<Option<LayoutRef>, ByRefError> {
             }
         }
     };
+    if !crate::registry::repository::valid_tag(&tag) {
+        return Err(bad(format!(
+            "`{tag}` is not a valid tag (1 to 128 of A-Z a-z 0-9 _ . -, not starting with . or -)"
+        )));
+    }
     Ok(Some(LayoutRef { dir, tag }))
 }
 

@@ -1069,4 +1069,16 @@ fn an_oci_layout_on_disk_installs_by_its_path_or_as_oci_dir_tag() {
     assert_eq!(ctx.cellar_versions("copied"), ["1.0.0"]);
     ctx.pkg(&["install", &format!("oci:{}:9.9.9", copied.display())])
         .failure();
+    // A tag that is not one, or a directory that is no layout: bad input, nothing recorded.
+    ctx.pkg(&["install", &format!("oci:{}:1.0.0\"", copied.display())])
+        .failure_with(2)
+        .says("is not a valid tag");
+    ctx.pkg(&["install", &format!("oci:{}", src.display())])
+        .failure_with(2)
+        .says("is not an OCI image layout");
+    assert!(
+        !ctx.prefix
+            .join("var/pkg/references/copied-1.0.0.toml")
+            .exists()
+    );
 }

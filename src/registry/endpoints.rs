@@ -89,6 +89,11 @@ fn transport_cause(e: &ureq::Error) -> String {
             ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => "connection reset".into(),
             ErrorKind::TimedOut => "timed out".into(),
             ErrorKind::UnexpectedEof => "the connection closed before an answer".into(),
+            // The resolver's failure reaches ureq as a plain I/O error ("failed to lookup
+            // address information: …"): said as the DNS failure it is.
+            _ if io.to_string().contains("lookup address") => {
+                format!("no such host (DNS: {io})")
+            }
             _ => io.to_string(),
         },
         ureq::Error::Timeout(ureq::Timeout::Connect) => {
@@ -252,6 +257,11 @@ mod tests {
             transport_cause(&ureq::Error::HostNotFound),
             "no such host (DNS)"
         );
+        // As the system resolver's failure arrives (getaddrinfo through std).
+        let lookup = ureq::Error::Io(std::io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        ));
+        assert!(transport_cause(&lookup).starts_with("no such host (DNS: "));
         let tried = Tried {
             endpoint: "http://127.0.0.1:5999".into(),
             mirror_of: Some(("ghcr.io".into(), "PKG_REGISTRY_MIRRORS".into())),

@@ -304,7 +304,7 @@ fn when_no_endpoint_answers_the_error_names_each_with_its_cause_and_tries() {
         .says(&format!(
             "{dead} (the mirror of {origin} in PKG_REGISTRY_MIRRORS): connection refused, 2 tries"
         ))
-        .says(&format!("https://{origin}: "))
+        .says(&format!("https://{origin}: no such host (DNS"))
         .says("2 tries");
     assert!(ctx.cellar_versions("hello").is_empty());
 

@@ -34,8 +34,11 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> anyhow::Result<()> {
     } else {
         Some(ctx.lock()?)
     };
-    for (name, requirement, spelled) in &asked {
+    // Every name checked before any hold moves: a typo in the second changes nothing.
+    for (name, _, _) in &asked {
         ctx.state().require_installed(name)?;
+    }
+    for (name, requirement, spelled) in &asked {
         if !args.dry_run {
             ctx.records
                 .set_request(name, Some((requirement, spelled)))

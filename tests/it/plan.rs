@@ -626,6 +626,12 @@ fn an_exact_version_is_remembered_and_a_two_number_request_is_its_series() {
         .pkg(&["info", "hello"])
         .success()
         .says("Held to hello@1.2 (~1.2)");
+    // A name that is not installed beside it fails the run and moves no hold.
+    w.ctx.pkg(&["upgrade", "hello@1", "helo@2"]).failure();
+    w.ctx
+        .pkg(&["info", "hello"])
+        .success()
+        .says("Held to hello@1.2 (~1.2)");
     w.pkg(&["install", "hello@1.2"]);
     assert_eq!(w.runs("hello").as_deref(), Some("hello 1.2.1"));
     w.pkg(&["upgrade"]);

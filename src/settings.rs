@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::registry::Mirrors;
 use crate::registry::auth::{CredentialSource, Credentials};
 use crate::registry::retry::NetworkOptions;
+use crate::store::tree_copy::LinkMode;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -28,6 +29,8 @@ pub struct Settings {
     pub jobs: usize,
     /// Every package installed needs a signature meeting its formula's `[verify]` policy.
     pub require_signatures: bool,
+    /// How warm installs take kegs from the unpacked store.
+    pub link_mode: LinkMode,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// What `pkg config` shows: key → its value and where it came from.
@@ -83,6 +86,8 @@ pub struct Flags {
     /// `--offline` (absent: the environment and the config file decide).
     pub offline: Option<bool>,
     pub require_signatures: Option<bool>,
+    /// `--link-mode`, as given (checked here, as the environment's and the file's are).
+    pub link_mode: Option<String>,
 }
 
 /// A mirror or, in order, several (`"ghcr.io" = ["http://a:5000", "http://b:5000"]`).
@@ -111,6 +116,7 @@ struct File {
     mirror_cooldown: Option<u64>,
     offline: Option<bool>,
     require_signatures: Option<bool>,
+    link_mode: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +137,10 @@ pub enum SettingsError {
         set: &'static str,
         unset: &'static str,
     },
+    #[error(
+        "{var} must be one of clone, hardlink or copy, got `{value}` (docs/performance.md says what each risks)"
+    )]
+    LinkMode { var: &'static str, value: String },
     #[error("{var} must be 1, true or yes to turn it on, or 0, false, no or empty, got `{value}`")]
     Bool { var: &'static str, value: String },
     #[error("{var} must be a whole number{unit}, at least 1, got `{value}`")]
@@ -501,6 +511,32 @@ impl Settings {
                 src,
             ),
         );
+        let mode = |var: &'static str, value: String| {
+            value
+                .parse::<LinkMode>()
+                .map_err(|()| SettingsError::LinkMode { var, value })
+        };
+        let (link_mode, src) = pick(
+            flags
+                .link_mode
+                .clone()
+                .map(|v| mode("--link-mode", v))
+                .transpose()?,
+            std::env::var("PKG_LINK_MODE")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| mode("PKG_LINK_MODE", v))
+                .transpose()?,
+            file.link_mode
+                .clone()
+                .map(|v| mode("link_mode (in the config file)", v))
+                .transpose()?,
+            LinkMode::default,
+        );
+        shown.insert(
+            "link_mode",
+            entry(link_mode.to_string(), json!(link_mode), src),
+        );
 
         let default_jobs = || {
             std::thread::available_parallelism()
@@ -590,6 +626,7 @@ impl Settings {
             network,
             jobs,
             require_signatures,
+            link_mode,
             config_file,
             shown,
         })

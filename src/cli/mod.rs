@@ -61,6 +61,11 @@ pub struct Cli {
     /// (also PKG_REQUIRE_SIGNATURES=1, config `require_signatures`).
     #[arg(long, global = true, help_heading = "Global options")]
     pub require_signatures: bool,
+    /// How a warm install takes a keg from the unpacked store: clone (reflinks, where the
+    /// filesystem has them), hardlink (any filesystem; a write into a keg changes the store)
+    /// or copy (also PKG_LINK_MODE, config `link_mode`).
+    #[arg(long, global = true, help_heading = "Global options", value_name = "MODE", value_parser = crate::store::tree_copy::LinkMode::NAMES)]
+    pub link_mode: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

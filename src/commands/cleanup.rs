@@ -128,7 +128,7 @@ fn clean_cache(
         {
             continue;
         }
-        let size = crate::store::unpacked::tree_size(&entry);
+        let size = crate::store::tree_copy::tree_size(&entry);
         *freed += size;
         if args.dry_run {
             println!("would remove {} ({})", entry.display(), human_bytes(size));

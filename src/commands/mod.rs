@@ -147,6 +147,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         jobs: cli.jobs.map(usize::from),
         offline: cli.offline.then_some(true),
         require_signatures: cli.require_signatures.then_some(true),
+        link_mode: cli.link_mode.clone(),
     };
     let settings = Settings::load(&flags)?;
     let reporter = Stderr::new(cli.quiet, cli.color);
@@ -264,6 +265,7 @@ impl Ctx<'_> {
             jobs: self.settings.jobs,
             ahead: crate::pour::prefetch::Budget::new(self.settings.jobs),
             require_signatures: self.settings.require_signatures,
+            link_mode: self.settings.link_mode,
             _cache_lock: cache_lock,
         })
     }

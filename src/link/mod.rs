@@ -184,8 +184,19 @@ pub fn make_executable(keg: &Path, listed: &[String]) -> Result<(), LinkError> {
         };
         let mode = st.st_mode & 0o7777;
         if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && mode & 0o111 == 0 {
-            root.chmod(&real, mode | (mode & 0o444) >> 2)
-                .map_err(walk)?;
+            let executable = mode | (mode & 0o444) >> 2;
+            if st.st_nlink > 1 {
+                // A file with other names (a hard link into the unpacked store, with
+                // `--link-mode hardlink`) is never changed through them: it becomes a file of
+                // its own, then executable.
+                let mut bytes = Vec::new();
+                let mut file = root.open_file(&real, false).map_err(walk)?;
+                let path = keg.join(&real);
+                std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io_err(&path))?;
+                root.replace(&real, &bytes, executable).map_err(walk)?;
+            } else {
+                root.chmod(&real, executable).map_err(walk)?;
+            }
         }
     }
     Ok(())

@@ -178,6 +178,8 @@ pub struct Pourer<'a> {
     pub ahead: prefetch::Budget,
     /// `--require-signatures`: a package whose formula has no `[verify]` policy is refused.
     pub require_signatures: bool,
+    /// How warm installs take kegs from the unpacked store (`--link-mode`).
+    pub link_mode: crate::store::tree_copy::LinkMode,
     /// The cache, locked shared while this run may add blobs that receipts will reference.
     pub _cache_lock: crate::lock::CacheLock,
 }

@@ -32,25 +32,29 @@ impl Pourer<'_> {
         let read_as: Vec<_> = layer_digests.iter().zip(&image.formats).collect();
         let chain = crate::store::unpacked::tree_key(&read_as);
         let unpacked = self.store.unpacked();
-        // Warm: the tree these layers unpacked into, checked and cloned (reflinks only; see
-        // unpacked.rs). Never for `fresh` (a reinstall): its keg comes from the blobs.
+        // Warm: the tree these layers unpacked into, checked and taken as the link mode says
+        // (unpacked.rs). Never for `fresh` (a reinstall): its keg comes from the blobs.
         if !fresh
             && let Some(chain) = &chain
             && unpacked.get(chain).is_some()
         {
             let staging = cellar.stage()?;
             let interrupted = crate::interrupt::guard(staging.path());
-            match unpacked.materialize(chain, staging.path()) {
-                Ok(Some(cloned)) => {
+            match unpacked.materialize(chain, staging.path(), self.link_mode) {
+                Ok(Some(taken)) => {
+                    // The files holding a placeholder, as the unpack that stored the tree saw
+                    // them: relocation opens only those.
                     let stats = Stats {
-                        entries: cloned.entries,
-                        bytes: cloned.bytes,
+                        entries: taken.made.entries,
+                        bytes: taken.made.bytes,
+                        scanned: taken.marked.is_some(),
+                        marked: taken.marked.unwrap_or_default(),
                         ..Stats::default()
                     };
                     return Ok((staging, interrupted, stats));
                 }
                 // Changed since it was stored: said, and replaced by the tree unpacked below.
-                Err(e @ crate::store::unpacked::CloneError::Changed { .. }) => {
+                Err(e @ crate::store::unpacked::TreeError::Changed { .. }) => {
                     self.reporter.warn(&e.to_string());
                 }
                 // Not usable under this umask, or a clone that failed (this prefix on another
@@ -96,9 +100,19 @@ impl Pourer<'_> {
             )
         })?;
         progress.finish();
-        // Kept for the next install of these layers, where the filesystem clones for free.
+        // Kept for the next install of these layers, as the link mode says (with a clone, only
+        // where the filesystem clones for free). The files holding a placeholder are known
+        // when every layer was unpacked as a tar.
+        let tars = (image.formats.iter()).all(|f| matches!(f, LayerFormat::Tar(_)));
+        let marked = (stats.scanned && tars).then_some(stats.marked.as_slice());
         if let Some(chain) = &chain
-            && let Err(e) = unpacked.put(chain, &layer_digests, staging.path())
+            && let Err(e) = unpacked.put(
+                chain,
+                &layer_digests,
+                staging.path(),
+                self.link_mode,
+                marked,
+            )
         {
             self.reporter.warn(&format!(
                 "could not keep the unpacked tree of {} for warm installs: {e}",

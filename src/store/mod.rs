@@ -10,8 +10,11 @@
 //! CACHE/v1/refs/<registry>/<repo>/<tag>  digest a tag pointed to when last fetched
 //! CACHE/v1/signatures/<alg>-<hex>        the Sigstore bundles found attached to a manifest,
 //!                                        a digest a line (the bundles are blobs)
-//! CACHE/v1/unpacked/<chain>/tree/        a layer chain's unpacked tree, where reflinks work
+//! CACHE/v1/unpacked/<chain>/tree/        a layer chain's unpacked tree (by the link mode: where
+//!                                        reflinks work, or hard links or copies when asked)
 //! CACHE/v1/unpacked/<chain>/layers       its layers, one digest a line (see unpacked.rs)
+//! CACHE/v1/unpacked/<chain>/manifest     each entry as stored, checked before use (tree_manifest.rs)
+//! CACHE/v1/unpacked/<chain>/marked       the files holding a Homebrew placeholder (hex paths)
 //! CACHE/v1/tmp/                          temporary files, each locked by its live run
 //! CACHE/v1/tmp/<alg>-<hex>.partial       a download a killed or failed run left, resumed by
 //!                                        the next run that wants that blob
@@ -130,7 +133,7 @@ impl Store {
             };
             if file.try_lock().is_ok() && (dry_run || remove(&path).is_ok()) {
                 let size = match meta.is_dir() {
-                    true => unpacked::tree_size(&path),
+                    true => tree_copy::tree_size(&path),
                     false => meta.len(),
                 };
                 out.push((path, size));
@@ -257,7 +260,7 @@ impl Store {
             .collect()
     }
 
-    /// The unpacked trees (warm installs by reflink).
+    /// The unpacked trees (warm installs by the link mode).
     pub fn unpacked(&self) -> unpacked::Unpacked {
         unpacked::Unpacked::new(&self.root)
     }
@@ -495,6 +498,7 @@ mod download;
 pub mod prefixes;
 #[cfg(test)]
 mod tests;
+pub mod tree_copy;
 mod tree_manifest;
 pub mod unpacked;
 

@@ -10,6 +10,11 @@
 //! not stop is someone who can write the cache rewriting the manifest too: the cache's blobs are
 //! held to digests from outside it; a tree is as trustworthy as the directory it sits in
 //! (docs/hardening.md).
+//!
+//! A tree whose files are hard-linked into kegs (`--link-mode hardlink`) is *shared*: every link
+//! made or removed changes its inodes' ctime, so its manifest (marked `shared` in its first line)
+//! records and compares the mtime instead. A write still shows (the kernel sets the mtime);
+//! putting the mtime back by hand does not, which is the hard-link mode's documented limit.
 
 use std::fmt::Write as _;
 use std::io;
@@ -20,8 +25,10 @@ use std::path::{Path, PathBuf};
 const HEADER: &str = "pkg-unpacked-manifest 1";
 
 /// One line per entry of `tree` (the tree itself first, then every entry, sorted by path):
-/// `TYPE MODE SIZE INODE CTIME PATH-HEX`. Links are described, never followed.
-pub fn describe(tree: &Path) -> io::Result<String> {
+/// `TYPE MODE SIZE INODE TIME PATH-HEX`, TIME being the ctime, or the mtime of a `shared`
+/// tree (and of its directories, whose ctime a keg's links never touch, the ctime still).
+/// Links are described, never followed.
+pub fn describe(tree: &Path, shared: bool) -> io::Result<String> {
     let mut lines = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
@@ -37,13 +44,18 @@ pub fn describe(tree: &Path) -> io::Result<String> {
         } else {
             'o'
         };
+        let (secs, nanos) = if shared && !kind.is_dir() {
+            (meta.mtime(), meta.mtime_nsec())
+        } else {
+            (meta.ctime(), meta.ctime_nsec())
+        };
         lines.push(format!(
             "{letter} {:o} {} {} {}.{:09} {}",
             meta.mode() & 0o7777,
             if kind.is_dir() { 0 } else { meta.len() },
             meta.ino(),
-            meta.ctime(),
-            meta.ctime_nsec(),
+            secs,
+            nanos,
             hex::encode(rel.as_os_str().as_bytes())
         ));
         if kind.is_dir() {
@@ -56,13 +68,43 @@ pub fn describe(tree: &Path) -> io::Result<String> {
     Ok(lines.join("\n"))
 }
 
-/// The manifest file's text for `tree`, stored with its modes made under `umask`.
-pub fn write(tree: &Path, umask: u32) -> io::Result<String> {
+/// The manifest file's text for `tree`, stored with its modes made under `umask`; `shared`
+/// when its files are hard-linked into kegs.
+pub fn write(tree: &Path, umask: u32, shared: bool) -> io::Result<String> {
     let mut text = String::new();
-    let _ = writeln!(text, "{HEADER} umask {umask:o}");
-    text.push_str(&describe(tree)?);
+    let _ = write!(text, "{HEADER} umask {umask:o}");
+    if shared {
+        text.push_str(" shared");
+    }
+    text.push('\n');
+    text.push_str(&describe(tree, shared)?);
     text.push('\n');
     Ok(text)
+}
+
+/// What a manifest's first line says of its tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// The umask its modes were made under.
+    pub umask: u32,
+    /// Its files are hard-linked into kegs.
+    pub shared: bool,
+}
+
+/// The first line of `manifest`, read (`None`: not one pkg wrote).
+pub fn stored(manifest: &str) -> Option<Stored> {
+    let first = manifest.lines().next()?;
+    let mut words = first.strip_prefix(HEADER)?.split_whitespace();
+    if words.next()? != "umask" {
+        return None;
+    }
+    let umask = u32::from_str_radix(words.next()?, 8).ok()?;
+    let shared = match words.next() {
+        None => false,
+        Some("shared") => true,
+        Some(_) => return None,
+    };
+    words.next().is_none().then_some(Stored { umask, shared })
 }
 
 /// Why a stored tree may not be used.
@@ -79,17 +121,16 @@ pub enum Mismatch {
 
 /// Checks `tree` against `manifest` (the text [`write`] made) for a caller under `umask`.
 pub fn check(tree: &Path, manifest: &str, umask: u32) -> Result<(), Mismatch> {
-    let (first, body) = manifest.split_once('\n').ok_or(Mismatch::Unreadable)?;
-    let stored = first
-        .strip_prefix(HEADER)
-        .and_then(|r| r.trim().strip_prefix("umask "))
-        .and_then(|u| u32::from_str_radix(u.trim(), 8).ok())
-        .ok_or(Mismatch::Unreadable)?;
+    let (_, body) = manifest.split_once('\n').ok_or(Mismatch::Unreadable)?;
+    let Stored {
+        umask: stored,
+        shared,
+    } = self::stored(manifest).ok_or(Mismatch::Unreadable)?;
     // A stricter umask now is applied while cloning; a looser one needs bits the tree lacks.
     if stored & !umask != 0 {
         return Err(Mismatch::Umask { stored, now: umask });
     }
-    let now = describe(tree).map_err(|_| Mismatch::Changed(PathBuf::new()))?;
+    let now = describe(tree, shared).map_err(|_| Mismatch::Changed(PathBuf::new()))?;
     let (mut want, mut got) = (body.lines(), now.lines());
     loop {
         match (want.next(), got.next()) {
@@ -123,7 +164,7 @@ mod tests {
         std::fs::write(tree.join("share/data"), "published").unwrap();
         std::fs::write(tree.join("bin"), "tool").unwrap();
         std::os::unix::fs::symlink("share/data", tree.join("link")).unwrap();
-        let manifest = write(&tree, 0o022).unwrap();
+        let manifest = write(&tree, 0o022, false).unwrap();
         assert_eq!(check(&tree, &manifest, 0o022), Ok(()));
         assert_eq!(check(&tree, &manifest, 0o077), Ok(()), "stricter is fine");
         assert_eq!(
@@ -150,11 +191,49 @@ mod tests {
             check(&tree, &manifest, 0o022),
             Err(Mismatch::Changed("share/data".into()))
         );
-        let manifest = write(&tree, 0o022).unwrap();
+        let manifest = write(&tree, 0o022, false).unwrap();
         std::fs::write(tree.join("share/extra"), "").unwrap();
         assert!(matches!(
             check(&tree, &manifest, 0o022),
             Err(Mismatch::Changed(_))
         ));
+    }
+
+    #[test]
+    fn a_shared_tree_is_checked_by_mtime_so_links_made_to_it_are_not_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("tree");
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(tree.join("data"), "published").unwrap();
+        std::os::unix::fs::symlink("data", tree.join("sym")).unwrap();
+        std::fs::hard_link(tree.join("sym"), tree.join("sym-again")).unwrap();
+        let private = write(&tree, 0o022, false).unwrap();
+        let shared = write(&tree, 0o022, true).unwrap();
+        assert_eq!(
+            stored(&shared),
+            Some(Stored {
+                umask: 0o022,
+                shared: true
+            })
+        );
+        assert_eq!(stored(&private).map(|s| s.shared), Some(false));
+        assert_eq!(stored("pkg-unpacked-manifest 1 umask 22 other\n"), None);
+        // A keg links to the file and the symlink: their ctimes move, their mtimes do not.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let keg = d.path().join("keg");
+        std::fs::create_dir_all(&keg).unwrap();
+        std::fs::hard_link(tree.join("data"), keg.join("data")).unwrap();
+        std::fs::hard_link(tree.join("sym"), keg.join("sym")).unwrap();
+        assert!(matches!(
+            check(&tree, &private, 0o022),
+            Err(Mismatch::Changed(_))
+        ));
+        assert_eq!(check(&tree, &shared, 0o022), Ok(()));
+        // A write through the keg's name still shows.
+        std::fs::write(keg.join("data"), "scribbled").unwrap();
+        assert_eq!(
+            check(&tree, &shared, 0o022),
+            Err(Mismatch::Changed("data".into()))
+        );
     }
 }

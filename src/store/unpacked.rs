@@ -1,29 +1,35 @@
-//! Unpacked layer chains, so a warm install is a clone of a tree instead of gunzip, hashing and
-//! file creation: `CACHE/v1/unpacked/<chain>/` holds the tree the layers unpacked into (before a
-//! bottle is stripped or relocated, and before the receipt), `<chain>` being the layers' chain
-//! ID (containerd's and the OCI image spec's: the first layer's digest, then
-//! `sha256(parent + " " + layer)` for each next one).
+//! Unpacked layer chains, so a warm install takes a tree instead of gunzip, hashing and file
+//! creation: `CACHE/v1/unpacked/<chain>/` holds the tree the layers unpacked into (before a
+//! bottle is stripped or relocated, and before the receipt), `<chain>` naming how each layer
+//! was read ([`tree_key`]).
 //!
-//! **Only by reflink.** A keg is materialized from the store, and the store from a freshly
-//! unpacked staging keg, with `FICLONE`: the two trees share extents and nothing else, so a
-//! write into a keg copies the block it touches and can never change the store or another keg.
-//! Where the filesystem cannot clone (ext4, tmpfs, or the cache and the prefix on different
-//! filesystems), nothing is stored: hard links would share the inode itself, so one write into
-//! one keg would change the store and every other prefix's keg at once (uv accepts that and
-//! documents it; pkg does not), and a copy costs about what unpacking the verified blob again
-//! does. See docs/performance.md.
+//! **How a keg takes the tree is the link mode's** ([`LinkMode`], `tree_copy.rs`):
+//! - `clone` (the default): the store is made from a freshly unpacked staging keg, and kegs
+//!   from the store, with `FICLONE`. The trees share extents and nothing else, so a write into
+//!   a keg copies the block it touches and can never change the store or another keg. Where the
+//!   filesystem cannot clone (ext4, tmpfs, another filesystem), nothing is stored and a warm
+//!   install unpacks the verified blobs again.
+//! - `hardlink` (opt-in): the store and the kegs share inodes. A warm install is a link per
+//!   file on any filesystem; a write into a keg is a write into the store and every keg linked
+//!   to it (uv's trade, documented in docs/performance.md). The files the pour rewrites — those
+//!   the unpack saw a Homebrew placeholder in (recorded beside the tree as `marked`) — are
+//!   copied, never linked, so relocating one prefix's keg never writes another's.
+//! - `copy` (opt-in): the store is kept on any filesystem and kegs are copies of it.
 //!
 //! An entry is built in `CACHE/v1/tmp/` and renamed into place whole, so it is complete or
-//! absent. `pkg cleanup` removes an entry once one of its layers is no longer referenced by any
-//! prefix using the cache (and, with `--prune DAYS`, entries unused that long).
+//! absent. It is checked against its manifest before each use (`tree_manifest.rs`); a tree
+//! shared by hard links is checked by mtime instead of ctime (a link made or removed changes
+//! every shared inode's ctime). `pkg cleanup` removes an entry once one of its layers is no
+//! longer referenced by any prefix using the cache (and, with `--prune DAYS`, entries unused
+//! that long).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
 
+use super::tree_copy::{self, LinkMode, Take};
 use super::tree_manifest::{self, Mismatch};
 use crate::digest::Digest;
 use crate::registry::manifest::LayerFormat;
@@ -35,11 +41,25 @@ pub struct Cloned {
     pub bytes: u64,
 }
 
+/// What [`Unpacked::materialize`] made in a staging keg.
+#[derive(Debug)]
+pub struct Taken {
+    pub made: Cloned,
+    /// The tree-relative files the unpack saw a Homebrew placeholder in, when the store knows
+    /// them (entries stored before pkg recorded them do not).
+    pub marked: Option<Vec<PathBuf>>,
+}
+
 #[derive(Debug, thiserror::Error)]
-pub enum CloneError {
-    /// The filesystem cannot clone between these two places: nothing is stored or taken.
-    #[error("{} cannot be cloned to {} (no reflinks there)", .from.display(), .to.display())]
-    NoReflink { from: PathBuf, to: PathBuf },
+pub enum TreeError {
+    /// The filesystem cannot make this mode's files between these two places: nothing is
+    /// stored or taken.
+    #[error("{} cannot be taken into {} by {mode} here", .from.display(), .to.display())]
+    Unsupported {
+        mode: LinkMode,
+        from: PathBuf,
+        to: PathBuf,
+    },
     /// The stored tree no longer matches its manifest (`tree_manifest.rs`).
     #[error(
         "the unpacked tree {} in the cache was changed after it was stored (at `{}`); it is not used, and the layers are unpacked again from the verified blobs",
@@ -55,8 +75,8 @@ pub enum CloneError {
     },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CloneError + '_ {
-    move |source| CloneError::Io {
+pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TreeError + '_ {
+    move |source| TreeError::Io {
         path: path.to_owned(),
         source,
     }
@@ -88,6 +108,27 @@ pub fn tree_key(layers: &[(&Digest, &LayerFormat)]) -> Option<String> {
 
 /// The file beside `tree/` that describes it as it was stored.
 const MANIFEST: &str = "manifest";
+/// The file beside `tree/` listing the files the unpack saw a Homebrew placeholder in, one
+/// hex-encoded tree-relative path a line (absent: not known).
+const MARKED: &str = "marked";
+
+fn write_marked(marked: &[PathBuf]) -> String {
+    marked
+        .iter()
+        .map(|p| format!("{}\n", hex::encode(p.as_os_str().as_bytes())))
+        .collect()
+}
+
+fn read_marked(file: &Path) -> Option<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines()
+        .map(|l| {
+            hex::decode(l.trim())
+                .ok()
+                .map(|b| PathBuf::from(std::ffi::OsStr::from_bytes(&b)))
+        })
+        .collect()
+}
 
 /// The unpacked trees of one cache.
 pub struct Unpacked {
@@ -110,45 +151,94 @@ impl Unpacked {
         tree.is_dir().then_some(tree)
     }
 
-    /// Clones the store's tree of `chain` into the empty directory `into` (a staging keg);
-    /// marks the entry used (for `cleanup --prune`).
+    /// Makes the store's tree of `chain` in the empty directory `into` (a staging keg) as
+    /// `mode` says; marks the entry used (for `cleanup --prune`).
     ///
     /// The tree is checked against its manifest first: one changed since it was stored is
-    /// [`CloneError::Changed`]; one whose modes were made under a umask that took bits the
-    /// caller's keeps is not used (`Ok(None)`: unpacking gives what this umask gives).
-    pub fn materialize(&self, chain: &str, into: &Path) -> Result<Option<Cloned>, CloneError> {
+    /// [`TreeError::Changed`]; one whose modes were made under a umask that took bits the
+    /// caller's keeps is not used (`Ok(None)`: unpacking gives what this umask gives). A tree
+    /// stored under another umask, or without its record of marked files, is copied where
+    /// `hardlink` is asked (a link would keep the stored modes, or share a file the pour may
+    /// rewrite).
+    pub fn materialize(
+        &self,
+        chain: &str,
+        into: &Path,
+        mode: LinkMode,
+    ) -> Result<Option<Taken>, TreeError> {
         let Some(tree) = self.get(chain) else {
             return Ok(None);
         };
-        match self.verify(chain, &tree) {
+        let entry = self.dir.join(chain);
+        let changed = |path: PathBuf| TreeError::Changed {
+            entry: entry.clone(),
+            path,
+        };
+        let manifest = std::fs::read_to_string(entry.join(MANIFEST))
+            .map_err(|_| changed(PathBuf::from(MANIFEST)))?;
+        let umask = crate::cellar::unpack::process_umask();
+        match tree_manifest::check(&tree, &manifest, umask) {
             Ok(()) => {}
             Err(Mismatch::Umask { .. }) => return Ok(None),
-            Err(Mismatch::Unreadable) => {
-                return Err(CloneError::Changed {
-                    entry: self.dir.join(chain),
-                    path: PathBuf::from(MANIFEST),
-                });
-            }
-            Err(Mismatch::Changed(path)) => {
-                return Err(CloneError::Changed {
-                    entry: self.dir.join(chain),
-                    path,
-                });
-            }
+            Err(Mismatch::Unreadable) => return Err(changed(PathBuf::from(MANIFEST))),
+            Err(Mismatch::Changed(path)) => return Err(changed(path)),
         }
-        let xattrs = self.dir.join(chain).join("xattrs").exists();
-        let cloned = clone_tree(&tree, into, xattrs)?;
-        let _ = File::open(self.dir.join(chain).join("layers"))
+        let stored = tree_manifest::stored(&manifest);
+        let marked = read_marked(&entry.join(MARKED));
+        let copied: HashSet<PathBuf> = marked.iter().flatten().cloned().collect();
+        let take = match mode {
+            LinkMode::Clone => Take::Clone,
+            LinkMode::Copy => Take::Copy,
+            LinkMode::Hardlink if marked.is_some() && stored.map(|s| s.umask) == Some(umask) => {
+                Take::Link { copied: &copied }
+            }
+            LinkMode::Hardlink => Take::Copy,
+        };
+        if let (Take::Link { .. }, Some(stored)) = (take, stored)
+            && !stored.shared
+        {
+            // From now on the tree's inodes are shared: checked by mtime, since every link made
+            // or removed changes their ctime.
+            self.rewrite_manifest(&entry, &tree, stored.umask, true)?;
+        }
+        let xattrs = entry.join("xattrs").exists();
+        let made = tree_copy::copy_tree(&tree, into, xattrs, take)?;
+        let _ = File::open(entry.join("layers"))
             .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-        Ok(Some(cloned))
+        Ok(Some(Taken { made, marked }))
     }
 
-    /// Stores `tree` (a staging keg just unpacked from `layers`) as `chain`: cloned into a
-    /// temporary directory beside the store, then renamed into place. `Ok(false)` when the
-    /// filesystem cannot clone (nothing is kept) or another run stored it first.
+    /// The manifest of `entry` written anew for `tree` as it is now (temp name + rename).
+    fn rewrite_manifest(
+        &self,
+        entry: &Path,
+        tree: &Path,
+        umask: u32,
+        shared: bool,
+    ) -> Result<(), TreeError> {
+        let text = tree_manifest::write(tree, umask, shared).map_err(io_err(tree))?;
+        let file = tempfile::NamedTempFile::new_in(entry).map_err(io_err(entry))?;
+        std::fs::write(file.path(), text).map_err(io_err(file.path()))?;
+        file.persist(entry.join(MANIFEST))
+            .map_err(|e| io_err(entry)(e.error))?;
+        Ok(())
+    }
+
+    /// Stores `tree` (a staging keg just unpacked from `layers`) as `chain`, as `mode` says:
+    /// made in a temporary directory beside the store, then renamed into place. `marked`: the
+    /// tree-relative files the unpack saw a placeholder in, when it saw every file (those are
+    /// copied, never hard-linked: the pour rewrites them). `Ok(false)` when the filesystem
+    /// cannot (nothing is kept) or another run stored it first.
     ///
     /// A stored tree that no longer matches its manifest is replaced.
-    pub fn put(&self, chain: &str, layers: &[Digest], tree: &Path) -> Result<bool, CloneError> {
+    pub fn put(
+        &self,
+        chain: &str,
+        layers: &[Digest],
+        tree: &Path,
+        mode: LinkMode,
+        marked: Option<&[PathBuf]>,
+    ) -> Result<bool, TreeError> {
         if let Some(stored) = self.get(chain) {
             if matches!(
                 self.verify(chain, &stored),
@@ -159,8 +249,16 @@ impl Unpacked {
             self.remove(&self.dir.join(chain))?;
         }
         std::fs::create_dir_all(&self.tmp).map_err(io_err(&self.tmp))?;
-        // Nothing is made where the clone could not be (ext4, tmpfs, another filesystem).
-        if !can_clone(tree.parent().unwrap_or(tree), &self.tmp) {
+        let copied: HashSet<PathBuf> = marked.into_iter().flatten().cloned().collect();
+        let take = match (mode, marked) {
+            (LinkMode::Clone, _) => Take::Clone,
+            (LinkMode::Hardlink, Some(_)) => Take::Link { copied: &copied },
+            // Which files the pour rewrites is not known: nothing of it is shared.
+            (LinkMode::Hardlink, None) | (LinkMode::Copy, _) => Take::Copy,
+        };
+        // Nothing is made where the filesystem cannot (a clone on ext4 or tmpfs, a link to
+        // another filesystem).
+        if !tree_copy::can_take(take, tree.parent().unwrap_or(tree), &self.tmp) {
             return Ok(false);
         }
         std::fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
@@ -175,20 +273,26 @@ impl Unpacked {
         let listed: String = layers.iter().map(|l| format!("{l}\n")).collect();
         let layers_file = building.path().join("layers");
         std::fs::write(&layers_file, listed).map_err(io_err(&layers_file))?;
-        let xattrs = has_xattrs(tree);
+        let xattrs = tree_copy::has_xattrs(tree);
         if xattrs {
             let flag = building.path().join("xattrs");
             std::fs::write(&flag, "").map_err(io_err(&flag))?;
         }
+        if let Some(marked) = marked {
+            let file = building.path().join(MARKED);
+            std::fs::write(&file, write_marked(marked)).map_err(io_err(&file))?;
+        }
         let stored = building.path().join("tree");
-        match clone_tree(tree, &stored, xattrs) {
+        match tree_copy::copy_tree(tree, &stored, xattrs, take) {
             Ok(_) => {}
-            Err(CloneError::NoReflink { .. }) => return Ok(false),
+            Err(TreeError::Unsupported { .. }) => return Ok(false),
             Err(e) => return Err(e),
         }
         // What every entry is now, checked before each use (tree_manifest.rs).
-        let manifest = tree_manifest::write(&stored, crate::cellar::unpack::process_umask())
-            .map_err(io_err(&stored))?;
+        let shared = matches!(take, Take::Link { .. });
+        let manifest =
+            tree_manifest::write(&stored, crate::cellar::unpack::process_umask(), shared)
+                .map_err(io_err(&stored))?;
         let manifest_file = building.path().join(MANIFEST);
         std::fs::write(&manifest_file, manifest).map_err(io_err(&manifest_file))?;
         let dest = self.dir.join(chain);
@@ -228,8 +332,8 @@ impl Unpacked {
     }
 
     /// Removes an entry whole: renamed away first, so it is never seen half-deleted.
-    pub fn remove(&self, entry: &Path) -> Result<u64, CloneError> {
-        let size = tree_size(entry);
+    pub fn remove(&self, entry: &Path) -> Result<u64, TreeError> {
+        let size = tree_copy::tree_size(entry);
         std::fs::create_dir_all(&self.tmp).map_err(io_err(&self.tmp))?;
         let aside = tempfile::Builder::new()
             .prefix("unpacked-gone-")
@@ -238,294 +342,6 @@ impl Unpacked {
         std::fs::rename(entry, aside.path().join("gone")).map_err(io_err(entry))?;
         drop(aside);
         Ok(size)
-    }
-}
-
-/// Whether a file in `from_dir` can be cloned into `to_dir`: tried on two temporary files.
-pub fn can_clone(from_dir: &Path, to_dir: &Path) -> bool {
-    let (Ok(mut src), Ok(dst)) = (
-        tempfile::NamedTempFile::new_in(from_dir),
-        tempfile::NamedTempFile::new_in(to_dir),
-    ) else {
-        return false;
-    };
-    std::io::Write::write_all(&mut src, b"probe").is_ok()
-        && rustix::fs::ioctl_ficlone(dst.as_file(), src.as_file()).is_ok()
-}
-
-/// Bytes of the regular files under `dir` (not following links).
-pub fn tree_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
-                _ => {}
-            }
-        }
-    }
-    total
-}
-
-/// Clones the tree `from` into `to` (created, or there already and empty): directories,
-/// symlinks and fifos made anew, regular files cloned with `FICLONE` (the first one that cannot
-/// be is [`CloneError::NoReflink`]), hard links kept as hard links, modes and mtimes kept, and
-/// `user.*` extended attributes when `xattrs`. Nothing is followed: both trees are pkg's own.
-/// Directories are shared out between a few threads (a clone is metadata work for the
-/// filesystem, which spreads over the cores).
-pub fn clone_tree(from: &Path, to: &Path, xattrs: bool) -> Result<Cloned, CloneError> {
-    let empty = std::fs::read_dir(to).is_ok_and(|mut d| d.next().is_none());
-    let root_mode = std::fs::symlink_metadata(from)
-        .map_err(io_err(from))?
-        .mode()
-        & 0o7777;
-    if !empty {
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(to)
-            .map_err(io_err(to))?;
-    }
-    if xattrs {
-        copy_xattrs(from, to);
-    }
-    let walk = Walk {
-        queue: Mutex::new((vec![(from.to_owned(), to.to_owned())], 0)),
-        more: Condvar::new(),
-        first_links: Mutex::new(HashMap::new()),
-        xattrs,
-        umask: crate::cellar::unpack::process_umask(),
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let results: Vec<Result<Done, CloneError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads).map(|_| s.spawn(|| walk.work())).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(panicked(to))))
-            .collect()
-    });
-    let mut cloned = Cloned::default();
-    let mut dirs = vec![(to.to_owned(), root_mode)];
-    let mut later = Vec::new();
-    for r in results {
-        let done = r?;
-        cloned.entries += done.cloned.entries;
-        cloned.bytes += done.cloned.bytes;
-        dirs.extend(done.dirs);
-        later.extend(done.links);
-    }
-    // Second names of hard-linked files, once every first name is there.
-    for (first, dst) in later {
-        std::fs::hard_link(&first, &dst).map_err(io_err(&dst))?;
-    }
-    // Directory modes last (a read-only directory is filled first), deepest first.
-    dirs.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
-    for (dir, mode) in dirs {
-        // Under this process's umask, as a cold install's directories are.
-        let mode = mode & !walk.umask;
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode));
-    }
-    Ok(cloned)
-}
-
-fn panicked(to: &Path) -> CloneError {
-    io_err(to)(io::Error::other("a clone thread panicked"))
-}
-
-/// The directories still to clone, shared by the threads of one [`clone_tree`].
-struct Walk {
-    /// Directories to do, and how many threads are doing one now.
-    queue: Mutex<(Vec<(PathBuf, PathBuf)>, usize)>,
-    more: Condvar,
-    /// The first name given to each hard-linked inode.
-    first_links: Mutex<HashMap<(u64, u64), PathBuf>>,
-    xattrs: bool,
-    umask: u32,
-}
-
-/// What one thread made.
-#[derive(Default)]
-struct Done {
-    cloned: Cloned,
-    dirs: Vec<(PathBuf, u32)>,
-    /// (first name, second name) of hard links, made at the end.
-    links: Vec<(PathBuf, PathBuf)>,
-}
-
-impl Walk {
-    fn work(&self) -> Result<Done, CloneError> {
-        let mut done = Done::default();
-        loop {
-            let next = {
-                let Ok(mut q) = self.queue.lock() else {
-                    return Ok(done);
-                };
-                loop {
-                    if let Some(dir) = q.0.pop() {
-                        q.1 += 1;
-                        break Some(dir);
-                    }
-                    if q.1 == 0 {
-                        break None;
-                    }
-                    q = match self.more.wait(q) {
-                        Ok(q) => q,
-                        Err(_) => return Ok(done),
-                    };
-                }
-            };
-            let Some((src, dst)) = next else {
-                self.more.notify_all();
-                return Ok(done);
-            };
-            let result = self.dir(&src, &dst, &mut done);
-            if let Ok(mut q) = self.queue.lock() {
-                q.1 -= 1;
-                if result.is_err() {
-                    // Everything stops: the first error is the clone's.
-                    q.0.clear();
-                }
-            }
-            self.more.notify_all();
-            result?;
-        }
-    }
-
-    fn dir(&self, src_dir: &Path, dst_dir: &Path, done: &mut Done) -> Result<(), CloneError> {
-        let entries = std::fs::read_dir(src_dir).map_err(io_err(src_dir))?;
-        let mut subdirs = Vec::new();
-        for e in entries {
-            let e = e.map_err(io_err(src_dir))?;
-            let (src, dst) = (e.path(), dst_dir.join(e.file_name()));
-            let kind = e.file_type().map_err(io_err(&src))?;
-            done.cloned.entries += 1;
-            if kind.is_dir() {
-                let mode = e.metadata().map_err(io_err(&src))?.mode() & 0o7777;
-                std::fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(&dst)
-                    .map_err(io_err(&dst))?;
-                if self.xattrs {
-                    copy_xattrs(&src, &dst);
-                }
-                done.dirs.push((dst.clone(), mode));
-                subdirs.push((src, dst));
-            } else if kind.is_symlink() {
-                let target = std::fs::read_link(&src).map_err(io_err(&src))?;
-                std::os::unix::fs::symlink(&target, &dst).map_err(io_err(&dst))?;
-            } else if kind.is_fifo() {
-                let mode = e.metadata().map_err(io_err(&src))?.mode() & 0o777;
-                rustix::fs::mknodat(
-                    rustix::fs::CWD,
-                    &dst,
-                    rustix::fs::FileType::Fifo,
-                    rustix::fs::Mode::from_raw_mode(mode),
-                    0,
-                )
-                .map_err(|e| io_err(&dst)(e.into()))?;
-            } else if kind.is_file() {
-                self.file(&src, &dst, done)?;
-            }
-        }
-        if !subdirs.is_empty() {
-            if let Ok(mut q) = self.queue.lock() {
-                q.0.extend(subdirs);
-            }
-            self.more.notify_all();
-        }
-        Ok(())
-    }
-
-    fn file(&self, src: &Path, dst: &Path, done: &mut Done) -> Result<(), CloneError> {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let from = File::open(src).map_err(io_err(src))?;
-        let meta = from.metadata().map_err(io_err(src))?;
-        if meta.nlink() > 1
-            && let Ok(mut first) = self.first_links.lock()
-        {
-            match first.entry((meta.dev(), meta.ino())) {
-                std::collections::hash_map::Entry::Occupied(o) => {
-                    done.links.push((o.get().clone(), dst.to_owned()));
-                    return Ok(());
-                }
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(dst.to_owned());
-                }
-            }
-        }
-        let mode = meta.mode() & 0o7777;
-        let to = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode & 0o777)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(dst)
-            .map_err(io_err(dst))?;
-        if rustix::fs::ioctl_ficlone(&to, &from).is_err() {
-            drop(to);
-            let _ = std::fs::remove_file(dst);
-            return Err(CloneError::NoReflink {
-                from: src.to_owned(),
-                to: dst.to_owned(),
-            });
-        }
-        // The file was created under this process's umask, as a cold install creates it; bits
-        // past 0o777 (none in a tree pkg unpacked) go the same way.
-        if mode & !0o777 != 0 {
-            to.set_permissions(std::fs::Permissions::from_mode(mode & !self.umask))
-                .map_err(io_err(dst))?;
-        }
-        if let Ok(mtime) = meta.modified() {
-            let _ = to.set_modified(mtime);
-        }
-        if self.xattrs {
-            copy_xattrs(src, dst);
-        }
-        done.cloned.bytes += meta.len();
-        Ok(())
-    }
-}
-
-/// Whether anything under `dir` has a `user.*` extended attribute (checked once, when a tree is
-/// stored, so materializing one without any costs no xattr calls).
-fn has_xattrs(dir: &Path) -> bool {
-    let mut stack = vec![dir.to_owned()];
-    let mut names = vec![0u8; 4096];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = e.path();
-            if let Ok(n) = rustix::fs::llistxattr(&path, &mut names)
-                && names[..n]
-                    .split(|b| *b == 0)
-                    .any(|n| n.starts_with(b"user."))
-            {
-                return true;
-            }
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(path);
-            }
-        }
-    }
-    false
-}
-
-/// Best effort, as the unpack sets them: the `user.*` attributes of `src` onto `dst`.
-fn copy_xattrs(src: &Path, dst: &Path) {
-    let mut names = vec![0u8; 4096];
-    let Ok(n) = rustix::fs::llistxattr(src, &mut names) else {
-        return;
-    };
-    for name in names[..n]
-        .split(|b| *b == 0)
-        .filter(|n| n.starts_with(b"user."))
-    {
-        let name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
-        let mut value = vec![0u8; 64 * 1024];
-        if let Ok(len) = rustix::fs::lgetxattr(src, name, &mut value) {
-            let _ =
-                rustix::fs::lsetxattr(dst, name, &value[..len], rustix::fs::XattrFlags::empty());
-        }
     }
 }
 
@@ -570,8 +386,12 @@ mod tests {
         let store = Unpacked::new(&v1);
         let digest: Digest = format!("sha256:{}", "c".repeat(64)).parse().unwrap();
         std::fs::create_dir_all(v1.join("tmp")).unwrap();
-        assert!(!can_clone(&tree, &v1.join("tmp")));
-        assert!(!store.put("sha256-c", &[digest], &tree).unwrap());
+        assert!(!tree_copy::can_clone(&tree, &v1.join("tmp")));
+        assert!(
+            !store
+                .put("sha256-c", &[digest], &tree, LinkMode::Clone, Some(&[]))
+                .unwrap()
+        );
         assert!(store.get("sha256-c").is_none());
         assert_eq!(std::fs::read_dir(v1.join("tmp")).unwrap().count(), 0);
         assert!(!v1.join("unpacked").exists());

@@ -292,7 +292,7 @@ fn a_bottle_whose_binary_needs_relocation_is_refused() {
 }
 
 /// Pushes `blob` as the only (tar+gzip) layer of `repo:tag`, an image for this host.
-fn push_layer(registry: &Registry, repo: &str, tag: &str, blob: Vec<u8>) {
+pub fn push_layer(registry: &Registry, repo: &str, tag: &str, blob: Vec<u8>) {
     let (os, arch) = crate::faults::host_platform();
     registry.push(
         repo,
@@ -310,10 +310,10 @@ fn push_layer(registry: &Registry, repo: &str, tag: &str, blob: Vec<u8>) {
 /// tarred by GNU tar as `NAME/VERSION/`. After `pkg install` the executable runs from
 /// `PREFIX/bin` with no LD_LIBRARY_PATH, finds its library through its relocated RUNPATH, and no
 /// installed file holds a placeholder.
-#[test]
-fn a_dynamically_linked_linux_bottle_is_relocated_and_runs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let keg = tmp.path().join("src/greeter/1.0.0");
+/// The `greeter` bottle built in `dir` as brew builds one (see below), with the shell lines of
+/// `extra` run in its keg (`greeter/1.0.0/`) before it is tarred: its `.tar.gz` bytes.
+pub fn brew_built_greeter(dir: &Path, extra: &str) -> Vec<u8> {
+    let keg = dir.join("src/greeter/1.0.0");
     std::fs::create_dir_all(keg.join("bin")).unwrap();
     std::fs::create_dir_all(keg.join("lib")).unwrap();
     let script = r#"
@@ -338,10 +338,34 @@ patchelf --set-rpath @lib-rpath src/greeter/1.0.0/lib/libgreet.so.1
 patchelf --print-interpreter src/greeter/1.0.0/bin/greeter | grep -q '^@@HOMEBREW_PREFIX@@/lib/ld.so$'
 patchelf --print-rpath src/greeter/1.0.0/bin/greeter | grep -q '^@@HOMEBREW_CELLAR@@/greeter'
 printf 'prefix=@@HOMEBREW_PREFIX@@\n' > src/greeter/1.0.0/INSTALL_RECEIPT.json
+(cd src/greeter/1.0.0 && eval "$EXTRA")
 cd src && tar --format=pax --sort=name --owner=0 --group=0 --numeric-owner -czf ../bottle.tar.gz greeter
 "#;
-    crate::realworld::sh(tmp.path(), script);
-    let blob = std::fs::read(tmp.path().join("bottle.tar.gz")).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env("EXTRA", extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(dir.join("bottle.tar.gz")).unwrap()
+}
+
+/// A dynamically linked Linux bottle built the way brew builds one: a shared library and an
+/// executable from `cc`, patched with patchelf to brew's placeholders (interpreter
+/// `@@HOMEBREW_PREFIX@@/lib/ld.so`, RUNPATH with `@@HOMEBREW_CELLAR@@` and `@@HOMEBREW_PREFIX@@`),
+/// tarred by GNU tar as `NAME/VERSION/`. After `pkg install` the executable runs from
+/// `PREFIX/bin` with no LD_LIBRARY_PATH, finds its library through its relocated RUNPATH, and no
+/// installed file holds a placeholder.
+#[test]
+fn a_dynamically_linked_linux_bottle_is_relocated_and_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blob = brew_built_greeter(tmp.path(), "true");
     let registry = Registry::start();
     push_layer(&registry, "acme/greeter", "1.0.0", blob);
     let ctx = TestContext::new();

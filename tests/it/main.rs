@@ -18,6 +18,7 @@ mod homebrew;
 mod hostile;
 mod install;
 mod lifecycle;
+mod link_modes;
 mod parallel;
 mod plan;
 mod reach;

@@ -47,7 +47,9 @@ pub struct Facts {
     size: u64,
     sha256: Option<String>,
     link: Option<PathBuf>,
-    nlink: u64,
+    /// The first path (in order) of the tree's own names for this inode: hard links within
+    /// the tree, whatever links the inode has outside it (a keg hard-linked to the store).
+    first_name: Option<String>,
     xattrs: Vec<(String, Vec<u8>)>,
 }
 
@@ -73,6 +75,7 @@ fn user_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
 /// Every entry under `root` (links not followed), keyed by its relative path; `.pkg` left out.
 pub fn listing(root: &Path) -> BTreeMap<String, Facts> {
     let mut out = BTreeMap::new();
+    let mut inodes: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut stack = vec![root.to_owned()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
@@ -95,6 +98,9 @@ pub fn listing(root: &Path) -> BTreeMap<String, Facts> {
             } else {
                 "other"
             };
+            if !ft.is_dir() {
+                inodes.insert(rel.clone(), (meta.dev(), meta.ino()));
+            }
             let sha256 = ft.is_file().then(|| {
                 let bytes = std::fs::read(&path).unwrap();
                 hex::encode(sha2::Sha256::digest(&bytes))
@@ -113,7 +119,7 @@ pub fn listing(root: &Path) -> BTreeMap<String, Facts> {
                     size: if ft.is_dir() { 0 } else { meta.len() },
                     sha256,
                     link: ft.is_symlink().then(|| std::fs::read_link(&path).unwrap()),
-                    nlink: if ft.is_dir() { 0 } else { meta.nlink() },
+                    first_name: None,
                     xattrs: if ft.is_symlink() {
                         Vec::new()
                     } else {
@@ -121,6 +127,15 @@ pub fn listing(root: &Path) -> BTreeMap<String, Facts> {
                     },
                 },
             );
+        }
+    }
+    let mut first: BTreeMap<(u64, u64), String> = BTreeMap::new();
+    for (rel, inode) in &inodes {
+        first.entry(*inode).or_insert_with(|| rel.clone());
+    }
+    for (rel, inode) in &inodes {
+        if let Some(facts) = out.get_mut(rel) {
+            facts.first_name = first.get(inode).cloned();
         }
     }
     out

@@ -1,0 +1,447 @@
+//! Owns making one tree from another the way the link mode says — a reflink clone, hard links or
+//! a plain copy of each file — for the unpacked store (store ⇄ staging keg). Directories, symlinks
+//! and fifos are always made anew; only regular files are shared, and only as the mode allows.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+use super::unpacked::{Cloned, TreeError, io_err};
+
+/// How a warm install takes a keg's files from the unpacked store (`--link-mode`,
+/// `PKG_LINK_MODE`, config `link_mode`), as uv's `UV_LINK_MODE` does. What each risks is in
+/// docs/performance.md.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkMode {
+    /// Reflinks (`FICLONE`): the keg and the store share extents only, so a write into one
+    /// copies the block it touches. Where the filesystem cannot, nothing is stored and warm
+    /// installs unpack the verified blobs again.
+    #[default]
+    Clone,
+    /// Hard links: the keg's files *are* the store's (one inode), so a warm install costs a
+    /// link per file on any filesystem — and a write into a keg changes the store and every
+    /// other keg made from it (doctor finds it; `reinstall` mends it). Files the pour rewrites
+    /// (relocation, `chmod +x`) are copied, never written through a link.
+    Hardlink,
+    /// Plain copies (`copy_file_range`): nothing shared, on any filesystem; costs the writes.
+    Copy,
+}
+
+impl LinkMode {
+    pub const NAMES: [&'static str; 3] = ["clone", "hardlink", "copy"];
+}
+
+impl fmt::Display for LinkMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LinkMode::Clone => "clone",
+            LinkMode::Hardlink => "hardlink",
+            LinkMode::Copy => "copy",
+        })
+    }
+}
+
+impl std::str::FromStr for LinkMode {
+    type Err = ();
+    fn from_str(s: &str) -> Result<LinkMode, ()> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "clone" | "reflink" => Ok(LinkMode::Clone),
+            "hardlink" | "hard-link" => Ok(LinkMode::Hardlink),
+            "copy" => Ok(LinkMode::Copy),
+            _ => Err(()),
+        }
+    }
+}
+
+/// How [`copy_tree`] takes each regular file.
+#[derive(Clone, Copy, Debug)]
+pub enum Take<'a> {
+    Clone,
+    Copy,
+    /// Hard links, except the tree-relative files in `copied` (those the pour will rewrite),
+    /// which are copied; their own hard links among themselves are kept.
+    Link {
+        copied: &'a HashSet<PathBuf>,
+    },
+}
+
+/// Whether a file in `from_dir` can be cloned into `to_dir`: tried on two temporary files.
+pub fn can_clone(from_dir: &Path, to_dir: &Path) -> bool {
+    let (Ok(mut src), Ok(dst)) = (
+        tempfile::NamedTempFile::new_in(from_dir),
+        tempfile::NamedTempFile::new_in(to_dir),
+    ) else {
+        return false;
+    };
+    std::io::Write::write_all(&mut src, b"probe").is_ok()
+        && rustix::fs::ioctl_ficlone(dst.as_file(), src.as_file()).is_ok()
+}
+
+/// Whether a file in `from_dir` can be hard-linked into `to_dir` (one filesystem, and one that
+/// has hard links).
+pub fn can_link(from_dir: &Path, to_dir: &Path) -> bool {
+    let Ok(src) = tempfile::NamedTempFile::new_in(from_dir) else {
+        return false;
+    };
+    let Ok(dst) = tempfile::Builder::new()
+        .prefix("link-probe")
+        .tempdir_in(to_dir)
+    else {
+        return false;
+    };
+    std::fs::hard_link(src.path(), dst.path().join("probe")).is_ok()
+}
+
+/// Whether `take` can make files from `from_dir` in `to_dir`.
+pub fn can_take(take: Take<'_>, from_dir: &Path, to_dir: &Path) -> bool {
+    match take {
+        Take::Clone => can_clone(from_dir, to_dir),
+        Take::Link { .. } => can_link(from_dir, to_dir),
+        Take::Copy => true,
+    }
+}
+
+/// Bytes of the regular files under `dir` (not following links).
+pub fn tree_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+/// Makes the tree `from` in `to` (created, or there already and empty): directories, symlinks
+/// and fifos made anew, regular files taken as `take` says (the first that cannot be is
+/// [`TreeError::Unsupported`]), hard links within the tree kept as hard links, modes and mtimes
+/// kept, and `user.*` extended attributes when `xattrs`. Nothing is followed: both trees are
+/// pkg's own. Directories are shared out between a few threads (this is metadata work for the
+/// filesystem, which spreads over the cores).
+///
+/// A clone or a copy is made under this process's umask, as a cold install is; a hard link
+/// shares the stored file's mode, so the caller links only a tree stored under the same umask.
+pub fn copy_tree(
+    from: &Path,
+    to: &Path,
+    xattrs: bool,
+    take: Take<'_>,
+) -> Result<Cloned, TreeError> {
+    let empty = std::fs::read_dir(to).is_ok_and(|mut d| d.next().is_none());
+    let root_mode = std::fs::symlink_metadata(from)
+        .map_err(io_err(from))?
+        .mode()
+        & 0o7777;
+    if !empty {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(to)
+            .map_err(io_err(to))?;
+    }
+    if xattrs {
+        copy_xattrs(from, to);
+    }
+    let walk = Walk {
+        root: from.to_owned(),
+        queue: Mutex::new((vec![(from.to_owned(), to.to_owned())], 0)),
+        more: Condvar::new(),
+        first_links: Mutex::new(HashMap::new()),
+        xattrs,
+        umask: crate::cellar::unpack::process_umask(),
+        take,
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let results: Vec<Result<Done, TreeError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(|| walk.work())).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(panicked(to))))
+            .collect()
+    });
+    let mut cloned = Cloned::default();
+    let mut dirs = vec![(to.to_owned(), root_mode)];
+    let mut later = Vec::new();
+    for r in results {
+        let done = r?;
+        cloned.entries += done.cloned.entries;
+        cloned.bytes += done.cloned.bytes;
+        dirs.extend(done.dirs);
+        later.extend(done.links);
+    }
+    // Second names of hard-linked files, once every first name is there.
+    for (first, dst) in later {
+        std::fs::hard_link(&first, &dst).map_err(io_err(&dst))?;
+    }
+    // Directory modes last (a read-only directory is filled first), deepest first.
+    dirs.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
+    for (dir, mode) in dirs {
+        // Under this process's umask, as a cold install's directories are.
+        let mode = mode & !walk.umask;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode));
+    }
+    Ok(cloned)
+}
+
+fn panicked(to: &Path) -> TreeError {
+    io_err(to)(io::Error::other("a tree copy thread panicked"))
+}
+
+/// The directories still to do, shared by the threads of one [`copy_tree`].
+struct Walk<'a> {
+    /// The tree being copied (for tree-relative paths).
+    root: PathBuf,
+    /// Directories to do, and how many threads are doing one now.
+    queue: Mutex<(Vec<(PathBuf, PathBuf)>, usize)>,
+    more: Condvar,
+    /// The first name given to each hard-linked inode that is cloned or copied.
+    first_links: Mutex<HashMap<(u64, u64), PathBuf>>,
+    xattrs: bool,
+    umask: u32,
+    take: Take<'a>,
+}
+
+/// What one thread made.
+#[derive(Default)]
+struct Done {
+    cloned: Cloned,
+    dirs: Vec<(PathBuf, u32)>,
+    /// (first name, second name) of hard links, made at the end.
+    links: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Walk<'_> {
+    fn work(&self) -> Result<Done, TreeError> {
+        let mut done = Done::default();
+        loop {
+            let next = {
+                let Ok(mut q) = self.queue.lock() else {
+                    return Ok(done);
+                };
+                loop {
+                    if let Some(dir) = q.0.pop() {
+                        q.1 += 1;
+                        break Some(dir);
+                    }
+                    if q.1 == 0 {
+                        break None;
+                    }
+                    q = match self.more.wait(q) {
+                        Ok(q) => q,
+                        Err(_) => return Ok(done),
+                    };
+                }
+            };
+            let Some((src, dst)) = next else {
+                self.more.notify_all();
+                return Ok(done);
+            };
+            let result = self.dir(&src, &dst, &mut done);
+            if let Ok(mut q) = self.queue.lock() {
+                q.1 -= 1;
+                if result.is_err() {
+                    // Everything stops: the first error is the copy's.
+                    q.0.clear();
+                }
+            }
+            self.more.notify_all();
+            result?;
+        }
+    }
+
+    fn dir(&self, src_dir: &Path, dst_dir: &Path, done: &mut Done) -> Result<(), TreeError> {
+        let entries = std::fs::read_dir(src_dir).map_err(io_err(src_dir))?;
+        let mut subdirs = Vec::new();
+        for e in entries {
+            let e = e.map_err(io_err(src_dir))?;
+            let (src, dst) = (e.path(), dst_dir.join(e.file_name()));
+            let kind = e.file_type().map_err(io_err(&src))?;
+            done.cloned.entries += 1;
+            if kind.is_dir() {
+                let mode = e.metadata().map_err(io_err(&src))?.mode() & 0o7777;
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&dst)
+                    .map_err(io_err(&dst))?;
+                if self.xattrs {
+                    copy_xattrs(&src, &dst);
+                }
+                done.dirs.push((dst.clone(), mode));
+                subdirs.push((src, dst));
+            } else if kind.is_symlink() {
+                // A symlink with hard links of its own (`ln sym other`, as GNU tar extracts it)
+                // keeps them; linkat(2) never follows the link it names.
+                let meta = e.metadata().map_err(io_err(&src))?;
+                if meta.nlink() > 1 {
+                    if let Take::Link { .. } = self.take {
+                        std::fs::hard_link(&src, &dst).map_err(io_err(&dst))?;
+                        continue;
+                    }
+                    if self.second_name(&meta, &dst, done) {
+                        continue;
+                    }
+                }
+                let target = std::fs::read_link(&src).map_err(io_err(&src))?;
+                std::os::unix::fs::symlink(&target, &dst).map_err(io_err(&dst))?;
+            } else if kind.is_fifo() {
+                let mode = e.metadata().map_err(io_err(&src))?.mode() & 0o777;
+                rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    &dst,
+                    rustix::fs::FileType::Fifo,
+                    rustix::fs::Mode::from_raw_mode(mode),
+                    0,
+                )
+                .map_err(|e| io_err(&dst)(e.into()))?;
+            } else if kind.is_file() {
+                self.file(&src, &dst, done)?;
+            }
+        }
+        if !subdirs.is_empty() {
+            if let Ok(mut q) = self.queue.lock() {
+                q.0.extend(subdirs);
+            }
+            self.more.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Whether `dst` is a second name of an inode (hard-linked within the tree) whose first
+    /// name this copy already gave: then it is linked to that name at the end.
+    fn second_name(&self, meta: &std::fs::Metadata, dst: &Path, done: &mut Done) -> bool {
+        let Ok(mut first) = self.first_links.lock() else {
+            return false;
+        };
+        match first.entry((meta.dev(), meta.ino())) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                done.links.push((o.get().clone(), dst.to_owned()));
+                true
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(dst.to_owned());
+                false
+            }
+        }
+    }
+
+    fn file(&self, src: &Path, dst: &Path, done: &mut Done) -> Result<(), TreeError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let copy_this = match self.take {
+            Take::Link { copied } => {
+                let rel = src.strip_prefix(&self.root).unwrap_or(src);
+                if !copied.contains(rel) {
+                    // The stored inode itself: its mode, mtime and attributes come with it.
+                    return match std::fs::hard_link(src, dst) {
+                        Ok(()) => {
+                            done.cloned.bytes +=
+                                std::fs::symlink_metadata(dst).map_or(0, |m| m.len());
+                            Ok(())
+                        }
+                        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                            Err(unsupported(LinkMode::Hardlink, src, dst))
+                        }
+                        Err(e) => Err(io_err(dst)(e)),
+                    };
+                }
+                true
+            }
+            Take::Copy => true,
+            Take::Clone => false,
+        };
+        let from = File::open(src).map_err(io_err(src))?;
+        let meta = from.metadata().map_err(io_err(src))?;
+        if meta.nlink() > 1 && self.second_name(&meta, dst, done) {
+            return Ok(());
+        }
+        let mode = meta.mode() & 0o7777;
+        let mut to = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode & 0o777)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(dst)
+            .map_err(io_err(dst))?;
+        if copy_this {
+            // copy_file_range(2) underneath: the kernel moves the bytes.
+            let mut from = &from;
+            io::copy(&mut from, &mut to).map_err(io_err(dst))?;
+        } else if rustix::fs::ioctl_ficlone(&to, &from).is_err() {
+            drop(to);
+            let _ = std::fs::remove_file(dst);
+            return Err(unsupported(LinkMode::Clone, src, dst));
+        }
+        // The file was created under this process's umask, as a cold install creates it; bits
+        // past 0o777 (none in a tree pkg unpacked) go the same way.
+        if mode & !0o777 != 0 {
+            to.set_permissions(std::fs::Permissions::from_mode(mode & !self.umask))
+                .map_err(io_err(dst))?;
+        }
+        if let Ok(mtime) = meta.modified() {
+            let _ = to.set_modified(mtime);
+        }
+        if self.xattrs {
+            copy_xattrs(src, dst);
+        }
+        done.cloned.bytes += meta.len();
+        Ok(())
+    }
+}
+
+fn unsupported(mode: LinkMode, from: &Path, to: &Path) -> TreeError {
+    TreeError::Unsupported {
+        mode,
+        from: from.to_owned(),
+        to: to.to_owned(),
+    }
+}
+
+/// Whether anything under `dir` has a `user.*` extended attribute (checked once, when a tree is
+/// stored, so materializing one without any costs no xattr calls).
+pub fn has_xattrs(dir: &Path) -> bool {
+    let mut stack = vec![dir.to_owned()];
+    let mut names = vec![0u8; 4096];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            if let Ok(n) = rustix::fs::llistxattr(&path, &mut names)
+                && names[..n]
+                    .split(|b| *b == 0)
+                    .any(|n| n.starts_with(b"user."))
+            {
+                return true;
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            }
+        }
+    }
+    false
+}
+
+/// Best effort, as the unpack sets them: the `user.*` attributes of `src` onto `dst`.
+fn copy_xattrs(src: &Path, dst: &Path) {
+    let mut names = vec![0u8; 4096];
+    let Ok(n) = rustix::fs::llistxattr(src, &mut names) else {
+        return;
+    };
+    for name in names[..n]
+        .split(|b| *b == 0)
+        .filter(|n| n.starts_with(b"user."))
+    {
+        let name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
+        let mut value = vec![0u8; 64 * 1024];
+        if let Ok(len) = rustix::fs::lgetxattr(src, name, &mut value) {
+            let _ =
+                rustix::fs::lsetxattr(dst, name, &value[..len], rustix::fs::XattrFlags::empty());
+        }
+    }
+}

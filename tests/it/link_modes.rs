@@ -1,0 +1,301 @@
+//! Link modes for warm installs (`--link-mode`, `PKG_LINK_MODE`): each installs, cold and warm,
+//! the tree GNU tar extracts; `hardlink` shares the store's inodes on ext4 yet never writes
+//! through them (relocation and `chmod +x` work on copies); a write into a hard-linked keg is
+//! found by `pkg doctor` and mended by `pkg reinstall`.
+
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::faults::host_platform;
+use crate::harness::{Fixture, Formula, ImageSpec, Registry, TestContext};
+use crate::realworld::{assert_same_tree, gnu_extract, sh, usrish_tree};
+use crate::speed::Xfs;
+
+const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// The trees in the store of the cache at `cache`.
+fn stored(cache: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(cache.join("v1/unpacked"))
+        .map(|d| d.flatten().map(|e| e.path().join("tree")).collect())
+        .unwrap_or_default()
+}
+
+fn inode(path: &Path) -> u64 {
+    std::fs::symlink_metadata(path).unwrap().ino()
+}
+
+/// GNU tar's tree with every kind of entry, pushed as `acme/usrish:1.0.0`; returns the
+/// repository and GNU tar's extraction of it.
+fn usrish_image(reg: &Registry, tmp: &Path) -> (String, PathBuf) {
+    let tree = tmp.join("tree");
+    usrish_tree(&tree);
+    let tar = tmp.join("usrish.tar");
+    sh(
+        &tree,
+        &format!(
+            "tar --format=posix -S --xattrs --owner=0 --group=0 --numeric-owner -cf '{}' .",
+            tar.display()
+        ),
+    );
+    let reference = tmp.join("gnu-tar");
+    gnu_extract(&tar, &reference);
+    sh(tmp, "gzip -k -n usrish.tar");
+    let (os, arch) = host_platform();
+    reg.push(
+        "acme/usrish",
+        "1.0.0",
+        &Fixture::Image(
+            ImageSpec::new(os, arch)
+                .raw_layer(std::fs::read(tmp.join("usrish.tar.gz")).unwrap(), GZIP),
+        ),
+    );
+    (format!("{}/acme/usrish", reg.host()), reference)
+}
+
+/// A prefix at `base/dir` sharing `base/cache`, with `usrish`'s formula.
+fn prefix_on(base: &Path, dir: &str, repository: &str) -> TestContext {
+    let mut ctx = TestContext::new();
+    ctx.prefix = base.join(dir);
+    ctx.cache = base.join("cache");
+    ctx.write_formula(
+        "usrish",
+        &Formula::new("usrish")
+            .bin(&[])
+            .version("1.0.0", repository, "1.0.0")
+            .to_toml(),
+    );
+    ctx
+}
+
+#[test]
+fn each_link_mode_installs_the_tree_gnu_tar_extracts_cold_and_warm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::start();
+    let (repo, reference) = usrish_image(&reg, tmp.path());
+    let xfs = Xfs::mount().expect("a loop-mounted XFS (scripts/test installs xfsprogs)");
+    // (mode, where, whether a tree is kept in the store there)
+    let ext4 = tempfile::tempdir().unwrap();
+    let cases = [
+        ("clone", ext4.path().join("clone"), false),
+        ("clone", xfs.dir.join("clone"), true),
+        ("hardlink", ext4.path().join("hardlink"), true),
+        ("hardlink", xfs.dir.join("hardlink"), true),
+        ("copy", ext4.path().join("copy"), true),
+    ];
+    for (mode, base, kept) in cases {
+        let case = format!("{mode} on {}", base.display());
+        let cold = prefix_on(&base, "cold", &repo);
+        cold.pkg(&["--link-mode", mode, "install", "usrish"])
+            .success();
+        let trees = stored(&cold.cache);
+        assert_eq!(trees.len(), usize::from(kept), "{case}: {trees:?}");
+        let warm = prefix_on(&base, "warm", &repo);
+        let run = warm
+            .pkg(&["--link-mode", mode, "install", "usrish"])
+            .success();
+        assert!(
+            !run.output().contains("changed"),
+            "{case}: {}",
+            run.describe()
+        );
+        for ctx in [&cold, &warm] {
+            assert_same_tree(&case, &ctx.keg("usrish", "1.0.0"), &reference);
+        }
+        let shared = |ctx: &TestContext, rel: &str| {
+            trees.first().is_some_and(|tree| {
+                inode(&ctx.keg("usrish", "1.0.0").join(rel)) == inode(&tree.join(rel))
+            })
+        };
+        // Hard links share the store's inodes (the sparse image, and both names of the
+        // hard-linked tool); the other modes share none.
+        for rel in ["share/disk.img", "bin/tool", "bin/tool-again"] {
+            assert_eq!(shared(&warm, rel), mode == "hardlink", "{case}: {rel}");
+            assert_eq!(shared(&cold, rel), mode == "hardlink", "{case}: {rel}");
+        }
+        // A third prefix is warm as well: taking the tree did not make it look changed.
+        let third = prefix_on(&base, "third", &repo);
+        let run = third
+            .pkg(&["--link-mode", mode, "install", "usrish"])
+            .success();
+        assert!(
+            !run.output().contains("changed"),
+            "{case}: {}",
+            run.describe()
+        );
+        assert_same_tree(&case, &third.keg("usrish", "1.0.0"), &reference);
+    }
+}
+
+#[test]
+fn a_hard_linked_bottle_is_relocated_per_prefix_and_never_written_through_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blob = crate::artifacts::brew_built_greeter(
+        tmp.path(),
+        "mkdir -p share && printf 'plain data\\n' > share/data \
+         && printf 'home=@@HOMEBREW_PREFIX@@\\n' > share/conf \
+         && printf '#!/bin/sh\\necho script ran\\n' > bin/script && chmod 0644 bin/script",
+    );
+    let registry = Registry::start();
+    crate::artifacts::push_layer(&registry, "acme/greeter", "1.0.0", blob);
+    let base = tempfile::tempdir().unwrap();
+    let at = |dir: &str| {
+        let mut ctx = TestContext::new();
+        ctx.prefix = base.path().join(dir);
+        ctx.cache = base.path().join("cache");
+        ctx.env("PKG_LINK_MODE", "hardlink");
+        ctx.write_formula(
+            "greeter",
+            &Formula::new("greeter")
+                .bin(&["bin/greeter", "bin/script"])
+                .version(
+                    "1.0.0",
+                    &format!("{}/acme/greeter", registry.host()),
+                    "1.0.0",
+                )
+                .to_toml(),
+        );
+        ctx
+    };
+    let (a, b) = (at("a"), at("b"));
+    a.pkg(&["install", "greeter"]).success().says("Relocated");
+    let run = b.pkg(&["install", "greeter"]).success();
+    run.says("Relocated");
+    assert!(!run.output().contains("changed"), "{}", run.describe());
+    let trees = stored(&a.cache);
+    assert_eq!(trees.len(), 1, "the tree is kept on ext4 by hard links");
+    let stored_keg = trees[0].join("greeter/1.0.0");
+    for ctx in [&a, &b] {
+        let keg = ctx.keg("greeter", "1.0.0");
+        let prefix = ctx.prefix.display().to_string();
+        // Each prefix's own relocation: the program runs and names its own prefix.
+        let out = Command::new(ctx.prefix.join("bin/greeter"))
+            .env_clear()
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "hello from libgreet"
+        );
+        let interp = Command::new("patchelf")
+            .arg("--print-interpreter")
+            .arg(keg.join("bin/greeter"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&interp.stdout).trim(),
+            format!("{prefix}/lib/ld.so")
+        );
+        assert_eq!(
+            std::fs::read_to_string(keg.join("share/conf")).unwrap(),
+            format!("home={prefix}\n")
+        );
+        // `chmod +x` made the keg's own file executable, not the store's.
+        let script = Command::new(ctx.prefix.join("bin/script"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&script.stdout).trim(), "script ran");
+        assert_ne!(
+            inode(&keg.join("bin/script")),
+            inode(&stored_keg.join("bin/script"))
+        );
+        // What is not rewritten is the store's own file.
+        assert_eq!(
+            inode(&keg.join("share/data")),
+            inode(&stored_keg.join("share/data"))
+        );
+        for rel in ["bin/greeter", "lib/libgreet.so.1", "share/conf"] {
+            assert_ne!(inode(&keg.join(rel)), inode(&stored_keg.join(rel)), "{rel}");
+        }
+    }
+    // The store still holds the bottle as published.
+    assert_eq!(
+        std::fs::read_to_string(stored_keg.join("share/conf")).unwrap(),
+        "home=@@HOMEBREW_PREFIX@@\n"
+    );
+    let mode = std::fs::metadata(stored_keg.join("bin/script"))
+        .unwrap()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+    let greeter = std::fs::read(stored_keg.join("bin/greeter")).unwrap();
+    assert!(greeter.windows(19).any(|w| w == b"@@HOMEBREW_PREFIX@@"));
+    // A third prefix takes the tree, unchanged, and relocates its own copy.
+    let c = at("c");
+    let run = c.pkg(&["install", "greeter"]).success();
+    assert!(!run.output().contains("changed"), "{}", run.describe());
+    assert_eq!(
+        std::fs::read_to_string(c.keg("greeter", "1.0.0").join("share/conf")).unwrap(),
+        format!("home={}\n", c.prefix.display())
+    );
+}
+
+#[test]
+fn a_write_into_a_hard_linked_keg_is_found_by_doctor_and_mended_by_reinstall() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::start();
+    let (repo, reference) = usrish_image(&reg, tmp.path());
+    let base = tempfile::tempdir().unwrap();
+    let at = |dir: &str| {
+        let mut ctx = prefix_on(base.path(), dir, &repo);
+        ctx.env("PKG_LINK_MODE", "hardlink");
+        ctx
+    };
+    let (a, b) = (at("a"), at("b"));
+    a.pkg(&["install", "usrish"]).success();
+    b.pkg(&["install", "usrish"]).success();
+    // One write in a's keg is a write in b's: the risk the mode documents.
+    let data = "share/private/id_ed25519";
+    let published = std::fs::read(reference.join(data)).unwrap();
+    std::fs::write(a.keg("usrish", "1.0.0").join(data), "scribbled\n").unwrap();
+    assert_eq!(
+        std::fs::read(b.keg("usrish", "1.0.0").join(data)).unwrap(),
+        b"scribbled\n"
+    );
+    for ctx in [&a, &b] {
+        ctx.pkg(&["doctor"]).failure().says(data);
+    }
+    // b's reinstall takes the blobs, and puts a good tree back in the store.
+    let run = b.pkg(&["reinstall", "usrish"]).success();
+    assert!(!run.output().contains("was changed"), "{}", run.describe());
+    assert_same_tree("reinstalled", &b.keg("usrish", "1.0.0"), &reference);
+    let clean = |ctx: &TestContext| {
+        let run = ctx.pkg(&["doctor"]);
+        assert!(!run.output().contains(data), "{}", run.describe());
+    };
+    clean(&b);
+    assert_eq!(
+        std::fs::read(stored(&a.cache)[0].join(data)).unwrap(),
+        published
+    );
+    // a still has the written inode until its own reinstall.
+    a.pkg(&["doctor"]).failure().says(data);
+    a.pkg(&["reinstall", "usrish"]).success();
+    clean(&a);
+    assert_same_tree("a reinstalled", &a.keg("usrish", "1.0.0"), &reference);
+    // A new prefix gets what was published, from the mended store.
+    let c = at("c");
+    let run = c.pkg(&["install", "usrish"]).success();
+    assert!(!run.output().contains("changed"), "{}", run.describe());
+    assert_same_tree("after the mend", &c.keg("usrish", "1.0.0"), &reference);
+    let perms = std::fs::metadata(c.keg("usrish", "1.0.0").join(data))
+        .unwrap()
+        .permissions();
+    assert_eq!(perms.mode() & 0o777, 0o600);
+}
+
+#[test]
+fn a_link_mode_that_is_not_one_is_bad_input_naming_the_modes() {
+    let ctx = TestContext::new();
+    ctx.pkg(&["--link-mode", "symlink", "list"])
+        .failure_with(2)
+        .says("clone");
+    let mut ctx = TestContext::new();
+    ctx.env("PKG_LINK_MODE", "symlink");
+    let run = ctx.pkg(&["list"]).failure_with(2);
+    run.says("PKG_LINK_MODE must be one of clone, hardlink or copy, got `symlink`");
+    ctx.env("PKG_LINK_MODE", "hardlink");
+    let shown = ctx.pkg(&["config", "--json"]).success();
+    let doc: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(doc["settings"]["link_mode"]["value"], "hardlink", "{doc}");
+    assert_eq!(doc["settings"]["link_mode"]["source"], "env", "{doc}");
+}

@@ -171,8 +171,9 @@ pub fn update(ctx: &Ctx) -> anyhow::Result<()> {
             .collect()
     };
     let before = newest();
+    let store = crate::store::Store::open(&ctx.settings.cache).ok();
     for t in taps.list() {
-        match taps.update(&t, &client, ctx.cellar.root(), &host) {
+        match taps.update(&t, &client, ctx.cellar.root(), &host, store.as_ref()) {
             Ok(Updated::Pulled { changed: true }) => ctx.reporter.status("Updated", &t.name),
             Ok(Updated::Pulled { changed: false }) => ctx
                 .reporter

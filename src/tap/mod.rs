@@ -327,6 +327,7 @@ impl Taps {
         client: &Client,
         cellar: &Path,
         host: &Platform,
+        store: Option<&crate::store::Store>,
     ) -> Result<Refreshed, TapError> {
         let old = api::Meta::read(&tap.path).ok_or_else(|| TapError::NotApi(tap.name.clone()))?;
         let doc_url = api::document_url(&old.url)?;
@@ -349,6 +350,11 @@ impl Taps {
                 last_modified,
             } => (bytes, etag, last_modified),
         };
+        if let Some(store) = store {
+            // The cache's copy follows the tap, so a prefix tapped offline from a restored
+            // cache gets what this one has now.
+            let _ = store.put_document(doc_url.as_str(), &bytes);
+        }
         let meta = api::Meta {
             schema: api::SCHEMA,
             url: old.url.clone(),
@@ -424,6 +430,7 @@ impl Taps {
         client: &Client,
         cellar: &Path,
         host: &Platform,
+        store: Option<&crate::store::Store>,
     ) -> Result<Updated, TapError> {
         match tap.kind {
             "git" => {
@@ -440,7 +447,9 @@ impl Taps {
                     changed: before.is_none() || head() != before,
                 })
             }
-            "api" => Ok(Updated::Api(self.refresh_api(tap, client, cellar, host)?)),
+            "api" => Ok(Updated::Api(
+                self.refresh_api(tap, client, cellar, host, store)?,
+            )),
             _ => Ok(Updated::Local),
         }
     }

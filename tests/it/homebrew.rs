@@ -687,6 +687,48 @@ fn a_restored_cache_taps_a_formula_api_and_installs_offline() {
         .success();
     assert!(fresh.prefix.join("share/cfg/data").exists());
 
+    // `pkg update` brings a changed document: the cache's copy follows it, so the next prefix
+    // tapped offline from the cache sees what the updated one sees.
+    let shas = publish(
+        &registry,
+        "cfg",
+        "3.0",
+        0,
+        &[Bottle {
+            tag: "x86_64_linux",
+            tar_gz: {
+                crate::realworld::sh(
+                    tmp.path(),
+                    "set -eu\nrm -rf src/cfg/2.0\nmkdir -p src/cfg/3.0/share/cfg\nprintf 'data 3\\n' > src/cfg/3.0/share/cfg/data\n",
+                );
+                tar_gz(tmp.path(), "cfg")
+            },
+        }],
+    );
+    api.serve(&json!([api_formula(
+        &registry,
+        "cfg",
+        "cfg",
+        ("3.0", 0, 0),
+        &[],
+        &shas
+    )]));
+    ctx.pkg(&["update"]).success().says("Updated");
+    ctx.pkg(&["fetch", "cfg"]).success();
+    let later = ctx.sharing_cache();
+    later
+        .pkg(&[
+            "--offline",
+            "tap",
+            "add",
+            "homebrew/core",
+            "--api",
+            &api.url,
+        ])
+        .success();
+    later.pkg(&["--offline", "install", "cfg"]).success();
+    assert_eq!(later.cellar_versions("cfg"), ["3.0"]);
+
     // Nothing in the cache: the message says how the document gets there.
     let empty = TestContext::new();
     empty

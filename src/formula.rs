@@ -756,6 +756,18 @@ impl Formulary {
     }
 }
 
+impl crate::report::Classify for FormulaError {
+    /// A malformed name, or one the user must qualify with its source, is input to fix.
+    fn bad_input(&self) -> bool {
+        matches!(
+            self,
+            FormulaError::BadName(_)
+                | FormulaError::Ambiguous { .. }
+                | FormulaError::UnknownSource { .. }
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

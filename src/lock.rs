@@ -130,3 +130,10 @@ fn take(
     }
     Ok(file)
 }
+
+impl crate::report::Classify for LockError {
+    /// A prefix that is a file, or lies under one, is a `--prefix` to fix.
+    fn bad_input(&self) -> bool {
+        matches!(self, LockError::NotADirectory { .. })
+    }
+}

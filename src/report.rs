@@ -73,6 +73,13 @@ pub fn human_bytes(n: u64) -> String {
 /// An error and its causes, each said once: a cause whose text the message before it already
 /// holds (`io: Connection refused (os error 111)` then `Connection refused (os error 111)`) is
 /// left out.
+/// How an error says what kind of failure it is, decided where the error type is defined:
+/// bad input (a malformed name, request, file or setting the user gave: exit 2, as a usage
+/// error) or a failure (exit 1). `commands::exit_code` asks each error of a chain.
+pub trait Classify {
+    fn bad_input(&self) -> bool;
+}
+
 pub fn causes(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);

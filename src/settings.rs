@@ -414,7 +414,7 @@ impl Settings {
             "proxies",
             entry(
                 proxies.describe(),
-                json!(proxies.describe()),
+                proxies.as_json(),
                 if proxies == Default::default() {
                     Source::Default
                 } else {
@@ -655,4 +655,11 @@ fn auth_files(base: Option<&directories::BaseDirs>) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+impl crate::report::Classify for SettingsError {
+    /// Every SettingsError is about what the user gave.
+    fn bad_input(&self) -> bool {
+        true
+    }
 }

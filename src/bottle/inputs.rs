@@ -184,6 +184,13 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+impl crate::report::Classify for InputError {
+    /// Every InputError is about what the user gave.
+    fn bad_input(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -463,6 +463,12 @@ pub fn parse_platform(value: &str) -> Result<Platform, BottleError> {
     }
 }
 
+impl crate::report::Classify for BottleError {
+    fn bad_input(&self) -> bool {
+        matches!(self, BottleError::Platform { .. })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -522,3 +522,15 @@ pub fn lock(
         packages,
     })
 }
+
+impl crate::report::Classify for BundleError {
+    fn bad_input(&self) -> bool {
+        match self {
+            BundleError::Parse { .. }
+            | BundleError::NoPkgfile { .. }
+            | BundleError::Request { .. } => true,
+            BundleError::Resolve { source, .. } => crate::report::Classify::bad_input(&**source),
+            _ => false,
+        }
+    }
+}

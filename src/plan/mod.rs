@@ -505,3 +505,13 @@ fn installed_hint(similar: &[String]) -> String {
 pub fn similar_installed(cellar: &crate::cellar::Cellar, name: &str) -> Vec<String> {
     crate::report::similar(name, cellar.names())
 }
+
+impl crate::report::Classify for PlanError {
+    fn bad_input(&self) -> bool {
+        match self {
+            PlanError::Resolve(r) => r.bad_input(),
+            PlanError::Formula(f) => f.bad_input(),
+            _ => false,
+        }
+    }
+}

@@ -176,3 +176,10 @@ impl Installed for State<'_> {
         }
     }
 }
+
+impl crate::report::Classify for ArgError {
+    /// Every ArgError is about what the user gave.
+    fn bad_input(&self) -> bool {
+        true
+    }
+}

@@ -375,6 +375,12 @@ impl References {
     }
 }
 
+impl crate::report::Classify for ByRefError {
+    fn bad_input(&self) -> bool {
+        matches!(self, ByRefError::Invalid { .. })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

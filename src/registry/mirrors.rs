@@ -208,3 +208,10 @@ fn origin(registry: &str) -> Result<Url, RegistryError> {
         reason: e.to_string(),
     })
 }
+
+impl crate::report::Classify for MirrorError {
+    /// Every MirrorError is about what the user gave.
+    fn bad_input(&self) -> bool {
+        true
+    }
+}

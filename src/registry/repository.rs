@@ -134,6 +134,13 @@ pub fn valid_tag(tag: &str) -> bool {
             .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
+impl crate::report::Classify for ReferenceError {
+    /// Every ReferenceError is about what the user gave.
+    fn bad_input(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -602,5 +602,15 @@ impl fmt::Display for Plan {
 
 mod order;
 
+impl crate::report::Classify for ResolveError {
+    fn bad_input(&self) -> bool {
+        match self {
+            ResolveError::BadRequirement { .. } | ResolveError::NoName { .. } => true,
+            ResolveError::Formula(f) => crate::report::Classify::bad_input(f),
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

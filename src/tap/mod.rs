@@ -651,3 +651,15 @@ pub fn formulary(settings: &crate::settings::Settings) -> crate::formula::Formul
     }
     formulary
 }
+
+impl crate::report::Classify for TapError {
+    fn bad_input(&self) -> bool {
+        matches!(
+            self,
+            TapError::BadName(_)
+                | TapError::BadSource { .. }
+                | TapError::DashSource { .. }
+                | TapError::Credentials { .. }
+        )
+    }
+}

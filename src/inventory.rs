@@ -48,10 +48,26 @@ pub struct List {
     pub packages: Vec<Package>,
 }
 
-/// `pkg info --json`: a formula and what is installed of it.
+/// `pkg info --json`: one document whatever the number of names.
+#[derive(Debug, serde::Serialize)]
+pub struct InfoDoc {
+    pub schema: u32,
+    /// One per name found, in the order given.
+    pub packages: Vec<Info>,
+    /// The names that are neither a formula nor installed (the run exits 1).
+    pub errors: Vec<NameError>,
+}
+
+/// A name `pkg info` found nothing for.
+#[derive(Debug, serde::Serialize)]
+pub struct NameError {
+    pub name: String,
+    pub message: String,
+}
+
+/// One name of `pkg info --json`: a formula and what is installed of it.
 #[derive(Debug, serde::Serialize)]
 pub struct Info {
-    pub schema: u32,
     /// `null` when the formula can no longer be found but kegs are installed.
     pub formula: Option<FormulaDoc>,
     pub installed: Vec<Installed>,
@@ -175,7 +191,6 @@ impl Inventory<'_> {
             })
             .collect();
         Info {
-            schema: SCHEMA,
             formula: formula.map(formula_doc),
             installed,
             package,

@@ -198,7 +198,7 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff): one page with every command, its options and examples.
     #[command(
-        after_help = "Examples:\n  pkg manpage > ~/.local/share/man/man1/pkg.1\n  pkg manpage | man -l -"
+        after_help = "Examples:\n  pkg manpage | man -l -\n  mkdir -p \"$(pkg prefix)/share/man/man1\" && pkg manpage > \"$(pkg prefix)/share/man/man1/pkg.1\"\n                               where `pkg shellenv`'s MANPATH looks: then `man pkg`"
     )]
     Manpage,
     /// Manage taps: formula directories by name, local, cloned from git, or from a formula API.
@@ -228,6 +228,29 @@ pub enum Command {
     /// changed.
     #[command(after_help = "Examples:\n  pkg update")]
     Update,
+}
+
+impl Command {
+    /// Whether the command was asked for `--json`: then its failure is a JSON document on
+    /// stdout too (`commands::FailureDoc`).
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Install(a) => a.json,
+            Command::Upgrade(a) => a.json,
+            Command::Outdated(a) => a.json,
+            Command::List(a) => a.json,
+            Command::Info(a) => a.json,
+            Command::Search(a) => a.json,
+            Command::Uses(a) => a.json,
+            Command::Reinstall(a) => a.json,
+            Command::Which(a) => a.json,
+            Command::Deps(a) => a.json,
+            Command::Bottle(a) => a.json,
+            Command::Verify(a) => a.json,
+            Command::Leaves(a) | Command::Config(a) | Command::Doctor(a) => a.json,
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -284,6 +284,18 @@ fn source(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<(PathBuf, String, Stri
             let (Some(name), Some(version)) = (&args.name, &args.version) else {
                 bail!("--name and --version are required when bottling a directory");
             };
+            // The directory the user named must be one (exit 2, before anything is written).
+            if !dir.is_dir() {
+                let what = match std::fs::metadata(dir) {
+                    Ok(_) => "is not a directory",
+                    Err(_) => "does not exist",
+                };
+                return Err(super::BadInput(format!(
+                    "{} {what}: name the directory whose contents the bottle packs (its bin/, lib/, share/ …), or an installed package with --keg NAME",
+                    dir.display()
+                ))
+                .into());
+            }
             Ok((dir.clone(), name.clone(), version.clone(), Vec::new()))
         }
         (None, None) => bail!("name a directory to bottle, or an installed package with --keg"),

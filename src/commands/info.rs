@@ -9,41 +9,59 @@ use crate::cli::InfoArgs;
 
 use super::{Ctx, print_json};
 
-/// One name: its document (JSON: an object). Several: each in turn (JSON: an array), going
-/// on past names that are neither a formula nor installed, which fail the run at the end.
+/// Each name in turn (JSON: one document listing them), going on past names that are neither a
+/// formula nor installed, which fail the run at the end. One name that is not found is its
+/// error, as any other verb's.
 pub fn run(ctx: &Ctx, args: &InfoArgs) -> anyhow::Result<()> {
-    if let [name] = args.names.as_slice() {
+    if let [name] = args.names.as_slice()
+        && !args.json
+    {
         let (formula, info) = look_up(ctx, name)?;
-        return match args.json {
-            true => print_json(&info),
-            false => show(name, formula.as_ref(), &info),
-        };
+        return show(name, formula.as_ref(), &info);
     }
-    let mut docs = Vec::new();
-    let mut unknown = Vec::new();
-    for name in &args.names {
+    let mut doc = crate::inventory::InfoDoc {
+        schema: crate::inventory::SCHEMA,
+        packages: Vec::new(),
+        errors: Vec::new(),
+    };
+    let mut failed: Vec<anyhow::Error> = Vec::new();
+    for (i, name) in args.names.iter().enumerate() {
         let found = look_up(ctx, name).and_then(|(formula, info)| {
             if !args.json {
+                if i > 0 {
+                    println!();
+                }
                 show(name, formula.as_ref(), &info)?;
-                println!();
             }
             Ok(info)
         });
         match found {
-            Ok(info) => docs.push(info),
+            Ok(info) => doc.packages.push(info),
             Err(e) => {
-                ctx.reporter.error(&crate::report::one_line(e.as_ref()));
-                unknown.push(name.as_str());
+                let message = crate::report::one_line(e.as_ref());
+                if args.names.len() > 1 {
+                    ctx.reporter.error(&message);
+                }
+                doc.errors.push(crate::inventory::NameError {
+                    name: name.clone(),
+                    message,
+                });
+                failed.push(e);
             }
         }
     }
     if args.json {
-        print_json(&docs)?;
+        print_json(&doc)?;
     }
-    if !unknown.is_empty() {
-        bail!("no information on {}", unknown.join(", "));
+    match (failed.pop(), args.names.len()) {
+        (None, _) => Ok(()),
+        // One name: its own error (and exit code: a malformed name is bad input).
+        (Some(e), 1) => Err(e),
+        (Some(_), _) => {
+            let names: Vec<&str> = doc.errors.iter().map(|e| e.name.as_str()).collect();
+            bail!("no information on {}", names.join(", "))
+        }
     }
-    Ok(())
 }
 
 fn look_up(

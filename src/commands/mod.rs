@@ -59,76 +59,36 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err.chain().any(is_bad_input) { 2 } else { 1 }
 }
 
+/// Whether an error of the chain is bad input: each error type classifies its own variants
+/// ([`crate::report::Classify`], next to the type); this only names the types that can be.
 fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
-    use crate::formula::FormulaError;
-    use crate::resolve::ResolveError;
-    use crate::tap::TapError;
-    let resolve = |r: &ResolveError| {
-        matches!(
-            r,
-            ResolveError::BadRequirement { .. }
-                | ResolveError::NoName { .. }
-                | ResolveError::Formula(
-                    FormulaError::BadName(_)
-                        | FormulaError::Ambiguous { .. }
-                        | FormulaError::UnknownSource { .. }
-                )
-        )
-    };
-    // A name more than one source defines is input to fix (name the source), like a bad name.
-    let formula = |f: &FormulaError| {
-        matches!(
-            f,
-            FormulaError::BadName(_)
-                | FormulaError::Ambiguous { .. }
-                | FormulaError::UnknownSource { .. }
-        )
-    };
-    if let Some(e) = e.downcast_ref::<FormulaError>() {
-        return formula(e);
+    use crate::report::Classify;
+    fn ask<T: Classify + std::error::Error + 'static>(
+        e: &(dyn std::error::Error + 'static),
+    ) -> Option<bool> {
+        e.downcast_ref::<T>().map(Classify::bad_input)
     }
-    if let Some(crate::plan::PlanError::Formula(f)) = e.downcast_ref() {
-        return formula(f);
+    ask::<crate::formula::FormulaError>(e)
+        .or_else(|| ask::<crate::resolve::ResolveError>(e))
+        .or_else(|| ask::<crate::plan::PlanError>(e))
+        .or_else(|| ask::<crate::tap::TapError>(e))
+        .or_else(|| ask::<crate::references::ByRefError>(e))
+        .or_else(|| ask::<crate::bundle::BundleError>(e))
+        .or_else(|| ask::<crate::lock::LockError>(e))
+        .or_else(|| ask::<crate::bottle::BottleError>(e))
+        .or_else(|| ask::<crate::plan::state::ArgError>(e))
+        .or_else(|| ask::<crate::settings::SettingsError>(e))
+        .or_else(|| ask::<crate::registry::MirrorError>(e))
+        .or_else(|| ask::<crate::registry::repository::ReferenceError>(e))
+        .or_else(|| ask::<crate::bottle::inputs::InputError>(e))
+        .or_else(|| ask::<BadInput>(e))
+        .unwrap_or(false)
+}
+
+impl crate::report::Classify for BadInput {
+    fn bad_input(&self) -> bool {
+        true
     }
-    if let Some(e) = e.downcast_ref::<ResolveError>() {
-        return resolve(e);
-    }
-    if let Some(crate::plan::PlanError::Resolve(r)) = e.downcast_ref() {
-        return resolve(r);
-    }
-    if let Some(e) = e.downcast_ref::<TapError>() {
-        return matches!(
-            e,
-            TapError::BadName(_)
-                | TapError::BadSource { .. }
-                | TapError::DashSource { .. }
-                | TapError::Credentials { .. }
-        );
-    }
-    if let Some(e) = e.downcast_ref::<crate::references::ByRefError>() {
-        return matches!(e, crate::references::ByRefError::Invalid { .. });
-    }
-    if let Some(e) = e.downcast_ref::<crate::bundle::BundleError>() {
-        return match e {
-            crate::bundle::BundleError::Parse { .. }
-            | crate::bundle::BundleError::NoPkgfile { .. }
-            | crate::bundle::BundleError::Request { .. } => true,
-            crate::bundle::BundleError::Resolve { source, .. } => resolve(source),
-            _ => false,
-        };
-    }
-    if let Some(crate::lock::LockError::NotADirectory { .. }) = e.downcast_ref() {
-        return true;
-    }
-    if let Some(crate::bottle::BottleError::Platform { .. }) = e.downcast_ref() {
-        return true;
-    }
-    e.is::<BadInput>()
-        || e.is::<crate::plan::state::ArgError>()
-        || e.is::<crate::settings::SettingsError>()
-        || e.is::<crate::registry::MirrorError>()
-        || e.is::<crate::registry::repository::ReferenceError>()
-        || e.is::<crate::bottle::inputs::InputError>()
 }
 
 /// Version of every `--json` document; bump when a field changes meaning.
@@ -328,10 +288,87 @@ fn installed_all(ctx: &Ctx, names: &[String]) -> anyhow::Result<Vec<semver::Vers
     Ok(versions)
 }
 
+/// Whether this run wrote its JSON document (so a failure after it writes no second one).
+static PRINTED_JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Writes a JSON document to stdout.
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    PRINTED_JSON.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::from)?;
     writeln!(out)?;
     Ok(())
+}
+
+/// What a `--json` run that failed prints on stdout when it printed no document of its own
+/// (`{"schema": 1, "error": {...}}`), beside the message on stderr; its exit code is the text
+/// mode's.
+#[derive(Debug, serde::Serialize)]
+pub struct FailureDoc {
+    pub schema: u32,
+    pub error: Failure,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Failure {
+    /// `bad_input` (exit 2: fix the command line, a name, a file) or `failure` (exit 1).
+    pub kind: &'static str,
+    /// The error, then each cause (as stderr says them).
+    pub message: String,
+    pub causes: Vec<String>,
+    pub exit_code: u8,
+}
+
+/// The failure document for `err`, unless the command already printed its document (which
+/// says what failed, as `install`'s `failed` does).
+pub fn failure_document(err: &anyhow::Error) -> Option<FailureDoc> {
+    if PRINTED_JSON.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    let code = match err.downcast_ref::<SilentExit>() {
+        Some(SilentExit(code)) => *code,
+        None => exit_code(err),
+    };
+    let mut causes = causes(err).into_iter();
+    let message = match err.downcast_ref::<SilentExit>() {
+        Some(_) => "failed; stderr says why".to_owned(),
+        None => causes.next().unwrap_or_default(),
+    };
+    Some(FailureDoc {
+        schema: JSON_SCHEMA,
+        error: Failure {
+            kind: if code == 2 { "bad_input" } else { "failure" },
+            message,
+            causes: causes.collect(),
+            exit_code: code,
+        },
+    })
+}
+
+/// Prints the failure document of a command line clap refused (exit 2): `rendered` is clap's
+/// message, whose first line is the error.
+pub fn print_usage_failure(kind: &str, rendered: &str) {
+    let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
+    let first = lines.next().unwrap_or(kind);
+    let message = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    let causes = lines
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(|l| l.trim().to_owned())
+        .collect();
+    let _ = print_json(&FailureDoc {
+        schema: JSON_SCHEMA,
+        error: Failure {
+            kind: "bad_input",
+            message,
+            causes,
+            exit_code: 2,
+        },
+    });
+}
+
+/// Prints [`failure_document`] for `err` on stdout, when there is one to print.
+pub fn print_failure(err: &anyhow::Error) {
+    if let Some(doc) = failure_document(err) {
+        let _ = print_json(&doc);
+    }
 }

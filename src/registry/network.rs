@@ -149,6 +149,22 @@ impl Proxies {
     }
 
     /// `https: http://proxy:3128 (HTTPS_PROXY); no proxy for: localhost`, never a password.
+    /// As `pkg config --json` shows it: each proxy as `{"url", "from"}` (no password) or
+    /// null, and the hosts that go direct.
+    pub fn as_json(&self) -> serde_json::Value {
+        let one = |p: &Option<(&'static str, String)>| match p {
+            Some((var, url)) => serde_json::json!({"url": without_userinfo(url), "from": var}),
+            None => serde_json::Value::Null,
+        };
+        serde_json::json!({
+            "https": one(&self.https),
+            "http": one(&self.http),
+            "no_proxy": self.no_proxy.as_deref().map(|n| {
+                n.split(',').map(str::trim).filter(|h| !h.is_empty()).collect::<Vec<_>>()
+            }),
+        })
+    }
+
     pub fn describe(&self) -> String {
         let one = |p: &Option<(&'static str, String)>| match p {
             Some((var, url)) => format!("{} ({var})", without_userinfo(url)),

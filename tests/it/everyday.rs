@@ -156,7 +156,7 @@ fn leaves_which_list_name_several_names_and_json_answer_from_the_prefix() {
     ctx.pkg(&["link", "hello", "app"]).success();
     assert_eq!(crate::faults::run_bin(&ctx, "app"), "app 1.0.0");
     let info = json(&ctx.pkg(&["info", "hello", "app", "--json"]).success());
-    assert_eq!(info[1]["name"], "app", "{info}");
+    assert_eq!(info["packages"][1]["name"], "app", "{info}");
     ctx.pkg(&["info", "hello", "nothere"])
         .failure()
         .says("no information on nothere");

@@ -1082,3 +1082,132 @@ fn an_oci_layout_on_disk_installs_by_its_path_or_as_oci_dir_tag() {
             .exists()
     );
 }
+
+/// One JSON contract (issue 31, item 1): every verb that takes `--json` prints exactly one
+/// document with `schema` on stdout, on success and on failure, and exits as its text mode
+/// does; a failure with no document of the verb's own is `{"schema", "error": {"kind",
+/// "message", "causes", "exit_code"}}`. `info` has one shape for any number of names.
+#[test]
+fn every_json_verb_prints_one_document_on_success_and_on_failure() {
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    hello(&registry, &ctx);
+    ctx.pkg(&["install", "hello"]).success();
+    let document = |run: &crate::harness::Run| -> Value {
+        let doc: Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{}", run.describe()));
+        assert_eq!(doc["schema"], 1, "{}", run.describe());
+        if let Some(error) = doc.get("error") {
+            assert_eq!(error["exit_code"], run.code, "{}", run.describe());
+            let kind = if run.code == 2 {
+                "bad_input"
+            } else {
+                "failure"
+            };
+            assert_eq!(error["kind"], kind, "{}", run.describe());
+            assert!(
+                !error["message"].as_str().unwrap_or_default().is_empty(),
+                "{}",
+                run.describe()
+            );
+            assert!(error["causes"].is_array(), "{}", run.describe());
+        }
+        doc
+    };
+    let successes: &[&[&str]] = &[
+        &["install", "hello", "--json"],
+        &["upgrade", "--json"],
+        &["outdated", "--json"],
+        &["list", "--json"],
+        &["info", "hello", "--json"],
+        &["search", "hel", "--json"],
+        &["uses", "hello", "--json"],
+        &["which", "hello", "--json"],
+        &["deps", "hello", "--json"],
+        &["leaves", "--json"],
+        &["config", "--json"],
+        &["reinstall", "hello", "--json"],
+    ];
+    for args in successes {
+        let run = ctx.pkg(args).success();
+        let doc = document(&run);
+        assert!(doc.get("error").is_none(), "{}", run.describe());
+    }
+    // (args, the exit code text mode gives)
+    let failures: &[(&[&str], i32)] = &[
+        (&["install", "helo", "--json"], 1),
+        (&["install", "hello@9.9.9", "--json"], 1),
+        (&["install", "Bad Name!", "--json"], 2),
+        (&["upgrade", "helo", "--json"], 1),
+        (&["outdated", "helo", "--json"], 1),
+        (&["list", "helo", "--json"], 1),
+        (&["info", "helo", "--json"], 1),
+        (&["search", "zzz", "--json"], 1),
+        (&["uses", "helo", "--json"], 1),
+        (&["reinstall", "helo", "--json"], 1),
+        (&["which", "nothere", "--json"], 1),
+        (&["deps", "helo", "--json"], 1),
+        (
+            &[
+                "bottle",
+                "/nonexistent",
+                "--name",
+                "x",
+                "--version",
+                "1.0.0",
+                "--json",
+            ],
+            2,
+        ),
+        (&["bottle", "/nonexistent", "--json"], 2),
+        (&["install", "--json", "--frobnicate", "hello"], 2),
+        (
+            &["verify", "hello", "--key", "/nonexistent.pub", "--json"],
+            2,
+        ),
+        (&["doctor", "--json"], 1),
+    ];
+    for (args, code) in failures {
+        let text: Vec<&str> = args.iter().copied().filter(|a| *a != "--json").collect();
+        let text_run = ctx.pkg(&text);
+        let run = ctx.pkg(args);
+        assert_eq!(
+            run.code,
+            text_run.code,
+            "{}\n{}",
+            run.describe(),
+            text_run.describe()
+        );
+        assert_eq!(run.code, *code, "{}", run.describe());
+        document(&run);
+    }
+    let mut missing = TestContext::new();
+    missing.env("PKG_CONFIG", "/nonexistent/pkg.toml");
+    let run = missing.pkg(&["config", "--json"]);
+    assert_eq!(run.code, 2, "{}", run.describe());
+    assert_eq!(document(&run)["error"]["kind"], "bad_input");
+
+    // `info`: the same shape for one name, two, and a name not found among them.
+    let one = document(&ctx.pkg(&["info", "hello", "--json"]).success());
+    assert_eq!(one["packages"][0]["name"], "hello", "{one}");
+    let two = ctx.pkg(&["info", "hello", "helo", "--json"]).failure();
+    let two = document(&two);
+    assert_eq!(two["packages"].as_array().map(Vec::len), Some(1), "{two}");
+    assert_eq!(two["errors"][0]["name"], "helo", "{two}");
+    let none = document(&ctx.pkg(&["info", "helo", "--json"]).failure());
+    assert_eq!(none["packages"], serde_json::json!([]), "{none}");
+
+    // `config --json`: proxies are an object, as the TLS roots are.
+    let mut proxied = TestContext::new();
+    proxied.env("https_proxy", "http://user:secret@proxy.example:3128");
+    let config = document(&proxied.pkg(&["config", "--json"]).success());
+    let proxies = &config["settings"]["proxies"]["value"];
+    assert_eq!(
+        proxies["https"]["url"], "http://***@proxy.example:3128/",
+        "{proxies}"
+    );
+    assert_eq!(proxies["https"]["from"], "https_proxy", "{proxies}");
+    assert!(proxies["http"].is_null(), "{proxies}");
+    assert!(!config.to_string().contains("secret"), "{config}");
+    assert!(config["settings"]["tls_roots"]["value"].is_object());
+}

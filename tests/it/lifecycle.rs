@@ -449,8 +449,9 @@ fn json_outputs_parse_and_match_the_documented_schema() {
     // As if 1.0.0 was the newest when it was installed: upgrade may move it.
     ctx.forget_request("hello");
 
-    let info = json(&ctx.pkg(&["info", "hello", "--json"]).success());
-    assert_eq!(info["schema"], 1);
+    let doc = json(&ctx.pkg(&["info", "hello", "--json"]).success());
+    assert_eq!(doc["schema"], 1);
+    let info = &doc["packages"][0];
     assert_eq!(info["formula"]["newest"], "2.0.0");
     assert_eq!(info["installed"][0]["version"], "1.0.0");
     assert_eq!(info["installed"][0]["linked"], true);

@@ -767,7 +767,10 @@ fn overwrite_records_the_takeover_which_info_list_and_doctor_say_and_uninstall_g
         .says("linked, but not all its links")
         .says("bin/hello belongs to greet now");
     let info = parse(&w.ctx.pkg(&["info", "hello", "--json"]).success().stdout);
-    assert_eq!(info["taken_over_by_others"][0]["by"], "greet");
+    assert_eq!(
+        info["packages"][0]["taken_over_by_others"][0]["by"],
+        "greet"
+    );
     w.ctx
         .pkg(&["list"])
         .success()
@@ -855,7 +858,7 @@ fn a_unit_that_fails_to_link_gives_back_the_links_it_took_over() {
     assert_eq!(w.linked("app").as_deref(), Some("1.0.0"));
     assert_eq!(w.versions("lib"), ["1.0.0"]);
     let info = parse(&w.ctx.pkg(&["info", "hello", "--json"]).success().stdout);
-    assert_eq!(info["taken_over_by_others"], json!([]));
+    assert_eq!(info["packages"][0]["taken_over_by_others"], json!([]));
     let records =
         std::fs::read_to_string(w.ctx.prefix.join("var/pkg/takeovers.toml")).unwrap_or_default();
     assert!(!records.contains("bin/hello"), "{records}");

@@ -53,7 +53,7 @@ fn layout_with(tmp: &tempfile::TempDir, tag: &str, fixture: &Fixture) -> PathBuf
 }
 
 /// Where the seed material sits in CI and in a checkout: `../shared` beside the project.
-fn seed_anakin() -> PathBuf {
+pub fn seed_anakin() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/anakin");
     assert!(
         dir.join("index.json").is_file(),
@@ -116,7 +116,7 @@ fn the_seed_anakin_layout_installs_with_the_formula_built_into_pkg() {
     );
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();

@@ -22,6 +22,7 @@ mod link_modes;
 mod parallel;
 mod plan;
 mod reach;
+mod readme;
 mod realworld;
 mod second_day;
 mod secrets;

@@ -340,12 +340,9 @@ impl Walk<'_> {
                 let rel = src.strip_prefix(&self.root).unwrap_or(src);
                 if !copied.contains(rel) {
                     // The stored inode itself: its mode, mtime and attributes come with it.
+                    // (Its bytes are counted by the caller, from the tree's manifest.)
                     return match std::fs::hard_link(src, dst) {
-                        Ok(()) => {
-                            done.cloned.bytes +=
-                                std::fs::symlink_metadata(dst).map_or(0, |m| m.len());
-                            Ok(())
-                        }
+                        Ok(()) => Ok(()),
                         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
                             Err(unsupported(LinkMode::Hardlink, src, dst))
                         }

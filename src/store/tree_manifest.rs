@@ -29,6 +29,11 @@ const HEADER: &str = "pkg-unpacked-manifest 1";
 /// tree (and of its directories, whose ctime a keg's links never touch, the ctime still).
 /// Links are described, never followed.
 pub fn describe(tree: &Path, shared: bool) -> io::Result<String> {
+    Ok(lines(tree, shared)?.join("\n"))
+}
+
+/// [`describe`]'s lines, sorted (compared one by one, without joining them).
+fn lines(tree: &Path, shared: bool) -> io::Result<Vec<String>> {
     let mut lines = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
@@ -65,7 +70,7 @@ pub fn describe(tree: &Path, shared: bool) -> io::Result<String> {
         }
     }
     lines.sort_by(|a, b| a.rsplit(' ').next().cmp(&b.rsplit(' ').next()));
-    Ok(lines.join("\n"))
+    Ok(lines)
 }
 
 /// The manifest file's text for `tree`, stored with its modes made under `umask`; `shared`
@@ -80,6 +85,22 @@ pub fn write(tree: &Path, umask: u32, shared: bool) -> io::Result<String> {
     text.push_str(&describe(tree, shared)?);
     text.push('\n');
     Ok(text)
+}
+
+/// The bytes of the regular files a manifest lists, each inode once (what a tree's files hold,
+/// without a `stat` per file).
+pub fn file_bytes(manifest: &str) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    manifest
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut words = line.split(' ');
+            let (kind, _mode, size, inode) =
+                (words.next()?, words.next()?, words.next()?, words.next()?);
+            (kind == "f" && seen.insert(inode)).then(|| size.parse::<u64>().ok())?
+        })
+        .sum()
 }
 
 /// What a manifest's first line says of its tree.
@@ -130,8 +151,8 @@ pub fn check(tree: &Path, manifest: &str, umask: u32) -> Result<(), Mismatch> {
     if stored & !umask != 0 {
         return Err(Mismatch::Umask { stored, now: umask });
     }
-    let now = describe(tree, shared).map_err(|_| Mismatch::Changed(PathBuf::new()))?;
-    let (mut want, mut got) = (body.lines(), now.lines());
+    let now = lines(tree, shared).map_err(|_| Mismatch::Changed(PathBuf::new()))?;
+    let (mut want, mut got) = (body.lines(), now.iter().map(String::as_str));
     loop {
         match (want.next(), got.next()) {
             (None, None) => return Ok(()),

@@ -169,6 +169,15 @@ impl Unpacked {
         let Some(tree) = self.get(chain) else {
             return Ok(None);
         };
+        let unsupported = || TreeError::Unsupported {
+            mode,
+            from: tree.clone(),
+            to: into.to_owned(),
+        };
+        // A clone where the filesystem has none (ext4): said before the tree is read at all.
+        if mode == LinkMode::Clone && !tree_copy::can_clone(tree.parent().unwrap_or(&tree), into) {
+            return Err(unsupported());
+        }
         let entry = self.dir.join(chain);
         let changed = |path: PathBuf| TreeError::Changed {
             entry: entry.clone(),
@@ -177,13 +186,13 @@ impl Unpacked {
         let manifest = std::fs::read_to_string(entry.join(MANIFEST))
             .map_err(|_| changed(PathBuf::from(MANIFEST)))?;
         let umask = crate::cellar::unpack::process_umask();
-        match tree_manifest::check(&tree, &manifest, umask) {
-            Ok(()) => {}
-            Err(Mismatch::Umask { .. }) => return Ok(None),
-            Err(Mismatch::Unreadable) => return Err(changed(PathBuf::from(MANIFEST))),
-            Err(Mismatch::Changed(path)) => return Err(changed(path)),
-        }
         let stored = tree_manifest::stored(&manifest);
+        let verdict = |result: Result<(), Mismatch>| match result {
+            Ok(()) => Ok(true),
+            Err(Mismatch::Umask { .. }) => Ok(false),
+            Err(Mismatch::Unreadable) => Err(changed(PathBuf::from(MANIFEST))),
+            Err(Mismatch::Changed(path)) => Err(changed(path)),
+        };
         let marked = read_marked(&entry.join(MARKED));
         let copied: HashSet<PathBuf> = marked.iter().flatten().cloned().collect();
         let take = match mode {
@@ -194,15 +203,47 @@ impl Unpacked {
             }
             LinkMode::Hardlink => Take::Copy,
         };
-        if let (Take::Link { .. }, Some(stored)) = (take, stored)
-            && !stored.shared
-        {
-            // From now on the tree's inodes are shared: checked by mtime, since every link made
-            // or removed changes their ctime.
-            self.rewrite_manifest(&entry, &tree, stored.umask, true)?;
+        if !tree_copy::can_take(take, tree.parent().unwrap_or(&tree), into) {
+            return Err(unsupported());
         }
         let xattrs = entry.join("xattrs").exists();
-        let made = tree_copy::copy_tree(&tree, into, xattrs, take)?;
+        let converting = matches!(take, Take::Link { .. }) && stored.is_some_and(|s| !s.shared);
+        let made = if converting || stored.is_none() {
+            if !verdict(tree_manifest::check(&tree, &manifest, umask))? {
+                return Ok(None);
+            }
+            if let Some(stored) = stored.filter(|_| converting) {
+                // From now on the tree's inodes are shared: checked by mtime, since every link
+                // made or removed changes their ctime.
+                self.rewrite_manifest(&entry, &tree, stored.umask, true)?;
+            }
+            tree_copy::copy_tree(&tree, into, xattrs, take)?
+        } else {
+            // The check and the copy at once (neither changes what the other reads: a clone
+            // or a copy reads the tree, a link to a shared tree moves only ctimes, which its
+            // manifest does not compare). The staging keg of a tree found changed is dropped
+            // by the caller, never published.
+            let (checked, made) = std::thread::scope(|s| {
+                let check = s.spawn(|| tree_manifest::check(&tree, &manifest, umask));
+                let made = tree_copy::copy_tree(&tree, into, xattrs, take);
+                let checked = check
+                    .join()
+                    .unwrap_or(Err(Mismatch::Changed(PathBuf::new())));
+                (checked, made)
+            });
+            if !verdict(checked)? {
+                return Ok(None);
+            }
+            made?
+        };
+        let made = match take {
+            // Links were not stat'ed: the stored tree's own sizes.
+            Take::Link { .. } => Cloned {
+                entries: made.entries,
+                bytes: tree_manifest::file_bytes(&manifest),
+            },
+            _ => made,
+        };
         let _ = File::open(entry.join("layers"))
             .and_then(|f| f.set_modified(std::time::SystemTime::now()));
         Ok(Some(Taken { made, marked }))

@@ -1,4 +1,4 @@
-//! Reproducible bottles: a directory packed into a tar.gz whose bytes depend only on the names,
+//! Reproducible bottles: a directory packed into a tar.gz (or tar.zst) whose bytes depend only on the names,
 //! kinds, contents, executable bits and symlink targets of what is in it — never on who owns the
 //! files, when they were touched, the umask, the order `readdir` returns them in, or the machine.
 //!
@@ -8,7 +8,9 @@
 //!   symlinks 0777; symlinks are kept as links with their targets as they are (absolute,
 //!   climbing or dangling: a link's target is data, and pkg install restores it the same);
 //! - hard links become separate regular files; sockets, fifos and devices are refused;
-//! - gzip header fixed: mtime 0, no file name or comment, OS byte 255 ("unknown"), level 6.
+//! - gzip header fixed: mtime 0, no file name or comment, OS byte 255 ("unknown"), level 6;
+//! - or zstd (`--compression zstd[:LEVEL]`, level 3 by default): one thread, no dictionary, the
+//!   frame carrying its checksum but not the content size, so the bytes depend on the level only.
 //!
 //! The same pkg build gives the same bytes for the same tree on any machine; a different
 //! compressor version could compress differently, so a bottle's identity is its digest as built.
@@ -29,6 +31,103 @@ pub const GZIP_OS: u8 = 255;
 pub const GZIP_LEVEL: u32 = 6;
 /// The tar mtime when `SOURCE_DATE_EPOCH` is not set.
 pub const DEFAULT_MTIME: u64 = 1;
+/// The zstd level when `--compression zstd` names none.
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// How the layer's tar is compressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// `tar+gzip` (level 6): what every OCI tool and Homebrew's brew read.
+    #[default]
+    Gzip,
+    /// `tar+zstd` at this level (1–19): several times faster to unpack; brew cannot read it.
+    Zstd(i32),
+}
+
+impl Compression {
+    /// The layer's media type.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::Gzip => crate::registry::manifest::LAYER_TYPE,
+            Compression::Zstd(_) => crate::registry::manifest::LAYER_ZSTD_TYPE,
+        }
+    }
+
+    /// The file name's extension after `.tar`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gz",
+            Compression::Zstd(_) => "zst",
+        }
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+    /// `gzip`, `zstd` or `zstd:LEVEL`.
+    fn from_str(s: &str) -> Result<Compression, String> {
+        let bad = || {
+            format!("--compression {s}: expected gzip, zstd or zstd:LEVEL with LEVEL from 1 to 19")
+        };
+        match s.trim().split_once(':') {
+            None if s.trim() == "gzip" => Ok(Compression::Gzip),
+            None if s.trim() == "zstd" => Ok(Compression::Zstd(ZSTD_LEVEL)),
+            Some(("zstd", level)) => match level.parse::<i32>() {
+                Ok(l) if (1..=19).contains(&l) => Ok(Compression::Zstd(l)),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The compressing end of the layer: gzip or zstd over the hashing writer.
+enum Compressor<W: Write> {
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Compressor<W> {
+    fn new(compression: Compression, out: W) -> io::Result<Compressor<W>> {
+        Ok(match compression {
+            Compression::Gzip => Compressor::Gzip(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(GZIP_OS)
+                    .write(out, flate2::Compression::new(GZIP_LEVEL)),
+            ),
+            Compression::Zstd(level) => {
+                let mut encoder = zstd::stream::write::Encoder::new(out, level)?;
+                encoder.include_checksum(true)?;
+                encoder.include_contentsize(false)?;
+                encoder.include_dictid(false)?;
+                Compressor::Zstd(encoder)
+            }
+        })
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Compressor::Gzip(g) => g.finish(),
+            Compressor::Zstd(z) => z.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Compressor<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Compressor::Gzip(g) => g.write(buf),
+            Compressor::Zstd(z) => z.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Compressor::Gzip(g) => g.flush(),
+            Compressor::Zstd(z) => z.flush(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -64,6 +163,7 @@ pub struct BuildOptions {
     pub mtime: u64,
     /// Top-level names left out (an installed keg's `.pkg/`).
     pub exclude: Vec<String>,
+    pub compression: Compression,
 }
 
 impl Default for BuildOptions {
@@ -71,6 +171,7 @@ impl Default for BuildOptions {
         BuildOptions {
             mtime: DEFAULT_MTIME,
             exclude: Vec::new(),
+            compression: Compression::Gzip,
         }
     }
 }
@@ -78,10 +179,12 @@ impl Default for BuildOptions {
 /// What was packed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerInfo {
-    /// sha256 of the tar.gz: the layer's digest (what a formula's manifest points at).
+    /// sha256 of the compressed tar: the layer's digest (what a formula's manifest points at).
     pub digest: Digest,
-    /// Bytes of the tar.gz.
+    /// Bytes of the compressed tar.
     pub size: u64,
+    /// How the tar is compressed (its media type).
+    pub compression: Compression,
     /// sha256 of the uncompressed tar (the config's `rootfs.diff_ids`).
     pub diff_id: Digest,
     /// Entries in the tar (directories, files, symlinks).
@@ -133,13 +236,10 @@ pub fn build_layer<W: Write>(
     let progress = reporter.progress("Compressing", total);
 
     let compressed = HashWriter::new(out);
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .operating_system(GZIP_OS)
-        .write(compressed, flate2::Compression::new(GZIP_LEVEL));
-    let mut tar = tar::Builder::new(HashWriter::new(gz));
-    tar.mode(tar::HeaderMode::Deterministic);
     let write = |source| BuildError::Write { source };
+    let compressor = Compressor::new(options.compression, compressed).map_err(write)?;
+    let mut tar = tar::Builder::new(HashWriter::new(compressor));
+    tar.mode(tar::HeaderMode::Deterministic);
     let mut installed_size = 0;
     for entry in &entries {
         let mut header = tar::Header::new_gnu();
@@ -198,6 +298,7 @@ pub fn build_layer<W: Write>(
             digest,
             size,
             diff_id,
+            compression: options.compression,
             entries: entries.len() as u64,
             installed_size,
         },
@@ -392,7 +493,7 @@ mod tests {
         tree(dir.path(), 0o700);
         let options = BuildOptions {
             mtime: 1_700_000_000,
-            exclude: Vec::new(),
+            ..BuildOptions::default()
         };
         let (info, bytes) = pack(dir.path(), &options);
         let mut diff = Vec::new();
@@ -533,5 +634,36 @@ mod tests {
         assert_eq!(mtime_from(None), 1);
         assert_eq!(mtime_from(Some("1700000000")), 1_700_000_000);
         assert_eq!(mtime_from(Some("yesterday")), 1);
+    }
+
+    #[test]
+    fn compression_is_gzip_zstd_or_zstd_at_a_level() {
+        assert_eq!("gzip".parse(), Ok(Compression::Gzip));
+        assert_eq!("zstd".parse(), Ok(Compression::Zstd(ZSTD_LEVEL)));
+        assert_eq!("zstd:19".parse(), Ok(Compression::Zstd(19)));
+        for bad in ["zstd:0", "zstd:20", "zstd:", "gzip:9", "xz", ""] {
+            assert!(bad.parse::<Compression>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_zstd_layer_holds_the_same_tar_as_the_gzip_one() {
+        let dir = tempfile::tempdir().unwrap();
+        tree(dir.path(), 0o755);
+        let gz = pack(dir.path(), &BuildOptions::default());
+        let options = BuildOptions {
+            compression: Compression::Zstd(3),
+            ..BuildOptions::default()
+        };
+        let zst = pack(dir.path(), &options);
+        assert_eq!(gz.0.diff_id, zst.0.diff_id);
+        assert_ne!(gz.0.digest, zst.0.digest);
+        let mut tar = Vec::new();
+        zstd::stream::read::Decoder::new(&zst.1[..])
+            .unwrap()
+            .read_to_end(&mut tar)
+            .unwrap();
+        assert_eq!(Digest::of_bytes(&tar), zst.0.diff_id);
+        assert_eq!(pack(dir.path(), &options).1, zst.1, "reproducible");
     }
 }

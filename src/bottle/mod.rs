@@ -22,7 +22,7 @@ use crate::registry::manifest::{self, Descriptor};
 use crate::source::layout::{Layout, LayoutError, SizeCheck};
 use build::{BuildError, BuildOptions, LayerInfo};
 
-pub use crate::registry::manifest::{CONFIG_TYPE, CREATED, LAYER_TYPE, TITLE, VERSION};
+pub use crate::registry::manifest::{CONFIG_TYPE, CREATED, TITLE, VERSION};
 /// Largest config blob read back (to learn the platform of an existing manifest).
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
@@ -61,8 +61,9 @@ pub struct BottleSpec {
 }
 
 impl BottleSpec {
-    /// The bottle's file name, as the layer's `org.opencontainers.image.title`.
-    pub fn filename(&self) -> String {
+    /// The bottle's file name, as the layer's `org.opencontainers.image.title` (`ext`: `gz`
+    /// or `zst`).
+    pub fn filename(&self, ext: &str) -> String {
         let p = &self.platform;
         let variant = p
             .variant
@@ -70,7 +71,7 @@ impl BottleSpec {
             .map(|v| format!("_{v}"))
             .unwrap_or_default();
         format!(
-            "{}--{}.{}_{}{variant}.bottle.tar.gz",
+            "{}--{}.{}_{}{variant}.bottle.tar.{ext}",
             self.name, self.version, p.os, p.architecture
         )
     }
@@ -207,10 +208,15 @@ fn build_into(
         layout.put_bytes(&config_bytes)?,
         config_bytes.len() as u64,
     );
-    let mut layer_desc = descriptor(LAYER_TYPE, layer.digest.clone(), layer.size);
-    layer_desc
-        .annotations
-        .insert(TITLE.to_owned(), spec.filename());
+    let mut layer_desc = descriptor(
+        layer.compression.media_type(),
+        layer.digest.clone(),
+        layer.size,
+    );
+    layer_desc.annotations.insert(
+        TITLE.to_owned(),
+        spec.filename(layer.compression.extension()),
+    );
     let manifest = Manifest {
         schema_version: 2,
         media_type: manifest::OCI_MANIFEST,

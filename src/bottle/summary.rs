@@ -38,6 +38,8 @@ pub struct Layer {
     pub entries: u64,
     pub installed_size: u64,
     pub filename: String,
+    /// `application/vnd.oci.image.layer.v1.tar+gzip` or `…tar+zstd`.
+    pub media_type: &'static str,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -122,7 +124,8 @@ impl Summary {
                 diff_id: bottled.layer.diff_id.clone(),
                 entries: bottled.layer.entries,
                 installed_size: bottled.layer.installed_size,
-                filename: spec.filename(),
+                filename: spec.filename(bottled.layer.compression.extension()),
+                media_type: bottled.layer.compression.media_type(),
             },
             config: Blob {
                 digest: bottled.config.digest.clone(),

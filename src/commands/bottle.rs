@@ -53,6 +53,16 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|p| parse_push(p, &name))
         .transpose()?;
+    let compression: build::Compression = args.compression.parse().map_err(BadInput)?;
+    if compression != build::Compression::Gzip
+        && let Some(p) = args.push.as_deref().filter(|p| p.ends_with('/'))
+    {
+        return Err(BadInput(format!(
+            "--push {p} names the image as Homebrew does, and brew reads only gzip bottles: leave out --compression {} (or push it under a name of your own)",
+            args.compression
+        ))
+        .into());
+    }
     let tag = match (&args.tag, &push) {
         (Some(t), _) => t.clone(),
         (None, Some((_, Some(t)))) => t.clone(),
@@ -112,6 +122,7 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
     let options = BuildOptions {
         mtime: build::mtime_from(epoch.as_deref()),
         exclude,
+        compression,
     };
 
     ctx.reporter.status(
@@ -128,7 +139,7 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
         "Bottled",
         &format!(
             "{} ({} entries, {} compressed) → {}:{tag}",
-            spec.filename(),
+            spec.filename(bottled.layer.compression.extension()),
             bottled.layer.entries,
             human_bytes(bottled.layer.size),
             output.display()

@@ -12,6 +12,8 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 pub const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// A zstd-compressed tar layer (what `pkg bottle --compression zstd` writes).
+pub const LAYER_ZSTD_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 /// The tag of an image layout's `index.json` entry; Homebrew writes `VERSION.BOTTLE_TAG` there.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const TITLE: &str = "org.opencontainers.image.title";

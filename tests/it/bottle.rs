@@ -1639,3 +1639,136 @@ fn a_push_to_a_namespace_names_the_image_as_homebrew_does() {
     let receipt = ctx.receipt("tool@2", "2.1");
     assert_eq!(receipt["repository"], image.as_str(), "{receipt}");
 }
+
+/// zstd bottles (issue 33): `--compression zstd[:LEVEL]` writes a `tar+zstd` layer that the zstd
+/// tool checks and GNU tar reads, the same bytes every time (and from other mtimes), other bytes
+/// at another level; pushed by skopeo and installed, the keg holds every file of the directory
+/// byte for byte. A Homebrew-named push refuses zstd (brew reads only gzip), and a level out of
+/// range is bad input; both before anything is written.
+#[test]
+fn a_zstd_bottle_round_trips_byte_exact_and_reproducibly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let mut ctx = TestContext::new();
+    ctx.with_credentials();
+    let src = scratch(&tmp, "src");
+    hello_tree(&src, "hello from zstd");
+    // Something worth compressing, and bytes zstd cannot shrink.
+    std::fs::write(src.join("share/hello/words"), "zstd ".repeat(50_000)).unwrap();
+    std::fs::write(src.join("share/hello/noise"), noise(300_000, 7)).unwrap();
+    let bottle = |layout: &Path, compression: &str| {
+        bottle_json(
+            &ctx,
+            &[
+                path_str(&src),
+                "--name",
+                "hello",
+                "--version",
+                "1.0.0",
+                "-o",
+                path_str(layout),
+                "--platform",
+                "linux/amd64",
+                "--compression",
+                compression,
+            ],
+        )
+    };
+    let first = bottle(&scratch(&tmp, "a"), "zstd");
+    set_mtime(&src.join("share/hello/README"), 1_000_000);
+    let second = bottle(&scratch(&tmp, "b"), "zstd");
+    assert_eq!(
+        first["layer"]["digest"], second["layer"]["digest"],
+        "reproducible"
+    );
+    assert_eq!(first["manifest"]["digest"], second["manifest"]["digest"]);
+    assert_eq!(
+        first["layer"]["media_type"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    assert!(s(&first["layer"]["filename"]).ends_with(".bottle.tar.zst"));
+    let gz = bottle(&scratch(&tmp, "gz"), "gzip");
+    let level = bottle(&scratch(&tmp, "l19"), "zstd:19");
+    assert_ne!(gz["layer"]["digest"], first["layer"]["digest"]);
+    assert_ne!(level["layer"]["digest"], first["layer"]["digest"]);
+    // The same tar inside, whatever the codec.
+    assert_eq!(gz["layer"]["diff_id"], first["layer"]["diff_id"]);
+    assert_eq!(level["layer"]["diff_id"], first["layer"]["diff_id"]);
+
+    // The peers read it: zstd checks the frame, GNU tar lists the entries.
+    let layout = tmp.path().join("a");
+    let blob = layout
+        .join("blobs/sha256")
+        .join(&s(&first["layer"]["digest"])[7..]);
+    crate::realworld::sh(
+        tmp.path(),
+        &format!(
+            "zstd -q -t '{b}' && zstd -q -dc '{b}' | tar -tf - | grep -qx 'share/hello/words'",
+            b = blob.display()
+        ),
+    );
+
+    let dest = format!("{}/acme/hello:1.0.0", registry.host());
+    skopeo_push(&layout, "1.0.0", &dest);
+    ctx.write_formula(
+        "hello",
+        &formula(
+            "hello",
+            &[("1.0.0", &format!("{}/acme/hello", registry.host()), "1.0.0")],
+        ),
+    );
+    ctx.pkg(&["install", "hello"]).success();
+    assert_eq!(run_bin(&ctx, "hello"), "hello from zstd\n");
+    let keg = ctx.keg("hello", "1.0.0");
+    for rel in [
+        "bin/hello",
+        "share/hello/README",
+        "share/hello/words",
+        "share/hello/noise",
+    ] {
+        assert_eq!(
+            std::fs::read(keg.join(rel)).unwrap(),
+            std::fs::read(src.join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(keg.join("share/hello/run")).unwrap(),
+        PathBuf::from("../../bin/hello")
+    );
+    assert!(keg.join("share/hello/empty").is_dir());
+    assert_eq!(
+        ctx.receipt("hello", "1.0.0")["layers"][0],
+        first["layer"]["digest"]
+    );
+
+    // Refused before anything is written.
+    for (compression, push, says) in [
+        (
+            "zstd",
+            Some(format!("{}/acme/", registry.host())),
+            "brew reads only gzip",
+        ),
+        ("zstd:42", None, "LEVEL from 1 to 19"),
+        ("brotli", None, "expected gzip, zstd or zstd:LEVEL"),
+    ] {
+        let out = tmp.path().join(format!("refused-{compression}"));
+        let mut args = vec![
+            "bottle",
+            path_str(&src),
+            "--name",
+            "hello",
+            "--version",
+            "1.0.1",
+            "-o",
+            path_str(&out),
+            "--compression",
+            compression,
+        ];
+        if let Some(p) = &push {
+            args.extend(["--push", p.as_str()]);
+        }
+        ctx.pkg(&args).failure_with(2).says(says);
+        assert!(!out.exists(), "{compression}: a layout was written");
+    }
+}

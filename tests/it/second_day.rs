@@ -536,7 +536,7 @@ fn a_failed_bottle_leaves_nothing_behind() {
             .filter(|n| n.ends_with(".oci") || n.starts_with(".pkg-bottle-"))
             .collect()
     };
-    // Not a directory.
+    // Not a directory: bad input, said before anything is written.
     ctx.pkg(&[
         "bottle",
         "/nonexistent",
@@ -545,7 +545,8 @@ fn a_failed_bottle_leaves_nothing_behind() {
         "--version",
         "1.0.0",
     ])
-    .failure();
+    .failure_with(2)
+    .says("/nonexistent does not exist");
     assert_eq!(leftovers(), Vec::<String>::new());
 
     // A file that cannot be read, found midway through packing.

@@ -17,7 +17,7 @@ need_tools() {
     [[ -x /usr/bin/docker-registry ]] || need+=(docker-registry)
     [[ -x /usr/bin/time ]] || need+=(time)
     local tool
-    for tool in skopeo hyperfine curl strace gzip tar patchelf; do
+    for tool in skopeo hyperfine curl strace gzip tar patchelf zstd; do
         command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
     done
     command -v mkfs.xfs >/dev/null 2>&1 || need+=(xfsprogs)
@@ -111,8 +111,8 @@ host_arch() {
 
 # push_image REPO TAG LAYER.tar.gz DIFF_ID: one tar+gzip layer, an OCI config and manifest.
 # Prints the layer digest.
-push_image() {
-    local repo=$1 tag=$2 layer=$3 diff_id=$4
+push_image() { # push_image REPO TAG LAYER DIFF_ID [MEDIA_TYPE]
+    local repo=$1 tag=$2 layer=$3 diff_id=$4 media=${5:-application/vnd.oci.image.layer.v1.tar+gzip}
     local tmp layer_digest layer_size config config_digest manifest
     tmp=$(mktemp -d)
     layer_digest=sha256:$(sha256_of "$layer")
@@ -122,8 +122,8 @@ push_image() {
     config_digest=sha256:$(sha256_of "$tmp/config.json")
     push_blob "$repo" "$layer" "$layer_digest"
     push_blob "$repo" "$tmp/config.json" "$config_digest"
-    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%s}]}' \
-        "$config_digest" "$(stat -c %s "$tmp/config.json")" "$layer_digest" "$layer_size" >"$tmp/manifest.json"
+    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"%s","digest":"%s","size":%s}]}' \
+        "$config_digest" "$(stat -c %s "$tmp/config.json")" "$media" "$layer_digest" "$layer_size" >"$tmp/manifest.json"
     curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
         --data-binary "@$tmp/manifest.json" "http://$REGISTRY/v2/$repo/manifests/$tag" ||
         die "manifest upload for $repo:$tag failed"

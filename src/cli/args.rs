@@ -506,12 +506,10 @@ pub struct VerifyArgs {
     /// manifest it was installed from).
     #[arg(value_name = "REFERENCE|NAME")]
     pub reference: String,
-    /// The signer's identity in its certificate (an email, or a workflow URI), exactly.
-    #[arg(
-        long,
-        value_name = "IDENTITY",
-        required_unless_present_any = ["key", "certificate_github_workflow_repository"]
-    )]
+    /// The signer's identity in its certificate (an email, or a workflow URI), exactly. One of
+    /// it, --certificate-github-workflow-repository or --key is needed (pkg says which, when
+    /// none is given).
+    #[arg(long, value_name = "IDENTITY")]
     pub certificate_identity: Option<String>,
     /// The OIDC issuer of the signer's certificate, exactly (without it: a certificate that
     /// names no issuer, as GitHub's release attestations).

@@ -88,13 +88,21 @@ impl Reporter for Stderr {
         };
         let bar = multi.add(ProgressBar::new(total));
         // The template's style is applied by indicatif (console), which knows nothing of
-        // `--color`: without colour, leave the style out.
-        let template = if self.color {
-            "{prefix:>12.cyan.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+        // `--color`: without colour, leave the style out. The bar takes what the terminal's
+        // width leaves; a narrow pane drops the speed and ETA, then the byte counts, so a line
+        // never wraps.
+        let prefix = if self.color {
+            "{prefix:>12.cyan.bold}"
         } else {
-            "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+            "{prefix:>12}"
         };
-        if let Ok(style) = ProgressStyle::with_template(template) {
+        let rest = match terminal_width() {
+            w if w >= 72 => "[{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            w if w >= 52 => "[{wide_bar}] {bytes}/{total_bytes}",
+            _ => "[{wide_bar}] {percent:>3}%",
+        };
+        let template = format!("{prefix} {rest}");
+        if let Ok(style) = ProgressStyle::with_template(&template) {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_prefix(label.to_owned());
@@ -120,6 +128,15 @@ impl Drop for Bar {
             self.0.abandon();
         }
     }
+}
+
+/// The columns of the terminal stderr is (80 when it cannot be asked).
+fn terminal_width() -> u16 {
+    rustix::termios::tcgetwinsize(std::io::stderr())
+        .ok()
+        .map(|w| w.ws_col)
+        .filter(|c| *c > 0)
+        .unwrap_or(80)
 }
 
 /// Whether stderr gets colour: `--color always`/`never`, else a terminal without `NO_COLOR`.

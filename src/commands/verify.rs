@@ -45,7 +45,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs) -> anyhow::Result<()> {
         },
         _ => {
             return Err(BadInput(
-                "say whose signature to accept: --certificate-identity and --certificate-oidc-issuer, or --key".into(),
+                "say whose signature to accept, one of: --certificate-identity ID --certificate-oidc-issuer URL (a keyless signature: cosign's, a workflow's); --certificate-github-workflow-repository OWNER/REPO (GitHub's attestations, `gh attestation`); --key FILE (a cosign public key). docs/verify.md has examples".into(),
             )
             .into());
         }

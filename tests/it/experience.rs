@@ -1211,3 +1211,121 @@ fn every_json_verb_prints_one_document_on_success_and_on_failure() {
     assert!(!config.to_string().contains("secret"), "{config}");
     assert!(config["settings"]["tls_roots"]["value"].is_object());
 }
+
+/// `pkg verify NAME` without a signer names every way to give one (issue 31).
+#[test]
+fn verify_without_a_signer_names_every_signer_option() {
+    let ctx = TestContext::new();
+    let run = ctx.pkg(&["verify", "anything"]).failure_with(2);
+    for option in [
+        "--certificate-identity",
+        "--certificate-oidc-issuer",
+        "--certificate-github-workflow-repository",
+        "--key",
+    ] {
+        run.says(option);
+    }
+}
+
+/// Progress bars fit the terminal (issue 31): in a 50-column and a 120-column pane (a real pty,
+/// from util-linux's `script`), every line pkg draws while a throttled download runs fits the
+/// width; the narrow pane drops the speed and ETA rather than wrap.
+#[test]
+fn progress_bars_fit_the_terminal_width() {
+    let rig = crate::faults::Rig::start();
+    let (os, arch) = crate::faults::host_platform();
+    let noise: Vec<u8> = (0..600 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    rig.registry.push(
+        "acme/slowpoke",
+        "1.0.0",
+        &Fixture::Image(ImageSpec::new(os, arch).file("share/slowpoke/blob", noise, 0o644)),
+    );
+    rig.reg().on(
+        "GET",
+        "/blobs/",
+        crate::harness::proxy::Times::Always,
+        crate::harness::proxy::Fault::Throttle(32 * 1024, std::time::Duration::from_millis(60)),
+    );
+    let repo = format!("{}/acme/slowpoke", rig.proxy.host());
+    for (columns, at_most) in [(50usize, 50usize), (120, 120)] {
+        let ctx = rig.ctx.sharing_cache();
+        let _ = std::fs::remove_dir_all(ctx.cache.join("v1"));
+        ctx.write_formula(
+            "slowpoke",
+            &Formula::new("slowpoke")
+                .version("1.0.0", &repo, "1.0.0")
+                .to_toml(),
+        );
+        let pkg = ctx.command(&["install", "slowpoke"]);
+        let mut cmd = Command::new("script");
+        cmd.args([
+            "-qfec",
+            &format!(
+                "stty cols {columns} rows 24; exec '{}' install slowpoke",
+                pkg.get_program().to_string_lossy()
+            ),
+            "/dev/null",
+        ]);
+        cmd.env_clear();
+        for (k, v) in pkg.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        cmd.env("TERM", "xterm").stdin(Stdio::null());
+        let out = cmd.output().expect("util-linux's script");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        // What the terminal shows: colours out; \r, \n and every other escape sequence (cursor
+        // moves, line clears) start a new line.
+        let mut shown = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            if c != 'm' {
+                                shown.push('\n');
+                            }
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            shown.push(c);
+        }
+        // The terminal's rows: a run of text longer than the width wraps (a long status line
+        // takes two rows, its padding included).
+        let rows: Vec<String> = shown
+            .split(['\r', '\n'])
+            .flat_map(|line| {
+                let chars: Vec<char> = line.chars().collect();
+                chars
+                    .chunks(at_most)
+                    .map(|c| c.iter().collect::<String>())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // Each bar is whole on its row: it starts there and its last field ends there.
+        let last = if columns >= 72 { "eta" } else { "%" };
+        let bars: Vec<&String> = rows.iter().filter(|r| r.contains(" [")).collect();
+        assert!(
+            !bars.is_empty(),
+            "no bar was drawn at {columns} columns:\n{shown}"
+        );
+        for row in &bars {
+            assert!(
+                row.contains(']') && row.contains(last),
+                "a bar that does not fit {at_most} columns:\n{row:?}\n{shown}"
+            );
+        }
+        if columns == 120 {
+            assert!(bars.iter().any(|l| l.contains("eta")), "{shown}");
+        }
+    }
+}

@@ -38,8 +38,7 @@ pub fn attach(
         move |source: RegistryError| PublishError::Registry {
             repository: repo.clone(),
             what,
-            hint: "",
-            source: Box::new(source),
+            source: Box::new(super::publish::for_push(source)),
         }
     };
     let empty = b"{}";

@@ -48,11 +48,10 @@ impl Default for PushOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("pushing {what} to {repository} failed{hint}")]
+    #[error("pushing {what} to {repository} failed")]
     Registry {
         repository: Repository,
         what: String,
-        hint: &'static str,
         #[source]
         source: Box<RegistryError>,
     },
@@ -94,7 +93,29 @@ pub enum PublishError {
     },
 }
 
-const AUTH_HINT: &str = ": the registry refused the credentials (or their absence). Pushing needs an account with push access: set PKG_REGISTRY_USERNAME and PKG_REGISTRY_PASSWORD, run `pkg login REGISTRY`, or log in with docker/podman; for GHCR use a personal access token with write:packages";
+const AUTH_HINT: &str = "The registry refused the credentials (or their absence). Pushing needs an account with push access: set PKG_REGISTRY_USERNAME and PKG_REGISTRY_PASSWORD, run `pkg login REGISTRY`, or log in with docker/podman; for GHCR use a personal access token with write:packages";
+
+/// A registry error of a push, its credential hint the push's (one hint: the pull's, about
+/// read:packages, said beside it contradicted it).
+pub(super) fn for_push(source: RegistryError) -> RegistryError {
+    match source {
+        RegistryError::Unauthorized {
+            repository, detail, ..
+        } => RegistryError::Unauthorized {
+            repository,
+            detail,
+            hint: AUTH_HINT.into(),
+        },
+        RegistryError::Denied {
+            repository, detail, ..
+        } => RegistryError::Denied {
+            repository,
+            detail,
+            hint: AUTH_HINT.into(),
+        },
+        other => other,
+    }
+}
 
 fn registry_err(
     repo: &Repository,
@@ -103,13 +124,9 @@ fn registry_err(
     let repository = repo.clone();
     let what = what.into();
     move |source| PublishError::Registry {
-        hint: match source {
-            RegistryError::Unauthorized { .. } | RegistryError::Denied { .. } => AUTH_HINT,
-            _ => "",
-        },
         repository,
         what,
-        source: Box::new(source),
+        source: Box::new(for_push(source)),
     }
 }
 

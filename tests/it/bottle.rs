@@ -679,12 +679,29 @@ fn push_without_or_with_wrong_credentials_fails_clearly_and_tags_nothing() {
     run.says("pkg login");
     run.says("acme/secret");
     assert!(!run.output().contains("panicked"), "{}", run.output());
+    // One hint, the push's: not also the pull's (read:packages, `docker login` only).
+    assert!(
+        !run.output().contains("If the package is private"),
+        "{}",
+        run.output()
+    );
+    assert_eq!(
+        run.output().matches("push access").count(),
+        1,
+        "{}",
+        run.output()
+    );
 
     let mut wrong = TestContext::new();
     wrong.credentials(USERNAME, "not-the-password");
     let run = wrong.pkg(&args).failure();
     run.says("authentication failed");
     run.says("write:packages");
+    assert!(
+        !run.output().contains("If the package is private"),
+        "{}",
+        run.output()
+    );
     assert!(
         !run.output().contains("not-the-password"),
         "the password was printed"

@@ -46,7 +46,12 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> anyhow::Result<()> {
         }
     }
     refresh_moved_tags(ctx)?;
-    let plan = crate::plan::upgrade(&mut ctx.state(), &names, named, args.keep_old);
+    // A dry run plans with the holds asked for, as the real run will (it has recorded them).
+    let mut state = ctx.state();
+    for (name, requirement, _) in &asked {
+        state.hold(name, requirement.clone());
+    }
+    let plan = crate::plan::upgrade(&mut state, &names, named, args.keep_old);
     super::outcome::carry_out(ctx, &plan, args.dry_run, args.json, false)
 }
 

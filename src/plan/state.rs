@@ -33,6 +33,9 @@ pub struct State<'a> {
     moved: BTreeMap<String, Version>,
     /// Installed kegs, read once: (name, version).
     kegs: Vec<(String, Version)>,
+    /// Requests this run makes before it records them (a dry run's `pkg upgrade NAME@REQ`
+    /// plans with them and writes nothing).
+    requests: BTreeMap<String, semver::VersionReq>,
 }
 
 impl<'a> State<'a> {
@@ -59,6 +62,20 @@ impl<'a> State<'a> {
             prefix,
             moved: BTreeMap::new(),
             kegs,
+            requests: BTreeMap::new(),
+        }
+    }
+
+    /// Plans as if `name` were held to `requirement` (what `pkg upgrade NAME@REQ` asks for).
+    pub fn hold(&mut self, name: &str, requirement: semver::VersionReq) {
+        self.requests.insert(name.to_owned(), requirement);
+    }
+
+    /// What `name` is held to: this run's request, else the recorded one.
+    pub fn request(&self, name: &str) -> Option<semver::VersionReq> {
+        match self.requests.get(name) {
+            Some(r) => Some(r.clone()),
+            None => self.records.request(name),
         }
     }
 

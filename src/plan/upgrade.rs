@@ -223,7 +223,7 @@ fn choose(
         .map(|(_, req, by)| (by, req))
         .collect();
     let mut hold: Option<Hold> = None;
-    let asked = state.records.request(name);
+    let asked = state.request(name);
     for version in newer {
         if let Some(req) = asked.as_ref().filter(|r| !r.matches(version)) {
             hold.get_or_insert_with(|| Hold {

@@ -619,7 +619,13 @@ fn an_exact_version_is_remembered_and_a_two_number_request_is_its_series() {
         .success()
         .says("Held to hello@1.2.0 (=1.2.0), as you asked");
     // `pkg upgrade NAME@…` moves the hold, then upgrades within it: the 1.2 series is 1.2.1,
-    // not 1.3.0; and upgrade stays in it.
+    // not 1.3.0; and upgrade stays in it. Its dry run shows that plan and records nothing.
+    let dry = w.ctx.pkg(&["upgrade", "hello@1.2", "--dry-run"]).success();
+    dry.says("1.2.1");
+    w.ctx
+        .pkg(&["info", "hello"])
+        .success()
+        .says("Held to hello@1.2.0 (=1.2.0), as you asked");
     w.pkg(&["upgrade", "hello@1.2"]);
     assert_eq!(w.runs("hello").as_deref(), Some("hello 1.2.1"));
     w.ctx

@@ -109,11 +109,34 @@ struct File {
     taps: BTreeMap<String, String>,
 }
 
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
+/// A package line: `"REQUIREMENT"` or `{ version, link, platforms }`. Read by hand rather than
+/// as an untagged enum, so a typo says what is wrong ("unknown field `verion`, expected one of
+/// `version`, `link`, `platforms`") instead of "data did not match any variant".
 enum Entry {
     Version(String),
     Table(Table),
+}
+
+impl<'de> serde::Deserialize<'de> for Entry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Entry, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Entry;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a requirement like \"^1.2\" or \"*\", or a table like { version = \"^1.2\", link = false, platforms = [\"linux/amd64\"] }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Entry, E> {
+                Ok(Entry::Version(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Entry, A::Error> {
+                serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Entry::Table)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(serde::Deserialize)]

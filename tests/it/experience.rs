@@ -1329,3 +1329,34 @@ fn progress_bars_fit_the_terminal_width() {
         }
     }
 }
+
+/// A Pkgfile typo says what is wrong in the user's words (issue 31), not "data did not match any
+/// variant of untagged enum Entry": an unknown key names the keys there are, a value of the
+/// wrong kind shows both shapes a package line may take. Exit 2, nothing written.
+#[test]
+fn a_pkgfile_typo_says_what_is_wrong() {
+    let ctx = TestContext::new();
+    let project = ctx.home.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let pkgfile = project.join("Pkgfile");
+    for (line, says) in [
+        (
+            "hello = { verion = \"1\" }",
+            "unknown field `verion`, expected one of `version`, `link`, `platforms`",
+        ),
+        ("hello = 3", "a requirement like \"^1.2\""),
+        (
+            "hello = { version = \"1\", link = \"no\" }",
+            "expected a boolean",
+        ),
+    ] {
+        std::fs::write(&pkgfile, format!("[packages]\n{line}\n")).unwrap();
+        let run = ctx
+            .pkg(&["bundle", "lock", "--file", pkgfile.to_str().unwrap()])
+            .failure_with(2);
+        run.says(says);
+        run.says("line 2");
+        assert!(!run.output().contains("untagged"), "{}", run.describe());
+        assert!(!project.join("Pkgfile.lock").exists());
+    }
+}

@@ -121,6 +121,61 @@ impl Records {
     fn request_path(&self, name: &str) -> PathBuf {
         self.root.join("requests").join(format!("{name}.toml"))
     }
+
+    /// The platforms a Pkgfile keeps `name` to (`platforms = ["linux"]`), as the last
+    /// `bundle install` that installed it read them; what `bundle dump` writes back.
+    pub fn platforms(&self, name: &str) -> Option<Vec<String>> {
+        let text = std::fs::read_to_string(self.platforms_path(name)).ok()?;
+        let file: PlatformsFile = toml::from_str(&text).ok()?;
+        (file.schema == PLATFORMS_SCHEMA).then_some(file.platforms)
+    }
+
+    /// Remembers the platforms a Pkgfile keeps `name` to, or forgets them (`None`).
+    pub fn set_platforms(
+        &self,
+        name: &str,
+        platforms: Option<&[String]>,
+    ) -> Result<(), PrefixError> {
+        let path = self.platforms_path(name);
+        let err = |source| PrefixError {
+            path: path.clone(),
+            source,
+        };
+        match platforms {
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(err(e)),
+                _ => Ok(()),
+            },
+            Some(list) => {
+                let dir = self.root.join("platforms");
+                fs_err::create_dir_all(&dir).map_err(err)?;
+                let listed: Vec<String> = list
+                    .iter()
+                    .map(|p| toml::Value::String(p.clone()).to_string())
+                    .collect();
+                let text = format!(
+                    "# The platforms the Pkgfile keeps {name} to (`bundle dump` writes them back).\nschema = {PLATFORMS_SCHEMA}\nplatforms = [{}]\n",
+                    listed.join(", ")
+                );
+                let tmp = dir.join(format!(".{name}.toml.tmp"));
+                fs_err::write(&tmp, text).map_err(err)?;
+                fs_err::rename(&tmp, &path).map_err(err)
+            }
+        }
+    }
+
+    fn platforms_path(&self, name: &str) -> PathBuf {
+        self.root.join("platforms").join(format!("{name}.toml"))
+    }
+}
+
+/// The version of `var/pkg/platforms/NAME.toml`.
+const PLATFORMS_SCHEMA: u32 = 1;
+
+#[derive(serde::Deserialize)]
+struct PlatformsFile {
+    schema: u32,
+    platforms: Vec<String>,
 }
 
 /// The version of `var/pkg/requests/NAME.toml`.

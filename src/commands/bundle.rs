@@ -279,6 +279,14 @@ fn install(
             wrote.join(", ")
         )));
     }
+    // The platforms each package is kept to, for `bundle dump` to write back.
+    if let Some(pkgfile) = &pkgfile {
+        for w in pkgfile.for_platform(&host) {
+            ctx.records
+                .set_platforms(w.plain_name(), w.platforms.as_deref())
+                .with_context(|| format!("remembering the platforms of {}", w.plain_name()))?;
+        }
+    }
     drop(prefix_lock);
     // A package linked before the Pkgfile said `link = false` is unlinked now.
     for name in &unlinked {
@@ -361,12 +369,25 @@ fn dump(ctx: &Ctx) -> anyhow::Result<()> {
             .records
             .request_spelled(&p.name)
             .unwrap_or_else(|| "*".to_owned());
-        // Kept unlinked (a Pkgfile's `link = false`, or `pkg unlink`): said, so a Pkgfile made
-        // from this prefix installs it the same way.
-        let value = if p.unlinked {
-            format!("{{ version = {}, link = false }}", toml_string(&req))
-        } else {
+        // Kept unlinked (a Pkgfile's `link = false`, or `pkg unlink`) or to some platforms (as
+        // the Pkgfile that installed it said): said, so a Pkgfile made from this prefix installs
+        // it the same way.
+        let mut fields = Vec::new();
+        if p.unlinked {
+            fields.push("link = false".to_owned());
+        }
+        if let Some(platforms) = ctx.records.platforms(&p.name) {
+            let listed: Vec<String> = platforms.iter().map(|p| toml_string(p)).collect();
+            fields.push(format!("platforms = [{}]", listed.join(", ")));
+        }
+        let value = if fields.is_empty() {
             toml_string(&req)
+        } else {
+            format!(
+                "{{ version = {}, {} }}",
+                toml_string(&req),
+                fields.join(", ")
+            )
         };
         out.push_str(&format!("{} = {value}\n", toml_key(&p.name)));
     }

@@ -92,6 +92,7 @@ pub fn run(ctx: &Ctx, args: &UninstallArgs) -> anyhow::Result<()> {
             ctx.records.set(Mark::Pinned, name, false)?;
             ctx.records.set(Mark::Unlinked, name, false)?;
             ctx.records.set_request(name, None)?;
+            ctx.records.set_platforms(name, None)?;
             // What `pkg install REFERENCE` recorded for it goes too.
             if crate::references::References::new(prefix).forget(name)? {
                 ctx.reporter.status(

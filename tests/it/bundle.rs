@@ -215,7 +215,7 @@ fn a_dumped_pkgfile_locks_to_the_same_lock() {
     let pkgfile = project.join("Pkgfile");
     std::fs::write(
         &pkgfile,
-        "[packages]\napp = \"^1\"\nhello = { version = \"1\", link = false }\n",
+        "[packages]\napp = { version = \"^1\", platforms = [\"linux\"] }\nhello = { version = \"1\", link = false }\n",
     )
     .unwrap();
     let file = pkgfile.to_str().unwrap();
@@ -227,7 +227,10 @@ fn a_dumped_pkgfile_locks_to_the_same_lock() {
         dump.contains("hello = { version = \"1\", link = false }"),
         "{dump}"
     );
-    assert!(dump.contains("app = \"^1\""), "{dump}");
+    assert!(
+        dump.contains("app = { version = \"^1\", platforms = [\"linux\"] }"),
+        "{dump}"
+    );
     let again = ctx.home.join("again");
     std::fs::create_dir_all(&again).unwrap();
     std::fs::write(again.join("Pkgfile"), &dump).unwrap();

@@ -182,3 +182,19 @@ fn the_readmes_runnable_lines_run_on_a_fresh_machine() {
         assert_eq!(code, 0, "{script}\n{out}");
     }
 }
+
+#[test]
+fn the_readmes_publish_walk_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    // The first block of the section is the walk (the next points at the other pages).
+    let walk = blocks(&readme, "Publish your own", "sh");
+    assert!(!walk.is_empty(), "README.md's walk is gone");
+    let (_registry, fresh) = seeded();
+    let script = format!("set -e\n{}", walk[0].join("\n"));
+    let (code, out) = fresh.run(&script);
+    assert_eq!(code, 0, "{script}\n{out}");
+    assert!(out.contains("hello from tool"), "{out}");
+    let (_, listed) = fresh.run("pkg list --versions");
+    assert!(listed.contains("tool 1.0.0"), "{listed}");
+}

@@ -1114,24 +1114,55 @@ fn every_json_verb_prints_one_document_on_success_and_on_failure() {
         }
         doc
     };
-    let successes: &[&[&str]] = &[
-        &["install", "hello", "--json"],
-        &["upgrade", "--json"],
-        &["outdated", "--json"],
-        &["list", "--json"],
-        &["info", "hello", "--json"],
-        &["search", "hel", "--json"],
-        &["uses", "hello", "--json"],
-        &["which", "hello", "--json"],
-        &["deps", "hello", "--json"],
-        &["leaves", "--json"],
-        &["config", "--json"],
-        &["reinstall", "hello", "--json"],
+    // Each verb's document, held to its shape: exactly these top-level fields.
+    let plan = &[
+        "schema",
+        "dry_run",
+        "moved",
+        "upgraded",
+        "up_to_date",
+        "unchanged",
+        "not_upgraded",
+        "pinned",
+        "held_back",
+        "skipped",
+        "failed",
+    ][..];
+    let successes: &[(&[&str], &[&str])] = &[
+        (&["install", "hello", "--json"], plan),
+        (&["upgrade", "--json"], plan),
+        (&["reinstall", "hello", "--json"], plan),
+        (&["outdated", "--json"], &["schema", "outdated"]),
+        (&["list", "--json"], &["schema", "packages"]),
+        (&["list", "hello", "--json"], &["schema", "packages"]),
+        (
+            &["info", "hello", "--json"],
+            &["schema", "packages", "errors"],
+        ),
+        (&["search", "hel", "--json"], &["schema", "formulae"]),
+        (&["uses", "hello", "--json"], &["schema", "name", "used_by"]),
+        (&["which", "hello", "--json"], &["schema", "commands"]),
+        (
+            &["deps", "hello", "--json"],
+            &["schema", "name", "version", "dependencies"],
+        ),
+        (&["leaves", "--json"], &["schema", "leaves"]),
+        (
+            &["config", "--json"],
+            &["schema", "settings", "credentials_for", "mirror_chains"],
+        ),
     ];
-    for args in successes {
+    for (args, fields) in successes {
         let run = ctx.pkg(args).success();
         let doc = document(&run);
-        assert!(doc.get("error").is_none(), "{}", run.describe());
+        let mut got: Vec<&str> = doc
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        got.sort_unstable();
+        let mut want = fields.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want, "{}", run.describe());
     }
     // (args, the exit code text mode gives)
     let failures: &[(&[&str], i32)] = &[

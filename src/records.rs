@@ -93,26 +93,32 @@ impl Records {
         name: &str,
         requirement: Option<(&semver::VersionReq, &str)>,
     ) -> Result<(), PrefixError> {
-        let path = self.request_path(name);
+        let text = requirement.map(|(req, spelled)| {
+            format!(
+                "# What `pkg install {name}@…` asked for; upgrades stay within it.\nschema = {REQUEST_SCHEMA}\nrequirement = \"{req}\"\nasked = {}\n",
+                toml::Value::String(spelled.to_owned())
+            )
+        });
+        self.write_record(&self.request_path(name), text.as_deref())
+    }
+
+    /// Writes a record file whole (temp name + rename in its directory), or removes it (`None`).
+    fn write_record(&self, path: &Path, text: Option<&str>) -> Result<(), PrefixError> {
         let err = |source| PrefixError {
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         };
-        match requirement {
-            None => match std::fs::remove_file(&path) {
+        match text {
+            None => match std::fs::remove_file(path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(err(e)),
                 _ => Ok(()),
             },
-            Some((req, spelled)) => {
-                let dir = self.root.join("requests");
-                fs_err::create_dir_all(&dir).map_err(err)?;
-                let text = format!(
-                    "# What `pkg install {name}@…` asked for; upgrades stay within it.\nschema = {REQUEST_SCHEMA}\nrequirement = \"{req}\"\nasked = {}\n",
-                    toml::Value::String(spelled.to_owned())
-                );
-                let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(err)?;
+            Some(text) => {
+                let dir = path.parent().unwrap_or(&self.root);
+                fs_err::create_dir_all(dir).map_err(err)?;
+                let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
                 std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(err)?;
-                tmp.persist(&path).map_err(|e| err(e.error))?;
+                tmp.persist(path).map_err(|e| err(e.error))?;
                 Ok(())
             }
         }
@@ -136,32 +142,17 @@ impl Records {
         name: &str,
         platforms: Option<&[String]>,
     ) -> Result<(), PrefixError> {
-        let path = self.platforms_path(name);
-        let err = |source| PrefixError {
-            path: path.clone(),
-            source,
-        };
-        match platforms {
-            None => match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(err(e)),
-                _ => Ok(()),
-            },
-            Some(list) => {
-                let dir = self.root.join("platforms");
-                fs_err::create_dir_all(&dir).map_err(err)?;
-                let listed: Vec<String> = list
-                    .iter()
-                    .map(|p| toml::Value::String(p.clone()).to_string())
-                    .collect();
-                let text = format!(
-                    "# The platforms the Pkgfile keeps {name} to (`bundle dump` writes them back).\nschema = {PLATFORMS_SCHEMA}\nplatforms = [{}]\n",
-                    listed.join(", ")
-                );
-                let tmp = dir.join(format!(".{name}.toml.tmp"));
-                fs_err::write(&tmp, text).map_err(err)?;
-                fs_err::rename(&tmp, &path).map_err(err)
-            }
-        }
+        let text = platforms.map(|list| {
+            let listed: Vec<String> = list
+                .iter()
+                .map(|p| toml::Value::String(p.clone()).to_string())
+                .collect();
+            format!(
+                "# The platforms the Pkgfile keeps {name} to (`bundle dump` writes them back).\nschema = {PLATFORMS_SCHEMA}\nplatforms = [{}]\n",
+                listed.join(", ")
+            )
+        });
+        self.write_record(&self.platforms_path(name), text.as_deref())
     }
 
     fn platforms_path(&self, name: &str) -> PathBuf {

@@ -52,8 +52,24 @@ fn layout_with(tmp: &tempfile::TempDir, tag: &str, fixture: &Fixture) -> PathBuf
     dir
 }
 
+/// The seed's anakin layout pushed byte-exact by skopeo to where the formula built into pkg
+/// points (`cortinico/space-unlimited-space/anakin:1.0.0`), on `registry`.
+pub fn push_seed_anakin(registry: &Registry) {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("anakin");
+    copy_tree(&seed_anakin(), &layout);
+    skopeo_push(
+        &layout,
+        "1.0.0",
+        &format!(
+            "{}/cortinico/space-unlimited-space/anakin:1.0.0",
+            registry.host()
+        ),
+    );
+}
+
 /// Where the seed material sits in CI and in a checkout: `../shared` beside the project.
-pub fn seed_anakin() -> PathBuf {
+fn seed_anakin() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/anakin");
     assert!(
         dir.join("index.json").is_file(),
@@ -69,18 +85,8 @@ pub fn seed_anakin() -> PathBuf {
 /// ghcr.io), installs on this machine with the built-in formula and its pinned digest.
 #[test]
 fn the_seed_anakin_layout_installs_with_the_formula_built_into_pkg() {
-    let tmp = tempfile::tempdir().unwrap();
     let registry = Registry::start();
-    let layout = tmp.path().join("anakin");
-    copy_tree(&seed_anakin(), &layout);
-    skopeo_push(
-        &layout,
-        "1.0.0",
-        &format!(
-            "{}/cortinico/space-unlimited-space/anakin:1.0.0",
-            registry.host()
-        ),
-    );
+    push_seed_anakin(&registry);
     let mut ctx = TestContext::new();
     ctx.mirrors(&format!("ghcr.io={}", registry.url()));
 
@@ -116,7 +122,7 @@ fn the_seed_anakin_layout_installs_with_the_formula_built_into_pkg() {
     );
 }
 
-pub fn copy_tree(from: &Path, to: &Path) {
+fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();

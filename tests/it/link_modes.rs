@@ -90,15 +90,20 @@ fn each_link_mode_installs_the_tree_gnu_tar_extracts_cold_and_warm() {
             .success();
         let trees = stored(&cold.cache);
         assert_eq!(trees.len(), usize::from(kept), "{case}: {trees:?}");
-        let warm = prefix_on(&base, "warm", &repo);
-        let run = warm
-            .pkg(&["--link-mode", mode, "install", "usrish"])
-            .success();
-        assert!(
-            !run.output().contains("changed"),
-            "{case}: {}",
-            run.describe()
-        );
+        // A prefix taking the tree from the store, which must not look changed afterwards.
+        let warm_at = |dir: &str| {
+            let ctx = prefix_on(&base, dir, &repo);
+            let run = ctx
+                .pkg(&["--link-mode", mode, "install", "usrish"])
+                .success();
+            assert!(
+                !run.output().contains("changed"),
+                "{case}: {}",
+                run.describe()
+            );
+            ctx
+        };
+        let warm = warm_at("warm");
         for ctx in [&cold, &warm] {
             assert_same_tree(&case, &ctx.keg("usrish", "1.0.0"), &reference);
         }
@@ -114,15 +119,7 @@ fn each_link_mode_installs_the_tree_gnu_tar_extracts_cold_and_warm() {
             assert_eq!(shared(&cold, rel), mode == "hardlink", "{case}: {rel}");
         }
         // A third prefix is warm as well: taking the tree did not make it look changed.
-        let third = prefix_on(&base, "third", &repo);
-        let run = third
-            .pkg(&["--link-mode", mode, "install", "usrish"])
-            .success();
-        assert!(
-            !run.output().contains("changed"),
-            "{case}: {}",
-            run.describe()
-        );
+        let third = warm_at("third");
         assert_same_tree(&case, &third.keg("usrish", "1.0.0"), &reference);
     }
 }

@@ -6,9 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::formats::{copy_tree, seed_anakin};
+use crate::formats::push_seed_anakin;
 use crate::harness::Registry;
-use crate::harness::registry::skopeo_push;
 
 const PKG: &str = env!("CARGO_BIN_EXE_pkg");
 
@@ -67,17 +66,7 @@ impl Fresh {
 
 fn seeded() -> (Registry, Fresh) {
     let registry = Registry::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("anakin");
-    copy_tree(&seed_anakin(), &layout);
-    skopeo_push(
-        &layout,
-        "1.0.0",
-        &format!(
-            "{}/cortinico/space-unlimited-space/anakin:1.0.0",
-            registry.host()
-        ),
-    );
+    push_seed_anakin(&registry);
     let fresh = Fresh {
         home: tempfile::tempdir().unwrap(),
         mirror: format!("ghcr.io={}", registry.url()),

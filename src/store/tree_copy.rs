@@ -10,7 +10,44 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt}
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
-use super::unpacked::{Cloned, TreeError, io_err};
+/// What a clone made: entries and the bytes of the files, as an unpack counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cloned {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    /// The filesystem cannot make this mode's files between these two places: nothing is
+    /// stored or taken.
+    #[error("{} cannot be taken into {} by {mode} here", .from.display(), .to.display())]
+    Unsupported {
+        mode: LinkMode,
+        from: PathBuf,
+        to: PathBuf,
+    },
+    /// The stored tree no longer matches its manifest (`tree_manifest.rs`).
+    #[error(
+        "the unpacked tree {} in the cache was changed after it was stored (at `{}`); it is not used, and the layers are unpacked again from the verified blobs",
+        .entry.display(),
+        .path.display()
+    )]
+    Changed { entry: PathBuf, path: PathBuf },
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TreeError + '_ {
+    move |source| TreeError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
 
 /// How a warm install takes a keg's files from the unpacked store (`--link-mode`,
 /// `PKG_LINK_MODE`, config `link_mode`), as uv's `UV_LINK_MODE` does. What each risks is in

@@ -25,21 +25,14 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
-use super::tree_copy::{self, LinkMode, Take};
+use super::tree_copy::{self, LinkMode, Take, io_err};
+pub use super::tree_copy::{Cloned, TreeError};
 use super::tree_manifest::{self, Mismatch};
 use crate::digest::Digest;
 use crate::registry::manifest::LayerFormat;
-
-/// What a clone made: entries and the bytes of the files, as an unpack counts them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Cloned {
-    pub entries: u64,
-    pub bytes: u64,
-}
 
 /// What [`Unpacked::materialize`] made in a staging keg.
 #[derive(Debug)]
@@ -48,38 +41,6 @@ pub struct Taken {
     /// The tree-relative files the unpack saw a Homebrew placeholder in, when the store knows
     /// them (entries stored before pkg recorded them do not).
     pub marked: Option<Vec<PathBuf>>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TreeError {
-    /// The filesystem cannot make this mode's files between these two places: nothing is
-    /// stored or taken.
-    #[error("{} cannot be taken into {} by {mode} here", .from.display(), .to.display())]
-    Unsupported {
-        mode: LinkMode,
-        from: PathBuf,
-        to: PathBuf,
-    },
-    /// The stored tree no longer matches its manifest (`tree_manifest.rs`).
-    #[error(
-        "the unpacked tree {} in the cache was changed after it was stored (at `{}`); it is not used, and the layers are unpacked again from the verified blobs",
-        .entry.display(),
-        .path.display()
-    )]
-    Changed { entry: PathBuf, path: PathBuf },
-    #[error("{}: {source}", .path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-}
-
-pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TreeError + '_ {
-    move |source| TreeError::Io {
-        path: path.to_owned(),
-        source,
-    }
 }
 
 /// What names an unpacked tree: how each layer, in order, was read — its digest and whether it

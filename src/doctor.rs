@@ -407,12 +407,20 @@ fn drift(keg: &crate::cellar::Keg) -> Drift {
     let recorded: std::collections::BTreeSet<&str> =
         keg.receipt.files.iter().map(String::as_str).collect();
     let present: std::collections::BTreeSet<&str> = now.paths.iter().map(String::as_str).collect();
+    // Changed: its size or mtime moved, or (where the receipt has its CRC-32) its bytes did
+    // with both kept.
     let changed = keg
         .receipt
         .stamps
         .iter()
         .filter(|(path, stamp)| {
-            present.contains(path.as_str()) && now.stamps.get(*path) != Some(*stamp)
+            present.contains(path.as_str())
+                && (now.stamps.get(*path) != Some(*stamp)
+                    || keg
+                        .receipt
+                        .sums
+                        .get(*path)
+                        .is_some_and(|sum| crc32_of(&keg.path.join(path)) != Some(*sum)))
         })
         .map(|(path, _)| path.clone())
         .collect();
@@ -426,6 +434,25 @@ fn drift(keg: &crate::cellar::Keg) -> Drift {
             .difference(&recorded)
             .map(|p| (*p).to_owned())
             .collect(),
+    }
+}
+
+/// The CRC-32 of a keg file's bytes (never through a link).
+fn crc32_of(path: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let mut sum = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match std::io::Read::read(&mut file, &mut buf) {
+            Ok(0) => return Some(sum.finalize()),
+            Ok(n) => sum.update(&buf[..n]),
+            Err(_) => return None,
+        }
     }
 }
 

@@ -32,6 +32,11 @@ pub struct Receipt {
     /// looks only for missing and added files.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub stamps: std::collections::BTreeMap<String, Stamp>,
+    /// The CRC-32 of each regular file's bytes as installed, where pkg saw them go by (absent
+    /// for a pax sparse file, an ORAS file, and in receipts written before pkg kept them): how
+    /// `pkg doctor` finds a file changed with its size and mtime kept.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sums: std::collections::BTreeMap<String, u32>,
     /// Keg-relative paths linked into `PREFIX/bin`.
     pub bin: Vec<String>,
     /// Keg directories linked file by file into the prefix (Homebrew-style linking); absent in

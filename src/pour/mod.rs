@@ -427,6 +427,7 @@ impl Pourer<'_> {
         let version_s = crate::version::show(version);
         let bottle = brew::strip_bottle_prefix(staging.path(), &formula.name, &version_s)?;
         let mut needs_loader = false;
+        let mut relocated: Vec<String> = Vec::new();
         if bottle {
             let prefix = cellar.root().parent().unwrap_or(cellar.root());
             // The unpack saw which files hold a placeholder; only those are opened. A keg
@@ -447,6 +448,7 @@ impl Pourer<'_> {
             // PREFIX/lib/ld.so is made by the unit's transaction (apply/), not here.
             needs_loader = relocation.interpreters > 0;
             let changed = relocation.changed;
+            relocated.clone_from(&changed);
             if !changed.is_empty() {
                 self.reporter.status(
                     "Relocated",
@@ -506,6 +508,7 @@ impl Pourer<'_> {
         };
         let listing = cellar::list_entries(staging.path())?;
         let files = listing.files;
+        let sums = keg_sums(staging.path(), &stats, bottle, &relocated, &listing.stamps);
         let receipt = Receipt {
             schema: receipt::SCHEMA,
             name: formula.name.clone(),
@@ -522,6 +525,7 @@ impl Pourer<'_> {
                 .collect(),
             files: listing.paths,
             stamps: listing.stamps,
+            sums,
             bin: bins.clone(),
             link: link_dirs.clone(),
             installed_on_request: on_request,
@@ -645,6 +649,55 @@ impl Pourer<'_> {
             url: self.store.blob_path(digest).display().to_string(),
         }))
     }
+}
+
+/// Each keg file's CRC-32 for the receipt: the unpack's (paths made keg-relative: a bottle's
+/// `NAME/VERSION/` goes), those relocation may have rewritten (every marked file, a second name
+/// of one rewritten in place included) taken again from their bytes now, and only for the
+/// regular files the keg holds now.
+fn keg_sums(
+    keg: &std::path::Path,
+    stats: &Stats,
+    bottle: bool,
+    relocated: &[String],
+    stamps: &BTreeMap<String, receipt::Stamp>,
+) -> BTreeMap<String, u32> {
+    let strip = if bottle { 2 } else { 0 };
+    let mut sums: BTreeMap<String, u32> = stats
+        .sums
+        .iter()
+        .map(|(path, sum)| {
+            let rel: std::path::PathBuf = path.components().skip(strip).collect();
+            (rel.to_string_lossy().into_owned(), *sum)
+        })
+        .filter(|(rel, _)| stamps.contains_key(rel))
+        .collect();
+    let marked = stats.marked.iter().map(|path| {
+        let rel: std::path::PathBuf = path.components().skip(strip).collect();
+        rel.to_string_lossy().into_owned()
+    });
+    let again: std::collections::BTreeSet<String> =
+        marked.chain(relocated.iter().cloned()).collect();
+    for rel in &again {
+        if !stamps.contains_key(rel) {
+            sums.remove(rel);
+            continue;
+        }
+        // Read back by descriptor beneath the keg, as relocation wrote it.
+        let sum = unpack::beneath::Root::open(keg)
+            .ok()
+            .and_then(|mut root| root.open_file(std::path::Path::new(rel), false).ok())
+            .and_then(|mut file| {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
+                Some(crc32fast::hash(&bytes))
+            });
+        match sum {
+            Some(sum) => sums.insert(rel.clone(), sum),
+            None => sums.remove(rel),
+        };
+    }
+    sums
 }
 
 impl From<SourceError> for PourError {

@@ -49,6 +49,7 @@ impl Pourer<'_> {
                         bytes: taken.made.bytes,
                         scanned: taken.marked.is_some(),
                         marked: taken.marked.unwrap_or_default(),
+                        sums: taken.sums.unwrap_or_default(),
                         ..Stats::default()
                     };
                     return Ok((staging, interrupted, stats));
@@ -112,6 +113,7 @@ impl Pourer<'_> {
                 staging.path(),
                 self.link_mode,
                 marked,
+                &stats.sums,
             )
         {
             self.reporter.warn(&format!(

@@ -23,7 +23,7 @@
 //! longer referenced by any prefix using the cache (and, with `--prune DAYS`, entries unused
 //! that long).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
@@ -41,6 +41,8 @@ pub struct Taken {
     /// The tree-relative files the unpack saw a Homebrew placeholder in, when the store knows
     /// them (entries stored before pkg recorded them do not).
     pub marked: Option<Vec<PathBuf>>,
+    /// Each file's CRC-32 as unpacked, when the store knows them.
+    pub sums: Option<HashMap<PathBuf, u32>>,
 }
 
 /// What names an unpacked tree: how each layer, in order, was read — its digest and whether it
@@ -72,6 +74,32 @@ const MANIFEST: &str = "manifest";
 /// The file beside `tree/` listing the files the unpack saw a Homebrew placeholder in, one
 /// hex-encoded tree-relative path a line (absent: not known).
 const MARKED: &str = "marked";
+/// The file beside `tree/` with each regular file's CRC-32 as unpacked: `HEX-PATH CRC` a line
+/// (absent: not known); what a warm install's receipt records.
+const SUMS: &str = "sums";
+
+fn write_sums(sums: &HashMap<PathBuf, u32>) -> String {
+    let mut lines: Vec<String> = sums
+        .iter()
+        .map(|(p, sum)| format!("{} {sum:08x}\n", hex::encode(p.as_os_str().as_bytes())))
+        .collect();
+    lines.sort();
+    lines.concat()
+}
+
+fn read_sums(file: &Path) -> Option<HashMap<PathBuf, u32>> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines()
+        .map(|l| {
+            let (path, sum) = l.split_once(' ')?;
+            let path = hex::decode(path).ok()?;
+            Some((
+                PathBuf::from(std::ffi::OsStr::from_bytes(&path)),
+                u32::from_str_radix(sum, 16).ok()?,
+            ))
+        })
+        .collect()
+}
 
 fn write_marked(marked: &[PathBuf]) -> String {
     marked
@@ -207,7 +235,8 @@ impl Unpacked {
         };
         let _ = File::open(entry.join("layers"))
             .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-        Ok(Some(Taken { made, marked }))
+        let sums = read_sums(&entry.join(SUMS));
+        Ok(Some(Taken { made, marked, sums }))
     }
 
     /// The manifest of `entry` written anew for `tree` as it is now (temp name + rename).
@@ -240,6 +269,7 @@ impl Unpacked {
         tree: &Path,
         mode: LinkMode,
         marked: Option<&[PathBuf]>,
+        sums: &HashMap<PathBuf, u32>,
     ) -> Result<bool, TreeError> {
         if let Some(stored) = self.get(chain) {
             if matches!(
@@ -283,6 +313,8 @@ impl Unpacked {
         if let Some(marked) = marked {
             let file = building.path().join(MARKED);
             std::fs::write(&file, write_marked(marked)).map_err(io_err(&file))?;
+            let file = building.path().join(SUMS);
+            std::fs::write(&file, write_sums(sums)).map_err(io_err(&file))?;
         }
         let stored = building.path().join("tree");
         match tree_copy::copy_tree(tree, &stored, xattrs, take) {
@@ -391,7 +423,14 @@ mod tests {
         assert!(!tree_copy::can_clone(&tree, &v1.join("tmp")));
         assert!(
             !store
-                .put("sha256-c", &[digest], &tree, LinkMode::Clone, Some(&[]))
+                .put(
+                    "sha256-c",
+                    &[digest],
+                    &tree,
+                    LinkMode::Clone,
+                    Some(&[]),
+                    &HashMap::new()
+                )
                 .unwrap()
         );
         assert!(store.get("sha256-c").is_none());

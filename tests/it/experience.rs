@@ -681,6 +681,26 @@ fn doctor_finds_changed_and_missing_keg_files_and_missing_dependencies_and_runs_
     assert!(out.ends_with("No problems found.\n"), "{out}");
     let (code, out) = doctor(&ctx, &path, &[]);
     assert_eq!((code, out.as_str()), (0, "No problems found.\n"));
+
+    // The same size and the mtime put back (as `cp -p` or a careful tool leaves it): only the
+    // receipt's CRC-32 of the bytes shows it. The receipt of a bottle relocated in place has
+    // them right too (no false alarm above, after the reinstall).
+    let data = ctx.keg("app", "1.0.0").join("share/app/data");
+    let mtime = std::fs::metadata(&data).unwrap().modified().unwrap();
+    std::fs::write(&data, "some DATA\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let (code, out) = doctor(&ctx, &path, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("app 1.0.0: 1 file changed (share/app/data)"),
+        "{out}"
+    );
+    assert!(ctx.receipt("app", "1.0.0")["sums"]["share/app/data"].is_u64());
 }
 
 /// `pkg doctor` with the context's settings, this PATH and `env` on top: exit code and stdout.

@@ -121,6 +121,18 @@ fn each_link_mode_installs_the_tree_gnu_tar_extracts_cold_and_warm() {
         // A third prefix is warm as well: taking the tree did not make it look changed.
         let third = warm_at("third");
         assert_same_tree(&case, &third.keg("usrish", "1.0.0"), &reference);
+        // Each receipt's sums match its keg (a warm one's come from the store).
+        for ctx in [&cold, &warm, &third] {
+            let run = ctx.pkg(&["doctor"]);
+            assert!(
+                !run.output().contains("changed"),
+                "{case}: {}",
+                run.describe()
+            );
+            let sums = &ctx.receipt("usrish", "1.0.0")["sums"];
+            assert!(sums["bin/tool"].is_u64(), "{case}: {sums}");
+            assert_eq!(sums["bin/tool"], sums["bin/tool-again"], "{case}: {sums}");
+        }
     }
 }
 
@@ -216,6 +228,11 @@ fn a_hard_linked_bottle_is_relocated_per_prefix_and_never_written_through_the_st
     assert_eq!(mode & 0o777, 0o644);
     let greeter = std::fs::read(stored_keg.join("bin/greeter")).unwrap();
     assert!(greeter.windows(19).any(|w| w == b"@@HOMEBREW_PREFIX@@"));
+    // Every receipt's sums are of the relocated bytes: no file looks changed.
+    for ctx in [&a, &b] {
+        let run = ctx.pkg(&["doctor"]);
+        assert!(!run.output().contains("changed"), "{}", run.describe());
+    }
     // A third prefix takes the tree, unchanged, and relocates its own copy.
     let c = at("c");
     let run = c.pkg(&["install", "greeter"]).success();

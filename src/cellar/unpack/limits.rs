@@ -135,4 +135,8 @@ pub struct Stats {
     pub marked: Vec<std::path::PathBuf>,
     /// Every layer was unpacked here (not cloned from the store), so `marked` is complete.
     pub scanned: bool,
+    /// The CRC-32 of each root-relative regular file's bytes, taken as they were written (a
+    /// pax sparse file, whose holes are never read, has none): what a receipt records for
+    /// `pkg doctor` to find a file changed with its size and mtime kept.
+    pub sums: std::collections::HashMap<std::path::PathBuf, u32>,
 }

@@ -142,6 +142,7 @@ pub(super) fn file<R: Read>(
                 &mut layer.buf,
                 false,
                 &mut marker,
+                None,
             )
             .map_err(|e| e.into_unpack(name, &path))?;
             if copied < len {
@@ -154,6 +155,8 @@ pub(super) fn file<R: Read>(
         }
         file.set_len(spec.realsize).map_err(write_error)?;
         stats.bytes += spec.realsize;
+        // (Its holes are never read: no sum; doctor compares its size and mtime.)
+        stats.sums.remove(rel);
     } else if let Some(writers) = layer.writers
         && entry.header().entry_type() != EntryType::GNUSparse
     {
@@ -166,8 +169,10 @@ pub(super) fn file<R: Read>(
             path.clone(),
         ));
         let mut offset = 0u64;
+        let mut sum = crc32fast::Hasher::new();
         if head_len > 0 {
             marker.feed(&head[..head_len]);
+            sum.update(&head[..head_len]);
             let mut first = writers.buffer(head_len as u64);
             first.copy_from_slice(&head[..head_len]);
             if !writers.write(&pending, 0, first) {
@@ -183,6 +188,7 @@ pub(super) fn file<R: Read>(
             }
             buf.truncate(n);
             marker.feed(&buf);
+            sum.update(&buf);
             if !writers.write(&pending, offset, buf) {
                 return Ok(());
             }
@@ -199,12 +205,15 @@ pub(super) fn file<R: Read>(
         if marker.found {
             stats.marked.push(rel.to_owned());
         }
+        stats.sums.insert(rel.to_owned(), sum.finalize());
         return Ok(());
     } else {
         file.write_all(&head[..head_len]).map_err(write_error)?;
         let holes = entry.header().entry_type() == EntryType::GNUSparse;
         let rest = size - head_len as u64;
         marker.feed(&head[..head_len]);
+        let mut sum = crc32fast::Hasher::new();
+        sum.update(&head[..head_len]);
         let copied = copy_at(
             entry,
             &file,
@@ -213,8 +222,10 @@ pub(super) fn file<R: Read>(
             &mut layer.buf,
             holes,
             &mut marker,
+            Some(&mut sum),
         )
         .map_err(|e| e.into_unpack(name, &path))?;
+        stats.sums.insert(rel.to_owned(), sum.finalize());
         let written = head_len as u64 + copied;
         stats.bytes += written;
         if written < size {
@@ -254,7 +265,8 @@ impl CopyError {
 }
 
 /// Copies up to `len` bytes from `from` into `file` at `offset`; with `holes`, whole blocks of
-/// zeros are skipped (left as holes). Returns the bytes read.
+/// zeros are skipped (left as holes). Returns the bytes read; `sum` sees every one.
+#[allow(clippy::too_many_arguments)]
 fn copy_at(
     from: &mut impl Read,
     file: &File,
@@ -263,6 +275,7 @@ fn copy_at(
     buf: &mut [u8],
     holes: bool,
     marker: &mut Marker,
+    mut sum: Option<&mut crc32fast::Hasher>,
 ) -> Result<u64, CopyError> {
     let mut done = 0u64;
     while done < len {
@@ -274,6 +287,9 @@ fn copy_at(
             Err(e) => return Err(CopyError::Read(e)),
         };
         marker.feed(&buf[..n]);
+        if let Some(sum) = sum.as_deref_mut() {
+            sum.update(&buf[..n]);
+        }
         let at = offset + done;
         if holes {
             for (i, block) in buf[..n].chunks(HOLE_BLOCK).enumerate() {
@@ -379,10 +395,14 @@ pub(super) fn hardlink(
         .map_err(|e| walk_error(&layer.root_path, name, Op::Inspect, e))?;
     let target_dir = (layer.root.open_dir(target_parent, None, &mut |_| {}))
         .map_err(|e| walk_error(&layer.root_path, name, Op::Inspect, e))?;
-    // A second name of a file that holds a placeholder is relocated too.
+    // A second name of a file that holds a placeholder is relocated too; it has its sum.
     if stats.marked.contains(&target_rel) {
         stats.marked.push(rel.to_owned());
     }
+    match stats.sums.get(&target_rel).copied() {
+        Some(sum) => stats.sums.insert(rel.to_owned(), sum),
+        None => stats.sums.remove(rel),
+    };
     let linked = layer.create(name, rel, Op::CopyTo, |dir, n| {
         match rustix::fs::linkat(&target_dir, target_name, dir, n, AtFlags::empty()) {
             Err(Errno::EXIST) => Err(Errno::EXIST),

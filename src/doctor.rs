@@ -415,12 +415,13 @@ fn drift(keg: &crate::cellar::Keg) -> Drift {
         .iter()
         .filter(|(path, stamp)| {
             present.contains(path.as_str())
-                && (now.stamps.get(*path) != Some(*stamp)
-                    || keg
-                        .receipt
-                        .sums
-                        .get(*path)
-                        .is_some_and(|sum| crc32_of(&keg.path.join(path)) != Some(*sum)))
+                && (!now
+                    .stamps
+                    .get(*path)
+                    .is_some_and(|n| n.same_size_and_time(stamp))
+                    || stamp
+                        .sum
+                        .is_some_and(|sum| crc32_of(&keg.path.join(path)) != Some(sum)))
         })
         .map(|(path, _)| path.clone())
         .collect();

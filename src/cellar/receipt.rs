@@ -32,11 +32,6 @@ pub struct Receipt {
     /// looks only for missing and added files.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub stamps: std::collections::BTreeMap<String, Stamp>,
-    /// The CRC-32 of each regular file's bytes as installed, where pkg saw them go by (absent
-    /// for a pax sparse file, an ORAS file, and in receipts written before pkg kept them): how
-    /// `pkg doctor` finds a file changed with its size and mtime kept.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub sums: std::collections::BTreeMap<String, u32>,
     /// Keg-relative paths linked into `PREFIX/bin`.
     pub bin: Vec<String>,
     /// Keg directories linked file by file into the prefix (Homebrew-style linking); absent in
@@ -56,19 +51,69 @@ pub struct Receipt {
     pub pkg_version: String,
 }
 
-/// A regular file as installed: size in bytes, then its modification time (seconds and
-/// nanoseconds since the Unix epoch); written as a JSON array `[size, secs, nanos]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Stamp(pub u64, pub i64, pub u32);
+/// A regular file as installed: size in bytes, its modification time (seconds and nanoseconds
+/// since the Unix epoch), and the CRC-32 of its bytes where pkg saw them go by (none for a pax
+/// sparse file, an ORAS file, and in receipts written before pkg kept it). Written as a JSON
+/// array, `[size, secs, nanos]` or `[size, secs, nanos, crc32]` (an addition: schema 1 reads
+/// both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub size: u64,
+    pub secs: i64,
+    pub nanos: u32,
+    pub sum: Option<u32>,
+}
 
 impl Stamp {
     pub fn of(meta: &std::fs::Metadata) -> Stamp {
         use std::os::unix::fs::MetadataExt as _;
-        Stamp(
-            meta.len(),
-            meta.mtime(),
-            u32::try_from(meta.mtime_nsec()).unwrap_or(0),
-        )
+        Stamp {
+            size: meta.len(),
+            secs: meta.mtime(),
+            nanos: u32::try_from(meta.mtime_nsec()).unwrap_or(0),
+            sum: None,
+        }
+    }
+
+    /// Whether `other` has this size and modification time (the sum aside).
+    pub fn same_size_and_time(&self, other: &Stamp) -> bool {
+        (self.size, self.secs, self.nanos) == (other.size, other.secs, other.nanos)
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum StampRepr {
+    Summed(u64, i64, u32, u32),
+    Plain(u64, i64, u32),
+}
+
+impl serde::Serialize for Stamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.sum {
+            Some(sum) => StampRepr::Summed(self.size, self.secs, self.nanos, sum),
+            None => StampRepr::Plain(self.size, self.secs, self.nanos),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Stamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Stamp, D::Error> {
+        Ok(match StampRepr::deserialize(d)? {
+            StampRepr::Summed(size, secs, nanos, sum) => Stamp {
+                size,
+                secs,
+                nanos,
+                sum: Some(sum),
+            },
+            StampRepr::Plain(size, secs, nanos) => Stamp {
+                size,
+                secs,
+                nanos,
+                sum: None,
+            },
+        })
     }
 }
 
@@ -153,5 +198,25 @@ impl Receipt {
             });
         }
         serde_json::from_slice(&bytes).map_err(|source| ReceiptError::Invalid { path: p, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stamp;
+
+    #[test]
+    fn a_stamp_reads_with_or_without_its_sum_and_writes_as_it_read() {
+        let old: Stamp = serde_json::from_str("[12, 1700000000, 5]").unwrap();
+        assert_eq!(old.sum, None);
+        assert_eq!(serde_json::to_string(&old).unwrap(), "[12,1700000000,5]");
+        let new: Stamp = serde_json::from_str("[12, 1700000000, 5, 3735928559]").unwrap();
+        assert_eq!(new.sum, Some(0xdead_beef));
+        assert_eq!(
+            serde_json::to_string(&new).unwrap(),
+            "[12,1700000000,5,3735928559]"
+        );
+        assert!(old.same_size_and_time(&new));
+        assert!(serde_json::from_str::<Stamp>("[12, 1700000000]").is_err());
     }
 }

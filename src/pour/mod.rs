@@ -506,9 +506,15 @@ impl Pourer<'_> {
         } else {
             formula.link.clone()
         };
-        let listing = cellar::list_entries(staging.path())?;
+        let mut listing = cellar::list_entries(staging.path())?;
         let files = listing.files;
-        let sums = keg_sums(staging.path(), &stats, bottle, &relocated, &listing.stamps);
+        add_sums(
+            staging.path(),
+            &stats,
+            bottle,
+            &relocated,
+            &mut listing.stamps,
+        );
         let receipt = Receipt {
             schema: receipt::SCHEMA,
             name: formula.name.clone(),
@@ -525,7 +531,6 @@ impl Pourer<'_> {
                 .collect(),
             files: listing.paths,
             stamps: listing.stamps,
-            sums,
             bin: bins.clone(),
             link: link_dirs.clone(),
             installed_on_request: on_request,
@@ -651,40 +656,36 @@ impl Pourer<'_> {
     }
 }
 
-/// Each keg file's CRC-32 for the receipt: the unpack's (paths made keg-relative: a bottle's
-/// `NAME/VERSION/` goes), those relocation may have rewritten (every marked file, a second name
-/// of one rewritten in place included) taken again from their bytes now, and only for the
-/// regular files the keg holds now.
-fn keg_sums(
+/// Each keg file's CRC-32 into its receipt stamp: the unpack's (paths made keg-relative: a
+/// bottle's `NAME/VERSION/` goes), and those relocation may have rewritten (every marked file, a
+/// second name of one rewritten in place included) taken again from their bytes now.
+fn add_sums(
     keg: &std::path::Path,
     stats: &Stats,
     bottle: bool,
     relocated: &[String],
-    stamps: &BTreeMap<String, receipt::Stamp>,
-) -> BTreeMap<String, u32> {
+    stamps: &mut BTreeMap<String, receipt::Stamp>,
+) {
     let strip = if bottle { 2 } else { 0 };
-    let mut sums: BTreeMap<String, u32> = stats
-        .sums
-        .iter()
-        .map(|(path, sum)| {
-            let rel: std::path::PathBuf = path.components().skip(strip).collect();
-            (rel.to_string_lossy().into_owned(), *sum)
-        })
-        .filter(|(rel, _)| stamps.contains_key(rel))
-        .collect();
-    let marked = stats.marked.iter().map(|path| {
+    let keg_rel = |path: &std::path::Path| -> String {
         let rel: std::path::PathBuf = path.components().skip(strip).collect();
         rel.to_string_lossy().into_owned()
-    });
-    let again: std::collections::BTreeSet<String> =
-        marked.chain(relocated.iter().cloned()).collect();
-    for rel in &again {
-        if !stamps.contains_key(rel) {
-            sums.remove(rel);
-            continue;
+    };
+    for (path, sum) in &stats.sums {
+        if let Some(stamp) = stamps.get_mut(&keg_rel(path)) {
+            stamp.sum = Some(*sum);
         }
+    }
+    let again: std::collections::BTreeSet<String> = (stats.marked.iter())
+        .map(|p| keg_rel(p))
+        .chain(relocated.iter().cloned())
+        .collect();
+    for rel in &again {
+        let Some(stamp) = stamps.get_mut(rel) else {
+            continue;
+        };
         // Read back by descriptor beneath the keg, as relocation wrote it.
-        let sum = unpack::beneath::Root::open(keg)
+        stamp.sum = unpack::beneath::Root::open(keg)
             .ok()
             .and_then(|mut root| root.open_file(std::path::Path::new(rel), false).ok())
             .and_then(|mut file| {
@@ -692,12 +693,7 @@ fn keg_sums(
                 std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
                 Some(crc32fast::hash(&bytes))
             });
-        match sum {
-            Some(sum) => sums.insert(rel.clone(), sum),
-            None => sums.remove(rel),
-        };
     }
-    sums
 }
 
 impl From<SourceError> for PourError {

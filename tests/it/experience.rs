@@ -700,7 +700,8 @@ fn doctor_finds_changed_and_missing_keg_files_and_missing_dependencies_and_runs_
         out.contains("app 1.0.0: 1 file changed (share/app/data)"),
         "{out}"
     );
-    assert!(ctx.receipt("app", "1.0.0")["sums"]["share/app/data"].is_u64());
+    let stamp = &ctx.receipt("app", "1.0.0")["stamps"]["share/app/data"];
+    assert!(stamp[3].is_u64(), "size, mtime, then the CRC-32: {stamp}");
 }
 
 /// `pkg doctor` with the context's settings, this PATH and `env` on top: exit code and stdout.

@@ -460,8 +460,15 @@ fn uninstall_killed_at_random_points_leaves_a_consistent_prefix_and_completes_on
     let mut rng = Rng::new();
     let seed = rng.seed();
     let probe = rig.ctx.sharing_cache();
-    probe.pkg(&["install", "tool"]).success();
-    let took = timed(&probe, &["uninstall", "tool"]);
+    // The fastest of three: one slow probe on a loaded machine (a disk still busy with an
+    // earlier test's deletions) made a window most uninstalls finished inside.
+    let took = (0..3)
+        .map(|_| {
+            probe.pkg(&["install", "tool"]).success();
+            timed(&probe, &["uninstall", "tool"])
+        })
+        .min()
+        .unwrap_or_default();
     let mut tally = Tally::default();
     let mut window = Window::new(took);
     for i in 0..iterations() {

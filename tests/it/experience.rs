@@ -686,14 +686,7 @@ fn doctor_finds_changed_and_missing_keg_files_and_missing_dependencies_and_runs_
     // receipt's CRC-32 of the bytes shows it. The receipt of a bottle relocated in place has
     // them right too (no false alarm above, after the reinstall).
     let data = ctx.keg("app", "1.0.0").join("share/app/data");
-    let mtime = std::fs::metadata(&data).unwrap().modified().unwrap();
-    std::fs::write(&data, "some DATA\n").unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&data)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    crate::harness::rewrite_keeping_mtime(&data, b"some DATA\n");
     let (code, out) = doctor(&ctx, &path, &[]);
     assert_eq!(code, 1, "{out}");
     assert!(

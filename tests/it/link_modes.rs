@@ -244,6 +244,29 @@ fn a_hard_linked_bottle_is_relocated_per_prefix_and_never_written_through_the_st
         std::fs::read_to_string(c.keg("greeter", "1.0.0").join("share/conf")).unwrap(),
         format!("home={}\n", c.prefix.display())
     );
+
+    // Hostile: the store's record of which files hold a placeholder is emptied (whoever can
+    // write the cache can; docs/hardening.md's limit). Relocation then opens nothing it was not
+    // told of, so it writes nothing, least of all through a link: the store and the other
+    // prefixes' kegs keep their bytes (the new keg is left unrelocated).
+    let entry = trees[0].parent().unwrap().to_owned();
+    std::fs::write(entry.join("marked"), "").unwrap();
+    let d = at("d");
+    d.pkg(&["install", "greeter"]).success();
+    assert_eq!(
+        std::fs::read_to_string(stored_keg.join("share/conf")).unwrap(),
+        "home=@@HOMEBREW_PREFIX@@\n"
+    );
+    assert_eq!(
+        std::fs::read(stored_keg.join("bin/greeter")).unwrap(),
+        greeter
+    );
+    for ctx in [&a, &b, &c] {
+        assert_eq!(
+            std::fs::read_to_string(ctx.keg("greeter", "1.0.0").join("share/conf")).unwrap(),
+            format!("home={}\n", ctx.prefix.display())
+        );
+    }
 }
 
 #[test]

@@ -79,15 +79,7 @@ fn an_edited_store_tree_is_never_installed_and_reinstall_takes_the_blobs() {
     let published = sha256(&a.keg("kept", "1.0.0").join("share/data"));
     // Edited in the store: same size, mtime put back.
     let edit = |tree: &Path| {
-        let data = tree.join("share/data");
-        let mtime = std::fs::metadata(&data).unwrap().modified().unwrap();
-        std::fs::write(&data, "tampered!").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&data)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
+        crate::harness::rewrite_keeping_mtime(&tree.join("share/data"), b"tampered!");
     };
     edit(&trees[0]);
     let b = prefix(&xfs.dir, "b", "kept", &repo);

@@ -18,6 +18,19 @@ thread_local! {
 }
 
 /// Records a registry endpoint this test started (see [`test_hosts`]).
+/// Writes `bytes` over `path` in place and puts its modification time back, as a careful
+/// tamperer (or `cp -p`) would: only the ctime, or a checksum of the bytes, shows the change.
+pub fn rewrite_keeping_mtime(path: &std::path::Path, bytes: &[u8]) {
+    let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+    std::fs::write(path, bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+}
+
 pub fn note_host(host: &str) {
     HOSTS.with(|h| h.borrow_mut().push(host.to_owned()));
 }

@@ -269,32 +269,23 @@ fn the_layers_of_one_image_download_at_once_and_unpack_in_order() {
             )
             .to_toml(),
     );
-    // Each blob takes about a second to arrive: one after the other would take three.
-    rig.reg().on(
-        "GET",
-        "/blobs/sha256:",
-        Times::Always,
-        Fault::Throttle(8 * 1024, Duration::from_millis(80)),
-    );
+    // The proxy holds each layer's request until all three are in flight: fetched one after
+    // the other, the first would wait for the others in vain (and the barrier say so, after
+    // 1.5 s: under the rig's 2 s read timeout, so pkg never retries a held request).
+    let gather = crate::harness::proxy::Gather::new(3, Duration::from_millis(1500));
+    for d in &layers {
+        rig.reg()
+            .on("GET", d, Times::Always, Fault::Gather(gather.clone()));
+    }
     rig.ctx.pkg(&["install", "layered"]).success();
-
-    let starts: Vec<_> = layers
-        .iter()
-        .map(|d| {
-            let seen = rig.reg().matching("GET", d);
-            assert_eq!(seen.len(), 1, "{d} fetched once: {}", rig.reg().describe());
-            seen[0].at
-        })
-        .collect();
-    let first = starts.iter().min().unwrap();
-    let last = starts.iter().max().unwrap();
+    for d in &layers {
+        let seen = rig.reg().matching("GET", d);
+        assert_eq!(seen.len(), 1, "{d} fetched once: {}", rig.reg().describe());
+    }
     assert!(
-        last.duration_since(*first) < Duration::from_millis(500),
-        "the layers were fetched one after another: {:?}",
-        starts
-            .iter()
-            .map(|t| t.duration_since(*first))
-            .collect::<Vec<_>>()
+        !gather.timed_out(),
+        "the layers were fetched one after another: {}",
+        rig.reg().describe()
     );
     let keg = rig.ctx.keg("layered", "1.0.0");
     for n in 1..=3 {
@@ -325,32 +316,22 @@ fn upgrade_pours_several_packages_at_once() {
         })
         .collect();
     rig.reg().clear();
-    // Each new blob takes about a second to arrive: one after the other would take three.
-    rig.reg().on(
-        "GET",
-        "/blobs/sha256:",
-        Times::Always,
-        Fault::Throttle(8 * 1024, Duration::from_millis(80)),
-    );
+    // The proxy holds each new layer's request until all three are in flight (a barrier, not
+    // a stopwatch: a loaded machine cannot make it flaky).
+    let gather = crate::harness::proxy::Gather::new(3, Duration::from_millis(1500));
+    for d in &layers {
+        rig.reg()
+            .on("GET", d, Times::Always, Fault::Gather(gather.clone()));
+    }
     rig.ctx.pkg(&["--jobs", "3", "upgrade"]).success();
-
-    let starts: Vec<_> = layers
-        .iter()
-        .map(|d| {
-            let seen = rig.reg().matching("GET", d);
-            assert_eq!(seen.len(), 1, "{d} fetched once: {}", rig.reg().describe());
-            seen[0].at
-        })
-        .collect();
-    let first = starts.iter().min().unwrap();
-    let last = starts.iter().max().unwrap();
+    for d in &layers {
+        let seen = rig.reg().matching("GET", d);
+        assert_eq!(seen.len(), 1, "{d} fetched once: {}", rig.reg().describe());
+    }
     assert!(
-        last.duration_since(*first) < Duration::from_millis(500),
-        "the upgrades were poured one after another: {:?}",
-        starts
-            .iter()
-            .map(|t| t.duration_since(*first))
-            .collect::<Vec<_>>()
+        !gather.timed_out(),
+        "the upgrades were poured one after another: {}",
+        rig.reg().describe()
     );
     for name in names {
         assert_eq!(rig.ctx.cellar_versions(name), ["2.0.0"]);

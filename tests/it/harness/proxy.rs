@@ -122,6 +122,10 @@ pub enum Fault {
     Throttle(usize, Duration),
     /// Upstream's answer, changed by a function (body, headers, status).
     Rewrite(Rewrite),
+    /// Hold each matching request until `Gather::new`'s count of them are in flight at once
+    /// (then forward them all), or until its timeout (then forward, and say so): proves
+    /// requests were made together without measuring time.
+    Gather(Arc<Gather>),
     /// For each matching request, with `percent` chance, one of `faults`; else forwarded as it
     /// is. The dice are a seeded hash of the request (method and target) and of how many times
     /// that same request came before, so one client's run meets the same faults whatever its
@@ -132,6 +136,47 @@ pub enum Fault {
         faults: Arc<Vec<Fault>>,
         count: Arc<Mutex<HashMap<String, u64>>>,
     },
+}
+
+/// A barrier in the proxy (see [`Fault::Gather`]).
+pub struct Gather {
+    want: usize,
+    timeout: Duration,
+    /// (the requests arrived, by target: a retry is not another request; whether one gave up
+    /// waiting)
+    state: Mutex<(std::collections::HashSet<String>, bool)>,
+    more: std::sync::Condvar,
+}
+
+impl Gather {
+    pub fn new(want: usize, timeout: Duration) -> Arc<Gather> {
+        Arc::new(Gather {
+            want,
+            timeout,
+            state: Mutex::new((std::collections::HashSet::new(), false)),
+            more: std::sync::Condvar::new(),
+        })
+    }
+
+    /// Whether a request gave up waiting for the others (they were not in flight together).
+    pub fn timed_out(&self) -> bool {
+        self.state.lock().unwrap().1
+    }
+
+    fn wait(&self, target: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.0.insert(target.to_owned());
+        self.more.notify_all();
+        let deadline = Instant::now() + self.timeout;
+        while state.0.len() < self.want {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                state.1 = true;
+                return;
+            }
+            state = self.more.wait_timeout(state, left).unwrap().0;
+        }
+    }
 }
 
 impl Fault {
@@ -746,6 +791,10 @@ fn serve(inner: &Inner, mut conn: TcpStream) -> io::Result<()> {
         }
         Some(Fault::Delay(d)) => {
             stall(inner, d);
+            upstream_answer(inner, &req, &[])
+        }
+        Some(Fault::Gather(gather)) => {
+            gather.wait(&req.target);
             upstream_answer(inner, &req, &[])
         }
         Some(Fault::IgnoreRange) => upstream_answer(inner, &req, &["range"]),

@@ -54,6 +54,8 @@ impl Drop for Finish<'_> {
 pub struct Budget {
     free: Mutex<usize>,
     freed: Condvar,
+    /// Takers waiting for a download now (what a test waits for before it cancels one).
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 /// One download's share of a [`Budget`], given back on drop.
@@ -64,7 +66,13 @@ impl Budget {
         Budget {
             free: Mutex::new(downloads.max(1)),
             freed: Condvar::new(),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// How many takers are waiting for a download now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Waits for a free download; `None` once `give_up` says so (checked at least every 50 ms,
@@ -79,11 +87,14 @@ impl Budget {
                 *free -= 1;
                 return Some(Permit(self));
             }
+            use std::sync::atomic::Ordering::SeqCst;
+            self.waiting.fetch_add(1, SeqCst);
             free = self
                 .freed
                 .wait_timeout(free, std::time::Duration::from_millis(50))
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            self.waiting.fetch_sub(1, SeqCst);
         }
     }
 }
@@ -267,7 +278,14 @@ mod tests {
         let ahead = Ahead::new(3, 1);
         std::thread::scope(|s| {
             let helper = s.spawn(|| ahead.help(&budget, |_| Ok(())));
-            std::thread::sleep(Duration::from_millis(20));
+            // Cancelled while it waits for the budget (not before it got there).
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let mut seen = false;
+            while !seen && std::time::Instant::now() < deadline {
+                seen = budget.waiting() > 0;
+                std::thread::yield_now();
+            }
+            assert!(seen, "the helper never waited for the budget");
             ahead.cancel();
             let deadline = std::time::Instant::now() + Duration::from_secs(2);
             while !helper.is_finished() && std::time::Instant::now() < deadline {

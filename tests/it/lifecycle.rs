@@ -571,15 +571,35 @@ fn a_second_pkg_waits_for_the_prefix_lock_and_says_so() {
         .open(ctx.prefix.join("var/pkg/lock"))
         .unwrap();
     lock.lock().unwrap();
-    let child = ctx.command(&["pin", "hello"]).spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    let mut child = ctx.command(&["pin", "hello"]).spawn().unwrap();
+    // Read until pkg says it waits (not a fixed sleep: on a loaded machine it may take longer
+    // to get there, and the check below would then prove nothing).
+    let stderr = child.stderr.take().unwrap();
+    let (said_tx, said_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let line = line.unwrap_or_default();
+            if line.contains("Waiting") {
+                let _ = said_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    said_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("pkg pin said it waits for the lock");
     assert!(
         !ctx.prefix.join("var/pkg/pinned/hello").exists(),
         "pin went ahead while the lock was held"
     );
     drop(lock);
-    let run = TestContext::wait(child, &["pin", "hello"]).success();
-    run.says("Waiting").says("for another pkg");
+    let status = child.wait().unwrap();
+    let said = reader.join().unwrap();
+    assert!(status.success(), "{said}");
+    assert!(said.contains("for another pkg"), "{said}");
     assert!(ctx.prefix.join("var/pkg/pinned/hello").exists());
 }
 

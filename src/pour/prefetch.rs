@@ -71,6 +71,7 @@ impl Budget {
     }
 
     /// How many takers are waiting for a download now.
+    #[cfg(test)]
     pub fn waiting(&self) -> usize {
         self.waiting.load(std::sync::atomic::Ordering::SeqCst)
     }

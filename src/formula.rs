@@ -39,8 +39,9 @@ pub struct Formula {
     pub license: Option<String>,
     /// Keg-relative files to link into `PREFIX/bin`; `None` means the executables in `bin/`.
     pub bin: Option<Vec<String>>,
-    /// Keg directories linked file by file into the same place in the prefix, as brew links
-    /// (`link = "all"`: [`BREW_LINK_DIRS`]); empty: `bin` and `opt/NAME` only. Homebrew bottles
+    /// Keg directories linked into the same place in the prefix as brew links them (a
+    /// directory the prefix lacks is one link, see `link::rules`; `link = "all"`:
+    /// [`BREW_LINK_DIRS`]); empty: `bin` and `opt/NAME` only. Homebrew bottles
     /// get all of them when this is empty.
     pub link: Vec<String>,
     /// Homebrew's `keg_only`: nothing is linked into the prefix but `opt/NAME`.
@@ -173,7 +174,7 @@ impl<'de> serde::Deserialize<'de> for KegPath {
     }
 }
 
-/// The keg directories Homebrew links file by file into the prefix.
+/// The keg directories Homebrew links into the prefix.
 pub const BREW_LINK_DIRS: [&str; 7] = [
     "bin",
     "sbin",
@@ -184,7 +185,7 @@ pub const BREW_LINK_DIRS: [&str; 7] = [
     "Frameworks",
 ];
 
-/// `link = "all"` or `link = ["lib", "include"]`: keg directories linked file by file.
+/// `link = "all"` or `link = ["lib", "include"]`: keg directories linked into the prefix.
 struct LinkDirs(Vec<String>);
 
 impl<'de> serde::Deserialize<'de> for LinkDirs {

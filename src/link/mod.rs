@@ -2,6 +2,7 @@
 //! temp name + rename, never over a file pkg does not own, rolled back as a whole on failure.
 
 pub mod owners;
+mod rules;
 mod tree;
 
 use std::path::{Path, PathBuf};
@@ -237,38 +238,28 @@ pub fn remove_loader(prefix: &Path) {
     }
 }
 
-/// Keg-relative paths of every file and link under the keg's `dirs` (walked by descriptor, links
-/// not followed; a directory that is a link is linked itself, as a file would be).
-fn keg_files(keg: &Path, dirs: &[String]) -> Result<Vec<(PathBuf, FileType)>, LinkError> {
-    if dirs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut root = Root::open(keg).map_err(io_err(keg))?;
+/// Keg-relative paths of the entries directly inside the keg's link directories `dirs` (read
+/// by descriptor, links not followed), with their types.
+fn keg_tops(
+    root: &mut Root,
+    keg: &Path,
+    dirs: &[String],
+) -> Result<Vec<(PathBuf, FileType)>, LinkError> {
     let walk = |error| LinkError::Walk {
         keg: keg.to_owned(),
         error,
     };
     let mut out = Vec::new();
-    let mut stack: Vec<PathBuf> = Vec::new();
     for dir in dirs {
         match root.stat(Path::new(dir)).map_err(walk)? {
             Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                stack.push(PathBuf::from(dir))
+                for (child, kind) in root.list(Path::new(dir)).map_err(walk)? {
+                    out.push((Path::new(dir).join(child), kind));
+                }
             }
             _ => {}
         }
     }
-    while let Some(dir) = stack.pop() {
-        for (child, kind) in root.list(&dir).map_err(walk)? {
-            let rel = dir.join(child);
-            if kind == FileType::Directory {
-                stack.push(rel);
-            } else {
-                out.push((rel, kind));
-            }
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
@@ -290,9 +281,10 @@ pub struct LinkPlan {
 }
 
 /// The links for keg `Cellar/NAME/VERSION`: each of `bins` as `bin/<file name>`, every file
-/// (or link) under the keg directories `dirs` at the same place in the prefix (as brew links:
-/// directories are shared between kegs and never linked themselves), and `opt/NAME`; with
-/// every conflict found. Changes nothing (this is `pkg link --dry-run`).
+/// (or link) under the keg directories `dirs` at the same place in the prefix, and `opt/NAME`;
+/// with every conflict found. As brew links, a keg directory the prefix has no room for yet is
+/// one link to it unless packages share it by rule ([`rules`]), and a second package's files in
+/// such a directory split it into entry links (`tree.rs`). Changes nothing (this is `pkg link --dry-run`).
 pub fn plan(
     prefix: &Path,
     name: &str,
@@ -318,28 +310,57 @@ pub fn plan_all(
     let keg = prefix.join(&keg_rel);
     let mut survey = tree::Survey::new(prefix, name, overwrite);
     let mut plan = Vec::new();
+    let walk = |error| LinkError::Walk {
+        keg: keg.clone(),
+        error,
+    };
     // (prefix-relative destination, keg-relative source, its type in the keg)
-    let mut work: Vec<(PathBuf, PathBuf, FileType)> = keg_files(&keg, dirs)?
-        .into_iter()
-        .map(|(rel, kind)| (rel.clone(), rel, kind))
-        .collect();
+    let mut work: Vec<(PathBuf, PathBuf, FileType)> = Vec::new();
     let mut keg_root = None;
+    if !dirs.is_empty() {
+        let root = keg_root.insert(Root::open(&keg).map_err(io_err(&keg))?);
+        work = keg_tops(root, &keg, dirs)?
+            .into_iter()
+            .map(|(rel, kind)| (rel.clone(), rel, kind))
+            .collect();
+    }
     while let Some((rel, source, kind)) = work.pop() {
-        // The keg's link to a directory inside the keg (or a directory reached through one),
-        // meeting a real directory in the prefix: its entries are linked one by one inside it.
-        // Only such entries are looked at in the prefix here; files are checked once, below.
-        if kind != FileType::RegularFile && survey.is_real_dir(&rel) {
-            if keg_root.is_none() {
-                keg_root = Some(Root::open(&keg).map_err(io_err(&keg))?);
+        let descend = if kind == FileType::Directory {
+            // As Homebrew links: a directory the prefix has no room for yet is one link, unless
+            // packages share it by rule (`share/man/man1`, `lib/pkgconfig`, …); one that is
+            // there (a real directory, another package's link to split) gets entry links.
+            match rules::dir_rule(&rel) {
+                rules::DirRule::Skip => continue,
+                rules::DirRule::Link if survey.can_link_whole(&rel) => false,
+                _ => true,
             }
-            if let Some(root) = keg_root.as_mut()
-                && let Ok(Resolved::Inside(real)) = root.resolve(&source, true)
-                && let Ok(entries) = root.list(&real)
-            {
-                for (child, kind) in entries {
-                    work.push((rel.join(&child), real.join(&child), kind));
+        } else {
+            // The keg's link to a directory inside the keg (or a directory reached through
+            // one), meeting a real directory in the prefix: its entries are linked one by one
+            // inside it. Files are checked once, below.
+            kind != FileType::RegularFile && survey.is_real_dir(&rel)
+        };
+        if descend && let Some(root) = keg_root.as_mut() {
+            let real = if kind == FileType::Directory {
+                Some(source.clone())
+            } else {
+                match root.resolve(&source, true) {
+                    Ok(Resolved::Inside(real)) => Some(real),
+                    _ => None,
                 }
-                continue;
+            };
+            if let Some(real) = real {
+                match root.list(&real) {
+                    Ok(children) => {
+                        for (child, kind) in children {
+                            work.push((rel.join(&child), real.join(&child), kind));
+                        }
+                        continue;
+                    }
+                    Err(e) if kind == FileType::Directory => return Err(walk(e)),
+                    // A link whose directory cannot be listed is linked as the link it is.
+                    Err(_) => {}
+                }
             }
         }
         plan.push(Planned {
@@ -458,6 +479,12 @@ fn remove_links(prefix: &Path, links: &[PathBuf]) -> Vec<PathBuf> {
             continue;
         }
         if tree::collapse(prefix, &mut root, &dir) {
+            // Its parent may now hold only that package's links too (a split inside a split).
+            if let Some(parent) = dir.parent()
+                && !todo.contains(&parent.to_owned())
+            {
+                todo.insert(0, parent.to_owned());
+            }
             continue;
         }
         if root.list(&dir).is_ok_and(|e| e.is_empty()) && root.remove(&dir).is_ok() {

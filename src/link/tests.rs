@@ -311,3 +311,102 @@ fn listed_bin_must_exist() {
     .unwrap_err();
     assert!(err.to_string().contains("bin/nope"));
 }
+
+/// `Cellar/NAME/VERSION/PATH` for each path, holding its own name.
+fn kegged(prefix: &Path, name: &str, version: &str, paths: &[&str]) {
+    let keg = prefix.join("Cellar").join(name).join(version);
+    for p in paths {
+        file(&keg.join(p), &format!("{name} {p}"));
+    }
+}
+
+fn is_link(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+fn is_real_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+#[test]
+fn a_directory_the_prefix_lacks_is_one_link_split_level_by_level_and_joined_again() {
+    let d = tempfile::tempdir().unwrap();
+    let prefix = d.path();
+    let dirs = ["share".to_string(), "lib".to_string()];
+    kegged(
+        prefix,
+        "a",
+        "1.0.0",
+        &[
+            "share/vim/vim90/syntax/a.vim",
+            "share/vim/vim90/filetype.vim",
+            "share/vim/addons/x",
+            "share/man/man1/a.1",
+            "lib/pkgconfig/a.pc",
+            "lib/liba.so",
+        ],
+    );
+    link(prefix, "a", "1.0.0", &[], &dirs, false).unwrap();
+    // As brew links: one link for `share/vim`; `share/man/man1` and `lib/pkgconfig` stay real.
+    assert_eq!(
+        std::fs::read_link(prefix.join("share/vim")).unwrap(),
+        Path::new("../Cellar/a/1.0.0/share/vim")
+    );
+    assert!(is_real_dir(&prefix.join("share/man/man1")));
+    assert!(is_link(&prefix.join("share/man/man1/a.1")));
+    assert!(is_real_dir(&prefix.join("lib/pkgconfig")));
+    let a_alone = tree(prefix);
+
+    // B puts a file two levels inside A's linked directory: each level becomes a real directory
+    // of A's links, and nothing is written into A's keg.
+    kegged(
+        prefix,
+        "b",
+        "1.0.0",
+        &["share/vim/vim90/syntax/b.vim", "share/man/man1/b.1"],
+    );
+    let a_keg = tree(&prefix.join("Cellar/a"));
+    link(prefix, "b", "1.0.0", &[], &dirs, false).unwrap();
+    assert_eq!(tree(&prefix.join("Cellar/a")), a_keg);
+    for dir in ["share/vim", "share/vim/vim90", "share/vim/vim90/syntax"] {
+        assert!(is_real_dir(&prefix.join(dir)), "{dir}");
+    }
+    assert!(is_link(&prefix.join("share/vim/addons")));
+    let read = |p: &str| std::fs::read_to_string(prefix.join(p)).unwrap();
+    assert_eq!(
+        read("share/vim/vim90/syntax/a.vim"),
+        "a share/vim/vim90/syntax/a.vim"
+    );
+    assert_eq!(
+        read("share/vim/vim90/syntax/b.vim"),
+        "b share/vim/vim90/syntax/b.vim"
+    );
+    assert_eq!(
+        read("share/vim/vim90/filetype.vim"),
+        "a share/vim/vim90/filetype.vim"
+    );
+    assert_eq!(read("share/vim/addons/x"), "a share/vim/addons/x");
+
+    // A file both ship is a conflict naming its owner; nothing changes.
+    kegged(prefix, "c", "1.0.0", &["share/vim/vim90/syntax/a.vim"]);
+    let before = tree(prefix);
+    let err = link(prefix, "c", "1.0.0", &[], &dirs, false).unwrap_err();
+    assert!(err.to_string().contains("`a`"), "{err}");
+    assert_eq!(tree(prefix), before);
+
+    // B gone: A's links are joined back into the one link A alone has; man1 stays real.
+    unlink(prefix, "b").unwrap();
+    let mut now = tree(prefix);
+    now.retain(|(p, _)| !p.starts_with("Cellar/b") && !p.starts_with("Cellar/c"));
+    let mut want = a_alone.clone();
+    want.retain(|(p, _)| !p.starts_with("Cellar/b"));
+    assert_eq!(now, want);
+
+    // A failure midway (a file where the link goes) leaves the prefix as it was.
+    unlink(prefix, "a").unwrap();
+    std::fs::create_dir_all(prefix.join("share/vim/vim90/syntax")).unwrap();
+    std::fs::write(prefix.join("share/vim/vim90/syntax/a.vim"), "mine").unwrap();
+    let before = tree(prefix);
+    assert!(link(prefix, "a", "1.0.0", &[], &dirs, false).is_err());
+    assert_eq!(tree(prefix), before);
+}

@@ -25,6 +25,9 @@ pub struct Reshape {
     pub links: Vec<Planned>,
     /// The package whose link it was, if any.
     pub owner: Option<String>,
+    /// Nothing is there yet: a split inside a split, made as a new directory (its owner's link
+    /// to it was one of the outer split's links, now left out).
+    pub fresh: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -116,6 +119,62 @@ impl<'a> Survey<'a> {
         (FileType::from_raw_mode(st.st_mode) == FileType::Directory).then_some((real, keg))
     }
 
+    /// Splits `owner`'s link at `rel` (to directory `real` of its keg `keg`): a real directory
+    /// holding one link per entry of `real`.
+    fn push_split(
+        &mut self,
+        rel: &Path,
+        keg: &Path,
+        real: &Path,
+        owner: String,
+        fresh: bool,
+    ) -> State {
+        let keg_rel = rel_of(self.prefix, keg).join(real);
+        let mut links = Vec::new();
+        if let Ok(children) = Root::open(keg).and_then(|mut r| {
+            r.list(real)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        }) {
+            for (child, _) in children {
+                let dest_rel = rel.join(&child);
+                links.push(Planned {
+                    dest: self.prefix.join(&dest_rel),
+                    target: relative_target(&dest_rel, &keg_rel.join(&child)),
+                });
+            }
+        }
+        self.reshapes.push(Reshape {
+            dir: rel.to_owned(),
+            links,
+            owner: Some(owner),
+            fresh,
+        });
+        State::Reshaped(self.reshapes.len() - 1)
+    }
+
+    /// A directory at `at` that split `i` would make its owner's link: when that link leads to a
+    /// directory of the owner's keg, it is split too (left out of split `i`, made as a real
+    /// directory of its own); otherwise it is a conflict.
+    fn split_nested(&mut self, i: usize, at: &Path) -> State {
+        let inside = self.prefix.join(at);
+        let owner = self.reshapes[i].owner.clone().unwrap_or_default();
+        let link = self.reshapes[i].links.iter().position(|l| l.dest == inside);
+        if let Some(pos) = link {
+            let target = self.reshapes[i].links[pos].target.clone();
+            if let Some((real, keg)) = self.split_source(at, &target, &owner) {
+                self.reshapes[i].links.remove(pos);
+                return self.push_split(at, &keg, &real, owner, true);
+            }
+        }
+        self.conflict(
+            at,
+            format!(
+                "`{owner}`'s link, where the package needs a directory; pkg never links into a link"
+            ),
+            false,
+        )
+    }
+
     /// A directory component at `rel` that is not a real directory: a split, a takeover or a
     /// conflict.
     fn examine_link(&mut self, rel: &Path) -> State {
@@ -128,26 +187,7 @@ impl<'a> Survey<'a> {
             && let Some((real, keg)) = self.split_source(rel, &target, owner)
         {
             // Homebrew's split: the owner's directory becomes a real one holding its entries.
-            let keg_rel = rel_of(self.prefix, &keg).join(&real);
-            let mut links = Vec::new();
-            if let Ok(children) = Root::open(&keg).and_then(|mut r| {
-                r.list(&real)
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-            }) {
-                for (child, _) in children {
-                    let dest_rel = rel.join(&child);
-                    links.push(Planned {
-                        dest: self.prefix.join(&dest_rel),
-                        target: relative_target(&dest_rel, &keg_rel.join(&child)),
-                    });
-                }
-            }
-            self.reshapes.push(Reshape {
-                dir: rel.to_owned(),
-                links,
-                owner: Some(owner.clone()),
-            });
-            return State::Reshaped(self.reshapes.len() - 1);
+            return self.push_split(rel, &keg, &real, owner.clone(), false);
         }
         if owner.as_deref() == Some(self.name) || self.overwrite {
             // This package's own older link, or one --overwrite replaces: a real directory.
@@ -158,6 +198,7 @@ impl<'a> Survey<'a> {
                 dir: rel.to_owned(),
                 links: Vec::new(),
                 owner: None,
+                fresh: false,
             });
             return State::Reshaped(self.reshapes.len() - 1);
         }
@@ -187,12 +228,7 @@ impl<'a> Survey<'a> {
                     State::Reshaped(i) => {
                         let inside = self.prefix.join(&at);
                         if self.reshapes[i].links.iter().any(|l| l.dest == inside) {
-                            let owner = self.reshapes[i].owner.clone().unwrap_or_default();
-                            self.conflict(
-                                &at,
-                                format!("`{owner}`'s link, where the package needs a directory; pkg never links into a link"),
-                                false,
-                            )
+                            self.split_nested(i, &at)
                         } else {
                             State::Missing
                         }
@@ -227,6 +263,27 @@ impl<'a> Survey<'a> {
         ) && self
             .stat(dest_rel)
             .is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+    }
+
+    /// Whether a keg directory can be linked whole at prefix-relative `rel`: nothing is there
+    /// (in a real directory, or in one still to be made), or this package's own link is.
+    pub fn can_link_whole(&mut self, rel: &Path) -> bool {
+        match self.dir_state(rel.parent().unwrap_or(Path::new(""))) {
+            State::Blocked => false,
+            State::Missing => true,
+            State::Reshaped(i) => {
+                let dest = self.prefix.join(rel);
+                !self.reshapes[i].links.iter().any(|l| l.dest == dest)
+            }
+            State::Real => match self.stat(rel) {
+                None => true,
+                Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => self
+                    .read_link(rel)
+                    .and_then(|t| super::owner(self.prefix, &self.prefix.join(rel), &t))
+                    .is_some_and(|o| o == self.name),
+                Some(_) => false,
+            },
+        }
     }
 
     /// Checks one link's destination; returns whether it can be made.
@@ -367,6 +424,12 @@ fn reshape(
     let fd = root
         .dir(parent, Some(0o755), &mut |_| {})
         .map_err(walk_err(prefix))?;
+    if r.fresh {
+        rustix::fs::mkdirat(fd, leaf, Mode::from_raw_mode(0o755))
+            .map_err(io_err(prefix, &r.dir))?;
+        done.push(Undo::Remove(r.dir.clone()));
+        return Ok(());
+    }
     let (_, backup_name) = split(&backup);
     let _ = rustix::fs::unlinkat(fd, backup_name, AtFlags::empty());
     rustix::fs::renameat(fd, leaf, fd, backup_name).map_err(io_err(prefix, &r.dir))?;
@@ -467,8 +530,8 @@ pub(super) fn commit(prefix: &Path, done: Vec<Undo>) {
 
 /// After links were taken out of `dir` (prefix-relative): when what is left is exactly one
 /// package's links to every entry of one directory of its keg, and that package's keg has, at
-/// the same place, a link leading to that directory, `dir` becomes that one link again (a split
-/// undone once the second keg is gone). By descriptor: the directory is moved aside, the link
+/// the same place, that directory or a link leading to it, `dir` becomes that one link again (a
+/// split undone once the second keg is gone). By descriptor: the directory is moved aside, the link
 /// made, the directory removed. Returns whether it did.
 pub(super) fn collapse(prefix: &Path, root: &mut Root, dir: &Path) -> bool {
     let Ok(entries) = root.list(dir) else {
@@ -525,10 +588,19 @@ pub(super) fn collapse(prefix: &Path, root: &mut Root, dir: &Path) -> bool {
         keg_root.resolve(dir, true),
         Ok(Resolved::Inside(real)) if keg.join(&real) == kdir
     );
+    // Or the keg's own directory at the same place, which linking makes one link where the
+    // prefix has room (never a directory Homebrew keeps real, such as `share/man/man1`).
+    let same_dir = keg.join(dir) == kdir
+        && super::rules::dir_rule(dir) == super::rules::DirRule::Link
+        && keg_root
+            .stat(dir)
+            .ok()
+            .flatten()
+            .is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
     let whole = keg_root
         .list(kdir.strip_prefix(&keg).unwrap_or(&kdir))
         .is_ok_and(|all| all.len() == entries.len());
-    if !(is_link && leads_there && whole) {
+    if !((is_link && leads_there) || same_dir) || !whole {
         return false;
     }
     let keg_rel = Path::new("Cellar").join(&owner).join(&version);

@@ -394,6 +394,25 @@ fn a_directory_the_prefix_lacks_is_one_link_split_level_by_level_and_joined_agai
     assert!(err.to_string().contains("`a`"), "{err}");
     assert_eq!(tree(prefix), before);
 
+    // Unlinking A first leaves B's links, joined into B's one link; relinking A splits again.
+    unlink(prefix, "a").unwrap();
+    assert_eq!(
+        std::fs::read_link(prefix.join("share/vim")).unwrap(),
+        Path::new("../Cellar/b/1.0.0/share/vim")
+    );
+    assert!(is_real_dir(&prefix.join("share/man/man1")));
+    assert!(!prefix.join("share/vim/addons").exists());
+    link(prefix, "a", "1.0.0", &[], &dirs, false).unwrap();
+    assert_eq!(
+        read("share/vim/vim90/syntax/a.vim"),
+        "a share/vim/vim90/syntax/a.vim"
+    );
+    assert_eq!(
+        read("share/vim/vim90/syntax/b.vim"),
+        "b share/vim/vim90/syntax/b.vim"
+    );
+    assert_eq!(tree(&prefix.join("Cellar/a")), a_keg);
+
     // B gone: A's links are joined back into the one link A alone has; man1 stays real.
     unlink(prefix, "b").unwrap();
     let mut now = tree(prefix);

@@ -238,3 +238,89 @@ rm main.c interp
         "relocated runs"
     );
 }
+
+/// Whole-directory links (brew's rule) under a second and third keg, through the binary: a
+/// directory the prefix lacks is one link; a second keg's file two levels inside it splits it
+/// level by level without writing into the first keg; a file both ship is a conflict that
+/// changes nothing; each uninstall leaves the other's files reachable and joins what is left.
+#[test]
+fn a_directory_linked_whole_is_split_for_a_second_keg_and_joined_when_it_goes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    let build = |name: &str, script: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        sh(&dir, script);
+        publish(&reg, &ctx, name, &dir);
+    };
+    build(
+        "a",
+        "mkdir -p share/vim/vim90/syntax share/vim/addons share/man/man1 \
+         && printf a > share/vim/vim90/syntax/a.vim && printf a > share/vim/addons/x \
+         && printf a > share/man/man1/a.1",
+    );
+    build(
+        "b",
+        "mkdir -p share/vim/vim90/syntax share/man/man1 \
+         && printf b > share/vim/vim90/syntax/b.vim && printf b > share/man/man1/b.1",
+    );
+    build(
+        "c",
+        "mkdir -p share/vim/vim90/syntax && printf c > share/vim/vim90/syntax/a.vim",
+    );
+    let vim = ctx.prefix.join("share/vim");
+    let read = |rel: &str| std::fs::read_to_string(vim.join(rel)).unwrap();
+    let is_link = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    };
+
+    ctx.pkg(&["install", "a"]).success();
+    assert_eq!(
+        std::fs::read_link(&vim).unwrap(),
+        Path::new("../Cellar/a/1.0.0/share/vim")
+    );
+    assert!(!is_link(&ctx.prefix.join("share/man/man1")));
+    let a_keg = snapshot(&ctx.keg("a", "1.0.0"));
+
+    ctx.pkg(&["install", "b"]).success();
+    assert_eq!(
+        snapshot(&ctx.keg("a", "1.0.0")),
+        a_keg,
+        "written into a's keg"
+    );
+    assert!(!is_link(&vim) && !is_link(&vim.join("vim90/syntax")));
+    assert_eq!(
+        (
+            read("vim90/syntax/a.vim"),
+            read("vim90/syntax/b.vim"),
+            read("addons/x")
+        ),
+        ("a".into(), "b".into(), "a".into())
+    );
+
+    let before = snapshot(&ctx.prefix.join("share"));
+    let refused = ctx.pkg(&["install", "c"]).failure_with(1);
+    refused.says("syntax/a.vim");
+    refused.says("`a`");
+    assert_eq!(snapshot(&ctx.prefix.join("share")), before);
+
+    ctx.pkg(&["uninstall", "a"]).success();
+    assert_eq!(
+        std::fs::read_link(&vim).unwrap(),
+        Path::new("../Cellar/b/1.0.0/share/vim"),
+        "{:?}",
+        snapshot(&ctx.prefix.join("share"))
+    );
+    assert_eq!(read("vim90/syntax/b.vim"), "b");
+    let mut doctor = ctx.command(&["doctor"]);
+    let path = format!("{}:/usr/bin:/bin", ctx.prefix.join("bin").display());
+    doctor.env("PATH", path);
+    let run = TestContext::wait(doctor.spawn().unwrap(), &["doctor"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    ctx.pkg(&["uninstall", "b"]).success();
+    assert!(std::fs::symlink_metadata(&vim).is_err());
+}

@@ -1,6 +1,7 @@
 //! The Cellar: versioned kegs at `PREFIX/Cellar/NAME/VERSION`, staged on the same filesystem
 //! and renamed into place whole, each with its receipt.
 
+pub mod bins;
 pub mod brew;
 pub mod receipt;
 pub mod unpack;
@@ -18,6 +19,12 @@ pub enum CellarError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error("{}: {error}", keg.display())]
+    Walk {
+        keg: PathBuf,
+        #[source]
+        error: unpack::beneath::WalkError,
     },
 }
 

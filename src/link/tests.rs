@@ -15,7 +15,7 @@ fn keg(prefix: &Path, name: &str, version: &str, bins: &[&str]) {
 fn links_are_relative_and_default_to_executables() {
     let d = tempfile::tempdir().unwrap();
     keg(d.path(), "hello", "1.0.0", &["hello"]);
-    let bins = bins_for(&d.path().join("Cellar/hello/1.0.0"), None).unwrap();
+    let bins = crate::cellar::bins::bins_for(&d.path().join("Cellar/hello/1.0.0"), None).unwrap();
     assert_eq!(bins, ["bin/hello"]);
     link(d.path(), "hello", "1.0.0", &bins, &[], false).unwrap();
     assert_eq!(
@@ -304,7 +304,7 @@ fn a_keg_shipping_lib_ld_so_gets_a_conflict_even_with_overwrite() {
 fn listed_bin_must_exist() {
     let d = tempfile::tempdir().unwrap();
     keg(d.path(), "hello", "1.0.0", &["hello"]);
-    let err = bins_for(
+    let err = crate::cellar::bins::bins_for(
         &d.path().join("Cellar/hello/1.0.0"),
         Some(&["bin/nope".into()]),
     )

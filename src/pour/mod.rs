@@ -1,5 +1,7 @@
 //! Pouring a keg: tag → manifest (pinned, cached or fetched) → layers streamed through the verified
-//! cache → safe unpack into a staging dir → receipt → renamed into the Cellar. Linking is separate.
+//! cache → safe unpack into a staging dir → the keg shaped (bottle strip and relocation, its
+//! commands found, `cellar::bins`) → receipt → renamed into the Cellar. Nothing here touches the
+//! prefix outside the Cellar: links and the loader are the transaction's (`apply/`).
 
 use std::collections::BTreeMap;
 
@@ -17,7 +19,6 @@ use crate::cellar::unpack::{self, Limits, Stats, UnpackError};
 use crate::cellar::{self, Cellar, CellarError, brew};
 use crate::digest::Digest;
 use crate::formula::{Formula, Source, VersionSpec};
-use crate::link::{self, LinkError};
 use crate::platform::Platform;
 use crate::registry::blob::BlobStream;
 use crate::registry::manifest::{
@@ -54,7 +55,7 @@ pub enum PourError {
     #[error(transparent)]
     Receipt(#[from] ReceiptError),
     #[error(transparent)]
-    Link(#[from] LinkError),
+    Bins(#[from] crate::cellar::bins::BinError),
     #[error("unpacking layer {digest} of {repository}: {source}")]
     Unpack {
         repository: Source,
@@ -480,7 +481,7 @@ impl Pourer<'_> {
                 "{repo}: the package ships its own `{}`; pkg replaces it with its receipt",
                 receipt::META_DIR
             ));
-            root.remove(meta).map_err(|error| LinkError::Walk {
+            root.remove(meta).map_err(|error| CellarError::Walk {
                 keg: staging.path().to_owned(),
                 error,
             })?;
@@ -493,8 +494,8 @@ impl Pourer<'_> {
         } else {
             formula.bin.as_deref()
         };
-        let bins = link::bins_for(staging.path(), bin_entries)?;
-        link::make_executable(staging.path(), formula.bin.as_deref().unwrap_or_default())?;
+        let bins = cellar::bins::bins_for(staging.path(), bin_entries)?;
+        cellar::bins::make_executable(staging.path(), formula.bin.as_deref().unwrap_or_default())?;
         // A Homebrew bottle is linked as brew links it, unless its formula says otherwise.
         let link_dirs: Vec<String> = if formula.keg_only {
             Vec::new()

@@ -1,4 +1,5 @@
-//! The host platform in OCI terms (`os/architecture[/variant]`), used to pick an entry of an image index.
+//! The host platform in OCI terms (`os/architecture[/variant]`), used to pick an entry of an image index;
+//! and the process umask files are made under.
 
 use std::fmt;
 
@@ -154,6 +155,18 @@ impl fmt::Display for Platform {
         }
         Ok(())
     }
+}
+
+/// The process umask, read from `/proc/self/status` (reading it with `umask(2)` would mean
+/// changing it); 0o022 where that is not available.
+pub fn process_umask() -> u32 {
+    umask().unwrap_or(0o022)
+}
+
+fn umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 #[cfg(test)]

@@ -20,14 +20,13 @@ use crate::cellar::{self, Cellar, CellarError, brew};
 use crate::digest::Digest;
 use crate::formula::{Formula, Source, VersionSpec};
 use crate::platform::Platform;
-use crate::registry::blob::BlobStream;
 use crate::registry::manifest::{
     self, Document, ImageManifest, LayerFormat, LayerFormatError, ManifestError,
 };
 use crate::registry::{Client, FetchedManifest, RegistryError};
 use crate::report::Reporter;
 use crate::source::SourceError;
-use crate::store::{Store, StoreError};
+use crate::store::{BlobStream, ReaderError, RepoName, Store, StoreError, Unopened};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PourError {
@@ -124,6 +123,24 @@ pub enum PourError {
     },
 }
 
+impl From<ReaderError<SourceError>> for PourError {
+    fn from(e: ReaderError<SourceError>) -> Self {
+        match e {
+            ReaderError::Store(e) => PourError::Store(e),
+            ReaderError::Source(SourceError::Registry(e)) => PourError::Registry(e),
+            ReaderError::Source(SourceError::Layout(e)) => PourError::Layout(e),
+        }
+    }
+}
+
+/// A registry repository as the store files what came from it.
+fn filed(repo: &crate::registry::Repository) -> RepoName<'_> {
+    RepoName {
+        registry: &repo.registry,
+        name: &repo.name,
+    }
+}
+
 impl PourError {
     /// The blob whose bytes failed their digest or size check, when that is the failure
     /// (another download may be sound).
@@ -138,7 +155,7 @@ impl PourError {
             PourError::Store(
                 StoreError::Mismatch { digest, .. } | StoreError::Size { digest, .. },
             ) => Some(digest),
-            PourError::Store(StoreError::Registry(e)) | PourError::Registry(e) => registry(e),
+            PourError::Registry(e) => registry(e),
             _ => None,
         }
     }
@@ -225,7 +242,7 @@ impl Pourer<'_> {
             // Cached under the pin too, so the next install needs no registry.
             self.store.put_verified(pinned, &top.bytes)?;
             if let Source::Registry(r) = repo {
-                self.store.add_origin(pinned, r)?;
+                self.store.add_origin(pinned, filed(r))?;
             }
         }
         // Bottles pinned by homebrew/core's formula API: the host's, and no other, is poured.
@@ -572,8 +589,8 @@ impl Pourer<'_> {
         match fetched {
             Ok(m) => {
                 self.store.put_verified(&m.digest, &m.bytes)?;
-                self.store.add_origin(&m.digest, repo)?;
-                self.store.put_ref(repo, tag, &m.digest)?;
+                self.store.add_origin(&m.digest, filed(repo))?;
+                self.store.put_ref(filed(repo), tag, &m.digest)?;
                 Ok(m)
             }
             Err(SourceError::Registry(
@@ -582,7 +599,7 @@ impl Pourer<'_> {
                 | RegistryError::Body { .. }
                 | RegistryError::Offline { .. }),
             )) => {
-                if let Some(digest) = self.store.get_ref(repo, tag)
+                if let Some(digest) = self.store.get_ref(filed(repo), tag)
                     && let Some(cached) = self.cached_manifest(source, &digest)?
                 {
                     // Offline, the cache is what was asked for: nothing to warn about.
@@ -613,7 +630,7 @@ impl Pourer<'_> {
         let m = content.manifest(descriptor)?;
         if let Some(repo) = content.repository() {
             self.store.put_verified(&m.digest, &m.bytes)?;
-            self.store.add_origin(&m.digest, repo)?;
+            self.store.add_origin(&m.digest, filed(repo))?;
         }
         Ok(m)
     }
@@ -626,7 +643,7 @@ impl Pourer<'_> {
         digest: &Digest,
         size: u64,
         offset: u64,
-    ) -> Result<BlobStream, RegistryError> {
+    ) -> Result<BlobStream, Unopened<SourceError>> {
         crate::source::open(source, &self.client).open_blob(digest, size, offset)
     }
 
@@ -637,7 +654,7 @@ impl Pourer<'_> {
     ) -> Result<Option<FetchedManifest>, PourError> {
         // A manifest is taken from the cache for a repository only when it came from it.
         if let Source::Registry(r) = repo
-            && !self.store.has_origin(digest, r)
+            && !self.store.has_origin(digest, filed(r))
         {
             return Ok(None);
         }

@@ -313,8 +313,7 @@ mod tests {
     }
 
     use crate::digest::Digest;
-    use crate::registry::blob::BlobStream;
-    use crate::store::Store;
+    use crate::store::{BlobStream, Store, Unopened};
 
     /// A gzip of `len` bytes that compress poorly, so the stream spans many chunks.
     fn gzipped(len: usize) -> (Vec<u8>, Vec<u8>) {
@@ -330,7 +329,7 @@ mod tests {
         let body = bytes.to_vec();
         store
             .reader(digest, bytes.len() as u64, |_| {
-                Ok(BlobStream {
+                Ok::<_, Unopened<io::Error>>(BlobStream {
                     url: "http://registry.test/blob".into(),
                     reader: Box::new(io::Cursor::new(body.clone())),
                 })
@@ -374,7 +373,7 @@ mod tests {
         let reader = store
             .reader(&digest, gz.len() as u64, |offset| {
                 assert_eq!(offset, kept as u64);
-                Ok(BlobStream {
+                Ok::<_, Unopened<io::Error>>(BlobStream {
                     url: "http://registry.test/blob".into(),
                     reader: Box::new(io::Cursor::new(rest.clone())),
                 })

@@ -29,7 +29,15 @@ impl Pourer<'_> {
             .collect();
         // Keyed by how each layer is read (a tar, or an ORAS file at its title), not by the
         // digests alone.
-        let read_as: Vec<_> = layer_digests.iter().zip(&image.formats).collect();
+        let read_as: Vec<_> = (layer_digests.iter().zip(&image.formats))
+            .map(|(digest, format)| {
+                let read = match format {
+                    LayerFormat::Tar(_) => crate::store::unpacked::ReadAs::Tar,
+                    LayerFormat::File(title) => crate::store::unpacked::ReadAs::File(title),
+                };
+                (digest, read)
+            })
+            .collect();
         let chain = crate::store::unpacked::tree_key(&read_as);
         let unpacked = self.store.unpacked();
         // Warm: the tree these layers unpacked into, checked and taken as the link mode says

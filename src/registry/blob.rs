@@ -6,22 +6,18 @@
 //! A ranged answer that contradicts what was asked (a 206 whose `Content-Range` or
 //! `Content-Length` is not that of the rest of the blob, or a 416 for a range inside it) says the
 //! server's range support is broken, not the network: it is refused with an error
-//! [`refuses_range`] recognises, and the body is then asked for again without `Range` (the store
+//! [`RegistryError::RangeRefused`], and the body is then asked for again without `Range` (the store
 //! drops a partial it was resuming and starts from 0; a stream that broke off midway reads the
 //! whole blob again and skips the bytes already handed out), so the same bad answer is never
 //! asked for again.
 
-use std::fmt;
 use std::io::{self, Read};
 
 use super::{Call, Client, RegistryError, Repository, retry};
 use crate::digest::Digest;
 
-/// An open blob download.
-pub struct BlobStream {
-    pub url: String,
-    pub reader: Box<dyn Read + Send>,
-}
+pub use crate::store::BlobStream;
+use crate::store::Unopened;
 
 impl Client {
     /// Starts downloading `digest` from `repo`. A `Content-Length` that differs from the
@@ -142,23 +138,11 @@ impl Client {
     }
 }
 
-/// Why a ranged answer was refused (the source of the [`RegistryError::Read`] that says so).
-#[derive(Debug)]
-struct RangeRefused(String);
-
-impl fmt::Display for RangeRefused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for RangeRefused {}
-
 /// The error that refuses a ranged answer from `url`, for `reason`.
 pub(crate) fn range_refused(url: &str, reason: String) -> RegistryError {
-    RegistryError::Read {
+    RegistryError::RangeRefused {
         url: url.to_owned(),
-        source: io::Error::new(io::ErrorKind::InvalidData, RangeRefused(reason)),
+        reason,
     }
 }
 
@@ -166,11 +150,16 @@ pub(crate) fn range_refused(url: &str, reason: String) -> RegistryError {
 /// wrong `Content-Range` or `Content-Length` on a 206, a 416): the server's ranges are broken,
 /// and asking again without `Range` is the way on. Network errors and timeouts are not.
 pub fn refuses_range(error: &RegistryError) -> bool {
-    matches!(
-        error,
-        RegistryError::Read { source, .. }
-            if source.get_ref().is_some_and(|e| e.is::<RangeRefused>())
-    )
+    matches!(error, RegistryError::RangeRefused { .. })
+}
+
+/// A registry error as the store takes it: a refused range said as such.
+pub fn unopened(error: RegistryError) -> Unopened<RegistryError> {
+    if refuses_range(&error) {
+        Unopened::RangeRefused(error)
+    } else {
+        Unopened::Failed(error)
+    }
 }
 
 /// The `Content-Range` of a 206 answer to `Range: bytes=OFFSET-` must be exactly

@@ -100,6 +100,10 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+    /// A ranged answer that contradicts the range asked for: the server's ranges are broken,
+    /// and asking again without `Range` is the way on.
+    #[error("reading from {url}: {reason}")]
+    RangeRefused { url: String, reason: String },
 }
 
 impl RegistryError {

@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::registry::FetchedManifest;
-use crate::registry::blob::BlobStream;
 use crate::registry::manifest::{self, Descriptor, ManifestError};
 use crate::report::Reporter;
+use crate::store::BlobStream;
 
 pub const LAYOUT_FILE: &str = "oci-layout";
 pub const INDEX_FILE: &str = "index.json";

@@ -8,10 +8,11 @@ use std::path::PathBuf;
 
 use crate::digest::Digest;
 use crate::formula::Source;
-use crate::registry::blob::{BlobStream, skip_exact};
+use crate::registry::blob::skip_exact;
 use crate::registry::manifest::Descriptor;
 use crate::registry::{Client, FetchedManifest, RegistryError, Repository};
 use crate::report::Reporter;
+use crate::store::{BlobStream, Unopened};
 use layout::{Layout, LayoutError, SizeCheck};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +35,13 @@ pub trait ContentSource {
     ) -> Result<FetchedManifest, SourceError>;
     /// The manifest a descriptor names, size and digest exact.
     fn manifest(&self, descriptor: &Descriptor) -> Result<FetchedManifest, SourceError>;
-    /// A blob's bytes from byte `offset` on.
+    /// A blob's bytes from byte `offset` on; a refused range is said as such.
     fn open_blob(
         &self,
         digest: &Digest,
         size: u64,
         offset: u64,
-    ) -> Result<BlobStream, RegistryError>;
+    ) -> Result<BlobStream, Unopened<SourceError>>;
 }
 
 /// A repository of a registry, through the one client (mirrors, auth, retries).
@@ -69,9 +70,16 @@ impl ContentSource for Registry<'_> {
         digest: &Digest,
         size: u64,
         offset: u64,
-    ) -> Result<BlobStream, RegistryError> {
-        self.client
+    ) -> Result<BlobStream, Unopened<SourceError>> {
+        match self
+            .client
             .open_blob_from(self.repository, digest, size, offset)
+            .map_err(crate::registry::blob::unopened)
+        {
+            Ok(stream) => Ok(stream),
+            Err(Unopened::RangeRefused(e)) => Err(Unopened::RangeRefused(e.into())),
+            Err(Unopened::Failed(e)) => Err(Unopened::Failed(e.into())),
+        }
     }
 }
 
@@ -108,17 +116,17 @@ impl ContentSource for OnDisk {
         digest: &Digest,
         _size: u64,
         offset: u64,
-    ) -> Result<BlobStream, RegistryError> {
-        let read = |source| RegistryError::Read {
-            url: format!("oci:{}", self.dir.display()),
-            source,
-        };
-        let mut stream = self
-            .layout()
-            .and_then(|l| l.blob_stream(digest))
-            .map_err(|e| read(std::io::Error::other(e)))?;
+    ) -> Result<BlobStream, Unopened<SourceError>> {
+        let failed = |e: LayoutError| Unopened::Failed(SourceError::Layout(e));
+        let layout = self.layout().map_err(failed)?;
+        let mut stream = layout.blob_stream(digest).map_err(failed)?;
         // A local file: the bytes before `offset` are skipped by reading them.
-        skip_exact(&mut stream.reader, offset).map_err(read)?;
+        skip_exact(&mut stream.reader, offset).map_err(|source| {
+            failed(LayoutError::Io {
+                path: layout.blob_path(digest),
+                source,
+            })
+        })?;
         Ok(stream)
     }
 }

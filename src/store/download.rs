@@ -9,8 +9,46 @@ use std::path::{Path, PathBuf};
 
 use super::{Store, StoreError, io_err};
 use crate::digest::{Digest, HashingReader};
-use crate::registry::RegistryError;
-use crate::registry::blob::{BlobStream, refuses_range};
+
+/// An open stream of a blob's bytes from the offset asked for, as a source (a registry, an OCI
+/// layout) hands it to the store: the store hashes, tees and checks what it reads.
+pub struct BlobStream {
+    /// Where the bytes come from, for messages.
+    pub url: String,
+    pub reader: Box<dyn Read + Send>,
+}
+
+/// Why a source gave no stream for a blob from an offset: the source's own error, and whether
+/// it refused the range (its ranged answers are broken, so the store asks for the whole blob).
+#[derive(Debug)]
+pub enum Unopened<E> {
+    /// The answer to a ranged request contradicted the range (a wrong `Content-Range`, a 416):
+    /// asking for the rest again would fail alike.
+    RangeRefused(E),
+    /// Anything else.
+    Failed(E),
+}
+
+impl<E> Unopened<E> {
+    pub fn into_inner(self) -> E {
+        match self {
+            Unopened::RangeRefused(e) | Unopened::Failed(e) => e,
+        }
+    }
+}
+
+/// A failure of [`Store::reader`]: the store's own, or the source's, handed back as it is.
+#[derive(Debug)]
+pub enum ReaderError<E> {
+    Store(StoreError),
+    Source(E),
+}
+
+impl<E> From<StoreError> for ReaderError<E> {
+    fn from(e: StoreError) -> Self {
+        ReaderError::Store(e)
+    }
+}
 
 impl Store {
     /// A reader over a blob's bytes that verifies them as they flow: from the cache when present,
@@ -19,14 +57,14 @@ impl Store {
     /// blob there, those bytes are read back first (rehashed and handed on like the rest) and
     /// `open` is asked for the rest only: it gets the offset to start from (0 for a fresh
     /// download), and is not called at all when the partial already holds the whole blob. When
-    /// the registry botches the ranged answer (see [`refuses_range`]), the kept bytes are dropped
+    /// the source refuses the range ([`Unopened::RangeRefused`]), the kept bytes are dropped
     /// and `open` is called again for the whole blob, from 0.
-    pub fn reader(
+    pub fn reader<E>(
         &self,
         digest: &Digest,
         size: u64,
-        mut open: impl FnMut(u64) -> Result<BlobStream, RegistryError>,
-    ) -> Result<BlobReader, StoreError> {
+        mut open: impl FnMut(u64) -> Result<BlobStream, Unopened<E>>,
+    ) -> Result<BlobReader, ReaderError<E>> {
         if let Some(path) = self.cached(digest) {
             self.drop_stale_partial(digest);
             let file = File::open(&path).map_err(io_err(&path))?;
@@ -88,16 +126,13 @@ impl Store {
             }
         } else {
             let mut answer = open(kept);
-            if kept > 0
-                && let Err(e) = &answer
-                && refuses_range(e)
-            {
+            if kept > 0 && matches!(answer, Err(Unopened::RangeRefused(_))) {
                 // The registry's ranges are broken: asking for the rest again would fail the
                 // same way in every later run. Nothing has been handed out yet, so the kept
                 // bytes go and the whole blob is fetched, without a range.
                 if let Err(e) = download.truncate() {
                     download.discard();
-                    return Err(e);
+                    return Err(e.into());
                 }
                 kept = 0;
                 answer = open(0);
@@ -106,7 +141,7 @@ impl Store {
                 Ok(stream) => stream,
                 Err(e) => {
                     download.abandon();
-                    return Err(e.into());
+                    return Err(ReaderError::Source(e.into_inner()));
                 }
             }
         };

@@ -35,9 +35,22 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
-use crate::registry::{RegistryError, Repository};
 
 const LAYOUT: &str = "v1";
+
+/// A registry repository as the store files what came from it (tags, manifests' origins): its
+/// host and path, validated names that are safe as path components; shown as `HOST/PATH`.
+#[derive(Clone, Copy, Debug)]
+pub struct RepoName<'a> {
+    pub registry: &'a str,
+    pub name: &'a str,
+}
+
+impl std::fmt::Display for RepoName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry, self.name)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -47,8 +60,6 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
     #[error(
         "SHA-256 mismatch for {digest}\n  Expected: {digest}\n  Actual:   {actual}\n  From:     {from}\nNothing was installed. If this repeats, the registry serves corrupted or tampered content."
     )]
@@ -316,12 +327,12 @@ impl Store {
         digest.matches(&bytes).then_some(bytes)
     }
 
-    fn ref_path(&self, repo: &Repository, tag: &str) -> PathBuf {
+    fn ref_path(&self, repo: RepoName<'_>, tag: &str) -> PathBuf {
         // Registry, repository and tag are validated names: safe as path components.
         self.root
             .join("refs")
-            .join(&repo.registry)
-            .join(&repo.name)
+            .join(repo.registry)
+            .join(repo.name)
             .join(format!("{tag}.digest"))
     }
 
@@ -334,7 +345,7 @@ impl Store {
     /// Records that the manifest `digest` was fetched from `repo` (one line per repository in
     /// `v1/origins/ALG-HEX`): a cached manifest is used for a repository only when it came from
     /// it, so a lock naming another package's digest never installs that package's content.
-    pub fn add_origin(&self, digest: &Digest, repo: &Repository) -> Result<(), StoreError> {
+    pub fn add_origin(&self, digest: &Digest, repo: RepoName<'_>) -> Result<(), StoreError> {
         if self.has_origin(digest, repo) {
             return Ok(());
         }
@@ -354,14 +365,14 @@ impl Store {
 
     /// Whether the manifest `digest` was fetched from `repo`: recorded in `v1/origins/`, or (for
     /// caches written before origins were kept) a tag of `repo` cached as pointing to it.
-    pub fn has_origin(&self, digest: &Digest, repo: &Repository) -> bool {
+    pub fn has_origin(&self, digest: &Digest, repo: RepoName<'_>) -> bool {
         let shown = repo.to_string();
         if std::fs::read_to_string(self.origins_path(digest))
             .is_ok_and(|t| t.lines().any(|l| l == shown))
         {
             return true;
         }
-        let refs = self.root.join("refs").join(&repo.registry).join(&repo.name);
+        let refs = self.root.join("refs").join(repo.registry).join(repo.name);
         let wanted = digest.to_string();
         std::fs::read_dir(&refs).is_ok_and(|entries| {
             entries.flatten().any(|e| {
@@ -372,7 +383,12 @@ impl Store {
     }
 
     /// Remembers which digest a tag pointed to, for installs with the registry out of reach.
-    pub fn put_ref(&self, repo: &Repository, tag: &str, digest: &Digest) -> Result<(), StoreError> {
+    pub fn put_ref(
+        &self,
+        repo: RepoName<'_>,
+        tag: &str,
+        digest: &Digest,
+    ) -> Result<(), StoreError> {
         let path = self.ref_path(repo, tag);
         let dir = path.parent().unwrap_or(&self.root).to_owned();
         fs_err::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -478,7 +494,7 @@ impl Store {
             .collect()
     }
 
-    pub fn get_ref(&self, repo: &Repository, tag: &str) -> Option<Digest> {
+    pub fn get_ref(&self, repo: RepoName<'_>, tag: &str) -> Option<Digest> {
         std::fs::read_to_string(self.ref_path(repo, tag))
             .ok()?
             .trim()
@@ -502,4 +518,4 @@ pub mod tree_copy;
 mod tree_manifest;
 pub mod unpacked;
 
-pub use download::BlobReader;
+pub use download::{BlobReader, BlobStream, ReaderError, Unopened};

@@ -3,7 +3,6 @@
 use std::io::{self, Read};
 
 use super::*;
-use crate::registry::blob::BlobStream;
 use download::FAIL_WRITE_AT;
 
 #[test]
@@ -45,7 +44,7 @@ fn blob_bytes(len: usize) -> Vec<u8> {
 }
 
 /// A stream of `bytes`, then (when `fail`) a connection reset instead of the end.
-fn stream(bytes: Vec<u8>, fail: bool) -> Result<BlobStream, RegistryError> {
+fn stream(bytes: Vec<u8>, fail: bool) -> Result<BlobStream, Unopened<io::Error>> {
     struct Breaking(io::Cursor<Vec<u8>>, bool);
     impl Read for Breaking {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -66,7 +65,7 @@ fn read_blob(
     store: &Store,
     digest: &Digest,
     size: usize,
-    open: impl FnMut(u64) -> Result<BlobStream, RegistryError>,
+    open: impl FnMut(u64) -> Result<BlobStream, Unopened<io::Error>>,
 ) -> (Vec<u8>, Result<(), StoreError>) {
     let mut reader = store.reader(digest, size as u64, open).unwrap();
     let mut out = Vec::new();
@@ -238,11 +237,9 @@ fn a_download_that_fails_to_start_leaves_no_empty_partial_and_keeps_a_started_on
     let bytes = blob_bytes(3_000);
     let digest = Digest::of_bytes(&bytes);
     let refused = |_| {
-        Err(RegistryError::Status {
-            url: "http://registry.test/blob".into(),
-            status: 503,
-            detail: String::new(),
-        })
+        Err(Unopened::Failed(io::Error::other(
+            "503 Service Unavailable",
+        )))
     };
     assert!(store.reader(&digest, 3_000, refused).is_err());
     assert!(store.temporary_files().is_empty());
@@ -276,10 +273,9 @@ fn a_ranged_answer_the_registry_botches_drops_the_partial_and_fetches_the_blob_f
     let (out, verdict) = read_blob(&store, &digest, bytes.len(), |offset| {
         asked.push(offset);
         if offset > 0 {
-            return Err(crate::registry::blob::range_refused(
-                "http://registry.test/blob",
-                "the server sent Content-Range `bytes 0-49999/50000`".into(),
-            ));
+            return Err(Unopened::RangeRefused(io::Error::other(
+                "the server sent Content-Range `bytes 0-49999/50000`",
+            )));
         }
         stream(bytes.clone(), false)
     });
@@ -298,18 +294,15 @@ fn a_ranged_answer_the_registry_botches_drops_the_partial_and_fetches_the_blob_f
     let opened = store.reader(&digest, other.len() as u64, |offset| {
         asked.push(offset);
         if offset > 0 {
-            return Err(crate::registry::blob::range_refused(
-                "http://registry.test/blob",
-                "the server answered 416".into(),
-            ));
+            return Err(Unopened::RangeRefused(io::Error::other(
+                "the server answered 416",
+            )));
         }
-        Err(RegistryError::Status {
-            url: "http://registry.test/blob".into(),
-            status: 503,
-            detail: String::new(),
-        })
+        Err(Unopened::Failed(io::Error::other(
+            "503 Service Unavailable",
+        )))
     });
-    assert!(matches!(opened, Err(StoreError::Registry(_))));
+    assert!(matches!(opened, Err(ReaderError::Source(_))));
     assert_eq!(asked, [5_000, 0]);
     assert!(
         !partial.exists(),

@@ -194,7 +194,7 @@ pub fn copy_tree(
         more: Condvar::new(),
         first_links: Mutex::new(HashMap::new()),
         xattrs,
-        umask: crate::cellar::unpack::process_umask(),
+        umask: crate::platform::process_umask(),
         take,
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));

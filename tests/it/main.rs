@@ -16,6 +16,7 @@ mod harness;
 mod harness_selftest;
 mod homebrew;
 mod hostile;
+mod house;
 mod install;
 mod lifecycle;
 mod link_modes;

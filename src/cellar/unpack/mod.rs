@@ -126,7 +126,7 @@ fn unpack_entries<R: Read>(
         limits,
         first: std::fs::read_dir(root).is_ok_and(|mut d| d.next().is_none()),
         created: HashSet::new(),
-        umask: umask().unwrap_or(0o022),
+        umask: crate::platform::process_umask(),
         last: None,
         buf: vec![0; COPY_BUF],
         writers,
@@ -175,19 +175,6 @@ struct Layer<'a> {
     buf: Vec<u8>,
     /// Where file contents go when they are written by the pool (pool.rs), not this thread.
     writers: Option<&'a pool::Writers<'a>>,
-}
-
-/// The process umask, read from `/proc/self/status` (reading it with `umask(2)` would mean
-/// changing it); `None` where that is not available, and then 0o022 is assumed.
-/// The process umask (0o022 where it cannot be read).
-pub fn process_umask() -> u32 {
-    umask().unwrap_or(0o022)
-}
-
-fn umask() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
-    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 fn record(first: bool, created: &mut HashSet<PathBuf>, rel: &Path) {

@@ -1,0 +1,127 @@
+//! The house rules of the source tree, checked on the tree itself: which layers may name which
+//! (the flow runs one way), and `docs/architecture.md`'s module list is the tree as it is, each
+//! module with the contract its `//!` opening states.
+
+use std::path::{Path, PathBuf};
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// Every `.rs` file under `dir`, sorted, as paths relative to `src/`.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p.strip_prefix(src()).unwrap().to_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Lines of `file` (relative to `src/`) that name any of `names`, outside comments.
+fn naming(file: &Path, names: &[&str]) -> Vec<String> {
+    let text = std::fs::read_to_string(src().join(file)).unwrap();
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .filter(|l| names.iter().any(|n| l.contains(n)))
+        .map(|l| format!("{}: {}", file.display(), l.trim()))
+        .collect()
+}
+
+#[test]
+fn the_pour_never_links_and_the_store_never_names_a_registry_or_the_cellar() {
+    let rules: [(&str, &[&str]); 2] = [
+        // The pour shapes a keg in staging; every change to the prefix is the transaction's.
+        ("pour", &["crate::link"]),
+        // The store knows digests, sizes and sinks; sources hand it streams in its own terms.
+        (
+            "store",
+            &["crate::registry", "crate::cellar", "crate::source"],
+        ),
+    ];
+    let mut broken = Vec::new();
+    for (dir, names) in rules {
+        for file in rust_files(&src().join(dir)) {
+            broken.extend(naming(&file, names));
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "layers named against the flow:\n{}",
+        broken.join("\n")
+    );
+}
+
+const BEGIN: &str = "<!-- modules:begin -->";
+const END: &str = "<!-- modules:end -->";
+
+/// The module list as the tree has it: each file (tests aside) and the first paragraph of its
+/// `//!` opening.
+fn module_list() -> String {
+    let mut out = String::new();
+    for file in rust_files(&src()) {
+        if file.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(src().join(&file)).unwrap();
+        let contract: Vec<&str> = text
+            .lines()
+            .map_while(|l| l.strip_prefix("//!"))
+            .map(str::trim)
+            .take_while(|l| !l.is_empty())
+            .collect();
+        assert!(
+            !contract.is_empty(),
+            "src/{} does not open with a `//!` line saying what it owns",
+            file.display()
+        );
+        out.push_str(&format!(
+            "- `src/{}`: {}\n",
+            file.display(),
+            contract.join(" ")
+        ));
+    }
+    out
+}
+
+/// `PKG_BLESS=1 cargo test --test it house::` writes the list into the document.
+#[test]
+fn the_architecture_documents_module_list_is_the_tree_as_it_is() {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md");
+    let doc = std::fs::read_to_string(&doc_path).unwrap();
+    let (Some(begin), Some(end)) = (doc.find(BEGIN), doc.find(END)) else {
+        panic!("docs/architecture.md has no {BEGIN} … {END} block");
+    };
+    let listed = &doc[begin + BEGIN.len()..end];
+    let want = format!("\n{}", module_list());
+    if listed != want {
+        if std::env::var_os("PKG_BLESS").is_some() {
+            let text = format!("{}{BEGIN}{want}{}", &doc[..begin], &doc[end..]);
+            std::fs::write(&doc_path, text).unwrap();
+            return;
+        }
+        let have: Vec<&str> = listed.lines().collect();
+        let differ: Vec<String> = want
+            .lines()
+            .filter(|l| !have.contains(l))
+            .map(|l| format!("+ {l}"))
+            .chain(
+                have.iter()
+                    .filter(|l| !want.lines().any(|w| w == **l))
+                    .map(|l| format!("- {l}")),
+            )
+            .collect();
+        panic!(
+            "docs/architecture.md's module list is not the tree (run `PKG_BLESS=1 cargo test --test it house::` to write it):\n{}",
+            differ.join("\n")
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //! when the unit fails; old kegs go only after their unit committed.
 
 pub mod notes;
+pub mod remove;
 mod schedule;
 pub mod transaction;
 

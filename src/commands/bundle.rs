@@ -464,14 +464,12 @@ fn cleanup(ctx: &Ctx, path: &std::path::Path, force: bool) -> anyhow::Result<()>
         ));
         return Ok(());
     }
-    super::uninstall::run(
-        ctx,
-        &crate::cli::UninstallArgs {
-            packages: extra,
-            force: false,
-            ignore_dependencies: false,
-        },
-    )
-    .context("bundle cleanup")?;
+    {
+        let _lock = ctx.lock()?;
+        let requests: Vec<_> = extra.into_iter().map(|name| (name, None)).collect();
+        let removal = crate::plan::removal::uninstall(&ctx.state(), &requests, false, false)
+            .context("bundle cleanup")?;
+        super::uninstall::remove(ctx, &removal).context("bundle cleanup")?;
+    }
     super::cleanup::autoremove(ctx, false)
 }

@@ -8,9 +8,8 @@ use semver::Version;
 
 use crate::cellar::Cellar;
 use crate::cli::CleanupArgs;
-use crate::records::Mark;
+use crate::lock;
 use crate::store::Store;
-use crate::{link, lock};
 
 use super::{Ctx, count, human_bytes};
 
@@ -33,16 +32,13 @@ pub fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> anyhow::Result<()> {
                 &format!("{name} {newest} (newer than the linked {keep}; `pkg uninstall {name}@{newest}` removes it)"),
             );
         }
-        for (name, v) in superseded.remove {
-            freed += remove_keg(ctx, &name, &v, args.dry_run)?;
-            removed.insert((name, v));
-        }
+        freed += remove_kegs(ctx, &superseded.remove, args.dry_run)?;
+        removed.extend(superseded.remove);
 
         // 2. Dependencies nothing installed on request needs.
-        for (name, v) in crate::plan::removal::unneeded(&ctx.state(), &removed) {
-            freed += remove_keg(ctx, &name, &v, args.dry_run)?;
-            removed.insert((name, v));
-        }
+        let unneeded = crate::plan::removal::unneeded(&ctx.state(), &removed);
+        freed += remove_kegs(ctx, &unneeded, args.dry_run)?;
+        removed.extend(unneeded);
     }
     let kegs = removed.len();
     let blobs = if args.kegs_only {
@@ -168,11 +164,8 @@ fn clean_cache(
 
 pub fn autoremove(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
     let _lock = if dry_run { None } else { Some(ctx.lock()?) };
-    let mut freed = 0;
     let unneeded = crate::plan::removal::unneeded(&ctx.state(), &BTreeSet::new());
-    for (name, v) in &unneeded {
-        freed += remove_keg(ctx, name, v, dry_run)?;
-    }
+    let freed = remove_kegs(ctx, &unneeded, dry_run)?;
     let verb = if dry_run { "Would free" } else { "Freed" };
     ctx.reporter.status(
         verb,
@@ -185,31 +178,20 @@ pub fn autoremove(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn remove_keg(ctx: &Ctx, name: &str, version: &Version, dry_run: bool) -> anyhow::Result<u64> {
-    let path = ctx.cellar.keg(name, version);
-    let size = ctx.cellar.size(name, version);
-    if dry_run {
-        println!("would remove {} ({})", path.display(), human_bytes(size));
-        return Ok(size);
+/// Housekeeping's kegs: listed with their sizes on a dry run, else removed by `apply::remove`.
+/// Returns the bytes they hold.
+fn remove_kegs(ctx: &Ctx, kegs: &[(String, Version)], dry_run: bool) -> anyhow::Result<u64> {
+    if !dry_run {
+        let removal = crate::plan::removal::housekeeping(kegs);
+        return Ok(crate::apply::remove::remove(&ctx.target(false), &removal)?);
     }
-    let prefix = &ctx.settings.prefix;
-    if link::linked_version(prefix, name).as_deref() == Some(crate::version::show(version).as_str())
-    {
-        link::unlink(prefix, name)?;
+    let mut size = 0;
+    for (name, version) in kegs {
+        let keg = ctx.cellar.size(name, version);
+        let path = ctx.cellar.keg(name, version);
+        println!("would remove {} ({})", path.display(), human_bytes(keg));
+        size += keg;
     }
-    ctx.cellar.remove(name, version)?;
-    if ctx.cellar.installed_versions(name).is_empty() {
-        ctx.records.set(Mark::Pinned, name, false)?;
-        ctx.records.set(Mark::Unlinked, name, false)?;
-    }
-    ctx.reporter.status(
-        "Removed",
-        &format!(
-            "{name} {} ({})",
-            crate::version::Shown(version),
-            human_bytes(size)
-        ),
-    );
     Ok(size)
 }
 

@@ -94,7 +94,7 @@ pub fn unlink(ctx: &Ctx, names: &[String]) -> anyhow::Result<()> {
     for (name, version) in names.iter().zip(versions) {
         let removed = link::unlink(&ctx.settings.prefix, name)?;
         ctx.records.set(Mark::Unlinked, name, true)?;
-        give_back(ctx, name)?;
+        crate::apply::remove::give_back(&ctx.target(false), name)?;
         ctx.reporter.status(
             "Unlinked",
             &format!(
@@ -103,41 +103,6 @@ pub fn unlink(ctx: &Ctx, names: &[String]) -> anyhow::Result<()> {
                 removed.len()
             ),
         );
-    }
-    Ok(())
-}
-
-/// Links taken over by `name` (`--overwrite`) go back to the packages that had them: each is
-/// linked again at its current version, unless the user unlinked it.
-pub(super) fn give_back(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
-    let prefix = &ctx.settings.prefix;
-    for from in link::owners::give_back(prefix, name)? {
-        if ctx.records.has(Mark::Unlinked, &from) {
-            continue;
-        }
-        let Some(version) = ctx.state().in_use(&from) else {
-            continue;
-        };
-        let receipt = Receipt::read(&ctx.cellar.keg(&from, &version))?;
-        match link::link(
-            prefix,
-            &from,
-            &crate::version::show(&version),
-            &receipt.bin,
-            &receipt.link,
-            false,
-        ) {
-            Ok(_) => ctx.reporter.status(
-                "Linked",
-                &format!(
-                    "{from} {} again (its links that {name} had taken over)",
-                    crate::version::Shown(&version)
-                ),
-            ),
-            Err(e) => ctx.reporter.warn(&format!(
-                "{from} could not get back the links {name} had taken over: {e}; `pkg link {from}` to retry"
-            )),
-        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! What removing kegs would break, and which kegs nothing needs: the planner's side of
-//! `uninstall`, `autoremove` and `cleanup`.
+//! What removing kegs would do, decided before anything changes: the [`Removal`] of
+//! `uninstall`, `bundle cleanup`, `autoremove` and `cleanup`, what it would break, which kegs
+//! nothing needs.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -24,6 +25,101 @@ pub enum RemovalError {
         by: String,
         remaining: String,
     },
+}
+
+/// How a removal came about, which is how each removed keg is reported: asked for by name
+/// (`uninstall`, `bundle cleanup`), or housekeeping (`autoremove`, `cleanup`'s old kegs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    Asked,
+    Housekeeping,
+}
+
+/// Kegs to remove, decided before anything changes; `apply::remove` carries it out.
+#[derive(Debug)]
+pub struct Removal {
+    /// (name, versions), one entry per name, in the order asked.
+    pub targets: Vec<(String, Vec<Version>)>,
+    /// Asked for but not installed (a typo, or removed already by a run that died): said once
+    /// each, and the rest still goes.
+    pub absent: Vec<String>,
+    /// `--force`: also the kegs of a name whose receipt is missing or unreadable.
+    pub force: bool,
+    pub why: Why,
+}
+
+/// `pkg uninstall NAME[@VERSION]…` (the names parsed): every installed version of a name, or
+/// the one named; refused while a package that stays depends on what goes, unless
+/// `ignore_dependencies`.
+pub fn uninstall(
+    state: &State,
+    requests: &[(String, Option<Version>)],
+    force: bool,
+    ignore_dependencies: bool,
+) -> Result<Removal, RemovalError> {
+    let mut targets: Vec<(String, Vec<Version>)> = Vec::new();
+    let mut absent = Vec::new();
+    for (name, version) in requests {
+        let installed = state.cellar.installed_versions(name);
+        let versions = match version {
+            Some(v) if installed.contains(v) => vec![v.clone()],
+            Some(v) => {
+                absent.push(format!(
+                    "`{name}` {} is not installed (installed: {})",
+                    crate::version::Shown(v),
+                    list_or_none(&installed)
+                ));
+                continue;
+            }
+            None if installed.is_empty() && !(force && state.cellar.keg_dir_exists(name)) => {
+                let similar = super::similar_installed(state.cellar, name);
+                absent.push(match similar.as_slice() {
+                    [] => format!("`{name}` is not installed"),
+                    [one] => format!("`{name}` is not installed (did you mean `{one}`?)"),
+                    many => format!(
+                        "`{name}` is not installed (did you mean one of: {}?)",
+                        many.join(", ")
+                    ),
+                });
+                continue;
+            }
+            None => installed,
+        };
+        match targets.iter_mut().find(|(n, _)| n == name) {
+            Some((_, vs)) => {
+                vs.extend(versions);
+                vs.sort();
+                vs.dedup();
+            }
+            None => targets.push((name.clone(), versions)),
+        }
+    }
+    if !ignore_dependencies {
+        check_dependents(state, &targets)?;
+    }
+    Ok(Removal {
+        targets,
+        absent,
+        force,
+        why: Why::Asked,
+    })
+}
+
+/// Housekeeping's kegs (`unneeded`, `superseded`), grouped by name in the order given.
+pub fn housekeeping(kegs: &[(String, Version)]) -> Removal {
+    let mut targets: Vec<(String, Vec<Version>)> = Vec::new();
+    for (name, version) in kegs {
+        match targets.iter_mut().find(|(n, _)| n == name) {
+            Some((_, vs)) => vs.push(version.clone()),
+            None => targets.push((name.clone(), vec![version.clone()])),
+        }
+    }
+    Removal {
+        targets,
+        absent: Vec::new(),
+        force: false,
+        why: Why::Housekeeping,
+    }
 }
 
 /// Refuses when an installed package that stays depends on what goes: on a package removed

@@ -16,7 +16,7 @@ use crate::cellar::{Cellar, CellarError};
 use crate::link::LinkError;
 use crate::plan::{Move, Plan, UnitKind};
 use crate::pour::{PourError, Pourer};
-use crate::records::{Mark, PrefixError, Records};
+use crate::records::{Mark, Records, RecordsError};
 use crate::report::{Reporter, count, human_bytes};
 use schedule::Pour;
 pub use transaction::Transaction;
@@ -46,7 +46,7 @@ pub enum ApplyError {
     #[error(transparent)]
     Cellar(#[from] CellarError),
     #[error(transparent)]
-    Prefix(#[from] PrefixError),
+    Prefix(#[from] RecordsError),
 }
 
 /// Where a plan is carried out.
@@ -151,7 +151,7 @@ fn run_unit(
     moves: &[Move],
     pours: Vec<Option<Pour>>,
 ) -> Result<(), ApplyError> {
-    let mut tx = Transaction::new(target.prefix, target.cellar);
+    let mut tx = Transaction::new(target.prefix, target.cellar, target.reporter);
     // 1. Every keg of the unit is in the Cellar, or the unit fails (its fresh kegs go).
     let mut ready = Vec::new();
     let mut failure = None;

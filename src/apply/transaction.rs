@@ -1,45 +1,78 @@
 //! Link switches and new kegs of one unit, undone when dropped unless committed (rustup's
-//! `Transaction` is the model): the links that were there come back — those taken from other
-//! packages with `--overwrite` too, and the records of those takeovers go — and the new kegs go.
+//! `Transaction` is the model): every change the unit makes to the prefix is one item of a
+//! closed list ([`Change`]), undone in reverse order — the links that were there come back
+//! (those taken from other packages with `--overwrite` too, and the records of those takeovers
+//! go), the new kegs go, a loader link the unit made goes. An undo step that fails is reported,
+//! never dropped.
 
 use std::path::Path;
 
 use semver::Version;
 
 use crate::cellar::Cellar;
-use crate::cellar::receipt::Receipt;
+use crate::cellar::receipt::{Receipt, ReceiptError};
 use crate::link::{self, LinkError};
+use crate::report::Reporter;
+
+/// One change a unit made to the prefix, undone when the unit does not commit.
+enum Change {
+    /// A keg poured for the unit: it goes.
+    Poured { name: String, version: Version },
+    /// `name`'s links were switched: the version linked before is linked again (none: its
+    /// links go).
+    Switched {
+        name: String,
+        before: Option<Version>,
+    },
+    /// Links `by` took from other packages (`--overwrite`): the takeover records go, and each
+    /// package they were taken from is linked again at its linked version.
+    Took {
+        by: String,
+        taken: link::owners::Taken,
+    },
+    /// `PREFIX/lib/ld.so` was made (nothing was there): it goes.
+    Loader,
+}
+
+/// Why an undo step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UndoError {
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error(transparent)]
+    Receipt(#[from] ReceiptError),
+    #[error(transparent)]
+    Cellar(#[from] crate::cellar::CellarError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
 
 pub struct Transaction<'a> {
     prefix: &'a Path,
     cellar: &'a Cellar,
-    /// Packages whose links were switched, with the version linked before (none: unlinked).
-    switched: Vec<(String, Option<Version>)>,
-    /// Kegs poured for this unit.
-    fresh: Vec<(String, Version)>,
-    /// Links taken from other packages, by the package that took them.
-    taken: Vec<(String, link::owners::Taken)>,
-    /// `PREFIX/lib/ld.so` was made by this unit (nothing was there).
-    made_loader: bool,
+    reporter: &'a dyn Reporter,
+    /// In the order made.
+    changes: Vec<Change>,
     committed: bool,
 }
 
 impl<'a> Transaction<'a> {
-    pub fn new(prefix: &'a Path, cellar: &'a Cellar) -> Self {
+    pub fn new(prefix: &'a Path, cellar: &'a Cellar, reporter: &'a dyn Reporter) -> Self {
         Transaction {
             prefix,
             cellar,
-            switched: Vec::new(),
-            fresh: Vec::new(),
-            taken: Vec::new(),
-            made_loader: false,
+            reporter,
+            changes: Vec::new(),
             committed: false,
         }
     }
 
     /// A keg poured for this unit: taken back out if the unit does not commit.
     pub fn poured(&mut self, name: &str, version: &Version) {
-        self.fresh.push((name.to_owned(), version.clone()));
+        self.changes.push(Change::Poured {
+            name: name.to_owned(),
+            version: version.clone(),
+        });
     }
 
     /// Links `name` at `version` (its receipt's bins and directories); returns the version
@@ -61,10 +94,17 @@ impl<'a> Transaction<'a> {
             dirs,
             overwrite,
         )?;
-        self.switched.push((name.to_owned(), before.clone()));
+        // Undone in reverse: this package's links first, then the owners' come back.
         if !taken.is_empty() {
-            self.taken.push((name.to_owned(), taken.clone()));
+            self.changes.push(Change::Took {
+                by: name.to_owned(),
+                taken: taken.clone(),
+            });
         }
+        self.changes.push(Change::Switched {
+            name: name.to_owned(),
+            before: before.clone(),
+        });
         Ok((before, taken))
     }
 
@@ -72,13 +112,39 @@ impl<'a> Transaction<'a> {
     /// unit names it); one this unit made goes again if the unit does not commit.
     pub fn loader(&mut self) -> Result<(), LinkError> {
         if link::ensure_loader(self.prefix)? {
-            self.made_loader = true;
+            self.changes.push(Change::Loader);
         }
         Ok(())
     }
 
     pub fn commit(mut self) {
         self.committed = true;
+    }
+
+    /// Undoes one change.
+    fn undo(&self, change: &Change) -> Result<(), UndoError> {
+        match change {
+            Change::Poured { name, version } => Ok(self.cellar.remove(name, version)?),
+            Change::Switched { name, before } => {
+                relink(self.prefix, self.cellar, name, before.as_ref())
+            }
+            Change::Took { by, taken } => {
+                link::owners::forget(self.prefix, by, taken)?;
+                let mut owners: Vec<&String> = taken.iter().map(|(_, from)| from).collect();
+                owners.sort();
+                owners.dedup();
+                for from in owners {
+                    if let Some(v) = linked(self.prefix, self.cellar, from) {
+                        relink(self.prefix, self.cellar, from, Some(&v))?;
+                    }
+                }
+                Ok(())
+            }
+            Change::Loader => {
+                link::remove_loader(self.prefix);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -87,25 +153,24 @@ impl Drop for Transaction<'_> {
         if self.committed {
             return;
         }
-        for (name, before) in self.switched.iter().rev() {
-            relink(self.prefix, self.cellar, name, before.as_ref());
-        }
-        // The packages links were taken from get them back, at the version they have linked.
-        for (by, taken) in self.taken.iter().rev() {
-            let _ = link::owners::forget(self.prefix, by, taken);
-            let mut owners: Vec<&String> = taken.iter().map(|(_, from)| from).collect();
-            owners.dedup();
-            for from in owners {
-                if let Some(v) = linked(self.prefix, self.cellar, from) {
-                    relink(self.prefix, self.cellar, from, Some(&v));
-                }
+        for change in self.changes.iter().rev() {
+            if let Err(e) = self.undo(change) {
+                let what = match change {
+                    Change::Poured { name, version } => format!(
+                        "taking out the new keg of {name} {}",
+                        crate::version::Shown(version)
+                    ),
+                    Change::Switched { name, .. } => format!("putting back the links of {name}"),
+                    Change::Took { by, .. } => {
+                        format!("giving back the links {by} had taken over")
+                    }
+                    Change::Loader => format!("removing {}", link::LOADER),
+                };
+                self.reporter.warn(&format!(
+                    "undoing the failed change: {what} failed: {}; `pkg doctor` shows what is left",
+                    crate::report::one_line(&e)
+                ));
             }
-        }
-        for (name, version) in &self.fresh {
-            let _ = self.cellar.remove(name, version);
-        }
-        if self.made_loader {
-            link::remove_loader(self.prefix);
         }
     }
 }
@@ -118,21 +183,91 @@ fn linked(prefix: &Path, cellar: &Cellar, name: &str) -> Option<Version> {
 }
 
 /// Puts back the links of `version`, or removes the package's links if it had none.
-pub fn relink(prefix: &Path, cellar: &Cellar, name: &str, version: Option<&Version>) {
-    let receipt = version.and_then(|v| Receipt::read(&cellar.keg(name, v)).ok());
-    match (version, receipt) {
-        (Some(v), Some(r)) => {
-            let _ = link::link(
+fn relink(
+    prefix: &Path,
+    cellar: &Cellar,
+    name: &str,
+    version: Option<&Version>,
+) -> Result<(), UndoError> {
+    match version {
+        Some(v) => {
+            // Without its receipt the version cannot be linked again: the new links go at
+            // least, and the failure is said.
+            let r = match Receipt::read(&cellar.keg(name, v)) {
+                Ok(r) => r,
+                Err(e) => {
+                    link::unlink(prefix, name)?;
+                    return Err(e.into());
+                }
+            };
+            link::link(
                 prefix,
                 name,
                 &crate::version::show(v),
                 &r.bin,
                 &r.link,
                 false,
-            );
+            )?;
         }
-        _ => {
-            let _ = link::unlink(prefix, name);
+        None => {
+            link::unlink(prefix, name)?;
         }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<String>>);
+
+    impl Reporter for Collect {
+        fn status(&self, _: &str, _: &str) {}
+        fn warn(&self, message: &str) {
+            self.0.lock().unwrap().push(message.to_owned());
+        }
+    }
+
+    /// A keg of `a` with `bin/a` and a receipt file (the Cellar counts it as installed).
+    fn keg(prefix: &Path, version: &str) {
+        let keg = prefix.join("Cellar/a").join(version);
+        std::fs::create_dir_all(keg.join("bin")).unwrap();
+        std::fs::write(keg.join("bin/a"), "#!/bin/sh\n").unwrap();
+        std::fs::create_dir_all(keg.join(".pkg")).unwrap();
+        std::fs::write(receipt_path(&keg), "{}").unwrap();
+    }
+
+    fn receipt_path(keg: &Path) -> std::path::PathBuf {
+        crate::cellar::receipt::path(keg)
+    }
+
+    #[test]
+    fn an_undo_step_that_fails_is_reported_and_the_rest_still_undone() {
+        let d = tempfile::tempdir().unwrap();
+        let prefix = d.path();
+        let cellar = Cellar::new(prefix);
+        let bins = ["bin/a".to_string()];
+        keg(prefix, "1.0.0");
+        link::link(prefix, "a", "1.0.0", &bins, &[], false).unwrap();
+        keg(prefix, "2.0.0");
+        let reporter = Collect::default();
+        let v2: Version = "2.0.0".parse().unwrap();
+        {
+            let mut tx = Transaction::new(prefix, &cellar, &reporter);
+            tx.poured("a", &v2);
+            let (before, _) = tx.link("a", &v2, &bins, &[], false).unwrap();
+            assert_eq!(before, Some("1.0.0".parse().unwrap()));
+            // The version to go back to can no longer be read: its links cannot come back.
+            std::fs::write(receipt_path(&prefix.join("Cellar/a/1.0.0")), "not json").unwrap();
+        }
+        let said = reporter.0.lock().unwrap().clone();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("putting back the links of a"), "{said:?}");
+        // The other undo steps ran: the new keg is gone, and no link leads into it.
+        assert!(!prefix.join("Cellar/a/2.0.0").exists());
+        assert!(std::fs::symlink_metadata(prefix.join("bin/a")).is_err());
     }
 }

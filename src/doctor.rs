@@ -37,17 +37,44 @@ pub struct Subject<'a> {
 }
 
 pub fn examine(s: &Subject) -> Checkup {
-    let prefix = s.prefix;
-    let mut findings = Vec::new();
-    let mut add = |problem: String, fix: String| findings.push(Finding { problem, fix });
+    let mut c = Checkup {
+        findings: Vec::new(),
+        notes: Vec::new(),
+    };
+    path(s, &mut c);
+    prefix_writable(s, &mut c);
+    broken_links(s, &mut c);
+    kegs_without_receipts(s, &mut c);
+    formulae_gone(s, &mut c);
+    let kegs = s.cellar.kegs();
+    let keg_notes = kegs_against_receipts(&kegs, &mut c);
+    missing_dependencies(&kegs, &mut c);
+    leftovers(s, &mut c);
+    let link_notes = links(s, &mut c);
+    c.notes.extend(link_notes);
+    c.notes.extend(keg_notes);
+    downloads(s, &mut c);
+    proxies(&mut c);
+    registries(s, &mut c);
+    c
+}
 
+impl Checkup {
+    fn add(&mut self, problem: String, fix: String) {
+        self.findings.push(Finding { problem, fix });
+    }
+}
+
+/// `PREFIX/bin` on PATH.
+fn path(s: &Subject, c: &mut Checkup) {
+    let prefix = s.prefix;
     // PATH
     let bin = prefix.join("bin");
     let on_path = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d == bin))
         .unwrap_or(false);
     if !on_path {
-        add(
+        c.add(
             format!(
                 "{} is not on your PATH, so installed commands cannot be run by name",
                 bin.display()
@@ -58,17 +85,21 @@ pub fn examine(s: &Subject) -> Checkup {
             ),
         );
     }
+}
 
+/// The prefix is a directory pkg can write in (or can be made).
+fn prefix_writable(s: &Subject, c: &mut Checkup) {
+    let prefix = s.prefix;
     // Prefix permissions: the prefix, or the nearest existing directory it would be made in.
     if prefix.exists() {
         if !prefix.is_dir() {
-            add(
+            c.add(
                 format!("the prefix {} is not a directory", prefix.display()),
                 "move it out of the way, or choose another prefix with PKG_PREFIX or --prefix"
                     .into(),
             );
         } else if tempfile::tempfile_in(prefix).is_err() {
-            add(
+            c.add(
                 format!("the prefix {} is not writable by you", prefix.display()),
                 format!(
                     "fix its ownership (e.g. `sudo chown -R $USER {}`) or choose another with PKG_PREFIX",
@@ -85,7 +116,7 @@ pub fn examine(s: &Subject) -> Checkup {
             None
         };
         if let Some(why) = why {
-            add(
+            c.add(
                 format!(
                     "the prefix {} cannot be created: {} {why}",
                     prefix.display(),
@@ -96,7 +127,11 @@ pub fn examine(s: &Subject) -> Checkup {
             );
         }
     }
+}
 
+/// Links in `bin/` and `opt/` that lead nowhere.
+fn broken_links(s: &Subject, c: &mut Checkup) {
+    let prefix = s.prefix;
     // Broken links
     for dir in ["bin", "opt"] {
         let Ok(entries) = std::fs::read_dir(prefix.join(dir)) else {
@@ -105,7 +140,7 @@ pub fn examine(s: &Subject) -> Checkup {
         for e in entries.flatten() {
             let path = e.path();
             if std::fs::read_link(&path).is_ok() && std::fs::metadata(&path).is_err() {
-                add(
+                c.add(
                     format!("{} is a broken link", path.display()),
                     format!(
                         "remove it (`rm {}`), or reinstall the package it belonged to",
@@ -115,7 +150,10 @@ pub fn examine(s: &Subject) -> Checkup {
             }
         }
     }
+}
 
+/// Kegs without a receipt (not counted as installed).
+fn kegs_without_receipts(s: &Subject, c: &mut Checkup) {
     // Kegs without receipts
     for name in s.cellar.names() {
         let Ok(entries) = std::fs::read_dir(s.cellar.keg_dir(&name)) else {
@@ -123,7 +161,7 @@ pub fn examine(s: &Subject) -> Checkup {
         };
         for e in entries.flatten() {
             if !receipt::path(&e.path()).is_file() {
-                add(
+                c.add(
                     format!(
                         "{} has no receipt, so pkg does not count it as installed",
                         e.path().display()
@@ -133,13 +171,16 @@ pub fn examine(s: &Subject) -> Checkup {
             }
         }
     }
+}
 
+/// Installed packages whose formula is gone (its tap removed): upgrade skips them.
+fn formulae_gone(s: &Subject, c: &mut Checkup) {
     // Installed packages whose formula is gone (its tap removed): upgrade skips them.
     let installed: std::collections::BTreeSet<String> =
         s.cellar.kegs().into_iter().map(|k| k.name).collect();
     for name in installed {
         if let Err(e) = s.formulary.load(&name) {
-            add(
+            c.add(
                 format!(
                     "{name} is installed but its formula is gone ({e}), so it is never upgraded"
                 ),
@@ -147,12 +188,14 @@ pub fn examine(s: &Subject) -> Checkup {
             );
         }
     }
+}
 
+/// Kegs against their receipts; returns the notes (files added).
+fn kegs_against_receipts(kegs: &[crate::cellar::Keg], c: &mut Checkup) -> Vec<String> {
     // Kegs against their receipts: files changed or missing since the install are problems;
     // files added are noted (programs write caches into their kegs: __pycache__, …).
-    let kegs = s.cellar.kegs();
     let mut keg_notes = Vec::new();
-    for keg in &kegs {
+    for keg in kegs {
         let drift = drift(keg);
         let shown = format!("{} {}", keg.name, crate::version::show(&keg.version));
         if !drift.changed.is_empty() || !drift.missing.is_empty() {
@@ -171,7 +214,7 @@ pub fn examine(s: &Subject) -> Checkup {
                     some(&drift.missing)
                 ));
             }
-            add(
+            c.add(
                 format!("{shown}: {} since it was installed", what.join(", ")),
                 format!("`pkg reinstall {}` puts back what was installed", keg.name),
             );
@@ -186,12 +229,17 @@ pub fn examine(s: &Subject) -> Checkup {
         }
     }
 
+    keg_notes
+}
+
+/// Dependencies a package was installed with that are no longer installed (`brew missing`).
+fn missing_dependencies(kegs: &[crate::cellar::Keg], c: &mut Checkup) {
     // Dependencies a package was installed with that are no longer installed (`brew missing`).
     let names: std::collections::BTreeSet<&str> = kegs.iter().map(|k| k.name.as_str()).collect();
-    for keg in &kegs {
+    for keg in kegs {
         for (dep, version) in &keg.receipt.dependencies {
             if !names.contains(dep.as_str()) {
-                add(
+                c.add(
                     format!(
                         "{} {} needs {dep} (it was installed with {dep} {version}), which is not installed",
                         keg.name,
@@ -202,19 +250,23 @@ pub fn examine(s: &Subject) -> Checkup {
             }
         }
     }
+}
 
+/// The prefix lock held, and staging leftovers of interrupted runs.
+fn leftovers(s: &Subject, c: &mut Checkup) {
+    let prefix = s.prefix;
     // Locks and leftovers of interrupted runs
     if let Ok(lock) = std::fs::File::open(prefix.join("var/pkg/lock"))
         && let Err(TryLockError::WouldBlock) = lock.try_lock()
     {
-        add(
+        c.add(
             "another pkg is changing the prefix right now (the prefix lock is held)".into(),
             "wait for it to finish; if none is running, the lock is released when that process exits (`pgrep -a pkg`)".into(),
         );
     }
     let staging = s.cellar.root().join(".staging");
     if std::fs::read_dir(&staging).is_ok_and(|mut d| d.next().is_some()) {
-        add(
+        c.add(
             format!(
                 "{} holds leftovers of an interrupted run",
                 staging.display()
@@ -222,7 +274,11 @@ pub fn examine(s: &Subject) -> Checkup {
             "run `pkg cleanup`: every command that changes the prefix clears them first".into(),
         );
     }
+}
 
+/// The links of linked packages; returns the notes (links taken over).
+fn links(s: &Subject, c: &mut Checkup) -> Vec<String> {
+    let prefix = s.prefix;
     // Links of linked packages: each one there, pointing into the package or taken over.
     let mut link_notes = Vec::new();
     for keg in s.cellar.kegs() {
@@ -256,7 +312,7 @@ pub fn examine(s: &Subject) -> Checkup {
                     "{rel} of {} belongs to {o} (installed with --overwrite); uninstalling {o} gives it back",
                     keg.name
                 )),
-                None if std::fs::symlink_metadata(&p.dest).is_err() => add(
+                None if std::fs::symlink_metadata(&p.dest).is_err() => c.add(
                     format!("{} is linked but its link {rel} is missing", keg.name),
                     format!("`pkg link {}`", keg.name),
                 ),
@@ -265,11 +321,14 @@ pub fn examine(s: &Subject) -> Checkup {
         }
     }
 
+    link_notes
+}
+
+/// Downloads left in the cache, and the prefixes sharing it.
+fn downloads(s: &Subject, c: &mut Checkup) {
     // Downloads left in the cache: temporary files of runs that died are a problem (only
     // `pkg cleanup` removes them for good); partial downloads named by their blob's digest are
     // not, they are resumed by the next run that wants that blob.
-    let mut notes = link_notes;
-    notes.extend(keg_notes);
     if let Ok(store) = Store::open(s.cache) {
         let hour = Duration::from_secs(3600);
         let (partials, temporary): (Vec<_>, Vec<_>) = store
@@ -287,7 +346,7 @@ pub fn examine(s: &Subject) -> Checkup {
             })
             .count();
         if dead > 0 {
-            add(
+            c.add(
                 format!(
                     "{dead} temporary file(s) of runs that died in {}",
                     store.temporary_dir().display()
@@ -297,7 +356,7 @@ pub fn examine(s: &Subject) -> Checkup {
         }
         if !partials.is_empty() {
             let bytes = partials.iter().map(|(_, m)| m.len()).sum();
-            notes.push(format!(
+            c.notes.push(format!(
                 "{} partial download(s) ({}) in {}, kept for the next run that wants them to resume; `pkg cleanup` drops them",
                 partials.len(),
                 crate::report::human_bytes(bytes),
@@ -312,7 +371,7 @@ pub fn examine(s: &Subject) -> Checkup {
             .map(|r| r.prefix.display().to_string())
             .collect();
         if !stale.is_empty() {
-            notes.push(format!(
+            c.notes.push(format!(
                 "the cache {} is registered to {} that no longer exist ({}); `pkg cleanup --cache-only` forgets them and frees what only they used",
                 s.cache.display(),
                 crate::report::count(stale.len(), "prefix"),
@@ -320,24 +379,30 @@ pub fn examine(s: &Subject) -> Checkup {
             ));
         }
         if registered.len() > 1 {
-            notes.push(format!(
+            c.notes.push(format!(
                 "the cache {} is shared by {}; `pkg cleanup` in any of them keeps what the others use",
                 s.cache.display(),
                 crate::report::count(registered.len() - stale.len(), "prefix"),
             ));
         }
     }
+}
 
+/// Proxies from the environment, said.
+fn proxies(c: &mut Checkup) {
     // Proxies, as curl reads them: requests go through them, so say which.
     if let Ok(proxies) = crate::registry::network::Proxies::from_env()
         && proxies != Default::default()
     {
-        notes.push(format!(
+        c.notes.push(format!(
             "requests go through proxies from the environment ({})",
             proxies.describe()
         ));
     }
+}
 
+/// The registries of what is installed: reachable, and the credentials accepted.
+fn registries(s: &Subject, c: &mut Checkup) {
     // Registries of what is installed: reachable, and the credentials (if any) accepted.
     let mut registries: BTreeMap<String, (Repository, String)> = BTreeMap::new();
     for keg in s.cellar.kegs() {
@@ -350,7 +415,7 @@ pub fn examine(s: &Subject) -> Checkup {
     let client = &s.client;
     if client.network().offline && !registries.is_empty() {
         // Offline, nothing is asked: saying so is not a problem with the registries.
-        notes.push(format!(
+        c.notes.push(format!(
             "--offline: {} of installed packages not checked ({})",
             crate::report::count(registries.len(), "registry"),
             registries.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -360,11 +425,11 @@ pub fn examine(s: &Subject) -> Checkup {
     for (registry, (repo, tag)) in &registries {
         match client.fetch_manifest(repo, tag) {
             Ok(_) => {}
-            Err(e @ RegistryError::Unreachable { .. }) => add(
+            Err(e @ RegistryError::Unreachable { .. }) => c.add(
                 format!("registry {registry} is unreachable ({e})"),
                 "check your network or the mirrors (PKG_REGISTRY_MIRRORS); installed packages keep working, and cached ones reinstall offline".into(),
             ),
-            Err(e @ RegistryError::Transport { .. }) => add(
+            Err(e @ RegistryError::Transport { .. }) => c.add(
                 format!(
                     "registry {registry} is unreachable ({e}: {})",
                     std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
@@ -380,16 +445,15 @@ pub fn examine(s: &Subject) -> Checkup {
                 } else {
                     format!("the package may be private: `pkg login {registry}`, or set PKG_REGISTRY_USERNAME/PKG_REGISTRY_PASSWORD")
                 };
-                add(format!("registry {registry} refuses pkg: {e}"), fix);
+                c.add(format!("registry {registry} refuses pkg: {e}"), fix);
             }
-            Err(RegistryError::NotFound { .. }) => add(
+            Err(RegistryError::NotFound { .. }) => c.add(
                 format!("{repo}:{tag} is no longer in its registry"),
                 format!("it stays installed; `pkg info {}` shows where it came from", repo.name.rsplit('/').next().unwrap_or(&repo.name)),
             ),
-            Err(e) => add(format!("registry {registry}: {e}"), "try again later; run with --verbose to see the requests".into()),
+            Err(e) => c.add(format!("registry {registry}: {e}"), "try again later; run with --verbose to see the requests".into()),
         }
     }
-    Checkup { findings, notes }
 }
 
 /// How a keg differs from its receipt.

@@ -10,6 +10,7 @@ use crate::platform::Platform;
 use crate::resolve::Request;
 use crate::tap::{Taps, api};
 
+use super::outcome::{Run, Verb};
 use super::{BadInput, Ctx, SilentExit};
 
 pub fn run(ctx: &Ctx, command: &BundleCommand) -> anyhow::Result<()> {
@@ -270,7 +271,14 @@ fn install(
             .set(crate::records::Mark::Unlinked, name, true)
             .with_context(|| format!("remembering that {name} stays unlinked"))?;
     }
-    if let Err(e) = super::outcome::carry_out_with(ctx, &plan, false, false, true, overwrite) {
+    if let Err(e) = super::outcome::carry_out(
+        ctx,
+        &plan,
+        Run {
+            overwrite,
+            ..Run::new(Verb::Install)
+        },
+    ) {
         // What this run did write before the failure is said, not left to "nothing".
         let mut wrote = vec![format!("{} is as locked", lock_path.display())];
         wrote.extend(added.iter().map(|t| format!("tap {t} was added")));

@@ -9,6 +9,7 @@ use crate::cli::{InstallArgs, ReinstallArgs};
 use crate::resolve::Request;
 
 use super::Ctx;
+use super::outcome::{Run, Verb};
 
 pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
     if args.force {
@@ -89,13 +90,15 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
                     *asked = None;
                 }
             }
-            super::outcome::carry_out_with(
+            super::outcome::carry_out(
                 ctx,
                 &plan,
-                args.dry_run,
-                args.json,
-                true,
-                args.overwrite,
+                Run {
+                    dry_run: args.dry_run,
+                    json: args.json,
+                    overwrite: args.overwrite,
+                    ..Run::new(Verb::Install)
+                },
             )
         });
     // A reference is remembered only once its package is installed.
@@ -186,7 +189,7 @@ fn by_layout(
     if let Ok(f) = ctx.formulary.load(&name)
         && f.origin != crate::formula::Origin::File(path.clone())
     {
-        return Err(crate::references::ByRefError::Collides {
+        return Err(crate::references::ReferencesError::Collides {
             arg: arg.to_owned(),
             name,
             origin: f.origin.to_string(),
@@ -219,5 +222,10 @@ fn by_layout(
 pub fn reinstall(ctx: &Ctx, args: &ReinstallArgs) -> anyhow::Result<()> {
     let _lock = (!args.dry_run).then(|| ctx.lock()).transpose()?;
     let plan = crate::plan::reinstall(&mut ctx.state(), &args.packages)?;
-    super::outcome::carry_out(ctx, &plan, args.dry_run, args.json, true)
+    let run = Run {
+        dry_run: args.dry_run,
+        json: args.json,
+        ..Run::new(Verb::Install)
+    };
+    super::outcome::carry_out(ctx, &plan, run)
 }

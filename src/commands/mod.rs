@@ -26,7 +26,6 @@ mod verify;
 use std::io::Write as _;
 
 use crate::cellar::Cellar;
-use crate::cellar::unpack::Limits;
 use crate::cli::{Cli, Command};
 use crate::formula::Formulary;
 use crate::lock::{self, PrefixLock};
@@ -72,7 +71,7 @@ fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
         .or_else(|| ask::<crate::resolve::ResolveError>(e))
         .or_else(|| ask::<crate::plan::PlanError>(e))
         .or_else(|| ask::<crate::tap::TapError>(e))
-        .or_else(|| ask::<crate::references::ByRefError>(e))
+        .or_else(|| ask::<crate::references::ReferencesError>(e))
         .or_else(|| ask::<crate::bundle::BundleError>(e))
         .or_else(|| ask::<crate::lock::LockError>(e))
         .or_else(|| ask::<crate::bottle::BottleError>(e))
@@ -221,7 +220,7 @@ impl Ctx<'_> {
             client: self.client(),
             host: Platform::host(),
             reporter: self.reporter,
-            limits: Limits::from_env()?,
+            limits: self.settings.limits,
             jobs: self.settings.jobs,
             ahead: crate::pour::prefetch::Budget::new(self.settings.jobs),
             require_signatures: self.settings.require_signatures,

@@ -6,26 +6,47 @@ use crate::plan::{Action, Plan, UnitKind};
 
 use super::{Ctx, print_json};
 
-/// Prints the plan (a dry run) or carries it out, says what happened and ends with the
-/// command's error when a part failed. `install`: the summary and errors of an install.
-pub(super) fn carry_out(
-    ctx: &Ctx,
-    plan: &Plan,
-    dry_run: bool,
-    json: bool,
-    install: bool,
-) -> anyhow::Result<()> {
-    carry_out_with(ctx, plan, dry_run, json, install, false)
+/// What the command carrying a plan out is: its summary and its errors are said its way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Verb {
+    /// `install`, `reinstall`, `bundle install`: a summary line, and the failures as errors.
+    Install,
+    /// `upgrade`: each failed unit said by its package.
+    Upgrade,
 }
 
-pub(super) fn carry_out_with(
-    ctx: &Ctx,
-    plan: &Plan,
-    dry_run: bool,
-    json: bool,
-    install: bool,
-    overwrite: bool,
-) -> anyhow::Result<()> {
+/// How a plan is carried out and said.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Run {
+    pub verb: Verb,
+    /// `--dry-run`: printed, not carried out.
+    pub dry_run: bool,
+    /// `--json`: the plan's document on stdout.
+    pub json: bool,
+    /// `--overwrite`: links may replace files of other packages.
+    pub overwrite: bool,
+}
+
+impl Run {
+    pub(super) fn new(verb: Verb) -> Run {
+        Run {
+            verb,
+            dry_run: false,
+            json: false,
+            overwrite: false,
+        }
+    }
+}
+
+/// Prints the plan (a dry run) or carries it out, says what happened and ends with the
+/// command's error when a part failed.
+pub(super) fn carry_out(ctx: &Ctx, plan: &Plan, run: Run) -> anyhow::Result<()> {
+    let Run {
+        verb,
+        dry_run,
+        json,
+        overwrite,
+    } = run;
     let started = std::time::Instant::now();
     crate::apply::notes::announce(plan, ctx.reporter);
     if dry_run {
@@ -59,7 +80,7 @@ pub(super) fn carry_out_with(
     if json {
         print_json(&doc)?;
     }
-    if !install {
+    if verb == Verb::Upgrade {
         for (i, message) in &failures {
             ctx.reporter
                 .error(&format!("{}: {message}", plan.units[*i].package));

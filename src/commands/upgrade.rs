@@ -6,6 +6,7 @@ use anyhow::bail;
 use crate::cli::{OutdatedArgs, UpgradeArgs};
 use crate::plan::Note;
 
+use super::outcome::{Run, Verb};
 use super::{Ctx, JSON_SCHEMA, SilentExit, print_json};
 
 pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> anyhow::Result<()> {
@@ -52,7 +53,15 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> anyhow::Result<()> {
         state.hold(name, requirement.clone());
     }
     let plan = crate::plan::upgrade(&mut state, &names, named, args.keep_old);
-    super::outcome::carry_out(ctx, &plan, args.dry_run, args.json, false)
+    super::outcome::carry_out(
+        ctx,
+        &plan,
+        Run {
+            dry_run: args.dry_run,
+            json: args.json,
+            ..Run::new(Verb::Upgrade)
+        },
+    )
 }
 
 /// Installs by reference from a moving tag (`latest`, `main`): a tag that moved since becomes a

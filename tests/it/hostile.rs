@@ -1052,6 +1052,16 @@ fn bombs_stop_at_the_configured_limits_with_a_clear_error() {
     assert_nothing_installed(&ctx, "ratiobomb");
     assert_nothing_escaped(&ctx, "ratiobomb");
 
+    // A limit or writer count that is not a number is bad input, said by its name, before
+    // anything is fetched (PKG_UNPACK_WRITERS was ignored, a bad limit exited 1 at the pour).
+    for var in ["PKG_MAX_UNPACK_BYTES", "PKG_UNPACK_WRITERS"] {
+        let mut ctx = t.rig.ctx.sharing_cache();
+        ctx.env(var, "8G");
+        let run = ctx.pkg(&["install", "bytebomb"]).failure_with(2);
+        run.says(var).says("`8G`");
+        assert_nothing_installed(&ctx, "bytebomb");
+    }
+
     // Within the limits, the same packages install.
     let mut ctx = t.rig.ctx.sharing_cache();
     ctx.env("PKG_MAX_UNPACK_BYTES", &(64 << 20).to_string());

@@ -82,7 +82,7 @@ pub enum UnpackError {
         #[source]
         source: io::Error,
     },
-    /// `PKG_MAX_UNPACK_BYTES` / `PKG_MAX_UNPACK_ENTRIES` is not a number.
+    /// `PKG_MAX_UNPACK_*` or `PKG_UNPACK_WRITERS` is not a number.
     #[error("{var}=`{value}` is not a whole number")]
     Limit { var: &'static str, value: Box<str> },
 }

@@ -4,12 +4,14 @@ use std::ffi::OsString;
 
 use super::error::UnpackError;
 
-/// Raises [`Limits::max_bytes`] (see [`Limits::from_env`]).
+/// Raises [`Limits::max_bytes`] (see [`Limits::from_vars`]).
 pub const MAX_BYTES_VAR: &str = "PKG_MAX_UNPACK_BYTES";
-/// Raises [`Limits::max_entries`] (see [`Limits::from_env`]).
+/// Raises [`Limits::max_entries`] (see [`Limits::from_vars`]).
 pub const MAX_ENTRIES_VAR: &str = "PKG_MAX_UNPACK_ENTRIES";
 /// Raises [`Limits::max_ratio`] (`0` turns the check off).
 pub const MAX_RATIO_VAR: &str = "PKG_MAX_UNPACK_RATIO";
+/// Sets [`Limits::writers`] (`0`: the unpack thread writes every file itself).
+pub const WRITERS_VAR: &str = "PKG_UNPACK_WRITERS";
 
 /// A layer may always write this much, whatever its compressed size.
 pub const RATIO_FLOOR_BYTES: u64 = 64 << 20;
@@ -32,6 +34,8 @@ pub struct Limits {
     pub entries_set: bool,
     /// The layer being unpacked, once [`Limits::for_layer`] tied the caps to it.
     pub layer: Option<LayerCaps>,
+    /// Threads writing file bytes beside the unpack thread; `None`: as this machine suits.
+    pub writers: Option<usize>,
 }
 
 /// The caps of one layer, from its compressed size and what earlier layers wrote.
@@ -54,24 +58,31 @@ impl Default for Limits {
             max_ratio: 200,
             entries_set: false,
             layer: None,
+            writers: None,
         }
     }
 }
 
 impl Limits {
-    /// The defaults, overridden by `PKG_MAX_UNPACK_BYTES` and `PKG_MAX_UNPACK_ENTRIES` when set
-    /// (whole numbers; empty means unset).
-    pub fn from_env() -> Result<Limits, UnpackError> {
+    /// The defaults, overridden by `PKG_MAX_UNPACK_BYTES`, `PKG_MAX_UNPACK_ENTRIES`,
+    /// `PKG_MAX_UNPACK_RATIO` and `PKG_UNPACK_WRITERS` as `var` reads them (whole numbers;
+    /// empty means unset). `Settings` reads them from the environment.
+    pub fn from_vars(
+        var: impl Fn(&'static str) -> Option<OsString>,
+    ) -> Result<Limits, UnpackError> {
         let mut limits = Limits::default();
-        if let Some(n) = parse_limit(MAX_BYTES_VAR, std::env::var_os(MAX_BYTES_VAR))? {
+        if let Some(n) = parse_limit(MAX_BYTES_VAR, var(MAX_BYTES_VAR))? {
             limits.max_bytes = n;
         }
-        if let Some(n) = parse_limit(MAX_ENTRIES_VAR, std::env::var_os(MAX_ENTRIES_VAR))? {
+        if let Some(n) = parse_limit(MAX_ENTRIES_VAR, var(MAX_ENTRIES_VAR))? {
             limits.max_entries = n;
             limits.entries_set = true;
         }
-        if let Some(n) = parse_limit(MAX_RATIO_VAR, std::env::var_os(MAX_RATIO_VAR))? {
+        if let Some(n) = parse_limit(MAX_RATIO_VAR, var(MAX_RATIO_VAR))? {
             limits.max_ratio = n;
+        }
+        if let Some(n) = parse_limit(WRITERS_VAR, var(WRITERS_VAR))? {
+            limits.writers = Some(n.min(16) as usize);
         }
         Ok(limits)
     }

@@ -91,7 +91,7 @@ pub fn unpack_tar<R: Read>(
     stats: &mut Stats,
 ) -> Result<(), UnpackError> {
     stats.scanned = true;
-    let writers = pool::count();
+    let writers = pool::count(limits.writers);
     if writers == 0 {
         return unpack_entries(reader, root, limits, stats, None);
     }

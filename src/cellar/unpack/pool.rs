@@ -26,12 +26,10 @@ pub(super) const CHUNK: usize = 256 * 1024;
 /// Writers for this machine: the cores left once the three threads of a layer's pipeline
 /// (fetch and hash, inflate, unpack) have one each, so at most 4 and none on two cores, where
 /// bench/run measured the pool slower (3.0 s against 2.5 s for big: it moved work onto cores
-/// that were already full). `PKG_UNPACK_WRITERS` overrides (0 = the unpack thread alone).
-pub(super) fn count() -> usize {
-    if let Some(n) = std::env::var("PKG_UNPACK_WRITERS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-    {
+/// that were already full). `asked` (`PKG_UNPACK_WRITERS`, through `Limits`) overrides (0 = the
+/// unpack thread alone).
+pub(super) fn count(asked: Option<usize>) -> usize {
+    if let Some(n) = asked {
         return n.min(16);
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {source}")]
-pub struct PrefixError {
+pub struct RecordsError {
     path: PathBuf,
     #[source]
     source: std::io::Error,
@@ -50,9 +50,9 @@ impl Records {
     }
 
     /// Sets or clears a mark; returns whether anything changed.
-    pub fn set(&self, mark: Mark, name: &str, on: bool) -> Result<bool, PrefixError> {
+    pub fn set(&self, mark: Mark, name: &str, on: bool) -> Result<bool, RecordsError> {
         let path = self.path(mark, name);
-        let err = |source| PrefixError {
+        let err = |source| RecordsError {
             path: path.clone(),
             source,
         };
@@ -92,7 +92,7 @@ impl Records {
         &self,
         name: &str,
         requirement: Option<(&semver::VersionReq, &str)>,
-    ) -> Result<(), PrefixError> {
+    ) -> Result<(), RecordsError> {
         let text = requirement.map(|(req, spelled)| {
             format!(
                 "# What `pkg install {name}@…` asked for; upgrades stay within it.\nschema = {REQUEST_SCHEMA}\nrequirement = \"{req}\"\nasked = {}\n",
@@ -103,8 +103,8 @@ impl Records {
     }
 
     /// Writes a record file whole (temp name + rename in its directory), or removes it (`None`).
-    fn write_record(&self, path: &Path, text: Option<&str>) -> Result<(), PrefixError> {
-        let err = |source| PrefixError {
+    fn write_record(&self, path: &Path, text: Option<&str>) -> Result<(), RecordsError> {
+        let err = |source| RecordsError {
             path: path.to_owned(),
             source,
         };
@@ -141,7 +141,7 @@ impl Records {
         &self,
         name: &str,
         platforms: Option<&[String]>,
-    ) -> Result<(), PrefixError> {
+    ) -> Result<(), RecordsError> {
         let text = platforms.map(|list| {
             let listed: Vec<String> = list
                 .iter()

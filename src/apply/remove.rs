@@ -10,8 +10,8 @@ use crate::cellar::CellarError;
 use crate::cellar::receipt::{Receipt, ReceiptError};
 use crate::link::{self, LinkError};
 use crate::plan::removal::{Removal, Why};
-use crate::records::{Mark, PrefixError};
-use crate::references::{ByRefError, References};
+use crate::records::{Mark, RecordsError};
+use crate::references::{References, ReferencesError};
 use crate::report::human_bytes;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,9 +21,9 @@ pub enum RemoveError {
     #[error(transparent)]
     Cellar(#[from] CellarError),
     #[error(transparent)]
-    Records(#[from] PrefixError),
+    Records(#[from] RecordsError),
     #[error(transparent)]
-    Reference(#[from] ByRefError),
+    Reference(#[from] ReferencesError),
     #[error("{path}: {source}", path = .prefix.display())]
     Takeovers {
         prefix: std::path::PathBuf,

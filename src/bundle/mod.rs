@@ -265,7 +265,7 @@ pub fn resolve(
     pkgfile: &Pkgfile,
     formulary: &Formulary,
     host: &Platform,
-) -> Result<resolve::Plan, BundleError> {
+) -> Result<resolve::Resolution, BundleError> {
     // `SOURCE/NAME` entries take NAME from that source.
     let mut formulary = formulary.clone();
     for w in pkgfile.for_platform(host) {

@@ -29,7 +29,7 @@ enum Choice {
     Held(Hold),
     Upgrade {
         to: Version,
-        plan: resolve::Plan,
+        plan: resolve::Resolution,
         hold: Option<Hold>,
     },
 }

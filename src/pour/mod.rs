@@ -9,7 +9,7 @@ use semver::Version;
 
 mod pinned;
 mod pipeline;
-mod place;
+mod layer_failure;
 pub mod prefetch;
 mod signed;
 mod stage;

@@ -4,7 +4,7 @@
 
 use semver::Version;
 
-use super::place::Placed;
+use super::layer_failure::LayerFailure;
 use super::{Image, PourError, Pourer, pipeline, prefetch};
 use crate::cellar::Cellar;
 use crate::cellar::unpack::{self, Stats};
@@ -159,7 +159,7 @@ impl Pourer<'_> {
                 // Placed as it is: no magic to check, whatever the bytes hold.
                 pipeline::place(reader, advance, |counted| {
                     unpack::place_file(root, name, counted, &self.limits, stats)
-                        .map_err(Placed::from)
+                        .map_err(LayerFailure::from)
                 })
             } else {
                 // A compressed layer's caps follow its size (bombs stop in seconds).
@@ -168,7 +168,7 @@ impl Pourer<'_> {
                     _ => self.limits.for_layer(layer.size, stats),
                 };
                 pipeline::run(reader, compression, advance, |counted| {
-                    unpack::unpack_tar(counted, root, &limits, stats).map_err(Placed::Unpack)
+                    unpack::unpack_tar(counted, root, &limits, stats).map_err(LayerFailure::Unpack)
                 })
             };
             // A tampered or truncated blob often breaks gzip or tar first: the digest check is

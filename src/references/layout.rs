@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::ByRefError;
+use super::ReferencesError;
 use crate::source::layout::{Layout, REF_NAME};
 
 /// A layout and the tag in it to install.
@@ -16,8 +16,8 @@ pub struct LayoutRef {
 
 /// `oci:DIR[:TAG]`, or a path (`./x`, `/x`, `~/x`) to a directory holding an `oci-layout` file.
 /// `None` for anything else.
-pub fn parse(arg: &str) -> Result<Option<LayoutRef>, ByRefError> {
-    let bad = |reason: String| ByRefError::Invalid {
+pub fn parse(arg: &str) -> Result<Option<LayoutRef>, ReferencesError> {
+    let bad = |reason: String| ReferencesError::Invalid {
         arg: arg.to_owned(),
         reason,
     };
@@ -95,7 +95,7 @@ fn expand(path: &str) -> PathBuf {
 impl LayoutRef {
     /// The package name: the directory's name without `.oci` and without a trailing
     /// `-VERSION` when that is the tag (`tool-1.0.0.oci` → `tool`).
-    pub fn name(&self) -> Result<String, ByRefError> {
+    pub fn name(&self) -> Result<String, ReferencesError> {
         let file = self
             .dir
             .file_name()
@@ -106,7 +106,7 @@ impl LayoutRef {
         if crate::formula::valid_name(stem) {
             Ok(stem.to_owned())
         } else {
-            Err(ByRefError::Invalid {
+            Err(ReferencesError::Invalid {
                 arg: self.dir.display().to_string(),
                 reason: format!("`{stem}` cannot be a package name; name it with --as NAME"),
             })

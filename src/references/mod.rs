@@ -16,7 +16,7 @@ use crate::registry::Repository;
 use crate::registry::repository::valid_tag;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ByRefError {
+pub enum ReferencesError {
     #[error("invalid reference `{arg}`: {reason}")]
     Invalid { arg: String, reason: String },
     #[error(
@@ -52,8 +52,8 @@ pub fn is_reference(arg: &str) -> bool {
     arg.contains('/')
 }
 
-pub fn parse(arg: &str) -> Result<Reference, ByRefError> {
-    let bad = |reason: &str| ByRefError::Invalid {
+pub fn parse(arg: &str) -> Result<Reference, ReferencesError> {
+    let bad = |reason: &str| ReferencesError::Invalid {
         arg: arg.to_owned(),
         reason: reason.to_owned(),
     };
@@ -92,7 +92,7 @@ impl Reference {
     /// The package name: the repository's last path component; in a Homebrew tap's repository
     /// (`homebrew/core/NAME/N`), the formula name Homebrew's `github_packages.rb` made it from
     /// (`NAME@N`: `@` became `/`).
-    pub fn name(&self) -> Result<String, ByRefError> {
+    pub fn name(&self) -> Result<String, ReferencesError> {
         let last = homebrew_formula_name(&self.repository.name).unwrap_or_else(|| {
             self.repository
                 .name
@@ -104,7 +104,7 @@ impl Reference {
         if valid_name(&last) {
             Ok(last)
         } else {
-            Err(ByRefError::Invalid {
+            Err(ReferencesError::Invalid {
                 arg: self.repository.to_string(),
                 reason: format!("`{last}` cannot be a package name"),
             })
@@ -114,7 +114,10 @@ impl Reference {
     /// [`Reference::name`], unless the image is named as Homebrew's `github_packages.rb` names
     /// one (`@` became `/`, `+` became `x`) for exactly one formula among `known`: then that
     /// formula (`…/gtkx3` → `gtk+3`, `acme/tap/openssl/3` → `openssl@3`).
-    pub fn name_among(&self, known: impl FnOnce() -> Vec<String>) -> Result<String, ByRefError> {
+    pub fn name_among(
+        &self,
+        known: impl FnOnce() -> Vec<String>,
+    ) -> Result<String, ReferencesError> {
         let name = self.name()?;
         let repo = self.repository.name.as_str();
         // Only a name with `@` or `+` is spelled otherwise in its image.
@@ -222,9 +225,9 @@ impl References {
     }
 
     /// Puts back what [`References::snapshot`] saw: the earlier formula, or none.
-    pub fn restore(&self, name: &str, snapshot: Option<&str>) -> Result<(), ByRefError> {
+    pub fn restore(&self, name: &str, snapshot: Option<&str>) -> Result<(), ReferencesError> {
         let path = self.dir.join(format!("{name}.toml"));
-        let io = |source| ByRefError::Io {
+        let io = |source| ReferencesError::Io {
             path: path.clone(),
             source,
         };
@@ -244,7 +247,7 @@ impl References {
 
     /// Forgets the formula recorded for `name` (its last keg was uninstalled); whether there
     /// was one.
-    pub fn forget(&self, name: &str) -> Result<bool, ByRefError> {
+    pub fn forget(&self, name: &str) -> Result<bool, ReferencesError> {
         let had = self.snapshot(name).is_some();
         self.restore(name, None)?;
         Ok(had)
@@ -288,7 +291,7 @@ impl References {
         name: &str,
         reference: &Reference,
         existing: Option<Formula>,
-    ) -> Result<(String, Version), ByRefError> {
+    ) -> Result<(String, Version), ReferencesError> {
         self.record_or_check(arg, name, reference, existing, true)
     }
 
@@ -300,7 +303,7 @@ impl References {
         name: &str,
         reference: &Reference,
         existing: Option<Formula>,
-    ) -> Result<(String, Version), ByRefError> {
+    ) -> Result<(String, Version), ReferencesError> {
         self.record_or_check(arg, name, reference, existing, false)
     }
 
@@ -311,7 +314,7 @@ impl References {
         reference: &Reference,
         existing: Option<Formula>,
         write: bool,
-    ) -> Result<(String, Version), ByRefError> {
+    ) -> Result<(String, Version), ReferencesError> {
         let name = name.to_owned();
         let version = reference.version();
         let path = self.dir.join(format!("{name}.toml"));
@@ -333,14 +336,14 @@ impl References {
                 .next()
                 .map(|s| s.repository.to_string())
                 .unwrap_or_default();
-            return Err(ByRefError::Collides {
+            return Err(ReferencesError::Collides {
                 arg: arg.to_owned(),
                 name,
                 origin: f.origin.to_string(),
                 other,
             });
         }
-        let io = |source| ByRefError::Io {
+        let io = |source| ReferencesError::Io {
             path: path.clone(),
             source,
         };
@@ -375,9 +378,9 @@ impl References {
     }
 }
 
-impl crate::report::Classify for ByRefError {
+impl crate::report::Classify for ReferencesError {
     fn bad_input(&self) -> bool {
-        matches!(self, ByRefError::Invalid { .. })
+        matches!(self, ReferencesError::Invalid { .. })
     }
 }
 

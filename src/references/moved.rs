@@ -6,7 +6,7 @@
 use semver::Version;
 use toml_edit::{DocumentMut, Item, Table};
 
-use super::{ByRefError, References};
+use super::{References, ReferencesError};
 use crate::cellar::Cellar;
 use crate::digest::Digest;
 use crate::formula::{Formula, Origin};
@@ -38,7 +38,7 @@ impl References {
         cellar: &Cellar,
         client: &Client,
         skipped: &mut Vec<String>,
-    ) -> Result<Vec<Moved>, ByRefError> {
+    ) -> Result<Vec<Moved>, ReferencesError> {
         let mut moved = Vec::new();
         for name in self.names() {
             if let Some(m) = self.refresh_one(&name, cellar, client, skipped)? {
@@ -54,7 +54,7 @@ impl References {
         cellar: &Cellar,
         client: &Client,
         skipped: &mut Vec<String>,
-    ) -> Result<Option<Moved>, ByRefError> {
+    ) -> Result<Option<Moved>, ReferencesError> {
         let Some((path, text, formula)) = self.recorded(name) else {
             return Ok(None);
         };
@@ -98,17 +98,17 @@ impl References {
         if now == had {
             return Ok(None);
         }
-        let next = next_version(version).ok_or_else(|| ByRefError::Invalid {
+        let next = next_version(version).ok_or_else(|| ReferencesError::Invalid {
             arg: reference.clone(),
             reason: format!("cannot number a version after {version}"),
         })?;
-        let mut doc: DocumentMut = text.parse().map_err(|e| ByRefError::Invalid {
+        let mut doc: DocumentMut = text.parse().map_err(|e| ReferencesError::Invalid {
             arg: path.display().to_string(),
             reason: format!("{e}"),
         })?;
         let versions = doc["versions"]
             .as_table_mut()
-            .ok_or_else(|| ByRefError::Invalid {
+            .ok_or_else(|| ReferencesError::Invalid {
                 arg: path.display().to_string(),
                 reason: "no [versions] table".into(),
             })?;
@@ -150,7 +150,7 @@ impl References {
         reference: &super::Reference,
         now: &Digest,
         cellar: &Cellar,
-    ) -> Result<Option<Version>, ByRefError> {
+    ) -> Result<Option<Version>, ReferencesError> {
         let Some((path, text, formula)) = self.recorded(name) else {
             return Ok(None);
         };
@@ -177,7 +177,7 @@ impl References {
             return Ok(None);
         };
         let had = content(last, spec);
-        let mut doc: DocumentMut = text.parse().map_err(|e| ByRefError::Invalid {
+        let mut doc: DocumentMut = text.parse().map_err(|e| ReferencesError::Invalid {
             arg: path.display().to_string(),
             reason: format!("{e}"),
         })?;
@@ -203,7 +203,7 @@ impl References {
                 {
                     t.insert("digest", toml_edit::value(had.to_string()));
                 }
-                let next = next_version(last).ok_or_else(|| ByRefError::Invalid {
+                let next = next_version(last).ok_or_else(|| ReferencesError::Invalid {
                     arg: format!("{repo}:{}", reference.tag),
                     reason: format!("cannot number a version after {last}"),
                 })?;

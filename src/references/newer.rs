@@ -5,7 +5,7 @@
 
 use semver::Version;
 
-use super::{ByRefError, Reference, References};
+use super::{Reference, References, ReferencesError};
 use crate::cellar::Cellar;
 use crate::formula::{Formula, Origin, Source};
 use crate::registry::Client;
@@ -28,7 +28,7 @@ impl References {
         cellar: &Cellar,
         client: &Client,
         skipped: &mut Vec<String>,
-    ) -> Result<Vec<Newer>, ByRefError> {
+    ) -> Result<Vec<Newer>, ReferencesError> {
         let mut found = Vec::new();
         for name in self.names() {
             found.extend(self.refresh_one_repository(&name, cellar, client, skipped)?);
@@ -42,7 +42,7 @@ impl References {
         cellar: &Cellar,
         client: &Client,
         skipped: &mut Vec<String>,
-    ) -> Result<Vec<Newer>, ByRefError> {
+    ) -> Result<Vec<Newer>, ReferencesError> {
         let Some((path, mut text, formula)) = self.recorded(name) else {
             return Ok(Vec::new());
         };

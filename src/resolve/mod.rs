@@ -176,14 +176,14 @@ pub struct Step {
 }
 
 #[derive(Debug, Default)]
-pub struct Plan {
+pub struct Resolution {
     /// Dependencies before their dependents.
     pub steps: Vec<Step>,
 }
 
 /// Where a requirement on a package comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Source {
+enum RequiredBy {
     /// `NAME@REQ` on the command line.
     Request,
     /// A version selected for the plan depends on it.
@@ -199,7 +199,7 @@ struct Constraint {
     /// `app 2.0.0` (the package and version that requires it), or the command line.
     by: String,
     req: VersionReq,
-    source: Source,
+    source: RequiredBy,
     /// A full version asked for (`NAME@1.0.0_1`, a pin): the Homebrew revision must match
     /// too, which a `VersionReq` cannot say.
     exact: Option<Version>,
@@ -209,17 +209,19 @@ impl Constraint {
     /// `app 2.0.0 needs lib ^2`, `the installed tool 1.0.0 requires lib ^1`.
     fn describe(&self, name: &str) -> String {
         match self.source {
-            Source::Request => format!("you asked for {name} {}", self.req),
-            Source::Dependency => format!("{} needs {name} {}", self.by, self.req),
-            Source::Installed => format!("the installed {} requires {name} {}", self.by, self.req),
-            Source::Pin => format!("{name} is pinned ({})", self.req),
+            RequiredBy::Request => format!("you asked for {name} {}", self.req),
+            RequiredBy::Dependency => format!("{} needs {name} {}", self.by, self.req),
+            RequiredBy::Installed => {
+                format!("the installed {} requires {name} {}", self.by, self.req)
+            }
+            RequiredBy::Pin => format!("{name} is pinned ({})", self.req),
         }
     }
 
     /// Who requires it, as the conflict message names them.
     fn who(&self) -> String {
         match self.source {
-            Source::Installed => format!("{} (installed)", self.by),
+            RequiredBy::Installed => format!("{} (installed)", self.by),
             _ => self.by.clone(),
         }
     }
@@ -274,7 +276,7 @@ pub fn resolve(
     formulary: &Formulary,
     installed: &dyn Installed,
     host: &Platform,
-) -> Result<Plan, ResolveError> {
+) -> Result<Resolution, ResolveError> {
     let err = match resolve_with_pins(requests, formulary, installed, host) {
         Ok(plan) => return Ok(plan),
         Err(e) => e,
@@ -329,7 +331,7 @@ fn resolve_with_pins(
     formulary: &Formulary,
     installed: &dyn Installed,
     host: &Platform,
-) -> Result<Plan, ResolveError> {
+) -> Result<Resolution, ResolveError> {
     let mut formulae: BTreeMap<String, Formula> = BTreeMap::new();
     let requested: BTreeSet<&str> = requests.iter().map(|r| r.name.as_str()).collect();
     let mut selected: BTreeMap<String, Version> = BTreeMap::new();
@@ -355,7 +357,7 @@ fn resolve_with_pins(
                 .push(Constraint {
                     by: "the command line".into(),
                     req: r.req.clone(),
-                    source: Source::Request,
+                    source: RequiredBy::Request,
                     exact: r.spelled.as_deref().and_then(exact_of),
                 });
         }
@@ -386,7 +388,7 @@ fn resolve_with_pins(
                     cs.push(Constraint {
                         by: by.clone(),
                         req: req.clone(),
-                        source: Source::Installed,
+                        source: RequiredBy::Installed,
                         exact: None,
                     });
                 }
@@ -399,7 +401,7 @@ fn resolve_with_pins(
                 cs.push(Constraint {
                     by: format!("the pin on {name}"),
                     req: exactly(&version),
-                    source: Source::Pin,
+                    source: RequiredBy::Pin,
                     exact: Some(version),
                 });
             }
@@ -408,7 +410,9 @@ fn resolve_with_pins(
                 let formula = formulary.load(&name).map_err(|source| {
                     let by: Vec<&str> = cs
                         .iter()
-                        .filter(|c| matches!(c.source, Source::Dependency | Source::Installed))
+                        .filter(|c| {
+                            matches!(c.source, RequiredBy::Dependency | RequiredBy::Installed)
+                        })
                         .map(|c| c.by.as_str())
                         .collect();
                     if by.is_empty() {
@@ -457,7 +461,7 @@ fn resolve_with_pins(
                         .push(Constraint {
                             by: format!("{name} {}", crate::version::Shown(&pick)),
                             req: req.clone(),
-                            source: Source::Dependency,
+                            source: RequiredBy::Dependency,
                             exact: None,
                         });
                     queue.push_back(dep.clone());
@@ -489,7 +493,7 @@ fn add_dependencies(
             .push(Constraint {
                 by: format!("{name} {}", crate::version::Shown(version)),
                 req: req.clone(),
-                source: Source::Dependency,
+                source: RequiredBy::Dependency,
                 exact: None,
             });
     }
@@ -509,7 +513,7 @@ fn no_version(
     // The pin is not part of what the plan asks for: without it, would anything fit?
     let cs: Vec<Constraint> = cs
         .iter()
-        .filter(|c| c.source != Source::Pin)
+        .filter(|c| c.source != RequiredBy::Pin)
         .cloned()
         .collect();
     let cs = cs.as_slice();
@@ -536,7 +540,7 @@ fn no_version(
     }
     // What the plan asks for can be had, but installed packages outside it do not accept it.
     let (fresh, held): (Vec<&Constraint>, Vec<&Constraint>) =
-        cs.iter().partition(|c| c.source != Source::Installed);
+        cs.iter().partition(|c| c.source != RequiredBy::Installed);
     let wanted = formula
         .versions
         .keys()
@@ -591,7 +595,7 @@ fn join_and(items: impl Iterator<Item = String>) -> String {
     }
 }
 
-impl fmt::Display for Plan {
+impl fmt::Display for Resolution {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for s in &self.steps {
             writeln!(f, "{} {}", s.formula.name, s.version)?;

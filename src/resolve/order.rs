@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use semver::Version;
 
-use super::{Plan, Request, ResolveError, Step};
+use super::{Request, Resolution, ResolveError, Step};
 use crate::formula::Formula;
 use crate::platform::Platform;
 
@@ -14,7 +14,7 @@ pub(super) fn order(
     formulae: &BTreeMap<String, Formula>,
     selected: &BTreeMap<String, Version>,
     host: &Platform,
-) -> Result<Plan, ResolveError> {
+) -> Result<Resolution, ResolveError> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Visiting,
@@ -105,5 +105,5 @@ pub(super) fn order(
             });
         }
     }
-    Ok(Plan { steps: walk.steps })
+    Ok(Resolution { steps: walk.steps })
 }

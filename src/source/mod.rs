@@ -45,12 +45,12 @@ pub trait ContentSource {
 }
 
 /// A repository of a registry, through the one client (mirrors, auth, retries).
-pub struct Registry<'a> {
+pub struct Remote<'a> {
     pub client: &'a Client,
     pub repository: &'a Repository,
 }
 
-impl ContentSource for Registry<'_> {
+impl ContentSource for Remote<'_> {
     fn repository(&self) -> Option<&Repository> {
         Some(self.repository)
     }
@@ -134,7 +134,7 @@ impl ContentSource for OnDisk {
 /// The content source a formula's version names.
 pub fn open<'a>(source: &'a Source, client: &'a Client) -> Box<dyn ContentSource + 'a> {
     match source {
-        Source::Registry(repository) => Box::new(Registry { client, repository }),
+        Source::Registry(repository) => Box::new(Remote { client, repository }),
         Source::Layout(dir) => Box::new(OnDisk { dir: dir.clone() }),
     }
 }

@@ -1,4 +1,4 @@
-//! What placing (cellar/unpack/place.rs) or unpacking a layer fails with before the repository
+//! What placing (cellar/unpack/place.rs) or unpacking one layer fails with, before the repository
 //! is known.
 
 use crate::cellar::CellarError;
@@ -9,22 +9,22 @@ use crate::formula::Source;
 use super::PourError;
 
 /// What placing one layer can fail with, before the repository and digest are known.
-pub(super) enum Placed {
+pub(super) enum LayerFailure {
     Unpack(UnpackError),
     Io(std::path::PathBuf, std::io::Error),
     Refused { name: String, reason: String },
 }
 
-impl Placed {
+impl LayerFailure {
     pub(super) fn into_pour_error(self, repository: &Source, digest: &Digest) -> PourError {
         match self {
-            Placed::Unpack(source) => PourError::Unpack {
+            LayerFailure::Unpack(source) => PourError::Unpack {
                 repository: repository.clone(),
                 digest: digest.clone(),
                 source: Box::new(source),
             },
-            Placed::Io(path, source) => PourError::Cellar(CellarError::Io { path, source }),
-            Placed::Refused { name, reason } => PourError::Place {
+            LayerFailure::Io(path, source) => PourError::Cellar(CellarError::Io { path, source }),
+            LayerFailure::Refused { name, reason } => PourError::Place {
                 repository: repository.clone(),
                 digest: digest.clone(),
                 name,
@@ -34,11 +34,11 @@ impl Placed {
     }
 }
 
-impl From<PlaceError> for Placed {
-    fn from(e: PlaceError) -> Placed {
+impl From<PlaceError> for LayerFailure {
+    fn from(e: PlaceError) -> LayerFailure {
         match e {
-            PlaceError::Io(path, source) => Placed::Io(path, source),
-            PlaceError::Refused { name, reason } => Placed::Refused { name, reason },
+            PlaceError::Io(path, source) => LayerFailure::Io(path, source),
+            PlaceError::Refused { name, reason } => LayerFailure::Refused { name, reason },
         }
     }
 }

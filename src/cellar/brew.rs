@@ -138,6 +138,7 @@ pub fn relocate_files(
         error,
     };
     let mut changed = Vec::new();
+    let mut sums = std::collections::BTreeMap::new();
     let mut interpreters = 0;
     // The files to look at: those marked, or every regular file of the tree.
     let files: Vec<PathBuf> = match marked {
@@ -174,10 +175,11 @@ pub fn relocate_files(
             let mut file = beneath.open_file(&rel, false).map_err(walk)?;
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io_err(&root.join(&rel)))?;
+            let shown = rel.to_string_lossy().into_owned();
             let Some(found) = elf::first_placeholder(&bytes, &replacements) else {
+                sums.insert(shown, crc32fast::hash(&bytes));
                 continue;
             };
-            let shown = rel.to_string_lossy().into_owned();
             if bytes.contains(&0) {
                 // A binary: an ELF file's interpreter and search paths are rewritten by an ELF
                 // editor, other strings in place where they fit; else the bottle is refused.
@@ -207,11 +209,13 @@ pub fn relocate_files(
                 let mut file = beneath.open_file(&rel, true).map_err(walk)?;
                 write_whole(&mut file, &edited).map_err(io_err(&root.join(&rel)))?;
                 interpreters += usize::from(done.interpreter);
+                sums.insert(shown.clone(), crc32fast::hash(&edited));
                 changed.push(shown);
                 continue;
             }
             // Text: every placeholder replaced, every other byte kept (whatever its encoding).
             let Some(text) = elf::replaced(&bytes, &replacements) else {
+                sums.insert(shown, crc32fast::hash(&bytes));
                 continue;
             };
             use std::os::unix::fs::PermissionsExt as _;
@@ -221,6 +225,7 @@ pub fn relocate_files(
                 .permissions()
                 .mode();
             beneath.replace(&rel, &text, mode & 0o7777).map_err(walk)?;
+            sums.insert(shown.clone(), crc32fast::hash(&text));
             changed.push(shown);
         }
     }
@@ -228,6 +233,7 @@ pub fn relocate_files(
     Ok(Relocation {
         changed,
         interpreters,
+        sums,
     })
 }
 
@@ -245,6 +251,9 @@ pub struct Relocation {
     pub changed: Vec<String>,
     /// ELF files whose interpreter is now `PREFIX/lib/ld.so` (which must then exist).
     pub interpreters: usize,
+    /// The CRC-32 of every file read, keg-relative, as it is once relocation is done (what the
+    /// receipt's stamps need, without reading the files again).
+    pub sums: std::collections::BTreeMap<String, u32>,
 }
 
 #[cfg(test)]

@@ -446,6 +446,7 @@ impl Pourer<'_> {
         let bottle = brew::strip_bottle_prefix(staging.path(), &formula.name, &version_s)?;
         let mut needs_loader = false;
         let mut relocated: Vec<String> = Vec::new();
+        let mut relocated_sums = BTreeMap::new();
         if bottle {
             let prefix = cellar.root().parent().unwrap_or(cellar.root());
             // The unpack saw which files hold a placeholder; only those are opened. A keg
@@ -467,6 +468,7 @@ impl Pourer<'_> {
             needs_loader = relocation.interpreters > 0;
             let changed = relocation.changed;
             relocated.clone_from(&changed);
+            relocated_sums = relocation.sums;
             if !changed.is_empty() {
                 self.reporter.status(
                     "Relocated",
@@ -530,7 +532,7 @@ impl Pourer<'_> {
             staging.path(),
             &stats,
             bottle,
-            &relocated,
+            (&relocated, &relocated_sums),
             &mut listing.stamps,
         );
         let receipt = Receipt {
@@ -681,7 +683,7 @@ fn add_sums(
     keg: &std::path::Path,
     stats: &Stats,
     bottle: bool,
-    relocated: &[String],
+    (relocated, known): (&[String], &BTreeMap<String, u32>),
     stamps: &mut BTreeMap<String, receipt::Stamp>,
 ) {
     let strip = if bottle { 2 } else { 0 };
@@ -702,15 +704,18 @@ fn add_sums(
         let Some(stamp) = stamps.get_mut(rel) else {
             continue;
         };
-        // Read back by descriptor beneath the keg, as relocation wrote it.
-        stamp.sum = unpack::beneath::Root::open(keg)
-            .ok()
-            .and_then(|mut root| root.open_file(std::path::Path::new(rel), false).ok())
-            .and_then(|mut file| {
-                let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
-                Some(crc32fast::hash(&bytes))
-            });
+        // What relocation read (or wrote) it knows the sum of; anything else is read back by
+        // descriptor beneath the keg.
+        stamp.sum = known.get(rel).copied().or_else(|| {
+            unpack::beneath::Root::open(keg)
+                .ok()
+                .and_then(|mut root| root.open_file(std::path::Path::new(rel), false).ok())
+                .and_then(|mut file| {
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
+                    Some(crc32fast::hash(&bytes))
+                })
+        });
     }
 }
 

@@ -125,3 +125,66 @@ fn the_architecture_documents_module_list_is_the_tree_as_it_is() {
         );
     }
 }
+
+/// Every `.rs` file under the crate's `src/` and `tests/`, read.
+fn all_sources() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    let mut stack = vec![root.join("src"), root.join("tests")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_test_the_documents_name_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.push(root.join("README.md"));
+    let sources = all_sources();
+    let defined = |name: &str| {
+        let (call, generic) = (format!("fn {name}("), format!("fn {name}<"));
+        sources
+            .iter()
+            .any(|s| s.contains(&call) || s.contains(&generic))
+    };
+    let mut missing = Vec::new();
+    for doc in docs {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        // `module::test_name` or `test_name` in backticks: a test is named by words joined
+        // with `_` (a bare name needs five of them, so settings and file names are not taken).
+        for quoted in text.split('`').skip(1).step_by(2) {
+            let (name, words) = match quoted.rsplit_once("::") {
+                Some((_, name)) => (name, 3),
+                None => (quoted, 6),
+            };
+            let is_test_name = name.split('_').count() >= words
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if is_test_name && !defined(name) {
+                missing.push(format!(
+                    "{}: {quoted}",
+                    doc.file_name().unwrap().to_string_lossy()
+                ));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "tests named in the documents that do not exist:\n{}",
+        missing.join("\n")
+    );
+}

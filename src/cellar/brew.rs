@@ -137,9 +137,6 @@ pub fn relocate_files(
         root: root.to_owned(),
         error,
     };
-    let mut changed = Vec::new();
-    let mut sums = std::collections::BTreeMap::new();
-    let mut interpreters = 0;
     // The files to look at: those marked, or every regular file of the tree.
     let files: Vec<PathBuf> = match marked {
         Some(marked) => {
@@ -164,72 +161,131 @@ pub fn relocate_files(
             files
         }
     };
-    {
-        for rel in files {
-            // A marked file a later layer removed or replaced by something else is passed over.
-            match beneath.stat(&rel) {
-                Ok(Some(st)) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {}
-                Ok(_) | Err(WalkError::Missing(_) | WalkError::NotADirectory(_)) => continue,
-                Err(e) => return Err(walk(e)),
+    // Each file once (a marked file a later layer removed or replaced by something else is
+    // passed over), shared among threads by inode: every name of one file is relocated by the
+    // same thread, in order, so no thread reads a file another is rewriting in place.
+    let mut stated = Vec::new();
+    for rel in files {
+        match beneath.stat(&rel) {
+            Ok(Some(st)) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
+                stated.push((st.st_ino, rel));
             }
-            let mut file = beneath.open_file(&rel, false).map_err(walk)?;
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io_err(&root.join(&rel)))?;
-            let shown = rel.to_string_lossy().into_owned();
-            let Some(found) = elf::first_placeholder(&bytes, &replacements) else {
-                sums.insert(shown, crc32fast::hash(&bytes));
-                continue;
-            };
-            if bytes.contains(&0) {
-                // A binary: an ELF file's interpreter and search paths are rewritten by an ELF
-                // editor, other strings in place where they fit; else the bottle is refused.
-                drop(file);
-                let result = if bytes.starts_with(elf::MAGIC) {
-                    elf::relocate(bytes, &replacements)
-                } else if elf::is_mach_o(&bytes) {
-                    // Rewriting a Mach-O file takes install_name_tool's rules and a new code
-                    // signature (docs/homebrew.md); until pkg does both, it refuses.
-                    Err(elf::ElfError::MachO)
-                } else {
-                    let mut bytes = bytes;
-                    elf::in_place(&mut bytes, &replacements).map(|n| {
-                        let done = elf::Relocated {
-                            in_place: n,
-                            ..Default::default()
-                        };
-                        (done, bytes)
-                    })
-                };
-                let (done, edited) = result.map_err(|source| BrewError::Binary {
-                    file: shown.clone(),
-                    placeholder: found.to_owned(),
-                    source,
-                })?;
-                // Written in place, once: a hard link to the file in the keg stays one.
-                let mut file = beneath.open_file(&rel, true).map_err(walk)?;
-                write_whole(&mut file, &edited).map_err(io_err(&root.join(&rel)))?;
-                interpreters += usize::from(done.interpreter);
-                sums.insert(shown.clone(), crc32fast::hash(&edited));
-                changed.push(shown);
-                continue;
-            }
-            // Text: every placeholder replaced, every other byte kept (whatever its encoding).
-            let Some(text) = elf::replaced(&bytes, &replacements) else {
-                sums.insert(shown, crc32fast::hash(&bytes));
-                continue;
-            };
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = file
-                .metadata()
-                .map_err(io_err(&root.join(&rel)))?
-                .permissions()
-                .mode();
-            beneath.replace(&rel, &text, mode & 0o7777).map_err(walk)?;
-            sums.insert(shown.clone(), crc32fast::hash(&text));
-            changed.push(shown);
+            Ok(_) | Err(WalkError::Missing(_) | WalkError::NotADirectory(_)) => continue,
+            Err(e) => return Err(walk(e)),
         }
     }
-    changed.sort();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(stated.len() / 16)
+        .max(1);
+    let mut lanes: Vec<Vec<PathBuf>> = vec![Vec::new(); threads];
+    for (ino, rel) in stated {
+        lanes[(ino % threads as u64) as usize].push(rel);
+    }
+    let replacements = &replacements;
+    let done: Vec<Result<Relocation, BrewError>> = if threads == 1 {
+        lanes
+            .into_iter()
+            .map(|lane| relocate_lane(root, replacements, lane))
+            .collect()
+    } else {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = lanes
+                .into_iter()
+                .map(|lane| scope.spawn(move || relocate_lane(root, replacements, lane)))
+                .collect();
+            running
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    };
+    let mut all = Relocation::default();
+    for lane in done {
+        let lane = lane?;
+        all.changed.extend(lane.changed);
+        all.interpreters += lane.interpreters;
+        all.sums.extend(lane.sums);
+    }
+    all.changed.sort();
+    Ok(all)
+}
+
+/// Relocates `files` (root-relative regular files) with its own descriptor walk beneath `root`.
+fn relocate_lane(
+    root: &Path,
+    replacements: &[(&str, String)],
+    files: Vec<PathBuf>,
+) -> Result<Relocation, BrewError> {
+    let mut beneath = Root::open(root).map_err(io_err(root))?;
+    let walk = |error| BrewError::Walk {
+        root: root.to_owned(),
+        error,
+    };
+    let mut changed = Vec::new();
+    let mut sums = std::collections::BTreeMap::new();
+    let mut interpreters = 0;
+    for rel in files {
+        let mut file = beneath.open_file(&rel, false).map_err(walk)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io_err(&root.join(&rel)))?;
+        let shown = rel.to_string_lossy().into_owned();
+        let Some(found) = elf::first_placeholder(&bytes, replacements) else {
+            sums.insert(shown, crc32fast::hash(&bytes));
+            continue;
+        };
+        if bytes.contains(&0) {
+            // A binary: an ELF file's interpreter and search paths are rewritten by an ELF
+            // editor, other strings in place where they fit; else the bottle is refused.
+            drop(file);
+            let result = if bytes.starts_with(elf::MAGIC) {
+                elf::relocate(bytes, replacements)
+            } else if elf::is_mach_o(&bytes) {
+                // Rewriting a Mach-O file takes install_name_tool's rules and a new code
+                // signature (docs/homebrew.md); until pkg does both, it refuses.
+                Err(elf::ElfError::MachO)
+            } else {
+                let mut bytes = bytes;
+                elf::in_place(&mut bytes, replacements).map(|n| {
+                    let done = elf::Relocated {
+                        in_place: n,
+                        ..Default::default()
+                    };
+                    (done, bytes)
+                })
+            };
+            let (done, edited) = result.map_err(|source| BrewError::Binary {
+                file: shown.clone(),
+                placeholder: found.to_owned(),
+                source,
+            })?;
+            // Written in place, once: a hard link to the file in the keg stays one.
+            let mut file = beneath.open_file(&rel, true).map_err(walk)?;
+            write_whole(&mut file, &edited).map_err(io_err(&root.join(&rel)))?;
+            interpreters += usize::from(done.interpreter);
+            sums.insert(shown.clone(), crc32fast::hash(&edited));
+            changed.push(shown);
+            continue;
+        }
+        // Text: every placeholder replaced, every other byte kept (whatever its encoding).
+        let Some(text) = elf::replaced(&bytes, replacements) else {
+            sums.insert(shown, crc32fast::hash(&bytes));
+            continue;
+        };
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file
+            .metadata()
+            .map_err(io_err(&root.join(&rel)))?
+            .permissions()
+            .mode();
+        beneath.replace(&rel, &text, mode & 0o7777).map_err(walk)?;
+        sums.insert(shown.clone(), crc32fast::hash(&text));
+        changed.push(shown);
+    }
     Ok(Relocation {
         changed,
         interpreters,

@@ -871,6 +871,10 @@ printf 'nothing to see @@HOMEBREW here\n' > marked/1.0.0/share/plain
 # 256 KiB and a few bytes of filler, then the placeholder: it straddles a chunk boundary.
 head -c 262139 /dev/zero | tr '\0' 'x' > marked/1.0.0/share/big
 printf '@@HOMEBREW_CELLAR@@/end\n' >> marked/1.0.0/share/big
+# Enough marked files that relocation shares them among threads, a second name to some.
+mkdir -p marked/1.0.0/share/many
+for i in $(seq 1 48); do printf 'at=@@HOMEBREW_PREFIX@@/%s\n' "$i" > marked/1.0.0/share/many/f$i; done
+for i in $(seq 1 12); do ln marked/1.0.0/share/many/f$i marked/1.0.0/share/many/g$i; done
 "#,
     );
     let reg = Registry::start();
@@ -896,4 +900,20 @@ printf '@@HOMEBREW_CELLAR@@/end\n' >> marked/1.0.0/share/big
         std::fs::read_to_string(keg.join("share/plain")).unwrap(),
         "nothing to see @@HOMEBREW here\n"
     );
+    for i in 1..=48 {
+        let mut names = vec![format!("f{i}")];
+        if i <= 12 {
+            names.push(format!("g{i}"));
+        }
+        for name in names {
+            assert_eq!(
+                std::fs::read_to_string(keg.join("share/many").join(&name)).unwrap(),
+                format!("at={prefix}/{i}\n"),
+                "{name}"
+            );
+        }
+    }
+    // The receipt's sums are of the relocated bytes: doctor finds no file changed.
+    let doctor = ctx.pkg(&["doctor"]).output();
+    assert!(!doctor.contains("changed"), "{doctor}");
 }

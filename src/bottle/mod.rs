@@ -9,6 +9,7 @@
 pub mod attach;
 pub mod build;
 pub mod inputs;
+pub mod make;
 pub mod publish;
 pub mod summary;
 pub mod write;

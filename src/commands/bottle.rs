@@ -8,42 +8,23 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 
 use crate::bottle::build::{self, BuildOptions};
-use crate::bottle::inputs::{layout_reference, parse_push, read_formula_of, rfc3339};
-use crate::bottle::publish::{self, PushOptions};
-use crate::bottle::write::{self, Entry};
+use crate::bottle::inputs::{parse_push, read_formula_of, rfc3339};
+use crate::bottle::make::{Push, Request};
+use crate::bottle::publish::PushOptions;
 use crate::bottle::{self, BottleSpec};
 use crate::cli::BottleArgs;
 use crate::formula;
 use crate::platform::Platform;
 use crate::registry::Repository;
 use crate::registry::repository::valid_tag;
-use crate::source::layout::Layout;
 
-use super::{BadInput, Ctx, human_bytes};
+use super::{BadInput, Ctx};
 
 pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
     let (dir, name, version, exclude) = source(ctx, args)?;
-    if !formula::valid_name(&name) {
-        return Err(BadInput(format!(
-            "invalid package name `{name}`: names use lowercase letters, digits and `-_.+@`"
-        ))
-        .into());
-    }
-    if let Err(e) = crate::version::parse_brew(&version) {
-        return Err(BadInput(format!(
-            "invalid version `{version}` ({e}): versions are semver, like `1.2.3`, or as Homebrew writes them, like `1.2` or `1.2.3_1`"
-        ))
-        .into());
-    }
+    check_name_and_version(&name, &version)?;
     // Bundles to attach are read and checked before anything is built or pushed.
-    let mut bundles = Vec::new();
-    for path in &args.attach_bundle {
-        let bytes = std::fs::read(path)
-            .map_err(|e| BadInput(format!("--attach-bundle {}: {e}", path.display())))?;
-        bottle::attach::check_bundle(&bytes)
-            .map_err(|e| BadInput(format!("--attach-bundle {}: {e}", path.display())))?;
-        bundles.push((path, bytes));
-    }
+    let bundles = bundles(args)?;
     let platform = match &args.platform {
         Some(p) => bottle::parse_platform(p)?,
         None => Platform::host(),
@@ -79,32 +60,8 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
         None => None,
     };
 
-    let mut annotations = BTreeMap::new();
-    annotations.insert(bottle::VERSION.to_owned(), version.clone());
-    // Only the bottle's own inputs make the manifest (flags, not the --write formula), so the
-    // same directory pushed with and without --write has the same digest.
-    let license = args.license.clone();
-    let description = args.description.clone();
-    for (key, value) in [
-        ("org.opencontainers.image.source", args.source.clone()),
-        ("org.opencontainers.image.licenses", license),
-        ("org.opencontainers.image.description", description),
-    ] {
-        if let Some(v) = value.filter(|v| !v.is_empty()) {
-            annotations.insert(key.to_owned(), v);
-        }
-    }
     let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
-    let created = args.created.then(|| {
-        let secs = epoch
-            .as_deref()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or_else(crate::cellar::receipt::now);
-        rfc3339(secs)
-    });
-    if let Some(c) = &created {
-        annotations.insert(bottle::CREATED.to_owned(), c.clone());
-    }
+    let (annotations, created) = annotations(args, &version, epoch.as_deref());
     let spec = BottleSpec {
         name: name.clone(),
         version: version.clone(),
@@ -119,148 +76,137 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
     };
     let output = std::path::absolute(&output)
         .with_context(|| format!("cannot make {} absolute", output.display()))?;
-    let options = BuildOptions {
-        mtime: build::mtime_from(epoch.as_deref()),
-        exclude,
-        compression,
-    };
-
-    ctx.reporter.status(
-        "Bottling",
-        &format!(
-            "{name} {version} ({}) from {}",
-            spec.platform,
-            dir.display()
-        ),
-    );
-    let bottled = bottle::bottle(&dir, &output, &spec, &options, ctx.reporter)
-        .with_context(|| format!("bottling {} failed", dir.display()))?;
-    ctx.reporter.status(
-        "Bottled",
-        &format!(
-            "{} ({} entries, {} compressed) → {}:{tag}",
-            spec.filename(bottled.layer.compression.extension()),
-            bottled.layer.entries,
-            human_bytes(bottled.layer.size),
-            output.display()
-        ),
-    );
-
-    let pushed = match &push {
-        Some((repo, push_tag)) => {
-            let push_tag = push_tag.clone().unwrap_or_else(|| tag.clone());
-            let mut mount_from = args
-                .mount_from
-                .iter()
-                .map(|r| {
-                    r.parse::<Repository>()
-                        .with_context(|| format!("--mount-from {r}"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            if let Some(f) = &formula {
-                for r in &f.repositories {
-                    if r.registry == repo.registry && r != repo && !mount_from.contains(r) {
-                        mount_from.push(r.clone());
-                    }
-                }
-            }
-            let options = PushOptions {
-                chunk_threshold: args.chunk_threshold,
-                chunk_size: args.chunk_size,
-                mount_from,
-                force: args.force,
-            };
-            let layout = Layout::open(&output)?;
-            let report = publish::push(
-                &ctx.client(),
-                ctx.reporter,
-                &layout,
-                &tag,
-                repo,
-                &push_tag,
-                &options,
-            )?;
-            let platforms: Vec<String> = report.platforms.iter().map(|p| p.to_string()).collect();
-            ctx.reporter.status(
-                "Pushed",
-                &format!(
-                    "{repo}:{push_tag} → {} ({}; {} uploaded{})",
-                    report.digest,
-                    platforms.join(", "),
-                    human_bytes(report.bytes_uploaded()),
-                    match (&report.previous, report.tag_changed) {
-                        (_, false) => ", the tag already pointed there".to_owned(),
-                        (None, true) => ", a new tag".to_owned(),
-                        (Some(_), true) if !report.moved.is_empty() => format!(
-                            ", the tag moved from {}",
-                            report
-                                .moved
-                                .iter()
-                                .map(|(from, _)| from.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                        (Some(before), true) =>
-                            format!(", the tag gained a platform (was {before})"),
-                    }
-                ),
-            );
-            if !bundles.is_empty() {
-                let client = ctx.client();
-                let top = client.fetch_manifest(repo, &report.digest.to_string())?;
-                let subject = bottle::attach::Subject {
-                    digest: &report.digest,
-                    media_type: &report.media_type,
-                    size: top.bytes.len() as u64,
-                };
-                for (path, bytes) in &bundles {
-                    let referrer = bottle::attach::attach(&client, repo, &subject, bytes)?;
-                    ctx.reporter.status(
-                        "Attached",
-                        &format!(
-                            "{} to {repo}@{} as the referrer {referrer}",
-                            path.display(),
-                            report.digest
-                        ),
-                    );
-                }
-            }
-            Some(report)
-        }
-        None => None,
-    };
-
-    let entry = Entry {
-        version: version.clone(),
-        repository: match &pushed {
-            Some(r) => r.repository.to_string(),
-            None => format!("oci:{}", layout_reference(&output, args.write.as_deref())),
+    let push = push
+        .map(|(repository, push_tag)| push_to(args, formula.as_ref(), repository, push_tag, &tag))
+        .transpose()?;
+    let request = Request {
+        dir,
+        spec,
+        output,
+        build: BuildOptions {
+            mtime: build::mtime_from(epoch.as_deref()),
+            exclude,
+            compression,
         },
-        tag: pushed.as_ref().map_or(tag.clone(), |r| r.tag.clone()),
-        digest: pushed
-            .as_ref()
-            .map_or(&bottled.top.digest, |r| &r.digest)
-            .to_string(),
+        push,
+        bundles,
+        write: args.write.clone(),
     };
-    if let Some(path) = &args.write {
-        write::update_file(path, &name, &entry)?;
-        ctx.reporter.status(
-            "Updated",
-            &format!("{} (version {version})", path.display()),
-        );
-    }
+    let made = bottle::make::make(&request, &|| ctx.client(), ctx.reporter)?;
     if args.json {
         super::print_json(&crate::bottle::summary::Summary::new(
-            &spec,
-            &bottled,
-            pushed.as_ref(),
-            &entry,
+            &request.spec,
+            &made.bottled,
+            made.pushed.as_ref(),
+            &made.entry,
             args.write.as_deref(),
         ))?;
     } else if args.write.is_none() {
-        print!("{}", entry.snippet());
+        print!("{}", made.entry.snippet());
     }
     Ok(())
+}
+
+/// A name and version the bottle may carry (bad input otherwise).
+fn check_name_and_version(name: &str, version: &str) -> anyhow::Result<()> {
+    if !formula::valid_name(name) {
+        return Err(BadInput(format!(
+            "invalid package name `{name}`: names use lowercase letters, digits and `-_.+@`"
+        ))
+        .into());
+    }
+    if let Err(e) = crate::version::parse_brew(version) {
+        return Err(BadInput(format!(
+            "invalid version `{version}` ({e}): versions are semver, like `1.2.3`, or as Homebrew writes them, like `1.2` or `1.2.3_1`"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The `--attach-bundle` files, read and checked as Sigstore bundles.
+fn bundles(args: &BottleArgs) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut bundles = Vec::new();
+    for path in &args.attach_bundle {
+        let bytes = std::fs::read(path)
+            .map_err(|e| BadInput(format!("--attach-bundle {}: {e}", path.display())))?;
+        bottle::attach::check_bundle(&bytes)
+            .map_err(|e| BadInput(format!("--attach-bundle {}: {e}", path.display())))?;
+        bundles.push((path.clone(), bytes));
+    }
+    Ok(bundles)
+}
+
+/// The manifest's annotations from the bottle's own flags (never the `--write` formula, so the
+/// same directory pushed with and without `--write` has the same digest), and `created` when
+/// asked for (`SOURCE_DATE_EPOCH`, else now).
+fn annotations(
+    args: &BottleArgs,
+    version: &str,
+    epoch: Option<&str>,
+) -> (BTreeMap<String, String>, Option<String>) {
+    let mut annotations = BTreeMap::new();
+    annotations.insert(bottle::VERSION.to_owned(), version.to_owned());
+    // Only the bottle's own inputs make the manifest (flags, not the --write formula), so the
+    // same directory pushed with and without --write has the same digest.
+    let license = args.license.clone();
+    let description = args.description.clone();
+    for (key, value) in [
+        ("org.opencontainers.image.source", args.source.clone()),
+        ("org.opencontainers.image.licenses", license),
+        ("org.opencontainers.image.description", description),
+    ] {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            annotations.insert(key.to_owned(), v);
+        }
+    }
+    let created = args.created.then(|| {
+        let secs = epoch
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(crate::cellar::receipt::now);
+        rfc3339(secs)
+    });
+    if let Some(c) = &created {
+        annotations.insert(bottle::CREATED.to_owned(), c.clone());
+    }
+    (annotations, created)
+}
+
+/// Where to push: `--push`'s repository and tag (the layout's by default), with the blobs to
+/// mount from `--mount-from` and the `--write` formula's other repositories on that registry.
+fn push_to(
+    args: &BottleArgs,
+    formula: Option<&crate::bottle::inputs::FormulaHints>,
+    repository: Repository,
+    push_tag: Option<String>,
+    tag: &str,
+) -> anyhow::Result<Push> {
+    let mut mount_from = args
+        .mount_from
+        .iter()
+        .map(|r| {
+            r.parse::<Repository>()
+                .with_context(|| format!("--mount-from {r}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // The formula's other repositories on the same registry: blobs mounted, not sent.
+    if let Some(f) = formula {
+        for r in &f.repositories {
+            if r.registry == repository.registry && *r != repository && !mount_from.contains(r) {
+                mount_from.push(r.clone());
+            }
+        }
+    }
+    Ok(Push {
+        tag: push_tag.unwrap_or_else(|| tag.to_owned()),
+        repository,
+        options: PushOptions {
+            chunk_threshold: args.chunk_threshold,
+            chunk_size: args.chunk_size,
+            mount_from,
+            force: args.force,
+        },
+    })
 }
 
 /// The directory to pack, the name and version, and top-level names to leave out.

@@ -29,7 +29,6 @@ use crate::cellar::Cellar;
 use crate::cli::{Cli, Command};
 use crate::formula::Formulary;
 use crate::lock::{self, PrefixLock};
-use crate::platform::Platform;
 use crate::pour::Pourer;
 use crate::records::Records;
 use crate::registry::Client;
@@ -215,18 +214,19 @@ impl Ctx<'_> {
         // Temporary files of runs that died; the cache may be shared, so not under our lock.
         // Their partial downloads stay, for this run or a later one to resume.
         store.sweep_keeping_partials();
-        Ok(Pourer {
-            store,
-            client: self.client(),
-            host: Platform::host(),
-            reporter: self.reporter,
+        let options = crate::pour::PourOptions {
             limits: self.settings.limits,
             jobs: self.settings.jobs,
-            ahead: crate::pour::prefetch::Budget::new(self.settings.jobs),
             require_signatures: self.settings.require_signatures,
             link_mode: self.settings.link_mode,
-            _cache_lock: cache_lock,
-        })
+        };
+        Ok(Pourer::new(
+            store,
+            self.client(),
+            self.reporter,
+            options,
+            cache_lock,
+        ))
     }
 
     /// A registry client from the settings (logging with `--verbose`).

@@ -185,21 +185,50 @@ pub struct Poured {
 }
 
 pub struct Pourer<'a> {
-    pub store: Store,
-    pub client: Client,
-    pub host: Platform,
-    pub reporter: &'a dyn Reporter,
-    pub limits: Limits,
-    /// Helper threads per keg for the layers after the first (`--jobs`).
-    pub jobs: usize,
+    store: Store,
+    client: Client,
+    host: Platform,
+    reporter: &'a dyn Reporter,
+    options: PourOptions,
     /// Downloads fetched ahead at once across every keg being poured (`--jobs`).
-    pub ahead: prefetch::Budget,
+    ahead: prefetch::Budget,
+    /// The cache, locked shared while this run may add blobs that receipts will reference.
+    _cache_lock: crate::lock::CacheLock,
+}
+
+/// How kegs are poured: the settings that bear on it.
+#[derive(Clone, Copy, Debug)]
+pub struct PourOptions {
+    /// Caps on what a keg's layers may unpack to, and the unpack's writers.
+    pub limits: Limits,
+    /// Helper threads per keg for the layers after the first, and downloads ahead (`--jobs`).
+    pub jobs: usize,
     /// `--require-signatures`: a package whose formula has no `[verify]` policy is refused.
     pub require_signatures: bool,
     /// How warm installs take kegs from the unpacked store (`--link-mode`).
     pub link_mode: crate::store::tree_copy::LinkMode,
-    /// The cache, locked shared while this run may add blobs that receipts will reference.
-    pub _cache_lock: crate::lock::CacheLock,
+}
+
+impl<'a> Pourer<'a> {
+    /// A pourer for this host, reading and filling `store` (held shared by `cache_lock`)
+    /// through `client`.
+    pub fn new(
+        store: Store,
+        client: Client,
+        reporter: &'a dyn Reporter,
+        options: PourOptions,
+        cache_lock: crate::lock::CacheLock,
+    ) -> Pourer<'a> {
+        Pourer {
+            store,
+            client,
+            host: Platform::host(),
+            reporter,
+            options,
+            ahead: prefetch::Budget::new(options.jobs),
+            _cache_lock: cache_lock,
+        }
+    }
 }
 
 impl Pourer<'_> {

@@ -17,7 +17,7 @@ impl Pourer<'_> {
         spec: &VersionSpec,
         shown: &str,
     ) -> Result<Option<Digest>, PourError> {
-        let policy = match (&formula.verify, self.require_signatures) {
+        let policy = match (&formula.verify, self.options.require_signatures) {
             (Some(p), _) => p,
             (None, true) => {
                 return Err(PourError::NoPolicy {

@@ -48,7 +48,7 @@ impl Pourer<'_> {
         {
             let staging = cellar.stage()?;
             let interrupted = crate::interrupt::guard(staging.path());
-            match unpacked.materialize(chain, staging.path(), self.link_mode) {
+            match unpacked.materialize(chain, staging.path(), self.options.link_mode) {
                 Ok(Some(taken)) => {
                     // The files holding a placeholder, as the unpack that stored the tree saw
                     // them: relocation opens only those.
@@ -81,7 +81,7 @@ impl Pourer<'_> {
             total,
         );
         let layers = &image.manifest.layers;
-        let ahead = prefetch::Ahead::new(layers.len(), self.jobs);
+        let ahead = prefetch::Ahead::new(layers.len(), self.options.jobs);
         std::thread::scope(|scope| {
             for _ in 0..ahead.helpers() {
                 scope.spawn(|| {
@@ -119,7 +119,7 @@ impl Pourer<'_> {
                 chain,
                 &layer_digests,
                 staging.path(),
-                self.link_mode,
+                self.options.link_mode,
                 marked,
                 &stats.sums,
             )
@@ -158,14 +158,14 @@ impl Pourer<'_> {
             let outcome = if let LayerFormat::File(name) = format {
                 // Placed as it is: no magic to check, whatever the bytes hold.
                 pipeline::place(reader, advance, |counted| {
-                    unpack::place_file(root, name, counted, &self.limits, stats)
+                    unpack::place_file(root, name, counted, &self.options.limits, stats)
                         .map_err(LayerFailure::from)
                 })
             } else {
                 // A compressed layer's caps follow its size (bombs stop in seconds).
                 let limits = match compression {
-                    manifest::Compression::None => self.limits,
-                    _ => self.limits.for_layer(layer.size, stats),
+                    manifest::Compression::None => self.options.limits,
+                    _ => self.options.limits.for_layer(layer.size, stats),
                 };
                 pipeline::run(reader, compression, advance, |counted| {
                     unpack::unpack_tar(counted, root, &limits, stats).map_err(LayerFailure::Unpack)

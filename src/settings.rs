@@ -48,10 +48,10 @@ pub struct Shown {
     pub text: String,
     /// As JSON: numbers as numbers (seconds for timeouts), lists as lists, unset as null.
     pub value: serde_json::Value,
-    pub source: Origin,
+    pub source: SetBy,
 }
 
-fn entry(text: impl Into<String>, value: serde_json::Value, source: Origin) -> Shown {
+fn entry(text: impl Into<String>, value: serde_json::Value, source: SetBy) -> Shown {
     Shown {
         text: text.into(),
         value,
@@ -62,20 +62,20 @@ fn entry(text: impl Into<String>, value: serde_json::Value, source: Origin) -> S
 /// Where a setting's value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Origin {
+pub enum SetBy {
     Flag,
     Env,
     File,
     Default,
 }
 
-impl fmt::Display for Origin {
+impl fmt::Display for SetBy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Origin::Flag => "flag",
-            Origin::Env => "env",
-            Origin::File => "file",
-            Origin::Default => "default",
+            SetBy::Flag => "flag",
+            SetBy::Env => "env",
+            SetBy::File => "file",
+            SetBy::Default => "default",
         })
     }
 }
@@ -181,7 +181,7 @@ fn mirrors(file: &File, shown: &mut Shows) -> Result<Mirrors, SettingsError> {
     });
     let (mirrors, src) = pick(None, env_mirrors, file_mirrors, String::new);
     let mirrors_setting = match src {
-        Origin::File => "`mirrors` in the config file",
+        SetBy::File => "`mirrors` in the config file",
         _ => crate::registry::MIRRORS_VAR,
     };
     let list: Vec<&str> = mirrors.split(',').filter(|m| !m.is_empty()).collect();
@@ -196,7 +196,7 @@ fn mirrors(file: &File, shown: &mut Shows) -> Result<Mirrors, SettingsError> {
         String::new,
     );
     let only_setting = match src {
-        Origin::File => "`mirror_only` in the config file",
+        SetBy::File => "`mirror_only` in the config file",
         _ => crate::registry::MIRROR_ONLY_VAR,
     };
     let list: Vec<&str> = only.split(',').filter(|m| !m.is_empty()).collect();
@@ -250,9 +250,9 @@ fn network(file: &File, shown: &mut Shows) -> Result<NetworkOptions, SettingsErr
             },
             json!({"bundled": true, "system": ssl.is_empty(), "env": ssl}),
             if ssl.is_empty() {
-                Origin::Default
+                SetBy::Default
             } else {
-                Origin::Env
+                SetBy::Env
             },
         ),
     );
@@ -264,9 +264,9 @@ fn network(file: &File, shown: &mut Shows) -> Result<NetworkOptions, SettingsErr
             proxies.describe(),
             proxies.as_json(),
             if proxies == Default::default() {
-                Origin::Default
+                SetBy::Default
             } else {
-                Origin::Env
+                SetBy::Env
             },
         ),
     );
@@ -397,9 +397,9 @@ fn env_credentials(shown: &mut Shows) -> Result<(Option<Credentials>, Vec<String
                 None => json!("auth files"),
             },
             if env.is_some() {
-                Origin::Env
+                SetBy::Env
             } else {
-                Origin::Default
+                SetBy::Default
             },
         ),
     );
@@ -445,12 +445,12 @@ fn pick<T>(
     env: Option<T>,
     file: Option<T>,
     default: impl FnOnce() -> T,
-) -> (T, Origin) {
+) -> (T, SetBy) {
     match (flag, env, file) {
-        (Some(v), _, _) => (v, Origin::Flag),
-        (None, Some(v), _) => (v, Origin::Env),
-        (None, None, Some(v)) => (v, Origin::File),
-        (None, None, None) => (default(), Origin::Default),
+        (Some(v), _, _) => (v, SetBy::Flag),
+        (None, Some(v), _) => (v, SetBy::Env),
+        (None, None, Some(v)) => (v, SetBy::File),
+        (None, None, None) => (default(), SetBy::Default),
     }
 }
 

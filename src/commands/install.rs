@@ -39,15 +39,15 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
     // `SOURCE/NAME` picks the formula source of NAME for this run (and, once installed, for
     // its upgrades: the receipt records it).
     let mut formulary = ctx.formulary.clone();
-    // Formulae recorded for references, with what was there before: put back unless installed.
-    let mut recorded = Vec::new();
+    // Formulae recorded for references: put back unless installed, however the run ends.
+    let mut recorded = crate::references::Recorded::new(&ctx.settings.prefix, &ctx.cellar);
     for arg in &args.packages {
         // An OCI layout on disk: `oci:DIR[:TAG]`, or the layout's directory.
         if let Some(layout) = crate::references::layout::parse(arg)? {
             let Some((request, version, before)) = by_layout(ctx, arg, &layout, args)? else {
                 continue;
             };
-            recorded.push((request.name.clone(), version, before));
+            recorded.push(&request.name, version, before);
             requests.push(request);
             continue;
         }
@@ -71,7 +71,7 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
             let Some((request, version, before)) = by_reference(ctx, arg, args)? else {
                 continue;
             };
-            recorded.push((request.name.clone(), version, before));
+            recorded.push(&request.name, version, before);
             request
         } else {
             Request::parse_in(arg, &ctx.formulary)?
@@ -86,7 +86,7 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
             // A reference asks for its tag, not for the version recorded for it: nothing is
             // remembered that would hold it there when the tag moves.
             for (name, asked) in &mut plan.requests {
-                if recorded.iter().any(|(n, _, _)| n == name) {
+                if recorded.has(name) {
                     *asked = None;
                 }
             }
@@ -102,12 +102,7 @@ pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
             )
         });
     // A reference is remembered only once its package is installed.
-    let refs = crate::references::References::new(&ctx.settings.prefix);
-    for (name, version, before) in &recorded {
-        if !ctx.cellar.is_installed(name, version) {
-            refs.restore(name, before.as_deref())?;
-        }
-    }
+    recorded.finish()?;
     result
 }
 

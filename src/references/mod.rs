@@ -212,6 +212,60 @@ pub struct References {
     dir: PathBuf,
 }
 
+/// The formulae one run recorded for references, each with what was there before: when the
+/// run is over ([`Recorded::finish`]) — or stops early, when this is dropped — every one whose
+/// package did not get installed is put back as it was, so a failed or refused run leaves the
+/// references as it found them.
+pub struct Recorded<'a> {
+    refs: References,
+    cellar: &'a crate::cellar::Cellar,
+    /// (name, version recorded, the file's text before).
+    entries: Vec<(String, Version, Option<String>)>,
+}
+
+impl<'a> Recorded<'a> {
+    pub fn new(prefix: &Path, cellar: &'a crate::cellar::Cellar) -> Recorded<'a> {
+        Recorded {
+            refs: References::new(prefix),
+            cellar,
+            entries: Vec::new(),
+        }
+    }
+
+    /// `name` was recorded at `version`; `before` is what its file held (none: no file).
+    pub fn push(&mut self, name: &str, version: Version, before: Option<String>) {
+        self.entries.push((name.to_owned(), version, before));
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.entries.iter().any(|(n, _, _)| n == name)
+    }
+
+    /// Puts back each record whose package is not installed now.
+    pub fn finish(mut self) -> Result<(), ReferencesError> {
+        self.put_back()
+    }
+
+    fn put_back(&mut self) -> Result<(), ReferencesError> {
+        let mut first = Ok(());
+        for (name, version, before) in std::mem::take(&mut self.entries) {
+            if !self.cellar.is_installed(&name, &version)
+                && let Err(e) = self.refs.restore(&name, before.as_deref())
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
+    }
+}
+
+impl Drop for Recorded<'_> {
+    fn drop(&mut self) {
+        let _ = self.put_back();
+    }
+}
+
 impl References {
     pub fn new(prefix: &Path) -> References {
         References {

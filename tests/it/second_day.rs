@@ -366,6 +366,28 @@ fn installs_by_reference_are_remembered_only_once_installed_and_resolve_like_any
     );
     ctx.pkg(&["search", "lg"]).failure();
 
+    // A reference recorded, then a later one refused (its name is a formula's already): the
+    // run stops before planning, and the first reference's formula goes with it.
+    ctx.write_formula(
+        "taken",
+        &crate::harness::Formula::new("taken")
+            .version("1.0.0", &format!("{host}/acme/taken"), "1.0.0")
+            .to_toml(),
+    );
+    let refused = ctx
+        .pkg(&[
+            "install",
+            &format!("{host}/acme/lg:main"),
+            &format!("{host}/acme/taken:2.0.0"),
+        ])
+        .failure();
+    refused.says("already exists");
+    assert!(
+        !recorded("lg").exists(),
+        "a run that stopped early left a formula recorded:\n{}",
+        refused.describe()
+    );
+
     // A tag that is not a version: installed, and a plain `pkg install lg` resolves it later.
     ctx.pkg(&["install", &format!("{host}/acme/lg:main")])
         .success();

@@ -112,7 +112,7 @@ fn clean_cache(
     for (path, size) in store.unreferenced(&referenced, args.prune) {
         *freed += size;
         blobs += 1;
-        remove_file(ctx, &path, size, args.dry_run)?;
+        remove_blob(ctx, &store, &path, size, args.dry_run)?;
     }
     // Unpacked trees (warm installs) go with their layers, or unused for --prune DAYS.
     let unpacked = store.unpacked();
@@ -195,12 +195,18 @@ fn remove_kegs(ctx: &Ctx, kegs: &[(String, Version)], dry_run: bool) -> anyhow::
     Ok(size)
 }
 
-fn remove_file(ctx: &Ctx, path: &Path, size: u64, dry_run: bool) -> anyhow::Result<()> {
+fn remove_blob(
+    ctx: &Ctx,
+    store: &Store,
+    path: &Path,
+    size: u64,
+    dry_run: bool,
+) -> anyhow::Result<()> {
     if dry_run {
         println!("would remove {} ({})", path.display(), human_bytes(size));
         return Ok(());
     }
-    fs_err::remove_file(path)?;
+    store.remove_blob(path)?;
     ctx.reporter.status(
         "Removed",
         &format!("{} ({})", path.display(), human_bytes(size)),

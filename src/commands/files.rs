@@ -125,7 +125,7 @@ pub fn prefix(ctx: &Ctx, name: Option<&str>) -> anyhow::Result<()> {
     };
     ctx.state().require_installed(name)?;
     let opt = prefix.join("opt").join(name);
-    if std::fs::symlink_metadata(&opt).is_err() {
+    if crate::link::linked_version(prefix, name).is_none() {
         anyhow::bail!(
             "{name} is installed but not linked, so {} does not exist; `pkg link {name}` makes it",
             opt.display()

@@ -3,8 +3,6 @@
 //! nothing of itself behind and does not stop the others. `pkg reinstall`: the same road for
 //! the versions in use.
 
-use anyhow::Context as _;
-
 use crate::cli::{InstallArgs, ReinstallArgs};
 use crate::resolve::Request;
 
@@ -205,8 +203,6 @@ fn by_layout(
     let before = refs.snapshot(&name);
     let text = layout.formula(&name);
     crate::formula::Formula::parse(&text, crate::formula::Origin::File(path), Some(&name))?;
-    std::fs::create_dir_all(refs.dir())
-        .with_context(|| format!("creating {}", refs.dir().display()))?;
     refs.restore(&name, Some(&text))?;
     let request = Request::parse(&format!("{name}@{version}"))?;
     Ok(Some((request, version, before)))

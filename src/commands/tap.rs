@@ -84,7 +84,7 @@ pub fn tap(ctx: &Ctx, command: &TapCommand) -> anyhow::Result<()> {
                 From::Source(source) => {
                     let tap = taps.add(name, source)?;
                     // A tap whose formulae do not parse would fail every later search: refused.
-                    let broken = broken_formulae(&tap.path);
+                    let broken = crate::tap::broken_formulae(&tap.path);
                     if !broken.is_empty() {
                         taps.remove(name)?;
                         let shown: Vec<&String> = broken.iter().take(5).collect();
@@ -96,7 +96,8 @@ pub fn tap(ctx: &Ctx, command: &TapCommand) -> anyhow::Result<()> {
                         ))
                         .into());
                     }
-                    let count = crate::report::count(formula_count(&tap.path), "formula");
+                    let count =
+                        crate::report::count(crate::tap::formula_count(&tap.path), "formula");
                     ctx.reporter.status(
                         "Tapped",
                         &format!("{name} ({}, {count}) from {source}", tap.kind),
@@ -214,42 +215,4 @@ pub fn update(ctx: &Ctx) -> anyhow::Result<()> {
         anyhow::bail!("{failed} tap(s) could not be updated");
     }
     Ok(())
-}
-
-/// The formulae of a tap directory that do not load, each with why.
-fn broken_formulae(dir: &std::path::Path) -> Vec<String> {
-    let dir = if dir.join("formulae").is_dir() {
-        dir.join("formulae")
-    } else {
-        dir.to_owned()
-    };
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let formulary = crate::formula::Formulary::new(vec![dir.clone()]);
-    let mut broken: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| {
-            let file = e.file_name().to_string_lossy().into_owned();
-            let name = file.strip_suffix(".toml")?;
-            formulary.load(name).err().map(|err| err.to_string())
-        })
-        .collect();
-    broken.sort();
-    broken
-}
-
-fn formula_count(dir: &std::path::Path) -> usize {
-    let dir = if dir.join("formulae").is_dir() {
-        dir.join("formulae")
-    } else {
-        dir.to_owned()
-    };
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".toml"))
-                .count()
-        })
-        .unwrap_or(0)
 }

@@ -287,6 +287,7 @@ impl References {
         };
         match snapshot {
             Some(text) => {
+                std::fs::create_dir_all(&self.dir).map_err(io)?;
                 let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
                 std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io)?;
                 tmp.persist(&path).map_err(|e| io(e.error))?;

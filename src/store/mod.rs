@@ -271,6 +271,17 @@ impl Store {
             .collect()
     }
 
+    /// Removes a blob [`Store::unreferenced`] named (a path inside this store's blobs only).
+    pub fn remove_blob(&self, path: &Path) -> Result<(), StoreError> {
+        if !path.starts_with(self.root.join("blobs")) {
+            return Err(StoreError::Io {
+                path: path.to_owned(),
+                source: io::Error::other("not a blob of this cache"),
+            });
+        }
+        std::fs::remove_file(path).map_err(io_err(path))
+    }
+
     /// The unpacked trees (warm installs by the link mode).
     pub fn unpacked(&self) -> unpacked::Unpacked {
         unpacked::Unpacked::new(&self.root)

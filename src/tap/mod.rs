@@ -136,6 +136,45 @@ fn refuse_credentials(source: &str, any_user: bool) -> Result<(), TapError> {
     Ok(())
 }
 
+/// The formulae of a tap directory that do not load, each with why.
+pub fn broken_formulae(dir: &std::path::Path) -> Vec<String> {
+    let dir = if dir.join("formulae").is_dir() {
+        dir.join("formulae")
+    } else {
+        dir.to_owned()
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let formulary = crate::formula::Formulary::new(vec![dir.clone()]);
+    let mut broken: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let name = file.strip_suffix(".toml")?;
+            formulary.load(name).err().map(|err| err.to_string())
+        })
+        .collect();
+    broken.sort();
+    broken
+}
+
+/// How many formula files a tap directory holds.
+pub fn formula_count(dir: &std::path::Path) -> usize {
+    let dir = if dir.join("formulae").is_dir() {
+        dir.join("formulae")
+    } else {
+        dir.to_owned()
+    };
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".toml"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// A git remote as pkg shows or writes it: without a password or an http(s) user name.
 pub fn shown_remote(remote: &str) -> String {
     match url::Url::parse(remote) {

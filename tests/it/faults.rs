@@ -1175,7 +1175,8 @@ pub fn four_at_a_time(contexts: &[&TestContext], args: &[&str]) -> Vec<crate::ha
 /// cut bodies, wrong lengths, flipped bytes, 503s and stalls past the read timeout. At least
 /// 99 must complete, and every one that does must be exactly what was published. Each round
 /// installs from repositories of its own, so the dice of one install's requests do not depend
-/// on which of the four running at once asked first: a seed replays the same faults.
+/// on which of the four running at once asked first (within one install, a reset can still
+/// catch a pooled connection at a moment timing decides).
 #[test]
 fn a_hundred_installs_under_ten_percent_random_faults_complete_and_none_is_corrupt() {
     let seed = fault_seed(20261202);

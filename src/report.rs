@@ -70,9 +70,6 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// An error and its causes, each said once: a cause whose text the message before it already
-/// holds (`io: Connection refused (os error 111)` then `Connection refused (os error 111)`) is
-/// left out.
 /// How an error says what kind of failure it is, decided where the error type is defined:
 /// bad input (a malformed name, request, file or setting the user gave: exit 2, as a usage
 /// error) or a failure (exit 1). `commands::exit_code` asks each error of a chain.
@@ -80,6 +77,9 @@ pub trait Classify {
     fn bad_input(&self) -> bool;
 }
 
+/// An error and its causes, each said once: a cause whose text the message before it already
+/// holds (`io: Connection refused (os error 111)` then `Connection refused (os error 111)`) is
+/// left out.
 pub fn causes(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
@@ -177,5 +177,28 @@ mod tests {
         assert_eq!(count(2, "formula"), "2 formulae");
         assert_eq!(count(2, "prefix"), "2 prefixes");
         assert_eq!(count(3, "dependency"), "3 dependencies");
+    }
+}
+
+/// A reporter that keeps the warnings it is given, for unit tests.
+#[cfg(test)]
+#[derive(Default)]
+pub struct Collect(pub std::sync::Mutex<Vec<String>>);
+
+#[cfg(test)]
+impl Collect {
+    /// The warnings so far.
+    pub fn warnings(&self) -> Vec<String> {
+        self.0.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+impl Reporter for Collect {
+    fn status(&self, _: &str, _: &str) {}
+    fn warn(&self, message: &str) {
+        if let Ok(mut w) = self.0.lock() {
+            w.push(message.to_owned());
+        }
     }
 }

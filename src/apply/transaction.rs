@@ -219,17 +219,7 @@ fn relink(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct Collect(Mutex<Vec<String>>);
-
-    impl Reporter for Collect {
-        fn status(&self, _: &str, _: &str) {}
-        fn warn(&self, message: &str) {
-            self.0.lock().unwrap().push(message.to_owned());
-        }
-    }
+    use crate::report::Collect;
 
     /// A keg of `a` with `bin/a` and a receipt file (the Cellar counts it as installed).
     fn keg(prefix: &Path, version: &str) {
@@ -263,7 +253,7 @@ mod tests {
             // The version to go back to can no longer be read: its links cannot come back.
             std::fs::write(receipt_path(&prefix.join("Cellar/a/1.0.0")), "not json").unwrap();
         }
-        let said = reporter.0.lock().unwrap().clone();
+        let said = reporter.warnings();
         assert_eq!(said.len(), 1, "{said:?}");
         assert!(said[0].contains("putting back the links of a"), "{said:?}");
         // The other undo steps ran: the new keg is gone, and no link leads into it.

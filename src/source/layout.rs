@@ -513,16 +513,8 @@ fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, LayoutError> {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use std::sync::Mutex;
 
-    #[derive(Default)]
-    struct Collect(Mutex<Vec<String>>);
-    impl Reporter for Collect {
-        fn status(&self, _: &str, _: &str) {}
-        fn warn(&self, m: &str) {
-            self.0.lock().unwrap().push(m.to_owned());
-        }
-    }
+    use crate::report::Collect;
 
     fn descriptor(digest: Digest, size: u64) -> Descriptor {
         Descriptor {
@@ -584,7 +576,7 @@ mod tests {
         let reporter = Collect::default();
         let fetched = layout.fetch_tag("1.0.0", &reporter).unwrap();
         assert_eq!(fetched.digest, digest);
-        let warnings = reporter.0.lock().unwrap();
+        let warnings = reporter.warnings();
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("digest verifies"), "{warnings:?}");
         let Err(err) = layout.read_manifest(&wrong, SizeCheck::Exact) else {

@@ -8,8 +8,8 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// Every `.rs` file under `dir`, sorted, as paths relative to `src/`.
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
+/// Every `.rs` file under `dir`, sorted.
+fn rust_files_in(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -18,12 +18,20 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "rs") {
-                out.push(p.strip_prefix(src()).unwrap().to_owned());
+                out.push(p);
             }
         }
     }
     out.sort();
     out
+}
+
+/// Every `.rs` file under `dir`, sorted, as paths relative to `src/`.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    rust_files_in(dir)
+        .into_iter()
+        .map(|p| p.strip_prefix(src()).unwrap().to_owned())
+        .collect()
 }
 
 /// Lines of `file` (relative to `src/`) that name any of `names`, outside comments.
@@ -129,19 +137,11 @@ fn the_architecture_documents_module_list_is_the_tree_as_it_is() {
 /// Every `.rs` file under the crate's `src/` and `tests/`, read.
 fn all_sources() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut out = Vec::new();
-    let mut stack = vec![root.join("src"), root.join("tests")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                out.push(std::fs::read_to_string(&p).unwrap());
-            }
-        }
-    }
-    out
+    [root.join("src"), root.join("tests")]
+        .iter()
+        .flat_map(|d| rust_files_in(d))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
 }
 
 #[test]

@@ -1,0 +1,213 @@
+//! Owns shaping a staged keg into what the Cellar holds, inside the staging directory only: a
+//! Homebrew bottle's `NAME/VERSION/` stripped and its placeholders relocated, a `.pkg/` the
+//! package shipped replaced by pkg's own, the package's commands found and made executable
+//! (`cellar::bins`), its link directories chosen, and the receipt written with every file's
+//! stamp. Nothing outside the staging keg changes here; links and the loader are `apply/`'s.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use semver::Version;
+
+use super::{Image, PourError, Pourer};
+use crate::cellar::receipt::{self, Receipt};
+use crate::cellar::unpack::{self, Stats};
+use crate::cellar::{self, Cellar, CellarError, brew};
+use crate::formula::{Formula, VersionSpec};
+
+/// What shaping found out about the keg.
+pub(super) struct Shaped {
+    pub bins: Vec<String>,
+    /// Keg directories linked into the prefix (see [`Formula::link`]).
+    pub link: Vec<String>,
+    pub files: usize,
+    /// A relocated ELF file names `PREFIX/lib/ld.so` as its interpreter.
+    pub needs_loader: bool,
+}
+
+impl Pourer<'_> {
+    /// Shapes the keg staged at `staging` and writes its receipt there.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn shape(
+        &self,
+        staging: &Path,
+        cellar: &Cellar,
+        formula: &Formula,
+        version: &Version,
+        spec: &VersionSpec,
+        image: Image,
+        stats: &Stats,
+        on_request: bool,
+        dependencies: BTreeMap<String, String>,
+    ) -> Result<Shaped, PourError> {
+        let repo = &spec.repository;
+        // A Homebrew bottle (`NAME/VERSION[_REVISION]/…` for this version) becomes the keg
+        // itself, relocated to this prefix.
+        let version_s = crate::version::show(version);
+        let bottle = brew::strip_bottle_prefix(staging, &formula.name, &version_s)?;
+        let mut needs_loader = false;
+        let mut relocated: Vec<String> = Vec::new();
+        let mut relocated_sums = BTreeMap::new();
+        if bottle {
+            let prefix = cellar.root().parent().unwrap_or(cellar.root());
+            // The unpack saw which files hold a placeholder; only those are opened. A keg
+            // cloned from the store (or holding an ORAS file) is searched whole.
+            let complete = stats.scanned
+                && image
+                    .formats
+                    .iter()
+                    .all(|f| matches!(f, crate::registry::manifest::LayerFormat::Tar(_)));
+            let marked: Option<Vec<std::path::PathBuf>> = complete.then(|| {
+                stats
+                    .marked
+                    .iter()
+                    .map(|p| p.components().skip(2).collect())
+                    .collect()
+            });
+            let relocation = brew::relocate_files(staging, prefix, marked.as_deref())?;
+            // PREFIX/lib/ld.so is made by the unit's transaction (apply/), not here.
+            needs_loader = relocation.interpreters > 0;
+            let changed = relocation.changed;
+            relocated.clone_from(&changed);
+            relocated_sums = relocation.sums;
+            if !changed.is_empty() {
+                self.reporter.status(
+                    "Relocated",
+                    &format!(
+                        "{} file(s) of the {} bottle to {}",
+                        changed.len(),
+                        formula.name,
+                        prefix.display()
+                    ),
+                );
+            }
+        }
+        if stats.xattrs_skipped > 0 {
+            self.reporter.warn(&format!(
+            "{repo}: {} extended attribute(s) of the package could not be set here (the filesystem refused them); the files are installed without them",
+            stats.xattrs_skipped
+        ));
+        }
+
+        // `.pkg/` is pkg's own: whatever a layer put there is replaced by the real receipt.
+        let meta = std::path::Path::new(receipt::META_DIR);
+        let mut root = unpack::beneath::Root::open(staging).map_err(|source| CellarError::Io {
+            path: staging.to_owned(),
+            source,
+        })?;
+        if let Ok(Some(_)) = root.stat(meta) {
+            self.reporter.warn(&format!(
+                "{repo}: the package ships its own `{}`; pkg replaces it with its receipt",
+                receipt::META_DIR
+            ));
+            root.remove(meta).map_err(|error| CellarError::Walk {
+                keg: staging.to_owned(),
+                error,
+            })?;
+        }
+        // Checked in the keg's final shape (after the bottle strip): no `bin` entry goes
+        // through a link out of the keg, and only then are listed files made executable.
+        // A keg-only formula links nothing but opt/NAME (as brew does).
+        let bin_entries = if formula.keg_only {
+            Some(&[][..])
+        } else {
+            formula.bin.as_deref()
+        };
+        let bins = cellar::bins::bins_for(staging, bin_entries)?;
+        cellar::bins::make_executable(staging, formula.bin.as_deref().unwrap_or_default())?;
+        // A Homebrew bottle is linked as brew links it, unless its formula says otherwise.
+        let link_dirs: Vec<String> = if formula.keg_only {
+            Vec::new()
+        } else if formula.link.is_empty() && bottle {
+            crate::formula::BREW_LINK_DIRS
+                .iter()
+                .map(|d| d.to_string())
+                .collect()
+        } else {
+            formula.link.clone()
+        };
+        let mut listing = cellar::list_entries(staging)?;
+        let files = listing.files;
+        add_sums(
+            staging,
+            stats,
+            bottle,
+            (&relocated, &relocated_sums),
+            &mut listing.stamps,
+        );
+        let receipt = Receipt {
+            schema: receipt::SCHEMA,
+            name: formula.name.clone(),
+            version: crate::version::show(version),
+            repository: repo.to_string(),
+            tag: spec.tag.0.clone(),
+            manifest_digest: image.digest,
+            platform_manifest_digest: image.platform_digest,
+            layers: image
+                .manifest
+                .layers
+                .iter()
+                .map(|l| l.digest.clone())
+                .collect(),
+            files: listing.paths,
+            stamps: listing.stamps,
+            bin: bins.clone(),
+            link: link_dirs.clone(),
+            installed_on_request: on_request,
+            dependencies,
+            source: formula.source.clone(),
+            time: receipt::now(),
+            pkg_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        receipt.write(staging)?;
+        Ok(Shaped {
+            bins,
+            link: link_dirs,
+            files,
+            needs_loader,
+        })
+    }
+}
+
+/// Each keg file's CRC-32 into its receipt stamp: the unpack's (paths made keg-relative: a
+/// bottle's `NAME/VERSION/` goes), and those relocation may have rewritten (every marked file, a
+/// second name of one rewritten in place included) taken again from their bytes now.
+fn add_sums(
+    keg: &std::path::Path,
+    stats: &Stats,
+    bottle: bool,
+    (relocated, known): (&[String], &BTreeMap<String, u32>),
+    stamps: &mut BTreeMap<String, receipt::Stamp>,
+) {
+    let strip = if bottle { 2 } else { 0 };
+    let keg_rel = |path: &std::path::Path| -> String {
+        let rel: std::path::PathBuf = path.components().skip(strip).collect();
+        rel.to_string_lossy().into_owned()
+    };
+    for (path, sum) in &stats.sums {
+        if let Some(stamp) = stamps.get_mut(&keg_rel(path)) {
+            stamp.sum = Some(*sum);
+        }
+    }
+    let again: std::collections::BTreeSet<String> = (stats.marked.iter())
+        .map(|p| keg_rel(p))
+        .chain(relocated.iter().cloned())
+        .collect();
+    for rel in &again {
+        let Some(stamp) = stamps.get_mut(rel) else {
+            continue;
+        };
+        // What relocation read (or wrote) it knows the sum of; anything else is read back by
+        // descriptor beneath the keg.
+        stamp.sum = known.get(rel).copied().or_else(|| {
+            unpack::beneath::Root::open(keg)
+                .ok()
+                .and_then(|mut root| root.open_file(std::path::Path::new(rel), false).ok())
+                .and_then(|mut file| {
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
+                    Some(crc32fast::hash(&bytes))
+                })
+        });
+    }
+}

@@ -58,7 +58,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 /// Whether an error of the chain is bad input: each error type classifies its own variants
-/// ([`crate::report::Classify`], next to the type); this only names the types that can be.
+/// ([`crate::report::Classify`], next to the type); this only names the types that can be
+/// (`house::every_error_type_that_classifies_itself_is_asked_for_the_exit_code` keeps the list
+/// whole).
 fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
     use crate::report::Classify;
     fn ask<T: Classify + std::error::Error + 'static>(

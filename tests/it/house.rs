@@ -188,3 +188,32 @@ fn every_test_the_documents_name_exists() {
         missing.join("\n")
     );
 }
+
+/// `commands::exit_code` asks each error type of a chain by name: a type that classifies its
+/// variants (`impl … Classify for T`) but is missing from that list would exit 1 for bad input.
+#[test]
+fn every_error_type_that_classifies_itself_is_asked_for_the_exit_code() {
+    let mut classified = Vec::new();
+    for file in rust_files(&src()) {
+        let text = std::fs::read_to_string(src().join(&file)).unwrap();
+        for line in text.lines() {
+            if let Some(rest) = line.trim().strip_prefix("impl ")
+                && let Some((_, ty)) = rest.split_once("Classify for ")
+            {
+                classified.push(ty.trim_end_matches(" {").trim().to_owned());
+            }
+        }
+    }
+    assert!(classified.len() > 5, "{classified:?}");
+    let commands = std::fs::read_to_string(src().join("commands/mod.rs")).unwrap();
+    let missing: Vec<&String> = classified
+        .iter()
+        .filter(|ty| {
+            !commands.contains(&format!("::{ty}>(e)")) && !commands.contains(&format!("<{ty}>(e)"))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "error types that classify themselves but that commands::is_bad_input never asks: {missing:?}"
+    );
+}

@@ -302,39 +302,99 @@ pub struct Listing {
 }
 
 /// Keg-relative paths of everything under `root` except pkg's own metadata (sorted), with
-/// each regular file's size and modification time.
+/// each regular file's size and modification time. A big keg's directories are read by a few
+/// threads (a `statx` per file is most of the work): the walk goes breadth first until there
+/// are a few directories per thread, then each thread walks its share of them.
 pub fn list_entries(root: &Path) -> Result<Listing, CellarError> {
     let mut listing = Listing {
         paths: Vec::new(),
         stamps: std::collections::BTreeMap::new(),
         files: 0,
     };
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = root.join(&rel);
-        for entry in fs_err::read_dir(&dir).map_err(io_err(&dir))? {
-            let entry = entry.map_err(io_err(&dir))?;
-            let rel_child = rel.join(entry.file_name());
-            if rel_child == Path::new(receipt::META_DIR) {
-                continue;
-            }
-            let kind = entry.file_type().map_err(io_err(&entry.path()))?;
-            let shown = rel_child.to_string_lossy().into_owned();
-            if kind.is_dir() {
-                stack.push(rel_child);
-            } else {
-                listing.files += 1;
-                if kind.is_file() {
-                    // `DirEntry::metadata` does not follow a link (none here: a regular file).
-                    let meta = entry.metadata().map_err(io_err(&entry.path()))?;
-                    listing
-                        .stamps
-                        .insert(shown.clone(), receipt::Stamp::of(&meta));
-                }
-            }
-            listing.paths.push(shown);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let mut frontier = vec![PathBuf::new()];
+    while !frontier.is_empty() && frontier.len() < threads * 4 {
+        let mut next = Vec::new();
+        for rel in frontier {
+            list_dir(root, &rel, &mut listing, &mut next)?;
         }
+        frontier = next;
+    }
+    if threads > 1 && frontier.len() > 1 {
+        let shares: Vec<Vec<PathBuf>> = (0..threads)
+            .map(|t| frontier.iter().skip(t).step_by(threads).cloned().collect())
+            .collect();
+        let walked: Vec<Result<Listing, CellarError>> = std::thread::scope(|scope| {
+            let running: Vec<_> = shares
+                .into_iter()
+                .map(|share| scope.spawn(move || list_subtrees(root, share)))
+                .collect();
+            running
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        for part in walked {
+            let part = part?;
+            listing.paths.extend(part.paths);
+            listing.stamps.extend(part.stamps);
+            listing.files += part.files;
+        }
+    } else {
+        let part = list_subtrees(root, frontier)?;
+        listing.paths.extend(part.paths);
+        listing.stamps.extend(part.stamps);
+        listing.files += part.files;
     }
     listing.paths.sort();
     Ok(listing)
+}
+
+/// Every entry under the keg-relative directories `dirs`, depth first.
+fn list_subtrees(root: &Path, mut dirs: Vec<PathBuf>) -> Result<Listing, CellarError> {
+    let mut listing = Listing {
+        paths: Vec::new(),
+        stamps: std::collections::BTreeMap::new(),
+        files: 0,
+    };
+    while let Some(rel) = dirs.pop() {
+        list_dir(root, &rel, &mut listing, &mut dirs)?;
+    }
+    Ok(listing)
+}
+
+/// The entries of one keg-relative directory into `listing`; its subdirectories onto `dirs`.
+fn list_dir(
+    root: &Path,
+    rel: &Path,
+    listing: &mut Listing,
+    dirs: &mut Vec<PathBuf>,
+) -> Result<(), CellarError> {
+    let dir = root.join(rel);
+    for entry in fs_err::read_dir(&dir).map_err(io_err(&dir))? {
+        let entry = entry.map_err(io_err(&dir))?;
+        let rel_child = rel.join(entry.file_name());
+        if rel_child == Path::new(receipt::META_DIR) {
+            continue;
+        }
+        let kind = entry.file_type().map_err(io_err(&entry.path()))?;
+        let shown = rel_child.to_string_lossy().into_owned();
+        if kind.is_dir() {
+            dirs.push(rel_child);
+        } else {
+            listing.files += 1;
+            if kind.is_file() {
+                // `DirEntry::metadata` does not follow a link (none here: a regular file).
+                let meta = entry.metadata().map_err(io_err(&entry.path()))?;
+                listing
+                    .stamps
+                    .insert(shown.clone(), receipt::Stamp::of(&meta));
+            }
+        }
+        listing.paths.push(shown);
+    }
+    Ok(())
 }

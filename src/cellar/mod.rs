@@ -398,3 +398,52 @@ fn list_dir(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The listing read by threads is the one a single depth-first walk reads: every path once,
+    /// sorted, `.pkg/` left out, a stamp for each regular file, links counted as files.
+    #[test]
+    fn a_keg_listed_by_threads_is_listed_whole_and_once() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for a in 0..6 {
+            for b in 0..5 {
+                let dir = root.join(format!("share/d{a}/e{b}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                for f in 0..3 {
+                    std::fs::write(dir.join(format!("f{f}")), format!("{a}{b}{f}")).unwrap();
+                }
+                std::os::unix::fs::symlink("f0", dir.join("link")).unwrap();
+            }
+        }
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::write(root.join("bin/tool"), "x").unwrap();
+        std::fs::create_dir_all(root.join(".pkg")).unwrap();
+        std::fs::write(root.join(".pkg/receipt.json"), "{}").unwrap();
+
+        let listing = list_entries(root).unwrap();
+        let mut one = Listing {
+            paths: Vec::new(),
+            stamps: std::collections::BTreeMap::new(),
+            files: 0,
+        };
+        let mut dirs = vec![PathBuf::new()];
+        while let Some(rel) = dirs.pop() {
+            list_dir(root, &rel, &mut one, &mut dirs).unwrap();
+        }
+        one.paths.sort();
+        assert_eq!(listing.paths, one.paths);
+        assert_eq!(listing.stamps.len(), one.stamps.len());
+        assert_eq!(listing.files, one.files);
+        // 6 × 5 directories of 3 files and a link, bin/tool; no `.pkg/`.
+        assert_eq!(listing.files, 6 * 5 * 4 + 1);
+        assert_eq!(listing.stamps.len(), 6 * 5 * 3 + 1);
+        assert!(listing.paths.iter().all(|p| !p.starts_with(".pkg")));
+        let mut unique = listing.paths.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), listing.paths.len());
+    }
+}

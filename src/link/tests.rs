@@ -429,3 +429,53 @@ fn a_directory_the_prefix_lacks_is_one_link_split_level_by_level_and_joined_agai
     assert!(link(prefix, "a", "1.0.0", &[], &dirs, false).is_err());
     assert_eq!(tree(prefix), before);
 }
+
+#[test]
+fn a_newer_version_takes_over_its_whole_directory_links_and_drops_the_ones_it_lacks() {
+    let d = tempfile::tempdir().unwrap();
+    let prefix = d.path();
+    let dirs = ["share".to_string()];
+    kegged(
+        prefix,
+        "a",
+        "1.0.0",
+        &["share/vim/syntax/a.vim", "share/old/x"],
+    );
+    kegged(
+        prefix,
+        "a",
+        "2.0.0",
+        &["share/vim/syntax/a.vim", "share/new/y"],
+    );
+    link(prefix, "a", "1.0.0", &[], &dirs, false).unwrap();
+    link(prefix, "a", "2.0.0", &[], &dirs, false).unwrap();
+    assert_eq!(
+        std::fs::read_link(prefix.join("share/vim")).unwrap(),
+        Path::new("../Cellar/a/2.0.0/share/vim")
+    );
+    assert_eq!(
+        std::fs::read_link(prefix.join("share/new")).unwrap(),
+        Path::new("../Cellar/a/2.0.0/share/new")
+    );
+    assert!(
+        std::fs::symlink_metadata(prefix.join("share/old")).is_err(),
+        "a directory link of the old version stayed"
+    );
+    // Split by a second keg, then upgraded: the split directory keeps b's link and holds the
+    // new version's links; b gone, it is the new version's one link again.
+    kegged(prefix, "b", "1.0.0", &["share/vim/syntax/b.vim"]);
+    link(prefix, "b", "1.0.0", &[], &dirs, false).unwrap();
+    kegged(prefix, "a", "3.0.0", &["share/vim/syntax/a.vim"]);
+    link(prefix, "a", "3.0.0", &[], &dirs, false).unwrap();
+    assert_eq!(
+        std::fs::read_link(prefix.join("share/vim/syntax/a.vim")).unwrap(),
+        Path::new("../../../Cellar/a/3.0.0/share/vim/syntax/a.vim")
+    );
+    assert!(is_link(&prefix.join("share/vim/syntax/b.vim")));
+    unlink(prefix, "b").unwrap();
+    assert_eq!(
+        std::fs::read_link(prefix.join("share/vim")).unwrap(),
+        Path::new("../Cellar/a/3.0.0/share/vim")
+    );
+    assert!(std::fs::symlink_metadata(prefix.join("share/new")).is_err());
+}

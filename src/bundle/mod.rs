@@ -245,6 +245,43 @@ impl Wanted {
     }
 }
 
+/// What a lock installs on the platform `here`: a request at its locked version for each
+/// package the Pkgfile asks for that is locked for `here`, and those asked for but locked only
+/// for other platforms (said, never skipped in silence).
+pub fn requests_for<'a>(
+    lock: &'a Lock,
+    here: &str,
+) -> Result<(Vec<Request>, Vec<&'a Locked>), ResolveError> {
+    let asked = lock
+        .packages
+        .iter()
+        .filter(|p| lock.requested.keys().any(|r| plain(r) == p.name));
+    let (here_too, elsewhere): (Vec<&Locked>, Vec<&Locked>) =
+        asked.partition(|p| p.platforms.iter().any(|pl| pl.platform == here));
+    let requests = here_too
+        .iter()
+        .map(|p| Request::parse(&format!("{}@{}", p.name, p.version)))
+        .collect::<Result<_, _>>()?;
+    Ok((requests, elsewhere))
+}
+
+/// What is remembered for a package's later upgrades: what the Pkgfile asks for (`^1`, `1.2`),
+/// not the exact version the lock pinned; nothing for `*` or no requirement.
+pub fn remembered_request(lock: &Lock, name: &str) -> Option<crate::plan::Asked> {
+    let spelled = lock
+        .requested
+        .iter()
+        .find(|(r, _)| plain(r) == name)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty() && v != "*")?;
+    let request = Request::parse(&format!("{name}@{spelled}")).ok()?;
+    let requirement = request.range()?.clone();
+    Some(crate::plan::Asked {
+        requirement,
+        spelled,
+    })
+}
+
 /// A Pkgfile name without its formula source (`SOURCE/NAME` → `NAME`).
 pub fn plain(name: &str) -> &str {
     name.rsplit_once('/').map_or(name, |(_, n)| n)

@@ -7,7 +7,6 @@ use anyhow::Context as _;
 use crate::bundle::{self, BundleError, Lock, Pkgfile};
 use crate::cli::BundleCommand;
 use crate::platform::Platform;
-use crate::resolve::Request;
 use crate::tap::{Taps, api};
 
 use super::outcome::{Run, Verb};
@@ -181,11 +180,7 @@ fn install(
     bundle::check_lock(&lock, &lock_path, &formulae)?;
     let formulary = bundle::pinned_formulary(&lock, &formulae);
     let here = host.to_string();
-    let asked: Vec<&bundle::Locked> = lock
-        .packages
-        .iter()
-        .filter(|p| lock.requested.keys().any(|r| bundle::plain(r) == p.name))
-        .collect();
+    let (requests, elsewhere) = bundle::requests_for(&lock, &here)?;
     // Packages kept to other platforms are named, not skipped in silence: by the Pkgfile's
     // `platforms` (they are not in the lock), or locked only for other platforms.
     if let Some(pkgfile) = &pkgfile {
@@ -208,10 +203,7 @@ fn install(
             );
         }
     }
-    for p in asked
-        .iter()
-        .filter(|p| !p.platforms.iter().any(|pl| pl.platform == here))
-    {
+    for p in elsewhere {
         let theirs: Vec<&str> = p.platforms.iter().map(|pl| pl.platform.as_str()).collect();
         ctx.reporter.status(
             "Skipping",
@@ -223,11 +215,6 @@ fn install(
             ),
         );
     }
-    let requests: Vec<Request> = asked
-        .iter()
-        .filter(|p| p.platforms.iter().any(|pl| pl.platform == here))
-        .map(|p| Request::parse(&format!("{}@{}", p.name, p.version)))
-        .collect::<Result<_, _>>()?;
     // `link = false` in the Pkgfile: installed, never linked (not linked, then unlinked).
     let unlinked: Vec<String> = pkgfile
         .iter()
@@ -247,23 +234,9 @@ fn install(
         crate::plan::State::new(&ctx.cellar, &formulary, &ctx.records, &ctx.settings.prefix);
     let mut plan = crate::plan::install(&mut state, &requests, false)?;
     plan.keep_unlinked(&unlinked);
-    // What is remembered for later upgrades is what the Pkgfile asks for (`^1`, `1.2`), not the
-    // exact version the lock pinned for this install.
+    // What is remembered for later upgrades is what the Pkgfile asks for, not the lock's pin.
     for (name, asked) in &mut plan.requests {
-        let spelled = lock
-            .requested
-            .iter()
-            .find(|(r, _)| bundle::plain(r) == name.as_str())
-            .map(|(_, v)| v.trim().to_owned())
-            .filter(|v| !v.is_empty() && v != "*");
-        *asked = spelled.and_then(|v| {
-            let request = Request::parse(&format!("{name}@{v}")).ok()?;
-            let requirement = request.range()?.clone();
-            Some(crate::plan::Asked {
-                requirement,
-                spelled: v,
-            })
-        });
+        *asked = bundle::remembered_request(&lock, name);
     }
     for name in &unlinked {
         // Remembered as `pkg unlink` is: upgrades leave it unlinked too.

@@ -184,26 +184,7 @@ pub fn relocate_files(
         lanes[(ino % threads as u64) as usize].push(rel);
     }
     let replacements = &replacements;
-    let done: Vec<Result<Relocation, BrewError>> = if threads == 1 {
-        lanes
-            .into_iter()
-            .map(|lane| relocate_lane(root, replacements, lane))
-            .collect()
-    } else {
-        std::thread::scope(|scope| {
-            let running: Vec<_> = lanes
-                .into_iter()
-                .map(|lane| scope.spawn(move || relocate_lane(root, replacements, lane)))
-                .collect();
-            running
-                .into_iter()
-                .map(|t| {
-                    t.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        })
-    };
+    let done = super::on_threads(lanes, |lane| relocate_lane(root, replacements, lane));
     let mut all = Relocation::default();
     for lane in done {
         let lane = lane?;

@@ -320,37 +320,40 @@ pub fn list_entries(root: &Path) -> Result<Listing, CellarError> {
         }
         frontier = next;
     }
-    if threads > 1 && frontier.len() > 1 {
-        let shares: Vec<Vec<PathBuf>> = (0..threads)
-            .map(|t| frontier.iter().skip(t).step_by(threads).cloned().collect())
-            .collect();
-        let walked: Vec<Result<Listing, CellarError>> = std::thread::scope(|scope| {
-            let running: Vec<_> = shares
-                .into_iter()
-                .map(|share| scope.spawn(move || list_subtrees(root, share)))
-                .collect();
-            running
-                .into_iter()
-                .map(|t| {
-                    t.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        });
-        for part in walked {
-            let part = part?;
-            listing.paths.extend(part.paths);
-            listing.stamps.extend(part.stamps);
-            listing.files += part.files;
-        }
-    } else {
-        let part = list_subtrees(root, frontier)?;
+    let n = threads.min(frontier.len()).max(1);
+    let shares: Vec<Vec<PathBuf>> = (0..n)
+        .map(|t| frontier.iter().skip(t).step_by(n).cloned().collect())
+        .collect();
+    for part in on_threads(shares, |share| list_subtrees(root, share)) {
+        let part = part?;
         listing.paths.extend(part.paths);
         listing.stamps.extend(part.stamps);
         listing.files += part.files;
     }
     listing.paths.sort();
     Ok(listing)
+}
+
+/// `work` on each of `shares`, one thread each (on this thread when there is one share); the
+/// results in the order of `shares`. A thread that panics panics the caller.
+pub(crate) fn on_threads<S: Send, T: Send>(shares: Vec<S>, work: impl Fn(S) -> T + Sync) -> Vec<T> {
+    if shares.len() <= 1 {
+        return shares.into_iter().map(work).collect();
+    }
+    let work = &work;
+    std::thread::scope(|scope| {
+        let running: Vec<_> = shares
+            .into_iter()
+            .map(|share| scope.spawn(move || work(share)))
+            .collect();
+        running
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// Every entry under the keg-relative directories `dirs`, depth first.

@@ -5,7 +5,7 @@
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
-use crate::report::Reporter;
+use crate::report::{Event, Reporter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -60,14 +60,14 @@ pub fn acquire(
             blocker: blocker.to_owned(),
         });
     }
-    let waiting = format!("for another pkg to finish with {}", prefix.display());
+    let waiting = Event::WaitingForPrefix { prefix };
     let file = take(
         &prefix.join("var/pkg"),
         false,
         wait,
         reporter,
         busy,
-        &waiting,
+        waiting,
     )?;
     Ok(PrefixLock { _file: file })
 }
@@ -82,11 +82,8 @@ pub fn cache(
     let busy = || LockError::BusyCache {
         cache: cache.to_owned(),
     };
-    let waiting = format!(
-        "for other pkg runs to finish with the cache {}",
-        cache.display()
-    );
-    let file = take(cache, !exclusive, wait, reporter, busy, &waiting)?;
+    let waiting = Event::WaitingForCache { cache };
+    let file = take(cache, !exclusive, wait, reporter, busy, waiting)?;
     Ok(CacheLock { _file: file })
 }
 
@@ -96,7 +93,7 @@ fn take(
     wait: bool,
     reporter: &dyn Reporter,
     busy: impl FnOnce() -> LockError,
-    waiting: &str,
+    waiting: Event<'_>,
 ) -> Result<File, LockError> {
     let path = dir.join("lock");
     let err = |source| LockError::Io {
@@ -119,7 +116,7 @@ fn take(
         Ok(()) => {}
         Err(TryLockError::WouldBlock) if !wait => return Err(busy()),
         Err(TryLockError::WouldBlock) => {
-            reporter.status("Waiting", waiting);
+            reporter.event(waiting);
             if shared {
                 file.lock_shared().map_err(err)?;
             } else {

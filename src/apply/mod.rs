@@ -2,7 +2,6 @@
 //! unit, dependencies first, links switched in a [`Transaction`] that puts everything back
 //! when the unit fails; old kegs go only after their unit committed.
 
-pub mod notes;
 pub mod remove;
 mod schedule;
 pub mod transaction;
@@ -17,7 +16,7 @@ use crate::link::LinkError;
 use crate::plan::{Move, Plan, UnitKind};
 use crate::pour::{PourError, Pourer};
 use crate::records::{Mark, Records, RecordsError};
-use crate::report::{Reporter, count, human_bytes};
+use crate::report::{Arrival, Event, Reporter, Switch};
 use schedule::Pour;
 pub use transaction::Transaction;
 
@@ -67,21 +66,15 @@ pub type Outcome = Vec<Result<(), ApplyError>>;
 pub fn apply(target: &Target, plan: &Plan, pourer: Option<&Pourer>) -> Outcome {
     for (name, version) in &plan.on_request {
         if let Err(e) = target.cellar.mark_on_request(name, version) {
-            target.reporter.warn(&e.to_string());
+            target.reporter.event(Event::RecordNotWritten { error: &e });
         }
     }
     for unit in plan.units.iter().filter(|u| u.kind == UnitKind::Upgrade) {
-        target.reporter.status(
-            "Upgrading",
-            &format!(
-                "{} {} -> {}",
-                unit.package,
-                unit.from
-                    .as_ref()
-                    .map_or_else(String::new, crate::version::show),
-                crate::version::Shown(&unit.to)
-            ),
-        );
+        target.reporter.event(Event::Upgrading {
+            name: &unit.package,
+            from: unit.from.as_ref(),
+            to: &unit.to,
+        });
     }
     let to_pour: Vec<&Move> = plan.moves().filter(|m| m.pour).collect();
     let mut poured = match pourer {
@@ -139,7 +132,7 @@ pub fn apply(target: &Target, plan: &Plan, pourer: Option<&Pourer>) -> Outcome {
             .any(|(u, r)| u.package == *name && r.is_err());
         let asked = req.as_ref().map(|a| (&a.requirement, a.spelled.as_str()));
         if !failed && let Err(e) = target.records.set_request(name, asked) {
-            target.reporter.warn(&e.to_string());
+            target.reporter.event(Event::RecordNotWritten { error: &e });
         }
     }
     outcome
@@ -228,13 +221,11 @@ fn run_unit(
         let (name, version) = (m.name(), &m.step.version);
         let (before, taken) = switch.unzip();
         for (link, from) in taken.iter().flatten() {
-            target.reporter.status(
-                "Took over",
-                &format!(
-                    "{} from {from} (--overwrite; uninstalling {name} gives it back)",
-                    link.strip_prefix(target.prefix).unwrap_or(link).display(),
-                ),
-            );
+            target.reporter.event(Event::TookOver {
+                link: link.strip_prefix(target.prefix).unwrap_or(link),
+                from,
+                by: name,
+            });
         }
         if m.link && m.step.on_request {
             target.records.set(Mark::Unlinked, name, false)?;
@@ -258,73 +249,62 @@ fn report(
     bytes: u64,
     linked_before: Option<Version>,
 ) {
-    let (name, version) = (m.name(), crate::version::Shown(&m.step.version));
-    let size = format!("({}, {})", count(files, "file"), human_bytes(bytes));
-    let r = target.reporter;
-    match (kind, &m.from) {
-        (UnitKind::Upgrade, Some(prev)) => r.status(
-            if m.action() == crate::plan::Action::Downgrade {
-                "Downgraded"
-            } else {
-                "Upgraded"
-            },
-            &format!("{name} {} -> {version} {size}", crate::version::Shown(prev)),
-        ),
-        (UnitKind::Upgrade, None) => r.status(
-            "Installed",
-            &format!("{name} {version} {size} (a new dependency)"),
-        ),
-        (UnitKind::Install, _) if m.pour => r.status(
-            "Installed",
-            &format!(
-                "{name} {version} {size} in {}",
-                target.cellar.keg(name, &m.step.version).display()
-            ),
-        ),
-        (UnitKind::Install, _) => {}
-        (UnitKind::Reinstall, _) => r.status(
-            "Reinstalled",
-            &format!(
-                "{name} {version} {size} in {}",
-                target.cellar.keg(name, &m.step.version).display()
-            ),
-        ),
+    let (name, version) = (m.name(), &m.step.version);
+    let keg = target.cellar.keg(name, version);
+    let how = match (kind, &m.from) {
+        (UnitKind::Upgrade, Some(from)) => Some(Arrival::Upgraded {
+            from,
+            down: m.action() == crate::plan::Action::Downgrade,
+        }),
+        (UnitKind::Upgrade, None) => Some(Arrival::NewDependency),
+        (UnitKind::Install, _) if m.pour => Some(Arrival::Installed { keg: &keg }),
+        (UnitKind::Install, _) => None,
+        (UnitKind::Reinstall, _) => Some(Arrival::Reinstalled { keg: &keg }),
+    };
+    if let Some(how) = how {
+        target.reporter.event(Event::Poured {
+            how,
+            name,
+            version,
+            files,
+            bytes,
+        });
     }
     // A switch of the linked version is said, for installs (an upgrade says it above).
     if kind == UnitKind::Install && m.link {
-        match linked_before.filter(|b| *b != m.step.version) {
-            Some(before) => {
-                // The same image under another version (a channel beside a version tag) is
-                // no downgrade, whatever the versions' order.
-                let digest = |v: &semver::Version| {
-                    crate::cellar::receipt::Receipt::read(&target.cellar.keg(name, v))
-                        .ok()
-                        .map(|r| r.manifest_digest)
-                };
-                let same = digest(&before).is_some() && digest(&before) == digest(&m.step.version);
-                let note = if same {
-                    " (the same content)".to_owned()
-                } else if crate::references::channel(&before).is_some()
-                    || crate::references::channel(&m.step.version).is_some()
-                {
-                    // A channel is never ordered against release versions.
-                    String::new()
-                } else if before > m.step.version {
-                    " (a downgrade)".to_owned()
-                } else {
-                    String::new()
-                };
-                r.status(
-                    "Linked",
-                    &format!(
-                        "{name} {version}, was {}{note}",
-                        crate::version::Shown(&before)
-                    ),
-                )
-            }
-            None if !m.pour => r.status("Linked", &format!("{name} {version}")),
+        match linked_before.filter(|b| b != version) {
+            Some(was) => target.reporter.event(Event::Switched {
+                name,
+                version,
+                how: switch(target, name, &was, version),
+                was: &was,
+            }),
+            None if !m.pour => target.reporter.event(Event::Linked { name, version }),
             None => {}
         }
+    }
+}
+
+/// What linking `version` in place of `before` amounts to.
+fn switch(target: &Target, name: &str, before: &Version, version: &Version) -> Switch {
+    // The same image under another version (a channel beside a version tag) is no downgrade,
+    // whatever the versions' order.
+    let digest = |v: &Version| {
+        crate::cellar::receipt::Receipt::read(&target.cellar.keg(name, v))
+            .ok()
+            .map(|r| r.manifest_digest)
+    };
+    if digest(before).is_some() && digest(before) == digest(version) {
+        Switch::SameContent
+    } else if crate::references::channel(before).is_some()
+        || crate::references::channel(version).is_some()
+    {
+        // A channel is never ordered against release versions.
+        Switch::Other
+    } else if before > version {
+        Switch::Downgrade
+    } else {
+        Switch::Other
     }
 }
 

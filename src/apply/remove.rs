@@ -12,7 +12,7 @@ use crate::link::{self, LinkError};
 use crate::plan::removal::{Removal, Why};
 use crate::records::{Mark, RecordsError};
 use crate::references::{References, ReferencesError};
-use crate::report::human_bytes;
+use crate::report::Event;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoveError {
@@ -75,16 +75,14 @@ pub fn remove(target: &Target, removal: &Removal) -> Result<u64, RemoveError> {
             let size = target.cellar.size(name, v);
             target.cellar.remove(name, v)?;
             freed += size;
-            let shown = crate::version::Shown(v);
-            match removal.why {
-                Why::Asked => target
-                    .reporter
-                    .status("Uninstalled", &format!("{name} {shown}")),
-                Why::Housekeeping => target.reporter.status(
-                    "Removed",
-                    &format!("{name} {shown} ({})", human_bytes(size)),
-                ),
-            }
+            target.reporter.event(match removal.why {
+                Why::Asked => Event::Uninstalled { name, version: v },
+                Why::Housekeeping => Event::Removed {
+                    name,
+                    version: v,
+                    bytes: size,
+                },
+            });
         }
         if removal.force {
             target.cellar.remove_all(name)?;
@@ -104,7 +102,7 @@ pub fn remove(target: &Target, removal: &Removal) -> Result<u64, RemoveError> {
         1 => Err(unlinked.remove(0).1),
         _ => {
             for (_, e) in &unlinked {
-                target.reporter.error(&crate::report::one_line(e));
+                target.reporter.event(Event::LeftUnlinked { error: e });
             }
             Err(RemoveError::LeftUnlinked(
                 unlinked.into_iter().map(|(n, _)| n).collect(),
@@ -122,10 +120,7 @@ fn forget(target: &Target, name: &str) -> Result<(), RemoveError> {
     records.set_request(name, None)?;
     records.set_platforms(name, None)?;
     if References::new(target.prefix).forget(name)? {
-        target.reporter.status(
-            "Forgot",
-            &format!("the formula `pkg install REFERENCE` recorded for {name}"),
-        );
+        target.reporter.event(Event::ForgotReference { name });
     }
     Ok(())
 }
@@ -150,16 +145,16 @@ pub fn give_back(target: &Target, name: &str) -> Result<(), RemoveError> {
             continue;
         };
         match relink(target, &from, &version) {
-            Ok(_) => target.reporter.status(
-                "Linked",
-                &format!(
-                    "{from} {} again (its links that {name} had taken over)",
-                    crate::version::Shown(&version)
-                ),
-            ),
-            Err(e) => target.reporter.warn(&format!(
-                "{from} could not get back the links {name} had taken over: {e}; `pkg link {from}` to retry"
-            )),
+            Ok(_) => target.reporter.event(Event::GaveBack {
+                owner: &from,
+                version: &version,
+                taker: name,
+            }),
+            Err(e) => target.reporter.event(Event::GiveBackFailed {
+                owner: &from,
+                taker: name,
+                error: &e,
+            }),
         }
     }
     Ok(())
@@ -188,12 +183,10 @@ fn link_newest(target: &Target, name: &str, remaining: &[Version]) -> Result<(),
         version: crate::version::show(version),
         source: Box::new(source),
     })?;
-    target.reporter.status(
-        "Linked",
-        &format!(
-            "{name} {} ({links} links; the newest remaining version)",
-            crate::version::Shown(version)
-        ),
-    );
+    target.reporter.event(Event::LinkedNewest {
+        name,
+        version,
+        links,
+    });
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use crate::cellar::Cellar;
 use crate::plan::Move;
 use crate::pour::{PourError, Poured, Pourer};
-use crate::report::Reporter;
+use crate::report::{Event, Reporter};
 
 /// What became of one move's pour.
 pub enum Pour {
@@ -59,15 +59,13 @@ pub fn pour_all(
     let pour_one = |m: &Move| {
         let (formula, version) = (&m.step.formula, &m.step.version);
         let spec = &formula.versions[version];
-        reporter.status(
-            "Fetching",
-            &format!(
-                "{} {} ({})",
-                formula.name,
-                crate::version::Shown(version),
-                crate::references::shown(&spec.repository, &spec.tag.0)
-            ),
-        );
+        let repository = spec.repository.to_string();
+        reporter.event(Event::Fetching {
+            name: &formula.name,
+            version,
+            repository: &repository,
+            tag: &spec.tag.0,
+        });
         // A reinstall (the version in use, poured again) is made from the blobs, never from
         // the unpacked store, so it mends a keg whatever happened to the store.
         let fresh = m.from.as_ref() == Some(version);

@@ -12,7 +12,7 @@ use semver::Version;
 use crate::cellar::Cellar;
 use crate::cellar::receipt::{Receipt, ReceiptError};
 use crate::link::{self, LinkError};
-use crate::report::Reporter;
+use crate::report::{Event, Reporter, Undo};
 
 /// One change a unit made to the prefix, undone when the unit does not commit.
 enum Change {
@@ -155,21 +155,15 @@ impl Drop for Transaction<'_> {
         }
         for change in self.changes.iter().rev() {
             if let Err(e) = self.undo(change) {
-                let what = match change {
-                    Change::Poured { name, version } => format!(
-                        "taking out the new keg of {name} {}",
-                        crate::version::Shown(version)
-                    ),
-                    Change::Switched { name, .. } => format!("putting back the links of {name}"),
-                    Change::Took { by, .. } => {
-                        format!("giving back the links {by} had taken over")
-                    }
-                    Change::Loader => format!("removing {}", link::LOADER),
+                let step = match change {
+                    Change::Poured { name, version } => Undo::TakeOutKeg { name, version },
+                    Change::Switched { name, .. } => Undo::PutBackLinks { name },
+                    Change::Took { by, .. } => Undo::GiveBackLinks { by },
+                    Change::Loader => Undo::RemoveLoader {
+                        loader: link::LOADER,
+                    },
                 };
-                self.reporter.warn(&format!(
-                    "undoing the failed change: {what} failed: {}; `pkg doctor` shows what is left",
-                    crate::report::one_line(&e)
-                ));
+                self.reporter.event(Event::UndoFailed { step, error: &e });
             }
         }
     }
@@ -253,9 +247,12 @@ mod tests {
             // The version to go back to can no longer be read: its links cannot come back.
             std::fs::write(receipt_path(&prefix.join("Cellar/a/1.0.0")), "not json").unwrap();
         }
-        let said = reporter.warnings();
+        let said = reporter.events();
         assert_eq!(said.len(), 1, "{said:?}");
-        assert!(said[0].contains("putting back the links of a"), "{said:?}");
+        assert!(
+            said[0].starts_with("UndoFailed { step: PutBackLinks { name: \"a\" }"),
+            "{said:?}"
+        );
         // The other undo steps ran: the new keg is gone, and no link leads into it.
         assert!(!prefix.join("Cellar/a/2.0.0").exists());
         assert!(std::fs::symlink_metadata(prefix.join("bin/a")).is_err());

@@ -9,7 +9,7 @@ use super::publish::{self, PublishError, PushOptions, PushReport};
 use super::write::{self, Entry, WriteError};
 use super::{BottleError, BottleSpec, Bottled, build::BuildOptions};
 use crate::registry::{Client, RegistryError, Repository};
-use crate::report::{Reporter, human_bytes};
+use crate::report::{Event, Reporter, TagMove};
 use crate::source::layout::{Layout, LayoutError};
 
 /// What to bottle, where to, and what to do with it: `pkg bottle`'s arguments, parsed and
@@ -70,33 +70,25 @@ pub fn make(
     let Request {
         dir, spec, output, ..
     } = request;
-    reporter.status(
-        "Bottling",
-        &format!(
-            "{} {} ({}) from {}",
-            spec.name,
-            spec.version,
-            spec.platform,
-            dir.display()
-        ),
-    );
+    reporter.event(Event::Bottling {
+        name: &spec.name,
+        version: &spec.version,
+        platform: &spec.platform,
+        dir,
+    });
     let bottled = super::bottle(dir, output, spec, &request.build, reporter).map_err(|source| {
         MakeError::Bottle {
             dir: dir.clone(),
             source,
         }
     })?;
-    reporter.status(
-        "Bottled",
-        &format!(
-            "{} ({} entries, {} compressed) → {}:{}",
-            spec.filename(bottled.layer.compression.extension()),
-            bottled.layer.entries,
-            human_bytes(bottled.layer.size),
-            output.display(),
-            spec.tag
-        ),
-    );
+    reporter.event(Event::Bottled {
+        file: &spec.filename(bottled.layer.compression.extension()),
+        entries: bottled.layer.entries,
+        bytes: bottled.layer.size,
+        layout: output,
+        tag: &spec.tag,
+    });
     let pushed = match &request.push {
         Some(push) => Some(push_and_attach(request, push, client, reporter)?),
         None => None,
@@ -118,10 +110,10 @@ pub fn make(
     };
     if let Some(path) = &request.write {
         write::update_file(path, &spec.name, &entry).map_err(MakeError::Write)?;
-        reporter.status(
-            "Updated",
-            &format!("{} (version {})", path.display(), spec.version),
-        );
+        reporter.event(Event::FormulaUpdated {
+            path,
+            version: &spec.version,
+        });
     }
     Ok(Made {
         bottled,
@@ -149,31 +141,20 @@ fn push_and_attach(
         &push.options,
     )
     .map_err(MakeError::Publish)?;
-    let platforms: Vec<String> = report.platforms.iter().map(|p| p.to_string()).collect();
-    let how = match (&report.previous, report.tag_changed) {
-        (_, false) => ", the tag already pointed there".to_owned(),
-        (None, true) => ", a new tag".to_owned(),
-        (Some(_), true) if !report.moved.is_empty() => format!(
-            ", the tag moved from {}",
-            report
-                .moved
-                .iter()
-                .map(|(from, _)| from.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        (Some(before), true) => format!(", the tag gained a platform (was {before})"),
+    let tag_move = match (&report.previous, report.tag_changed) {
+        (_, false) => TagMove::Unchanged,
+        (None, true) => TagMove::New,
+        (Some(_), true) if !report.moved.is_empty() => TagMove::Moved(&report.moved),
+        (Some(before), true) => TagMove::GainedPlatform(before),
     };
-    reporter.status(
-        "Pushed",
-        &format!(
-            "{repo}:{} → {} ({}; {} uploaded{how})",
-            push.tag,
-            report.digest,
-            platforms.join(", "),
-            human_bytes(report.bytes_uploaded()),
-        ),
-    );
+    reporter.event(Event::Pushed {
+        repository: &repo.to_string(),
+        tag: &push.tag,
+        digest: &report.digest,
+        platforms: &report.platforms,
+        uploaded: report.bytes_uploaded(),
+        tag_move,
+    });
     if !request.bundles.is_empty() {
         let client = client();
         let top = client
@@ -187,14 +168,12 @@ fn push_and_attach(
         for (path, bytes) in &request.bundles {
             let referrer = super::attach::attach(&client, repo, &subject, bytes)
                 .map_err(MakeError::Publish)?;
-            reporter.status(
-                "Attached",
-                &format!(
-                    "{} to {repo}@{} as the referrer {referrer}",
-                    path.display(),
-                    report.digest
-                ),
-            );
+            reporter.event(Event::Attached {
+                path,
+                repository: &repo.to_string(),
+                subject: &report.digest,
+                referrer: &referrer,
+            });
         }
     }
     Ok(report)

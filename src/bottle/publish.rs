@@ -16,7 +16,7 @@ use crate::platform::Platform;
 use crate::registry::manifest::{self, Descriptor, Document, ImageManifest};
 use crate::registry::push::{Chunk, Mount};
 use crate::registry::{Client, RegistryError, Repository};
-use crate::report::Reporter;
+use crate::report::{Event, Reporter};
 use crate::source::layout::{Layout, LayoutError, REF_NAME, SizeCheck};
 
 pub const DEFAULT_CHUNK_THRESHOLD: u64 = 32 * 1024 * 1024;
@@ -228,10 +228,13 @@ pub fn push(
             if tag_changed {
                 let o = ours.iter().find(|o| o.descriptor.digest == d.digest);
                 if let Some(o) = o {
-                    reporter.status(
-                        "Tagging",
-                        &format!("{repo}:{tag} → {}{}", d.digest, was(&current_digest)),
-                    );
+                    reporter.event(Event::Tagging {
+                        repository: &repo.to_string(),
+                        tag,
+                        digest: &d.digest,
+                        index: false,
+                        was: current_digest.as_ref(),
+                    });
                     client
                         .put_manifest(repo, tag, &o.descriptor.media_type, &o.bytes)
                         .map_err(registry_err(repo, format!("manifest {}", d.digest)))?;
@@ -254,10 +257,13 @@ pub fn push(
                     ))?;
             }
             if tag_changed {
-                reporter.status(
-                    "Tagging",
-                    &format!("{repo}:{tag} → index {digest}{}", was(&current_digest)),
-                );
+                reporter.event(Event::Tagging {
+                    repository: &repo.to_string(),
+                    tag,
+                    digest,
+                    index: true,
+                    was: current_digest.as_ref(),
+                });
                 client
                     .put_manifest(repo, tag, manifest::OCI_INDEX, bytes)
                     .map_err(registry_err(repo, format!("index {digest}")))?;
@@ -276,14 +282,6 @@ pub fn push(
         previous: current_digest,
         moved,
     })
-}
-
-/// ` (was DIGEST)` when the tag existed.
-fn was(previous: &Option<Digest>) -> String {
-    previous
-        .as_ref()
-        .map(|d| format!(" (was {d})"))
-        .unwrap_or_default()
 }
 
 /// A tag that reads as a version (`1.0.0`, `v2.1`, `1.7.1_1`, `2024.05.05`): a release, which
@@ -485,7 +483,10 @@ fn push_blob(
         .blob_exists(repo, digest)
         .map_err(registry_err(repo, format!("blob {digest}")))?;
     if exists {
-        reporter.status("Skipping", &format!("{digest}: already in {repo}"));
+        reporter.event(Event::BlobPresent {
+            digest,
+            repository: &repo.to_string(),
+        });
         return done(How::Existed);
     }
     let (mut file, actual) = layout.open_blob(digest)?;
@@ -504,16 +505,21 @@ fn push_blob(
         }
         match client.mount_blob(repo, digest, from) {
             Ok(Mount::Mounted) => {
-                reporter.status("Mounted", &format!("{digest} from {from}"));
+                reporter.event(Event::Mounted {
+                    digest,
+                    from: &from.to_string(),
+                });
                 return done(How::Mounted(from.clone()));
             }
             Ok(Mount::Opened(url)) => {
                 session = Some(url);
                 break;
             }
-            Err(e) => reporter.warn(&format!(
-                "could not mount {digest} from {from} ({e}); uploading it instead"
-            )),
+            Err(e) => reporter.event(Event::MountFailed {
+                digest,
+                from: &from.to_string(),
+                error: &e,
+            }),
         }
     }
     let session = match session {
@@ -527,7 +533,11 @@ fn push_blob(
         source,
     };
     if blob.size <= options.chunk_threshold {
-        reporter.status("Uploading", &format!("{digest} ({} bytes)", blob.size));
+        reporter.event(Event::Uploading {
+            digest,
+            size: blob.size,
+            chunk: None,
+        });
         let progress = reporter.progress("Uploading", blob.size);
         let mut bytes = Vec::with_capacity(usize::try_from(blob.size).unwrap_or(0));
         file.read_to_end(&mut bytes).map_err(io)?;
@@ -539,10 +549,11 @@ fn push_blob(
         return done(How::Uploaded);
     }
     let chunk_size = options.chunk_size.max(1);
-    reporter.status(
-        "Uploading",
-        &format!("{digest} ({} bytes in chunks of {chunk_size})", blob.size),
-    );
+    reporter.event(Event::Uploading {
+        digest,
+        size: blob.size,
+        chunk: Some(chunk_size),
+    });
     let progress = reporter.progress("Uploading", blob.size);
     // The furthest the registry has acknowledged (a resync may step back; the bar does not).
     let mut shown = 0u64;

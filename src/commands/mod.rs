@@ -22,6 +22,7 @@ pub use ui::Stderr;
 mod uninstall;
 mod upgrade;
 mod verify;
+mod words;
 
 use std::io::Write as _;
 
@@ -116,10 +117,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         let log: crate::registry::Log = std::sync::Arc::new(move |line: &str| out.debug(line));
         log
     });
-    let notice: crate::registry::Log = {
-        let out = reporter.clone();
-        std::sync::Arc::new(move |line: &str| out.warn(line))
-    };
+    let notice: std::sync::Arc<dyn Reporter> = std::sync::Arc::new(reporter.clone());
     let ctx = Ctx {
         notice,
         cellar: Cellar::new(&settings.prefix),
@@ -176,7 +174,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// What every command works with.
 pub struct Ctx<'a> {
     pub settings: &'a Settings,
-    pub reporter: &'a dyn Reporter,
+    pub reporter: &'a Stderr,
     pub cellar: Cellar,
     pub formulary: Formulary,
     pub records: Records,
@@ -184,7 +182,7 @@ pub struct Ctx<'a> {
     /// `--verbose`: where the registry client logs its requests.
     pub log: Option<crate::registry::Log>,
     /// Where the registry client says what the user should know (a mirror that did not answer).
-    pub notice: crate::registry::Log,
+    pub notice: std::sync::Arc<dyn Reporter>,
 }
 
 impl Ctx<'_> {

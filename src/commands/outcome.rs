@@ -2,7 +2,7 @@
 //! the notes, the summary line, the `--json` document and the exit — for install and upgrade.
 
 use crate::plan::doc::Document;
-use crate::plan::{Action, Plan, UnitKind};
+use crate::plan::{Action, Note, Plan, UnitKind};
 
 use super::{Ctx, print_json};
 
@@ -48,7 +48,7 @@ pub(super) fn carry_out(ctx: &Ctx, plan: &Plan, run: Run) -> anyhow::Result<()> 
         overwrite,
     } = run;
     let started = std::time::Instant::now();
-    crate::apply::notes::announce(plan, ctx.reporter);
+    announce(plan, ctx.reporter);
     if dry_run {
         if json {
             print_json(&Document::new(plan, true, &[]))?;
@@ -218,4 +218,45 @@ fn finish(ctx: &Ctx, doc: &Document, seconds: f64) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Says every note of the plan, and each unit's held-back versions.
+fn announce(plan: &Plan, reporter: &super::Stderr) {
+    for note in &plan.notes {
+        match note {
+            Note::Unchanged { name, version } => reporter.status(
+                "Skipping",
+                &format!("{name} {}: already installed", crate::version::Shown(version)),
+            ),
+            Note::Unlinked { name, version } => reporter.warn(&format!(
+                "{name} {} is installed but not linked (`pkg unlink {name}` took its links away); `pkg link {name}` to link it",
+                crate::version::Shown(version)
+            )),
+            Note::NotUpgraded {
+                name,
+                version,
+                latest,
+            } => reporter.warn(&format!(
+                "{name} {} is installed and {} is available; run `pkg upgrade {name}` or `pkg install --upgrade {name}`",
+                crate::version::Shown(version),
+                crate::version::Shown(latest)
+            )),
+            Note::Pinned { name, version } => reporter.status(
+                "Pinned",
+                &format!(
+                    "{name} {} (pinned; `pkg unpin {name}` to upgrade it)",
+                    crate::version::Shown(version)
+                ),
+            ),
+            Note::Held { hold, .. } => reporter.warn(&hold.reason),
+            Note::Vanished { reason, .. } => reporter.warn(reason),
+            Note::Failed { name, error } => reporter.error(&format!("{name}: {error}")),
+            Note::UpToDate { .. } => {}
+        }
+    }
+    for unit in &plan.units {
+        if let Some(hold) = &unit.hold {
+            reporter.warn(&hold.reason);
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! The terminal side of reporting: coloured status lines, warnings and progress bars on stderr.
+//! The terminal side of reporting: coloured status lines, warnings and progress bars on stderr;
+//! the engine's events are put into words by `words.rs`.
 //! Bars appear only when stderr is a terminal and `--quiet` is off; `--quiet` also silences
 //! warnings (errors are printed by `main`). Bars are coloured only when the lines are.
 
@@ -7,8 +8,9 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::words::{Said, words};
 use crate::cli::ColorChoice;
-use crate::report::{NoProgress, Progress, Reporter};
+use crate::report::{Event, NoProgress, Progress, Reporter};
 
 #[derive(Clone)]
 pub struct Stderr {
@@ -61,8 +63,9 @@ impl Stderr {
     }
 }
 
-impl Reporter for Stderr {
-    fn status(&self, action: &str, message: &str) {
+impl Stderr {
+    /// A status line: a right-aligned action word, then the message.
+    pub fn status(&self, action: &str, message: &str) {
         if !self.quiet {
             self.line(&format!(
                 "{} {message}",
@@ -71,15 +74,27 @@ impl Reporter for Stderr {
         }
     }
 
-    fn warn(&self, message: &str) {
+    /// Something the user should know that did not stop the command (not under `--quiet`).
+    pub fn warn(&self, message: &str) {
         if self.quiet {
             return;
         }
         self.line(&format!("{} {message}", self.paint("1;33", "warning:")));
     }
 
-    fn error(&self, message: &str) {
+    /// Part of the command failed while the rest goes on; shown even under `--quiet`.
+    pub fn error(&self, message: &str) {
         self.line(&format!("{} {message}", self.paint("1;31", "error:")));
+    }
+}
+
+impl Reporter for Stderr {
+    fn event(&self, event: Event<'_>) {
+        match words(&event) {
+            Said::Status(action, message) => self.status(action, &message),
+            Said::Warning(message) => self.warn(&message),
+            Said::Error(message) => self.error(&message),
+        }
     }
 
     fn progress(&self, label: &str, total: u64) -> Box<dyn Progress> {

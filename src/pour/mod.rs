@@ -25,7 +25,7 @@ use crate::registry::manifest::{
     self, Document, ImageManifest, LayerFormat, LayerFormatError, ManifestError,
 };
 use crate::registry::{Client, FetchedManifest, RegistryError};
-use crate::report::Reporter;
+use crate::report::{Event, Reporter};
 use crate::source::SourceError;
 use crate::store::{BlobStream, ReaderError, RepoName, Store, StoreError, Unopened};
 
@@ -253,10 +253,11 @@ impl Pourer<'_> {
                 .ok()
                 .filter(|m| pinned.matches(&m.bytes));
             if let Some(m) = by_digest {
-                self.reporter.status(
-                    "Pinned",
-                    &format!("{repo}:{tag} points elsewhere now; installing {pinned} as pinned"),
-                );
+                self.reporter.event(Event::PinnedManifest {
+                    repository: &repo.to_string(),
+                    tag,
+                    pinned,
+                });
                 top = m;
             }
         }
@@ -461,8 +462,7 @@ impl Pourer<'_> {
                     if refetched.len() >= image.manifest.layers.len() {
                         return Err(e);
                     }
-                    self.reporter
-                        .warn(&format!("{e}\nFetching it once more from the start."));
+                    self.reporter.event(Event::Refetching { error: &e });
                     refetched.push((digest, e));
                 }
                 other => break other?,
@@ -526,9 +526,12 @@ impl Pourer<'_> {
                 {
                     // Offline, the cache is what was asked for: nothing to warn about.
                     if !matches!(err, RegistryError::Offline { .. }) {
-                        self.reporter.warn(&format!(
-                            "{err}; using the cached manifest {digest} that {repo}:{tag} had when last fetched"
-                        ));
+                        self.reporter.event(Event::CachedManifest {
+                            error: &err,
+                            digest: &digest,
+                            repository: &repo.to_string(),
+                            tag,
+                        });
                     }
                     return Ok(cached);
                 }

@@ -14,6 +14,7 @@ use crate::cellar::receipt::{self, Receipt};
 use crate::cellar::unpack::{self, Stats};
 use crate::cellar::{self, Cellar, CellarError, brew};
 use crate::formula::{Formula, VersionSpec};
+use crate::report::Event;
 
 /// What shaping found out about the keg.
 pub(super) struct Shaped {
@@ -71,22 +72,18 @@ impl Pourer<'_> {
             relocated.clone_from(&changed);
             relocated_sums = relocation.sums;
             if !changed.is_empty() {
-                self.reporter.status(
-                    "Relocated",
-                    &format!(
-                        "{} file(s) of the {} bottle to {}",
-                        changed.len(),
-                        formula.name,
-                        prefix.display()
-                    ),
-                );
+                self.reporter.event(Event::Relocated {
+                    files: changed.len(),
+                    name: &formula.name,
+                    prefix,
+                });
             }
         }
         if stats.xattrs_skipped > 0 {
-            self.reporter.warn(&format!(
-            "{repo}: {} extended attribute(s) of the package could not be set here (the filesystem refused them); the files are installed without them",
-            stats.xattrs_skipped
-        ));
+            self.reporter.event(Event::XattrsSkipped {
+                repository: &repo.to_string(),
+                count: stats.xattrs_skipped,
+            });
         }
 
         // `.pkg/` is pkg's own: whatever a layer put there is replaced by the real receipt.
@@ -96,10 +93,10 @@ impl Pourer<'_> {
             source,
         })?;
         if let Ok(Some(_)) = root.stat(meta) {
-            self.reporter.warn(&format!(
-                "{repo}: the package ships its own `{}`; pkg replaces it with its receipt",
-                receipt::META_DIR
-            ));
+            self.reporter.event(Event::ShippedMetadata {
+                repository: &repo.to_string(),
+                dir: receipt::META_DIR,
+            });
             root.remove(meta).map_err(|error| CellarError::Walk {
                 keg: staging.to_owned(),
                 error,

@@ -9,6 +9,7 @@ use crate::registry::RegistryError;
 use crate::verify;
 
 use super::{PourError, Pourer};
+use crate::report::Event;
 
 impl Pourer<'_> {
     pub(super) fn check_signature(
@@ -76,18 +77,13 @@ impl Pourer<'_> {
             Err(e) => return Err(unsigned(e.to_string())),
         };
         if let Some(s) = signed.first() {
-            self.reporter.status(
-                "Verified",
-                &format!(
-                    "{} {shown} ({digest}): signed by {}{}",
-                    formula.name,
-                    s.signer,
-                    s.predicate_type
-                        .as_ref()
-                        .map(|p| format!(", {p}"))
-                        .unwrap_or_default()
-                ),
-            );
+            self.reporter.event(Event::Verified {
+                name: &formula.name,
+                version: shown,
+                digest: &digest,
+                signer: &s.signer,
+                predicate_type: s.predicate_type.as_deref(),
+            });
         }
         Ok(Some(digest))
     }

@@ -11,6 +11,7 @@ use crate::cellar::unpack::{self, Stats};
 use crate::digest::Digest;
 use crate::formula::{Formula, Source};
 use crate::registry::manifest::{self, LayerFormat};
+use crate::report::Event;
 
 impl Pourer<'_> {
     /// A fresh staging directory (guarded against Ctrl-C) holding every layer of `image`
@@ -64,7 +65,7 @@ impl Pourer<'_> {
                 }
                 // Changed since it was stored: said, and replaced by the tree unpacked below.
                 Err(e @ crate::store::unpacked::TreeError::Changed { .. }) => {
-                    self.reporter.warn(&e.to_string());
+                    self.reporter.event(Event::KeptTreeChanged { error: &e });
                 }
                 // Not usable under this umask, or a clone that failed (this prefix on another
                 // filesystem): its staging keg goes, and the layers are unpacked.
@@ -124,10 +125,10 @@ impl Pourer<'_> {
                 &stats.sums,
             )
         {
-            self.reporter.warn(&format!(
-                "could not keep the unpacked tree of {} for warm installs: {e}",
-                formula.name
-            ));
+            self.reporter.event(Event::KeptTreeNotStored {
+                name: &formula.name,
+                error: &e,
+            });
         }
         Ok((staging, interrupted, stats))
     }

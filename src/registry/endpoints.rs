@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use ureq::http::Response;
 use url::Url;
 
-use super::error::{Tried, tries};
+use super::error::Tried;
 use super::safety::same_origin;
 use super::{Call, Client, RegistryError, Repository, Tries, rebase, retry};
+use crate::report::Event;
 
 /// Endpoints that failed a request after all their tries, resting until a time: requests skip
 /// them (they are tried last) until then, then try them first again. One per client, shared.
@@ -134,7 +135,7 @@ impl Client {
         let order = self.health.order(&chain);
         let mut tried = Vec::new();
         // Said only when a later endpoint answers: when none does, the error says it all.
-        let mut notices = Vec::new();
+        let mut notices: Vec<(String, String, u32)> = Vec::new();
         for (n, &i) in order.iter().enumerate() {
             let base = &chain[i];
             let mut moved = Call {
@@ -155,14 +156,17 @@ impl Client {
             };
             let Some(cause) = cause else {
                 self.health.answered(base);
+                let instead = base.as_str().trim_end_matches('/');
                 for (shown, cause, made) in notices {
-                    self.notice(&format!(
-                        "{shown} for {}: {cause} ({}); using {} instead for the next {} s",
-                        repo.registry,
-                        tries(made),
-                        base.as_str().trim_end_matches('/'),
-                        self.net.mirror_cooldown.as_secs()
-                    ));
+                    self.log(|| format!("{shown} for {}: {cause}; using {instead}", repo.registry));
+                    self.notice(Event::EndpointResting {
+                        endpoint: &shown,
+                        registry: &repo.registry,
+                        cause: &cause,
+                        tries: made,
+                        instead,
+                        seconds: self.net.mirror_cooldown.as_secs(),
+                    });
                 }
                 return answer.map_err(|e| self.via_mirror(e, &repo.registry, base));
             };

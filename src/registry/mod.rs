@@ -24,6 +24,7 @@ use ureq::http::{self, Response};
 use url::Url;
 
 use crate::digest::Digest;
+use crate::report::{Event, Reporter};
 use auth::{Challenge, CredentialSource, TokenCache};
 use error::{CREDENTIAL_HINT, REFUSED_TOKEN_HINT, offline_what};
 pub use error::{RegistryError, error_detail, redact};
@@ -57,7 +58,7 @@ pub struct Client {
     net: Arc<retry::NetworkOptions>,
     log: Option<Log>,
     /// Where notes for the user go (a mirror that did not answer).
-    notice: Option<Log>,
+    notice: Option<Arc<dyn Reporter>>,
     /// Endpoints of mirror chains resting after a failure.
     health: Arc<endpoints::Health>,
     /// Time spent waiting between tries in this run, against `net.max_wait`.
@@ -156,16 +157,15 @@ impl Client {
         }
     }
 
-    /// Says to `notice` what the user should know (a mirror that did not answer).
-    pub fn with_notice(mut self, notice: Log) -> Client {
+    /// Tells `notice` what the user should know (a mirror that did not answer).
+    pub fn with_notice(mut self, notice: Arc<dyn Reporter>) -> Client {
         self.notice = Some(notice);
         self
     }
 
-    fn notice(&self, line: &str) {
-        self.log(|| line.to_owned());
+    fn notice(&self, event: Event<'_>) {
         if let Some(notice) = &self.notice {
-            notice(line);
+            notice.event(event);
         }
     }
 

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::digest::Digest;
 use crate::registry::FetchedManifest;
 use crate::registry::manifest::{self, Descriptor, ManifestError};
-use crate::report::Reporter;
+use crate::report::{Event, Reporter};
 use crate::store::BlobStream;
 
 pub const LAYOUT_FILE: &str = "oci-layout";
@@ -408,11 +408,12 @@ impl Layout {
                         actual: size,
                     });
                 }
-                SizeCheck::Warn(reporter) => reporter.warn(&format!(
-                    "{}: the entry for {digest} says {} bytes but the blob has {size}; its digest verifies, so pkg uses it (the digest is what identifies content). Fix the size in index.json",
-                    self.root.join(INDEX_FILE).display(),
-                    descriptor.size
-                )),
+                SizeCheck::Warn(reporter) => reporter.event(Event::LayoutSizeDiffers {
+                    index: &self.root.join(INDEX_FILE),
+                    digest,
+                    said: descriptor.size,
+                    size,
+                }),
             }
         }
         Ok(bytes)
@@ -576,9 +577,9 @@ mod tests {
         let reporter = Collect::default();
         let fetched = layout.fetch_tag("1.0.0", &reporter).unwrap();
         assert_eq!(fetched.digest, digest);
-        let warnings = reporter.warnings();
-        assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("digest verifies"), "{warnings:?}");
+        let said = reporter.events();
+        assert_eq!(said.len(), 1);
+        assert!(said[0].starts_with("LayoutSizeDiffers"), "{said:?}");
         let Err(err) = layout.read_manifest(&wrong, SizeCheck::Exact) else {
             panic!("a wrong size inside a manifest was accepted")
         };

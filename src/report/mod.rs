@@ -1,16 +1,14 @@
-//! How library code tells the user what is happening without printing: a small reporter trait,
-//! implemented at the command layer (stderr, with progress bars on a terminal) and by tests.
+//! How library code tells the user what is happening without printing: a reporter trait that
+//! takes typed events ([`Event`]; the words are the command layer's), implemented at the command
+//! layer (stderr, with progress bars on a terminal) and by tests.
+
+mod event;
+
+pub use event::{Arrival, Event, Switch, TagMove, Undo};
 
 pub trait Reporter: Send + Sync {
-    /// A step of progress: `("Installing", "hello 1.2.0")`.
-    fn status(&self, action: &str, message: &str);
-    /// Something the user should know that did not stop the command.
-    fn warn(&self, message: &str);
-    /// Part of the command failed (one package of several) while the rest goes on; unlike a
-    /// warning it is shown even under `--quiet`.
-    fn error(&self, message: &str) {
-        self.warn(message);
-    }
+    /// Something happened that the user is told about (the words are the reporter's).
+    fn event(&self, event: Event<'_>);
     /// A transfer of `total` bytes starts; the handle is told as bytes arrive.
     fn progress(&self, _label: &str, _total: u64) -> Box<dyn Progress> {
         Box::new(NoProgress)
@@ -34,8 +32,7 @@ impl Progress for NoProgress {
 pub struct Silent;
 
 impl Reporter for Silent {
-    fn status(&self, _: &str, _: &str) {}
-    fn warn(&self, _: &str) {}
+    fn event(&self, _: Event<'_>) {}
 }
 
 /// `1 file`, `3 files`, `2 prefixes`, `2 formulae`, `2 dependencies`.
@@ -180,25 +177,24 @@ mod tests {
     }
 }
 
-/// A reporter that keeps the warnings it is given, for unit tests.
+/// A reporter that keeps the events it is given (as `{:?}` shows them), for unit tests.
 #[cfg(test)]
 #[derive(Default)]
 pub struct Collect(pub std::sync::Mutex<Vec<String>>);
 
 #[cfg(test)]
 impl Collect {
-    /// The warnings so far.
-    pub fn warnings(&self) -> Vec<String> {
+    /// The events so far.
+    pub fn events(&self) -> Vec<String> {
         self.0.lock().map(|w| w.clone()).unwrap_or_default()
     }
 }
 
 #[cfg(test)]
 impl Reporter for Collect {
-    fn status(&self, _: &str, _: &str) {}
-    fn warn(&self, message: &str) {
+    fn event(&self, event: Event<'_>) {
         if let Ok(mut w) = self.0.lock() {
-            w.push(message.to_owned());
+            w.push(format!("{event:?}"));
         }
     }
 }

@@ -207,13 +207,16 @@ impl Pkgfile {
 
     /// Where its lock goes: `Pkgfile.lock` beside it.
     pub fn lock_path(&self) -> PathBuf {
-        let mut name = self
-            .path
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_else(|| "Pkgfile".into());
-        name.push(".lock");
-        self.path.with_file_name(name)
+        lock_path_for(&self.path)
+    }
+
+    /// The packages it installs but never links (`link = false`).
+    pub fn kept_unlinked(&self) -> Vec<String> {
+        self.packages
+            .iter()
+            .filter(|w| !w.link)
+            .map(|w| w.plain_name().to_owned())
+            .collect()
     }
 
     /// The packages meant for `host`.
@@ -243,6 +246,41 @@ impl Wanted {
             Request::parse(&format!("{name}@{v}"))
         }
     }
+}
+
+/// Where the lock of the Pkgfile at `path` goes: `NAME.lock` beside it.
+pub fn lock_path_for(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "Pkgfile".into());
+    name.push(".lock");
+    path.with_file_name(name)
+}
+
+/// The lock at `lock_path` as `--frozen` installs it: as it is, without reading the Pkgfile at
+/// `pkgfile` for anything but its taps — the lock adds no tap the Pkgfile does not name unless
+/// it is among `known` (the taps already added; without a Pkgfile, only those).
+pub fn frozen_lock(
+    pkgfile: &Path,
+    lock_path: &Path,
+    known: &[String],
+) -> Result<Lock, BundleError> {
+    let lock = Lock::read(lock_path)?;
+    let named = Pkgfile::read(pkgfile).map(|p| p.taps).unwrap_or_default();
+    if let Some((tap, source)) = lock
+        .taps
+        .iter()
+        .find(|(n, s)| named.get(*n) != Some(*s) && !known.contains(n))
+    {
+        let text = std::fs::read_to_string(lock_path).unwrap_or_default();
+        return Err(BundleError::Refused {
+            line: line_of(&text, "[taps]"),
+            path: lock_path.to_owned(),
+            what: format!("its [taps] add `{tap}` from {source}, which the Pkgfile does not name"),
+        });
+    }
+    Ok(lock)
 }
 
 /// What a lock installs on the platform `here`: a request at its locked version for each

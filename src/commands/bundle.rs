@@ -104,132 +104,27 @@ fn install(
     overwrite: bool,
 ) -> anyhow::Result<()> {
     let host = Platform::host();
-    let lock_path = {
-        let mut name = path
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
-        name.push(".lock");
-        path.with_file_name(name)
-    };
+    let lock_path = bundle::lock_path_for(path);
     let prefix_lock = ctx.lock()?;
     let (lock, pkgfile) = if frozen {
-        let lock = Lock::read(&lock_path)?;
-        // The Pkgfile is not compared, but its taps are: a lock adds no tap it does not name
-        // (and without a Pkgfile, no tap at all).
-        let named = Pkgfile::read(path).map(|p| p.taps).unwrap_or_default();
         let known: Vec<String> = Taps::new(&ctx.settings.prefix)
             .list()
             .into_iter()
             .map(|t| t.name)
             .collect();
-        if let Some((tap, source)) = lock
-            .taps
-            .iter()
-            .find(|(n, s)| named.get(*n) != Some(*s) && !known.contains(n))
-        {
-            let text = std::fs::read_to_string(&lock_path).unwrap_or_default();
-            return Err(BundleError::Refused {
-                line: bundle::line_of(&text, "[taps]"),
-                path: lock_path,
-                what: format!(
-                    "its [taps] add `{tap}` from {source}, which the Pkgfile does not name"
-                ),
-            }
-            .into());
-        }
-        (lock, None)
+        (bundle::frozen_lock(path, &lock_path, &known)?, None)
     } else {
         let pkgfile = Pkgfile::read(path)?;
-        let lock = match Lock::read(&lock_path) {
-            Ok(lock) => match lock.mismatch(&pkgfile, &host.to_string()) {
-                None => lock,
-                Some(what) if locked => {
-                    return Err(BundleError::Stale {
-                        pkgfile: path.to_owned(),
-                        lock: lock_path,
-                        what,
-                    }
-                    .into());
-                }
-                Some(what) => {
-                    ctx.reporter.status("Relocking", &format!("({what})"));
-                    let mut platforms = vec![host.clone()];
-                    platforms.extend(
-                        lock.platforms
-                            .iter()
-                            .filter_map(|p| crate::bottle::parse_platform(p).ok())
-                            .filter(|p| *p != host),
-                    );
-                    let lock = lock_now(ctx, &pkgfile, &platforms)?;
-                    lock.write(&lock_path)?;
-                    lock
-                }
-            },
-            Err(BundleError::NoLock { .. }) if !locked => {
-                let lock = lock_now(ctx, &pkgfile, std::slice::from_ref(&host))?;
-                lock.write(&lock_path)?;
-                lock
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let lock = settled_lock(ctx, &pkgfile, &lock_path, locked, &host)?;
         (lock, Some(pkgfile))
     };
     let added = ensure_taps(ctx, &lock.taps)?;
     let formulae = crate::tap::formulary(ctx.settings);
     bundle::check_lock(&lock, &lock_path, &formulae)?;
     let formulary = bundle::pinned_formulary(&lock, &formulae);
-    let here = host.to_string();
-    let (requests, elsewhere) = bundle::requests_for(&lock, &here)?;
-    // Packages kept to other platforms are named, not skipped in silence: by the Pkgfile's
-    // `platforms` (they are not in the lock), or locked only for other platforms.
-    if let Some(pkgfile) = &pkgfile {
-        let meant: Vec<&str> = pkgfile
-            .for_platform(&host)
-            .map(|w| w.plain_name())
-            .collect();
-        for w in pkgfile
-            .packages
-            .iter()
-            .filter(|w| !meant.contains(&w.plain_name()))
-        {
-            ctx.reporter.status(
-                "Skipping",
-                &format!(
-                    "{} (the Pkgfile keeps it to {}; this is {here})",
-                    w.plain_name(),
-                    w.platforms.as_deref().unwrap_or_default().join(", ")
-                ),
-            );
-        }
-    }
-    for p in elsewhere {
-        let theirs: Vec<&str> = p.platforms.iter().map(|pl| pl.platform.as_str()).collect();
-        ctx.reporter.status(
-            "Skipping",
-            &format!(
-                "{} {} (locked for {}, not for this {here})",
-                p.name,
-                p.version,
-                theirs.join(", ")
-            ),
-        );
-    }
-    // `link = false` in the Pkgfile: installed, never linked (not linked, then unlinked).
-    let unlinked: Vec<String> = pkgfile
-        .iter()
-        .flat_map(|p| p.packages.iter())
-        .filter(|w| !w.link)
-        .map(|w| w.plain_name().to_owned())
-        .collect();
-    // And a package the Pkgfile links (the default) is linked, though it was kept unlinked.
-    if let Some(pkgfile) = &pkgfile {
-        for w in pkgfile.for_platform(&host).filter(|w| w.link) {
-            ctx.records
-                .set(crate::records::Mark::Unlinked, w.plain_name(), false)
-                .with_context(|| format!("letting {} be linked", w.plain_name()))?;
-        }
-    }
+    let (requests, elsewhere) = bundle::requests_for(&lock, &host.to_string())?;
+    say_kept_elsewhere(ctx, pkgfile.as_ref(), &elsewhere, &host);
+    let unlinked = mark_links(ctx, pkgfile.as_ref(), &host)?;
     let mut state =
         crate::plan::State::new(&ctx.cellar, &formulary, &ctx.records, &ctx.settings.prefix);
     let mut plan = crate::plan::install(&mut state, &requests, false)?;
@@ -244,14 +139,11 @@ fn install(
             .set(crate::records::Mark::Unlinked, name, true)
             .with_context(|| format!("remembering that {name} stays unlinked"))?;
     }
-    if let Err(e) = super::outcome::carry_out(
-        ctx,
-        &plan,
-        Run {
-            overwrite,
-            ..Run::new(Verb::Install)
-        },
-    ) {
+    let run = Run {
+        overwrite,
+        ..Run::new(Verb::Install)
+    };
+    if let Err(e) = super::outcome::carry_out(ctx, &plan, run) {
         // What this run did write before the failure is said, not left to "nothing".
         let mut wrote = vec![format!("{} is as locked", lock_path.display())];
         wrote.extend(added.iter().map(|t| format!("tap {t} was added")));
@@ -261,12 +153,10 @@ fn install(
         )));
     }
     // The platforms each package is kept to, for `bundle dump` to write back.
-    if let Some(pkgfile) = &pkgfile {
-        for w in pkgfile.for_platform(&host) {
-            ctx.records
-                .set_platforms(w.plain_name(), w.platforms.as_deref())
-                .with_context(|| format!("remembering the platforms of {}", w.plain_name()))?;
-        }
+    for w in pkgfile.iter().flat_map(|p| p.for_platform(&host)) {
+        ctx.records
+            .set_platforms(w.plain_name(), w.platforms.as_deref())
+            .with_context(|| format!("remembering the platforms of {}", w.plain_name()))?;
     }
     drop(prefix_lock);
     // A package linked before the Pkgfile said `link = false` is unlinked now.
@@ -286,20 +176,109 @@ fn install(
     Ok(())
 }
 
+/// Links as the Pkgfile says: a package it links (the default) is linked, though it was kept
+/// unlinked before. Returns those with `link = false`: installed, never linked.
+fn mark_links(
+    ctx: &Ctx,
+    pkgfile: Option<&Pkgfile>,
+    host: &Platform,
+) -> anyhow::Result<Vec<String>> {
+    let Some(pkgfile) = pkgfile else {
+        return Ok(Vec::new());
+    };
+    let unlinked = pkgfile.kept_unlinked();
+    for w in pkgfile.for_platform(host).filter(|w| w.link) {
+        ctx.records
+            .set(crate::records::Mark::Unlinked, w.plain_name(), false)
+            .with_context(|| format!("letting {} be linked", w.plain_name()))?;
+    }
+    Ok(unlinked)
+}
+
+/// The lock `bundle install` installs: the one at `lock_path` while it matches the Pkgfile;
+/// else written again for this platform and those it held (refused with `--locked`); and
+/// written when there is none (unless `--locked`).
+fn settled_lock(
+    ctx: &Ctx,
+    pkgfile: &Pkgfile,
+    lock_path: &std::path::Path,
+    locked: bool,
+    host: &Platform,
+) -> anyhow::Result<Lock> {
+    let lock = match Lock::read(lock_path) {
+        Ok(lock) => match lock.mismatch(pkgfile, &host.to_string()) {
+            None => return Ok(lock),
+            Some(what) if locked => {
+                return Err(BundleError::Stale {
+                    pkgfile: pkgfile.path.clone(),
+                    lock: lock_path.to_owned(),
+                    what,
+                }
+                .into());
+            }
+            Some(what) => {
+                ctx.reporter.status("Relocking", &format!("({what})"));
+                let mut platforms = vec![host.clone()];
+                platforms.extend(
+                    lock.platforms
+                        .iter()
+                        .filter_map(|p| crate::bottle::parse_platform(p).ok())
+                        .filter(|p| p != host),
+                );
+                lock_now(ctx, pkgfile, &platforms)?
+            }
+        },
+        Err(BundleError::NoLock { .. }) if !locked => {
+            lock_now(ctx, pkgfile, std::slice::from_ref(host))?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    lock.write(lock_path)?;
+    Ok(lock)
+}
+
+/// Packages kept to other platforms are named, not skipped in silence: by the Pkgfile's
+/// `platforms` (they are not in the lock), or locked only for other platforms.
+fn say_kept_elsewhere(
+    ctx: &Ctx,
+    pkgfile: Option<&Pkgfile>,
+    elsewhere: &[&bundle::Locked],
+    host: &Platform,
+) {
+    if let Some(pkgfile) = pkgfile {
+        let meant: Vec<&str> = pkgfile.for_platform(host).map(|w| w.plain_name()).collect();
+        for w in (pkgfile.packages.iter()).filter(|w| !meant.contains(&w.plain_name())) {
+            ctx.reporter.status(
+                "Skipping",
+                &format!(
+                    "{} (the Pkgfile keeps it to {}; this is {host})",
+                    w.plain_name(),
+                    w.platforms.as_deref().unwrap_or_default().join(", ")
+                ),
+            );
+        }
+    }
+    for p in elsewhere {
+        let theirs: Vec<&str> = p.platforms.iter().map(|pl| pl.platform.as_str()).collect();
+        ctx.reporter.status(
+            "Skipping",
+            &format!(
+                "{} {} (locked for {}, not for this {host})",
+                p.name,
+                p.version,
+                theirs.join(", ")
+            ),
+        );
+    }
+}
+
 fn lock_of(path: &std::path::Path) -> anyhow::Result<Lock> {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".lock");
-    Ok(Lock::read(&path.with_file_name(name))?)
+    Ok(Lock::read(&bundle::lock_path_for(path))?)
 }
 
 fn check(ctx: &Ctx, path: &std::path::Path) -> anyhow::Result<()> {
     let lock = lock_of(path)?;
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push(".lock");
-    bundle::check_lock(&lock, std::path::Path::new(&lock_path), &ctx.formulary)?;
+    bundle::check_lock(&lock, &bundle::lock_path_for(path), &ctx.formulary)?;
     let here = Platform::host().to_string();
     // The Pkgfile is the truth: a lock it no longer matches is not satisfied, whatever is
     // installed.

@@ -73,10 +73,6 @@ pub(super) fn file<R: Read>(
     pax: &Pax,
     stats: &mut Stats,
 ) -> Result<(), UnpackError> {
-    let read_error = |source| UnpackError::Read {
-        context: format!(" in `{name}`").into(),
-        source,
-    };
     // The logical size (pax `size` and old GNU sparse maps applied); the copy never goes past it.
     let size = entry.size();
     let logical = pax.sparse.as_ref().map_or(size, |s| s.realsize);
@@ -96,64 +92,24 @@ pub(super) fn file<R: Read>(
             .file_name()
             .is_some_and(|n| n.as_bytes().starts_with(b"._"))
     {
-        head_len = read_up_to(entry, &mut head[..size.min(4) as usize]).map_err(read_error)?;
+        head_len =
+            read_up_to(entry, &mut head[..size.min(4) as usize]).map_err(read_error(name))?;
         if head[..head_len] == APPLE_DOUBLE_MAGIC {
             return Ok(());
         }
     }
+    let head = &head[..head_len];
 
-    let mut file = create_file(layer, name, rel, mode)?;
+    let file = create_file(layer, name, rel, mode)?;
     let path = layer.root_path.join(rel);
+    let at = At {
+        name,
+        rel,
+        path: &path,
+    };
     let mut marker = Marker::default();
-    let write_error = |e| io_error(name, Op::Write, &path, e);
-
     if let Some(spec) = &pax.sparse {
-        let map = match &spec.map {
-            Some(map) => map.clone(),
-            None => {
-                let (map, used) = sparse::read_map(entry, size).map_err(|e| match e.kind() {
-                    io::ErrorKind::InvalidData => UnpackError::Sparse {
-                        entry: name.into(),
-                        reason: e.to_string().into(),
-                    },
-                    _ => read_error(e),
-                })?;
-                // What follows the map is the data.
-                let data = size - used;
-                sparse::check(&map, spec.realsize, data).map_err(|e| UnpackError::Sparse {
-                    entry: name.into(),
-                    reason: e.0.into(),
-                })?;
-                map
-            }
-        };
-        if spec.map.is_some() {
-            sparse::check(&map, spec.realsize, size).map_err(|e| UnpackError::Sparse {
-                entry: name.into(),
-                reason: e.0.into(),
-            })?;
-        }
-        for (offset, len) in map {
-            let copied = copy_at(
-                entry,
-                &file,
-                offset,
-                len,
-                &mut layer.buf,
-                false,
-                &mut marker,
-                None,
-            )
-            .map_err(|e| e.into_unpack(name, &path))?;
-            if copied < len {
-                return Err(UnpackError::Truncated {
-                    entry: name.into(),
-                    expected: len,
-                    actual: copied,
-                });
-            }
-        }
-        file.set_len(spec.realsize).map_err(write_error)?;
+        sparse_data(entry, layer, &file, spec, &at, &mut marker)?;
         stats.bytes += spec.realsize;
         // (Its holes are never read: no sum; doctor compares its size and mtime.)
         stats.sums.remove(rel);
@@ -168,76 +124,11 @@ pub(super) fn file<R: Read>(
             name,
             path.clone(),
         ));
-        let mut offset = 0u64;
-        let mut sum = crc32fast::Hasher::new();
-        if head_len > 0 {
-            marker.feed(&head[..head_len]);
-            sum.update(&head[..head_len]);
-            let mut first = writers.buffer(head_len as u64);
-            first.copy_from_slice(&head[..head_len]);
-            if !writers.write(&pending, 0, first) {
-                return Ok(());
-            }
-            offset = head_len as u64;
-        }
-        while offset < size {
-            let mut buf = writers.buffer(size - offset);
-            let n = read_up_to(entry, &mut buf).map_err(read_error)?;
-            if n == 0 {
-                break;
-            }
-            buf.truncate(n);
-            marker.feed(&buf);
-            sum.update(&buf);
-            if !writers.write(&pending, offset, buf) {
-                return Ok(());
-            }
-            offset += n as u64;
-        }
-        stats.bytes += offset;
-        if offset < size {
-            return Err(UnpackError::Truncated {
-                entry: name.into(),
-                expected: size,
-                actual: offset,
-            });
-        }
-        if marker.found {
-            stats.marked.push(rel.to_owned());
-        }
-        stats.sums.insert(rel.to_owned(), sum.finalize());
-        return Ok(());
+        return to_writers(entry, writers, &pending, head, &at, stats);
     } else {
-        file.write_all(&head[..head_len]).map_err(write_error)?;
-        let holes = entry.header().entry_type() == EntryType::GNUSparse;
-        let rest = size - head_len as u64;
-        marker.feed(&head[..head_len]);
-        let mut sum = crc32fast::Hasher::new();
-        sum.update(&head[..head_len]);
-        let copied = copy_at(
-            entry,
-            &file,
-            head_len as u64,
-            rest,
-            &mut layer.buf,
-            holes,
-            &mut marker,
-            Some(&mut sum),
-        )
-        .map_err(|e| e.into_unpack(name, &path))?;
-        stats.sums.insert(rel.to_owned(), sum.finalize());
-        let written = head_len as u64 + copied;
+        let (written, sum) = inline_data(entry, layer, &file, head, &at, &mut marker)?;
+        stats.sums.insert(rel.to_owned(), sum);
         stats.bytes += written;
-        if written < size {
-            return Err(UnpackError::Truncated {
-                entry: name.into(),
-                expected: size,
-                actual: written,
-            });
-        }
-        if holes {
-            file.set_len(size).map_err(write_error)?;
-        }
     }
     set_xattrs(&file, pax, stats);
     set_mtime(&file, entry.header(), pax);
@@ -245,6 +136,170 @@ pub(super) fn file<R: Read>(
         stats.marked.push(rel.to_owned());
     }
     Ok(())
+}
+
+/// The entry a file is written for: its name in the layer, its path inside the keg and on disk.
+struct At<'a> {
+    name: &'a str,
+    rel: &'a Path,
+    path: &'a Path,
+}
+
+fn read_error(name: &str) -> impl Fn(io::Error) -> UnpackError + '_ {
+    move |source| UnpackError::Read {
+        context: format!(" in `{name}`").into(),
+        source,
+    }
+}
+
+/// A pax sparse file's segments, placed by its map (given in the pax records, or read from the
+/// front of the data for format 1.0); checked against its real size and data first.
+fn sparse_data<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    layer: &mut Layer<'_>,
+    file: &File,
+    spec: &sparse::Spec,
+    at: &At<'_>,
+    marker: &mut Marker,
+) -> Result<(), UnpackError> {
+    let (name, size) = (at.name, entry.size());
+    let bad = |reason: String| UnpackError::Sparse {
+        entry: name.into(),
+        reason: reason.into(),
+    };
+    let map = match &spec.map {
+        Some(map) => {
+            sparse::check(map, spec.realsize, size).map_err(|e| bad(e.0))?;
+            map.clone()
+        }
+        None => {
+            let (map, used) = sparse::read_map(entry, size).map_err(|e| match e.kind() {
+                io::ErrorKind::InvalidData => bad(e.to_string()),
+                _ => read_error(name)(e),
+            })?;
+            // What follows the map is the data.
+            sparse::check(&map, spec.realsize, size - used).map_err(|e| bad(e.0))?;
+            map
+        }
+    };
+    for (offset, len) in map {
+        let copied = copy_at(
+            entry,
+            file,
+            offset,
+            len,
+            &mut layer.buf,
+            false,
+            marker,
+            None,
+        )
+        .map_err(|e| e.into_unpack(name, at.path))?;
+        if copied < len {
+            return Err(UnpackError::Truncated {
+                entry: name.into(),
+                expected: len,
+                actual: copied,
+            });
+        }
+    }
+    file.set_len(spec.realsize)
+        .map_err(|e| io_error(name, Op::Write, at.path, e))
+}
+
+/// A file's bytes handed to the writer threads (`head`, already read, first); its sum and
+/// whether it holds a placeholder are known here, as it is read.
+fn to_writers<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    writers: &super::pool::Writers<'_>,
+    pending: &std::sync::Arc<super::pool::Pending>,
+    head: &[u8],
+    at: &At<'_>,
+    stats: &mut Stats,
+) -> Result<(), UnpackError> {
+    let size = entry.size();
+    let mut marker = Marker::default();
+    let mut offset = 0u64;
+    let mut sum = crc32fast::Hasher::new();
+    if !head.is_empty() {
+        marker.feed(head);
+        sum.update(head);
+        let mut first = writers.buffer(head.len() as u64);
+        first.copy_from_slice(head);
+        if !writers.write(pending, 0, first) {
+            return Ok(());
+        }
+        offset = head.len() as u64;
+    }
+    while offset < size {
+        let mut buf = writers.buffer(size - offset);
+        let n = read_up_to(entry, &mut buf).map_err(read_error(at.name))?;
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        marker.feed(&buf);
+        sum.update(&buf);
+        if !writers.write(pending, offset, buf) {
+            return Ok(());
+        }
+        offset += n as u64;
+    }
+    stats.bytes += offset;
+    if offset < size {
+        return Err(UnpackError::Truncated {
+            entry: at.name.into(),
+            expected: size,
+            actual: offset,
+        });
+    }
+    if marker.found {
+        stats.marked.push(at.rel.to_owned());
+    }
+    stats.sums.insert(at.rel.to_owned(), sum.finalize());
+    Ok(())
+}
+
+/// A file written on this thread (`head`, already read, first); an old GNU sparse file's holes
+/// are punched back. Returns the bytes written and their CRC-32.
+fn inline_data<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    layer: &mut Layer<'_>,
+    mut file: &File,
+    head: &[u8],
+    at: &At<'_>,
+    marker: &mut Marker,
+) -> Result<(u64, u32), UnpackError> {
+    let size = entry.size();
+    let write_error = |e| io_error(at.name, Op::Write, at.path, e);
+    file.write_all(head).map_err(write_error)?;
+    let holes = entry.header().entry_type() == EntryType::GNUSparse;
+    let start = head.len() as u64;
+    marker.feed(head);
+    let mut sum = crc32fast::Hasher::new();
+    sum.update(head);
+    let copied = copy_at(
+        entry,
+        file,
+        start,
+        size - start,
+        &mut layer.buf,
+        holes,
+        marker,
+        Some(&mut sum),
+    )
+    .map_err(|e| e.into_unpack(at.name, at.path))?;
+    let written = start + copied;
+    if written < size {
+        return Err(UnpackError::Truncated {
+            entry: at.name.into(),
+            expected: size,
+            actual: written,
+        });
+    }
+    if holes {
+        file.set_len(size).map_err(write_error)?;
+    }
+    Ok((written, sum.finalize()))
 }
 
 enum CopyError {

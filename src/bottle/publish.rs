@@ -498,35 +498,9 @@ fn push_blob(
             actual,
         });
     }
-    let mut session: Option<Url> = None;
-    for from in &options.mount_from {
-        if from.registry != repo.registry || from == repo {
-            continue;
-        }
-        match client.mount_blob(repo, digest, from) {
-            Ok(Mount::Mounted) => {
-                reporter.event(Event::Mounted {
-                    digest,
-                    from: &from.to_string(),
-                });
-                return done(How::Mounted(from.clone()));
-            }
-            Ok(Mount::Opened(url)) => {
-                session = Some(url);
-                break;
-            }
-            Err(e) => reporter.event(Event::MountFailed {
-                digest,
-                from: &from.to_string(),
-                error: &e,
-            }),
-        }
-    }
-    let session = match session {
-        Some(s) => s,
-        None => client
-            .start_upload(repo)
-            .map_err(registry_err(repo, format!("blob {digest}")))?,
+    let session = match mount_or_start(client, reporter, repo, digest, &options.mount_from)? {
+        Ok(session) => session,
+        Err(from) => return done(How::Mounted(from)),
     };
     let io = |source| PublishError::Io {
         path: path.clone(),
@@ -555,9 +529,88 @@ fn push_blob(
         chunk: Some(chunk_size),
     });
     let progress = reporter.progress("Uploading", blob.size);
+    let (location, chunks) = upload_chunks(
+        client,
+        repo,
+        blob,
+        (&mut file, &path),
+        session,
+        chunk_size,
+        &*progress,
+    )?;
+    client
+        .finish_upload(repo, &location, digest)
+        .map_err(registry_err(repo, format!("blob {digest}")))?;
+    progress.finish();
+    done(How::Chunked { chunks })
+}
+
+/// An upload session for `digest`: opened by a mount from one of `mount_from` (on the same
+/// registry) that the registry answered with a session, else started anew. `Err(from)` when
+/// a mount took the blob whole from `from` (nothing to upload); a refused mount is said, and
+/// the next is tried.
+fn mount_or_start(
+    client: &Client,
+    reporter: &dyn Reporter,
+    repo: &Repository,
+    digest: &Digest,
+    mount_from: &[Repository],
+) -> Result<Result<Url, Repository>, PublishError> {
+    for from in mount_from {
+        if from.registry != repo.registry || from == repo {
+            continue;
+        }
+        match client.mount_blob(repo, digest, from) {
+            Ok(Mount::Mounted) => {
+                reporter.event(Event::Mounted {
+                    digest,
+                    from: &from.to_string(),
+                });
+                return Ok(Err(from.clone()));
+            }
+            Ok(Mount::Opened(url)) => return Ok(Ok(url)),
+            Err(e) => reporter.event(Event::MountFailed {
+                digest,
+                from: &from.to_string(),
+                error: &e,
+            }),
+        }
+    }
+    client
+        .start_upload(repo)
+        .map(Ok)
+        .map_err(registry_err(repo, format!("blob {digest}")))
+}
+
+/// Uploads `blob` from `file` in chunks of `chunk_size` through the session at `location`,
+/// trusting the registry's count of what it holds over ours (a resync steps back, at most
+/// [`MAX_RESYNC`] times). Returns where to finish the upload and the chunks sent.
+fn upload_chunks(
+    client: &Client,
+    repo: &Repository,
+    blob: &Descriptor,
+    (file, path): (&mut std::fs::File, &std::path::Path),
+    mut location: Url,
+    chunk_size: u64,
+    progress: &dyn crate::report::Progress,
+) -> Result<(Url, u32), PublishError> {
+    let digest = &blob.digest;
+    let io = |source| PublishError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let resync = |resyncs: u32| {
+        if resyncs > MAX_RESYNC {
+            return Err(PublishError::Resync {
+                repository: repo.clone(),
+                digest: digest.clone(),
+                times: resyncs,
+            });
+        }
+        Ok(())
+    };
     // The furthest the registry has acknowledged (a resync may step back; the bar does not).
     let mut shown = 0u64;
-    let mut location = session;
     let mut offset = 0u64;
     let mut chunks = 0u32;
     let mut resyncs = 0u32;
@@ -582,18 +635,11 @@ fn push_blob(
             Chunk::Accepted { next, end } => {
                 location = next;
                 chunks += 1;
-                // Trust the registry's count of what it holds over ours when it gives one.
                 let expected = offset + want as u64;
                 offset = match end {
                     Some(end) if end + 1 < expected => {
                         resyncs += 1;
-                        if resyncs > MAX_RESYNC {
-                            return Err(PublishError::Resync {
-                                repository: repo.clone(),
-                                digest: digest.clone(),
-                                times: resyncs,
-                            });
-                        }
+                        resync(resyncs)?;
                         end + 1
                     }
                     _ => expected,
@@ -601,13 +647,7 @@ fn push_blob(
             }
             Chunk::RangeInvalid => {
                 resyncs += 1;
-                if resyncs > MAX_RESYNC {
-                    return Err(PublishError::Resync {
-                        repository: repo.clone(),
-                        digest: digest.clone(),
-                        times: resyncs,
-                    });
-                }
+                resync(resyncs)?;
                 let (next, at) = client
                     .upload_offset(repo, &location)
                     .map_err(registry_err(repo, format!("blob {digest}")))?;
@@ -616,10 +656,6 @@ fn push_blob(
             }
         }
     }
-    client
-        .finish_upload(repo, &location, digest)
-        .map_err(registry_err(repo, format!("blob {digest}")))?;
     progress.advance(blob.size.saturating_sub(shown));
-    progress.finish();
-    done(How::Chunked { chunks })
+    Ok((location, chunks))
 }

@@ -326,6 +326,11 @@ impl Installed for Unpinned<'_> {
     }
 }
 
+/// The selection as one fixpoint: rounds of a worklist over every name the selection reaches,
+/// each name constrained by the requests, the selected versions' dependencies, installed
+/// packages' requirements and pins, until a round changes nothing. Long (about 120 lines)
+/// because a round's steps share its maps — the selection, this round's constraints and picks,
+/// the worklist, the caches of installed versions and pins — and read in order as commented.
 fn resolve_with_pins(
     requests: &[Request],
     formulary: &Formulary,
@@ -348,22 +353,7 @@ fn resolve_with_pins(
     let mut round = 0;
     while round < 64 + 4 * formulae.len() {
         round += 1;
-        // Constraints from the command line and from the currently selected versions.
-        let mut constraints: BTreeMap<String, Vec<Constraint>> = BTreeMap::new();
-        for r in requests {
-            constraints
-                .entry(r.name.clone())
-                .or_default()
-                .push(Constraint {
-                    by: "the command line".into(),
-                    req: r.req.clone(),
-                    source: RequiredBy::Request,
-                    exact: r.spelled.as_deref().and_then(exact_of),
-                });
-        }
-        for (name, version) in &selected {
-            add_dependencies(&mut constraints, name, version, &formulae[name]);
-        }
+        let mut constraints = requested_and_selected(requests, &selected, &formulae);
         // The names this round starts with get their constraints from the last round's
         // selection only (as every round did before the worklist); a name first reached in this
         // round is looked at after the names that reach it.
@@ -407,25 +397,7 @@ fn resolve_with_pins(
             }
             let cs = &constraints[&name];
             if !formulae.contains_key(&name) {
-                let formula = formulary.load(&name).map_err(|source| {
-                    let by: Vec<&str> = cs
-                        .iter()
-                        .filter(|c| {
-                            matches!(c.source, RequiredBy::Dependency | RequiredBy::Installed)
-                        })
-                        .map(|c| c.by.as_str())
-                        .collect();
-                    if by.is_empty() {
-                        ResolveError::Formula(source)
-                    } else {
-                        ResolveError::Dependency {
-                            name: name.clone(),
-                            needed_by: by.join(", "),
-                            source,
-                        }
-                    }
-                })?;
-                formulae.insert(name.clone(), formula);
+                formulae.insert(name.clone(), load(formulary, &name, cs)?);
             }
             let formula = &formulae[&name];
             let fits = |v: &Version| {
@@ -477,6 +449,51 @@ fn resolve_with_pins(
     Err(ResolveError::NoFixpoint(
         selected.keys().cloned().collect::<Vec<_>>().join(", "),
     ))
+}
+
+/// A round's first constraints: the command line's requests, and what the versions the last
+/// round selected need.
+fn requested_and_selected(
+    requests: &[Request],
+    selected: &BTreeMap<String, Version>,
+    formulae: &BTreeMap<String, Formula>,
+) -> BTreeMap<String, Vec<Constraint>> {
+    let mut constraints: BTreeMap<String, Vec<Constraint>> = BTreeMap::new();
+    for r in requests {
+        constraints
+            .entry(r.name.clone())
+            .or_default()
+            .push(Constraint {
+                by: "the command line".into(),
+                req: r.req.clone(),
+                source: RequiredBy::Request,
+                exact: r.spelled.as_deref().and_then(exact_of),
+            });
+    }
+    for (name, version) in selected {
+        add_dependencies(&mut constraints, name, version, &formulae[name]);
+    }
+    constraints
+}
+
+/// The formula of `name`; one that cannot be loaded names the packages that need it (`cs`).
+fn load(formulary: &Formulary, name: &str, cs: &[Constraint]) -> Result<Formula, ResolveError> {
+    formulary.load(name).map_err(|source| {
+        let by: Vec<&str> = cs
+            .iter()
+            .filter(|c| matches!(c.source, RequiredBy::Dependency | RequiredBy::Installed))
+            .map(|c| c.by.as_str())
+            .collect();
+        if by.is_empty() {
+            ResolveError::Formula(source)
+        } else {
+            ResolveError::Dependency {
+                name: name.to_owned(),
+                needed_by: by.join(", "),
+                source,
+            }
+        }
+    })
 }
 
 /// Adds what `name` at `version` needs to `constraints`.

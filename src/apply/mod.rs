@@ -138,6 +138,8 @@ pub fn apply(target: &Target, plan: &Plan, pourer: Option<&Pourer>) -> Outcome {
     outcome
 }
 
+/// Long: the unit's three phases (every keg in the Cellar, the links switched in one transaction,
+/// what follows the commit) share its moves and its transaction, and read in the order they happen.
 fn run_unit(
     target: &Target,
     kind: UnitKind,

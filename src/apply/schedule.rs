@@ -30,6 +30,8 @@ enum State {
 
 /// Pours `moves`; a move starts once the moves it depends on are poured, so a dependency that
 /// fails stops its dependents before they download anything. One result per move, in order.
+/// Long: the board of moves, its condition variable and the workers that wait on it share one
+/// thread scope; the rule for the next move and a worker's loop are closures over them.
 pub fn pour_all(
     cellar: &Cellar,
     pourer: &Pourer,

@@ -208,6 +208,8 @@ struct Entry {
 
 /// Packs `dir` into `out` as a reproducible tar.gz; returns the layer's description and `out`.
 /// `reporter` gets a progress bar over the bytes of the files packed.
+/// Long: one pass from the directory's walk through the tar, the compressor and both digests to the
+/// layer's description; each writer wraps the one before, so they live in one scope.
 pub fn build_layer<W: Write>(
     dir: &Path,
     options: &BuildOptions,

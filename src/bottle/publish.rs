@@ -185,6 +185,8 @@ struct Ours {
 }
 
 /// Pushes what `layout_tag` points to in `layout` as `repo:tag`.
+/// Long: one publication in the order the registry must see it (what the tag holds now, the blobs,
+/// the manifests, the tag moved last), each step refusing before the next begins.
 pub fn push(
     client: &Client,
     reporter: &dyn Reporter,

@@ -63,6 +63,9 @@ pub fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> anyhow::Result<()> {
 /// The shared cache: blobs that neither this prefix (once `removed` is gone) nor any other
 /// prefix registered in the cache references, and downloads left by runs that died. Returns
 /// how many blobs go.
+/// Long: what stays is gathered from every prefix registered in the cache while its lock is held,
+/// then blobs, signatures, partial downloads and unpacked trees go in one pass, counted for one
+/// report.
 fn clean_cache(
     ctx: &Ctx,
     args: &CleanupArgs,

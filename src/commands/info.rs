@@ -80,6 +80,7 @@ fn look_up(
     Ok((formula, info))
 }
 
+/// Long: the text form of `pkg info`, one section after another in the order it is printed.
 fn show(
     name: &str,
     formula: Option<&crate::formula::Formula>,

@@ -9,6 +9,9 @@ use crate::resolve::Request;
 use super::Ctx;
 use super::outcome::{Run, Verb};
 
+/// Long: every argument (names, `SOURCE/NAME`, references, OCI layouts) becomes a request and, for
+/// references, a recorded formula before planning; the guard putting those records back must
+/// outlive the plan's run.
 pub fn run(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<()> {
     if args.force {
         return Err(super::BadInput(

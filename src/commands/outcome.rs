@@ -40,6 +40,8 @@ impl Run {
 
 /// Prints the plan (a dry run) or carries it out, says what happened and ends with the
 /// command's error when a part failed.
+/// Long: the one place a plan's run is reported — the dry run, the run, each unit's failure, the
+/// `--json` document, the summary line and the exit — in that order.
 pub(super) fn carry_out(ctx: &Ctx, plan: &Plan, run: Run) -> anyhow::Result<()> {
     let Run {
         verb,

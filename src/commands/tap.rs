@@ -50,6 +50,7 @@ struct TapList {
     taps: Vec<crate::tap::Tap>,
 }
 
+/// Long: one arm per `pkg tap` subcommand (list, add, remove).
 pub fn tap(ctx: &Ctx, command: &TapCommand) -> anyhow::Result<()> {
     let taps = Taps::new(&ctx.settings.prefix);
     match command {

@@ -18,6 +18,7 @@ pub enum Said {
 use Said::{Error, Status, Warning};
 
 /// The words for `event`.
+/// Long: one arm per event; the enum is the length.
 pub fn words(event: &Event<'_>) -> Said {
     match *event {
         Event::WaitingForPrefix { prefix } => Status(

@@ -349,6 +349,8 @@ pub fn valid_name(name: &str) -> bool {
 
 impl Formula {
     /// Parses a formula; errors name the file and, for TOML and value errors, the line and column.
+    /// Long: a formula's checks in the order its fields are read, each error naming the file and
+    /// the field.
     pub fn parse(
         text: &str,
         origin: Origin,

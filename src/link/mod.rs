@@ -163,6 +163,8 @@ pub fn plan(
 }
 
 /// [`plan`], with the directories to reshape and the links taken over.
+/// Long: one walk of the keg decides, per entry, a whole-directory link, a split of what the prefix
+/// has, or entry links; the walk's stack and the survey of the prefix are shared by every case.
 pub fn plan_all(
     prefix: &Path,
     name: &str,

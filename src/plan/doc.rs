@@ -91,6 +91,7 @@ pub struct Document {
 impl Document {
     /// The document of `plan`; `failures` (unit index, message) for what the run could not do
     /// (none for a dry run).
+    /// Long: one arm per kind of unit and note, each filling its list of the document.
     pub fn new(plan: &Plan, dry_run: bool, failures: &[(usize, String)]) -> Document {
         let failed_unit = |i: usize| failures.iter().any(|(f, _)| *f == i);
         let mut d = Document {

@@ -243,6 +243,8 @@ impl Plan {
 
 /// Plans `pkg install REQUEST…` (and, with `upgrade`, upgrades the requested packages that are
 /// installed at an older version).
+/// Long: a request's cases (not installed, installed and outdated, pinned, a channel) each decide a
+/// unit or a note, against the state the units before it left.
 pub fn install(state: &mut State, requests: &[Request], upgrade: bool) -> Result<Plan, PlanError> {
     let mut plan = Plan {
         requests: requests

@@ -34,6 +34,8 @@ enum Choice {
     },
 }
 
+/// Long: units are planned on top of the ones before (the state overlays each), with who moved what
+/// kept for ordering and for the notes; the loop shares that state.
 pub(super) fn plan(state: &mut State, names: &[String], named: bool, keep_old: bool) -> Plan {
     let mut plan = Plan::default();
     // Who moved each package, so a later unit that builds on it runs only after it.
@@ -197,6 +199,9 @@ fn dependents_first(state: &State, names: &[String]) -> Vec<String> {
 
 /// The newest version of `name` its formula allows that every installed dependent accepts and
 /// that needs no pinned package to move, with its plan; versions above it are held back.
+/// Long: the candidate versions are filtered by the lane (channel or releases), by what installed
+/// dependents accept and by pins, then each is planned; what holds a version back is gathered for
+/// the note.
 fn choose(
     state: &State,
     name: &str,

@@ -239,6 +239,8 @@ impl Pourer<'_> {
     }
 
     /// [`Pourer::image`] for another platform (what `pkg bundle lock --platform` records).
+    /// Long: tag, pin, platform and the formula API's bottle pins are checked in order on the same
+    /// manifest, and each refusal names what was asked.
     pub fn image_for(&self, spec: &VersionSpec, host: &Platform) -> Result<Image, PourError> {
         let repo = &spec.repository;
         let tag = &spec.tag.0;

@@ -29,6 +29,9 @@ pub(super) struct Shaped {
 impl Pourer<'_> {
     /// Shapes the keg staged at `staging` and writes its receipt there.
     #[allow(clippy::too_many_arguments)]
+    /// Long: the steps on a staged keg (bottle strip, relocation, `.pkg/`, commands, receipt) run
+    /// in this order on the same staging directory and stats, and the receipt records what each
+    /// found.
     pub(super) fn shape(
         &self,
         staging: &Path,

@@ -16,6 +16,9 @@ use crate::report::Event;
 impl Pourer<'_> {
     /// A fresh staging directory (guarded against Ctrl-C) holding every layer of `image`
     /// unpacked, and what was unpacked. `fresh`: never cloned from the unpacked store.
+    /// Long: a warm tree is tried first and the unpack follows only when it cannot be used; both
+    /// end in the same staging directory, and the Ctrl-C guard and the helper threads' scope span
+    /// the whole.
     pub(super) fn stage(
         &self,
         cellar: &Cellar,

@@ -115,6 +115,8 @@ impl Client {
     /// mount needs two), remembered under the scopes joined by spaces. `hint` replaces the usual
     /// advice when the token is refused (pushes have their own).
     #[allow(clippy::too_many_arguments)]
+    /// Long: one exchange with the token service as a single try (request, status, body, parse),
+    /// each failure classified for the retry loop around it without ever showing the token.
     pub(super) fn fetch_token_for(
         &self,
         base: &Url,

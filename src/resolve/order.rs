@@ -9,6 +9,8 @@ use crate::formula::Formula;
 use crate::platform::Platform;
 
 /// Depth-first, dependencies first; a back edge is a cycle.
+/// Long: an explicit depth-first stack (a chain thousands deep must not exhaust the thread's), with
+/// cycle detection, kept in one function so the stack and the visit state are not passed around.
 pub(super) fn order(
     requests: &[Request],
     formulae: &BTreeMap<String, Formula>,

@@ -274,6 +274,9 @@ impl Settings {
         Settings::load(&Flags::default())
     }
 
+    /// Long: one setting after another, each from flag, environment, config file or default,
+    /// remembering where it came from; reading them in one place keeps the order of precedence
+    /// visible.
     pub fn load(flags: &Flags) -> Result<Settings, SettingsError> {
         let config_file = config_path();
         let file = match &config_file {

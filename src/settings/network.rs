@@ -49,6 +49,8 @@ pub(super) fn mirrors(file: &File, shown: &mut Shows) -> Result<Mirrors, Setting
 
 /// TLS roots, proxies, timeouts, retries and the mirror cooldown (environment, config file,
 /// defaults); `offline` is the caller's, since a flag sets it too.
+/// Long: one network setting after another (TLS roots, proxies, timeouts, retries, cooldown), each
+/// from environment, config file or default.
 pub(super) fn network(file: &File, shown: &mut Shows) -> Result<NetworkOptions, SettingsError> {
     let mut network = NetworkOptions::default();
     // TLS: a CA file of the user's own, beside the bundled and the system's roots.

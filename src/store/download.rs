@@ -59,6 +59,8 @@ impl Store {
     /// download), and is not called at all when the partial already holds the whole blob. When
     /// the source refuses the range ([`Unopened::RangeRefused`]), the kept bytes are dropped
     /// and `open` is called again for the whole blob, from 0.
+    /// Long: resuming a partial download has three outcomes (whole, resumed, refused range and
+    /// restarted) that share the partial's lock, its hasher and the Ctrl-C guard.
     pub fn reader<E>(
         &self,
         digest: &Digest,

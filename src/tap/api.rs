@@ -229,6 +229,8 @@ fn repository_of(blob_url: &str) -> Option<Repository> {
     format!("{host}/{name}").parse().ok()
 }
 
+/// Long: one formula of the API becomes TOML in the order its fields are written; each field that
+/// pkg would refuse leaves the formula out with why.
 fn write_formula(
     f: &ApiFormula,
     url: &str,

@@ -217,3 +217,72 @@ fn every_error_type_that_classifies_itself_is_asked_for_the_exit_code() {
         "error types that classify themselves but that commands::is_bad_input never asks: {missing:?}"
     );
 }
+
+/// Functions of library and command code (tests aside) longer than this say why in their doc
+/// comment, with a sentence starting `Long`.
+const LONG_FUNCTION: usize = 90;
+
+/// `(file, line, name, lines)` of every function in `src/` (outside test modules and `tests.rs`
+/// files) longer than [`LONG_FUNCTION`] whose doc comment gives no reason.
+fn long_functions_without_a_reason() -> Vec<(PathBuf, usize, String, usize)> {
+    let mut out = Vec::new();
+    for file in rust_files(&src()) {
+        if file.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(src().join(&file)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let end = (lines.iter())
+            .position(|l| l.starts_with("#[cfg(test)]"))
+            .unwrap_or(lines.len());
+        for (i, line) in lines[..end].iter().enumerate() {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            let signature = trimmed
+                .strip_prefix("pub ")
+                .or_else(|| trimmed.strip_prefix("pub(crate) "))
+                .or_else(|| trimmed.strip_prefix("pub(super) "))
+                .unwrap_or(trimmed);
+            let Some(rest) = signature.strip_prefix("fn ") else {
+                continue;
+            };
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let close = format!("{indent}}}");
+            let Some(len) = lines[i..end].iter().position(|l| *l == close) else {
+                continue;
+            };
+            if len < LONG_FUNCTION {
+                continue;
+            }
+            let doc = lines[..i]
+                .iter()
+                .rev()
+                .take_while(|l| {
+                    let t = l.trim_start();
+                    t.starts_with("///") || t.starts_with("#[")
+                })
+                .any(|l| l.contains("Long"));
+            if !doc {
+                out.push((file.clone(), i + 1, name, len + 1));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_function_over_ninety_lines_says_why_it_is_long() {
+    let found = long_functions_without_a_reason();
+    assert!(
+        found.is_empty(),
+        "split these, or say in the doc comment why each is one function (a sentence starting `Long`):\n{}",
+        found
+            .iter()
+            .map(|(f, l, n, len)| format!("  src/{}:{l} {n} ({len} lines)", f.display()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

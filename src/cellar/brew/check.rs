@@ -92,6 +92,8 @@ impl Reader<'_> {
 }
 
 /// Checks `bytes` (a whole file starting with the ELF magic) before any ELF editor reads it.
+/// Long: one pass over the ELF header and its tables in the order the format lays them out, each
+/// bound checked against the file before anything reads past it.
 pub fn check(bytes: &[u8]) -> Result<(), Malformed> {
     let len = bytes.len() as u64;
     if bytes.len() < 52 {

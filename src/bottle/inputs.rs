@@ -1,5 +1,6 @@
-//! What `pkg bottle` reads from its arguments: the `--push` target, the hints in the
-//! `--write` formula, the layout as a formula names it, `--created` timestamps.
+//! What `pkg bottle` reads from its arguments: the directory to bottle, the `--push` target,
+//! the hints in the `--write` formula, the `--attach-bundle` files, the layout as a formula
+//! names it, `--created` timestamps.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -41,6 +42,44 @@ pub enum InputError {
         #[source]
         source: toml::de::Error,
     },
+    #[error(
+        "{} {what}: name the directory whose contents the bottle packs (its bin/, lib/, share/ …), or an installed package with --keg NAME",
+        path.display()
+    )]
+    NotADirectory { path: PathBuf, what: &'static str },
+    #[error("--attach-bundle {}: {message}", path.display())]
+    Bundle { path: PathBuf, message: String },
+}
+
+/// The directory to bottle, which must be one (said before anything is written).
+pub fn check_dir(dir: &Path) -> Result<(), InputError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let what = match std::fs::metadata(dir) {
+        Ok(_) => "is not a directory",
+        Err(_) => "does not exist",
+    };
+    Err(InputError::NotADirectory {
+        path: dir.to_owned(),
+        what,
+    })
+}
+
+/// The `--attach-bundle` files, read and checked as Sigstore bundles before anything is pushed.
+pub fn read_bundles(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Vec<u8>)>, InputError> {
+    paths
+        .iter()
+        .map(|path| {
+            let bad = |message: String| InputError::Bundle {
+                path: path.clone(),
+                message,
+            };
+            let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            super::attach::check_bundle(&bytes).map_err(bad)?;
+            Ok((path.clone(), bytes))
+        })
+        .collect()
 }
 
 /// `--push REGISTRY/REPO[:TAG]`; `REGISTRY/NAMESPACE/` (a trailing `/`) names the image as

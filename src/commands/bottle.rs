@@ -24,7 +24,7 @@ pub fn run(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<()> {
     let (dir, name, version, exclude) = source(ctx, args)?;
     check_name_and_version(&name, &version)?;
     // Bundles to attach are read and checked before anything is built or pushed.
-    let bundles = bundles(args)?;
+    let bundles = bottle::inputs::read_bundles(&args.attach_bundle)?;
     let platform = match &args.platform {
         Some(p) => bottle::parse_platform(p)?,
         None => Platform::host(),
@@ -122,19 +122,6 @@ fn check_name_and_version(name: &str, version: &str) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
-}
-
-/// The `--attach-bundle` files, read and checked as Sigstore bundles.
-fn bundles(args: &BottleArgs) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
-    let mut bundles = Vec::new();
-    for path in &args.attach_bundle {
-        let bytes = std::fs::read(path)
-            .map_err(|e| BadInput(format!("--attach-bundle {}: {e}", path.display())))?;
-        bottle::attach::check_bundle(&bytes)
-            .map_err(|e| BadInput(format!("--attach-bundle {}: {e}", path.display())))?;
-        bundles.push((path.clone(), bytes));
-    }
-    Ok(bundles)
 }
 
 /// The manifest's annotations from the bottle's own flags (never the `--write` formula, so the
@@ -242,17 +229,7 @@ fn source(ctx: &Ctx, args: &BottleArgs) -> anyhow::Result<(PathBuf, String, Stri
                 bail!("--name and --version are required when bottling a directory");
             };
             // The directory the user named must be one (exit 2, before anything is written).
-            if !dir.is_dir() {
-                let what = match std::fs::metadata(dir) {
-                    Ok(_) => "is not a directory",
-                    Err(_) => "does not exist",
-                };
-                return Err(super::BadInput(format!(
-                    "{} {what}: name the directory whose contents the bottle packs (its bin/, lib/, share/ …), or an installed package with --keg NAME",
-                    dir.display()
-                ))
-                .into());
-            }
+            bottle::inputs::check_dir(dir)?;
             Ok((dir.clone(), name.clone(), version.clone(), Vec::new()))
         }
         (None, None) => bail!("name a directory to bottle, or an installed package with --keg"),

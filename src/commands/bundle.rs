@@ -355,22 +355,7 @@ fn dump(ctx: &Ctx) -> anyhow::Result<()> {
     if !taps.is_empty() {
         out.push_str("\n[taps]\n");
         for t in taps {
-            let source = match t.kind {
-                // A remote carrying credentials is written without them.
-                "git" => crate::tap::git_remote(&t.path).map(|r| crate::tap::shown_remote(&r)),
-                // The document it was tapped from, exactly: `api` alone means formulae.brew.sh.
-                "api" => crate::tap::api::Meta::read(&t.path).map(|m| {
-                    if m.url == api::DEFAULT_URL {
-                        "api".to_owned()
-                    } else {
-                        format!("api:{}", m.url)
-                    }
-                }),
-                _ => std::fs::read_link(&t.path)
-                    .ok()
-                    .map(|p| p.display().to_string()),
-            };
-            if let Some(s) = source {
+            if let Some(s) = t.source() {
                 out.push_str(&format!("{} = {}\n", toml_key(&t.name), toml_string(&s)));
             }
         }

@@ -71,6 +71,27 @@ pub struct Tap {
     pub kind: &'static str,
 }
 
+impl Tap {
+    /// Where the tap comes from, as `pkg tap add NAME SOURCE` takes it back (what `pkg bundle
+    /// dump` writes): a git remote without the credentials it may carry, the API document
+    /// exactly (`api` alone for formulae.brew.sh), or the linked directory.
+    pub fn source(&self) -> Option<String> {
+        match self.kind {
+            "git" => git_remote(&self.path).map(|r| shown_remote(&r)),
+            "api" => api::Meta::read(&self.path).map(|m| {
+                if m.url == api::DEFAULT_URL {
+                    "api".to_owned()
+                } else {
+                    format!("api:{}", m.url)
+                }
+            }),
+            _ => std::fs::read_link(&self.path)
+                .ok()
+                .map(|p| p.display().to_string()),
+        }
+    }
+}
+
 /// What adding or refreshing an API tap did.
 pub struct Refreshed {
     /// `false` when the server said the document had not changed (304).

@@ -68,6 +68,21 @@ fn the_pour_never_links_and_the_store_never_names_a_registry_or_the_cellar() {
     );
 }
 
+#[test]
+fn commands_leave_the_filesystem_to_the_engine() {
+    // The command layer parses, calls the engine and reports: it reads and writes no file
+    // itself (stdin and stdout are its own).
+    let mut found = Vec::new();
+    for file in rust_files(&src().join("commands")) {
+        found.extend(naming(&file, &["std::fs", "fs_err", "File::"]));
+    }
+    assert!(
+        found.is_empty(),
+        "filesystem work in src/commands/ (move it into the engine):\n{}",
+        found.join("\n")
+    );
+}
+
 const BEGIN: &str = "<!-- modules:begin -->";
 const END: &str = "<!-- modules:end -->";
 

@@ -127,9 +127,9 @@ pub enum Fault {
     /// requests were made together without measuring time.
     Gather(Arc<Gather>),
     /// For each matching request, with `percent` chance, one of `faults`; else forwarded as it
-    /// is. The dice are a seeded hash of the request (method and target) and of how many times
-    /// that same request came before, so one client's run meets the same faults whatever its
-    /// threads' timing.
+    /// is. The dice are a seeded hash of the request (method, target, and whether it carries a
+    /// token) and of how many times that same request came before, so one client's run meets
+    /// the same faults whatever its threads' timing.
     Sometimes {
         percent: u64,
         seed: u64,
@@ -681,7 +681,8 @@ fn stall(inner: &Inner, d: Duration) {
     }
 }
 
-fn pick_fault(inner: &Inner, method: &str, path: &str, target: &str) -> Option<Fault> {
+fn pick_fault(inner: &Inner, req: &Request, path: &str) -> Option<Fault> {
+    let (method, target) = (req.method.as_str(), req.target.as_str());
     let mut rules = inner.rules.lock().unwrap();
     for rule in rules.iter_mut() {
         if rule.method.as_deref().is_some_and(|m| m != method)
@@ -701,7 +702,14 @@ fn pick_fault(inner: &Inner, method: &str, path: &str, target: &str) -> Option<F
             count,
         } = &rule.fault
         {
-            let key = format!("{method} {target}");
+            // Whether it carries a token is part of the request: an unauthenticated probe
+            // (answered 401 with a challenge) is made or not as the client's threads happen
+            // to learn the realm first, and must not shift the dice of the requests after it.
+            let authorized = req
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+            let key = format!("{method} {target} {authorized}");
             let n = {
                 let mut count = count.lock().unwrap();
                 let n = count.entry(key.clone()).or_insert(0);
@@ -778,7 +786,7 @@ fn serve(inner: &Inner, mut conn: TcpStream) -> io::Result<()> {
     };
     let (path, _) = req.path_and_query();
     let head_only = req.method == "HEAD";
-    let fault = pick_fault(inner, &req.method, &path, &req.target);
+    let fault = pick_fault(inner, &req, &path);
     let mut how = BodyPlan::Whole;
     let mut length = None;
     let resp = match fault {

@@ -12,7 +12,7 @@ use semver::Version;
 use crate::cellar::Cellar;
 use crate::cellar::receipt::{Receipt, ReceiptError};
 use crate::link::{self, LinkError};
-use crate::report::{Event, Reporter, Undo};
+use crate::report::{Event, Reporter, UndoStep};
 
 /// One change a unit made to the prefix, undone when the unit does not commit.
 enum Change {
@@ -156,10 +156,10 @@ impl Drop for Transaction<'_> {
         for change in self.changes.iter().rev() {
             if let Err(e) = self.undo(change) {
                 let step = match change {
-                    Change::Poured { name, version } => Undo::TakeOutKeg { name, version },
-                    Change::Switched { name, .. } => Undo::PutBackLinks { name },
-                    Change::Took { by, .. } => Undo::GiveBackLinks { by },
-                    Change::Loader => Undo::RemoveLoader {
+                    Change::Poured { name, version } => UndoStep::TakeOutKeg { name, version },
+                    Change::Switched { name, .. } => UndoStep::PutBackLinks { name },
+                    Change::Took { by, .. } => UndoStep::GiveBackLinks { by },
+                    Change::Loader => UndoStep::RemoveLoader {
                         loader: link::LOADER,
                     },
                 };

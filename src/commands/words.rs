@@ -1,7 +1,7 @@
 //! The English of the engine's events: what each [`Event`] says on the terminal, and whether it
 //! is a status line, a warning or an error. The engine hands over data; the words live here.
 
-use crate::report::{Arrival, Event, Switch, TagMove, Undo, count, human_bytes, one_line};
+use crate::report::{Arrival, Event, Switch, TagMove, UndoStep, count, human_bytes, one_line};
 use crate::version::Shown;
 
 /// How an event is shown.
@@ -160,14 +160,14 @@ pub fn words(event: &Event<'_>) -> Said {
         Event::Linked { name, version } => Status("Linked", format!("{name} {}", Shown(version))),
         Event::UndoFailed { ref step, error } => {
             let what = match *step {
-                Undo::TakeOutKeg { name, version } => {
+                UndoStep::TakeOutKeg { name, version } => {
                     format!("taking out the new keg of {name} {}", Shown(version))
                 }
-                Undo::PutBackLinks { name } => format!("putting back the links of {name}"),
-                Undo::GiveBackLinks { by } => {
+                UndoStep::PutBackLinks { name } => format!("putting back the links of {name}"),
+                UndoStep::GiveBackLinks { by } => {
                     format!("giving back the links {by} had taken over")
                 }
-                Undo::RemoveLoader { loader } => format!("removing {loader}"),
+                UndoStep::RemoveLoader { loader } => format!("removing {loader}"),
             };
             Warning(format!(
                 "undoing the failed change: {what} failed: {}; `pkg doctor` shows what is left",

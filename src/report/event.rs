@@ -119,7 +119,10 @@ pub enum Event<'a> {
     /// An installed keg was linked (nothing poured).
     Linked { name: &'a str, version: &'a Version },
     /// A step undoing a failed change failed too.
-    UndoFailed { step: Undo<'a>, error: Cause<'a> },
+    UndoFailed {
+        step: UndoStep<'a>,
+        error: Cause<'a>,
+    },
 
     // Removing.
     /// A version the user asked to uninstall is gone.
@@ -242,7 +245,7 @@ pub enum Switch {
 
 /// A step of undoing a failed change.
 #[derive(Debug)]
-pub enum Undo<'a> {
+pub enum UndoStep<'a> {
     TakeOutKeg { name: &'a str, version: &'a Version },
     PutBackLinks { name: &'a str },
     GiveBackLinks { by: &'a str },

@@ -4,7 +4,7 @@
 
 mod event;
 
-pub use event::{Arrival, Event, Switch, TagMove, Undo};
+pub use event::{Arrival, Event, Switch, TagMove, UndoStep};
 
 pub trait Reporter: Send + Sync {
     /// Something happened that the user is told about (the words are the reporter's).

@@ -247,6 +247,38 @@ struct Walk<'a> {
     take: Take<'a>,
 }
 
+/// A directory being copied and its copy, open for the `*at` calls made by entry name.
+struct Dirs {
+    src: std::os::fd::OwnedFd,
+    dst: std::os::fd::OwnedFd,
+}
+
+impl Dirs {
+    fn open(src: &Path, dst: &Path) -> Result<Dirs, TreeError> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let open = |dir: &Path| {
+            rustix::fs::open(dir, flags, Mode::empty()).map_err(|e| io_err(dir)(e.into()))
+        };
+        Ok(Dirs {
+            src: open(src)?,
+            dst: open(dst)?,
+        })
+    }
+
+    /// `name` in the copy as a hard link to `name` in the tree (never following a link).
+    fn link(&self, name: &std::ffi::OsStr) -> io::Result<()> {
+        rustix::fs::linkat(
+            &self.src,
+            name,
+            &self.dst,
+            name,
+            rustix::fs::AtFlags::empty(),
+        )
+        .map_err(io::Error::from)
+    }
+}
+
 /// What one thread made.
 #[derive(Default)]
 struct Done {
@@ -297,18 +329,20 @@ impl Walk<'_> {
 
     fn dir(&self, src_dir: &Path, dst_dir: &Path, done: &mut Done) -> Result<(), TreeError> {
         let entries = std::fs::read_dir(src_dir).map_err(io_err(src_dir))?;
+        // Entries are made and linked by name beside these two descriptors: the kernel looks
+        // up one component, not the whole path from the root again for every entry.
+        let dirs = Dirs::open(src_dir, dst_dir)?;
         let mut subdirs = Vec::new();
         for e in entries {
             let e = e.map_err(io_err(src_dir))?;
-            let (src, dst) = (e.path(), dst_dir.join(e.file_name()));
+            let name = e.file_name();
+            let (src, dst) = (e.path(), dst_dir.join(&name));
             let kind = e.file_type().map_err(io_err(&src))?;
             done.cloned.entries += 1;
             if kind.is_dir() {
                 let mode = e.metadata().map_err(io_err(&src))?.mode() & 0o7777;
-                std::fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(&dst)
-                    .map_err(io_err(&dst))?;
+                rustix::fs::mkdirat(&dirs.dst, &name, rustix::fs::Mode::from_raw_mode(0o700))
+                    .map_err(|e| io_err(&dst)(e.into()))?;
                 if self.xattrs {
                     copy_xattrs(&src, &dst);
                 }
@@ -320,15 +354,17 @@ impl Walk<'_> {
                 let meta = e.metadata().map_err(io_err(&src))?;
                 if meta.nlink() > 1 {
                     if let Take::Link { .. } = self.take {
-                        std::fs::hard_link(&src, &dst).map_err(io_err(&dst))?;
+                        dirs.link(&name).map_err(io_err(&dst))?;
                         continue;
                     }
                     if self.second_name(&meta, &dst, done) {
                         continue;
                     }
                 }
-                let target = std::fs::read_link(&src).map_err(io_err(&src))?;
-                std::os::unix::fs::symlink(&target, &dst).map_err(io_err(&dst))?;
+                let target = rustix::fs::readlinkat(&dirs.src, &name, Vec::new())
+                    .map_err(|e| io_err(&src)(e.into()))?;
+                rustix::fs::symlinkat(target.as_c_str(), &dirs.dst, &name)
+                    .map_err(|e| io_err(&dst)(e.into()))?;
             } else if kind.is_fifo() {
                 let mode = e.metadata().map_err(io_err(&src))?.mode() & 0o777;
                 rustix::fs::mknodat(
@@ -340,7 +376,7 @@ impl Walk<'_> {
                 )
                 .map_err(|e| io_err(&dst)(e.into()))?;
             } else if kind.is_file() {
-                self.file(&src, &dst, done)?;
+                self.file(&src, &dst, (&dirs, &name), done)?;
             }
         }
         if !subdirs.is_empty() {
@@ -370,7 +406,13 @@ impl Walk<'_> {
         }
     }
 
-    fn file(&self, src: &Path, dst: &Path, done: &mut Done) -> Result<(), TreeError> {
+    fn file(
+        &self,
+        src: &Path,
+        dst: &Path,
+        (dirs, name): (&Dirs, &std::ffi::OsStr),
+        done: &mut Done,
+    ) -> Result<(), TreeError> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let copy_this = match self.take {
             Take::Link { copied } => {
@@ -378,7 +420,7 @@ impl Walk<'_> {
                 if !copied.contains(rel) {
                     // The stored inode itself: its mode, mtime and attributes come with it.
                     // (Its bytes are counted by the caller, from the tree's manifest.)
-                    return match std::fs::hard_link(src, dst) {
+                    return match dirs.link(name) {
                         Ok(()) => Ok(()),
                         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
                             Err(unsupported(LinkMode::Hardlink, src, dst))

@@ -185,7 +185,12 @@ fn add_sums(
         rel.to_string_lossy().into_owned()
     };
     for (path, sum) in &stats.sums {
-        if let Some(stamp) = stamps.get_mut(&keg_rel(path)) {
+        // Unstripped and UTF-8 (nearly always), the path is the key as it is: no new string.
+        let stamp = match path.to_str().filter(|_| strip == 0) {
+            Some(rel) => stamps.get_mut(rel),
+            None => stamps.get_mut(&keg_rel(path)),
+        };
+        if let Some(stamp) = stamp {
             stamp.sum = Some(*sum);
         }
     }

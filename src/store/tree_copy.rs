@@ -416,8 +416,10 @@ impl Walk<'_> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let copy_this = match self.take {
             Take::Link { copied } => {
-                let rel = src.strip_prefix(&self.root).unwrap_or(src);
-                if !copied.contains(rel) {
+                // (Hashing a path is not free: most trees copy nothing.)
+                let copy = !copied.is_empty()
+                    && copied.contains(src.strip_prefix(&self.root).unwrap_or(src));
+                if !copy {
                     // The stored inode itself: its mode, mtime and attributes come with it.
                     // (Its bytes are counted by the caller, from the tree's manifest.)
                     return match dirs.link(name) {

@@ -32,9 +32,10 @@ pub fn describe(tree: &Path, shared: bool) -> io::Result<String> {
     Ok(lines(tree, shared)?.join("\n"))
 }
 
-/// [`describe`]'s lines, sorted (compared one by one, without joining them).
+/// [`describe`]'s lines, sorted by path (compared one by one, without joining them); where the
+/// path starts in each line is noted once, not searched for from the end at every comparison.
 fn lines(tree: &Path, shared: bool) -> io::Result<Vec<String>> {
-    let mut lines = Vec::new();
+    let mut lines: Vec<(String, usize)> = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let path = tree.join(&rel);
@@ -54,23 +55,26 @@ fn lines(tree: &Path, shared: bool) -> io::Result<Vec<String>> {
         } else {
             (meta.ctime(), meta.ctime_nsec())
         };
-        lines.push(format!(
-            "{letter} {:o} {} {} {}.{:09} {}",
+        let mut line = format!(
+            "{letter} {:o} {} {} {}.{:09} ",
             meta.mode() & 0o7777,
             if kind.is_dir() { 0 } else { meta.len() },
             meta.ino(),
             secs,
             nanos,
-            hex::encode(rel.as_os_str().as_bytes())
-        ));
+        );
+        let path_at = line.len();
+        line.push_str(&hex::encode(rel.as_os_str().as_bytes()));
+        lines.push((line, path_at));
         if kind.is_dir() {
             for entry in std::fs::read_dir(&path)? {
                 stack.push(rel.join(entry?.file_name()));
             }
         }
     }
-    lines.sort_by(|a, b| a.rsplit(' ').next().cmp(&b.rsplit(' ').next()));
-    Ok(lines)
+    // Paths are unique: an unstable sort gives the one order.
+    lines.sort_unstable_by(|(a, i), (b, j)| a[*i..].cmp(&b[*j..]));
+    Ok(lines.into_iter().map(|(line, _)| line).collect())
 }
 
 /// The manifest file's text for `tree`, stored with its modes made under `umask`; `shared`

@@ -470,7 +470,7 @@ fn drift(keg: &crate::cellar::Keg) -> Drift {
     };
     let recorded: std::collections::BTreeSet<&str> =
         keg.receipt.files.iter().map(String::as_str).collect();
-    let present: std::collections::BTreeSet<&str> = now.paths.iter().map(String::as_str).collect();
+    let present: std::collections::BTreeSet<&str> = now.paths().collect();
     // Changed: its size or mtime moved, or (where the receipt has its CRC-32) its bytes did
     // with both kept.
     let changed = keg
@@ -479,10 +479,7 @@ fn drift(keg: &crate::cellar::Keg) -> Drift {
         .iter()
         .filter(|(path, stamp)| {
             present.contains(path.as_str())
-                && (!now
-                    .stamps
-                    .get(*path)
-                    .is_some_and(|n| n.same_size_and_time(stamp))
+                && (!now.stamp(path).is_some_and(|n| n.same_size_and_time(stamp))
                     || stamp
                         .sum
                         .is_some_and(|sum| crc32_of(&keg.path.join(path)) != Some(sum)))

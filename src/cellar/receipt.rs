@@ -51,6 +51,104 @@ pub struct Receipt {
     pub pkg_version: String,
 }
 
+/// A keg's entries as a receipt writes them: `files` (every path) and `stamps` (each regular
+/// file's), from the receipt's own lists or from one listing holding each path once.
+#[derive(Clone, Copy)]
+enum Entries<'a> {
+    Lists {
+        files: &'a [String],
+        stamps: &'a std::collections::BTreeMap<String, Stamp>,
+    },
+    Listed(&'a [(String, Option<Stamp>)]),
+}
+
+/// `files` of [`Entries`], written as a JSON array.
+struct FilesOf<'a>(Entries<'a>);
+
+impl serde::Serialize for FilesOf<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Entries::Lists { files, .. } => s.collect_seq(files),
+            Entries::Listed(listed) => s.collect_seq(listed.iter().map(|(p, _)| p)),
+        }
+    }
+}
+
+/// `stamps` of [`Entries`], written as a JSON object, path → stamp.
+struct StampsOf<'a>(Entries<'a>);
+
+impl StampsOf<'_> {
+    fn is_empty(&self) -> bool {
+        match self.0 {
+            Entries::Lists { stamps, .. } => stamps.is_empty(),
+            Entries::Listed(listed) => listed.iter().all(|(_, s)| s.is_none()),
+        }
+    }
+}
+
+impl serde::Serialize for StampsOf<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Entries::Lists { stamps, .. } => s.collect_map(stamps),
+            Entries::Listed(listed) => s.collect_map(
+                (listed.iter()).filter_map(|(p, stamp)| stamp.as_ref().map(|stamp| (p, stamp))),
+            ),
+        }
+    }
+}
+
+/// A [`Receipt`] as written: its fields borrowed, in its order and with its rules for what is
+/// left out (`receipt_as_written_is_the_receipt_serialized` holds the two together), its
+/// entries from [`Entries`].
+#[derive(serde::Serialize)]
+struct Written<'a> {
+    schema: u32,
+    name: &'a str,
+    version: &'a str,
+    repository: &'a str,
+    tag: &'a str,
+    manifest_digest: &'a Digest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform_manifest_digest: Option<&'a Digest>,
+    layers: &'a [Digest],
+    files: FilesOf<'a>,
+    #[serde(skip_serializing_if = "StampsOf::is_empty")]
+    stamps: StampsOf<'a>,
+    bin: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    link: &'a [String],
+    installed_on_request: bool,
+    dependencies: &'a std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+    time: u64,
+    pkg_version: &'a str,
+}
+
+impl<'a> Written<'a> {
+    fn of(r: &'a Receipt, entries: Entries<'a>) -> Written<'a> {
+        Written {
+            schema: r.schema,
+            name: &r.name,
+            version: &r.version,
+            repository: &r.repository,
+            tag: &r.tag,
+            manifest_digest: &r.manifest_digest,
+            platform_manifest_digest: r.platform_manifest_digest.as_ref(),
+            layers: &r.layers,
+            files: FilesOf(entries),
+            stamps: StampsOf(entries),
+            bin: &r.bin,
+            link: &r.link,
+            installed_on_request: r.installed_on_request,
+            dependencies: &r.dependencies,
+            source: r.source.as_deref(),
+            time: r.time,
+            pkg_version: &r.pkg_version,
+        }
+    }
+}
+
 /// A regular file as installed: size in bytes, its modification time (seconds and nanoseconds
 /// since the Unix epoch), and the CRC-32 of its bytes where pkg saw them go by (none for a pax
 /// sparse file, an ORAS file, and in receipts written before pkg kept it). Written as a JSON
@@ -151,6 +249,28 @@ pub fn now() -> u64 {
 
 impl Receipt {
     pub fn write(&self, keg: &Path) -> Result<(), ReceiptError> {
+        self.write_entries(
+            keg,
+            Entries::Lists {
+                files: &self.files,
+                stamps: &self.stamps,
+            },
+        )
+    }
+
+    /// [`Receipt::write`] with the keg's entries taken from `listed` (each path once, with its
+    /// stamp when it is a regular file, sorted: `cellar::Listing`), not from `files` and
+    /// `stamps`, which are left out. The bytes are those [`Receipt::write`] writes for the same
+    /// entries; a keg of 53,000 files is not held twice to write them.
+    pub fn write_listed(
+        &self,
+        keg: &Path,
+        listed: &[(String, Option<Stamp>)],
+    ) -> Result<(), ReceiptError> {
+        self.write_entries(keg, Entries::Listed(listed))
+    }
+
+    fn write_entries(&self, keg: &Path, entries: Entries<'_>) -> Result<(), ReceiptError> {
         let p = path(keg);
         let io = |source| ReceiptError::Io {
             path: p.clone(),
@@ -163,7 +283,7 @@ impl Receipt {
         let dir = keg.join(META_DIR);
         let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, tmp);
-        serde_json::to_writer_pretty(&mut out, self).map_err(|source| {
+        serde_json::to_writer_pretty(&mut out, &Written::of(self, entries)).map_err(|source| {
             match source.io_error_kind() {
                 Some(kind) => ReceiptError::Io {
                     path: p.clone(),
@@ -217,7 +337,78 @@ impl Receipt {
 
 #[cfg(test)]
 mod tests {
-    use super::Stamp;
+    use super::{Receipt, SCHEMA, Stamp};
+
+    fn receipt(full: bool) -> Receipt {
+        let digest: crate::digest::Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        let stamp = |size, sum| Stamp {
+            size,
+            secs: 1_700_000_000,
+            nanos: 5,
+            sum,
+        };
+        Receipt {
+            schema: SCHEMA,
+            name: "tool".into(),
+            version: "1.0.0".into(),
+            repository: "ghcr.io/acme/tool".into(),
+            tag: "1.0.0".into(),
+            manifest_digest: digest.clone(),
+            platform_manifest_digest: full.then(|| digest.clone()),
+            layers: vec![digest],
+            files: vec!["bin".into(), "bin/tool".into(), "lib/a \"b\".so".into()],
+            stamps: if full {
+                [
+                    ("bin/tool".into(), stamp(3, Some(7))),
+                    ("lib/a \"b\".so".into(), stamp(0, None)),
+                ]
+                .into()
+            } else {
+                Default::default()
+            },
+            bin: vec!["bin/tool".into()],
+            link: if full {
+                vec!["share".into()]
+            } else {
+                Vec::new()
+            },
+            installed_on_request: full,
+            dependencies: [("dep".to_owned(), "2.0.0".to_owned())].into(),
+            source: full.then(|| "local".into()),
+            time: 1,
+            pkg_version: "0.1.0".into(),
+        }
+    }
+
+    /// The written bytes are the derive's serialization of the receipt (field order, what is
+    /// left out when empty), from its own lists or from a listing of the same entries.
+    #[test]
+    fn receipt_as_written_is_the_receipt_serialized() {
+        for full in [true, false] {
+            let r = receipt(full);
+            let mut want = serde_json::to_vec_pretty(&r).unwrap();
+            want.push(b'\n');
+            let d = tempfile::tempdir().unwrap();
+            r.write(d.path()).unwrap();
+            assert_eq!(
+                String::from_utf8(std::fs::read(super::path(d.path())).unwrap()).unwrap(),
+                String::from_utf8(want.clone()).unwrap()
+            );
+            let listed: Vec<(String, Option<Stamp>)> = (r.files.iter())
+                .map(|f| (f.clone(), r.stamps.get(f).copied()))
+                .collect();
+            let bare = Receipt {
+                files: Vec::new(),
+                stamps: Default::default(),
+                ..r.clone()
+            };
+            let e = tempfile::tempdir().unwrap();
+            bare.write_listed(e.path(), &listed).unwrap();
+            assert_eq!(std::fs::read(super::path(e.path())).unwrap(), want);
+            let back = Receipt::read(e.path()).unwrap();
+            assert_eq!((back.files, back.stamps), (r.files, r.stamps));
+        }
+    }
 
     #[test]
     fn a_stamp_reads_with_or_without_its_sum_and_writes_as_it_read() {

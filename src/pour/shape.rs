@@ -133,7 +133,7 @@ impl Pourer<'_> {
             stats,
             bottle,
             (&relocated, &relocated_sums),
-            &mut listing.stamps,
+            &mut listing,
         );
         let receipt = Receipt {
             schema: receipt::SCHEMA,
@@ -149,8 +149,9 @@ impl Pourer<'_> {
                 .iter()
                 .map(|l| l.digest.clone())
                 .collect(),
-            files: listing.paths,
-            stamps: listing.stamps,
+            // Written from the listing, which holds each path once (`write_listed`).
+            files: Vec::new(),
+            stamps: BTreeMap::new(),
             bin: bins.clone(),
             link: link_dirs.clone(),
             installed_on_request: on_request,
@@ -159,7 +160,7 @@ impl Pourer<'_> {
             time: receipt::now(),
             pkg_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        receipt.write(staging)?;
+        receipt.write_listed(staging, &listing.entries)?;
         Ok(Shaped {
             bins,
             link: link_dirs,
@@ -177,7 +178,7 @@ fn add_sums(
     stats: &Stats,
     bottle: bool,
     (relocated, known): (&[String], &BTreeMap<String, u32>),
-    stamps: &mut BTreeMap<String, receipt::Stamp>,
+    listing: &mut cellar::Listing,
 ) {
     let strip = if bottle { 2 } else { 0 };
     let keg_rel = |path: &std::path::Path| -> String {
@@ -187,8 +188,8 @@ fn add_sums(
     for (path, sum) in &stats.sums {
         // Unstripped and UTF-8 (nearly always), the path is the key as it is: no new string.
         let stamp = match path.to_str().filter(|_| strip == 0) {
-            Some(rel) => stamps.get_mut(rel),
-            None => stamps.get_mut(&keg_rel(path)),
+            Some(rel) => listing.stamp_mut(rel),
+            None => listing.stamp_mut(&keg_rel(path)),
         };
         if let Some(stamp) = stamp {
             stamp.sum = Some(*sum);
@@ -199,7 +200,7 @@ fn add_sums(
         .chain(relocated.iter().cloned())
         .collect();
     for rel in &again {
-        let Some(stamp) = stamps.get_mut(rel) else {
+        let Some(stamp) = listing.stamp_mut(rel) else {
             continue;
         };
         // What relocation read (or wrote) it knows the sum of; anything else is read back by

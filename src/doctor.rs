@@ -465,7 +465,7 @@ struct Drift {
 }
 
 fn drift(keg: &crate::cellar::Keg) -> Drift {
-    let Ok(now) = crate::cellar::list_entries(&keg.path) else {
+    let Ok(now) = crate::cellar::list_entries(&keg.path, keg.receipt.files.len()) else {
         return Drift::default();
     };
     let recorded: std::collections::BTreeSet<&str> =

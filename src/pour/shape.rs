@@ -126,7 +126,8 @@ impl Pourer<'_> {
         } else {
             formula.link.clone()
         };
-        let mut listing = cellar::list_entries(staging)?;
+        let mut listing =
+            cellar::list_entries(staging, usize::try_from(stats.entries).unwrap_or(0))?;
         let files = listing.files;
         add_sums(
             staging,

@@ -36,6 +36,20 @@ pub fn describe(tree: &Path, shared: bool) -> io::Result<String> {
 /// path starts in each line is noted once, not searched for from the end at every comparison.
 fn lines(tree: &Path, shared: bool) -> io::Result<Vec<String>> {
     let mut lines: Vec<(String, usize)> = Vec::new();
+    walk(tree, shared, |line, path_at| {
+        lines.push((line.to_owned(), path_at));
+        true
+    })?;
+    // Paths are unique: an unstable sort gives the one order.
+    lines.sort_unstable_by(|(a, i), (b, j)| a[*i..].cmp(&b[*j..]));
+    Ok(lines.into_iter().map(|(line, _)| line).collect())
+}
+
+/// Each entry of `tree` as its manifest line, depth first, handed to `each` with where its
+/// path starts in the line (one buffer, reused); `each` returns false to stop the walk, and the
+/// walk returns whether it went to the end.
+fn walk(tree: &Path, shared: bool, mut each: impl FnMut(&str, usize) -> bool) -> io::Result<bool> {
+    let mut line = String::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let path = tree.join(&rel);
@@ -55,7 +69,9 @@ fn lines(tree: &Path, shared: bool) -> io::Result<Vec<String>> {
         } else {
             (meta.ctime(), meta.ctime_nsec())
         };
-        let mut line = format!(
+        line.clear();
+        let _ = write!(
+            line,
             "{letter} {:o} {} {} {}.{:09} ",
             meta.mode() & 0o7777,
             if kind.is_dir() { 0 } else { meta.len() },
@@ -65,16 +81,16 @@ fn lines(tree: &Path, shared: bool) -> io::Result<Vec<String>> {
         );
         let path_at = line.len();
         line.push_str(&hex::encode(rel.as_os_str().as_bytes()));
-        lines.push((line, path_at));
+        if !each(&line, path_at) {
+            return Ok(false);
+        }
         if kind.is_dir() {
             for entry in std::fs::read_dir(&path)? {
                 stack.push(rel.join(entry?.file_name()));
             }
         }
     }
-    // Paths are unique: an unstable sort gives the one order.
-    lines.sort_unstable_by(|(a, i), (b, j)| a[*i..].cmp(&b[*j..]));
-    Ok(lines.into_iter().map(|(line, _)| line).collect())
+    Ok(true)
 }
 
 /// The manifest file's text for `tree`, stored with its modes made under `umask`; `shared`
@@ -155,24 +171,43 @@ pub fn check(tree: &Path, manifest: &str, umask: u32) -> Result<(), Mismatch> {
     if stored & !umask != 0 {
         return Err(Mismatch::Umask { stored, now: umask });
     }
-    let now = lines(tree, shared).map_err(|_| Mismatch::Changed(PathBuf::new()))?;
-    let (mut want, mut got) = (body.lines(), now.iter().map(String::as_str));
-    loop {
-        match (want.next(), got.next()) {
-            (None, None) => return Ok(()),
-            (a, b) if a == b => {}
-            (a, b) => {
-                let line = match (a, b) {
-                    (Some(a), Some(b)) => a.min(b),
-                    (Some(x), None) | (None, Some(x)) => x,
-                    (None, None) => "",
-                };
-                let hexed = line.rsplit(' ').next().unwrap_or("");
-                let rel = hex::decode(hexed).unwrap_or_default();
-                return Err(Mismatch::Changed(PathBuf::from(
-                    std::ffi::OsStr::from_bytes(&rel),
-                )));
+    // Each entry of the tree is looked up in the manifest by its path as the walk meets it
+    // (the manifest's lines indexed, not the tree's lines gathered and sorted: for a tree of
+    // 53,000 entries those were 14 MB beside the manifest's 9), and every line must be met.
+    let path_of = |line: &str| line.rsplit(' ').next().unwrap_or("").to_owned();
+    let mut index: Vec<(&str, &str)> = body
+        .lines()
+        .map(|l| (l.rsplit(' ').next().unwrap_or(""), l))
+        .collect();
+    index.sort_unstable();
+    let mut met = vec![false; index.len()];
+    let mut changed = None;
+    let whole = walk(tree, shared, |line, path_at| {
+        let key = &line[path_at..];
+        match index.binary_search_by(|(k, _)| (*k).cmp(key)) {
+            Ok(i) if index[i].1 == line && !met[i] => {
+                met[i] = true;
+                true
             }
+            _ => {
+                changed = Some(key.to_owned());
+                false
+            }
+        }
+    })
+    .map_err(|_| Mismatch::Changed(PathBuf::new()))?;
+    let changed = match changed {
+        Some(hexed) => Some(hexed),
+        None if whole => (met.iter().position(|m| !m)).map(|i| path_of(index[i].1)),
+        None => Some(String::new()),
+    };
+    match changed {
+        None => Ok(()),
+        Some(hexed) => {
+            let rel = hex::decode(hexed).unwrap_or_default();
+            Err(Mismatch::Changed(PathBuf::from(
+                std::ffi::OsStr::from_bytes(&rel),
+            )))
         }
     }
 }
@@ -217,6 +252,12 @@ mod tests {
             Err(Mismatch::Changed("share/data".into()))
         );
         let manifest = write(&tree, 0o022, false).unwrap();
+        // A line of the manifest no entry of the tree meets: named.
+        let ghost = format!("{manifest}f 644 1 1 0.000000000 {}\n", hex::encode("ghost"));
+        assert_eq!(
+            check(&tree, &ghost, 0o022),
+            Err(Mismatch::Changed("ghost".into()))
+        );
         std::fs::write(tree.join("share/extra"), "").unwrap();
         assert!(matches!(
             check(&tree, &manifest, 0o022),

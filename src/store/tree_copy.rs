@@ -168,11 +168,15 @@ pub fn tree_size(dir: &Path) -> u64 {
 ///
 /// A clone or a copy is made under this process's umask, as a cold install is; a hard link
 /// shares the stored file's mode, so the caller links only a tree stored under the same umask.
+///
+/// `names`, when given, are the only inodes with more than one name within `from` (for a tree
+/// whose link counts also count kegs' links to it); without it a link count above one says so.
 pub fn copy_tree(
     from: &Path,
     to: &Path,
     xattrs: bool,
     take: Take<'_>,
+    names: Option<&HashSet<u64>>,
 ) -> Result<Cloned, TreeError> {
     let empty = std::fs::read_dir(to).is_ok_and(|mut d| d.next().is_none());
     let root_mode = std::fs::symlink_metadata(from)
@@ -193,6 +197,7 @@ pub fn copy_tree(
         queue: Mutex::new((vec![(from.to_owned(), to.to_owned())], 0)),
         more: Condvar::new(),
         first_links: Mutex::new(HashMap::new()),
+        names,
         xattrs,
         umask: crate::platform::process_umask(),
         take,
@@ -242,6 +247,8 @@ struct Walk<'a> {
     more: Condvar,
     /// The first name given to each hard-linked inode that is cloned or copied.
     first_links: Mutex<HashMap<(u64, u64), PathBuf>>,
+    /// The inodes with more than one name in the tree, when link counts cannot say it.
+    names: Option<&'a HashSet<u64>>,
     xattrs: bool,
     umask: u32,
     take: Take<'a>,
@@ -391,6 +398,9 @@ impl Walk<'_> {
     /// Whether `dst` is a second name of an inode (hard-linked within the tree) whose first
     /// name this copy already gave: then it is linked to that name at the end.
     fn second_name(&self, meta: &std::fs::Metadata, dst: &Path, done: &mut Done) -> bool {
+        if self.names.is_some_and(|names| !names.contains(&meta.ino())) {
+            return false;
+        }
         let Ok(mut first) = self.first_links.lock() else {
             return false;
         };

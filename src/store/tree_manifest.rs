@@ -123,6 +123,28 @@ pub fn file_bytes(manifest: &str) -> u64 {
         .sum()
 }
 
+/// The inodes a manifest lists under more than one name (hard links within its tree): in a
+/// tree shared with kegs every file's link count includes the kegs' links, so only these are
+/// hard links a copy of it keeps.
+pub fn multi_named(manifest: &str) -> std::collections::HashSet<u64> {
+    let mut seen = std::collections::HashSet::new();
+    let mut again = std::collections::HashSet::new();
+    for line in manifest.lines().skip(1) {
+        let mut words = line.split(' ');
+        let (Some(kind), _, _, Some(inode)) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            continue;
+        };
+        if let (false, Ok(inode)) = (kind == "d", inode.parse::<u64>())
+            && !seen.insert(inode)
+        {
+            again.insert(inode);
+        }
+    }
+    again
+}
+
 /// What a manifest's first line says of its tree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stored {
@@ -215,6 +237,21 @@ pub fn check(tree: &Path, manifest: &str, umask: u32) -> Result<(), Mismatch> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_inodes_named_twice_in_the_tree_are_multi_named() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("tree");
+        std::fs::create_dir_all(tree.join("a")).unwrap();
+        std::fs::write(tree.join("a/one"), "1").unwrap();
+        std::fs::hard_link(tree.join("a/one"), tree.join("two")).unwrap();
+        std::fs::write(tree.join("alone"), "x").unwrap();
+        // A link from outside the tree (a keg's) counts for nothing.
+        std::fs::hard_link(tree.join("alone"), d.path().join("keg-link")).unwrap();
+        let manifest = write(&tree, 0o022, true).unwrap();
+        let ino = |p: &str| std::fs::metadata(tree.join(p)).unwrap().ino();
+        assert_eq!(multi_named(&manifest), [ino("a/one")].into());
+    }
 
     #[test]
     fn any_change_to_a_stored_tree_is_found_and_named() {

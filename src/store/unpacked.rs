@@ -221,15 +221,20 @@ impl Unpacked {
                 // made or removed changes their ctime.
                 self.rewrite_manifest(&entry, &tree, stored.umask, true)?;
             }
-            tree_copy::copy_tree(&tree, into, xattrs, take)?
+            tree_copy::copy_tree(&tree, into, xattrs, take, None)?
         } else {
             // The check and the copy at once (neither changes what the other reads: a clone
             // or a copy reads the tree, a link to a shared tree moves only ctimes, which its
             // manifest does not compare). The staging keg of a tree found changed is dropped
             // by the caller, never published.
+            // A shared tree's link counts include the kegs' links: its manifest names the
+            // inodes with more than one name in it (for what is copied or cloned; a link
+            // keeps every name by itself).
+            let names = (stored.is_some_and(|s| s.shared) && !matches!(take, Take::Link { .. }))
+                .then(|| tree_manifest::multi_named(&manifest));
             let (checked, made) = std::thread::scope(|s| {
                 let check = s.spawn(|| tree_manifest::check(&tree, &manifest, umask));
-                let made = tree_copy::copy_tree(&tree, into, xattrs, take);
+                let made = tree_copy::copy_tree(&tree, into, xattrs, take, names.as_ref());
                 let checked = check
                     .join()
                     .unwrap_or(Err(Mismatch::Changed(PathBuf::new())));
@@ -334,7 +339,7 @@ impl Unpacked {
             std::fs::write(&file, write_sums(sums)).map_err(io_err(&file))?;
         }
         let stored = building.path().join("tree");
-        match tree_copy::copy_tree(tree, &stored, xattrs, take) {
+        match tree_copy::copy_tree(tree, &stored, xattrs, take, None) {
             Ok(_) => {}
             Err(TreeError::Unsupported { .. }) => return Ok(false),
             Err(e) => return Err(e),

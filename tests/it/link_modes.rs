@@ -139,6 +139,39 @@ fn each_link_mode_installs_the_tree_gnu_tar_extracts_cold_and_warm() {
     }
 }
 
+/// A stored tree already shared with hard-linked kegs (every file's link count above one),
+/// taken by `copy`: the tree's own hard link is kept (`bin/tool` and `bin/tool-again` one inode)
+/// and no other file is made a link of another, nor of the store.
+#[test]
+fn a_copy_of_a_tree_shared_with_hard_linked_kegs_keeps_only_the_trees_own_links() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::start();
+    let (repo, reference) = usrish_image(&reg, tmp.path());
+    let base = tempfile::tempdir().unwrap();
+    for dir in ["linked", "linked-again"] {
+        prefix_on(base.path(), dir, &repo)
+            .pkg(&["--link-mode", "hardlink", "install", "usrish"])
+            .success();
+    }
+    let copied = prefix_on(base.path(), "copied", &repo);
+    copied
+        .pkg(&["--link-mode", "copy", "install", "usrish"])
+        .success();
+    let keg = copied.keg("usrish", "1.0.0");
+    assert_same_tree("copy of a shared tree", &keg, &reference);
+    let tree = stored(&copied.cache).pop().expect("the stored tree");
+    assert_eq!(
+        inode(&keg.join("bin/tool")),
+        inode(&keg.join("bin/tool-again"))
+    );
+    for rel in ["bin/tool", "share/disk.img"] {
+        assert_ne!(inode(&keg.join(rel)), inode(&tree.join(rel)), "{rel}");
+    }
+    let links = |p: &Path| std::os::unix::fs::MetadataExt::nlink(&std::fs::metadata(p).unwrap());
+    assert_eq!(links(&keg.join("bin/tool")), 2);
+    assert_eq!(links(&keg.join("share/disk.img")), 1);
+}
+
 #[test]
 fn a_hard_linked_bottle_is_relocated_per_prefix_and_never_written_through_the_store() {
     let tmp = tempfile::tempdir().unwrap();

@@ -94,6 +94,33 @@ fn write_sums(sums: &HashMap<PathBuf, u32>) -> String {
     lines.concat()
 }
 
+/// The check of a stored `tree` against its `manifest` and its copy into `into` at once
+/// (neither changes what the other reads: a clone or a copy reads the tree, a link to a shared
+/// tree moves only ctimes, which its manifest does not compare). The staging keg of a tree found
+/// changed is dropped by the caller, never published.
+fn check_while_copying(
+    tree: &Path,
+    manifest: &str,
+    umask: u32,
+    into: &Path,
+    xattrs: bool,
+    take: Take<'_>,
+) -> (Result<(), Mismatch>, Result<Cloned, TreeError>) {
+    // A shared tree's link counts include the kegs' links: its manifest names the inodes with
+    // more than one name in it (for what is copied or cloned; a link keeps every name itself).
+    let shared = tree_manifest::stored(manifest).is_some_and(|s| s.shared);
+    let names = (shared && !matches!(take, Take::Link { .. }))
+        .then(|| tree_manifest::multi_named(manifest));
+    std::thread::scope(|s| {
+        let check = s.spawn(|| tree_manifest::check(tree, manifest, umask));
+        let made = tree_copy::copy_tree(tree, into, xattrs, take, names.as_ref());
+        let checked = check
+            .join()
+            .unwrap_or(Err(Mismatch::Changed(PathBuf::new())));
+        (checked, made)
+    })
+}
+
 /// The sums file, read line by line (not held whole beside the map), into a map made at its
 /// size once (not grown by doubling).
 fn read_sums(file: &Path) -> Option<HashMap<PathBuf, u32>> {
@@ -223,23 +250,7 @@ impl Unpacked {
             }
             tree_copy::copy_tree(&tree, into, xattrs, take, None)?
         } else {
-            // The check and the copy at once (neither changes what the other reads: a clone
-            // or a copy reads the tree, a link to a shared tree moves only ctimes, which its
-            // manifest does not compare). The staging keg of a tree found changed is dropped
-            // by the caller, never published.
-            // A shared tree's link counts include the kegs' links: its manifest names the
-            // inodes with more than one name in it (for what is copied or cloned; a link
-            // keeps every name by itself).
-            let names = (stored.is_some_and(|s| s.shared) && !matches!(take, Take::Link { .. }))
-                .then(|| tree_manifest::multi_named(&manifest));
-            let (checked, made) = std::thread::scope(|s| {
-                let check = s.spawn(|| tree_manifest::check(&tree, &manifest, umask));
-                let made = tree_copy::copy_tree(&tree, into, xattrs, take, names.as_ref());
-                let checked = check
-                    .join()
-                    .unwrap_or(Err(Mismatch::Changed(PathBuf::new())));
-                (checked, made)
-            });
+            let (checked, made) = check_while_copying(&tree, &manifest, umask, into, xattrs, take);
             if !verdict(checked)? {
                 return Ok(None);
             }

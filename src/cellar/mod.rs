@@ -337,7 +337,7 @@ impl Listing {
 /// times over).
 pub fn list_entries(root: &Path, expected: usize) -> Result<Listing, CellarError> {
     let mut listing = Listing {
-        entries: Vec::with_capacity(expected.min(1 << 22)),
+        entries: Vec::with_capacity(expected.min(1 << 20)),
         files: 0,
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));

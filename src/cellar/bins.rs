@@ -136,12 +136,15 @@ pub fn bins_for(keg: &Path, listed: Option<&[String]>) -> Result<Vec<String>, Bi
 /// files arrive as plain bytes): each regular file without an execute bit gets one wherever it
 /// can be read (0644 becomes 0755, 0600 becomes 0700). Links are left as they are; the file is
 /// changed by descriptor, after [`bins_for`] checked that no link on the way leads out.
-pub fn make_executable(keg: &Path, listed: &[String]) -> Result<(), BinError> {
+/// Returns the keg-relative files replaced by new ones (a file shared by hard links becomes one
+/// of its own): their size is kept, their mtime is now.
+pub fn make_executable(keg: &Path, listed: &[String]) -> Result<Vec<PathBuf>, BinError> {
     let mut root = Root::open(keg).map_err(io_err(keg))?;
     let walk = |error| BinError::Walk {
         keg: keg.to_owned(),
         error,
     };
+    let mut replaced = Vec::new();
     for entry in listed {
         let Resolved::Inside(real) = root.resolve(Path::new(entry), false).map_err(walk)? else {
             continue;
@@ -161,10 +164,11 @@ pub fn make_executable(keg: &Path, listed: &[String]) -> Result<(), BinError> {
                 let path = keg.join(&real);
                 std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io_err(&path))?;
                 root.replace(&real, &bytes, executable).map_err(walk)?;
+                replaced.push(real);
             } else {
                 root.chmod(&real, executable).map_err(walk)?;
             }
         }
     }
-    Ok(())
+    Ok(replaced)
 }

@@ -447,7 +447,7 @@ impl Pourer<'_> {
         // fresh staging directory — each blob of the image once, so two blobs cut in one pour
         // are both mended; a blob that fails twice names both failures.
         let mut refetched: Vec<(Digest, PourError)> = Vec::new();
-        let (staging, _interrupted, stats) = loop {
+        let staged = loop {
             match self.stage(cellar, formula, version, &image, fresh) {
                 Err(e) if e.bad_blob().is_some() => {
                     let digest = e
@@ -471,6 +471,12 @@ impl Pourer<'_> {
             }
         };
 
+        let stage::Staged {
+            dir: staging,
+            _interrupted,
+            stats,
+            listing,
+        } = staged;
         let shaped = self.shape(
             staging.path(),
             cellar,
@@ -478,7 +484,7 @@ impl Pourer<'_> {
             version,
             spec,
             image,
-            &stats,
+            (&stats, listing),
             on_request,
             dependencies,
         )?;

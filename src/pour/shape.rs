@@ -40,7 +40,7 @@ impl Pourer<'_> {
         version: &Version,
         spec: &VersionSpec,
         image: Image,
-        stats: &Stats,
+        (stats, made): (&Stats, Option<cellar::Listing>),
         on_request: bool,
         dependencies: BTreeMap<String, String>,
     ) -> Result<Shaped, PourError> {
@@ -114,7 +114,8 @@ impl Pourer<'_> {
             formula.bin.as_deref()
         };
         let bins = cellar::bins::bins_for(staging, bin_entries)?;
-        cellar::bins::make_executable(staging, formula.bin.as_deref().unwrap_or_default())?;
+        let replaced =
+            cellar::bins::make_executable(staging, formula.bin.as_deref().unwrap_or_default())?;
         // A Homebrew bottle is linked as brew links it, unless its formula says otherwise.
         let link_dirs: Vec<String> = if formula.keg_only {
             Vec::new()
@@ -126,8 +127,42 @@ impl Pourer<'_> {
         } else {
             formula.link.clone()
         };
-        let mut listing =
-            cellar::list_entries(staging, usize::try_from(stats.entries).unwrap_or(0))?;
+        // What the keg holds: as the step that made it knows it, brought up to date with what
+        // shaping changed, or else walked.
+        let touched: std::collections::BTreeSet<String> = (stats.marked.iter())
+            .map(|p| keg_rel(p, bottle))
+            .chain(relocated.iter().cloned())
+            .chain(replaced.iter().map(|p| p.to_string_lossy().into_owned()))
+            .collect();
+        let known = made.and_then(|mut made| {
+            let current = (!bottle || made.strip_bottle_prefix())
+                && made.restamp(staging, touched.iter().map(String::as_str));
+            current.then_some(made)
+        });
+        let mut listing = match known {
+            Some(known) => {
+                // Every debug build (the test suite's) holds it to the walk it saves.
+                #[cfg(debug_assertions)]
+                {
+                    let walked = cellar::list_entries(staging, known.entries.len())?;
+                    assert_eq!(known.files, walked.files, "{}", staging.display());
+                    // (The sums are the store's: a walk reads none.)
+                    let unsummed = |(path, stamp): &(String, Option<receipt::Stamp>)| {
+                        (path.clone(), stamp.map(|s| (s.size, s.secs, s.nanos)))
+                    };
+                    let differs = (known.entries.iter().map(unsummed))
+                        .zip(walked.entries.iter().map(unsummed))
+                        .find(|(k, w)| k != w);
+                    assert!(
+                        known.entries.len() == walked.entries.len() && differs.is_none(),
+                        "{}: the listing handed over is not the keg's: {differs:?}",
+                        staging.display()
+                    );
+                }
+                known
+            }
+            None => cellar::list_entries(staging, usize::try_from(stats.entries).unwrap_or(0))?,
+        };
         let files = listing.files;
         add_sums(
             staging,
@@ -181,23 +216,18 @@ fn add_sums(
     (relocated, known): (&[String], &BTreeMap<String, u32>),
     listing: &mut cellar::Listing,
 ) {
-    let strip = if bottle { 2 } else { 0 };
-    let keg_rel = |path: &std::path::Path| -> String {
-        let rel: std::path::PathBuf = path.components().skip(strip).collect();
-        rel.to_string_lossy().into_owned()
-    };
     for (path, sum) in &stats.sums {
         // Unstripped and UTF-8 (nearly always), the path is the key as it is: no new string.
-        let stamp = match path.to_str().filter(|_| strip == 0) {
+        let stamp = match path.to_str().filter(|_| !bottle) {
             Some(rel) => listing.stamp_mut(rel),
-            None => listing.stamp_mut(&keg_rel(path)),
+            None => listing.stamp_mut(&keg_rel(path, bottle)),
         };
         if let Some(stamp) = stamp {
             stamp.sum = Some(*sum);
         }
     }
     let again: std::collections::BTreeSet<String> = (stats.marked.iter())
-        .map(|p| keg_rel(p))
+        .map(|p| keg_rel(p, bottle))
         .chain(relocated.iter().cloned())
         .collect();
     for rel in &again {
@@ -217,4 +247,10 @@ fn add_sums(
                 })
         });
     }
+}
+
+/// A path the unpack saw, keg-relative: a bottle's `NAME/VERSION/` goes.
+fn keg_rel(path: &std::path::Path, bottle: bool) -> String {
+    let rel: std::path::PathBuf = path.components().skip(if bottle { 2 } else { 0 }).collect();
+    rel.to_string_lossy().into_owned()
 }

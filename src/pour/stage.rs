@@ -6,12 +6,23 @@ use semver::Version;
 
 use super::layer_failure::LayerFailure;
 use super::{Image, PourError, Pourer, pipeline, prefetch};
-use crate::cellar::Cellar;
 use crate::cellar::unpack::{self, Stats};
+use crate::cellar::{self, Cellar};
 use crate::digest::Digest;
 use crate::formula::{Formula, Source};
 use crate::registry::manifest::{self, LayerFormat};
 use crate::report::Event;
+
+/// A staging keg and what is known of it.
+pub(super) struct Staged {
+    pub dir: tempfile::TempDir,
+    /// Removes the staging keg on Ctrl-C until it is published.
+    pub _interrupted: crate::interrupt::Guard,
+    pub stats: Stats,
+    /// What the keg holds, when the step that made it knows without a walk (a keg of links to
+    /// a shared tree: its checked manifest's entries), sorted.
+    pub listing: Option<cellar::Listing>,
+}
 
 impl Pourer<'_> {
     /// A fresh staging directory (guarded against Ctrl-C) holding every layer of `image`
@@ -26,7 +37,7 @@ impl Pourer<'_> {
         version: &Version,
         image: &Image,
         fresh: bool,
-    ) -> Result<(tempfile::TempDir, crate::interrupt::Guard, Stats), PourError> {
+    ) -> Result<Staged, PourError> {
         let repo = &formula.versions[version].repository;
         let layer_digests: Vec<Digest> = (image.manifest.layers.iter())
             .map(|l| l.digest.clone())
@@ -52,7 +63,9 @@ impl Pourer<'_> {
         {
             let staging = cellar.stage()?;
             let interrupted = crate::interrupt::guard(staging.path());
-            match unpacked.materialize(chain, staging.path(), self.options.link_mode) {
+            let mut listing = cellar::Listing::default();
+            let link_mode = self.options.link_mode;
+            match unpacked.materialize(chain, staging.path(), link_mode, &mut listing) {
                 Ok(Some(taken)) => {
                     // The files holding a placeholder, as the unpack that stored the tree saw
                     // them: relocation opens only those.
@@ -64,7 +77,16 @@ impl Pourer<'_> {
                         sums: taken.sums.unwrap_or_default(),
                         ..Stats::default()
                     };
-                    return Ok((staging, interrupted, stats));
+                    let listing = taken.listed.then(|| {
+                        listing.sort();
+                        listing
+                    });
+                    return Ok(Staged {
+                        dir: staging,
+                        _interrupted: interrupted,
+                        stats,
+                        listing,
+                    });
                 }
                 // Changed since it was stored: said, and replaced by the tree unpacked below.
                 Err(e @ crate::store::unpacked::TreeError::Changed { .. }) => {
@@ -133,7 +155,12 @@ impl Pourer<'_> {
                 error: &e,
             });
         }
-        Ok((staging, interrupted, stats))
+        Ok(Staged {
+            dir: staging,
+            _interrupted: interrupted,
+            stats,
+            listing: None,
+        })
     }
 
     /// Unpacks the layers in order into `staging`: the first streams from the registry (or

@@ -145,6 +145,74 @@ pub fn multi_named(manifest: &str) -> std::collections::HashSet<u64> {
     again
 }
 
+/// An entry of a tree as its manifest describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listed {
+    Dir,
+    /// A regular file: its size and mtime (seconds and nanoseconds since the epoch).
+    File {
+        size: u64,
+        secs: i64,
+        nanos: u32,
+    },
+    /// A symlink, a fifo.
+    Other,
+}
+
+/// Hands `each` every entry of a *shared* tree (not the tree itself) as its manifest lists it:
+/// the tree-relative path and what it is. A keg whose files are hard links to the tree holds
+/// exactly this (the same inodes: the same sizes and mtimes), so its listing needs no walk
+/// once the tree was checked against this manifest. `false`, having handed `each` nothing
+/// or only part, when the manifest is not a shared one (it records ctimes, not mtimes) or a
+/// line cannot be read.
+pub fn list_shared(manifest: &str, each: &mut dyn FnMut(&Path, Listed)) -> bool {
+    if !stored(manifest).is_some_and(|s| s.shared) {
+        return false;
+    }
+    for line in manifest.lines().skip(1) {
+        let Some(entry) = listed_line(line) else {
+            return false;
+        };
+        if let (path, Some(listed)) = entry {
+            each(Path::new(std::ffi::OsStr::from_bytes(&path)), listed);
+        }
+    }
+    true
+}
+
+/// One line of a shared manifest: its path and what it is (`None` for the tree itself).
+fn listed_line(line: &str) -> Option<(Vec<u8>, Option<Listed>)> {
+    let mut words = line.split(' ');
+    let (kind, _mode, size, _inode, time, path) = (
+        words.next()?,
+        words.next()?,
+        words.next()?,
+        words.next()?,
+        words.next()?,
+        words.next()?,
+    );
+    if words.next().is_some() {
+        return None;
+    }
+    let path = hex::decode(path).ok()?;
+    if path.is_empty() {
+        return Some((path, None));
+    }
+    let listed = match kind {
+        "d" => Listed::Dir,
+        "f" => {
+            let (secs, nanos) = time.split_once('.')?;
+            Listed::File {
+                size: size.parse().ok()?,
+                secs: secs.parse().ok()?,
+                nanos: nanos.parse().ok()?,
+            }
+        }
+        _ => Listed::Other,
+    };
+    Some((path, Some(listed)))
+}
+
 /// What a manifest's first line says of its tree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stored {
@@ -251,6 +319,54 @@ mod tests {
         let manifest = write(&tree, 0o022, true).unwrap();
         let ino = |p: &str| std::fs::metadata(tree.join(p)).unwrap().ino();
         assert_eq!(multi_named(&manifest), [ino("a/one")].into());
+    }
+
+    #[test]
+    fn a_shared_manifest_lists_every_entry_as_the_tree_has_it_and_a_private_one_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("tree");
+        std::fs::create_dir_all(tree.join("share/doc")).unwrap();
+        std::fs::write(tree.join("share/doc/readme"), "hello").unwrap();
+        std::fs::write(tree.join("bin"), "tool!").unwrap();
+        std::os::unix::fs::symlink("bin", tree.join("link")).unwrap();
+        let odd = std::ffi::OsStr::from_bytes(b"odd \xff name");
+        std::fs::write(tree.join(odd), "").unwrap();
+        let mut listed = Vec::new();
+        let shared = write(&tree, 0o022, true).unwrap();
+        assert!(list_shared(&shared, &mut |rel, l| listed.push((rel.to_owned(), l))));
+        let file = |rel: &Path| {
+            let m = std::fs::symlink_metadata(tree.join(rel)).unwrap();
+            Listed::File {
+                size: m.len(),
+                secs: m.mtime(),
+                nanos: u32::try_from(m.mtime_nsec()).unwrap(),
+            }
+        };
+        let mut want: Vec<(PathBuf, Listed)> = [
+            ("bin", None),
+            ("link", Some(Listed::Other)),
+            ("share", Some(Listed::Dir)),
+            ("share/doc", Some(Listed::Dir)),
+            ("share/doc/readme", None),
+        ]
+        .into_iter()
+        .map(|(rel, kind)| {
+            (
+                PathBuf::from(rel),
+                kind.unwrap_or_else(|| file(rel.as_ref())),
+            )
+        })
+        .collect();
+        want.push((PathBuf::from(odd), file(odd.as_ref())));
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(listed, want);
+        // A private tree's manifest records ctimes: nothing is listed from it.
+        let private = write(&tree, 0o022, false).unwrap();
+        assert!(!list_shared(&private, &mut |_, _| panic!("listed")));
+        // A line that cannot be read ends the listing as not listed.
+        let broken = shared.replacen("\nd ", "\nd x ", 1);
+        assert!(!list_shared(&broken, &mut |_, _| {}));
     }
 
     #[test]

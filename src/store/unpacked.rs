@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use super::tree_copy::{self, LinkMode, Take, io_err};
 pub use super::tree_copy::{Cloned, TreeError};
+pub use super::tree_manifest::Listed;
 use super::tree_manifest::{self, Mismatch};
 use crate::digest::Digest;
 
@@ -42,6 +43,10 @@ pub struct Taken {
     pub marked: Option<Vec<PathBuf>>,
     /// Each file's CRC-32 as unpacked, when the store knows them.
     pub sums: Option<HashMap<PathBuf, u32>>,
+    /// Every entry made, and the sums, were handed to the caller's [`KegSink`] (a keg of hard
+    /// links to a shared tree: what the tree's manifest lists, checked); `false`: none or only
+    /// part were, and the keg must be listed by walking it.
+    pub listed: bool,
 }
 
 /// How a layer was read into a tree: unpacked as a tar stream (whatever its compression, which
@@ -121,26 +126,63 @@ fn check_while_copying(
     })
 }
 
+/// Hands `sink` the entries of a shared tree's checked `manifest` (`entries` of them): whether
+/// it is a shared one and every line was read.
+fn hand_over(manifest: &str, entries: u64, sink: &mut dyn KegSink) -> bool {
+    if !tree_manifest::stored(manifest).is_some_and(|s| s.shared) {
+        return false;
+    }
+    sink.reserve(usize::try_from(entries).unwrap_or(0));
+    tree_manifest::list_shared(manifest, &mut |rel, listed| sink.entry(rel, listed))
+}
+
+/// The sums `file`, handed to the sink where it has the listing (`listed`: no map of 53,000
+/// paths beside it), else read into a map.
+fn sums_for(file: &Path, listed: bool, sink: &mut dyn KegSink) -> Option<HashMap<PathBuf, u32>> {
+    if !listed {
+        return read_sums(file);
+    }
+    if let Some(mut lines) = sum_lines(file) {
+        sink.sums(&mut std::iter::from_fn(|| lines.next().flatten()));
+    }
+    None
+}
+
 /// The sums file, read line by line (not held whole beside the map), into a map made at its
 /// size once (not grown by doubling).
 fn read_sums(file: &Path) -> Option<HashMap<PathBuf, u32>> {
-    use std::io::BufRead as _;
-    let reader = std::io::BufReader::new(File::open(file).ok()?);
-    let pairs = reader
-        .lines()
-        .map(|l| {
-            let l = l.ok()?;
-            let (path, sum) = l.split_once(' ')?;
-            let path = hex::decode(path).ok()?;
-            Some((
-                PathBuf::from(std::ffi::OsStr::from_bytes(&path)),
-                u32::from_str_radix(sum, 16).ok()?,
-            ))
-        })
-        .collect::<Option<Vec<_>>>()?;
+    let pairs = sum_lines(file)?.collect::<Option<Vec<_>>>()?;
     let mut sums = HashMap::with_capacity(pairs.len());
     sums.extend(pairs);
     Some(sums)
+}
+
+/// The sums file's lines as they are read: each a tree-relative path and its CRC-32, `None`
+/// for a line that cannot be read.
+fn sum_lines(file: &Path) -> Option<impl Iterator<Item = Option<(PathBuf, u32)>>> {
+    use std::io::BufRead as _;
+    let reader = std::io::BufReader::new(File::open(file).ok()?);
+    Some(reader.lines().map(|l| {
+        let l = l.ok()?;
+        let (path, sum) = l.split_once(' ')?;
+        let path = hex::decode(path).ok()?;
+        Some((
+            PathBuf::from(std::ffi::OsStr::from_bytes(&path)),
+            u32::from_str_radix(sum, 16).ok()?,
+        ))
+    }))
+}
+
+/// Where [`Unpacked::materialize`] hands over what a keg of links to a shared tree holds, as
+/// the manifest the tree was checked against lists it: the keg need not be walked.
+pub trait KegSink {
+    /// How many entries follow (to make room once).
+    fn reserve(&mut self, entries: usize);
+    /// One entry, tree-relative (the tree itself is not one), in the manifest's order.
+    fn entry(&mut self, rel: &Path, listed: Listed);
+    /// Once every entry was handed over: regular files' CRC-32s as unpacked, tree-relative.
+    /// They end at a line of the sums file that cannot be read (the files after it have none).
+    fn sums(&mut self, sums: &mut dyn Iterator<Item = (PathBuf, u32)>);
 }
 
 fn write_marked(marked: &[PathBuf]) -> String {
@@ -191,11 +233,15 @@ impl Unpacked {
     /// stored under another umask, or without its record of marked files, is copied where
     /// `hardlink` is asked (a link would keep the stored modes, or share a file the pour may
     /// rewrite).
+    ///
+    /// Where the keg's files are links to a shared tree, `sink` is handed each entry as the
+    /// manifest the tree was checked against lists it, and the sums ([`Taken::listed`]).
     pub fn materialize(
         &self,
         chain: &str,
         into: &Path,
         mode: LinkMode,
+        sink: &mut dyn KegSink,
     ) -> Result<Option<Taken>, TreeError> {
         let Some(tree) = self.get(chain) else {
             return Ok(None);
@@ -264,12 +310,21 @@ impl Unpacked {
             },
             _ => made,
         };
+        // The keg shares the checked tree's inodes: what the manifest lists is what it holds (a
+        // tree converted just now is described by the manifest rewritten, not this one).
+        let shares = matches!(take, Take::Link { .. }) && !converting;
+        let listed = shares && hand_over(&manifest, made.entries, sink);
         // The manifest (9 MB for a tree of 53,000 entries) is not held while the sums are read.
         drop(manifest);
         let _ = File::open(entry.join("layers"))
             .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-        let sums = read_sums(&entry.join(SUMS));
-        Ok(Some(Taken { made, marked, sums }))
+        let sums = sums_for(&entry.join(SUMS), listed, sink);
+        Ok(Some(Taken {
+            made,
+            marked,
+            sums,
+            listed,
+        }))
     }
 
     /// The manifest of `entry` written anew for `tree` as it is now (temp name + rename).

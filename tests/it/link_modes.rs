@@ -136,6 +136,17 @@ fn each_link_mode_installs_the_tree_gnu_tar_extracts_cold_and_warm() {
                 "{case}: {stamps}"
             );
         }
+        // Kegs of links to one tree hold the same inodes: a warm keg's receipt, listed from the
+        // store's manifest without a walk, records what the cold keg's walk did, entry by entry.
+        if mode == "hardlink" {
+            let cold_receipt = cold.receipt("usrish", "1.0.0");
+            for ctx in [&warm, &third] {
+                let receipt = ctx.receipt("usrish", "1.0.0");
+                for field in ["files", "stamps"] {
+                    assert_eq!(receipt[field], cold_receipt[field], "{case}: {field}");
+                }
+            }
+        }
     }
 }
 

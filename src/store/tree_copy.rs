@@ -10,6 +10,8 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt}
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
+use super::tree_manifest::Checker;
+
 /// What a clone made: entries and the bytes of the files, as an unpack counts them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cloned {
@@ -171,18 +173,26 @@ pub fn tree_size(dir: &Path) -> u64 {
 ///
 /// `names`, when given, are the only inodes with more than one name within `from` (for a tree
 /// whose link counts also count kegs' links to it); without it a link count above one says so.
+///
+/// `check`, when given, meets every entry of `from` (the tree itself first) with the `lstat`
+/// the copy reads it by, before it is copied: the copy stops at the first one found changed,
+/// and the caller asks the checker whether every line was met.
 pub fn copy_tree(
     from: &Path,
     to: &Path,
     xattrs: bool,
     take: Take<'_>,
     names: Option<&HashSet<u64>>,
+    check: Option<&Checker<'_>>,
 ) -> Result<Cloned, TreeError> {
     let empty = std::fs::read_dir(to).is_ok_and(|mut d| d.next().is_none());
-    let root_mode = std::fs::symlink_metadata(from)
-        .map_err(io_err(from))?
-        .mode()
-        & 0o7777;
+    let root = std::fs::symlink_metadata(from).map_err(io_err(from))?;
+    if let Some(check) = check
+        && !check.meet(Path::new(""), &root, &mut String::new())
+    {
+        return Err(changed(from));
+    }
+    let root_mode = root.mode() & 0o7777;
     if !empty {
         std::fs::DirBuilder::new()
             .mode(0o700)
@@ -198,6 +208,7 @@ pub fn copy_tree(
         more: Condvar::new(),
         first_links: Mutex::new(HashMap::new()),
         names,
+        check,
         xattrs,
         umask: crate::platform::process_umask(),
         take,
@@ -238,6 +249,11 @@ fn panicked(to: &Path) -> TreeError {
     io_err(to)(io::Error::other("a tree copy thread panicked"))
 }
 
+/// The copy stopped at `path`, not what the tree's manifest lists (the checker names it).
+fn changed(path: &Path) -> TreeError {
+    io_err(path)(io::Error::other("changed since the tree was stored"))
+}
+
 /// The directories still to do, shared by the threads of one [`copy_tree`].
 struct Walk<'a> {
     /// The tree being copied (for tree-relative paths).
@@ -249,6 +265,8 @@ struct Walk<'a> {
     first_links: Mutex<HashMap<(u64, u64), PathBuf>>,
     /// The inodes with more than one name in the tree, when link counts cannot say it.
     names: Option<&'a HashSet<u64>>,
+    /// Meets each entry against the tree's manifest before it is copied.
+    check: Option<&'a Checker<'a>>,
     xattrs: bool,
     umask: u32,
     take: Take<'a>,
@@ -340,14 +358,31 @@ impl Walk<'_> {
         // up one component, not the whole path from the root again for every entry.
         let dirs = Dirs::open(src_dir, dst_dir)?;
         let mut subdirs = Vec::new();
+        let mut line = String::new();
         for e in entries {
             let e = e.map_err(io_err(src_dir))?;
             let name = e.file_name();
             let (src, dst) = (e.path(), dst_dir.join(&name));
             let kind = e.file_type().map_err(io_err(&src))?;
+            // One `lstat` (beside the directory's descriptor) for the check and the copy.
+            let checked = match self.check {
+                Some(check) => {
+                    let meta = e.metadata().map_err(io_err(&src))?;
+                    let rel = src.strip_prefix(&self.root).unwrap_or(&src);
+                    if !check.meet(rel, &meta, &mut line) {
+                        return Err(changed(&src));
+                    }
+                    Some(meta)
+                }
+                None => None,
+            };
+            let metadata = || match &checked {
+                Some(meta) => Ok(meta.clone()),
+                None => e.metadata().map_err(io_err(&src)),
+            };
             done.cloned.entries += 1;
             if kind.is_dir() {
-                let mode = e.metadata().map_err(io_err(&src))?.mode() & 0o7777;
+                let mode = metadata()?.mode() & 0o7777;
                 rustix::fs::mkdirat(&dirs.dst, &name, rustix::fs::Mode::from_raw_mode(0o700))
                     .map_err(|e| io_err(&dst)(e.into()))?;
                 if self.xattrs {
@@ -358,7 +393,7 @@ impl Walk<'_> {
             } else if kind.is_symlink() {
                 // A symlink with hard links of its own (`ln sym other`, as GNU tar extracts it)
                 // keeps them; linkat(2) never follows the link it names.
-                let meta = e.metadata().map_err(io_err(&src))?;
+                let meta = metadata()?;
                 if meta.nlink() > 1 {
                     if let Take::Link { .. } = self.take {
                         dirs.link(&name).map_err(io_err(&dst))?;
@@ -373,7 +408,7 @@ impl Walk<'_> {
                 rustix::fs::symlinkat(target.as_c_str(), &dirs.dst, &name)
                     .map_err(|e| io_err(&dst)(e.into()))?;
             } else if kind.is_fifo() {
-                let mode = e.metadata().map_err(io_err(&src))?.mode() & 0o777;
+                let mode = metadata()?.mode() & 0o777;
                 rustix::fs::mknodat(
                     rustix::fs::CWD,
                     &dst,

@@ -54,43 +54,50 @@ fn walk(tree: &Path, shared: bool, mut each: impl FnMut(&str, usize) -> bool) ->
     while let Some(rel) = stack.pop() {
         let path = tree.join(&rel);
         let meta = std::fs::symlink_metadata(&path)?;
-        let kind = meta.file_type();
-        let letter = if kind.is_dir() {
-            'd'
-        } else if kind.is_symlink() {
-            'l'
-        } else if kind.is_file() {
-            'f'
-        } else {
-            'o'
-        };
-        let (secs, nanos) = if shared && !kind.is_dir() {
-            (meta.mtime(), meta.mtime_nsec())
-        } else {
-            (meta.ctime(), meta.ctime_nsec())
-        };
-        line.clear();
-        let _ = write!(
-            line,
-            "{letter} {:o} {} {} {}.{:09} ",
-            meta.mode() & 0o7777,
-            if kind.is_dir() { 0 } else { meta.len() },
-            meta.ino(),
-            secs,
-            nanos,
-        );
-        let path_at = line.len();
-        line.push_str(&hex::encode(rel.as_os_str().as_bytes()));
+        let path_at = line_of(&mut line, &rel, &meta, shared);
         if !each(&line, path_at) {
             return Ok(false);
         }
-        if kind.is_dir() {
+        if meta.is_dir() {
             for entry in std::fs::read_dir(&path)? {
                 stack.push(rel.join(entry?.file_name()));
             }
         }
     }
     Ok(true)
+}
+
+/// The manifest line of the entry at tree-relative `rel` described by `meta` into `line`;
+/// returns where its path starts.
+fn line_of(line: &mut String, rel: &Path, meta: &std::fs::Metadata, shared: bool) -> usize {
+    let kind = meta.file_type();
+    let letter = if kind.is_dir() {
+        'd'
+    } else if kind.is_symlink() {
+        'l'
+    } else if kind.is_file() {
+        'f'
+    } else {
+        'o'
+    };
+    let (secs, nanos) = if shared && !kind.is_dir() {
+        (meta.mtime(), meta.mtime_nsec())
+    } else {
+        (meta.ctime(), meta.ctime_nsec())
+    };
+    line.clear();
+    let _ = write!(
+        line,
+        "{letter} {:o} {} {} {}.{:09} ",
+        meta.mode() & 0o7777,
+        if kind.is_dir() { 0 } else { meta.len() },
+        meta.ino(),
+        secs,
+        nanos,
+    );
+    let path_at = line.len();
+    line.push_str(&hex::encode(rel.as_os_str().as_bytes()));
+    path_at
 }
 
 /// The manifest file's text for `tree`, stored with its modes made under `umask`; `shared`
@@ -252,52 +259,101 @@ pub enum Mismatch {
 
 /// Checks `tree` against `manifest` (the text [`write`] made) for a caller under `umask`.
 pub fn check(tree: &Path, manifest: &str, umask: u32) -> Result<(), Mismatch> {
-    let (_, body) = manifest.split_once('\n').ok_or(Mismatch::Unreadable)?;
-    let Stored {
-        umask: stored,
-        shared,
-    } = self::stored(manifest).ok_or(Mismatch::Unreadable)?;
-    // A stricter umask now is applied while cloning; a looser one needs bits the tree lacks.
-    if stored & !umask != 0 {
-        return Err(Mismatch::Umask { stored, now: umask });
-    }
-    // Each entry of the tree is looked up in the manifest by its path as the walk meets it
-    // (the manifest's lines indexed, not the tree's lines gathered and sorted: for a tree of
-    // 53,000 entries those were 14 MB beside the manifest's 9), and every line must be met.
-    let path_of = |line: &str| line.rsplit(' ').next().unwrap_or("").to_owned();
-    let mut index: Vec<(&str, &str)> = body
-        .lines()
-        .map(|l| (l.rsplit(' ').next().unwrap_or(""), l))
-        .collect();
-    index.sort_unstable();
-    let mut met = vec![false; index.len()];
-    let mut changed = None;
-    let whole = walk(tree, shared, |line, path_at| {
-        let key = &line[path_at..];
-        match index.binary_search_by(|(k, _)| (*k).cmp(key)) {
-            Ok(i) if index[i].1 == line && !met[i] => {
-                met[i] = true;
-                true
-            }
-            _ => {
-                changed = Some(key.to_owned());
-                false
-            }
-        }
+    let checker = Checker::new(manifest, umask)?;
+    // The walk stops at the first entry found changed, which `finish` names.
+    walk(tree, checker.shared, |line, path_at| {
+        checker.meet_line(line, path_at)
     })
     .map_err(|_| Mismatch::Changed(PathBuf::new()))?;
-    let changed = match changed {
-        Some(hexed) => Some(hexed),
-        None if whole => (met.iter().position(|m| !m)).map(|i| path_of(index[i].1)),
-        None => Some(String::new()),
-    };
-    match changed {
-        None => Ok(()),
-        Some(hexed) => {
-            let rel = hex::decode(hexed).unwrap_or_default();
-            Err(Mismatch::Changed(PathBuf::from(
-                std::ffi::OsStr::from_bytes(&rel),
-            )))
+    checker.finish()
+}
+
+/// A tree's entries met one by one against its manifest, by whoever reads them (a walk of its
+/// own, or the threads copying the tree, each entry's `lstat` made once for both), in any order
+/// and from any thread; [`Checker::finish`] then says whether every line was met.
+///
+/// Each entry is looked up in the manifest by its path (the manifest's lines indexed, not the
+/// tree's lines gathered and sorted: for a tree of 53,000 entries those were 14 MB beside the
+/// manifest's 9), and every line must be met once.
+pub struct Checker<'m> {
+    index: Vec<(&'m str, &'m str)>,
+    met: Vec<std::sync::atomic::AtomicBool>,
+    /// The tree's files are hard-linked into kegs: their mtimes are compared, not ctimes.
+    pub shared: bool,
+    /// The first entry found changed (its path hex-encoded).
+    changed: std::sync::Mutex<Option<String>>,
+}
+
+impl<'m> Checker<'m> {
+    /// A checker of `manifest` for a caller under `umask`: a manifest pkg cannot read, or one
+    /// made under a umask that took bits the caller's keeps, is refused at once.
+    pub fn new(manifest: &'m str, umask: u32) -> Result<Checker<'m>, Mismatch> {
+        let (_, body) = manifest.split_once('\n').ok_or(Mismatch::Unreadable)?;
+        let Stored {
+            umask: stored,
+            shared,
+        } = self::stored(manifest).ok_or(Mismatch::Unreadable)?;
+        // A stricter umask now is applied while cloning; a looser one needs bits the tree lacks.
+        if stored & !umask != 0 {
+            return Err(Mismatch::Umask { stored, now: umask });
+        }
+        let mut index: Vec<(&str, &str)> = body
+            .lines()
+            .map(|l| (l.rsplit(' ').next().unwrap_or(""), l))
+            .collect();
+        index.sort_unstable();
+        let met = index.iter().map(|_| Default::default()).collect();
+        Ok(Checker {
+            index,
+            met,
+            shared,
+            changed: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Whether the entry at tree-relative `rel`, as `meta` (its `lstat`) describes it, is the
+    /// one the manifest lists, met for the first time. `line` is the caller's buffer.
+    pub fn meet(&self, rel: &Path, meta: &std::fs::Metadata, line: &mut String) -> bool {
+        let path_at = line_of(line, rel, meta, self.shared);
+        self.meet_line(line, path_at)
+    }
+
+    fn meet_line(&self, line: &str, path_at: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        let key = &line[path_at..];
+        let found = (self.index).binary_search_by(|(k, _)| (*k).cmp(key));
+        if let Ok(i) = found
+            && self.index[i].1 == line
+            && !self.met[i].swap(true, Ordering::Relaxed)
+        {
+            return true;
+        }
+        if let Ok(mut changed) = self.changed.lock() {
+            changed.get_or_insert_with(|| key.to_owned());
+        }
+        false
+    }
+
+    fn changed(&self) -> Option<String> {
+        self.changed.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// Every entry was met and matched, and every line of the manifest was met: the tree is
+    /// as it was stored. Else the first entry found changed, or a line no entry met, is named.
+    pub fn finish(self) -> Result<(), Mismatch> {
+        use std::sync::atomic::Ordering;
+        let hexed = self.changed().or_else(|| {
+            let unmet = self.met.iter().position(|m| !m.load(Ordering::Relaxed))?;
+            Some(self.index[unmet].0.to_owned())
+        });
+        match hexed {
+            None => Ok(()),
+            Some(hexed) => {
+                let rel = hex::decode(hexed).unwrap_or_default();
+                Err(Mismatch::Changed(PathBuf::from(
+                    std::ffi::OsStr::from_bytes(&rel),
+                )))
+            }
         }
     }
 }

@@ -99,10 +99,12 @@ fn write_sums(sums: &HashMap<PathBuf, u32>) -> String {
     lines.concat()
 }
 
-/// The check of a stored `tree` against its `manifest` and its copy into `into` at once
-/// (neither changes what the other reads: a clone or a copy reads the tree, a link to a shared
-/// tree moves only ctimes, which its manifest does not compare). The staging keg of a tree found
-/// changed is dropped by the caller, never published.
+/// The check of a stored `tree` against its `manifest` and its copy into `into` in one pass:
+/// the threads copying the tree meet each entry against the manifest with the `lstat` they read
+/// it by (neither changes what the check compares: a clone or a copy reads the tree, a link to
+/// a shared tree moves only ctimes, which its manifest does not compare). The staging keg of a
+/// tree found changed is dropped by the caller, never published; one made under a umask that
+/// took bits the caller's keeps is not copied at all.
 fn check_while_copying(
     tree: &Path,
     manifest: &str,
@@ -111,19 +113,16 @@ fn check_while_copying(
     xattrs: bool,
     take: Take<'_>,
 ) -> (Result<(), Mismatch>, Result<Cloned, TreeError>) {
+    let checker = match tree_manifest::Checker::new(manifest, umask) {
+        Ok(checker) => checker,
+        Err(mismatch) => return (Err(mismatch), Ok(Cloned::default())),
+    };
     // A shared tree's link counts include the kegs' links: its manifest names the inodes with
     // more than one name in it (for what is copied or cloned; a link keeps every name itself).
-    let shared = tree_manifest::stored(manifest).is_some_and(|s| s.shared);
-    let names = (shared && !matches!(take, Take::Link { .. }))
+    let names = (checker.shared && !matches!(take, Take::Link { .. }))
         .then(|| tree_manifest::multi_named(manifest));
-    std::thread::scope(|s| {
-        let check = s.spawn(|| tree_manifest::check(tree, manifest, umask));
-        let made = tree_copy::copy_tree(tree, into, xattrs, take, names.as_ref());
-        let checked = check
-            .join()
-            .unwrap_or(Err(Mismatch::Changed(PathBuf::new())));
-        (checked, made)
-    })
+    let made = tree_copy::copy_tree(tree, into, xattrs, take, names.as_ref(), Some(&checker));
+    (checker.finish(), made)
 }
 
 /// Hands `sink` the entries of a shared tree's checked `manifest` (`entries` of them): whether
@@ -294,7 +293,7 @@ impl Unpacked {
                 // made or removed changes their ctime.
                 self.rewrite_manifest(&entry, &tree, stored.umask, true)?;
             }
-            tree_copy::copy_tree(&tree, into, xattrs, take, None)?
+            tree_copy::copy_tree(&tree, into, xattrs, take, None, None)?
         } else {
             let (checked, made) = check_while_copying(&tree, &manifest, umask, into, xattrs, take);
             if !verdict(checked)? {
@@ -405,7 +404,7 @@ impl Unpacked {
             std::fs::write(&file, write_sums(sums)).map_err(io_err(&file))?;
         }
         let stored = building.path().join("tree");
-        match tree_copy::copy_tree(tree, &stored, xattrs, take, None) {
+        match tree_copy::copy_tree(tree, &stored, xattrs, take, None, None) {
             Ok(_) => {}
             Err(TreeError::Unsupported { .. }) => return Ok(false),
             Err(e) => return Err(e),

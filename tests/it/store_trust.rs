@@ -190,3 +190,83 @@ fn a_warm_install_applies_the_callers_umask_as_a_cold_one_does() {
     pkg_with_umask(&c, &["install", "modes"], 0o002).success();
     assert_eq!(modes(&c), (0o775, 0o664));
 }
+
+/// A tree shared with hard-linked kegs is checked while it is linked, entry by entry with the
+/// copy's own `lstat`: every kind of edit made in the store after the fact is found and named,
+/// nothing of the edited tree is installed (the keg is what GNU tar extracts), and the tree
+/// unpacked instead replaces it.
+#[test]
+fn every_kind_of_edit_to_a_hard_linked_store_tree_is_found_while_linking_and_never_installed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = tar_of(
+        tmp.path(),
+        "mkdir -p share/doc && printf published > share/data && printf other > share/other \
+         && printf readme > share/doc/readme",
+    );
+    let reference = tmp.path().join("gnu-tar");
+    crate::realworld::gnu_extract(&tmp.path().join("layer.tar"), &reference);
+    let reg = Registry::start();
+    let (os, arch) = host_platform();
+    reg.push(
+        "acme/kept",
+        "1.0.0",
+        &Fixture::Image(ImageSpec::new(os, arch).raw_layer(layer, PLAIN)),
+    );
+    let repo = format!("{}/acme/kept", reg.host());
+    type Edit = fn(&Path);
+    let edits: [(&str, &str, Edit); 7] = [
+        ("a write", "share/data", |t| {
+            std::fs::write(t.join("share/data"), "published, and more").unwrap()
+        }),
+        ("a chmod", "share/data", |t| {
+            std::fs::set_permissions(t.join("share/data"), std::fs::Permissions::from_mode(0o600))
+                .unwrap()
+        }),
+        // An entry added or removed changes its directory's ctime: the directory is named.
+        ("a file added", "share", |t| {
+            std::fs::write(t.join("share/extra"), "").unwrap()
+        }),
+        ("a file removed", "share", |t| {
+            std::fs::remove_file(t.join("share/other")).unwrap()
+        }),
+        ("a file swapped for a link", "share", |t| {
+            std::fs::remove_file(t.join("share/other")).unwrap();
+            std::os::unix::fs::symlink("data", t.join("share/other")).unwrap();
+        }),
+        ("a directory added", "share/doc", |t| {
+            std::fs::create_dir(t.join("share/doc/new")).unwrap()
+        }),
+        ("a directory's mode", "share/doc", |t| {
+            std::fs::set_permissions(t.join("share/doc"), std::fs::Permissions::from_mode(0o700))
+                .unwrap()
+        }),
+    ];
+    for (what, named, edit) in edits {
+        let base = tempfile::tempdir().unwrap();
+        let hardlink = ["--link-mode", "hardlink", "install", "kept"];
+        prefix(base.path(), "a", "kept", &repo)
+            .pkg(&hardlink)
+            .success();
+        let trees = stored(base.path());
+        assert_eq!(trees.len(), 1, "{what}: the tree is stored");
+        edit(&trees[0]);
+        let b = prefix(base.path(), "b", "kept", &repo);
+        let run = b.pkg(&hardlink).success();
+        run.says("was changed after it was stored");
+        assert!(
+            run.output().contains(&format!("(at `{named}`)")),
+            "{what}: {}",
+            run.describe()
+        );
+        crate::realworld::assert_same_tree(what, &b.keg("kept", "1.0.0"), &reference);
+        // The tree unpacked instead is the one kept now, and a third prefix takes it as it is.
+        let c = prefix(base.path(), "c", "kept", &repo);
+        let warm = c.pkg(&hardlink).success();
+        assert!(
+            !warm.output().contains("changed"),
+            "{what}: {}",
+            warm.describe()
+        );
+        crate::realworld::assert_same_tree(what, &c.keg("kept", "1.0.0"), &reference);
+    }
+}

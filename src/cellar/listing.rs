@@ -142,9 +142,21 @@ impl KegSink for Listing {
 
     fn sums(&mut self, sums: &mut dyn Iterator<Item = (PathBuf, u32)>) {
         self.sort();
+        // The sums come in the listing's order (both sorted by path): each is looked for among
+        // the few entries after the last one found, and searched for only when not there.
+        let mut at = 0;
         for (rel, sum) in sums {
-            if let Some(stamp) = self.stamp_mut(&rel.to_string_lossy()) {
-                stamp.sum = Some(sum);
+            let rel = rel.to_string_lossy();
+            let near = &self.entries[at..self.entries.len().min(at + 64)];
+            let found = match near.iter().position(|(p, _)| **p == *rel) {
+                Some(i) => Some(at + i),
+                None => (self.entries.binary_search_by(|(p, _)| p.as_str().cmp(&rel))).ok(),
+            };
+            if let Some(i) = found {
+                at = i;
+                if let Some(stamp) = &mut self.entries[i].1 {
+                    stamp.sum = Some(sum);
+                }
             }
         }
     }
@@ -372,5 +384,35 @@ mod tests {
         // One the keg lacks, or a directory: walked instead.
         assert!(!stripped.restamp(keg, ["README"]));
         assert!(!stripped.restamp(keg, ["bin"]));
+    }
+
+    /// Sums handed over reach their files whatever their order; one for a directory or for a
+    /// path the listing lacks changes nothing.
+    #[test]
+    fn sums_handed_over_in_any_order_reach_their_files_and_nothing_else() {
+        let mut listing = Listing::default();
+        let file = Some(receipt::Stamp {
+            size: 1,
+            secs: 2,
+            nanos: 3,
+            sum: None,
+        });
+        for i in 0..200 {
+            listing.entry(Path::new(&format!("d{i:03}")), Listed::Dir);
+            listing.push(Path::new(&format!("d{i:03}/f")), false, file);
+        }
+        let mut sums: Vec<(PathBuf, u32)> = (0..200)
+            .map(|i| (PathBuf::from(format!("d{i:03}/f")), i))
+            .collect();
+        sums.swap(3, 150);
+        sums.reverse();
+        sums.push(("d007".into(), 7));
+        sums.push(("nowhere".into(), 9));
+        listing.sums(&mut sums.into_iter());
+        for i in 0..200 {
+            assert_eq!(listing.stamp(&format!("d{i:03}/f")).unwrap().sum, Some(i));
+            assert_eq!(listing.stamp(&format!("d{i:03}")), None);
+        }
+        assert_eq!(listing.entries.len(), 400);
     }
 }

@@ -383,12 +383,19 @@ impl Walk<'_> {
             done.cloned.entries += 1;
             if kind.is_dir() {
                 let mode = metadata()?.mode() & 0o7777;
-                rustix::fs::mkdirat(&dirs.dst, &name, rustix::fs::Mode::from_raw_mode(0o700))
+                // A directory its owner can fill (nearly all) is made with its mode at once,
+                // under this process's umask as a cold install's are; any other gets it last.
+                let now = mode & !self.umask;
+                let at_once = now & 0o700 == 0o700 && now & 0o7000 == 0;
+                let made = if at_once { now } else { 0o700 };
+                rustix::fs::mkdirat(&dirs.dst, &name, rustix::fs::Mode::from_raw_mode(made))
                     .map_err(|e| io_err(&dst)(e.into()))?;
                 if self.xattrs {
                     copy_xattrs(&src, &dst);
                 }
-                done.dirs.push((dst.clone(), mode));
+                if !at_once {
+                    done.dirs.push((dst.clone(), mode));
+                }
                 subdirs.push((src, dst));
             } else if kind.is_symlink() {
                 // A symlink with hard links of its own (`ln sym other`, as GNU tar extracts it)

@@ -34,6 +34,7 @@ pub(crate) mod shellenv;
 pub mod digest;
 pub(crate) mod version;
 pub mod platform;
+pub(crate) mod spread;
 pub(crate) mod settings;
 pub(crate) mod report;
 pub mod interrupt;

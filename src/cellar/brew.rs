@@ -184,7 +184,7 @@ pub fn relocate_files(
         lanes[(ino % threads as u64) as usize].push(rel);
     }
     let replacements = &replacements;
-    let done = super::on_threads(lanes, |lane| relocate_lane(root, replacements, lane));
+    let done = crate::spread::on_threads(lanes, |lane| relocate_lane(root, replacements, lane));
     let mut all = Relocation::default();
     for lane in done {
         let lane = lane?;

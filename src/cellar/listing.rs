@@ -3,6 +3,7 @@
 //! brought up to date with what shaping changed since.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use super::unpack::beneath::Root;
 use super::{CellarError, io_err, receipt};
@@ -164,83 +165,38 @@ impl KegSink for Listing {
 
 /// Keg-relative paths of everything under `root` except pkg's own metadata (sorted), with
 /// each regular file's size and modification time. A big keg's directories are read by a few
-/// threads (a `statx` per file is most of the work): the walk goes breadth first until there
-/// are a few directories per thread, then each thread walks its share of them.
+/// threads (a `statx` per file is most of the work), each directory by whichever is free
+/// (`spread`).
 ///
 /// `expected` is about how many entries there are (the unpack's count, a receipt's): the
-/// listing is made at that size once and the threads add to it directory by directory (grown
-/// by doubling and merged from the threads' own, a 53,000-entry listing was held up to three
-/// times over).
+/// listing is made at that size once and the threads add to it a thousand entries at a time
+/// (grown by doubling and merged from the threads' own, a 53,000-entry listing was held up to
+/// three times over).
 pub fn list_entries(root: &Path, expected: usize) -> Result<Listing, CellarError> {
-    let mut listing = Listing {
+    let listing = Mutex::new(Listing {
         entries: Vec::with_capacity(expected.min(1 << 20)),
         files: 0,
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let mut frontier = vec![PathBuf::new()];
-    while !frontier.is_empty() && frontier.len() < threads * 4 {
-        let mut next = Vec::new();
-        for rel in frontier {
-            list_dir(root, &rel, &mut listing, &mut next)?;
-        }
-        frontier = next;
-    }
-    let n = threads.min(frontier.len()).max(1);
-    let shares: Vec<Vec<PathBuf>> = (0..n)
-        .map(|t| frontier.iter().skip(t).step_by(n).cloned().collect())
-        .collect();
-    let shared = std::sync::Mutex::new(&mut listing);
-    for done in on_threads(shares, |share| list_subtrees(root, share, &shared)) {
-        done?;
-    }
-    listing.sort();
-    Ok(listing)
-}
-
-/// `work` on each of `shares`, one thread each (on this thread when there is one share); the
-/// results in the order of `shares`. A thread that panics panics the caller.
-pub(crate) fn on_threads<S: Send, T: Send>(shares: Vec<S>, work: impl Fn(S) -> T + Sync) -> Vec<T> {
-    if shares.len() <= 1 {
-        return shares.into_iter().map(work).collect();
-    }
-    let work = &work;
-    std::thread::scope(|scope| {
-        let running: Vec<_> = shares
-            .into_iter()
-            .map(|share| scope.spawn(move || work(share)))
-            .collect();
-        running
-            .into_iter()
-            .map(|t| {
-                t.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
-}
-
-/// Every entry under the keg-relative directories `dirs`, depth first.
-fn list_subtrees(
-    root: &Path,
-    mut dirs: Vec<PathBuf>,
-    into: &std::sync::Mutex<&mut Listing>,
-) -> Result<(), CellarError> {
-    let mut local = Listing::default();
+    });
     let flush = |local: &mut Listing| {
-        let mut listing = into
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut listing = listing.lock().unwrap_or_else(PoisonError::into_inner);
         listing.entries.append(&mut local.entries);
         listing.files += std::mem::take(&mut local.files);
     };
-    while let Some(rel) = dirs.pop() {
-        list_dir(root, &rel, &mut local, &mut dirs)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let first = vec![PathBuf::new()];
+    let left = crate::spread::spread(first, threads, Listing::default, |local, rel, found| {
+        list_dir(root, &rel, local, found)?;
         if local.entries.len() >= 1024 {
-            flush(&mut local);
+            flush(local);
         }
+        Ok(())
+    })?;
+    for mut local in left {
+        flush(&mut local);
     }
-    flush(&mut local);
-    Ok(())
+    let mut listing = listing.into_inner().unwrap_or_else(PoisonError::into_inner);
+    listing.sort();
+    Ok(listing)
 }
 
 /// The entries of one keg-relative directory into `listing`; its subdirectories onto `dirs`.

@@ -7,7 +7,6 @@ mod listing;
 pub mod receipt;
 pub mod unpack;
 
-pub(crate) use listing::on_threads;
 pub use listing::{Listing, list_entries};
 
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 
 use super::tree_manifest::Checker;
 
@@ -204,8 +204,6 @@ pub fn copy_tree(
     }
     let walk = Walk {
         root: from.to_owned(),
-        queue: Mutex::new((vec![(from.to_owned(), to.to_owned())], 0)),
-        more: Condvar::new(),
         first_links: Mutex::new(HashMap::new()),
         names,
         check,
@@ -214,18 +212,15 @@ pub fn copy_tree(
         take,
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let results: Vec<Result<Done, TreeError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads).map(|_| s.spawn(|| walk.work())).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(panicked(to))))
-            .collect()
-    });
+    let first = vec![(from.to_owned(), to.to_owned())];
+    let results =
+        crate::spread::spread(first, threads, Done::default, |done, (src, dst), found| {
+            walk.dir(&src, &dst, done, found)
+        })?;
     let mut cloned = Cloned::default();
     let mut dirs = vec![(to.to_owned(), root_mode)];
     let mut later = Vec::new();
-    for r in results {
-        let done = r?;
+    for done in results {
         cloned.entries += done.cloned.entries;
         cloned.bytes += done.cloned.bytes;
         dirs.extend(done.dirs);
@@ -245,22 +240,15 @@ pub fn copy_tree(
     Ok(cloned)
 }
 
-fn panicked(to: &Path) -> TreeError {
-    io_err(to)(io::Error::other("a tree copy thread panicked"))
-}
-
 /// The copy stopped at `path`, not what the tree's manifest lists (the checker names it).
 fn changed(path: &Path) -> TreeError {
     io_err(path)(io::Error::other("changed since the tree was stored"))
 }
 
-/// The directories still to do, shared by the threads of one [`copy_tree`].
+/// What the threads of one [`copy_tree`] share (its directories are `spread` between them).
 struct Walk<'a> {
     /// The tree being copied (for tree-relative paths).
     root: PathBuf,
-    /// Directories to do, and how many threads are doing one now.
-    queue: Mutex<(Vec<(PathBuf, PathBuf)>, usize)>,
-    more: Condvar,
     /// The first name given to each hard-linked inode that is cloned or copied.
     first_links: Mutex<HashMap<(u64, u64), PathBuf>>,
     /// The inodes with more than one name in the tree, when link counts cannot say it.
@@ -314,50 +302,18 @@ struct Done {
 }
 
 impl Walk<'_> {
-    fn work(&self) -> Result<Done, TreeError> {
-        let mut done = Done::default();
-        loop {
-            let next = {
-                let Ok(mut q) = self.queue.lock() else {
-                    return Ok(done);
-                };
-                loop {
-                    if let Some(dir) = q.0.pop() {
-                        q.1 += 1;
-                        break Some(dir);
-                    }
-                    if q.1 == 0 {
-                        break None;
-                    }
-                    q = match self.more.wait(q) {
-                        Ok(q) => q,
-                        Err(_) => return Ok(done),
-                    };
-                }
-            };
-            let Some((src, dst)) = next else {
-                self.more.notify_all();
-                return Ok(done);
-            };
-            let result = self.dir(&src, &dst, &mut done);
-            if let Ok(mut q) = self.queue.lock() {
-                q.1 -= 1;
-                if result.is_err() {
-                    // Everything stops: the first error is the copy's.
-                    q.0.clear();
-                }
-            }
-            self.more.notify_all();
-            result?;
-        }
-    }
-
-    fn dir(&self, src_dir: &Path, dst_dir: &Path, done: &mut Done) -> Result<(), TreeError> {
+    /// Copies the entries of one directory; its subdirectories go onto `found`.
+    fn dir(
+        &self,
+        src_dir: &Path,
+        dst_dir: &Path,
+        done: &mut Done,
+        found: &mut Vec<(PathBuf, PathBuf)>,
+    ) -> Result<(), TreeError> {
         let entries = std::fs::read_dir(src_dir).map_err(io_err(src_dir))?;
         // Entries are made and linked by name beside these two descriptors: the kernel looks
         // up one component, not the whole path from the root again for every entry.
         let dirs = Dirs::open(src_dir, dst_dir)?;
-        let mut subdirs = Vec::new();
         let mut line = String::new();
         for e in entries {
             let e = e.map_err(io_err(src_dir))?;
@@ -396,7 +352,7 @@ impl Walk<'_> {
                 if !at_once {
                     done.dirs.push((dst.clone(), mode));
                 }
-                subdirs.push((src, dst));
+                found.push((src, dst));
             } else if kind.is_symlink() {
                 // A symlink with hard links of its own (`ln sym other`, as GNU tar extracts it)
                 // keeps them; linkat(2) never follows the link it names.
@@ -427,12 +383,6 @@ impl Walk<'_> {
             } else if kind.is_file() {
                 self.file(&src, &dst, (&dirs, &name), done)?;
             }
-        }
-        if !subdirs.is_empty() {
-            if let Ok(mut q) = self.queue.lock() {
-                q.0.extend(subdirs);
-            }
-            self.more.notify_all();
         }
         Ok(())
     }

@@ -480,9 +480,10 @@ fn drift(keg: &crate::cellar::Keg) -> Drift {
         .filter(|(path, stamp)| {
             present.contains(path.as_str())
                 && (!now.stamp(path).is_some_and(|n| n.same_size_and_time(stamp))
-                    || stamp
-                        .sum
-                        .is_some_and(|sum| crc32_of(&keg.path.join(path)) != Some(sum)))
+                    || stamp.sum.is_some_and(|sum| {
+                        let file = named(&keg.path, path);
+                        file.and_then(|file| crc32_of(&file)) != Some(sum)
+                    }))
         })
         .map(|(path, _)| path.clone())
         .collect();
@@ -497,6 +498,33 @@ fn drift(keg: &crate::cellar::Keg) -> Drift {
             .map(|p| (*p).to_owned())
             .collect(),
     }
+}
+
+/// The keg file a receipt names `rel`. A receipt holds names that are not UTF-8 in their lossy
+/// form (U+FFFD for each byte that is not): such a name is found among its directory's
+/// entries by that form, when exactly one has it.
+fn named(keg: &std::path::Path, rel: &str) -> Option<std::path::PathBuf> {
+    let whole = keg.join(rel);
+    if !rel.contains('\u{fffd}') || std::fs::symlink_metadata(&whole).is_ok() {
+        return Some(whole);
+    }
+    let mut at = keg.to_owned();
+    for part in rel.split('/') {
+        let plain = at.join(part);
+        if std::fs::symlink_metadata(&plain).is_ok() {
+            at = plain;
+            continue;
+        }
+        let mut same = std::fs::read_dir(&at)
+            .ok()?
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy() == part);
+        let (Some(only), None) = (same.next(), same.next()) else {
+            return None;
+        };
+        at = only.path();
+    }
+    Some(at)
 }
 
 /// The CRC-32 of a keg file's bytes (never through a link).

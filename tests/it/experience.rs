@@ -697,6 +697,66 @@ fn doctor_finds_changed_and_missing_keg_files_and_missing_dependencies_and_runs_
     assert!(stamp[3].is_u64(), "size, mtime, then the CRC-32: {stamp}");
 }
 
+/// A file whose name is not UTF-8 (Latin-1 `café`, as GNU tar stores the bytes) is recorded
+/// under its lossy name with the CRC-32 of its bytes beside its UTF-8 neighbours', and the keg
+/// is found sound.
+#[test]
+fn a_file_named_in_latin_1_gets_its_sum_in_the_receipt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(tree.join("share")).unwrap();
+    let latin1 = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xe9");
+    std::fs::write(tree.join("share").join(latin1), "latin-1\n").unwrap();
+    std::fs::write(tree.join("share/plain"), "utf-8\n").unwrap();
+    let tar = tmp.path().join("layer.tar");
+    let made = Command::new("tar")
+        .args(["--owner=0", "--group=0", "-C"])
+        .arg(&tree)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let registry = Registry::start();
+    registry.push(
+        "acme/names",
+        "1.0.0",
+        &Fixture::Image(ImageSpec::new("linux", "amd64").raw_layer(
+            std::fs::read(&tar).unwrap(),
+            "application/vnd.oci.image.layer.v1.tar",
+        )),
+    );
+    let ctx = TestContext::new();
+    let repo = format!("{}/acme/names", registry.host());
+    ctx.write_formula(
+        "names",
+        &Formula::new("names")
+            .bin(&[])
+            .version("1.0.0", &repo, "1.0.0")
+            .to_toml(),
+    );
+    ctx.pkg(&["install", "names"]).success();
+    let stamps = &ctx.receipt("names", "1.0.0")["stamps"];
+    let crc = |bytes: &[u8]| Value::from(crc32fast::hash(bytes));
+    assert_eq!(
+        stamps["share/caf\u{fffd}"][3],
+        crc(b"latin-1\n"),
+        "{stamps}"
+    );
+    assert_eq!(stamps["share/plain"][3], crc(b"utf-8\n"), "{stamps}");
+    let path = path_with(&ctx.prefix.join("bin"));
+    let (code, out) = doctor(&ctx, &path, &[]);
+    assert_eq!((code, out.as_str()), (0, "No problems found.\n"));
+    // Its bytes changed with its size and mtime kept: found by the sum, read from the file
+    // itself.
+    let keg_file = ctx.keg("names", "1.0.0").join("share").join(latin1);
+    crate::harness::rewrite_keeping_mtime(&keg_file, b"LATIN-1\n");
+    let (code, out) = doctor(&ctx, &path, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("1 file changed (share/caf\u{fffd})"), "{out}");
+}
+
 /// `pkg doctor` with the context's settings, this PATH and `env` on top: exit code and stdout.
 fn doctor(ctx: &TestContext, path: &str, env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = ctx.command(&["doctor"]);

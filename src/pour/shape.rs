@@ -216,14 +216,27 @@ fn add_sums(
     (relocated, known): (&[String], &BTreeMap<String, u32>),
     listing: &mut cellar::Listing,
 ) {
-    for (path, sum) in &stats.sums {
-        // Unstripped and UTF-8 (nearly always), the path is the key as it is: no new string.
-        let stamp = match path.to_str().filter(|_| !bottle) {
-            Some(rel) => listing.stamp_mut(rel),
-            None => listing.stamp_mut(&keg_rel(path, bottle)),
-        };
-        if let Some(stamp) = stamp {
-            stamp.sum = Some(*sum);
+    if bottle {
+        for (path, sum) in &stats.sums {
+            if let Some(stamp) = listing.stamp_mut(&keg_rel(path, bottle)) {
+                stamp.sum = Some(*sum);
+            }
+        }
+    } else {
+        // Unstripped, each listed file's path is its key in the sums as it is: looked up by
+        // hash, not searched for in the listing (58,000 binary searches on the big tree).
+        for (path, stamp) in &mut listing.entries {
+            if let Some(stamp) = stamp
+                && let Some(sum) = stats.sums.get(std::path::Path::new(path.as_str()))
+            {
+                stamp.sum = Some(*sum);
+            }
+        }
+        // A name that is not UTF-8 is listed in its lossy form, and found by it.
+        for (path, sum) in (stats.sums.iter()).filter(|(p, _)| p.to_str().is_none()) {
+            if let Some(stamp) = listing.stamp_mut(&path.to_string_lossy()) {
+                stamp.sum = Some(*sum);
+            }
         }
     }
     let again: std::collections::BTreeSet<String> = (stats.marked.iter())

@@ -27,22 +27,39 @@ const HEADER: &str = "pkg-unpacked-manifest 1";
 /// One line per entry of `tree` (the tree itself first, then every entry, sorted by path):
 /// `TYPE MODE SIZE INODE TIME PATH-HEX`, TIME being the ctime, or the mtime of a `shared`
 /// tree (and of its directories, whose ctime a keg's links never touch, the ctime still).
-/// Links are described, never followed.
-pub fn describe(tree: &Path, shared: bool) -> io::Result<String> {
-    Ok(lines(tree, shared)?.join("\n"))
-}
-
-/// [`describe`]'s lines, sorted by path (compared one by one, without joining them); where the
-/// path starts in each line is noted once, not searched for from the end at every comparison.
-fn lines(tree: &Path, shared: bool) -> io::Result<Vec<String>> {
-    let mut lines: Vec<(String, usize)> = Vec::new();
+/// Links are described, never followed. Written to `out` line by line in that order.
+///
+/// The lines are held in one text, each found by where it starts, where its path starts and
+/// where it ends, and those sorted (not a string per line and a joined copy: 22 MB at a cold
+/// install's peak on a 66,000-entry tree, against 9 for the text alone).
+fn describe_to(tree: &Path, shared: bool, out: &mut dyn io::Write) -> io::Result<()> {
+    let mut text = String::new();
+    // Where each line starts, where its path starts, and where it ends (a text past 4 GiB, some
+    // 30 million entries, is refused).
+    let mut lines: Vec<[u32; 3]> = Vec::new();
+    let at =
+        |n: usize| u32::try_from(n).map_err(|_| io::Error::other("a tree too large to describe"));
+    let mut too_large = None;
     walk(tree, shared, |line, path_at| {
-        lines.push((line.to_owned(), path_at));
-        true
+        let start = text.len();
+        text.push_str(line);
+        match (at(start), at(start + path_at), at(text.len())) {
+            (Ok(start), Ok(path), Ok(end)) => lines.push([start, path, end]),
+            (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => too_large = Some(e),
+        }
+        too_large.is_none()
     })?;
+    if let Some(e) = too_large {
+        return Err(e);
+    }
+    let part = |from: u32, to: u32| &text.as_bytes()[from as usize..to as usize];
     // Paths are unique: an unstable sort gives the one order.
-    lines.sort_unstable_by(|(a, i), (b, j)| a[*i..].cmp(&b[*j..]));
-    Ok(lines.into_iter().map(|(line, _)| line).collect())
+    lines.sort_unstable_by(|a, b| part(a[1], a[2]).cmp(part(b[1], b[2])));
+    for [start, _, end] in lines {
+        out.write_all(part(start, end))?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 /// Each entry of `tree` as its manifest line, depth first, handed to `each` with where its
@@ -100,18 +117,24 @@ fn line_of(line: &mut String, rel: &Path, meta: &std::fs::Metadata, shared: bool
     path_at
 }
 
-/// The manifest file's text for `tree`, stored with its modes made under `umask`; `shared`
+/// The manifest of `tree` written to `out`, stored with its modes made under `umask`; `shared`
 /// when its files are hard-linked into kegs.
-pub fn write(tree: &Path, umask: u32, shared: bool) -> io::Result<String> {
-    let mut text = String::new();
-    let _ = write!(text, "{HEADER} umask {umask:o}");
+pub fn write_to(tree: &Path, umask: u32, shared: bool, out: &mut dyn io::Write) -> io::Result<()> {
+    let mut header = format!("{HEADER} umask {umask:o}");
     if shared {
-        text.push_str(" shared");
+        header.push_str(" shared");
     }
-    text.push('\n');
-    text.push_str(&describe(tree, shared)?);
-    text.push('\n');
-    Ok(text)
+    header.push('\n');
+    out.write_all(header.as_bytes())?;
+    describe_to(tree, shared, out)
+}
+
+/// [`write_to`]'s text, whole.
+#[cfg(test)]
+pub fn write(tree: &Path, umask: u32, shared: bool) -> io::Result<String> {
+    let mut text = Vec::new();
+    write_to(tree, umask, shared, &mut text)?;
+    String::from_utf8(text).map_err(io::Error::other)
 }
 
 /// The bytes of the regular files a manifest lists, each inode once (what a tree's files hold,

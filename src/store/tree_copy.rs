@@ -415,7 +415,6 @@ impl Walk<'_> {
         (dirs, name): (&Dirs, &std::ffi::OsStr),
         done: &mut Done,
     ) -> Result<(), TreeError> {
-        use std::os::unix::fs::OpenOptionsExt as _;
         let copy_this = match self.take {
             Take::Link { copied } => {
                 // (Hashing a path is not free: most trees copy nothing.)
@@ -437,19 +436,28 @@ impl Walk<'_> {
             Take::Copy => true,
             Take::Clone => false,
         };
-        let from = File::open(src).map_err(io_err(src))?;
+        // Both opened by name beside their directories' descriptors (the kernel looks up one
+        // component, not the whole path again), neither through a link.
+        use rustix::fs::{Mode, OFlags};
+        let from = rustix::fs::openat(
+            &dirs.src,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        let from = File::from(from.map_err(|e| io_err(src)(e.into()))?);
         let meta = from.metadata().map_err(io_err(src))?;
         if meta.nlink() > 1 && self.second_name(&meta, dst, done) {
             return Ok(());
         }
         let mode = meta.mode() & 0o7777;
-        let mut to = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode & 0o777)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(dst)
-            .map_err(io_err(dst))?;
+        let to = rustix::fs::openat(
+            &dirs.dst,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode & 0o777),
+        );
+        let mut to = File::from(to.map_err(|e| io_err(dst)(e.into()))?);
         if copy_this {
             // copy_file_range(2) underneath: the kernel moves the bytes.
             let mut from = &from;

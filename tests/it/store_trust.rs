@@ -48,6 +48,17 @@ fn pkg_with_umask(ctx: &TestContext, args: &[&str], umask: u32) -> Run {
     TestContext::wait(cmd.spawn().unwrap(), args)
 }
 
+/// `layer` pushed as `acme/kept:1.0.0`, a plain tar for this host; returns the repository.
+fn push_kept(reg: &Registry, layer: Vec<u8>) -> String {
+    let (os, arch) = host_platform();
+    reg.push(
+        "acme/kept",
+        "1.0.0",
+        &Fixture::Image(ImageSpec::new(os, arch).raw_layer(layer, PLAIN)),
+    );
+    format!("{}/acme/kept", reg.host())
+}
+
 fn tar_of(tmp: &Path, script: &str) -> Vec<u8> {
     let tree = tmp.join("tree");
     std::fs::create_dir_all(&tree).unwrap();
@@ -65,13 +76,7 @@ fn an_edited_store_tree_is_never_installed_and_reinstall_takes_the_blobs() {
         "mkdir -p share && printf published > share/data && printf other > share/other",
     );
     let reg = Registry::start();
-    let (os, arch) = host_platform();
-    reg.push(
-        "acme/kept",
-        "1.0.0",
-        &Fixture::Image(ImageSpec::new(os, arch).raw_layer(layer, PLAIN)),
-    );
-    let repo = format!("{}/acme/kept", reg.host());
+    let repo = push_kept(&reg, layer);
     let a = prefix(&xfs.dir, "a", "kept", &repo);
     a.pkg(&["install", "kept"]).success();
     let trees = stored(&xfs.dir);
@@ -206,13 +211,7 @@ fn every_kind_of_edit_to_a_hard_linked_store_tree_is_found_while_linking_and_nev
     let reference = tmp.path().join("gnu-tar");
     crate::realworld::gnu_extract(&tmp.path().join("layer.tar"), &reference);
     let reg = Registry::start();
-    let (os, arch) = host_platform();
-    reg.push(
-        "acme/kept",
-        "1.0.0",
-        &Fixture::Image(ImageSpec::new(os, arch).raw_layer(layer, PLAIN)),
-    );
-    let repo = format!("{}/acme/kept", reg.host());
+    let repo = push_kept(&reg, layer);
     type Edit = fn(&Path);
     let edits: [(&str, &str, Edit); 7] = [
         ("a write", "share/data", |t| {

@@ -129,36 +129,23 @@ impl Pourer<'_> {
         };
         // What the keg holds: as the step that made it knows it, brought up to date with what
         // shaping changed, or else walked.
-        let touched: std::collections::BTreeSet<String> = (stats.marked.iter())
+        // The files whose bytes shaping may have rewritten: marked, or relocated.
+        let rewritten: std::collections::BTreeSet<String> = (stats.marked.iter())
             .map(|p| keg_rel(p, bottle))
             .chain(relocated.iter().cloned())
-            .chain(replaced.iter().map(|p| p.to_string_lossy().into_owned()))
+            .collect();
+        let replaced: Vec<String> = (replaced.iter())
+            .map(|p| p.to_string_lossy().into_owned())
             .collect();
         let known = made.and_then(|mut made| {
-            let current = (!bottle || made.strip_bottle_prefix())
-                && made.restamp(staging, touched.iter().map(String::as_str));
+            let touched = rewritten.iter().chain(&replaced).map(String::as_str);
+            let current = (!bottle || made.strip_bottle_prefix()) && made.restamp(staging, touched);
             current.then_some(made)
         });
         let mut listing = match known {
             Some(known) => {
-                // Every debug build (the test suite's) holds it to the walk it saves.
                 #[cfg(debug_assertions)]
-                {
-                    let walked = cellar::list_entries(staging, known.entries.len())?;
-                    assert_eq!(known.files, walked.files, "{}", staging.display());
-                    // (The sums are the store's: a walk reads none.)
-                    let unsummed = |(path, stamp): &(String, Option<receipt::Stamp>)| {
-                        (path.clone(), stamp.map(|s| (s.size, s.secs, s.nanos)))
-                    };
-                    let differs = (known.entries.iter().map(unsummed))
-                        .zip(walked.entries.iter().map(unsummed))
-                        .find(|(k, w)| k != w);
-                    assert!(
-                        known.entries.len() == walked.entries.len() && differs.is_none(),
-                        "{}: the listing handed over is not the keg's: {differs:?}",
-                        staging.display()
-                    );
-                }
+                held_to_the_walk(staging, &known)?;
                 known
             }
             None => cellar::list_entries(staging, usize::try_from(stats.entries).unwrap_or(0))?,
@@ -168,7 +155,7 @@ impl Pourer<'_> {
             staging,
             stats,
             bottle,
-            (&relocated, &relocated_sums),
+            (&rewritten, &relocated_sums),
             &mut listing,
         );
         let receipt = Receipt {
@@ -213,7 +200,7 @@ fn add_sums(
     keg: &std::path::Path,
     stats: &Stats,
     bottle: bool,
-    (relocated, known): (&[String], &BTreeMap<String, u32>),
+    (again, known): (&std::collections::BTreeSet<String>, &BTreeMap<String, u32>),
     listing: &mut cellar::Listing,
 ) {
     if bottle {
@@ -239,11 +226,7 @@ fn add_sums(
             }
         }
     }
-    let again: std::collections::BTreeSet<String> = (stats.marked.iter())
-        .map(|p| keg_rel(p, bottle))
-        .chain(relocated.iter().cloned())
-        .collect();
-    for rel in &again {
+    for rel in again {
         let Some(stamp) = listing.stamp_mut(rel) else {
             continue;
         };
@@ -266,4 +249,25 @@ fn add_sums(
 fn keg_rel(path: &std::path::Path, bottle: bool) -> String {
     let rel: std::path::PathBuf = path.components().skip(if bottle { 2 } else { 0 }).collect();
     rel.to_string_lossy().into_owned()
+}
+
+/// A listing handed over held to the walk it saves, in every debug build (the test suite's):
+/// the same paths, files and stamps (the sums aside: a walk reads none).
+#[cfg(debug_assertions)]
+fn held_to_the_walk(staging: &Path, known: &cellar::Listing) -> Result<(), CellarError> {
+    let walked = cellar::list_entries(staging, known.entries.len())?;
+    let unsummed = |(path, stamp): &(String, Option<receipt::Stamp>)| {
+        (path.clone(), stamp.map(|s| (s.size, s.secs, s.nanos)))
+    };
+    let differs = (known.entries.iter().map(unsummed))
+        .zip(walked.entries.iter().map(unsummed))
+        .find(|(k, w)| k != w);
+    assert!(
+        known.files == walked.files
+            && known.entries.len() == walked.entries.len()
+            && differs.is_none(),
+        "{}: the listing handed over is not the keg's: {differs:?}",
+        staging.display()
+    );
+    Ok(())
 }

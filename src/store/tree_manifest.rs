@@ -63,9 +63,8 @@ fn describe_to(tree: &Path, shared: bool, out: &mut dyn io::Write) -> io::Result
 }
 
 /// Each entry of `tree` as its manifest line, depth first, handed to `each` with where its
-/// path starts in the line (one buffer, reused); `each` returns false to stop the walk, and the
-/// walk returns whether it went to the end.
-fn walk(tree: &Path, shared: bool, mut each: impl FnMut(&str, usize) -> bool) -> io::Result<bool> {
+/// path starts in the line (one buffer, reused); `each` returns false to stop the walk.
+fn walk(tree: &Path, shared: bool, mut each: impl FnMut(&str, usize) -> bool) -> io::Result<()> {
     let mut line = String::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
@@ -73,7 +72,7 @@ fn walk(tree: &Path, shared: bool, mut each: impl FnMut(&str, usize) -> bool) ->
         let meta = std::fs::symlink_metadata(&path)?;
         let path_at = line_of(&mut line, &rel, &meta, shared);
         if !each(&line, path_at) {
-            return Ok(false);
+            return Ok(());
         }
         if meta.is_dir() {
             for entry in std::fs::read_dir(&path)? {
@@ -81,7 +80,7 @@ fn walk(tree: &Path, shared: bool, mut each: impl FnMut(&str, usize) -> bool) ->
             }
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// The manifest line of the entry at tree-relative `rel` described by `meta` into `line`;

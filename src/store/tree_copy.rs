@@ -213,10 +213,13 @@ pub fn copy_tree(
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let first = vec![(from.to_owned(), to.to_owned())];
-    let results =
+    // A copy thread that panics fails the copy with an error, as before the walk was spread.
+    let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         crate::spread::spread(first, threads, Done::default, |done, (src, dst), found| {
             walk.dir(&src, &dst, done, found)
-        })?;
+        })
+    }))
+    .unwrap_or_else(|_| Err(panicked(to)))?;
     let mut cloned = Cloned::default();
     let mut dirs = vec![(to.to_owned(), root_mode)];
     let mut later = Vec::new();
@@ -238,6 +241,10 @@ pub fn copy_tree(
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode));
     }
     Ok(cloned)
+}
+
+fn panicked(to: &Path) -> TreeError {
+    io_err(to)(io::Error::other("a tree copy thread panicked"))
 }
 
 /// The copy stopped at `path`, not what the tree's manifest lists (the checker names it).

@@ -2,6 +2,7 @@
 //! regular file's stamp — read by walking the keg, or handed over by the step that made it and
 //! brought up to date with what shaping changed since.
 
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -45,7 +46,11 @@ impl Listing {
     /// regular file with its stamp, or another entry (a link, a fifo). pkg's own `.pkg/` and
     /// what is under it are never listed.
     pub fn push(&mut self, rel: &Path, dir: bool, stamp: Option<receipt::Stamp>) {
-        if rel.starts_with(receipt::META_DIR) {
+        // (By its bytes: a `Path` compares component by component, for every entry.)
+        let meta = receipt::META_DIR.as_bytes();
+        if let Some(rest) = rel.as_os_str().as_bytes().strip_prefix(meta)
+            && (rest.is_empty() || rest[0] == b'/')
+        {
             return;
         }
         if !dir {
@@ -141,17 +146,20 @@ impl KegSink for Listing {
         }
     }
 
-    fn sums(&mut self, sums: &mut dyn Iterator<Item = (PathBuf, u32)>) {
+    fn sums(&mut self, sums: &mut dyn Iterator<Item = (&[u8], u32)>) {
         self.sort();
         // The sums come in the listing's order (both sorted by path): each is looked for among
-        // the few entries after the last one found, and searched for only when not there.
+        // the few entries after the last one found, and searched for only when not there (a
+        // name that is not UTF-8 is listed in its lossy form, and found by it).
         let mut at = 0;
         for (rel, sum) in sums {
-            let rel = rel.to_string_lossy();
             let near = &self.entries[at..self.entries.len().min(at + 64)];
-            let found = match near.iter().position(|(p, _)| **p == *rel) {
+            let found = match near.iter().position(|(p, _)| p.as_bytes() == rel) {
                 Some(i) => Some(at + i),
-                None => (self.entries.binary_search_by(|(p, _)| p.as_str().cmp(&rel))).ok(),
+                None => {
+                    let rel = String::from_utf8_lossy(rel);
+                    (self.entries.binary_search_by(|(p, _)| p.as_str().cmp(&rel))).ok()
+                }
             };
             if let Some(i) = found {
                 at = i;
@@ -357,18 +365,22 @@ mod tests {
             listing.entry(Path::new(&format!("d{i:03}")), Listed::Dir);
             listing.push(Path::new(&format!("d{i:03}/f")), false, file);
         }
-        let mut sums: Vec<(PathBuf, u32)> = (0..200)
-            .map(|i| (PathBuf::from(format!("d{i:03}/f")), i))
-            .collect();
+        let mut sums: Vec<(String, u32)> = (0..200).map(|i| (format!("d{i:03}/f"), i)).collect();
         sums.swap(3, 150);
         sums.reverse();
         sums.push(("d007".into(), 7));
         sums.push(("nowhere".into(), 9));
+        // A name that is not UTF-8 is listed by its lossy form; its sum comes by its bytes.
+        let latin1 = std::ffi::OsStr::from_bytes(b"d100/caf\xe9");
+        listing.push(Path::new(latin1), false, file);
+        let mut sums: Vec<(&[u8], u32)> = sums.iter().map(|(p, s)| (p.as_bytes(), *s)).collect();
+        sums.push((latin1.as_bytes(), 1000));
         listing.sums(&mut sums.into_iter());
         for i in 0..200 {
             assert_eq!(listing.stamp(&format!("d{i:03}/f")).unwrap().sum, Some(i));
             assert_eq!(listing.stamp(&format!("d{i:03}")), None);
         }
-        assert_eq!(listing.entries.len(), 400);
+        assert_eq!(listing.stamp("d100/caf\u{fffd}").unwrap().sum, Some(1000));
+        assert_eq!(listing.entries.len(), 401);
     }
 }

@@ -522,6 +522,7 @@ fn partial_digest(path: &Path) -> Option<Digest> {
 }
 
 mod download;
+mod hexed;
 pub mod prefixes;
 #[cfg(test)]
 mod tests;

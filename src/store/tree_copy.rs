@@ -309,6 +309,20 @@ struct Done {
 }
 
 impl Walk<'_> {
+    /// `path` (beneath the tree) relative to it: by its bytes, as every path here is the tree's
+    /// joined with names (`Path::strip_prefix` compares component by component, per entry).
+    fn rel<'p>(&self, path: &'p Path) -> &'p Path {
+        use std::os::unix::ffi::OsStrExt as _;
+        let root = self.root.as_os_str().as_bytes();
+        match path.as_os_str().as_bytes().strip_prefix(root) {
+            Some(rest) if root.is_empty() || rest.first() == Some(&b'/') || rest.is_empty() => {
+                let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+                Path::new(std::ffi::OsStr::from_bytes(rest))
+            }
+            _ => path.strip_prefix(&self.root).unwrap_or(path),
+        }
+    }
+
     /// Copies the entries of one directory; its subdirectories go onto `found`.
     fn dir(
         &self,
@@ -331,7 +345,7 @@ impl Walk<'_> {
             let checked = match self.check {
                 Some(check) => {
                     let meta = e.metadata().map_err(io_err(&src))?;
-                    let rel = src.strip_prefix(&self.root).unwrap_or(&src);
+                    let rel = self.rel(&src);
                     if !check.meet(rel, &meta, &mut line) {
                         return Err(changed(&src));
                     }
@@ -425,8 +439,7 @@ impl Walk<'_> {
         let copy_this = match self.take {
             Take::Link { copied } => {
                 // (Hashing a path is not free: most trees copy nothing.)
-                let copy = !copied.is_empty()
-                    && copied.contains(src.strip_prefix(&self.root).unwrap_or(src));
+                let copy = !copied.is_empty() && copied.contains(self.rel(src));
                 if !copy {
                     // The stored inode itself: its mode, mtime and attributes come with it.
                     // (Its bytes are counted by the caller, from the tree's manifest.)

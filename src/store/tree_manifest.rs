@@ -139,7 +139,7 @@ pub fn write(tree: &Path, umask: u32, shared: bool) -> io::Result<String> {
 /// The bytes of the regular files a manifest lists, each inode once (what a tree's files hold,
 /// without a `stat` per file).
 pub fn file_bytes(manifest: &str) -> u64 {
-    let mut files: Vec<(u64, u64)> = manifest
+    let files: Vec<(u64, u64)> = manifest
         .lines()
         .skip(1)
         .filter_map(|line| {
@@ -147,6 +147,11 @@ pub fn file_bytes(manifest: &str) -> u64 {
             (kind == "f").then(|| Some((inode.parse().ok()?, size.parse().ok()?)))?
         })
         .collect();
+    bytes_once(files)
+}
+
+/// The sizes of `files` (inode, size) summed, each inode once.
+fn bytes_once(mut files: Vec<(u64, u64)>) -> u64 {
     // Sorted by inode, a hard link's second name is next to its first (no hash of 53,000
     // inodes).
     files.sort_unstable();
@@ -193,23 +198,28 @@ pub enum Listed {
 /// Hands `each` every entry of a *shared* tree (not the tree itself) as its manifest lists it:
 /// the tree-relative path and what it is. A keg whose files are hard links to the tree holds
 /// exactly this (the same inodes: the same sizes and mtimes), so its listing needs no walk
-/// once the tree was checked against this manifest. `false`, having handed `each` nothing
-/// or only part, when the manifest is not a shared one (it records ctimes, not mtimes) or a
-/// line cannot be read.
-pub fn list_shared(manifest: &str, each: &mut dyn FnMut(&Path, Listed)) -> bool {
+/// once the tree was checked against this manifest. Returns the bytes of its files, each inode
+/// once ([`file_bytes`], read in the same pass); `None`, having handed `each` nothing or only
+/// part, when the manifest is not a shared one (it records ctimes, not mtimes) or a line cannot
+/// be read.
+pub fn list_shared(manifest: &str, each: &mut dyn FnMut(&Path, Listed)) -> Option<u64> {
     if !stored(manifest).is_some_and(|s| s.shared) {
-        return false;
+        return None;
     }
     // Each path decoded into the one buffer (no allocation a line).
     let mut path = Vec::new();
+    let mut files = Vec::new();
     for line in manifest.lines().skip(1) {
-        match listed_line(line, &mut path) {
-            None => return false,
-            Some(None) => {}
-            Some(Some(listed)) => each(Path::new(std::ffi::OsStr::from_bytes(&path)), listed),
+        let (listed, inode) = match listed_line(line, &mut path)? {
+            None => continue,
+            Some(entry) => entry,
+        };
+        if let Listed::File { size, .. } = listed {
+            files.push((inode, size));
         }
+        each(Path::new(std::ffi::OsStr::from_bytes(&path)), listed);
     }
-    true
+    Some(bytes_once(files))
 }
 
 /// The path hex-encoded in `hexed` decoded into `into` (its bytes replaced); `None` when it is
@@ -218,10 +228,10 @@ pub(super) fn decode_path(hexed: &str, into: &mut Vec<u8>) -> Option<()> {
     super::hexed::decode(hexed, into)
 }
 
-/// One line of a shared manifest, its path decoded into `path_buf`: what it is (`None` for the
-/// tree itself), or `None` for a line that cannot be read.
-fn listed_line(line: &str, path_buf: &mut Vec<u8>) -> Option<Option<Listed>> {
-    let [kind, _mode, size, _inode, time, path] = fields(line)?;
+/// One line of a shared manifest, its path decoded into `path_buf`: what it is and its inode
+/// (`None` for the tree itself), or `None` for a line that cannot be read.
+fn listed_line(line: &str, path_buf: &mut Vec<u8>) -> Option<Option<(Listed, u64)>> {
+    let [kind, _mode, size, inode, time, path] = fields(line)?;
     decode_path(path, path_buf)?;
     if path_buf.is_empty() {
         return Some(None);
@@ -238,7 +248,7 @@ fn listed_line(line: &str, path_buf: &mut Vec<u8>) -> Option<Option<Listed>> {
         }
         _ => Listed::Other,
     };
-    Some(Some(listed))
+    Some(Some((listed, inode.parse().ok()?)))
 }
 
 /// The path of a manifest line, hex-encoded as written: its last word.
@@ -436,9 +446,13 @@ mod tests {
         std::os::unix::fs::symlink("bin", tree.join("link")).unwrap();
         let odd = std::ffi::OsStr::from_bytes(b"odd \xff name");
         std::fs::write(tree.join(odd), "").unwrap();
+        // A second name of `bin`: its bytes are counted once.
+        std::fs::hard_link(tree.join("bin"), tree.join("share/bin-again")).unwrap();
         let mut listed = Vec::new();
         let shared = write(&tree, 0o022, true).unwrap();
-        assert!(list_shared(&shared, &mut |rel, l| listed.push((rel.to_owned(), l))));
+        let bytes = list_shared(&shared, &mut |rel, l| listed.push((rel.to_owned(), l)));
+        assert_eq!(bytes, Some(5 + 5));
+        assert_eq!(bytes, Some(file_bytes(&shared)));
         let file = |rel: &Path| {
             let m = std::fs::symlink_metadata(tree.join(rel)).unwrap();
             Listed::File {
@@ -452,6 +466,7 @@ mod tests {
             ("link", Some(Listed::Other)),
             ("share", Some(Listed::Dir)),
             ("share/doc", Some(Listed::Dir)),
+            ("share/bin-again", None),
             ("share/doc/readme", None),
         ]
         .into_iter()
@@ -468,10 +483,10 @@ mod tests {
         assert_eq!(listed, want);
         // A private tree's manifest records ctimes: nothing is listed from it.
         let private = write(&tree, 0o022, false).unwrap();
-        assert!(!list_shared(&private, &mut |_, _| panic!("listed")));
+        assert_eq!(list_shared(&private, &mut |_, _| panic!("listed")), None);
         // A line that cannot be read ends the listing as not listed.
         let broken = shared.replacen("\nd ", "\nd x ", 1);
-        assert!(!list_shared(&broken, &mut |_, _| {}));
+        assert_eq!(list_shared(&broken, &mut |_, _| {}), None);
     }
 
     #[test]

@@ -142,11 +142,11 @@ fn write_manifest(tree: &Path, umask: u32, shared: bool, file: &Path) -> Result<
     out.flush().map_err(io_err(file))
 }
 
-/// Hands `sink` the entries of a shared tree's checked `manifest` (`entries` of them): whether
-/// it is a shared one and every line was read.
-fn hand_over(manifest: &str, entries: u64, sink: &mut dyn KegSink) -> bool {
+/// Hands `sink` the entries of a shared tree's checked `manifest` (`entries` of them): the
+/// bytes of its files when it is a shared one and every line was read.
+fn hand_over(manifest: &str, entries: u64, sink: &mut dyn KegSink) -> Option<u64> {
     if !tree_manifest::stored(manifest).is_some_and(|s| s.shared) {
-        return false;
+        return None;
     }
     sink.reserve(usize::try_from(entries).unwrap_or(0));
     tree_manifest::list_shared(manifest, &mut |rel, listed| sink.entry(rel, listed))
@@ -365,18 +365,21 @@ impl Unpacked {
             }
             made?
         };
-        let made = match take {
-            // Links were not stat'ed: the stored tree's own sizes.
-            Take::Link { .. } => Cloned {
-                entries: made.entries,
-                bytes: tree_manifest::file_bytes(&manifest),
-            },
-            _ => made,
-        };
         // The keg shares the checked tree's inodes: what the manifest lists is what it holds (a
         // tree converted just now is described by the manifest rewritten, not this one).
         let shares = matches!(take, Take::Link { .. }) && !converting;
-        let listed = shares && hand_over(&manifest, made.entries, sink);
+        let handed = (shares)
+            .then(|| hand_over(&manifest, made.entries, sink))
+            .flatten();
+        let listed = handed.is_some();
+        let made = match take {
+            // Links were not stat'ed: the stored tree's own sizes (read while handing it over).
+            Take::Link { .. } => Cloned {
+                entries: made.entries,
+                bytes: handed.unwrap_or_else(|| tree_manifest::file_bytes(&manifest)),
+            },
+            _ => made,
+        };
         // The manifest (9 MB for a tree of 53,000 entries) is not held while the sums are read.
         drop(manifest);
         let _ = File::open(entry.join("layers"))

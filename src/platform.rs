@@ -157,6 +157,17 @@ impl fmt::Display for Platform {
     }
 }
 
+/// A temporary file in `dir`, to be renamed into place as an ordinary file: made with the mode
+/// `File::create` gives (0o666 under the umask, as Homebrew's receipts and Cargo's locks are),
+/// not `tempfile`'s own 0o600, which left a keg's receipt unreadable to every other user of the
+/// prefix (`pkg info` then said the package was not installed).
+pub fn temp_file_in(dir: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt as _;
+    tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+}
+
 /// The process umask, read from `/proc/self/status` (reading it with `umask(2)` would mean
 /// changing it); 0o022 where that is not available.
 pub fn process_umask() -> u32 {

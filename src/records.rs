@@ -116,7 +116,7 @@ impl Records {
             Some(text) => {
                 let dir = path.parent().unwrap_or(&self.root);
                 fs_err::create_dir_all(dir).map_err(err)?;
-                let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+                let mut tmp = crate::platform::temp_file_in(dir).map_err(err)?;
                 std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(err)?;
                 tmp.persist(path).map_err(|e| err(e.error))?;
                 Ok(())

@@ -129,7 +129,7 @@ impl Lock {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        let mut tmp = crate::platform::temp_file_in(dir).map_err(io)?;
         std::io::Write::write_all(&mut tmp, self.to_text().as_bytes()).map_err(io)?;
         tmp.persist(path).map_err(|e| io(e.error))?;
         Ok(())

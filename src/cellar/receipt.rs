@@ -281,7 +281,7 @@ impl Receipt {
         // through a small buffer: a keg of 53,000 files has a receipt of 8 MB, which built in
         // memory first was the largest allocation of its install (17 MB with the vector's growth).
         let dir = keg.join(META_DIR);
-        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+        let tmp = crate::platform::temp_file_in(&dir).map_err(io)?;
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, tmp);
         serde_json::to_writer_pretty(&mut out, &Written::of(self, entries)).map_err(|source| {
             match source.io_error_kind() {

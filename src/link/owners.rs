@@ -56,7 +56,7 @@ fn write(prefix: &Path, takeovers: Vec<Takeover>) -> std::io::Result<()> {
         takeovers,
     })
     .map_err(std::io::Error::other)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut tmp = crate::platform::temp_file_in(dir)?;
     std::io::Write::write_all(&mut tmp, text.as_bytes())?;
     tmp.persist(&file).map_err(|e| e.error)?;
     Ok(())

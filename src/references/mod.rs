@@ -288,7 +288,7 @@ impl References {
         match snapshot {
             Some(text) => {
                 std::fs::create_dir_all(&self.dir).map_err(io)?;
-                let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
+                let mut tmp = crate::platform::temp_file_in(&self.dir).map_err(io)?;
                 std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io)?;
                 tmp.persist(&path).map_err(|e| io(e.error))?;
             }
@@ -426,7 +426,7 @@ impl References {
             return Ok((name, version));
         }
         fs_err::create_dir_all(&self.dir).map_err(io)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
+        let mut tmp = crate::platform::temp_file_in(&self.dir).map_err(io)?;
         std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io)?;
         tmp.persist(&path).map_err(|e| io(e.error))?;
         Ok((name, version))

@@ -1465,3 +1465,55 @@ fn a_pkgfile_typo_says_what_is_wrong() {
         assert!(!project.join("Pkgfile.lock").exists());
     }
 }
+
+/// The files pkg writes into a prefix (a keg's receipt, a pin, the references a prefix keeps)
+/// and a project's `Pkgfile.lock` are made as `File::create` makes a file, readable by the
+/// prefix's other users under the usual umask: written through `tempfile`'s own 0o600, a
+/// receipt other users could not read made `pkg info` tell them the package was not installed.
+#[test]
+fn files_pkg_writes_are_made_with_the_umasks_mode_not_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let umask = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .map(|m| u32::from_str_radix(m.trim(), 8).unwrap())
+        .unwrap();
+    let want = 0o666 & !umask;
+    let registry = Registry::start();
+    let ctx = TestContext::new();
+    hello(&registry, &ctx);
+    ctx.pkg(&["install", "hello"]).success();
+    ctx.pkg(&["pin", "hello"]).success();
+    let project = ctx.home.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let pkgfile = project.join("Pkgfile");
+    std::fs::write(&pkgfile, "[packages]\nhello = \"*\"\n").unwrap();
+    ctx.pkg(&["bundle", "lock", "--file", pkgfile.to_str().unwrap()])
+        .success();
+    let mut written = vec![
+        ctx.keg("hello", "1.0.0").join(".pkg/receipt.json"),
+        project.join("Pkgfile.lock"),
+    ];
+    let mut dirs = vec![ctx.prefix.join("var/pkg")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            match entry.file_type().unwrap() {
+                t if t.is_dir() => dirs.push(entry.path()),
+                t if t.is_file() => written.push(entry.path()),
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        written
+            .iter()
+            .any(|p| p.starts_with(ctx.prefix.join("var/pkg/pinned"))),
+        "{written:?}"
+    );
+    for file in &written {
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, want, "{}: {mode:o}, not {want:o}", file.display());
+    }
+}

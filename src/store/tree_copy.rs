@@ -1,6 +1,7 @@
 //! Owns making one tree from another the way the link mode says — a reflink clone, hard links or
-//! a plain copy of each file — for the unpacked store (store ⇄ staging keg). Directories, symlinks
-//! and fifos are always made anew; only regular files are shared, and only as the mode allows.
+//! a plain copy of each file — for the unpacked store (store ⇄ staging keg). Directories and
+//! fifos are always made anew; regular files are shared only as the mode allows, and symlinks
+//! only by hard links (`hardlink`: a symlink cannot be written through).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -161,9 +162,9 @@ pub fn tree_size(dir: &Path) -> u64 {
     total
 }
 
-/// Makes the tree `from` in `to` (created, or there already and empty): directories, symlinks
-/// and fifos made anew, regular files taken as `take` says (the first that cannot be is
-/// [`TreeError::Unsupported`]), hard links within the tree kept as hard links, modes and mtimes
+/// Makes the tree `from` in `to` (created, or there already and empty): directories and fifos
+/// made anew, regular files taken as `take` says (the first that cannot be is
+/// [`TreeError::Unsupported`]), symlinks hard-linked where files are and made anew otherwise, hard links within the tree kept as hard links, modes and mtimes
 /// kept, and `user.*` extended attributes when `xattrs`. Nothing is followed: both trees are
 /// pkg's own. Directories are shared out between a few threads (this is metadata work for the
 /// filesystem, which spreads over the cores).
@@ -335,19 +336,21 @@ impl Walk<'_> {
         // Entries are made and linked by name beside these two descriptors: the kernel looks
         // up one component, not the whole path from the root again for every entry.
         let dirs = Dirs::open(src_dir, dst_dir)?;
+        let rel_dir = self.rel(src_dir);
         let mut line = String::new();
         for e in entries {
             let e = e.map_err(io_err(src_dir))?;
             let name = e.file_name();
-            let (src, dst) = (e.path(), dst_dir.join(&name));
-            let kind = e.file_type().map_err(io_err(&src))?;
+            // Whole paths only where one is needed (a directory's, an error's): most entries
+            // are made by name beside the two descriptors.
+            let (src, dst) = (|| src_dir.join(&name), || dst_dir.join(&name));
+            let kind = e.file_type().map_err(|e| io_err(&src())(e))?;
             // One `lstat` (beside the directory's descriptor) for the check and the copy.
             let checked = match self.check {
                 Some(check) => {
-                    let meta = e.metadata().map_err(io_err(&src))?;
-                    let rel = self.rel(&src);
-                    if !check.meet(rel, &meta, &mut line) {
-                        return Err(changed(&src));
+                    let meta = e.metadata().map_err(|e| io_err(&src())(e))?;
+                    if !check.meet_in((rel_dir, &name), &meta, &mut line) {
+                        return Err(changed(&src()));
                     }
                     Some(meta)
                 }
@@ -355,7 +358,7 @@ impl Walk<'_> {
             };
             let metadata = || match &checked {
                 Some(meta) => Ok(meta.clone()),
-                None => e.metadata().map_err(io_err(&src)),
+                None => e.metadata().map_err(|e| io_err(&src())(e)),
             };
             done.cloned.entries += 1;
             if kind.is_dir() {
@@ -365,6 +368,7 @@ impl Walk<'_> {
                 let now = mode & !self.umask;
                 let at_once = now & 0o700 == 0o700 && now & 0o7000 == 0;
                 let made = if at_once { now } else { 0o700 };
+                let (src, dst) = (src(), dst());
                 rustix::fs::mkdirat(&dirs.dst, &name, rustix::fs::Mode::from_raw_mode(made))
                     .map_err(|e| io_err(&dst)(e.into()))?;
                 if self.xattrs {
@@ -375,34 +379,36 @@ impl Walk<'_> {
                 }
                 found.push((src, dst));
             } else if kind.is_symlink() {
+                // Linked where files are: a symlink is never written through (it can only be
+                // replaced, which leaves the stored one alone), and a link costs the kernel less
+                // than a new symlink and reads nothing first. linkat(2) never follows the link
+                // it names.
+                if let Take::Link { .. } = self.take {
+                    dirs.link(&name).map_err(|e| io_err(&dst())(e))?;
+                    continue;
+                }
                 // A symlink with hard links of its own (`ln sym other`, as GNU tar extracts it)
-                // keeps them; linkat(2) never follows the link it names.
+                // keeps them.
                 let meta = metadata()?;
-                if meta.nlink() > 1 {
-                    if let Take::Link { .. } = self.take {
-                        dirs.link(&name).map_err(io_err(&dst))?;
-                        continue;
-                    }
-                    if self.second_name(&meta, &dst, done) {
-                        continue;
-                    }
+                if meta.nlink() > 1 && self.second_name(&meta, &dst(), done) {
+                    continue;
                 }
                 let target = rustix::fs::readlinkat(&dirs.src, &name, Vec::new())
-                    .map_err(|e| io_err(&src)(e.into()))?;
+                    .map_err(|e| io_err(&src())(e.into()))?;
                 rustix::fs::symlinkat(target.as_c_str(), &dirs.dst, &name)
-                    .map_err(|e| io_err(&dst)(e.into()))?;
+                    .map_err(|e| io_err(&dst())(e.into()))?;
             } else if kind.is_fifo() {
                 let mode = metadata()?.mode() & 0o777;
                 rustix::fs::mknodat(
                     rustix::fs::CWD,
-                    &dst,
+                    dst(),
                     rustix::fs::FileType::Fifo,
                     rustix::fs::Mode::from_raw_mode(mode),
                     0,
                 )
-                .map_err(|e| io_err(&dst)(e.into()))?;
+                .map_err(|e| io_err(&dst())(e.into()))?;
             } else if kind.is_file() {
-                self.file(&src, &dst, (&dirs, &name), done)?;
+                self.file((&src, &dst), (&dirs, &name), done)?;
             }
         }
         Ok(())
@@ -429,26 +435,27 @@ impl Walk<'_> {
         }
     }
 
+    /// Takes the regular file `name` as the mode says; `paths` make its whole source and
+    /// destination paths where one is needed (a link needs neither).
     fn file(
         &self,
-        src: &Path,
-        dst: &Path,
+        paths: (&dyn Fn() -> PathBuf, &dyn Fn() -> PathBuf),
         (dirs, name): (&Dirs, &std::ffi::OsStr),
         done: &mut Done,
     ) -> Result<(), TreeError> {
         let copy_this = match self.take {
             Take::Link { copied } => {
                 // (Hashing a path is not free: most trees copy nothing.)
-                let copy = !copied.is_empty() && copied.contains(self.rel(src));
+                let copy = !copied.is_empty() && copied.contains(self.rel(&paths.0()));
                 if !copy {
                     // The stored inode itself: its mode, mtime and attributes come with it.
                     // (Its bytes are counted by the caller, from the tree's manifest.)
                     return match dirs.link(name) {
                         Ok(()) => Ok(()),
                         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                            Err(unsupported(LinkMode::Hardlink, src, dst))
+                            Err(unsupported(LinkMode::Hardlink, &paths.0(), &paths.1()))
                         }
-                        Err(e) => Err(io_err(dst)(e)),
+                        Err(e) => Err(io_err(&paths.1())(e)),
                     };
                 }
                 true
@@ -456,6 +463,7 @@ impl Walk<'_> {
             Take::Copy => true,
             Take::Clone => false,
         };
+        let (src, dst) = (&paths.0(), &paths.1());
         // Both opened by name beside their directories' descriptors (the kernel looks up one
         // component, not the whole path again), neither through a link.
         use rustix::fs::{Mode, OFlags};

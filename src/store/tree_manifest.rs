@@ -70,7 +70,7 @@ fn walk(tree: &Path, shared: bool, mut each: impl FnMut(&str, usize) -> bool) ->
     while let Some(rel) = stack.pop() {
         let path = tree.join(&rel);
         let meta = std::fs::symlink_metadata(&path)?;
-        let path_at = line_of(&mut line, &rel, &meta, shared);
+        let path_at = line_of(&mut line, (&rel, None), &meta, shared);
         if !each(&line, path_at) {
             return Ok(());
         }
@@ -83,9 +83,14 @@ fn walk(tree: &Path, shared: bool, mut each: impl FnMut(&str, usize) -> bool) ->
     Ok(())
 }
 
-/// The manifest line of the entry at tree-relative `rel` described by `meta` into `line`;
-/// returns where its path starts.
-fn line_of(line: &mut String, rel: &Path, meta: &std::fs::Metadata, shared: bool) -> usize {
+/// The manifest line of the entry at tree-relative `rel` (a directory and, when given, a name
+/// in it) described by `meta` into `line`; returns where its path starts.
+fn line_of(
+    line: &mut String,
+    (rel, name): (&Path, Option<&std::ffi::OsStr>),
+    meta: &std::fs::Metadata,
+    shared: bool,
+) -> usize {
     let kind = meta.file_type();
     let letter = if kind.is_dir() {
         'd'
@@ -113,6 +118,12 @@ fn line_of(line: &mut String, rel: &Path, meta: &std::fs::Metadata, shared: bool
     );
     let path_at = line.len();
     super::hexed::push(line, rel.as_os_str().as_bytes());
+    if let Some(name) = name {
+        if !rel.as_os_str().is_empty() {
+            super::hexed::push(line, b"/");
+        }
+        super::hexed::push(line, name.as_bytes());
+    }
     path_at
 }
 
@@ -374,7 +385,19 @@ impl<'m> Checker<'m> {
     /// Whether the entry at tree-relative `rel`, as `meta` (its `lstat`) describes it, is the
     /// one the manifest lists, met for the first time. `line` is the caller's buffer.
     pub fn meet(&self, rel: &Path, meta: &std::fs::Metadata, line: &mut String) -> bool {
-        let path_at = line_of(line, rel, meta, self.shared);
+        let path_at = line_of(line, (rel, None), meta, self.shared);
+        self.meet_line(line, path_at)
+    }
+
+    /// [`Checker::meet`] for the entry `name` in the tree-relative directory `dir` (no path of
+    /// the two joined is made).
+    pub fn meet_in(
+        &self,
+        (dir, name): (&Path, &std::ffi::OsStr),
+        meta: &std::fs::Metadata,
+        line: &mut String,
+    ) -> bool {
+        let path_at = line_of(line, (dir, Some(name)), meta, self.shared);
         self.meet_line(line, path_at)
     }
 

@@ -112,9 +112,17 @@ fn each_link_mode_installs_the_tree_gnu_tar_extracts_cold_and_warm() {
                 inode(&ctx.keg("usrish", "1.0.0").join(rel)) == inode(&tree.join(rel))
             })
         };
-        // Hard links share the store's inodes (the sparse image, and both names of the
-        // hard-linked tool); the other modes share none.
-        for rel in ["share/disk.img", "bin/tool", "bin/tool-again"] {
+        // Hard links share the store's inodes (the sparse image, both names of the
+        // hard-linked tool, and symlinks, which cannot be written through); the other modes
+        // share none.
+        for rel in [
+            "share/disk.img",
+            "bin/tool",
+            "bin/tool-again",
+            "bin/awk",
+            "share/longlink",
+            "share/dangling",
+        ] {
             assert_eq!(shared(&warm, rel), mode == "hardlink", "{case}: {rel}");
             assert_eq!(shared(&cold, rel), mode == "hardlink", "{case}: {rel}");
         }

@@ -49,9 +49,8 @@ const MAX_REDIRECTS: usize = 10;
 /// Cheap to clone: clones share the connection pool and the token cache.
 #[derive(Clone)]
 pub struct Client {
-    /// For https URLs, and (`agent_http`) for http ones: each with its scheme's proxy.
-    agent: ureq::Agent,
-    agent_http: ureq::Agent,
+    /// For https URLs and for http ones, each with its scheme's proxy, made when first used.
+    agents: Arc<Agents>,
     mirrors: Arc<Mirrors>,
     credentials: Arc<CredentialSource>,
     tokens: Arc<TokenCache>,
@@ -63,6 +62,46 @@ pub struct Client {
     health: Arc<endpoints::Health>,
     /// Time spent waiting between tries in this run, against `net.max_wait`.
     waited: Arc<retry::Waited>,
+}
+
+/// One agent per scheme, each with the proxy curl would use for it, made when first asked for:
+/// an agent that may speak TLS (to an https URL, or to an https proxy) loads the roots pkg
+/// trusts — Mozilla's and the system store's, some 150 files read, 3–4 ms — so a run that
+/// sends nothing, or only plain http, never reads them.
+struct Agents {
+    net: Arc<retry::NetworkOptions>,
+    https: std::sync::OnceLock<ureq::Agent>,
+    http: std::sync::OnceLock<ureq::Agent>,
+}
+
+impl Agents {
+    fn get(&self, https: bool) -> &ureq::Agent {
+        let cell = if https { &self.https } else { &self.http };
+        cell.get_or_init(|| {
+            let net = &self.net;
+            let proxy = net.proxies.for_scheme(https);
+            let tls = https
+                || (proxy.as_ref()).is_some_and(|p| p.protocol() == ureq::ProxyProtocol::Https);
+            let mut config = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .timeout_connect(Some(net.connect_timeout))
+                .timeout_recv_response(Some(net.read_timeout))
+                .timeout_per_read(Some(net.read_timeout))
+                .user_agent(concat!("pkg/", env!("CARGO_PKG_VERSION")))
+                .proxy(proxy);
+            if tls {
+                let ca = net.ca.as_ref().map(|(_, certs)| certs.as_slice());
+                let trust = network::Trust::load(ca);
+                config = config.tls_config(
+                    ureq::tls::TlsConfig::builder()
+                        .root_certs(trust.root_certs())
+                        .build(),
+                );
+            }
+            config.build().into()
+        })
+    }
 }
 
 /// What the tries of one request at one endpoint came to.
@@ -108,33 +147,17 @@ impl Client {
         credentials: CredentialSource,
         net: retry::NetworkOptions,
     ) -> Client {
-        let trust = network::Trust::load(net.ca.as_ref().map(|(_, certs)| certs.as_slice()));
-        // One agent per scheme: each has the proxy curl would use for it.
-        let agent = |https: bool| -> ureq::Agent {
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .max_redirects(0)
-                .timeout_connect(Some(net.connect_timeout))
-                .timeout_recv_response(Some(net.read_timeout))
-                .timeout_per_read(Some(net.read_timeout))
-                .user_agent(concat!("pkg/", env!("CARGO_PKG_VERSION")))
-                .tls_config(
-                    ureq::tls::TlsConfig::builder()
-                        .root_certs(trust.root_certs())
-                        .build(),
-                )
-                .proxy(net.proxies.for_scheme(https))
-                .build()
-                .into()
-        };
-        let (agent, agent_http) = (agent(true), agent(false));
+        let net = Arc::new(net);
         Client {
-            agent,
-            agent_http,
+            agents: Arc::new(Agents {
+                net: net.clone(),
+                https: std::sync::OnceLock::new(),
+                http: std::sync::OnceLock::new(),
+            }),
             mirrors: Arc::new(mirrors),
             credentials: Arc::new(credentials),
             tokens: Arc::new(TokenCache::default()),
-            net: Arc::new(net),
+            net,
             log: None,
             notice: None,
             health: Arc::default(),
@@ -150,11 +173,7 @@ impl Client {
 
     /// The agent for a URL's scheme (its proxy is the one curl would use).
     pub(crate) fn agent_for(&self, url: &Url) -> &ureq::Agent {
-        if url.scheme() == "https" {
-            &self.agent
-        } else {
-            &self.agent_http
-        }
+        self.agents.get(url.scheme() == "https")
     }
 
     /// Tells `notice` what the user should know (a mirror that did not answer).

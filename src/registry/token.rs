@@ -153,7 +153,7 @@ impl Client {
             let resp = self.with_retries(true, || {
                 let agent = match Url::parse(&url) {
                     Ok(u) => self.agent_for(&u),
-                    Err(_) => &self.agent,
+                    Err(_) => self.agents.get(true),
                 };
                 let mut req = agent.get(&url);
                 if let Some(c) = &credentials {

@@ -408,7 +408,7 @@ impl Walk<'_> {
                 )
                 .map_err(|e| io_err(&dst())(e.into()))?;
             } else if kind.is_file() {
-                self.file((&src, &dst), (&dirs, &name), done)?;
+                self.file((&src, &dst), (&dirs, &name), checked.as_ref(), done)?;
             }
         }
         Ok(())
@@ -436,11 +436,13 @@ impl Walk<'_> {
     }
 
     /// Takes the regular file `name` as the mode says; `paths` make its whole source and
-    /// destination paths where one is needed (a link needs neither).
+    /// destination paths where one is needed (a link needs neither). `checked`: its `lstat`,
+    /// met against the tree's manifest, when the copy checks the tree (no second `stat`).
     fn file(
         &self,
         paths: (&dyn Fn() -> PathBuf, &dyn Fn() -> PathBuf),
         (dirs, name): (&Dirs, &std::ffi::OsStr),
+        checked: Option<&std::fs::Metadata>,
         done: &mut Done,
     ) -> Result<(), TreeError> {
         let copy_this = match self.take {
@@ -474,7 +476,10 @@ impl Walk<'_> {
             Mode::empty(),
         );
         let from = File::from(from.map_err(|e| io_err(src)(e.into()))?);
-        let meta = from.metadata().map_err(io_err(src))?;
+        let meta = match checked {
+            Some(meta) => meta.clone(),
+            None => from.metadata().map_err(io_err(src))?,
+        };
         if meta.nlink() > 1 && self.second_name(&meta, dst, done) {
             return Ok(());
         }

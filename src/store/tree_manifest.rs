@@ -17,6 +17,7 @@
 //! putting the mtime back by hand does not, which is the hard-link mode's documented limit.
 
 use std::fmt::Write as _;
+use std::hash::BuildHasher as _;
 use std::io;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::MetadataExt as _;
@@ -338,15 +339,19 @@ pub fn check(tree: &Path, manifest: &str, umask: u32) -> Result<(), Mismatch> {
 ///
 /// Each entry is looked up in the manifest by its path (the manifest's lines indexed, not the
 /// tree's lines gathered and sorted: for a tree of 53,000 entries those were 14 MB beside the
-/// manifest's 9), and every line must be met once. The index is a hash map: a binary search
+/// manifest's 9), and every line must be met once. The index is a hash table: a binary search
 /// among 66,000 lines compared paths in a 9 MB text at every step (5 % of a warm install's
-/// samples, a cache miss each).
+/// samples, a cache miss each). It holds line numbers only (4 bytes a line, found by their
+/// paths' hashes), the lines where they are in the manifest: a map holding each path beside
+/// its line was 4 MB, and put a warm clone over 32 MiB at its peak.
 pub struct Checker<'m> {
-    /// The manifest's lines (the first aside), in its order.
-    lines: Vec<&'m str>,
-    /// Each line's path (hex-encoded, as written) → its place in `lines`. A path listed twice
-    /// keeps its last line: the other is never met, so the tree is never taken.
-    index: std::collections::HashMap<&'m str, u32>,
+    body: &'m str,
+    /// Where each line (the first aside) starts and ends in `body`, in the manifest's order.
+    spans: Vec<(u32, u32)>,
+    /// Line numbers, found by their paths' hashes (`keys`). A path listed twice is found at
+    /// one of its lines only: the other is never met, so the tree is never taken.
+    index: hashbrown::HashTable<u32>,
+    keys: std::hash::RandomState,
     met: Vec<std::sync::atomic::AtomicBool>,
     /// The tree's files are hard-linked into kegs: their mtimes are compared, not ctimes.
     pub shared: bool,
@@ -367,15 +372,31 @@ impl<'m> Checker<'m> {
         if stored & !umask != 0 {
             return Err(Mismatch::Umask { stored, now: umask });
         }
-        let lines: Vec<&str> = body.lines().collect();
-        // A manifest of more than 4 billion lines is not one pkg wrote.
-        u32::try_from(lines.len()).map_err(|_| Mismatch::Unreadable)?;
-        let mut index = std::collections::HashMap::with_capacity(lines.len());
-        index.extend((lines.iter().zip(0..)).map(|(line, i)| (path_of(line), i)));
-        let met = lines.iter().map(|_| Default::default()).collect();
+        // A manifest past 4 GiB is not one pkg wrote.
+        let at = |n: usize| u32::try_from(n).map_err(|_| Mismatch::Unreadable);
+        let base = body.as_ptr() as usize;
+        let spans = (body.lines())
+            .map(|line| {
+                let start = line.as_ptr() as usize - base;
+                Ok((at(start)?, at(start + line.len())?))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys = std::hash::RandomState::new();
+        let mut index = hashbrown::HashTable::with_capacity(spans.len());
+        let hash_of = |i: u32| {
+            let (start, end) = spans[i as usize];
+            keys.hash_one(path_of(&body[start as usize..end as usize]))
+        };
+        for i in 0..at(spans.len())? {
+            // (Made at its size: no line is hashed again to grow it.)
+            index.insert_unique(hash_of(i), i, |&j| hash_of(j));
+        }
+        let met = spans.iter().map(|_| Default::default()).collect();
         Ok(Checker {
-            lines,
+            body,
+            spans,
             index,
+            keys,
             met,
             shared,
             changed: std::sync::Mutex::new(None),
@@ -404,8 +425,9 @@ impl<'m> Checker<'m> {
     fn meet_line(&self, line: &str, path_at: usize) -> bool {
         use std::sync::atomic::Ordering;
         let key = &line[path_at..];
-        if let Some(&i) = self.index.get(key)
-            && self.lines[i as usize] == line
+        let found = (self.index).find(self.keys.hash_one(key), |&i| path_of(self.line(i)) == key);
+        if let Some(&i) = found
+            && self.line(i) == line
             && !self.met[i as usize].swap(true, Ordering::Relaxed)
         {
             return true;
@@ -414,6 +436,12 @@ impl<'m> Checker<'m> {
             changed.get_or_insert_with(|| key.to_owned());
         }
         false
+    }
+
+    /// Line `i` of the manifest (the first aside).
+    fn line(&self, i: u32) -> &'m str {
+        let (start, end) = self.spans[i as usize];
+        &self.body[start as usize..end as usize]
     }
 
     fn changed(&self) -> Option<String> {
@@ -425,8 +453,11 @@ impl<'m> Checker<'m> {
     pub fn finish(self) -> Result<(), Mismatch> {
         use std::sync::atomic::Ordering;
         let hexed = self.changed().or_else(|| {
-            let unmet = self.met.iter().position(|m| !m.load(Ordering::Relaxed))?;
-            Some(path_of(self.lines[unmet]).to_owned())
+            let unmet = (0..)
+                .zip(&self.met)
+                .find(|(_, m)| !m.load(Ordering::Relaxed))?
+                .0;
+            Some(path_of(self.line(unmet)).to_owned())
         });
         match hexed {
             None => Ok(()),

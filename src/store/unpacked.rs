@@ -155,19 +155,72 @@ fn hand_over(manifest: &str, entries: u64, sink: &mut dyn KegSink) -> Option<u64
 /// The sums `file`, handed to the sink where it has the listing (`listed`: no map of 53,000
 /// paths beside it), else read into a map.
 fn sums_for(file: &Path, listed: bool, sink: &mut dyn KegSink) -> Option<HashMap<PathBuf, u32>> {
-    let sums = Sums::read(file)?;
+    // Everything made at its size once: the lines counted first (a read of the file from the
+    // page cache), nothing grown by doubling beside what it replaces (this runs next to a
+    // warm install's peak of memory).
+    let lines = count_lines(file)?;
     if !listed {
-        return sums.whole.then(|| {
-            let mut map = HashMap::with_capacity(sums.at.len());
-            map.extend(
-                sums.iter()
-                    .map(|(p, s)| (PathBuf::from(OsStr::from_bytes(p)), s)),
-            );
-            map
-        });
+        let mut map = HashMap::with_capacity(lines);
+        let whole = each_sum(file, &mut |path, sum| {
+            map.insert(PathBuf::from(OsStr::from_bytes(path)), sum);
+        })?;
+        return whole.then_some(map);
     }
+    let mut sums = Sums {
+        paths: Vec::with_capacity(lines.saturating_mul(64).min(1 << 26)),
+        at: Vec::with_capacity(lines.min(1 << 20)),
+    };
+    each_sum(file, &mut |path, sum| {
+        let start = sums.paths.len();
+        sums.paths.extend_from_slice(path);
+        if let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(sums.paths.len())) {
+            sums.at.push((start, end, sum));
+        }
+    })?;
     sink.sums(&mut sums.iter());
     None
+}
+
+/// How many lines `file` has (its newlines), read in blocks.
+fn count_lines(file: &Path) -> Option<usize> {
+    use std::io::Read as _;
+    let mut file = File::open(file).ok()?;
+    let mut block = vec![0; 64 * 1024];
+    let mut lines = 0;
+    loop {
+        match file.read(&mut block) {
+            Ok(0) => return Some(lines),
+            Ok(n) => lines += memchr::memchr_iter(b'\n', &block[..n]).count(),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Each line of the sums `file` as it is read, handed to `each` (the path decoded into one
+/// buffer, reused): whether every line was read (else they end at the first that cannot be).
+fn each_sum(file: &Path, each: &mut dyn FnMut(&[u8], u32)) -> Option<bool> {
+    use std::io::BufRead as _;
+    let mut reader = std::io::BufReader::new(File::open(file).ok()?);
+    let (mut line, mut path) = (String::new(), Vec::new());
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => return Some(true),
+            Ok(_) => {}
+            Err(_) => return Some(false),
+        }
+        let Some((hexed, sum)) = line.trim_end_matches('\n').split_once(' ') else {
+            return Some(false);
+        };
+        let (Some(()), Ok(sum)) = (
+            tree_manifest::decode_path(hexed, &mut path),
+            u32::from_str_radix(sum, 16),
+        ) else {
+            return Some(false);
+        };
+        each(&path, sum);
+    }
 }
 
 /// A sums file as read: the paths decoded into one buffer, each found by where it starts and
@@ -176,49 +229,9 @@ fn sums_for(file: &Path, listed: bool, sink: &mut dyn KegSink) -> Option<HashMap
 struct Sums {
     paths: Vec<u8>,
     at: Vec<(u32, u32, u32)>,
-    /// Every line was read (else the sums end at the first line that cannot be).
-    whole: bool,
 }
 
 impl Sums {
-    /// The sums `file`, read line by line (not held whole beside what is decoded).
-    fn read(file: &Path) -> Option<Sums> {
-        use std::io::BufRead as _;
-        let mut reader = std::io::BufReader::new(File::open(file).ok()?);
-        let mut sums = Sums {
-            paths: Vec::new(),
-            at: Vec::new(),
-            whole: true,
-        };
-        let (mut line, mut path) = (String::new(), Vec::new());
-        loop {
-            line.clear();
-            match reader.read_line(&mut line) {
-                Ok(0) => return Some(sums),
-                Ok(_) => {}
-                Err(_) => break,
-            }
-            let Some((hexed, sum)) = line.trim_end_matches('\n').split_once(' ') else {
-                break;
-            };
-            let (Some(()), Ok(sum)) = (
-                tree_manifest::decode_path(hexed, &mut path),
-                u32::from_str_radix(sum, 16),
-            ) else {
-                break;
-            };
-            let start = sums.paths.len();
-            sums.paths.extend_from_slice(&path);
-            let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(sums.paths.len()))
-            else {
-                break;
-            };
-            sums.at.push((start, end, sum));
-        }
-        sums.whole = false;
-        Some(sums)
-    }
-
     /// Each path (its bytes) and its CRC-32, in the file's order.
     fn iter(&self) -> impl Iterator<Item = (&[u8], u32)> {
         (self.at.iter()).map(|&(start, end, sum)| (&self.paths[start as usize..end as usize], sum))
@@ -228,11 +241,13 @@ impl Sums {
 /// The sums file read into a map (tests).
 #[cfg(test)]
 fn read_sums(file: &Path) -> Option<HashMap<PathBuf, u32>> {
-    let sums = Sums::read(file)?;
-    let map = sums
-        .iter()
-        .map(|(p, s)| (PathBuf::from(OsStr::from_bytes(p)), s));
-    sums.whole.then(|| map.collect())
+    struct Nowhere;
+    impl KegSink for Nowhere {
+        fn reserve(&mut self, _: usize) {}
+        fn entry(&mut self, _: &Path, _: Listed) {}
+        fn sums(&mut self, _: &mut dyn Iterator<Item = (&[u8], u32)>) {}
+    }
+    sums_for(file, false, &mut Nowhere)
 }
 
 /// Where [`Unpacked::materialize`] hands over what a keg of links to a shared tree holds, as

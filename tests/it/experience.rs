@@ -748,6 +748,26 @@ fn a_file_named_in_latin_1_gets_its_sum_in_the_receipt() {
     let path = path_with(&ctx.prefix.join("bin"));
     let (code, out) = doctor(&ctx, &path, &[]);
     assert_eq!((code, out.as_str()), (0, "No problems found.\n"));
+    // Through the store with hard links: one prefix stores the tree, the next links it (its
+    // keg listed from the store's manifest, the sum found by the name's bytes).
+    for _ in 0..2 {
+        let other = ctx.sharing_cache();
+        other
+            .pkg(&["--link-mode", "hardlink", "install", "names"])
+            .success();
+        let stamps = &other.receipt("names", "1.0.0")["stamps"];
+        assert_eq!(
+            stamps["share/caf\u{fffd}"][3],
+            crc(b"latin-1\n"),
+            "{stamps}"
+        );
+        let path = path_with(&other.prefix.join("bin"));
+        let (code, out) = doctor(&other, &path, &[]);
+        assert!(
+            code == 0 && out.ends_with("\nNo problems found.\n"),
+            "{out}"
+        );
+    }
     // Its bytes changed with its size and mtime kept: found by the sum, read from the file
     // itself.
     let keg_file = ctx.keg("names", "1.0.0").join("share").join(latin1);

@@ -214,7 +214,7 @@ fn each_sum(file: &Path, each: &mut dyn FnMut(&[u8], u32)) -> Option<bool> {
             return Some(false);
         };
         let (Some(()), Ok(sum)) = (
-            tree_manifest::decode_path(hexed, &mut path),
+            super::hexed::decode(hexed, &mut path),
             u32::from_str_radix(sum, 16),
         ) else {
             return Some(false);

@@ -151,11 +151,8 @@ pub fn update_file(path: &Path, name: &str, entry: &Entry) -> Result<(), WriteEr
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    // A new formula file gets the mode `File::create` gives (not tempfile's 0o600); one
-    // rewritten keeps its own.
     let mut tmp = tempfile::Builder::new()
         .prefix(".pkg-formula-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(&dir)
         .map_err(|source| WriteError::Io {
             path: dir.clone(),

@@ -142,13 +142,14 @@ fn write_manifest(tree: &Path, umask: u32, shared: bool, file: &Path) -> Result<
     out.flush().map_err(io_err(file))
 }
 
-/// Hands `sink` the entries of a shared tree's checked `manifest` (`entries` of them): the
-/// bytes of its files when it is a shared one and every line was read.
-fn hand_over(manifest: &str, entries: u64, sink: &mut dyn KegSink) -> Option<u64> {
+/// Hands `sink` the entries of a shared tree's `manifest` (one entry a line but the first):
+/// the bytes of its files when it is a shared one and every line was read.
+fn hand_over(manifest: &str, sink: &mut dyn KegSink) -> Option<u64> {
     if !tree_manifest::stored(manifest).is_some_and(|s| s.shared) {
         return None;
     }
-    sink.reserve(usize::try_from(entries).unwrap_or(0));
+    let lines = memchr::memchr_iter(b'\n', manifest.as_bytes()).count();
+    sink.reserve(lines.saturating_sub(1));
     tree_manifest::list_shared(manifest, &mut |rel, listed| sink.entry(rel, listed))
 }
 
@@ -251,7 +252,9 @@ fn read_sums(file: &Path) -> Option<HashMap<PathBuf, u32>> {
 }
 
 /// Where [`Unpacked::materialize`] hands over what a keg of links to a shared tree holds, as
-/// the manifest the tree was checked against lists it: the keg need not be walked.
+/// the manifest the tree is checked against lists it: the keg need not be walked. It is handed
+/// over while the tree is checked; what a sink holds after a `materialize` that did not return
+/// a [`Taken`] whose `listed` is true is not a listing of anything, and is dropped.
 pub trait KegSink {
     /// How many entries follow (to make room once).
     fn reserve(&mut self, entries: usize);
@@ -363,7 +366,10 @@ impl Unpacked {
         }
         let xattrs = entry.join("xattrs").exists();
         let converting = matches!(take, Take::Link { .. }) && stored.is_some_and(|s| !s.shared);
-        let made = if converting || stored.is_none() {
+        // The keg shares the checked tree's inodes: what the manifest lists is what it holds (a
+        // tree converted below is described by the manifest rewritten, not this one).
+        let shares = matches!(take, Take::Link { .. }) && !converting;
+        let (made, handed) = if converting || stored.is_none() {
             if !verdict(tree_manifest::check(&tree, &manifest, umask))? {
                 return Ok(None);
             }
@@ -372,20 +378,26 @@ impl Unpacked {
                 // made or removed changes their ctime.
                 self.rewrite_manifest(&entry, &tree, stored.umask, true)?;
             }
-            tree_copy::copy_tree(&tree, into, xattrs, take, None, None)?
+            (
+                tree_copy::copy_tree(&tree, into, xattrs, take, None, None)?,
+                None,
+            )
         } else {
-            let (checked, made) = check_while_copying(&tree, &manifest, umask, into, xattrs, take);
+            // The listing is handed over on this thread while the copy's threads link the keg
+            // (they are in the kernel, and this thread would wait for them): a tree found
+            // changed leaves the sink with a listing its caller drops with the staging keg.
+            let (copied, handed) = std::thread::scope(|scope| {
+                let copying = scope
+                    .spawn(|| check_while_copying(&tree, &manifest, umask, into, xattrs, take));
+                let handed = shares.then(|| hand_over(&manifest, sink)).flatten();
+                (copying.join(), handed)
+            });
+            let (checked, made) = copied.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             if !verdict(checked)? {
                 return Ok(None);
             }
-            made?
+            (made?, handed)
         };
-        // The keg shares the checked tree's inodes: what the manifest lists is what it holds (a
-        // tree converted just now is described by the manifest rewritten, not this one).
-        let shares = matches!(take, Take::Link { .. }) && !converting;
-        let handed = (shares)
-            .then(|| hand_over(&manifest, made.entries, sink))
-            .flatten();
         let listed = handed.is_some();
         let made = match take {
             // Links were not stat'ed: the stored tree's own sizes (read while handing it over).

@@ -7,11 +7,11 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::tree_manifest::Checker;
+use super::tree_manifest::{Checker, Seen};
 
 /// What a clone made: entries and the bytes of the files, as an unpack counts them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -189,7 +189,7 @@ pub fn copy_tree(
     let empty = std::fs::read_dir(to).is_ok_and(|mut d| d.next().is_none());
     let root = std::fs::symlink_metadata(from).map_err(io_err(from))?;
     if let Some(check) = check
-        && !check.meet(Path::new(""), &root, &mut String::new())
+        && !check.meet(Path::new(""), &Seen::from(&root), &mut String::new())
     {
         return Err(changed(from));
     }
@@ -268,7 +268,8 @@ struct Walk<'a> {
     take: Take<'a>,
 }
 
-/// A directory being copied and its copy, open for the `*at` calls made by entry name.
+/// A directory being copied and its copy, open for the `*at` calls made by entry name; the
+/// directory being copied is read through the same descriptor.
 struct Dirs {
     src: std::os::fd::OwnedFd,
     dst: std::os::fd::OwnedFd,
@@ -277,14 +278,20 @@ struct Dirs {
 impl Dirs {
     fn open(src: &Path, dst: &Path) -> Result<Dirs, TreeError> {
         use rustix::fs::{Mode, OFlags};
-        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let open = |dir: &Path| {
+        let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let open = |dir: &Path, flags| {
             rustix::fs::open(dir, flags, Mode::empty()).map_err(|e| io_err(dir)(e.into()))
         };
         Ok(Dirs {
-            src: open(src)?,
-            dst: open(dst)?,
+            src: open(src, flags | OFlags::RDONLY)?,
+            dst: open(dst, flags | OFlags::PATH)?,
         })
+    }
+
+    /// The `lstat` of `name` in the directory being copied.
+    fn stat(&self, name: &std::ffi::CStr) -> io::Result<Seen> {
+        let st = rustix::fs::statat(&self.src, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(Seen::from(&st))
     }
 
     /// `name` in the copy as a hard link to `name` in the tree (never following a link).
@@ -332,83 +339,104 @@ impl Walk<'_> {
         done: &mut Done,
         found: &mut Vec<(PathBuf, PathBuf)>,
     ) -> Result<(), TreeError> {
-        let entries = std::fs::read_dir(src_dir).map_err(io_err(src_dir))?;
-        // Entries are made and linked by name beside these two descriptors: the kernel looks
-        // up one component, not the whole path from the root again for every entry.
+        use rustix::fs::FileType;
+        use std::os::unix::ffi::OsStrExt as _;
+        // One descriptor of the directory is read and named beside (`getdents64` on it, then
+        // `fstatat` and `linkat` by entry name): the kernel looks up one component, not the
+        // whole path from the root again for every entry, nor for a second opening.
         let dirs = Dirs::open(src_dir, dst_dir)?;
         let rel_dir = self.rel(src_dir);
         let mut line = String::new();
-        for e in entries {
-            let e = e.map_err(io_err(src_dir))?;
-            let name = e.file_name();
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 16 * 1024];
+        let mut entries = rustix::fs::RawDir::new(&dirs.src, &mut buf);
+        while let Some(e) = entries.next() {
+            let e = e.map_err(|e| io_err(src_dir)(e.into()))?;
+            let c_name = e.file_name();
+            if matches!(c_name.to_bytes(), b"." | b"..") {
+                continue;
+            }
+            let name = std::ffi::OsStr::from_bytes(c_name.to_bytes());
             // Whole paths only where one is needed (a directory's, an error's): most entries
             // are made by name beside the two descriptors.
-            let (src, dst) = (|| src_dir.join(&name), || dst_dir.join(&name));
-            let kind = e.file_type().map_err(|e| io_err(&src())(e))?;
-            // One `lstat` (beside the directory's descriptor) for the check and the copy.
+            let (src, dst) = (|| src_dir.join(name), || dst_dir.join(name));
+            let stat = || dirs.stat(c_name).map_err(|e| io_err(&src())(e));
+            // One `lstat` for the check and the copy.
             let checked = match self.check {
                 Some(check) => {
-                    let meta = e.metadata().map_err(|e| io_err(&src())(e))?;
-                    if !check.meet_in((rel_dir, &name), &meta, &mut line) {
+                    let seen = stat()?;
+                    if !check.meet_in((rel_dir, name), &seen, &mut line) {
                         return Err(changed(&src()));
                     }
-                    Some(meta)
+                    Some(seen)
                 }
                 None => None,
             };
-            let metadata = || match &checked {
-                Some(meta) => Ok(meta.clone()),
-                None => e.metadata().map_err(|e| io_err(&src())(e)),
+            let seen = || match checked {
+                Some(seen) => Ok(seen),
+                None => stat(),
+            };
+            // The kind the `lstat` saw, else the directory's (a filesystem that does not say
+            // it there is asked).
+            let kind = match (checked, e.file_type()) {
+                (Some(seen), _) => seen.kind,
+                (None, FileType::Unknown) => seen()?.kind,
+                (None, kind) => kind,
             };
             done.cloned.entries += 1;
-            if kind.is_dir() {
-                let mode = metadata()?.mode() & 0o7777;
-                // A directory its owner can fill (nearly all) is made with its mode at once,
-                // under this process's umask as a cold install's are; any other gets it last.
-                let now = mode & !self.umask;
-                let at_once = now & 0o700 == 0o700 && now & 0o7000 == 0;
-                let made = if at_once { now } else { 0o700 };
-                let (src, dst) = (src(), dst());
-                rustix::fs::mkdirat(&dirs.dst, &name, rustix::fs::Mode::from_raw_mode(made))
-                    .map_err(|e| io_err(&dst)(e.into()))?;
-                if self.xattrs {
-                    copy_xattrs(&src, &dst);
+            match kind {
+                FileType::Directory => {
+                    let mode = seen()?.mode;
+                    // A directory its owner can fill (nearly all) is made with its mode at once,
+                    // under this process's umask as a cold install's are; any other gets it last.
+                    let now = mode & !self.umask;
+                    let at_once = now & 0o700 == 0o700 && now & 0o7000 == 0;
+                    let made = if at_once { now } else { 0o700 };
+                    let (src, dst) = (src(), dst());
+                    rustix::fs::mkdirat(&dirs.dst, name, rustix::fs::Mode::from_raw_mode(made))
+                        .map_err(|e| io_err(&dst)(e.into()))?;
+                    if self.xattrs {
+                        copy_xattrs(&src, &dst);
+                    }
+                    if !at_once {
+                        done.dirs.push((dst.clone(), mode));
+                    }
+                    found.push((src, dst));
                 }
-                if !at_once {
-                    done.dirs.push((dst.clone(), mode));
+                FileType::Symlink => {
+                    // Linked where files are: a symlink is never written through (it can only
+                    // be replaced, which leaves the stored one alone), and a link costs the
+                    // kernel less than a new symlink and reads nothing first. linkat(2) never
+                    // follows the link it names.
+                    if let Take::Link { .. } = self.take {
+                        dirs.link(name).map_err(|e| io_err(&dst())(e))?;
+                        continue;
+                    }
+                    // A symlink with hard links of its own (`ln sym other`, as GNU tar extracts
+                    // it) keeps them.
+                    let seen = seen()?;
+                    if seen.nlink > 1 && self.second_name(&seen, &dst(), done) {
+                        continue;
+                    }
+                    let target = rustix::fs::readlinkat(&dirs.src, name, Vec::new())
+                        .map_err(|e| io_err(&src())(e.into()))?;
+                    rustix::fs::symlinkat(target.as_c_str(), &dirs.dst, name)
+                        .map_err(|e| io_err(&dst())(e.into()))?;
                 }
-                found.push((src, dst));
-            } else if kind.is_symlink() {
-                // Linked where files are: a symlink is never written through (it can only be
-                // replaced, which leaves the stored one alone), and a link costs the kernel less
-                // than a new symlink and reads nothing first. linkat(2) never follows the link
-                // it names.
-                if let Take::Link { .. } = self.take {
-                    dirs.link(&name).map_err(|e| io_err(&dst())(e))?;
-                    continue;
-                }
-                // A symlink with hard links of its own (`ln sym other`, as GNU tar extracts it)
-                // keeps them.
-                let meta = metadata()?;
-                if meta.nlink() > 1 && self.second_name(&meta, &dst(), done) {
-                    continue;
-                }
-                let target = rustix::fs::readlinkat(&dirs.src, &name, Vec::new())
-                    .map_err(|e| io_err(&src())(e.into()))?;
-                rustix::fs::symlinkat(target.as_c_str(), &dirs.dst, &name)
+                FileType::Fifo => {
+                    let mode = seen()?.mode & 0o777;
+                    rustix::fs::mknodat(
+                        &dirs.dst,
+                        name,
+                        FileType::Fifo,
+                        rustix::fs::Mode::from_raw_mode(mode),
+                        0,
+                    )
                     .map_err(|e| io_err(&dst())(e.into()))?;
-            } else if kind.is_fifo() {
-                let mode = metadata()?.mode() & 0o777;
-                rustix::fs::mknodat(
-                    rustix::fs::CWD,
-                    dst(),
-                    rustix::fs::FileType::Fifo,
-                    rustix::fs::Mode::from_raw_mode(mode),
-                    0,
-                )
-                .map_err(|e| io_err(&dst())(e.into()))?;
-            } else if kind.is_file() {
-                self.file((&src, &dst), (&dirs, &name), checked.as_ref(), done)?;
+                }
+                FileType::RegularFile => {
+                    self.file((&src, &dst), (&dirs, name), checked.as_ref(), done)?;
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -416,14 +444,14 @@ impl Walk<'_> {
 
     /// Whether `dst` is a second name of an inode (hard-linked within the tree) whose first
     /// name this copy already gave: then it is linked to that name at the end.
-    fn second_name(&self, meta: &std::fs::Metadata, dst: &Path, done: &mut Done) -> bool {
-        if self.names.is_some_and(|names| !names.contains(&meta.ino())) {
+    fn second_name(&self, seen: &Seen, dst: &Path, done: &mut Done) -> bool {
+        if self.names.is_some_and(|names| !names.contains(&seen.ino)) {
             return false;
         }
         let Ok(mut first) = self.first_links.lock() else {
             return false;
         };
-        match first.entry((meta.dev(), meta.ino())) {
+        match first.entry((seen.dev, seen.ino)) {
             std::collections::hash_map::Entry::Occupied(o) => {
                 done.links.push((o.get().clone(), dst.to_owned()));
                 true
@@ -442,7 +470,7 @@ impl Walk<'_> {
         &self,
         paths: (&dyn Fn() -> PathBuf, &dyn Fn() -> PathBuf),
         (dirs, name): (&Dirs, &std::ffi::OsStr),
-        checked: Option<&std::fs::Metadata>,
+        checked: Option<&Seen>,
         done: &mut Done,
     ) -> Result<(), TreeError> {
         let copy_this = match self.take {
@@ -476,14 +504,14 @@ impl Walk<'_> {
             Mode::empty(),
         );
         let from = File::from(from.map_err(|e| io_err(src)(e.into()))?);
-        let meta = match checked {
-            Some(meta) => meta.clone(),
-            None => from.metadata().map_err(io_err(src))?,
+        let seen = match checked {
+            Some(seen) => *seen,
+            None => Seen::from(&rustix::fs::fstat(&from).map_err(|e| io_err(src)(e.into()))?),
         };
-        if meta.nlink() > 1 && self.second_name(&meta, dst, done) {
+        if seen.nlink > 1 && self.second_name(&seen, dst, done) {
             return Ok(());
         }
-        let mode = meta.mode() & 0o7777;
+        let mode = seen.mode;
         let to = rustix::fs::openat(
             &dirs.dst,
             name,
@@ -506,13 +534,24 @@ impl Walk<'_> {
             to.set_permissions(std::fs::Permissions::from_mode(mode & !self.umask))
                 .map_err(io_err(dst))?;
         }
-        if let Ok(mtime) = meta.modified() {
-            let _ = to.set_modified(mtime);
-        }
+        let (secs, nanos) = seen.mtime;
+        let _ = rustix::fs::futimens(
+            &to,
+            &rustix::fs::Timestamps {
+                last_access: rustix::fs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: rustix::fs::UTIME_OMIT,
+                },
+                last_modification: rustix::fs::Timespec {
+                    tv_sec: secs,
+                    tv_nsec: nanos as _,
+                },
+            },
+        );
         if self.xattrs {
             copy_xattrs(src, dst);
         }
-        done.cloned.bytes += meta.len();
+        done.cloned.bytes += seen.size;
         Ok(())
     }
 }

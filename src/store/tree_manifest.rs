@@ -71,7 +71,7 @@ fn walk(tree: &Path, shared: bool, mut each: impl FnMut(&str, usize) -> bool) ->
     while let Some(rel) = stack.pop() {
         let path = tree.join(&rel);
         let meta = std::fs::symlink_metadata(&path)?;
-        let path_at = line_of(&mut line, (&rel, None), &meta, shared);
+        let path_at = line_of(&mut line, (&rel, None), &Seen::from(&meta), shared);
         if !each(&line, path_at) {
             return Ok(());
         }
@@ -84,36 +84,82 @@ fn walk(tree: &Path, shared: bool, mut each: impl FnMut(&str, usize) -> bool) ->
     Ok(())
 }
 
+/// An entry as one `lstat` saw it: what its manifest line holds, and what a copy of it needs.
+/// Read by std (`Metadata`) or by `fstatat` beside a directory's descriptor (`Stat`): the
+/// copy's threads read a directory by the descriptor they link and stat its entries beside.
+#[derive(Clone, Copy, Debug)]
+pub struct Seen {
+    pub kind: rustix::fs::FileType,
+    /// The permission bits, set-id and sticky bits (`& 0o7777`).
+    pub mode: u32,
+    pub size: u64,
+    pub ino: u64,
+    pub dev: u64,
+    pub nlink: u64,
+    /// Seconds and nanoseconds.
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl From<&std::fs::Metadata> for Seen {
+    fn from(meta: &std::fs::Metadata) -> Seen {
+        Seen {
+            kind: rustix::fs::FileType::from_raw_mode(meta.mode()),
+            mode: meta.mode() & 0o7777,
+            size: meta.len(),
+            ino: meta.ino(),
+            dev: meta.dev(),
+            nlink: meta.nlink(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+impl From<&rustix::fs::Stat> for Seen {
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)] // (the types differ by arch)
+    fn from(st: &rustix::fs::Stat) -> Seen {
+        Seen {
+            kind: rustix::fs::FileType::from_raw_mode(st.st_mode as _),
+            mode: (st.st_mode as u32) & 0o7777,
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            ino: st.st_ino as u64,
+            dev: st.st_dev as u64,
+            nlink: st.st_nlink as u64,
+            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
+        }
+    }
+}
+
 /// The manifest line of the entry at tree-relative `rel` (a directory and, when given, a name
-/// in it) described by `meta` into `line`; returns where its path starts.
+/// in it) described by `seen` into `line`; returns where its path starts.
 fn line_of(
     line: &mut String,
     (rel, name): (&Path, Option<&std::ffi::OsStr>),
-    meta: &std::fs::Metadata,
+    seen: &Seen,
     shared: bool,
 ) -> usize {
-    let kind = meta.file_type();
-    let letter = if kind.is_dir() {
-        'd'
-    } else if kind.is_symlink() {
-        'l'
-    } else if kind.is_file() {
-        'f'
-    } else {
-        'o'
+    use rustix::fs::FileType;
+    let dir = seen.kind == FileType::Directory;
+    let letter = match seen.kind {
+        FileType::Directory => 'd',
+        FileType::Symlink => 'l',
+        FileType::RegularFile => 'f',
+        _ => 'o',
     };
-    let (secs, nanos) = if shared && !kind.is_dir() {
-        (meta.mtime(), meta.mtime_nsec())
+    let (secs, nanos) = if shared && !dir {
+        seen.mtime
     } else {
-        (meta.ctime(), meta.ctime_nsec())
+        seen.ctime
     };
     line.clear();
     let _ = write!(
         line,
         "{letter} {:o} {} {} {}.{:09} ",
-        meta.mode() & 0o7777,
-        if kind.is_dir() { 0 } else { meta.len() },
-        meta.ino(),
+        seen.mode,
+        if dir { 0 } else { seen.size },
+        seen.ino,
         secs,
         nanos,
     );
@@ -399,8 +445,8 @@ impl<'m> Checker<'m> {
 
     /// Whether the entry at tree-relative `rel`, as `meta` (its `lstat`) describes it, is the
     /// one the manifest lists, met for the first time. `line` is the caller's buffer.
-    pub fn meet(&self, rel: &Path, meta: &std::fs::Metadata, line: &mut String) -> bool {
-        let path_at = line_of(line, (rel, None), meta, self.shared);
+    pub fn meet(&self, rel: &Path, seen: &Seen, line: &mut String) -> bool {
+        let path_at = line_of(line, (rel, None), seen, self.shared);
         self.meet_line(line, path_at)
     }
 
@@ -409,10 +455,10 @@ impl<'m> Checker<'m> {
     pub fn meet_in(
         &self,
         (dir, name): (&Path, &std::ffi::OsStr),
-        meta: &std::fs::Metadata,
+        seen: &Seen,
         line: &mut String,
     ) -> bool {
-        let path_at = line_of(line, (dir, Some(name)), meta, self.shared);
+        let path_at = line_of(line, (dir, Some(name)), seen, self.shared);
         self.meet_line(line, path_at)
     }
 

@@ -385,43 +385,18 @@ impl Walk<'_> {
             done.cloned.entries += 1;
             match kind {
                 FileType::Directory => {
-                    let mode = seen()?.mode;
-                    // A directory its owner can fill (nearly all) is made with its mode at once,
-                    // under this process's umask as a cold install's are; any other gets it last.
-                    let now = mode & !self.umask;
-                    let at_once = now & 0o700 == 0o700 && now & 0o7000 == 0;
-                    let made = if at_once { now } else { 0o700 };
                     let (src, dst) = (src(), dst());
-                    rustix::fs::mkdirat(&dirs.dst, name, rustix::fs::Mode::from_raw_mode(made))
-                        .map_err(|e| io_err(&dst)(e.into()))?;
-                    if self.xattrs {
-                        copy_xattrs(&src, &dst);
-                    }
-                    if !at_once {
-                        done.dirs.push((dst.clone(), mode));
-                    }
+                    self.subdir((&dirs, name), seen()?.mode, (&src, &dst), done)?;
                     found.push((src, dst));
                 }
-                FileType::Symlink => {
-                    // Linked where files are: a symlink is never written through (it can only
-                    // be replaced, which leaves the stored one alone), and a link costs the
-                    // kernel less than a new symlink and reads nothing first. linkat(2) never
-                    // follows the link it names.
-                    if let Take::Link { .. } = self.take {
-                        dirs.link(name).map_err(|e| io_err(&dst())(e))?;
-                        continue;
-                    }
-                    // A symlink with hard links of its own (`ln sym other`, as GNU tar extracts
-                    // it) keeps them.
-                    let seen = seen()?;
-                    if seen.nlink > 1 && self.second_name(&seen, &dst(), done) {
-                        continue;
-                    }
-                    let target = rustix::fs::readlinkat(&dirs.src, name, Vec::new())
-                        .map_err(|e| io_err(&src())(e.into()))?;
-                    rustix::fs::symlinkat(target.as_c_str(), &dirs.dst, name)
-                        .map_err(|e| io_err(&dst())(e.into()))?;
+                // Linked where files are: a symlink is never written through (it can only be
+                // replaced, which leaves the stored one alone), and a link costs the kernel
+                // less than a new symlink and reads nothing first. linkat(2) never follows the
+                // link it names.
+                FileType::Symlink if matches!(self.take, Take::Link { .. }) => {
+                    dirs.link(name).map_err(|e| io_err(&dst())(e))?;
                 }
+                FileType::Symlink => self.symlink((&dirs, name), &seen()?, (&src, &dst), done)?,
                 FileType::Fifo => {
                     let mode = seen()?.mode & 0o777;
                     rustix::fs::mknodat(
@@ -440,6 +415,49 @@ impl Walk<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Makes the directory `name` (of `mode`) in the copy; `src` and `dst` are its paths.
+    fn subdir(
+        &self,
+        (dirs, name): (&Dirs, &std::ffi::OsStr),
+        mode: u32,
+        (src, dst): (&Path, &Path),
+        done: &mut Done,
+    ) -> Result<(), TreeError> {
+        // A directory its owner can fill (nearly all) is made with its mode at once, under this
+        // process's umask as a cold install's are; any other gets it last.
+        let now = mode & !self.umask;
+        let at_once = now & 0o700 == 0o700 && now & 0o7000 == 0;
+        let made = if at_once { now } else { 0o700 };
+        rustix::fs::mkdirat(&dirs.dst, name, rustix::fs::Mode::from_raw_mode(made))
+            .map_err(|e| io_err(dst)(e.into()))?;
+        if self.xattrs {
+            copy_xattrs(src, dst);
+        }
+        if !at_once {
+            done.dirs.push((dst.to_owned(), mode));
+        }
+        Ok(())
+    }
+
+    /// Makes the symlink `name` anew in the copy (`seen`: its `lstat`), or as a second name of
+    /// one the copy made: a symlink with hard links of its own (`ln sym other`, as GNU tar
+    /// extracts it) keeps them.
+    fn symlink(
+        &self,
+        (dirs, name): (&Dirs, &std::ffi::OsStr),
+        seen: &Seen,
+        paths: (&dyn Fn() -> PathBuf, &dyn Fn() -> PathBuf),
+        done: &mut Done,
+    ) -> Result<(), TreeError> {
+        if seen.nlink > 1 && self.second_name(seen, &paths.1(), done) {
+            return Ok(());
+        }
+        let target = rustix::fs::readlinkat(&dirs.src, name, Vec::new())
+            .map_err(|e| io_err(&paths.0())(e.into()))?;
+        rustix::fs::symlinkat(target.as_c_str(), &dirs.dst, name)
+            .map_err(|e| io_err(&paths.1())(e.into()))
     }
 
     /// Whether `dst` is a second name of an inode (hard-linked within the tree) whose first

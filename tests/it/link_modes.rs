@@ -74,7 +74,8 @@ fn each_link_mode_installs_the_tree_gnu_tar_extracts_cold_and_warm() {
     let reg = Registry::start();
     let (repo, reference) = usrish_image(&reg, tmp.path());
     let xfs = Xfs::mount().expect("a loop-mounted XFS (scripts/test installs xfsprogs)");
-    // (mode, where, whether a tree is kept in the store there)
+    // (mode, where, whether a tree is kept in the store there: by hard links at the first
+    // unpacking, by a clone or a copy from the second on)
     let ext4 = tempfile::tempdir().unwrap();
     let cases = [
         ("clone", ext4.path().join("clone"), false),
@@ -88,8 +89,16 @@ fn each_link_mode_installs_the_tree_gnu_tar_extracts_cold_and_warm() {
         let cold = prefix_on(&base, "cold", &repo);
         cold.pkg(&["--link-mode", mode, "install", "usrish"])
             .success();
+        let at_once = kept && mode == "hardlink";
         let trees = stored(&cold.cache);
-        assert_eq!(trees.len(), usize::from(kept), "{case}: {trees:?}");
+        assert_eq!(trees.len(), usize::from(at_once), "{case}, cold: {trees:?}");
+        // The layers unpacked again, from the cache (another prefix): kept now.
+        let again = prefix_on(&base, "again", &repo);
+        again
+            .pkg(&["--link-mode", mode, "install", "usrish"])
+            .success();
+        let trees = stored(&cold.cache);
+        assert_eq!(trees.len(), usize::from(kept), "{case}, again: {trees:?}");
         // A prefix taking the tree from the store, which must not look changed afterwards.
         let warm_at = |dir: &str| {
             let ctx = prefix_on(&base, dir, &repo);
@@ -104,7 +113,7 @@ fn each_link_mode_installs_the_tree_gnu_tar_extracts_cold_and_warm() {
             ctx
         };
         let warm = warm_at("warm");
-        for ctx in [&cold, &warm] {
+        for ctx in [&cold, &again, &warm] {
             assert_same_tree(&case, &ctx.keg("usrish", "1.0.0"), &reference);
         }
         let shared = |ctx: &TestContext, rel: &str| {
@@ -125,12 +134,13 @@ fn each_link_mode_installs_the_tree_gnu_tar_extracts_cold_and_warm() {
         ] {
             assert_eq!(shared(&warm, rel), mode == "hardlink", "{case}: {rel}");
             assert_eq!(shared(&cold, rel), mode == "hardlink", "{case}: {rel}");
+            assert_eq!(shared(&again, rel), mode == "hardlink", "{case}: {rel}");
         }
         // A third prefix is warm as well: taking the tree did not make it look changed.
         let third = warm_at("third");
         assert_same_tree(&case, &third.keg("usrish", "1.0.0"), &reference);
         // Each receipt's sums match its keg (a warm one's come from the store).
-        for ctx in [&cold, &warm, &third] {
+        for ctx in [&cold, &again, &warm, &third] {
             let run = ctx.pkg(&["doctor"]);
             assert!(
                 !run.output().contains("changed"),

@@ -171,6 +171,8 @@ fn a_write_into_a_warm_keg_leaves_the_store_and_other_kegs_unchanged() {
     for ctx in [&a, &b, &c] {
         ctx.write_formula("heavy", &formula);
     }
+    // (The blob cached first: a clone is stored from the layers' second unpacking on.)
+    a.pkg(&["fetch", "heavy"]).success();
     a.pkg(&["install", "heavy"]).success();
     let store = base.join("cache/v1/unpacked");
     let entries: Vec<PathBuf> = std::fs::read_dir(&store)

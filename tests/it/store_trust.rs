@@ -78,6 +78,8 @@ fn an_edited_store_tree_is_never_installed_and_reinstall_takes_the_blobs() {
     let reg = Registry::start();
     let repo = push_kept(&reg, layer);
     let a = prefix(&xfs.dir, "a", "kept", &repo);
+    // (The blob cached first: a clone is stored from the layers' second unpacking on.)
+    a.pkg(&["fetch", "kept"]).success();
     a.pkg(&["install", "kept"]).success();
     let trees = stored(&xfs.dir);
     assert_eq!(trees.len(), 1, "the tree is stored on XFS");
@@ -139,6 +141,8 @@ fn the_same_blob_unpacked_as_a_tar_and_placed_as_an_oras_file_makes_two_trees() 
         "unpacked",
         &format!("{}/acme/unpacked", reg.host()),
     );
+    // (The blobs cached first: a clone is stored from the layers' second unpacking on.)
+    a.pkg(&["fetch", "unpacked"]).success();
     a.pkg(&["install", "unpacked"]).success();
     assert!(a.keg("unpacked", "1.0.0").join("inside.txt").is_file());
     let b = prefix(
@@ -147,6 +151,7 @@ fn the_same_blob_unpacked_as_a_tar_and_placed_as_an_oras_file_makes_two_trees() 
         "placed",
         &format!("{}/acme/placed", reg.host()),
     );
+    b.pkg(&["fetch", "placed"]).success();
     b.pkg(&["install", "placed"]).success();
     let keg = b.keg("placed", "1.0.0");
     assert_eq!(std::fs::read(keg.join("payload.tar")).unwrap(), release);
@@ -183,6 +188,8 @@ fn a_warm_install_applies_the_callers_umask_as_a_cold_one_does() {
         )
     };
     let a = prefix(&xfs.dir, "a", "modes", &repo);
+    // (The blob cached first: a clone is stored from the layers' second unpacking on.)
+    a.pkg(&["fetch", "modes"]).success();
     pkg_with_umask(&a, &["install", "modes"], 0o022).success();
     assert_eq!(modes(&a), (0o755, 0o644));
     assert_eq!(stored(&xfs.dir).len(), 1);

@@ -383,16 +383,23 @@ impl Unpacked {
                 None,
             )
         } else {
-            // The listing is handed over on this thread while the copy's threads link the keg
-            // (they are in the kernel, and this thread would wait for them): a tree found
-            // changed leaves the sink with a listing its caller drops with the staging keg.
-            let (copied, handed) = std::thread::scope(|scope| {
-                let copying = scope
-                    .spawn(|| check_while_copying(&tree, &manifest, umask, into, xattrs, take));
-                let handed = shares.then(|| hand_over(&manifest, sink)).flatten();
-                (copying.join(), handed)
-            });
-            let (checked, made) = copied.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let copy = || check_while_copying(&tree, &manifest, umask, into, xattrs, take);
+            // A keg of links is listed on this thread while the copy's threads link it (they
+            // are in the kernel, and this thread would wait for them): a tree found changed
+            // leaves the sink with a listing its caller drops with the staging keg.
+            let ((checked, made), handed) = if shares {
+                std::thread::scope(|scope| {
+                    let copying = scope.spawn(copy);
+                    let handed = hand_over(&manifest, sink);
+                    let copied = copying.join();
+                    (
+                        copied.unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                        handed,
+                    )
+                })
+            } else {
+                (copy(), None)
+            };
             if !verdict(checked)? {
                 return Ok(None);
             }
